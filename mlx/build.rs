@@ -1,0 +1,300 @@
+//! Finds an MLX installation (headers + libmlx), compiles the C++ shim
+//! against it and links it so that binaries run without LD_LIBRARY_PATH.
+//!
+//! Search order: `MLX_DIR`, then the Python installations on PATH, then a
+//! cache directory into which the pinned PyPI wheel is installed with pip.
+//! On Linux CPU builds, Debian's OpenBLAS is linked ahead of the reference
+//! BLAS that the wheel bundles (37x faster fp32 GEMM, see DESIGN.md §3).
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The MLX release the bindings are written against.
+const MLX_VERSION: &str = "0.32.2";
+const MLX_MINOR: &str = "#define MLX_VERSION_MINOR 32";
+
+/// Which PyPI wheel provides libmlx for this build.
+struct Backend {
+    wheel: &'static str,
+    /// pip resolves the wheel's own dependencies (CUDA runtime wheels).
+    with_deps: bool,
+}
+
+impl Backend {
+    fn select() -> Backend {
+        let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+        if env::var_os("CARGO_FEATURE_CUDA12").is_some() {
+            Backend {
+                wheel: "mlx-cuda-12",
+                with_deps: true,
+            }
+        } else if env::var_os("CARGO_FEATURE_CUDA13").is_some() {
+            Backend {
+                wheel: "mlx-cuda-13",
+                with_deps: true,
+            }
+        } else if target_os == "macos" {
+            Backend {
+                wheel: "mlx-metal",
+                with_deps: false,
+            }
+        } else {
+            Backend {
+                wheel: "mlx-cpu",
+                with_deps: false,
+            }
+        }
+    }
+
+    fn is_cpu(&self) -> bool {
+        self.wheel == "mlx-cpu"
+    }
+
+    /// Directory name of the wheel's dist-info, e.g. `mlx_cpu-0.32.2.dist-info`.
+    fn dist_info_prefix(&self) -> String {
+        format!("{}-", self.wheel.replace('-', "_"))
+    }
+}
+
+fn main() {
+    for var in [
+        "MLX_DIR",
+        "MLX_ASR_CACHE",
+        "MLX_OPENBLAS",
+        "PYTHON",
+        "XDG_CACHE_HOME",
+    ] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    println!("cargo:rerun-if-changed=src/cpp/shim.h");
+    println!("cargo:rerun-if-changed=src/cpp/shim.cc");
+    println!("cargo:rerun-if-changed=src/ffi.rs");
+
+    let backend = Backend::select();
+    let mlx_root = match locate_mlx(&backend) {
+        Ok(root) => root,
+        Err(why) => {
+            eprintln!("error: cannot find MLX {MLX_VERSION}: {why}");
+            eprintln!(
+                "  Fix one of: set MLX_DIR to a directory holding include/mlx/mlx.h and lib/libmlx.so; \
+                 `python3 -m pip install {}=={MLX_VERSION}`; or make `python3 -m pip` work so the \
+                 build can install it into its cache.",
+                backend.wheel
+            );
+            std::process::exit(1);
+        }
+    };
+    let include = mlx_root.join("include");
+    let libdir = mlx_root.join("lib");
+
+    let openblas = if backend.is_cpu() {
+        find_openblas()
+    } else {
+        None
+    };
+
+    let mut build = cxx_build::bridge("src/ffi.rs");
+    build
+        .file("src/cpp/shim.cc")
+        .include(&include)
+        .std("c++20")
+        .flag_if_supported("-Wno-deprecated-declarations")
+        .flag_if_supported("-Wno-unused-parameter")
+        .opt_level(2);
+    if openblas.is_some() {
+        build.define("MLX_SHIM_OPENBLAS", None);
+    }
+    build.compile("mlx_shim");
+
+    println!("cargo:rustc-link-search=native={}", libdir.display());
+    println!("cargo:rustc-link-lib=dylib=mlx");
+    match &openblas {
+        Some(path) => {
+            // The shim references an OpenBLAS-only symbol, so --as-needed keeps
+            // this library, and as a direct dependency of the binary it
+            // precedes the bundled BLAS (a dependency of libmlx) in symbol
+            // lookup: `cblas_*` resolve to OpenBLAS without LD_PRELOAD.
+            let dir = path.parent().expect("library path has a parent");
+            let name = path.file_name().expect("library path has a file name");
+            println!("cargo:rustc-link-search=native={}", dir.display());
+            println!(
+                "cargo:rustc-link-lib=dylib:+verbatim={}",
+                name.to_string_lossy()
+            );
+            println!("cargo:openblas={}", path.display());
+        }
+        None if backend.is_cpu() && env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") => {
+            println!(
+                "cargo:warning=OpenBLAS not found: MLX will use its bundled reference BLAS, ~37x \
+                 slower for fp32 GEMM. Install it with `apt-get install libopenblas0-pthread`."
+            );
+        }
+        None => {}
+    }
+    // Own tests/benches get the rpath here; dependents re-emit it via rpath.rs.
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", libdir.display());
+    println!("cargo:libdir={}", libdir.display());
+    println!("cargo:rustc-env=MLX_BUILD_LIBDIR={}", libdir.display());
+    println!("cargo:rustc-env=MLX_BUILD_WHEEL={}", backend.wheel);
+}
+
+/// Returns the MLX package directory, i.e. the one holding `include/` and `lib/`.
+fn locate_mlx(backend: &Backend) -> Result<PathBuf, String> {
+    if let Some(dir) = env::var_os("MLX_DIR") {
+        let dir = PathBuf::from(dir);
+        return [dir.clone(), dir.join("mlx")]
+            .into_iter()
+            .find(|d| is_mlx_package(d))
+            .ok_or_else(|| {
+                format!(
+                    "MLX_DIR={} has no include/mlx/mlx.h with lib/libmlx.*",
+                    dir.display()
+                )
+            });
+    }
+    if let Some(found) = python_site_dirs()
+        .iter()
+        .find(|site| has_backend_wheel(site, backend) && is_mlx_package(&site.join("mlx")))
+    {
+        return Ok(found.join("mlx"));
+    }
+    install_into_cache(backend)
+}
+
+fn is_mlx_package(dir: &Path) -> bool {
+    let version_h = dir.join("include/mlx/version.h");
+    let has_lib = ["libmlx.so", "libmlx.dylib"]
+        .iter()
+        .any(|lib| dir.join("lib").join(lib).exists());
+    let right_version = std::fs::read_to_string(&version_h)
+        .map(|text| text.contains(MLX_MINOR))
+        .unwrap_or(false);
+    has_lib && right_version
+}
+
+fn has_backend_wheel(site: &Path, backend: &Backend) -> bool {
+    let prefix = backend.dist_info_prefix();
+    std::fs::read_dir(site)
+        .map(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(&prefix) && name.ends_with(".dist-info")
+            })
+        })
+        .unwrap_or(false)
+}
+
+fn python() -> String {
+    env::var("PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+fn python_site_dirs() -> Vec<PathBuf> {
+    let script = "import site, sys\n\
+                  dirs = list(getattr(site, 'getsitepackages', lambda: [])())\n\
+                  dirs.append(site.getusersitepackages())\n\
+                  print('\\n'.join(dirs + sys.path))";
+    Command::new(python())
+        .args(["-c", script])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn cache_root() -> Result<PathBuf, String> {
+    if let Some(dir) = env::var_os("MLX_ASR_CACHE") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = env::var_os("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(dir).join("mlx-asr"));
+    }
+    env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".cache/mlx-asr"))
+        .ok_or_else(|| "neither MLX_ASR_CACHE, XDG_CACHE_HOME nor HOME is set".to_string())
+}
+
+/// Installs the pinned wheel with pip into `<cache>/<wheel>-<version>`;
+/// the directory appears only once the install completed (temp dir + rename).
+fn install_into_cache(backend: &Backend) -> Result<PathBuf, String> {
+    let target = cache_root()?.join(format!("{}-{MLX_VERSION}", backend.wheel));
+    if is_mlx_package(&target.join("mlx")) {
+        return Ok(target.join("mlx"));
+    }
+    let parent = target.parent().expect("cache dir has a parent");
+    std::fs::create_dir_all(parent)
+        .map_err(|e| format!("cannot create cache dir {}: {e}", parent.display()))?;
+    let staging = parent.join(format!(
+        ".{}-{MLX_VERSION}.partial-{}",
+        backend.wheel,
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&staging);
+    let spec = format!("{}=={MLX_VERSION}", backend.wheel);
+    let mut pip = Command::new(python());
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--target",
+    ])
+    .arg(&staging)
+    .arg(&spec);
+    if !backend.with_deps {
+        pip.arg("--no-deps");
+    }
+    println!("cargo:warning=installing {spec} into {}", target.display());
+    let status = pip
+        .status()
+        .map_err(|e| format!("could not run `{} -m pip`: {e}", python()))?;
+    if !status.success() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(format!("`pip install {spec}` failed ({status})"));
+    }
+    if let Err(e) = std::fs::rename(&staging, &target) {
+        // Another build may have won the race; use its result if complete.
+        let _ = std::fs::remove_dir_all(&staging);
+        if !is_mlx_package(&target.join("mlx")) {
+            return Err(format!(
+                "cannot move pip's output to {}: {e}",
+                target.display()
+            ));
+        }
+    }
+    if is_mlx_package(&target.join("mlx")) {
+        Ok(target.join("mlx"))
+    } else {
+        Err(format!(
+            "{spec} installed into {} lacks headers or libmlx",
+            target.display()
+        ))
+    }
+}
+
+/// Debian/Ubuntu install OpenBLAS's pthread flavour as `libopenblas.so.0`.
+fn find_openblas() -> Option<PathBuf> {
+    if let Some(path) = env::var_os("MLX_OPENBLAS") {
+        let path = PathBuf::from(path);
+        return (!path.as_os_str().is_empty() && path.exists()).then_some(path);
+    }
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let multiarch = format!("/usr/lib/{arch}-linux-gnu");
+    [
+        format!("{multiarch}/openblas-pthread/libopenblas.so.0"),
+        format!("{multiarch}/libopenblas.so.0"),
+        "/usr/lib64/libopenblas.so.0".to_string(),
+        "/usr/lib/libopenblas.so.0".to_string(),
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}

@@ -1,0 +1,471 @@
+#include "mlx/src/cpp/shim.h"
+
+#include <dlfcn.h>
+
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include "mlx/compile.h"
+#include "mlx/compile_impl.h"
+#include "mlx/device.h"
+#include "mlx/fast.h"
+#include "mlx/fft.h"
+#include "mlx/io.h"
+#include "mlx/memory.h"
+#include "mlx/ops.h"
+#include "mlx/random.h"
+#include "mlx/transforms.h"
+#include "mlx/version.h"
+#include "mlx/src/ffi.rs.h"
+
+#ifdef MLX_SHIM_OPENBLAS
+extern "C" char* openblas_get_config(void);
+#endif
+
+namespace mx = mlx::core;
+
+namespace mlx_shim {
+namespace {
+
+ArrayPtr own(array a) { return std::make_unique<array>(std::move(a)); }
+
+mx::Shape to_shape(I32s s) { return mx::Shape(s.begin(), s.end()); }
+
+std::vector<int> to_ints(I32s s) { return std::vector<int>(s.begin(), s.end()); }
+
+// Codes follow mx::Dtype::Val, which is also the order of Rust's `Dtype`.
+mx::Dtype to_dtype(uint8_t code) {
+  static const mx::Dtype table[] = {
+      mx::bool_,   mx::uint8,   mx::uint16,  mx::uint32,  mx::uint64,
+      mx::int8,    mx::int16,   mx::int32,   mx::int64,   mx::float16,
+      mx::float32, mx::float64, mx::bfloat16, mx::complex64};
+  if (code >= sizeof(table) / sizeof(table[0])) {
+    throw std::invalid_argument("unknown dtype code " + std::to_string(code));
+  }
+  return table[code];
+}
+
+mx::Device to_device(uint8_t code) {
+  return code == 0 ? mx::Device(mx::Device::cpu) : mx::Device(mx::Device::gpu);
+}
+
+std::optional<array> opt(const array* a) {
+  return a ? std::optional<array>(*a) : std::nullopt;
+}
+
+}  // namespace
+
+std::unique_ptr<ArrayVec> array_vec_new() { return std::make_unique<ArrayVec>(); }
+void array_vec_push(ArrayVec& v, const array& a) { v.items.push_back(a); }
+size_t array_vec_len(const ArrayVec& v) { return v.items.size(); }
+ArrayPtr array_vec_get(const ArrayVec& v, size_t i) { return own(v.items.at(i)); }
+
+ArrayPtr from_bytes(rust::Slice<const uint8_t> data, I32s shape, uint8_t dtype) {
+  auto dt = to_dtype(dtype);
+  auto sh = to_shape(shape);
+  size_t count = 1;
+  for (auto d : sh) {
+    if (d < 0) throw std::invalid_argument("negative dimension in shape");
+    count *= static_cast<size_t>(d);
+  }
+  if (count * mx::size_of(dt) != data.size()) {
+    throw std::invalid_argument("byte length " + std::to_string(data.size()) +
+                                " does not match shape and dtype (" +
+                                std::to_string(count * mx::size_of(dt)) + " bytes)");
+  }
+  auto buffer = mx::allocator::malloc(data.size());
+  if (data.size() > 0) std::memcpy(buffer.raw_ptr(), data.data(), data.size());
+  return own(array(buffer, std::move(sh), dt));
+}
+
+ArrayPtr full(I32s shape, double value, uint8_t dtype) {
+  auto dt = to_dtype(dtype);
+  return own(mx::full(to_shape(shape), array(value, dt), dt));
+}
+
+ArrayPtr arange(double start, double stop, double step, uint8_t dtype) {
+  return own(mx::arange(start, stop, step, to_dtype(dtype)));
+}
+
+ArrayPtr clone_array(const array& a) { return own(a); }
+
+void copy_to_bytes(const array& a, rust::Slice<uint8_t> out) {
+  array c = mx::contiguous(a);
+  c.eval();
+  if (c.nbytes() != out.size()) {
+    throw std::invalid_argument("output buffer has " + std::to_string(out.size()) +
+                                " bytes, array has " + std::to_string(c.nbytes()));
+  }
+  if (c.nbytes() > 0) std::memcpy(out.data(), c.data<uint8_t>(), c.nbytes());
+}
+
+rust::Vec<int32_t> shape_of(const array& a) {
+  rust::Vec<int32_t> out;
+  for (auto d : a.shape()) out.push_back(d);
+  return out;
+}
+
+uint8_t dtype_of(const array& a) { return static_cast<uint8_t>(a.dtype().val()); }
+
+size_t size_of_array(const array& a) { return a.size(); }
+
+rust::String describe(const array& a) {
+  std::ostringstream os;
+  os << a;
+  return rust::String(os.str());
+}
+
+ArrayPtr unary(uint8_t op, const array& a) {
+  switch (op) {
+    case 0: return own(mx::negative(a));
+    case 1: return own(mx::abs(a));
+    case 2: return own(mx::exp(a));
+    case 3: return own(mx::log(a));
+    case 4: return own(mx::sqrt(a));
+    case 5: return own(mx::rsqrt(a));
+    case 6: return own(mx::erf(a));
+    case 7: return own(mx::tanh(a));
+    case 8: return own(mx::sigmoid(a));
+    case 9: return own(mx::sin(a));
+    case 10: return own(mx::cos(a));
+    case 11: return own(mx::square(a));
+    case 12: return own(mx::floor(a));
+    case 13: return own(mx::ceil(a));
+    case 14: return own(mx::round(a));
+    case 15: return own(mx::logical_not(a));
+    case 16: return own(mx::real(a));
+    case 17: return own(mx::imag(a));
+    case 18: return own(mx::log1p(a));
+    case 19: return own(mx::sign(a));
+    case 20: return own(mx::reciprocal(a));
+    case 21: return own(mx::log10(a));
+  }
+  throw std::invalid_argument("unknown unary op " + std::to_string(op));
+}
+
+ArrayPtr binary(uint8_t op, const array& a, const array& b) {
+  switch (op) {
+    case 0: return own(mx::add(a, b));
+    case 1: return own(mx::subtract(a, b));
+    case 2: return own(mx::multiply(a, b));
+    case 3: return own(mx::divide(a, b));
+    case 4: return own(mx::maximum(a, b));
+    case 5: return own(mx::minimum(a, b));
+    case 6: return own(mx::power(a, b));
+    case 7: return own(mx::matmul(a, b));
+    case 8: return own(mx::equal(a, b));
+    case 9: return own(mx::not_equal(a, b));
+    case 10: return own(mx::less(a, b));
+    case 11: return own(mx::less_equal(a, b));
+    case 12: return own(mx::greater(a, b));
+    case 13: return own(mx::greater_equal(a, b));
+    case 14: return own(mx::logical_and(a, b));
+    case 15: return own(mx::logical_or(a, b));
+    case 16: return own(mx::floor_divide(a, b));
+    case 17: return own(mx::remainder(a, b));
+  }
+  throw std::invalid_argument("unknown binary op " + std::to_string(op));
+}
+
+ArrayPtr binary_scalar(uint8_t op, const array& a, double s, bool scalar_first) {
+  // The scalar takes the array's dtype, so f16 * 2.0 stays f16.
+  array scalar(s, a.dtype());
+  return scalar_first ? binary(op, scalar, a) : binary(op, a, scalar);
+}
+
+ArrayPtr astype(const array& a, uint8_t dtype) { return own(mx::astype(a, to_dtype(dtype))); }
+
+ArrayPtr where_(const array& cond, const array& x, const array& y) {
+  return own(mx::where(cond, x, y));
+}
+
+ArrayPtr addmm(const array& c, const array& a, const array& b, float alpha, float beta) {
+  return own(mx::addmm(c, a, b, alpha, beta));
+}
+
+ArrayPtr reduce(uint8_t op, const array& a, I32s axes_in, bool keepdims) {
+  auto axes = to_ints(axes_in);
+  if (axes.empty()) {
+    for (int i = 0; i < static_cast<int>(a.ndim()); ++i) axes.push_back(i);
+  }
+  auto single_axis = [&](const char* name) {
+    if (axes.size() != 1) {
+      throw std::invalid_argument(std::string(name) + " takes exactly one axis");
+    }
+    return axes[0];
+  };
+  switch (op) {
+    case 0: return own(mx::sum(a, axes, keepdims));
+    case 1: return own(mx::mean(a, axes, keepdims));
+    case 2: return own(mx::max(a, axes, keepdims));
+    case 3: return own(mx::min(a, axes, keepdims));
+    case 4: return own(mx::prod(a, axes, keepdims));
+    case 5: return own(mx::argmax(a, single_axis("argmax"), keepdims));
+    case 6: return own(mx::argmin(a, single_axis("argmin"), keepdims));
+    case 7: return own(mx::logsumexp(a, axes, keepdims));
+    case 8: return own(mx::all(a, axes, keepdims));
+    case 9: return own(mx::any(a, axes, keepdims));
+    case 10: return own(mx::var(a, axes, keepdims));
+    case 11: return own(mx::cumsum(a, single_axis("cumsum")));
+  }
+  throw std::invalid_argument("unknown reduction " + std::to_string(op));
+}
+
+ArrayPtr softmax(const array& a, I32s axes, bool precise) {
+  return own(mx::softmax(a, to_ints(axes), precise));
+}
+
+ArrayPtr gelu(const array& a, bool tanh_approx) {
+  auto half = array(0.5f, a.dtype());
+  auto one = array(1.0f, a.dtype());
+  if (tanh_approx) {
+    // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    auto inner = mx::multiply(
+        array(0.7978845608028654f, a.dtype()),
+        mx::add(a, mx::multiply(array(0.044715f, a.dtype()), mx::power(a, array(3.0f, a.dtype())))));
+    return own(mx::multiply(mx::multiply(half, a), mx::add(one, mx::tanh(inner))));
+  }
+  // 0.5 x (1 + erf(x / sqrt 2)), the exact form Whisper uses.
+  auto scaled = mx::multiply(a, array(0.7071067811865476f, a.dtype()));
+  return own(mx::multiply(mx::multiply(half, a), mx::add(one, mx::erf(scaled))));
+}
+
+ArrayPtr reshape(const array& a, I32s shape) { return own(mx::reshape(a, to_shape(shape))); }
+
+ArrayPtr transpose(const array& a, I32s axes) {
+  return axes.empty() ? own(mx::transpose(a)) : own(mx::transpose(a, to_ints(axes)));
+}
+
+ArrayPtr swapaxes(const array& a, int32_t a1, int32_t a2) { return own(mx::swapaxes(a, a1, a2)); }
+
+ArrayPtr broadcast_to(const array& a, I32s shape) {
+  return own(mx::broadcast_to(a, to_shape(shape)));
+}
+
+ArrayPtr expand_dims(const array& a, I32s axes) { return own(mx::expand_dims(a, to_ints(axes))); }
+
+ArrayPtr squeeze(const array& a, I32s axes) {
+  return axes.empty() ? own(mx::squeeze(a)) : own(mx::squeeze(a, to_ints(axes)));
+}
+
+ArrayPtr flatten(const array& a, int32_t start, int32_t end) {
+  return own(mx::flatten(a, start, end));
+}
+
+ArrayPtr slice(const array& a, I32s start, I32s stop, I32s strides) {
+  return own(mx::slice(a, to_shape(start), to_shape(stop), to_shape(strides)));
+}
+
+ArrayPtr slice_update(const array& src, const array& update, I32s start, I32s stop,
+                      I32s strides) {
+  return own(mx::slice_update(src, update, to_shape(start), to_shape(stop), to_shape(strides)));
+}
+
+ArrayPtr as_strided(const array& a, I32s shape, rust::Slice<const int64_t> strides,
+                    size_t offset) {
+  return own(mx::as_strided(a, to_shape(shape), mx::Strides(strides.begin(), strides.end()),
+                            offset));
+}
+
+ArrayPtr concatenate(const ArrayVec& arrays, int32_t axis) {
+  return own(mx::concatenate(arrays.items, axis));
+}
+
+ArrayPtr stack(const ArrayVec& arrays, int32_t axis) { return own(mx::stack(arrays.items, axis)); }
+
+ArrayPtr pad(const array& a, I32s axes, I32s low, I32s high, double value) {
+  return own(mx::pad(a, to_ints(axes), to_shape(low), to_shape(high), array(value, a.dtype())));
+}
+
+ArrayPtr take(const array& a, const array& indices, int32_t axis) {
+  return own(mx::take(a, indices, axis));
+}
+
+ArrayPtr take_along_axis(const array& a, const array& indices, int32_t axis) {
+  return own(mx::take_along_axis(a, indices, axis));
+}
+
+ArrayPtr sort(const array& a, int32_t axis) { return own(mx::sort(a, axis)); }
+ArrayPtr argsort(const array& a, int32_t axis) { return own(mx::argsort(a, axis)); }
+ArrayPtr topk(const array& a, int32_t k, int32_t axis) { return own(mx::topk(a, k, axis)); }
+ArrayPtr argpartition(const array& a, int32_t kth, int32_t axis) {
+  return own(mx::argpartition(a, kth, axis));
+}
+
+ArrayPtr conv1d(const array& x, const array& w, int32_t stride, int32_t padding,
+                int32_t dilation, int32_t groups) {
+  return own(mx::conv1d(x, w, stride, padding, dilation, groups));
+}
+
+ArrayPtr conv2d(const array& x, const array& w, I32s stride, I32s padding, I32s dilation,
+                int32_t groups) {
+  auto pair = [](I32s s, const char* what) {
+    if (s.size() != 2) throw std::invalid_argument(std::string("conv2d ") + what + " needs 2 values");
+    return std::pair<int, int>(s[0], s[1]);
+  };
+  return own(mx::conv2d(x, w, pair(stride, "stride"), pair(padding, "padding"),
+                        pair(dilation, "dilation"), groups));
+}
+
+ArrayPtr layer_norm(const array& x, const array* weight, const array* bias, float eps) {
+  return own(mx::fast::layer_norm(x, opt(weight), opt(bias), eps));
+}
+
+ArrayPtr rms_norm(const array& x, const array* weight, float eps) {
+  return own(mx::fast::rms_norm(x, opt(weight), eps));
+}
+
+ArrayPtr rope(const array& x, int32_t dims, bool traditional, float base, float scale,
+              int32_t offset) {
+  return own(mx::fast::rope(x, dims, traditional, base, scale, offset));
+}
+
+ArrayPtr sdpa(const array& q, const array& k, const array& v, float scale, rust::Str mask_mode,
+              const array* mask) {
+  return own(mx::fast::scaled_dot_product_attention(q, k, v, scale, std::string(mask_mode),
+                                                    opt(mask)));
+}
+
+std::unique_ptr<ArrayVec> quantize(const array& w, int32_t group_size, int32_t bits) {
+  auto out = std::make_unique<ArrayVec>();
+  out->items = mx::quantize(w, group_size, bits, "affine");
+  return out;
+}
+
+ArrayPtr dequantize(const array& w, const array& scales, const array& biases, int32_t group_size,
+                    int32_t bits) {
+  return own(mx::dequantize(w, scales, biases, group_size, bits, "affine"));
+}
+
+ArrayPtr quantized_matmul(const array& x, const array& w, const array& scales,
+                          const array& biases, bool transpose, int32_t group_size, int32_t bits) {
+  return own(mx::quantized_matmul(x, w, scales, biases, transpose, group_size, bits, "affine"));
+}
+
+ArrayPtr rfft(const array& a, int32_t n, int32_t axis) { return own(mx::fft::rfft(a, n, axis)); }
+ArrayPtr irfft(const array& a, int32_t n, int32_t axis) { return own(mx::fft::irfft(a, n, axis)); }
+
+ArrayPtr random_normal(I32s shape, uint8_t dtype, uint64_t seed) {
+  return own(mx::random::normal(to_shape(shape), to_dtype(dtype), 0.0f, 1.0f,
+                                mx::random::key(seed)));
+}
+
+ArrayPtr random_uniform(I32s shape, uint8_t dtype, float low, float high, uint64_t seed) {
+  return own(mx::random::uniform(array(low), array(high), to_shape(shape), to_dtype(dtype),
+                                 mx::random::key(seed)));
+}
+
+void eval(const ArrayVec& arrays) { mx::eval(arrays.items); }
+void async_eval(const ArrayVec& arrays) { mx::async_eval(arrays.items); }
+
+std::unique_ptr<SafetensorsFile> load_safetensors(rust::Str path) {
+  auto [tensors, metadata] = mx::load_safetensors(std::string(path));
+  auto out = std::make_unique<SafetensorsFile>();
+  for (auto& [name, a] : tensors) {
+    out->names.push_back(name);
+    out->arrays.push_back(a);
+  }
+  for (auto& [k, v] : metadata) {
+    out->meta_keys.push_back(k);
+    out->meta_values.push_back(v);
+  }
+  return out;
+}
+
+namespace {
+rust::Vec<rust::String> to_rust(const std::vector<std::string>& v) {
+  rust::Vec<rust::String> out;
+  for (auto& s : v) out.push_back(rust::String(s));
+  return out;
+}
+}  // namespace
+
+rust::Vec<rust::String> safetensors_names(const SafetensorsFile& f) { return to_rust(f.names); }
+ArrayPtr safetensors_array(const SafetensorsFile& f, size_t i) { return own(f.arrays.at(i)); }
+rust::Vec<rust::String> safetensors_meta_keys(const SafetensorsFile& f) {
+  return to_rust(f.meta_keys);
+}
+rust::Vec<rust::String> safetensors_meta_values(const SafetensorsFile& f) {
+  return to_rust(f.meta_values);
+}
+
+void save_safetensors(rust::Str path, const rust::Vec<rust::String>& names, const ArrayVec& arrays,
+                      const rust::Vec<rust::String>& meta_keys,
+                      const rust::Vec<rust::String>& meta_values) {
+  if (names.size() != arrays.items.size() || meta_keys.size() != meta_values.size()) {
+    throw std::invalid_argument("save_safetensors: names/arrays or metadata lengths differ");
+  }
+  std::unordered_map<std::string, array> tensors;
+  for (size_t i = 0; i < names.size(); ++i) {
+    tensors.insert_or_assign(std::string(names[i]), arrays.items[i]);
+  }
+  std::unordered_map<std::string, std::string> metadata;
+  for (size_t i = 0; i < meta_keys.size(); ++i) {
+    metadata[std::string(meta_keys[i])] = std::string(meta_values[i]);
+  }
+  mx::save_safetensors(std::string(path), std::move(tensors), std::move(metadata));
+}
+
+CompiledFn::~CompiledFn() {
+  if (id != 0) mx::detail::compile_erase(mx::detail::compile_cache(), id);
+}
+
+std::unique_ptr<CompiledFn> compile(rust::Box<RustFn> f, bool shapeless) {
+  auto closure = std::make_shared<rust::Box<RustFn>>(std::move(f));
+  auto id = reinterpret_cast<std::uintptr_t>(&**closure);
+  auto trampoline = [closure](const std::vector<array>& inputs) {
+    ArrayVec in{inputs};
+    return call_rust_fn(**closure, in)->items;
+  };
+  auto out = std::make_unique<CompiledFn>();
+  out->closure = closure;
+  out->id = id;
+  out->fn = mx::detail::compile(trampoline, id, shapeless);
+  return out;
+}
+
+std::unique_ptr<ArrayVec> call_compiled(const CompiledFn& f, const ArrayVec& inputs) {
+  auto out = std::make_unique<ArrayVec>();
+  out->items = f.fn(inputs.items);
+  return out;
+}
+
+uint8_t default_device() { return mx::default_device().type == mx::Device::cpu ? 0 : 1; }
+void set_default_device(uint8_t device) { mx::set_default_device(to_device(device)); }
+bool is_available(uint8_t device) { return mx::is_available(to_device(device)); }
+
+size_t memory_stat(uint8_t which) {
+  switch (which) {
+    case 0: return mx::get_active_memory();
+    case 1: return mx::get_peak_memory();
+    case 2: return mx::get_cache_memory();
+    case 3: return mx::get_memory_limit();
+  }
+  throw std::invalid_argument("unknown memory statistic " + std::to_string(which));
+}
+void reset_peak_memory() { mx::reset_peak_memory(); }
+void clear_cache() { mx::clear_cache(); }
+size_t set_memory_limit(size_t bytes) { return mx::set_memory_limit(bytes); }
+size_t set_cache_limit(size_t bytes) { return mx::set_cache_limit(bytes); }
+rust::String mlx_version() { return rust::String(mx::version()); }
+
+rust::String blas_provider() {
+  void* sym = dlsym(RTLD_DEFAULT, "cblas_sgemm");
+  Dl_info info;
+  if (sym == nullptr || dladdr(sym, &info) == 0 || info.dli_fname == nullptr) {
+    return rust::String("");
+  }
+  return rust::String(info.dli_fname);
+}
+
+rust::String openblas_config() {
+#ifdef MLX_SHIM_OPENBLAS
+  return rust::String(openblas_get_config());
+#else
+  return rust::String("");
+#endif
+}
+
+}  // namespace mlx_shim

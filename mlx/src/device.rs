@@ -1,0 +1,98 @@
+//! Devices, memory statistics and facts about the linked libraries.
+
+use crate::ffi::ffi;
+use crate::Result;
+
+/// Where MLX runs operations.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    /// Metal on macOS, CUDA with the CUDA wheels.
+    Gpu,
+}
+
+impl Device {
+    fn code(self) -> u8 {
+        match self {
+            Device::Cpu => 0,
+            Device::Gpu => 1,
+        }
+    }
+}
+
+/// The device operations run on unless told otherwise: MLX picks the GPU when
+/// the loaded library supports one, else the CPU.
+pub fn default_device() -> Device {
+    if ffi::default_device() == 0 {
+        Device::Cpu
+    } else {
+        Device::Gpu
+    }
+}
+
+/// Fails when the loaded MLX has no such device.
+pub fn set_default_device(device: Device) -> Result<()> {
+    if !is_available(device) {
+        return Err(crate::Error::Mlx(format!(
+            "{device:?} is not available in this MLX build ({})",
+            env!("MLX_BUILD_WHEEL")
+        )));
+    }
+    Ok(ffi::set_default_device(device.code())?)
+}
+
+pub fn is_available(device: Device) -> bool {
+    ffi::is_available(device.code())
+}
+
+/// Bytes held by MLX's allocator.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct MemoryStats {
+    pub active: usize,
+    pub peak: usize,
+    pub cache: usize,
+    pub limit: usize,
+}
+
+pub fn memory_stats() -> Result<MemoryStats> {
+    Ok(MemoryStats {
+        active: ffi::memory_stat(0)?,
+        peak: ffi::memory_stat(1)?,
+        cache: ffi::memory_stat(2)?,
+        limit: ffi::memory_stat(3)?,
+    })
+}
+
+pub fn reset_peak_memory() {
+    ffi::reset_peak_memory()
+}
+
+/// Returns cached buffers to the system.
+pub fn clear_cache() {
+    ffi::clear_cache()
+}
+
+/// Sets the allocator's limit; returns the previous one.
+pub fn set_memory_limit(bytes: usize) -> usize {
+    ffi::set_memory_limit(bytes)
+}
+
+/// Sets how much freed memory MLX may keep cached; returns the previous limit.
+pub fn set_cache_limit(bytes: usize) -> usize {
+    ffi::set_cache_limit(bytes)
+}
+
+/// Version string of the loaded libmlx.
+pub fn version() -> String {
+    ffi::mlx_version()
+}
+
+/// Path of the shared object that serves `cblas_sgemm` in this process.
+pub fn blas_provider() -> String {
+    ffi::blas_provider()
+}
+
+/// OpenBLAS's build description when OpenBLAS was linked, else `None`.
+pub fn openblas_config() -> Option<String> {
+    Some(ffi::openblas_config()).filter(|s| !s.is_empty())
+}

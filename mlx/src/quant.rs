@@ -1,0 +1,61 @@
+//! MLX affine quantization: groups of `group_size` consecutive weights along
+//! the last axis share a scale and a bias; values are packed `bits` wide
+//! into u32 words.
+
+use crate::array::from_array_vec;
+use crate::ffi::ffi;
+use crate::{Array, Error, Result};
+
+/// A weight matrix in MLX's quantized form.
+#[derive(Clone, Debug)]
+pub struct QuantizedMatrix {
+    pub weight: Array,
+    pub scales: Array,
+    pub biases: Array,
+    pub group_size: i32,
+    pub bits: i32,
+}
+
+impl QuantizedMatrix {
+    /// Quantizes `w` along its last axis.
+    pub fn quantize(w: &Array, group_size: i32, bits: i32) -> Result<QuantizedMatrix> {
+        let packed = ffi::quantize(w.raw(), group_size, bits)?;
+        let parts = from_array_vec(&packed)?;
+        let [weight, scales, biases]: [Array; 3] = parts.try_into().map_err(|p: Vec<Array>| {
+            Error::Mlx(format!("quantize returned {} arrays, expected 3", p.len()))
+        })?;
+        Ok(QuantizedMatrix {
+            weight,
+            scales,
+            biases,
+            group_size,
+            bits,
+        })
+    }
+
+    /// The approximate original matrix.
+    pub fn dequantize(&self) -> Result<Array> {
+        let raw = ffi::dequantize(
+            self.weight.raw(),
+            self.scales.raw(),
+            self.biases.raw(),
+            self.group_size,
+            self.bits,
+        )?;
+        Ok(Array::from_raw(raw))
+    }
+
+    /// `x @ Wᵀ` when `transpose` (the layout of a linear layer), else `x @ W`.
+    pub fn matmul(&self, x: &Array, transpose: bool) -> Result<Array> {
+        let raw = ffi::quantized_matmul(
+            x.raw(),
+            self.weight.raw(),
+            self.scales.raw(),
+            self.biases.raw(),
+            transpose,
+            self.group_size,
+            self.bits,
+        )?;
+        Ok(Array::from_raw(raw))
+    }
+}
