@@ -1,1 +1,13 @@
-//! facade
+//! mlx-asr: a speech-recognition pipeline whose tensors live in MLX arrays.
+//!
+//! This facade re-exports the workspace crates; the `pipeline` binary in
+//! `src/main.rs` is its command-line front end.
+
+pub mod bench;
+
+pub use mlx;
+
+// Compiles and runs the README's Rust examples as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
