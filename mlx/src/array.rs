@@ -102,7 +102,8 @@ impl Array {
 
     /// Evaluates the array (and everything it depends on).
     pub fn eval(&self) -> Result<()> {
-        crate::eval(&[self])
+        // A direct call: skips packing a one-element list on the hot path.
+        Ok(ffi::eval_one(&self.raw)?)
     }
 
     /// Evaluates and copies the elements out, row-major.

@@ -185,6 +185,7 @@ pub(crate) mod ffi {
         ) -> Result<UniquePtr<MlxArray>>;
 
         fn eval(arrays: &ArrayVec) -> Result<()>;
+        fn eval_one(a: &MlxArray) -> Result<()>;
         fn async_eval(arrays: &ArrayVec) -> Result<()>;
 
         fn load_safetensors(path: &str) -> Result<UniquePtr<SafetensorsFile>>;

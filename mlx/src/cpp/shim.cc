@@ -358,6 +358,7 @@ ArrayPtr random_uniform(I32s shape, uint8_t dtype, float low, float high, uint64
 }
 
 void eval(const ArrayVec& arrays) { mx::eval(arrays.items); }
+void eval_one(const array& a) { mx::eval(a); }
 void async_eval(const ArrayVec& arrays) { mx::async_eval(arrays.items); }
 
 std::unique_ptr<SafetensorsFile> load_safetensors(rust::Str path) {

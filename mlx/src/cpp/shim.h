@@ -105,6 +105,7 @@ ArrayPtr random_uniform(I32s shape, uint8_t dtype, float low, float high, uint64
 
 // Evaluation.
 void eval(const ArrayVec& arrays);
+void eval_one(const array& a);
 void async_eval(const ArrayVec& arrays);
 
 // safetensors.
