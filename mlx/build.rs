@@ -111,8 +111,9 @@ fn main() {
     println!("cargo:rustc-link-lib=dylib=mlx");
     match &openblas {
         Some(path) => {
-            // The shim references an OpenBLAS-only symbol, so --as-needed keeps
-            // this library, and as a direct dependency of the binary it
+            // The shim references an OpenBLAS-only symbol from a static
+            // initializer, so --as-needed keeps this library, and as a direct
+            // dependency of the binary it
             // precedes the bundled BLAS (a dependency of libmlx) in symbol
             // lookup: `cblas_*` resolve to OpenBLAS without LD_PRELOAD.
             let dir = path.parent().expect("library path has a parent");
@@ -123,6 +124,7 @@ fn main() {
                 name.to_string_lossy()
             );
             println!("cargo:openblas={}", path.display());
+            println!("cargo:rustc-env=MLX_BUILD_OPENBLAS={}", path.display());
         }
         None if backend.is_cpu() && env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") => {
             println!(

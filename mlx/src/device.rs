@@ -92,6 +92,11 @@ pub fn blas_provider() -> String {
     ffi::blas_provider()
 }
 
+/// The OpenBLAS library this crate was built to link, if any (build time).
+pub fn linked_openblas() -> Option<&'static str> {
+    option_env!("MLX_BUILD_OPENBLAS")
+}
+
 /// OpenBLAS's build description when OpenBLAS was linked, else `None`.
 pub fn openblas_config() -> Option<String> {
     Some(ffi::openblas_config()).filter(|s| !s.is_empty())

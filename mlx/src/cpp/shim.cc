@@ -22,6 +22,11 @@
 
 #ifdef MLX_SHIM_OPENBLAS
 extern "C" char* openblas_get_config(void);
+// A reference from a static initializer survives --gc-sections, so with
+// --as-needed every binary keeps libopenblas as a direct dependency, even one
+// that never calls openblas_config(); that is what makes cblas_* resolve to
+// OpenBLAS ahead of the wheel's bundled reference BLAS.
+[[maybe_unused]] static const char* const kOpenblasConfig = openblas_get_config();
 #endif
 
 namespace mx = mlx::core;
