@@ -1,1 +1,11 @@
-//! models
+//! Speech-recognition model code on MLX arrays.
+//!
+//! `nn` holds the layers every model here is built from (linear, possibly
+//! quantized; layer norm; embedding; 1-D convolution), loaded by name from a
+//! flat weight map such as a safetensors file. Whisper and later models
+//! (Parakeet, Qwen3-ASR, wav2vec2 aligners) are modules on top.
+
+pub mod nn;
+pub mod weights;
+
+pub use weights::{WeightError, Weights};

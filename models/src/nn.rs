@@ -1,0 +1,174 @@
+//! Layers shared by the models, each loaded from [`Weights`] by name prefix.
+
+use mlx::fast;
+use mlx::quant::QuantizedMatrix;
+use mlx::Array;
+
+use crate::weights::{WeightError, Weights};
+
+type Result<T> = std::result::Result<T, WeightError>;
+
+/// A `[rows, cols]` matrix stored dense, or affine-quantized along `cols`.
+#[derive(Debug, Clone)]
+pub enum Matrix {
+    Dense(Array),
+    Quantized(QuantizedMatrix),
+}
+
+impl Matrix {
+    /// Loads `{prefix}.weight`; quantized when `{prefix}.scales` exists.
+    fn load(w: &Weights, prefix: &str, rows: i32, cols: i32) -> Result<Matrix> {
+        let name = format!("{prefix}.weight");
+        if !w.contains(&format!("{prefix}.scales")) {
+            return Ok(Matrix::Dense(w.get_shaped(&name, &[rows, cols])?));
+        }
+        let q = w
+            .quantization()
+            .ok_or_else(|| WeightError::NoQuantization { name: name.clone() })?;
+        let groups = cols / q.group_size;
+        Ok(Matrix::Quantized(QuantizedMatrix {
+            weight: w.get_shaped(&name, &[rows, cols * q.bits / 32])?,
+            scales: w.get_shaped(&format!("{prefix}.scales"), &[rows, groups])?,
+            biases: w.get_shaped(&format!("{prefix}.biases"), &[rows, groups])?,
+            group_size: q.group_size,
+            bits: q.bits,
+        }))
+    }
+
+    /// `x @ Mᵀ`: each row of the matrix is one output feature.
+    pub fn matmul_transposed(&self, x: &Array) -> mlx::Result<Array> {
+        match self {
+            Matrix::Dense(m) => x.matmul(&m.transpose(&[])?),
+            Matrix::Quantized(q) => q.matmul(x, true),
+        }
+    }
+
+    /// The rows at `indices`, dequantized if needed.
+    pub fn rows(&self, indices: &Array) -> mlx::Result<Array> {
+        match self {
+            Matrix::Dense(m) => m.take(indices, 0),
+            Matrix::Quantized(q) => QuantizedMatrix {
+                weight: q.weight.take(indices, 0)?,
+                scales: q.scales.take(indices, 0)?,
+                biases: q.biases.take(indices, 0)?,
+                ..q.clone()
+            }
+            .dequantize(),
+        }
+    }
+
+    pub fn arrays(&self) -> Vec<&Array> {
+        match self {
+            Matrix::Dense(m) => vec![m],
+            Matrix::Quantized(q) => vec![&q.weight, &q.scales, &q.biases],
+        }
+    }
+}
+
+/// `y = x Wᵀ + b` with `W` of shape `[out, in]`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: Matrix,
+    pub bias: Option<Array>,
+}
+
+impl Linear {
+    pub fn load(w: &Weights, prefix: &str, input: i32, output: i32, bias: bool) -> Result<Linear> {
+        let bias = if bias {
+            Some(w.get_shaped(&format!("{prefix}.bias"), &[output])?)
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight: Matrix::load(w, prefix, output, input)?,
+            bias,
+        })
+    }
+
+    pub fn forward(&self, x: &Array) -> mlx::Result<Array> {
+        match (&self.weight, &self.bias) {
+            // One fused GEMM: bias + x Wᵀ.
+            (Matrix::Dense(m), Some(b)) => b.addmm(x, &m.transpose(&[])?, 1.0, 1.0),
+            (weight, Some(b)) => weight.matmul_transposed(x)?.add(b),
+            (weight, None) => weight.matmul_transposed(x),
+        }
+    }
+}
+
+/// Layer normalization over the last axis with learned scale and shift.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    pub weight: Array,
+    pub bias: Array,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    pub fn load(w: &Weights, prefix: &str, dims: i32) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: w.get_shaped(&format!("{prefix}.weight"), &[dims])?,
+            bias: w.get_shaped(&format!("{prefix}.bias"), &[dims])?,
+            eps: 1e-5,
+        })
+    }
+
+    pub fn forward(&self, x: &Array) -> mlx::Result<Array> {
+        fast::layer_norm(x, Some(&self.weight), Some(&self.bias), self.eps)
+    }
+}
+
+/// A token embedding table `[vocab, dims]`, also usable as a tied output layer.
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    pub weight: Matrix,
+}
+
+impl Embedding {
+    pub fn load(w: &Weights, prefix: &str, vocab: i32, dims: i32) -> Result<Embedding> {
+        Ok(Embedding {
+            weight: Matrix::load(w, prefix, vocab, dims)?,
+        })
+    }
+
+    /// The embedding of each token id in `ids`.
+    pub fn forward(&self, ids: &Array) -> mlx::Result<Array> {
+        self.weight.rows(ids)
+    }
+
+    /// Logits `x Eᵀ` over the vocabulary (weights tied to the embedding).
+    pub fn as_linear(&self, x: &Array) -> mlx::Result<Array> {
+        self.weight.matmul_transposed(x)
+    }
+}
+
+/// A 1-D convolution over `[N, L, C_in]` input with weight `[C_out, K, C_in]`.
+#[derive(Debug, Clone)]
+pub struct Conv1d {
+    pub weight: Array,
+    pub bias: Array,
+    pub stride: i32,
+    pub padding: i32,
+}
+
+impl Conv1d {
+    pub fn load(
+        w: &Weights,
+        prefix: &str,
+        input: i32,
+        output: i32,
+        kernel: i32,
+        stride: i32,
+    ) -> Result<Conv1d> {
+        Ok(Conv1d {
+            weight: w.get_shaped(&format!("{prefix}.weight"), &[output, kernel, input])?,
+            bias: w.get_shaped(&format!("{prefix}.bias"), &[output])?,
+            stride,
+            padding: kernel / 2,
+        })
+    }
+
+    pub fn forward(&self, x: &Array) -> mlx::Result<Array> {
+        x.conv1d(&self.weight, self.stride, self.padding, 1, 1)?
+            .add(&self.bias)
+    }
+}

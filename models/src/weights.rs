@@ -1,0 +1,89 @@
+//! A flat map of named arrays, as stored in `weights.safetensors`, from which
+//! layers take their parameters by prefix.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use mlx::Array;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WeightError {
+    #[error("missing weight `{0}`")]
+    Missing(String),
+    #[error("weight `{name}` has shape {actual:?}, expected {expected:?}")]
+    Shape {
+        name: String,
+        actual: Vec<i32>,
+        expected: Vec<i32>,
+    },
+    #[error("weight `{name}` is quantized but the model config has no `quantization` entry")]
+    NoQuantization { name: String },
+    #[error(transparent)]
+    Mlx(#[from] mlx::Error),
+}
+
+/// Affine quantization parameters from a model's config.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct QuantConfig {
+    pub group_size: i32,
+    pub bits: i32,
+}
+
+/// Named arrays plus the quantization they were written with.
+#[derive(Debug, Clone, Default)]
+pub struct Weights {
+    arrays: BTreeMap<String, Array>,
+    quantization: Option<QuantConfig>,
+}
+
+impl Weights {
+    pub fn new(arrays: BTreeMap<String, Array>, quantization: Option<QuantConfig>) -> Weights {
+        Weights {
+            arrays,
+            quantization,
+        }
+    }
+
+    /// Loads a safetensors file.
+    pub fn load(path: &Path, quantization: Option<QuantConfig>) -> Result<Weights, WeightError> {
+        Ok(Weights::new(
+            mlx::io::load_safetensors(path)?.tensors,
+            quantization,
+        ))
+    }
+
+    pub fn quantization(&self) -> Option<QuantConfig> {
+        self.quantization
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.arrays.contains_key(name)
+    }
+
+    /// The array called `name`.
+    pub fn get(&self, name: &str) -> Result<Array, WeightError> {
+        self.arrays
+            .get(name)
+            .cloned()
+            .ok_or_else(|| WeightError::Missing(name.to_string()))
+    }
+
+    /// The array called `name`, checked against `shape`.
+    pub fn get_shaped(&self, name: &str, shape: &[i32]) -> Result<Array, WeightError> {
+        let array = self.get(name)?;
+        let actual = array.shape();
+        if actual != shape {
+            return Err(WeightError::Shape {
+                name: name.to_string(),
+                actual,
+                expected: shape.to_vec(),
+            });
+        }
+        Ok(array)
+    }
+
+    /// Every array, for evaluating them all at once after loading.
+    pub fn arrays(&self) -> impl Iterator<Item = (&String, &Array)> {
+        self.arrays.iter()
+    }
+}
