@@ -261,13 +261,17 @@ impl Array {
     pub fn slice_axis(&self, axis: i32, start: i32, stop: i32) -> Result<Array> {
         let shape = self.shape();
         let n = shape.len() as i32;
-        let axis = if axis < 0 { axis + n } else { axis };
+        let index = if axis < 0 { axis + n } else { axis };
         let mut lo = vec![0; shape.len()];
         let mut hi = shape.clone();
-        let index = usize::try_from(axis)
+        let index = usize::try_from(index)
             .ok()
             .filter(|&i| i < shape.len())
-            .ok_or_else(|| crate::Error::Mlx(format!("slice_axis: axis {axis} out of range")))?;
+            .ok_or_else(|| {
+                crate::Error::Mlx(format!(
+                    "slice_axis: axis {axis} out of range for {n} dimensions"
+                ))
+            })?;
         lo[index] = start;
         hi[index] = stop;
         self.slice(&lo, &hi, &vec![1; shape.len()])
@@ -290,9 +294,39 @@ impl Array {
         )?))
     }
 
-    /// A view with explicit element strides and offset (no bounds checks in
-    /// MLX beyond the buffer it starts from: keep strides inside the data).
+    /// A view with explicit element strides and offset into `self`'s
+    /// elements in row-major order. MLX itself does not bounds-check the
+    /// view, so this does: every element the view can reach must lie inside
+    /// `self`, else `Err`.
     pub fn as_strided(&self, shape: &[i32], strides: &[i64], offset: usize) -> Result<Array> {
+        let fail = |why: String| Err(crate::Error::Mlx(format!("as_strided: {why}")));
+        if shape.len() != strides.len() {
+            return fail(format!(
+                "shape {shape:?} and strides {strides:?} differ in length"
+            ));
+        }
+        if let Some(d) = shape.iter().find(|&&d| d < 0) {
+            return fail(format!("negative dimension {d} in shape {shape:?}"));
+        }
+        if shape.iter().all(|&d| d > 0) {
+            // The lowest and highest element index the view touches.
+            let (mut lo, mut hi) = (offset as i128, offset as i128);
+            for (&d, &s) in shape.iter().zip(strides) {
+                let span = (d as i128 - 1) * s as i128;
+                if span > 0 {
+                    hi += span;
+                } else {
+                    lo += span;
+                }
+            }
+            let size = self.size() as i128;
+            if lo < 0 || hi >= size {
+                return fail(format!(
+                    "shape {shape:?}, strides {strides:?} and offset {offset} reach elements \
+                     {lo}..={hi}, outside the {size} elements of the input"
+                ));
+            }
+        }
         Ok(wrap(ffi::as_strided(self.raw(), shape, strides, offset)?))
     }
 

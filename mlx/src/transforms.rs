@@ -1,5 +1,6 @@
 //! Evaluation and function compilation.
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use cxx::UniquePtr;
@@ -23,17 +24,40 @@ type ArrayFn = dyn Fn(&[Array]) -> Result<Vec<Array>>;
 /// A Rust closure handed to MLX's compiler (opaque to C++).
 pub struct RustFn(Box<ArrayFn>);
 
+thread_local! {
+    /// The error of the closure that failed during the current
+    /// `CompiledFn::call` on this thread. It crosses C++ only as text, so it
+    /// is kept here and handed back unchanged (variant included).
+    static CLOSURE_ERROR: RefCell<Option<Error>> = const { RefCell::new(None) };
+}
+
 /// Called by the C++ trampoline while MLX traces or runs the function.
 pub(crate) fn call_rust_fn(
     f: &RustFn,
     inputs: &ffi::ArrayVec,
 ) -> std::result::Result<UniquePtr<ffi::ArrayVec>, Error> {
-    let inputs = from_array_vec(inputs)?;
-    // A panic must not unwind into C++: report it as an error instead.
-    let outputs = catch_unwind(AssertUnwindSafe(|| (f.0)(&inputs)))
-        .map_err(|_| Error::Callback("the closure panicked".into()))??;
-    let refs: Vec<&Array> = outputs.iter().collect();
-    Ok(to_array_vec(&refs))
+    let result = from_array_vec(inputs).and_then(|inputs| {
+        // A panic must not unwind into C++: report it as an error instead.
+        catch_unwind(AssertUnwindSafe(|| (f.0)(&inputs))).unwrap_or_else(|payload| {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::Callback(format!("the closure panicked: {what}")))
+        })
+    });
+    match result {
+        Ok(outputs) => {
+            let refs: Vec<&Array> = outputs.iter().collect();
+            Ok(to_array_vec(&refs))
+        }
+        Err(e) => {
+            let text = Error::Callback(e.to_string());
+            CLOSURE_ERROR.with(|slot| *slot.borrow_mut() = Some(e));
+            Err(text)
+        }
+    }
 }
 
 /// A function traced once per input shape and replayed as a fused graph.
@@ -42,8 +66,15 @@ pub struct CompiledFn {
 }
 
 impl CompiledFn {
+    /// Runs the function. An error returned by the closure comes back as
+    /// it was returned; a panic in the closure as [`Error::Callback`].
     pub fn call(&self, inputs: &[&Array]) -> Result<Vec<Array>> {
-        let out = ffi::call_compiled(&self.raw, &to_array_vec(inputs))?;
+        CLOSURE_ERROR.with(|slot| slot.borrow_mut().take());
+        let out = ffi::call_compiled(&self.raw, &to_array_vec(inputs)).map_err(|e| {
+            CLOSURE_ERROR
+                .with(|slot| slot.borrow_mut().take())
+                .unwrap_or_else(|| e.into())
+        })?;
         from_array_vec(&out)
     }
 }
