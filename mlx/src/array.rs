@@ -97,6 +97,8 @@ impl Array {
 
     pub fn dtype(&self) -> Dtype {
         let code = ffi::dtype_of(&self.raw);
+        // build.rs admits only MLX 0.32, whose Dtype::Val has exactly the
+        // codes `Dtype` lists, so an unknown code is a broken build.
         Dtype::from_code(code).unwrap_or_else(|| panic!("MLX returned unknown dtype code {code}"))
     }
 

@@ -9,9 +9,6 @@ pub enum Error {
     /// Data read back or supplied with a type other than the array's dtype.
     #[error("dtype mismatch: array is {array:?}, requested {requested:?}")]
     DtypeMismatch { array: Dtype, requested: Dtype },
-    /// A dtype code from MLX that this crate does not know.
-    #[error("unsupported dtype code {0} returned by MLX")]
-    UnknownDtype(u8),
     /// A file operation failed; names the file.
     #[error("{path}: {message}")]
     File { path: String, message: String },

@@ -4,6 +4,7 @@
 
 use crate::transforms::{call_rust_fn, RustFn};
 
+#[allow(clippy::module_inception)]
 #[cxx::bridge(namespace = "mlx_shim")]
 pub(crate) mod ffi {
     extern "Rust" {
