@@ -5,6 +5,7 @@
 //! flat weight map such as a safetensors file. Whisper and later models
 //! (Parakeet, Qwen3-ASR, wav2vec2 aligners) are modules on top.
 
+pub mod features;
 pub mod nn;
 pub mod weights;
 
