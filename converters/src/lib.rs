@@ -1,1 +1,12 @@
-//! converters
+//! Checkpoint readers and the writer of MLX model folders.
+//!
+//! Readers turn published formats into [`RawTensor`]s (host bytes); the
+//! Whisper module maps them onto one canonical layout and writes MLX weights.
+
+pub mod ct2;
+pub mod error;
+pub mod tensor;
+pub mod whisper;
+
+pub use error::{ConvertError, Result};
+pub use tensor::{RawTensor, TensorDtype};

@@ -1,0 +1,38 @@
+use std::path::{Path, PathBuf};
+
+use crate::whisper::{MappingError, WriteError};
+
+/// Everything that can go wrong reading or converting a checkpoint. Each
+/// variant names the file it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Mapping { path: PathBuf, source: MappingError },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+impl ConvertError {
+    pub fn format(path: &Path, message: impl Into<String>) -> ConvertError {
+        ConvertError::Format {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
+        move |source| ConvertError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ConvertError>;

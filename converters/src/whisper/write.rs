@@ -1,0 +1,257 @@
+//! Writes canonical Whisper weights as an MLX model folder that both this
+//! project and Python mlx-whisper load: `config.json` (ModelDimensions keys,
+//! `model_type`, optional `quantization`) and `weights.safetensors`.
+//!
+//! The folder appears only when complete: everything is written into a
+//! sibling staging directory that is renamed into place at the end.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use mlx::quant::QuantizedMatrix;
+use mlx::{Array, Dtype};
+
+use super::{is_quantizable, WhisperWeights};
+use crate::tensor::{RawTensor, TensorDtype};
+
+/// Floating-point type of the written weights.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OutputDtype {
+    F32,
+    F16,
+    BF16,
+}
+
+impl OutputDtype {
+    fn mlx(self) -> Dtype {
+        match self {
+            OutputDtype::F32 => Dtype::F32,
+            OutputDtype::F16 => Dtype::F16,
+            OutputDtype::BF16 => Dtype::BF16,
+        }
+    }
+}
+
+/// MLX affine quantization of linear and embedding weights.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Quantization {
+    pub bits: i32,
+    pub group_size: i32,
+}
+
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    pub dtype: OutputDtype,
+    pub quantization: Option<Quantization>,
+    /// Replace an existing output folder.
+    pub force: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{0} already exists (pass --force to replace it)")]
+    OutputExists(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{name}: {source}")]
+    Mlx { name: String, source: mlx::Error },
+    #[error("unsupported quantization: {0}")]
+    Quantization(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
+    move |source| WriteError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Removes the staging directory unless the write completed.
+struct Staging {
+    dir: PathBuf,
+    done: bool,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Writes `weights` into `out_dir`, with `extra_files` (tokenizer files)
+/// copied beside them. `progress(done, total)` is called per tensor.
+pub fn write_mlx_whisper(
+    weights: &WhisperWeights,
+    out_dir: &Path,
+    opts: &WriteOptions,
+    extra_files: &[PathBuf],
+    progress: &dyn Fn(usize, usize),
+) -> Result<(), WriteError> {
+    if let Some(q) = opts.quantization {
+        validate_quantization(q)?;
+    }
+    if out_dir.exists() && !opts.force {
+        return Err(WriteError::OutputExists(out_dir.to_path_buf()));
+    }
+    let name = out_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let parent = out_dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
+    let mut staging = Staging {
+        dir: parent.join(format!(".{name}.partial-{}", std::process::id())),
+        done: false,
+    };
+    let _ = fs::remove_dir_all(&staging.dir);
+    fs::create_dir(&staging.dir).map_err(io_err(&staging.dir))?;
+
+    let tensors = to_mlx_tensors(weights, opts, progress)?;
+    let weights_path = staging.dir.join("weights.safetensors");
+    let metadata = BTreeMap::from([("format".to_string(), "mlx".to_string())]);
+    mlx::io::save_safetensors(&weights_path, &tensors, &metadata).map_err(|source| {
+        WriteError::Mlx {
+            name: weights_path.display().to_string(),
+            source,
+        }
+    })?;
+    write_config(weights, opts, &staging.dir.join("config.json"))?;
+    for file in extra_files {
+        let target = staging
+            .dir
+            .join(file.file_name().unwrap_or(file.as_os_str()));
+        fs::copy(file, &target).map_err(io_err(file))?;
+    }
+    replace_dir(&staging.dir, out_dir)?;
+    staging.done = true;
+    Ok(())
+}
+
+fn validate_quantization(q: Quantization) -> Result<(), WriteError> {
+    if ![4, 8].contains(&q.bits) {
+        return Err(WriteError::Quantization(format!(
+            "{} bits (use 4 or 8)",
+            q.bits
+        )));
+    }
+    if ![32, 64, 128].contains(&q.group_size) {
+        return Err(WriteError::Quantization(format!(
+            "group size {} (use 32, 64 or 128)",
+            q.group_size
+        )));
+    }
+    Ok(())
+}
+
+/// Moves the finished staging dir to `out_dir`, replacing an old one.
+fn replace_dir(staging: &Path, out_dir: &Path) -> Result<(), WriteError> {
+    if out_dir.exists() {
+        let old = staging.with_extension("old");
+        fs::rename(out_dir, &old).map_err(io_err(out_dir))?;
+        fs::rename(staging, out_dir).map_err(io_err(out_dir))?;
+        fs::remove_dir_all(&old).map_err(io_err(&old))
+    } else {
+        fs::rename(staging, out_dir).map_err(io_err(out_dir))
+    }
+}
+
+fn mlx_dtype(dtype: TensorDtype) -> Dtype {
+    match dtype {
+        TensorDtype::F64 => Dtype::F64,
+        TensorDtype::F32 => Dtype::F32,
+        TensorDtype::F16 => Dtype::F16,
+        TensorDtype::BF16 => Dtype::BF16,
+        TensorDtype::I64 => Dtype::I64,
+        TensorDtype::I32 => Dtype::I32,
+        TensorDtype::I16 => Dtype::I16,
+        TensorDtype::I8 => Dtype::I8,
+        TensorDtype::U8 => Dtype::U8,
+        TensorDtype::Bool => Dtype::Bool,
+    }
+}
+
+/// A host tensor as an MLX array of its own dtype.
+pub fn raw_to_array(t: &RawTensor) -> mlx::Result<Array> {
+    let shape: Vec<i32> = t.shape.iter().map(|&d| d as i32).collect();
+    Array::from_bytes(&t.data, &shape, mlx_dtype(t.dtype))
+}
+
+fn to_mlx_tensors(
+    weights: &WhisperWeights,
+    opts: &WriteOptions,
+    progress: &dyn Fn(usize, usize),
+) -> Result<BTreeMap<String, Array>, WriteError> {
+    let mut out = BTreeMap::new();
+    let total = weights.tensors.len();
+    for (done, (name, raw)) in weights.tensors.iter().enumerate() {
+        let mlx_err = |source| WriteError::Mlx {
+            name: name.clone(),
+            source,
+        };
+        let array = raw_to_array(raw)
+            .and_then(|a| a.astype(opts.dtype.mlx()))
+            .map_err(mlx_err)?;
+        let group_fits = |q: &Quantization| {
+            raw.shape
+                .last()
+                .is_some_and(|&d| d % q.group_size as usize == 0)
+        };
+        match opts
+            .quantization
+            .filter(|q| is_quantizable(name) && group_fits(q))
+        {
+            Some(q) => {
+                let m = QuantizedMatrix::quantize(&array, q.group_size, q.bits).map_err(mlx_err)?;
+                let prefix = name.strip_suffix(".weight").unwrap_or(name);
+                out.insert(format!("{prefix}.scales"), m.scales);
+                out.insert(format!("{prefix}.biases"), m.biases);
+                out.insert(name.clone(), m.weight);
+            }
+            None => {
+                out.insert(name.clone(), array);
+            }
+        }
+        progress(done + 1, total);
+    }
+    if let Some(heads) = &weights.alignment_heads {
+        let flat: Vec<i64> = heads
+            .iter()
+            .flat_map(|&[l, h]| [l as i64, h as i64])
+            .collect();
+        let array = Array::from_slice(&flat, &[heads.len() as i32, 2]).map_err(|source| {
+            WriteError::Mlx {
+                name: "alignment_heads".into(),
+                source,
+            }
+        })?;
+        out.insert("alignment_heads".to_string(), array);
+    }
+    Ok(out)
+}
+
+fn write_config(
+    weights: &WhisperWeights,
+    opts: &WriteOptions,
+    path: &Path,
+) -> Result<(), WriteError> {
+    let mut config = serde_json::to_value(&weights.dims).expect("dims serialize");
+    let map = config.as_object_mut().expect("dims serialize to an object");
+    map.insert("model_type".into(), "whisper".into());
+    if let Some(q) = opts.quantization {
+        map.insert(
+            "quantization".into(),
+            serde_json::json!({ "group_size": q.group_size, "bits": q.bits }),
+        );
+    }
+    let text = serde_json::to_string_pretty(&config).expect("config serializes");
+    fs::write(path, text + "\n").map_err(io_err(path))
+}
