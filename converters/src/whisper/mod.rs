@@ -2,12 +2,14 @@
 //! (mlx-whisper's names and shapes), ready to be written as MLX weights.
 
 mod dims;
+mod load;
 mod names;
 mod write;
 
 use std::collections::BTreeMap;
 
 pub use dims::WhisperDims;
+pub use load::{load_whisper, LoadedWhisper};
 pub use names::{expected_tensors, is_quantizable, rule, Rule, SourceLayout};
 pub use write::{
     raw_to_array, write_mlx_whisper, OutputDtype, Quantization, WriteError, WriteOptions,
@@ -66,6 +68,29 @@ fn list(title: &str, items: &[String]) -> String {
     format!("\n  {title} ({}): {shown}{tail}", items.len())
 }
 
+/// Reads the checkpoint at `from` and writes it as an MLX model folder at
+/// `out`; returns what was read (dimensions, source layout).
+pub fn convert_whisper(
+    from: &std::path::Path,
+    out: &std::path::Path,
+    opts: &WriteOptions,
+    progress: &dyn Fn(usize, usize),
+) -> crate::Result<LoadedWhisper> {
+    if out.exists() && !opts.force {
+        // Fail before the (slow) read.
+        return Err(WriteError::OutputExists(out.to_path_buf()).into());
+    }
+    let loaded = load_whisper(from)?;
+    write_mlx_whisper(
+        &loaded.weights,
+        out,
+        opts,
+        &loaded.companion_files,
+        progress,
+    )?;
+    Ok(loaded)
+}
+
 /// Maps every source tensor by `layout`'s rules and checks that the result is
 /// exactly the model `dims` describes: every source tensor consumed, every
 /// canonical tensor produced with the right shape.
@@ -104,7 +129,7 @@ pub fn canonicalize(
                     }
                 }
             }
-            Some(Rule::Recomputed | Rule::TiedOutput) => {}
+            Some(Rule::Recomputed | Rule::TiedOutput | Rule::Setting) => {}
         }
     }
     let expected = expected_tensors(dims);

@@ -33,6 +33,9 @@ pub enum Rule {
     Recomputed,
     /// Not stored: the output projection, tied to the token embedding.
     TiedOutput,
+    /// Not stored: a scalar model setting (CTranslate2 keeps head counts and
+    /// flags as 0-D variables), read into the dimensions instead.
+    Setting,
 }
 
 /// The rule for `name`, or `None` when the name is not part of a Whisper model.
@@ -118,6 +121,7 @@ fn ct2_rule(name: &str) -> Option<Rule> {
             let module = if *side == "encoder" { "ln_post" } else { "ln" };
             keep(format!("{side}.{module}.{}", ln_param(p)?))
         }
+        ["encoder" | "decoder", setting] if !setting.starts_with("layer_") => Some(Rule::Setting),
         [side @ ("encoder" | "decoder"), layer, rest @ ..] => {
             let index: usize = layer.strip_prefix("layer_")?.parse().ok()?;
             ct2_block_rule(&format!("{side}.blocks.{index}"), rest)
@@ -345,6 +349,10 @@ mod tests {
                 "decoder/layer_0/ffn/layer_norm/delta"
             ),
             None
+        );
+        assert_eq!(
+            rule(SourceLayout::CTranslate2, "decoder/num_heads"),
+            Some(Rule::Setting)
         );
     }
 
