@@ -188,13 +188,7 @@ fn integer_and_half_matmul() {
     assert_eq!(r.dtype(), Dtype::F16);
     let back = |v: &[half::f16]| -> Vec<f64> { v.iter().map(|f| f.to_f64()).collect() };
     let e = matmul_naive(&back(&xh), &back(&wh), 8, 16, 4);
-    let got: Vec<f32> = r
-        .to_vec::<half::f16>()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_f32())
-        .collect();
-    assert_close(&got, &e, 5e-3, 5e-3, "f16 matmul");
+    assert_close(&read_f16(&r), &e, 5e-3, 5e-3, "f16 matmul");
 }
 
 #[test]

@@ -95,6 +95,21 @@ pub fn read(a: &Array) -> Vec<f32> {
     a.to_vec::<f32>().expect("to_vec")
 }
 
+/// An f16 array's values widened to f32.
+pub fn read_f16(a: &Array) -> Vec<f32> {
+    a.to_vec::<half::f16>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_f32())
+        .collect()
+}
+
+/// GELU's exact form in f64: 0.5 x (1 + erf(x / sqrt 2)).
+pub fn gelu_naive(x: f32) -> f64 {
+    let x = x as f64;
+    0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))
+}
+
 pub fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
 }
