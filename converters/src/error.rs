@@ -8,13 +8,13 @@ use crate::whisper::{MappingError, WriteError};
 pub enum ConvertError {
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path}: {source}")]
-    Mapping { path: PathBuf, source: MappingError },
+    #[error("{path}: {error}")]
+    Mapping { path: PathBuf, error: MappingError },
     #[error(transparent)]
     Write(#[from] WriteError),
 }
@@ -28,9 +28,9 @@ impl ConvertError {
     }
 
     pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
-        move |source| ConvertError::Io {
+        move |error| ConvertError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }

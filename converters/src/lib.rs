@@ -5,7 +5,9 @@
 
 pub mod ct2;
 pub mod error;
+pub mod pickle;
 pub mod tensor;
+pub mod torch;
 pub mod whisper;
 
 pub use error::{ConvertError, Result};

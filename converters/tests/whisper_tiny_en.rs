@@ -256,3 +256,46 @@ fn a_folder_that_is_not_a_checkpoint_is_refused_and_nothing_is_written() {
     );
     assert!(!dst.exists());
 }
+
+/// ../shared holds the same tiny.en re-laid into openai-whisper's `.pt`.
+fn shared_pt() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/models/whisper-tiny.en-openai/tiny.en.pt");
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!("skipped: ../shared/models/whisper-tiny.en-openai/tiny.en.pt not present");
+        None
+    }
+}
+
+#[test]
+fn openai_pt_and_ctranslate2_give_identical_mlx_tensors() {
+    let (Some(ct2_dir), Some(pt)) = (tiny_en(), shared_pt()) else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let (a, b) = (out.path().join("from-ct2"), out.path().join("from-pt"));
+    convert_whisper(&ct2_dir, &a, &opts(OutputDtype::F16, None), &|_, _| {}).unwrap();
+    let loaded = convert_whisper(&pt, &b, &opts(OutputDtype::F16, None), &|_, _| {}).unwrap();
+    assert_eq!(
+        loaded.weights.dims,
+        WhisperDims::tiny_en(),
+        "dims read from the pickle"
+    );
+    let (mut from_ct2, from_pt) = (load(&a), load(&b));
+    from_ct2.remove("alignment_heads"); // only CTranslate2's config.json lists them
+    assert_eq!(
+        from_ct2.keys().collect::<Vec<_>>(),
+        from_pt.keys().collect::<Vec<_>>()
+    );
+    for (name, x) in &from_ct2 {
+        let y = &from_pt[name];
+        assert_eq!((x.shape(), x.dtype()), (y.shape(), y.dtype()), "{name}");
+        assert_eq!(
+            x.to_bytes().unwrap(),
+            y.to_bytes().unwrap(),
+            "{name} differs"
+        );
+    }
+}

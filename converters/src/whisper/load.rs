@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use super::{canonicalize, SourceLayout, WhisperDims, WhisperWeights};
 use crate::ct2;
 use crate::error::{ConvertError, Result};
+use crate::pickle::Value;
 use crate::tensor::RawTensor;
+use crate::torch;
 
 /// Files a model folder may carry beside its weights that the pipeline or
 /// other tools read (tokenizer, vocabulary, preprocessing settings).
@@ -40,10 +42,13 @@ pub fn load_whisper(path: &Path) -> Result<LoadedWhisper> {
     if path.is_dir() && path.join("model.bin").is_file() {
         return load_ct2_folder(path);
     }
+    if path.is_file() {
+        return load_openai_checkpoint(path);
+    }
     Err(ConvertError::format(
         path,
         "not a recognized Whisper checkpoint; supported: a CTranslate2 model folder \
-         (model.bin + config.json, as faster-whisper uses)",
+         (model.bin + config.json, as faster-whisper uses) or an openai-whisper .pt file",
     ))
 }
 
@@ -76,6 +81,45 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
         .map_err(|e| ConvertError::format(path, format!("invalid JSON: {e}")))
 }
 
+/// openai-whisper's `.pt`: `{"dims": {...}, "model_state_dict": {...}}`.
+fn load_openai_checkpoint(path: &Path) -> Result<LoadedWhisper> {
+    let checkpoint = torch::read_checkpoint(path)?;
+    let dims = openai_dims(checkpoint.root.get("dims")).ok_or_else(|| {
+        ConvertError::format(path, "no `dims` dict with Whisper's ModelDimensions keys")
+    })?;
+    let tensors =
+        canonicalize(SourceLayout::OpenAi, checkpoint.state_dict(), &dims).map_err(|error| {
+            ConvertError::Mapping {
+                path: path.to_path_buf(),
+                error,
+            }
+        })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    Ok(LoadedWhisper {
+        weights: WhisperWeights {
+            dims,
+            tensors,
+            alignment_heads: None,
+        },
+        layout: SourceLayout::OpenAi,
+        companion_files: companions(dir),
+    })
+}
+
+fn openai_dims(dims: Option<&Value>) -> Option<WhisperDims> {
+    let Some(Value::Dict(items)) = dims else {
+        return None;
+    };
+    let json: serde_json::Map<String, serde_json::Value> = items
+        .iter()
+        .filter_map(|(k, v)| match (k, v) {
+            (Value::Str(k), Value::Int(n)) => Some((k.clone(), serde_json::Value::from(*n))),
+            _ => None,
+        })
+        .collect();
+    serde_json::from_value(serde_json::Value::Object(json)).ok()
+}
+
 fn load_ct2_folder(dir: &Path) -> Result<LoadedWhisper> {
     let bin = dir.join("model.bin");
     let model = ct2::read_model_bin(&bin)?;
@@ -93,10 +137,10 @@ fn load_ct2_folder(dir: &Path) -> Result<LoadedWhisper> {
     };
     let dims = ct2_dims(&model.variables).map_err(|m| ConvertError::format(&bin, m))?;
     let tensors =
-        canonicalize(SourceLayout::CTranslate2, model.variables, &dims).map_err(|source| {
+        canonicalize(SourceLayout::CTranslate2, model.variables, &dims).map_err(|error| {
             ConvertError::Mapping {
                 path: bin.clone(),
-                source,
+                error,
             }
         })?;
     Ok(LoadedWhisper {

@@ -57,8 +57,14 @@ fn openai_rule(name: &str) -> Option<Rule> {
     if name.starts_with("encoder.conv") && name.ends_with(".weight") {
         return Some(Rule::Conv(name.to_string()));
     }
-    let known = name.starts_with("encoder.") || name.starts_with("decoder.");
-    known.then(|| Rule::Keep(name.to_string()))
+    if !(name.starts_with("encoder.") || name.starts_with("decoder.")) {
+        return None;
+    }
+    // openai-whisper's MLP is nn.Sequential(Linear, GELU, Linear).
+    Some(Rule::Keep(
+        name.replace(".mlp.0.", ".mlp1.")
+            .replace(".mlp.2.", ".mlp2."),
+    ))
 }
 
 /// Renames a Hugging Face parameter to openai-whisper's name.

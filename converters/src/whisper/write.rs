@@ -52,21 +52,21 @@ pub struct WriteOptions {
 pub enum WriteError {
     #[error("{0} already exists (pass --force to replace it)")]
     OutputExists(PathBuf),
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{name}: {source}")]
-    Mlx { name: String, source: mlx::Error },
+    #[error("{name}: {error}")]
+    Mlx { name: String, error: mlx::Error },
     #[error("unsupported quantization: {0}")]
     Quantization(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
-    move |source| WriteError::Io {
+    move |error| WriteError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -118,10 +118,10 @@ pub fn write_mlx_whisper(
     let tensors = to_mlx_tensors(weights, opts, progress)?;
     let weights_path = staging.dir.join("weights.safetensors");
     let metadata = BTreeMap::from([("format".to_string(), "mlx".to_string())]);
-    mlx::io::save_safetensors(&weights_path, &tensors, &metadata).map_err(|source| {
+    mlx::io::save_safetensors(&weights_path, &tensors, &metadata).map_err(|error| {
         WriteError::Mlx {
             name: weights_path.display().to_string(),
-            source,
+            error,
         }
     })?;
     write_config(weights, opts, &staging.dir.join("config.json"))?;
@@ -193,9 +193,9 @@ fn to_mlx_tensors(
     let mut out = BTreeMap::new();
     let total = weights.tensors.len();
     for (done, (name, raw)) in weights.tensors.iter().enumerate() {
-        let mlx_err = |source| WriteError::Mlx {
+        let mlx_err = |error| WriteError::Mlx {
             name: name.clone(),
-            source,
+            error,
         };
         let array = raw_to_array(raw)
             .and_then(|a| a.astype(opts.dtype.mlx()))
@@ -227,10 +227,10 @@ fn to_mlx_tensors(
             .iter()
             .flat_map(|&[l, h]| [l as i64, h as i64])
             .collect();
-        let array = Array::from_slice(&flat, &[heads.len() as i32, 2]).map_err(|source| {
+        let array = Array::from_slice(&flat, &[heads.len() as i32, 2]).map_err(|error| {
             WriteError::Mlx {
                 name: "alignment_heads".into(),
-                source,
+                error,
             }
         })?;
         out.insert("alignment_heads".to_string(), array);
