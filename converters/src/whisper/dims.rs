@@ -82,7 +82,8 @@ impl WhisperDims {
         if fields.contains(&0) {
             return Err(format!("a dimension is zero: {self:?}"));
         }
-        if self.n_audio_state % self.n_audio_head != 0 || self.n_text_state % self.n_text_head != 0
+        if !self.n_audio_state.is_multiple_of(self.n_audio_head)
+            || !self.n_text_state.is_multiple_of(self.n_text_head)
         {
             return Err(format!(
                 "state sizes are not divisible by the head counts: {self:?}"
