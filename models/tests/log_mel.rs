@@ -69,9 +69,8 @@ fn naive_log_mel(x: &[f32], n_mels: usize) -> Vec<f64> {
         let power: Vec<f64> = (0..n_freqs)
             .map(|k| {
                 let (mut re, mut im) = (0.0, 0.0);
-                for t in 0..N_FFT {
-                    let s =
-                        reflect((f * HOP_LENGTH + t) as isize - pad as isize) * window[t] as f64;
+                for (t, &w) in window.iter().enumerate() {
+                    let s = reflect((f * HOP_LENGTH + t) as isize - pad as isize) * w as f64;
                     let angle = -2.0 * PI * (k * t) as f64 / N_FFT as f64;
                     re += s * angle.cos();
                     im += s * angle.sin();
