@@ -8,7 +8,7 @@ use crate::ct2;
 use crate::error::{ConvertError, Result};
 use crate::pickle::Value;
 use crate::tensor::RawTensor;
-use crate::torch;
+use crate::{safetensors, torch};
 
 /// Files a model folder may carry beside its weights that the pipeline or
 /// other tools read (tokenizer, vocabulary, preprocessing settings).
@@ -42,13 +42,18 @@ pub fn load_whisper(path: &Path) -> Result<LoadedWhisper> {
     if path.is_dir() && path.join("model.bin").is_file() {
         return load_ct2_folder(path);
     }
+    if path.is_dir() && path.join("config.json").is_file() {
+        return load_hf_folder(path);
+    }
     if path.is_file() {
         return load_openai_checkpoint(path);
     }
     Err(ConvertError::format(
         path,
         "not a recognized Whisper checkpoint; supported: a CTranslate2 model folder \
-         (model.bin + config.json, as faster-whisper uses) or an openai-whisper .pt file",
+         (model.bin + config.json, as faster-whisper uses), a Hugging Face model folder \
+         (config.json + model.safetensors or pytorch_model.bin, sharded or not) or an \
+         openai-whisper .pt file",
     ))
 }
 
@@ -79,6 +84,65 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(ConvertError::io(path))?;
     serde_json::from_str(&text)
         .map_err(|e| ConvertError::format(path, format!("invalid JSON: {e}")))
+}
+
+/// A Hugging Face `WhisperForConditionalGeneration` folder.
+fn load_hf_folder(dir: &Path) -> Result<LoadedWhisper> {
+    let config_path = dir.join("config.json");
+    let config_text =
+        std::fs::read_to_string(&config_path).map_err(ConvertError::io(&config_path))?;
+    let dims = WhisperDims::from_hf_config(&config_text)
+        .map_err(|e| ConvertError::format(&config_path, format!("not a Whisper config: {e}")))?;
+    let candidates = [
+        "model.safetensors",
+        "model.safetensors.index.json",
+        "pytorch_model.bin",
+        "pytorch_model.bin.index.json",
+    ];
+    let weights = candidates
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            ConvertError::format(
+                dir,
+                format!("no weights: expected one of {}", candidates.join(", ")),
+            )
+        })?;
+    let name = weights
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let torch_state_dict = |p: &Path| Ok(torch::read_checkpoint(p)?.state_dict());
+    let source = match name {
+        "model.safetensors" => safetensors::read_safetensors(&weights)?,
+        "model.safetensors.index.json" => {
+            safetensors::read_sharded(&weights, safetensors::read_safetensors)?
+        }
+        "pytorch_model.bin" => torch_state_dict(&weights)?,
+        _ => safetensors::read_sharded(&weights, torch_state_dict)?,
+    };
+    let tensors = canonicalize(SourceLayout::HuggingFace, source, &dims).map_err(|error| {
+        ConvertError::Mapping {
+            path: weights.clone(),
+            error,
+        }
+    })?;
+    let generation = dir.join("generation_config.json");
+    let heads = if generation.is_file() {
+        alignment_heads(&read_json(&generation)?)
+    } else {
+        None
+    };
+    Ok(LoadedWhisper {
+        weights: WhisperWeights {
+            dims,
+            tensors,
+            alignment_heads: heads,
+        },
+        layout: SourceLayout::HuggingFace,
+        companion_files: companions(dir),
+    })
 }
 
 /// openai-whisper's `.pt`: `{"dims": {...}, "model_state_dict": {...}}`.
