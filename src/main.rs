@@ -46,6 +46,15 @@ const CONVERT_HELP: &str = "Convert a Whisper checkpoint into an MLX model folde
 Input formats (--from):
   CTranslate2 model folder   model.bin + config.json, as faster-whisper uses
                              (float32/float16/bfloat16/int8/int16 weights)
+  Hugging Face model folder  config.json + model.safetensors or
+                             pytorch_model.bin, either possibly sharded
+                             (*.index.json); alignment heads from
+                             generation_config.json
+  openai-whisper checkpoint  a .pt file holding {dims, model_state_dict}
+
+PyTorch files are read by a pickle reader that runs no code: only tensor,
+storage and container globals are accepted, anything else is refused by name.
+Legacy (pre-1.6, non-zip) torch files are refused: re-save them with torch.
 
 Output (--out): a folder that this project and Python mlx-whisper both load:
   config.json          openai-whisper ModelDimensions keys, model_type, and
