@@ -8,5 +8,6 @@
 pub mod features;
 pub mod nn;
 pub mod weights;
+pub mod whisper;
 
 pub use weights::{WeightError, Weights};

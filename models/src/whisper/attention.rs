@@ -1,0 +1,157 @@
+//! Multi-head attention and the pre-LN residual block Whisper stacks.
+
+use mlx::fast::{scaled_dot_product_attention, AttentionMask};
+use mlx::Array;
+
+use crate::nn::{LayerNorm, Linear};
+use crate::weights::{WeightError, Weights};
+
+/// Keys and values already computed for a decoder layer.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    pub keys: Option<Array>,
+    pub values: Option<Array>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MultiHeadAttention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    out: Linear,
+    n_head: i32,
+}
+
+impl MultiHeadAttention {
+    pub fn load(w: &Weights, prefix: &str, n_state: i32, n_head: i32) -> Result<Self, WeightError> {
+        Ok(MultiHeadAttention {
+            query: Linear::load(w, &format!("{prefix}.query"), n_state, n_state, true)?,
+            key: Linear::load(w, &format!("{prefix}.key"), n_state, n_state, false)?,
+            value: Linear::load(w, &format!("{prefix}.value"), n_state, n_state, true)?,
+            out: Linear::load(w, &format!("{prefix}.out"), n_state, n_state, true)?,
+            n_head,
+        })
+    }
+
+    /// `[B, L, D]` → `[B, H, L, D / H]`.
+    fn split_heads(&self, x: &Array) -> mlx::Result<Array> {
+        let (b, l, d) = (x.dim(0)?, x.dim(1)?, x.dim(2)?);
+        x.reshape(&[b, l, self.n_head, d / self.n_head])?
+            .transpose(&[0, 2, 1, 3])
+    }
+
+    /// Keys and values of `source` (the encoder output, for cross-attention).
+    pub fn project_kv(&self, source: &Array) -> mlx::Result<KvCache> {
+        Ok(KvCache {
+            keys: Some(self.split_heads(&self.key.forward(source)?)?),
+            values: Some(self.split_heads(&self.value.forward(source)?)?),
+        })
+    }
+
+    /// Self-attention over `x`, appending this step's keys and values to `cache`.
+    pub fn self_attend(
+        &self,
+        x: &Array,
+        cache: Option<&mut KvCache>,
+        causal: bool,
+    ) -> mlx::Result<Array> {
+        let mut k = self.split_heads(&self.key.forward(x)?)?;
+        let mut v = self.split_heads(&self.value.forward(x)?)?;
+        if let Some(cache) = cache {
+            if let (Some(pk), Some(pv)) = (&cache.keys, &cache.values) {
+                k = mlx::concatenate(&[pk, &k], 2)?;
+                v = mlx::concatenate(&[pv, &v], 2)?;
+            }
+            cache.keys = Some(k.clone());
+            cache.values = Some(v.clone());
+        }
+        let mask = if causal && x.dim(1)? > 1 {
+            AttentionMask::Causal
+        } else {
+            AttentionMask::None
+        };
+        self.attend(x, &k, &v, mask)
+    }
+
+    /// Attention of `x`'s queries over given keys and values.
+    pub fn attend(
+        &self,
+        x: &Array,
+        k: &Array,
+        v: &Array,
+        mask: AttentionMask<'_>,
+    ) -> mlx::Result<Array> {
+        let q = self.split_heads(&self.query.forward(x)?)?;
+        let head_dim = q.dim(3)?;
+        let scale = (head_dim as f32).powf(-0.5);
+        let o = scaled_dot_product_attention(&q, k, v, scale, mask)?;
+        let (b, l) = (x.dim(0)?, x.dim(1)?);
+        self.out
+            .forward(&o.transpose(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?)
+    }
+}
+
+/// Pre-LN block: self-attention, optional cross-attention, then the MLP.
+#[derive(Debug, Clone)]
+pub struct ResidualAttentionBlock {
+    pub attn: MultiHeadAttention,
+    attn_ln: LayerNorm,
+    pub cross_attn: Option<(MultiHeadAttention, LayerNorm)>,
+    mlp1: Linear,
+    mlp2: Linear,
+    mlp_ln: LayerNorm,
+}
+
+impl ResidualAttentionBlock {
+    pub fn load(
+        w: &Weights,
+        prefix: &str,
+        n_state: i32,
+        n_head: i32,
+        cross: bool,
+    ) -> Result<Self, WeightError> {
+        let cross_attn = if cross {
+            Some((
+                MultiHeadAttention::load(w, &format!("{prefix}.cross_attn"), n_state, n_head)?,
+                LayerNorm::load(w, &format!("{prefix}.cross_attn_ln"), n_state)?,
+            ))
+        } else {
+            None
+        };
+        Ok(ResidualAttentionBlock {
+            attn: MultiHeadAttention::load(w, &format!("{prefix}.attn"), n_state, n_head)?,
+            attn_ln: LayerNorm::load(w, &format!("{prefix}.attn_ln"), n_state)?,
+            cross_attn,
+            mlp1: Linear::load(w, &format!("{prefix}.mlp1"), n_state, 4 * n_state, true)?,
+            mlp2: Linear::load(w, &format!("{prefix}.mlp2"), 4 * n_state, n_state, true)?,
+            mlp_ln: LayerNorm::load(w, &format!("{prefix}.mlp_ln"), n_state)?,
+        })
+    }
+
+    /// `cache`: this layer's self-attention cache; `cross`: the keys and values
+    /// of the encoder output (decoder blocks only).
+    pub fn forward(
+        &self,
+        x: &Array,
+        cache: Option<&mut KvCache>,
+        cross: Option<&KvCache>,
+    ) -> mlx::Result<Array> {
+        let causal = self.cross_attn.is_some();
+        let mut x = x.add(
+            &self
+                .attn
+                .self_attend(&self.attn_ln.forward(x)?, cache, causal)?,
+        )?;
+        if let (Some((attn, ln)), Some(kv)) = (&self.cross_attn, cross) {
+            let (k, v) = (kv.keys.as_ref(), kv.values.as_ref());
+            let (Some(k), Some(v)) = (k, v) else {
+                return Err(mlx::Error::Mlx("cross-attention cache is empty".into()));
+            };
+            x = x.add(&attn.attend(&ln.forward(&x)?, k, v, AttentionMask::None)?)?;
+        }
+        let h = self
+            .mlp2
+            .forward(&self.mlp1.forward(&self.mlp_ln.forward(&x)?)?.gelu()?)?;
+        x.add(&h)
+    }
+}

@@ -1,0 +1,93 @@
+//! Whisper's text decoder: token + learned positional embeddings, pre-LN
+//! blocks with causal self-attention (cached) and cross-attention over the
+//! encoder output, logits through the tied token embedding.
+
+use mlx::Array;
+
+use super::attention::{KvCache, ResidualAttentionBlock};
+use super::config::WhisperConfig;
+use crate::nn::{Embedding, LayerNorm};
+use crate::weights::{WeightError, Weights};
+
+#[derive(Debug, Clone)]
+pub struct TextDecoder {
+    token_embedding: Embedding,
+    positional_embedding: Array,
+    blocks: Vec<ResidualAttentionBlock>,
+    ln: LayerNorm,
+}
+
+/// Per-window decoding state: cross-attention keys/values of the encoder
+/// output (computed once) and the growing self-attention caches.
+#[derive(Debug, Clone)]
+pub struct DecoderState {
+    cross: Vec<KvCache>,
+    selves: Vec<KvCache>,
+    /// Tokens already consumed, i.e. the position of the next one.
+    pub offset: i32,
+}
+
+impl TextDecoder {
+    pub fn load(w: &Weights, c: &WhisperConfig) -> Result<TextDecoder, WeightError> {
+        let n = c.n_text_state;
+        let blocks = (0..c.n_text_layer)
+            .map(|i| {
+                ResidualAttentionBlock::load(
+                    w,
+                    &format!("decoder.blocks.{i}"),
+                    n,
+                    c.n_text_head,
+                    true,
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(TextDecoder {
+            token_embedding: Embedding::load(w, "decoder.token_embedding", c.n_vocab, n)?,
+            positional_embedding: w
+                .get_shaped("decoder.positional_embedding", &[c.n_text_ctx, n])?,
+            blocks,
+            ln: LayerNorm::load(w, "decoder.ln", n)?,
+        })
+    }
+
+    /// Starts a window: projects the encoder output once for every layer.
+    pub fn start(&self, audio: &Array) -> mlx::Result<DecoderState> {
+        let cross = self
+            .blocks
+            .iter()
+            .map(|b| {
+                b.cross_attn
+                    .as_ref()
+                    .expect("decoder blocks have cross-attention")
+                    .0
+                    .project_kv(audio)
+            })
+            .collect::<mlx::Result<_>>()?;
+        Ok(DecoderState {
+            cross,
+            selves: vec![KvCache::default(); self.blocks.len()],
+            offset: 0,
+        })
+    }
+
+    /// Logits `[B, L, n_vocab]` for `tokens` `[B, L]` following what `state` has seen.
+    pub fn forward(&self, tokens: &Array, state: &mut DecoderState) -> mlx::Result<Array> {
+        let len = tokens.dim(1)?;
+        let ctx = self.positional_embedding.dim(0)?;
+        if state.offset + len > ctx {
+            return Err(mlx::Error::Mlx(format!(
+                "decoder context is {ctx} tokens, asked for {}",
+                state.offset + len
+            )));
+        }
+        let positions =
+            self.positional_embedding
+                .slice_axis(0, state.offset, state.offset + len)?;
+        let mut x = self.token_embedding.forward(tokens)?.add(&positions)?;
+        for ((block, cache), cross) in self.blocks.iter().zip(&mut state.selves).zip(&state.cross) {
+            x = block.forward(&x, Some(cache), Some(cross))?;
+        }
+        state.offset += len;
+        self.token_embedding.as_linear(&self.ln.forward(&x)?)
+    }
+}

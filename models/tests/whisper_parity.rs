@@ -1,0 +1,121 @@
+//! Whisper tiny.en on MLX against openai-whisper's own outputs on jfk.wav
+//! (fixtures from scripts/make_whisper_fixtures.py, PyTorch fp32 on CPU).
+
+use std::path::{Path, PathBuf};
+
+use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
+use asr_models::features::LogMel;
+use asr_models::whisper::Whisper;
+use mlx::Array;
+
+fn shared() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    if dir
+        .join("models/whisper-tiny.en-openai/tiny.en.pt")
+        .is_file()
+        && dir.join("data/audio/jfk.wav").is_file()
+    {
+        Some(dir)
+    } else {
+        eprintln!("skipped: ../shared (tiny.en.pt, jfk.wav) not present");
+        None
+    }
+}
+
+/// A fixture array's values in row-major order (whatever order numpy stored).
+fn fixture(name: &str) -> Vec<f32> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/whisper-tiny.en-jfk.npz");
+    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let array: ndarray::ArrayD<f32> = npz.by_name(name).unwrap();
+    array.iter().copied().collect()
+}
+
+/// jfk.wav as f32 samples, zero-padded to one 30 s window.
+fn jfk_window(shared: &Path) -> Vec<f32> {
+    let mut reader = hound::WavReader::open(shared.join("data/audio/jfk.wav")).unwrap();
+    let mut samples: Vec<f32> = reader
+        .samples::<i16>()
+        .map(|s| s.unwrap() as f32 / 32768.0)
+        .collect();
+    samples.resize(16_000 * 30, 0.0);
+    samples
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Every `step`-th row of a `[rows, cols]` row-major matrix.
+fn every_nth_row(values: &[f32], cols: usize, step: usize) -> Vec<f32> {
+    values
+        .chunks(cols)
+        .step_by(step)
+        .flatten()
+        .copied()
+        .collect()
+}
+
+fn top_k(values: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    idx.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+    idx.truncate(k);
+    idx
+}
+
+#[test]
+fn log_mel_encoder_and_first_logits_match_openai_whisper() {
+    let Some(shared) = shared() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let model_dir = out.path().join("tiny.en");
+    let opts = WriteOptions {
+        dtype: OutputDtype::F32,
+        quantization: None,
+        force: false,
+    };
+    convert_whisper(
+        &shared.join("models/whisper-tiny.en-openai/tiny.en.pt"),
+        &model_dir,
+        &opts,
+        &|_, _| {},
+    )
+    .unwrap();
+    let model = Whisper::load(&model_dir).unwrap();
+
+    let samples = jfk_window(&shared);
+    let mel = LogMel::new(80)
+        .unwrap()
+        .forward(&Array::from_slice(&samples, &[samples.len() as i32]).unwrap())
+        .unwrap();
+    assert_eq!(mel.shape(), vec![3000, 80]);
+    let mel_values = mel.to_vec::<f32>().unwrap();
+    let mel_err = max_abs_diff(&every_nth_row(&mel_values, 80, 10), &fixture("mel_every10"));
+    eprintln!("log-mel max abs error vs openai-whisper: {mel_err:e}");
+    assert!(mel_err <= 1e-4, "log-mel error {mel_err}");
+
+    let audio = model
+        .encoder
+        .forward(&mel.expand_dims(&[0]).unwrap())
+        .unwrap();
+    assert_eq!(audio.shape(), vec![1, 1500, 384]);
+    let enc = every_nth_row(&audio.to_vec::<f32>().unwrap(), 384, 50);
+    let enc_err = max_abs_diff(&enc, &fixture("encoder_every50"));
+    // Outputs reach ±11; what remains is mostly the log-mel's 1e-5 carried
+    // through four layers (the same encoder moves 4e-4 under 1.2e-5 noise).
+    eprintln!("encoder max abs error vs openai-whisper: {enc_err:e}");
+    assert!(enc_err <= 2e-3, "encoder error {enc_err}");
+
+    let mut state = model.decoder.start(&audio).unwrap();
+    let tokens = Array::from_slice(&[50257i32, 50362], &[1, 2]).unwrap();
+    let logits = model.decoder.forward(&tokens, &mut state).unwrap();
+    let last = logits.slice_axis(1, 1, 2).unwrap().to_vec::<f32>().unwrap();
+    let reference = fixture("logits_sot");
+    let logit_err = max_abs_diff(&last, &reference);
+    eprintln!("first-step logits max abs error vs openai-whisper: {logit_err:e}");
+    assert!(logit_err <= 1e-3, "logits error {logit_err}");
+    assert_eq!(top_k(&last, 5), top_k(&reference, 5));
+    assert_eq!(state.offset, 2);
+}
