@@ -5,6 +5,8 @@ the tiny.en checkpoint in ../shared/models, for the model parity tests:
   mel_every10     log-mel of the first 30 s window, every 10th frame  [300, 80]
   encoder_every50 encoder output, every 50th frame                    [30, 384]
   logits_sot      decoder logits after <|startoftranscript|><|notimestamps|> [51864]
+  greedy_tokens   whisper.decode(language="en", without_timestamps=True,
+                  temperature=0, fp16=False): the sampled text tokens
 
 Needs: openai-whisper, numpy (pip). Usage:
   python scripts/make_whisper_fixtures.py ../shared models/tests/fixtures/whisper-tiny.en-jfk.npz
@@ -35,13 +37,18 @@ def main(shared, out):
         audio_features = model.encoder(mel[None])  # [1, 1500, 384]
         tokens = torch.tensor([[tokenizer.sot, tokenizer.no_timestamps]])
         logits = model.decoder(tokens, audio_features)[0, -1]
+    result = whisper.decode(
+        model, mel, whisper.DecodingOptions(language="en", without_timestamps=True, temperature=0.0, fp16=False)
+    )
     np.savez_compressed(
         out,
         mel_every10=mel.T[::10].numpy().astype(np.float32),
         encoder_every50=audio_features[0, ::50].numpy().astype(np.float32),
         logits_sot=logits.numpy().astype(np.float32),
         tokens=tokens[0].numpy().astype(np.int64),
+        greedy_tokens=np.array(result.tokens, dtype=np.int64),
     )
+    print("greedy text:", repr(result.text))
     print(out, "top-5 next tokens:", torch.topk(logits, 5).indices.tolist())
 
 

