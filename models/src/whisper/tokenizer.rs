@@ -13,6 +13,8 @@ pub struct SpecialTokens {
     pub no_timestamps: u32,
     /// The first of the `<|0.00|>`, `<|0.02|>`, … timestamp tokens.
     pub timestamp_begin: u32,
+    /// `<|nospeech|>` (`<|nocaptions|>` in older vocabularies), when present.
+    pub no_speech: Option<u32>,
 }
 
 pub struct WhisperTokenizer {
@@ -39,6 +41,9 @@ impl WhisperTokenizer {
             // Many tokenizer.json files omit the timestamp tokens; in every
             // Whisper vocabulary they start right after <|notimestamps|>.
             timestamp_begin: inner.token_to_id("<|0.00|>").unwrap_or(no_timestamps + 1),
+            no_speech: inner
+                .token_to_id("<|nospeech|>")
+                .or_else(|| inner.token_to_id("<|nocaptions|>")),
         };
         Ok(WhisperTokenizer { inner, special })
     }
