@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
 use asr_models::features::LogMel;
-use asr_models::whisper::{greedy_without_timestamps, Suppression, Whisper, WhisperTokenizer};
+use asr_models::whisper::{greedy_without_timestamps, Whisper, WhisperTokenizer};
 use mlx::Array;
 
 fn shared() -> Option<PathBuf> {
@@ -165,21 +165,17 @@ fn greedy_decoding_of_jfk_gives_openai_whispers_tokens_and_text() {
     let model = Whisper::load(&model_dir).unwrap();
     let tokenizer = WhisperTokenizer::load(&model_dir.join("tokenizer.json")).unwrap();
 
-    // openai-whisper's SuppressTokens("-1"): non-speech symbols plus control tokens.
+    // The suppression lists computed from the tokenizer equal the ones
+    // CTranslate2 stored in the model's config.json.
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ct2.join("config.json")).unwrap()).unwrap();
-    let mut always = id_list(&config, "suppress_ids");
+    let suppression = tokenizer.default_suppression();
+    let mut always = suppression.always.clone();
+    always.sort_unstable();
+    assert_eq!(always, id_list(&config, "suppress_ids"));
+    assert!(tokenizer.non_speech_tokens().len() >= 80);
+    assert_eq!(suppression.at_begin, id_list(&config, "suppress_ids_begin"));
     let s = &tokenizer.special;
-    always.extend([s.transcribe, s.translate, s.sot]);
-    always.extend(
-        ["<|startofprev|>", "<|startoflm|>", "<|nospeech|>"]
-            .iter()
-            .filter_map(|t| tokenizer.token_id(t)),
-    );
-    let suppression = Suppression {
-        always,
-        at_begin: id_list(&config, "suppress_ids_begin"),
-    };
 
     let samples = jfk_window(&shared);
     let mel = LogMel::new(80)

@@ -63,3 +63,61 @@ impl WhisperTokenizer {
         self.inner.decode(&text, false).map_err(|e| e.to_string())
     }
 }
+
+impl WhisperTokenizer {
+    /// Tokens of `text` without special tokens.
+    fn encode(&self, text: &str) -> Vec<u32> {
+        self.inner
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Tokens of symbols and speaker-tag punctuation that openai-whisper
+    /// never samples (its `non_speech_tokens`): each symbol alone or after a
+    /// space when it is a single token, and any token starting a musical sign.
+    pub fn non_speech_tokens(&self) -> Vec<u32> {
+        let mut symbols: Vec<String> = "\"#()*+/:;<=>@[\\]^_`{|}~「」『』"
+            .chars()
+            .map(String::from)
+            .collect();
+        symbols.extend(
+            "<< >> <<< >>> -- --- -( -[ (' (\" (( )) ((( ))) [[ ]] {{ }} ♪♪ ♪♪♪"
+                .split(' ')
+                .map(String::from),
+        );
+        let music: Vec<String> = "♩♪♫♬♭♮♯".chars().map(String::from).collect();
+        let mut out: Vec<u32> = [" -", " '"]
+            .iter()
+            .filter_map(|s| self.encode(s).first().copied())
+            .collect();
+        for symbol in symbols.iter().chain(&music) {
+            let is_music = music.contains(symbol);
+            for tokens in [self.encode(symbol), self.encode(&format!(" {symbol}"))] {
+                if tokens.len() == 1 || (is_music && !tokens.is_empty()) {
+                    out.push(tokens[0]);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// openai-whisper's default suppression (`suppress_tokens="-1"`,
+    /// `suppress_blank=True`).
+    pub fn default_suppression(&self) -> super::Suppression {
+        let s = &self.special;
+        let mut always = self.non_speech_tokens();
+        always.extend([s.transcribe, s.translate, s.sot]);
+        always.extend(
+            ["<|startofprev|>", "<|startoflm|>"]
+                .iter()
+                .filter_map(|t| self.token_id(t)),
+        );
+        always.extend(s.no_speech);
+        let mut at_begin = self.encode(" ");
+        at_begin.push(s.eot);
+        super::Suppression { always, at_begin }
+    }
+}
