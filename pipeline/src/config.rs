@@ -1,0 +1,146 @@
+//! The TOML file behind `pipeline run`. Unknown keys and bad values are
+//! errors that name the file, the key and the reason.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Output formats of a transcript.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Txt,
+    Json,
+    Srt,
+    Vtt,
+    Tsv,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Txt => "txt",
+            Format::Json => "json",
+            Format::Srt => "srt",
+            Format::Vtt => "vtt",
+            Format::Tsv => "tsv",
+        }
+    }
+}
+
+/// Where MLX runs.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceName {
+    #[default]
+    Cpu,
+    Gpu,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    input: OneOrMany,
+    #[serde(default = "default_model")]
+    model: String,
+    #[serde(default)]
+    device: DeviceName,
+    output_dir: Option<PathBuf>,
+    #[serde(default = "default_formats")]
+    formats: Vec<Format>,
+}
+
+fn default_model() -> String {
+    "tiny.en".into()
+}
+
+fn default_formats() -> Vec<Format> {
+    vec![Format::Txt]
+}
+
+/// A validated run configuration; relative paths are resolved against the
+/// directory of the config file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub inputs: Vec<PathBuf>,
+    /// A registry name (`tiny.en`) or a path to any checkpoint `convert` reads.
+    pub model: String,
+    pub device: DeviceName,
+    /// Where output files go; none are written when unset.
+    pub output_dir: Option<PathBuf>,
+    pub formats: Vec<Format>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.into(),
+            error,
+        })?;
+        Config::from_toml(&text, path.parent().unwrap_or(Path::new("."))).map_err(|message| {
+            ConfigError::Invalid {
+                path: path.into(),
+                message,
+            }
+        })
+    }
+
+    /// Parses TOML; relative paths are taken relative to `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, String> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let inputs = match raw.input {
+            OneOrMany::One(p) => vec![p],
+            OneOrMany::Many(ps) => ps,
+        };
+        let model_path = base.join(&raw.model);
+        let model = if model_path.exists() {
+            model_path.display().to_string()
+        } else {
+            raw.model
+        };
+        Ok(Config {
+            inputs: inputs.into_iter().map(resolve).collect(),
+            model,
+            device: raw.device,
+            output_dir: raw.output_dir.map(resolve),
+            formats: raw.formats,
+        })
+    }
+
+    /// Problems that would stop the run, all of them at once.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .inputs
+            .iter()
+            .filter(|p| !p.is_file())
+            .map(|p| format!("input: no such file {}", p.display()))
+            .collect();
+        if self.inputs.is_empty() {
+            out.push("input: no files given".into());
+        }
+        if self.formats.is_empty() {
+            out.push("formats: empty list".into());
+        }
+        out
+    }
+}

@@ -1,0 +1,101 @@
+//! Transcript writers: txt, json, srt, vtt, tsv. Files are written under a
+//! temporary name and renamed, so a failed run leaves no half-written file.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::Format;
+
+/// A stretch of transcribed audio.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Segment {
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub avg_logprob: f32,
+    pub no_speech_prob: f32,
+}
+
+/// The result for one input file.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Transcript {
+    pub text: String,
+    pub segments: Vec<Segment>,
+}
+
+fn clock(seconds: f64, decimal: char) -> String {
+    let ms = (seconds * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}{decimal}{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// The transcript rendered in `format`.
+pub fn render(t: &Transcript, format: Format) -> String {
+    let mut out = String::new();
+    match format {
+        Format::Txt => out = format!("{}\n", t.text.trim()),
+        Format::Json => {
+            out = serde_json::to_string_pretty(t).expect("transcripts serialize") + "\n"
+        }
+        Format::Srt => {
+            for (i, s) in t.segments.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    "{}\n{} --> {}\n{}\n\n",
+                    i + 1,
+                    clock(s.start, ','),
+                    clock(s.end, ','),
+                    s.text.trim()
+                );
+            }
+        }
+        Format::Vtt => {
+            out.push_str("WEBVTT\n\n");
+            for s in &t.segments {
+                let _ = write!(
+                    out,
+                    "{} --> {}\n{}\n\n",
+                    clock(s.start, '.'),
+                    clock(s.end, '.'),
+                    s.text.trim()
+                );
+            }
+        }
+        Format::Tsv => {
+            out.push_str("start\tend\ttext\n");
+            for s in &t.segments {
+                let text = s.text.trim().replace('\t', " ");
+                let _ = writeln!(
+                    out,
+                    "{}\t{}\t{text}",
+                    (s.start * 1000.0).round(),
+                    (s.end * 1000.0).round()
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Writes `<dir>/<stem>.<ext>` atomically; returns the path written.
+pub fn write(t: &Transcript, format: Format, dir: &Path, stem: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{stem}.{}", format.extension()));
+    let tmp = dir.join(format!(
+        ".{stem}.{}.partial-{}",
+        format.extension(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, render(t, format))?;
+    std::fs::rename(&tmp, &path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    Ok(path)
+}

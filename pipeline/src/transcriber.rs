@@ -1,0 +1,162 @@
+//! Whisper over a whole recording: the model resolved from a registry name or
+//! any checkpoint (converted once into the cache), then 30-second windows
+//! decoded greedily one after another.
+
+use std::path::{Path, PathBuf};
+
+use asr_converters::registry;
+use asr_converters::whisper::{convert_whisper, OutputDtype, WriteError, WriteOptions};
+use asr_converters::ConvertError;
+use asr_models::features::{LogMel, SAMPLE_RATE};
+use asr_models::whisper::{
+    greedy_without_timestamps, LoadError, Suppression, Whisper, WhisperTokenizer,
+};
+use mlx::Array;
+
+use crate::output::{Segment, Transcript};
+
+/// One window of audio, as Whisper was trained on.
+const WINDOW_SECONDS: usize = 30;
+/// openai-whisper's silence rule: skip a window whose `<|nospeech|>`
+/// probability is high while the decoded text is not confident.
+const NO_SPEECH_THRESHOLD: f32 = 0.6;
+const LOGPROB_THRESHOLD: f32 = -1.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranscribeError {
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("{0}")]
+    Tokenizer(String),
+    #[error("MLX: {0}")]
+    Mlx(#[from] mlx::Error),
+}
+
+/// A loaded model ready to transcribe any number of recordings.
+pub struct Transcriber {
+    model: Whisper,
+    tokenizer: WhisperTokenizer,
+    suppression: Suppression,
+    log_mel: LogMel,
+}
+
+/// The MLX folder for `spec`: used as is when it already is one, otherwise
+/// fetched (registry names) and/or converted into the cache once.
+pub fn resolve_model(spec: &str) -> Result<PathBuf, ConvertError> {
+    let path = Path::new(spec);
+    if path.join("weights.safetensors").is_file() && path.join("config.json").is_file() {
+        return Ok(path.to_path_buf());
+    }
+    let (source, key) = if path.exists() {
+        let canonical = path.canonicalize().map_err(ConvertError::io(path))?;
+        let name = canonical
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        (
+            canonical.clone(),
+            format!(
+                "{name}-{:016x}",
+                fnv1a(canonical.to_string_lossy().as_bytes())
+            ),
+        )
+    } else {
+        (registry::fetch(spec)?, spec.to_string())
+    };
+    let cached = registry::cache_dir()
+        .join("models")
+        .join(format!("mlx-{key}-f32"));
+    if !cached.join("weights.safetensors").is_file() {
+        tracing::info!(source = %source.display(), target = %cached.display(), "converting model");
+        let opts = WriteOptions {
+            dtype: OutputDtype::F32,
+            quantization: None,
+            force: false,
+        };
+        match convert_whisper(&source, &cached, &opts, &|_, _| {}) {
+            Ok(_) | Err(ConvertError::Write(WriteError::OutputExists(_))) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(cached)
+}
+
+/// A stable 64-bit hash for cache keys (FNV-1a).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+impl Transcriber {
+    pub fn load(spec: &str) -> Result<Transcriber, TranscribeError> {
+        let dir = resolve_model(spec)?;
+        let model = Whisper::load(&dir)?;
+        let tokenizer = WhisperTokenizer::load(&dir.join("tokenizer.json"))
+            .map_err(TranscribeError::Tokenizer)?;
+        let suppression = tokenizer.default_suppression();
+        let log_mel = LogMel::new(model.config.n_mels as usize)?;
+        Ok(Transcriber {
+            model,
+            tokenizer,
+            suppression,
+            log_mel,
+        })
+    }
+
+    /// Transcribes 16 kHz mono `samples`; `progress(done, total)` per window.
+    pub fn transcribe(
+        &self,
+        samples: &[f32],
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<Transcript, TranscribeError> {
+        let window = WINDOW_SECONDS * SAMPLE_RATE;
+        let total = samples.len().div_ceil(window).max(1);
+        let mut segments = Vec::new();
+        for (i, chunk) in samples.chunks(window).enumerate() {
+            let mut padded = chunk.to_vec();
+            padded.resize(window, 0.0);
+            let mel = self
+                .log_mel
+                .forward(&Array::from_slice(&padded, &[window as i32])?)?
+                .expand_dims(&[0])?;
+            let result = greedy_without_timestamps(
+                &self.model,
+                &mel,
+                &self.tokenizer.special,
+                &self.suppression,
+            )?;
+            progress(i + 1, total);
+            if result.no_speech_prob > NO_SPEECH_THRESHOLD && result.avg_logprob < LOGPROB_THRESHOLD
+            {
+                tracing::debug!(
+                    window = i,
+                    no_speech_prob = result.no_speech_prob,
+                    "skipping silent window"
+                );
+                continue;
+            }
+            let text = self
+                .tokenizer
+                .decode(&result.tokens)
+                .map_err(TranscribeError::Tokenizer)?;
+            let start = (i * window) as f64 / SAMPLE_RATE as f64;
+            segments.push(Segment {
+                start,
+                end: start + chunk.len() as f64 / SAMPLE_RATE as f64,
+                text,
+                avg_logprob: result.avg_logprob,
+                no_speech_prob: result.no_speech_prob,
+            });
+        }
+        let text = segments
+            .iter()
+            .map(|s| s.text.trim())
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(Transcript { text, segments })
+    }
+}
