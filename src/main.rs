@@ -125,6 +125,21 @@ fn run_config(args: &RunArgs) -> Result<Config> {
     Ok(config)
 }
 
+/// A stderr progress bar (indicatif hides it when stderr is not a terminal).
+fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
 fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
     let config = run_config(&args)?;
     mlx::set_default_device(match config.device {
@@ -135,15 +150,7 @@ fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
         .with_context(|| format!("loading model {}", config.model))?;
     for input in &config.inputs {
         let samples = load_audio(input)?;
-        let bar = if quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(0)
-        };
-        bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} windows")
-                .expect("valid template"),
-        );
+        let bar = progress_bar(quiet, "{msg} [{bar:30}] {pos}/{len} windows");
         bar.set_message(input.display().to_string());
         let progress = |done: usize, total: usize| {
             bar.set_length(total as u64);
@@ -249,16 +256,7 @@ fn run_convert(args: ConvertArgs, quiet: bool) -> Result<()> {
         }),
         force: args.force,
     };
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} tensors")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    let bar = progress_bar(quiet, "{msg} [{bar:40}] {pos}/{len} tensors");
     bar.set_message("converting");
     let progress = |done: usize, total: usize| {
         bar.set_length(total as u64);

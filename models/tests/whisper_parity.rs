@@ -75,9 +75,8 @@ fn top_k(values: &[f32], k: usize) -> Vec<usize> {
     idx
 }
 
-#[test]
-fn log_mel_encoder_and_first_logits_match_openai_whisper() {
-    let Some(shared) = shared() else { return };
+/// Converts `source` into a temporary MLX folder (f32); keep the TempDir alive.
+fn convert_f32(source: &Path) -> (tempfile::TempDir, PathBuf) {
     let out = tempfile::tempdir().unwrap();
     let model_dir = out.path().join("tiny.en");
     let opts = WriteOptions {
@@ -85,13 +84,14 @@ fn log_mel_encoder_and_first_logits_match_openai_whisper() {
         quantization: None,
         force: false,
     };
-    convert_whisper(
-        &shared.join("models/whisper-tiny.en-openai/tiny.en.pt"),
-        &model_dir,
-        &opts,
-        &|_, _| {},
-    )
-    .unwrap();
+    convert_whisper(source, &model_dir, &opts, &|_, _| {}).unwrap();
+    (out, model_dir)
+}
+
+#[test]
+fn log_mel_encoder_and_first_logits_match_openai_whisper() {
+    let Some(shared) = shared() else { return };
+    let (_out, model_dir) = convert_f32(&shared.join("models/whisper-tiny.en-openai/tiny.en.pt"));
     let model = Whisper::load(&model_dir).unwrap();
 
     let samples = jfk_window(&shared);
@@ -154,14 +154,7 @@ fn greedy_decoding_of_jfk_gives_openai_whispers_tokens_and_text() {
     let (Some(shared), Some(ct2)) = (shared(), tiny_en_ct2()) else {
         return;
     };
-    let out = tempfile::tempdir().unwrap();
-    let model_dir = out.path().join("tiny.en");
-    let opts = WriteOptions {
-        dtype: OutputDtype::F32,
-        quantization: None,
-        force: false,
-    };
-    convert_whisper(&ct2, &model_dir, &opts, &|_, _| {}).unwrap();
+    let (_out, model_dir) = convert_f32(&ct2);
     let model = Whisper::load(&model_dir).unwrap();
     let tokenizer = WhisperTokenizer::load(&model_dir.join("tokenizer.json")).unwrap();
 

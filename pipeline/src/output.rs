@@ -36,6 +36,22 @@ fn clock(seconds: f64, decimal: char) -> String {
     )
 }
 
+/// Subtitle cues: `[index]`, `start --> end`, text, blank line.
+fn write_cues(out: &mut String, t: &Transcript, decimal: char, numbered: bool) {
+    for (i, s) in t.segments.iter().enumerate() {
+        if numbered {
+            let _ = writeln!(out, "{}", i + 1);
+        }
+        let _ = write!(
+            out,
+            "{} --> {}\n{}\n\n",
+            clock(s.start, decimal),
+            clock(s.end, decimal),
+            s.text.trim()
+        );
+    }
+}
+
 /// The transcript rendered in `format`.
 pub fn render(t: &Transcript, format: Format) -> String {
     let mut out = String::new();
@@ -44,29 +60,10 @@ pub fn render(t: &Transcript, format: Format) -> String {
         Format::Json => {
             out = serde_json::to_string_pretty(t).expect("transcripts serialize") + "\n"
         }
-        Format::Srt => {
-            for (i, s) in t.segments.iter().enumerate() {
-                let _ = write!(
-                    out,
-                    "{}\n{} --> {}\n{}\n\n",
-                    i + 1,
-                    clock(s.start, ','),
-                    clock(s.end, ','),
-                    s.text.trim()
-                );
-            }
-        }
+        Format::Srt => write_cues(&mut out, t, ',', true),
         Format::Vtt => {
             out.push_str("WEBVTT\n\n");
-            for s in &t.segments {
-                let _ = write!(
-                    out,
-                    "{} --> {}\n{}\n\n",
-                    clock(s.start, '.'),
-                    clock(s.end, '.'),
-                    s.text.trim()
-                );
-            }
+            write_cues(&mut out, t, '.', false);
         }
         Format::Tsv => {
             out.push_str("start\tend\ttext\n");
