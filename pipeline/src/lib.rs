@@ -5,6 +5,7 @@ pub mod audio;
 pub mod config;
 pub mod output;
 pub mod transcriber;
+pub mod wer;
 
 pub use config::{Config, DeviceName, Format};
 pub use output::{Segment, Transcript};

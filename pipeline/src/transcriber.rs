@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use asr_converters::registry;
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteError, WriteOptions};
 use asr_converters::ConvertError;
-use asr_models::features::{LogMel, SAMPLE_RATE};
+use asr_models::features::{LogMel, HOP_LENGTH, SAMPLE_RATE};
 use asr_models::whisper::{
     greedy_without_timestamps, LoadError, Suppression, Whisper, WhisperTokenizer,
 };
@@ -106,6 +106,29 @@ impl Transcriber {
         })
     }
 
+    /// Log-mel frames of the whole recording, as openai-whisper's
+    /// `transcribe` computes them: over the audio followed by one window of
+    /// silence (so the clamp to `max - 8` is global).
+    fn recording_mel(&self, samples: &[f32]) -> mlx::Result<Array> {
+        let mut padded = samples.to_vec();
+        padded.resize(samples.len() + WINDOW_SECONDS * SAMPLE_RATE, 0.0);
+        self.log_mel
+            .forward(&Array::from_slice(&padded, &[padded.len() as i32])?)
+    }
+
+    /// Window `index` of `mel`: its content frames, then zeros up to a full
+    /// window (zeros of the normalized log-mel, as openai-whisper's
+    /// `pad_or_trim` of the mel segment gives), `[1, 3000, n_mels]`.
+    fn window_mel(mel: &Array, index: usize, content_frames: usize) -> mlx::Result<Array> {
+        let frames = WINDOW_SECONDS * SAMPLE_RATE / HOP_LENGTH;
+        let start = index * frames;
+        let len = frames.min(content_frames - start);
+        let segment = mel.slice_axis(0, start as i32, (start + len) as i32)?;
+        segment
+            .pad(&[0], &[0], &[(frames - len) as i32], 0.0)?
+            .expand_dims(&[0])
+    }
+
     /// Transcribes 16 kHz mono `samples`; `progress(done, total)` per window.
     pub fn transcribe(
         &self,
@@ -114,14 +137,11 @@ impl Transcriber {
     ) -> Result<Transcript, TranscribeError> {
         let window = WINDOW_SECONDS * SAMPLE_RATE;
         let total = samples.len().div_ceil(window).max(1);
+        let content_frames = samples.len() / HOP_LENGTH;
+        let recording = self.recording_mel(samples)?;
         let mut segments = Vec::new();
         for (i, chunk) in samples.chunks(window).enumerate() {
-            let mut padded = chunk.to_vec();
-            padded.resize(window, 0.0);
-            let mel = self
-                .log_mel
-                .forward(&Array::from_slice(&padded, &[window as i32])?)?
-                .expand_dims(&[0])?;
+            let mel = Self::window_mel(&recording, i, content_frames)?;
             let result = greedy_without_timestamps(
                 &self.model,
                 &mel,

@@ -1,0 +1,87 @@
+//! WER on the shared LJ Speech and LibriSpeech clips, next to openai-whisper's
+//! own transcripts with the same tiny.en weights (fixture written by
+//! scripts/make_clip_fixtures.py).
+//!
+//! Against openai-whisper's `without_timestamps=True` decoding (our mode):
+//! the 16 kHz LibriSpeech clips give the same words; the 22.05 kHz LJ Speech
+//! clips go through different resamplers (rubato here, ffmpeg there), so
+//! their word differences are counted and bounded. Against its default
+//! (timestamped) decoding: total WER no more than 0.5 points worse.
+
+use std::path::Path;
+
+use asr_pipeline::audio::load_audio;
+use asr_pipeline::wer::{word_errors, words, WordErrors};
+use asr_pipeline::Transcriber;
+
+#[derive(serde::Deserialize)]
+struct Clip {
+    id: String,
+    audio: String,
+    reference: String,
+    openai_whisper: String,
+    openai_whisper_no_timestamps: String,
+}
+
+#[test]
+fn wer_matches_openai_whisper_on_the_shared_clips() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    if !data.is_dir() {
+        eprintln!("skipped: ../shared/data not present");
+        return;
+    }
+    let transcriber = match Transcriber::load("tiny.en") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("skipped: cannot load tiny.en from the registry: {e}");
+            return;
+        }
+    };
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clips-tiny.en.json");
+    let clips: Vec<Clip> =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    assert_eq!(clips.len(), 20);
+    let [mut ours_total, mut theirs_total, mut drift_total] = [WordErrors::default(); 3];
+    eprintln!("{:<18} {:>7} {:>7}", "clip", "ours", "openai");
+    for clip in &clips {
+        let samples = load_audio(&data.join(&clip.audio)).unwrap();
+        let text = transcriber.transcribe(&samples, &|_, _| {}).unwrap().text;
+        if clip.audio.starts_with("librispeech/") {
+            assert_eq!(
+                words(&text),
+                words(&clip.openai_whisper_no_timestamps),
+                "{}",
+                clip.id
+            );
+        }
+        drift_total = drift_total + word_errors(&clip.openai_whisper_no_timestamps, &text);
+        let ours = word_errors(&clip.reference, &text);
+        let theirs = word_errors(&clip.reference, &clip.openai_whisper);
+        eprintln!(
+            "{:<18} {:>6.1}% {:>6.1}%   {text}",
+            clip.id,
+            100.0 * ours.rate(),
+            100.0 * theirs.rate()
+        );
+        ours_total = ours_total + ours;
+        theirs_total = theirs_total + theirs;
+    }
+    let (ours, theirs) = (100.0 * ours_total.rate(), 100.0 * theirs_total.rate());
+    eprintln!(
+        "{:<18} {:>6.2}% {:>6.2}%  ({} reference words)",
+        "total", ours, theirs, ours_total.reference_words
+    );
+    eprintln!(
+        "words differing from openai-whisper without timestamps: {}",
+        drift_total.errors
+    );
+    assert!(
+        ours <= theirs + 0.5,
+        "total WER {ours:.2}% vs openai-whisper {theirs:.2}%"
+    );
+    assert!(
+        drift_total.rate() <= 0.02,
+        "{} words differ from openai-whisper",
+        drift_total.errors
+    );
+}
