@@ -3,10 +3,11 @@
 
 use std::process::Command;
 
-/// openai-whisper's `transcribe` of jfk.wav with tiny.en (greedy, fp32), per
-/// ../shared/models/README.md.
+/// openai-whisper's `transcribe(..., without_timestamps=True)` of jfk.wav with
+/// tiny.en (greedy, fp32); its default timestamped decoding gives the same
+/// words without the final period.
 const JFK: &str =
-    "And so my fellow Americans ask not what your country can do for you ask what you can do for your country";
+    "And so my fellow Americans ask not what your country can do for you ask what you can do for your country.";
 
 fn pipeline(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pipeline"))
