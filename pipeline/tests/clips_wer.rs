@@ -6,7 +6,8 @@
 //! the 16 kHz LibriSpeech clips give the same words; the 22.05 kHz LJ Speech
 //! clips go through different resamplers (rubato here, ffmpeg there), so
 //! their word differences are counted and bounded. Against its default
-//! (timestamped) decoding: total WER no more than 0.5 points worse.
+//! (timestamped) decoding: total WER no more than 0.5 points worse. The JSON
+//! transcripts of the LibriSpeech clips are insta snapshots (tests/snapshots).
 
 use std::path::Path;
 
@@ -45,7 +46,8 @@ fn wer_matches_openai_whisper_on_the_shared_clips() {
     eprintln!("{:<18} {:>7} {:>7}", "clip", "ours", "openai");
     for clip in &clips {
         let samples = load_audio(&data.join(&clip.audio)).unwrap();
-        let text = transcriber.transcribe(&samples, &|_, _| {}).unwrap().text;
+        let transcript = transcriber.transcribe(&samples, &|_, _| {}).unwrap();
+        let text = transcript.text.clone();
         if clip.audio.starts_with("librispeech/") {
             assert_eq!(
                 words(&text),
@@ -53,6 +55,12 @@ fn wer_matches_openai_whisper_on_the_shared_clips() {
                 "{}",
                 clip.id
             );
+            // The JSON output as an insta snapshot; probabilities are redacted
+            // (their last digits move with BLAS threading).
+            insta::assert_json_snapshot!(clip.id.as_str(), transcript, {
+                ".segments[].avg_logprob" => "[logprob]",
+                ".segments[].no_speech_prob" => "[prob]",
+            });
         }
         drift_total = drift_total + word_errors(&clip.openai_whisper_no_timestamps, &text);
         let ours = word_errors(&clip.reference, &text);
