@@ -8,7 +8,9 @@
 //! string = u16 length (with the trailing NUL), bytes, NUL
 //! ```
 //! All integers little-endian. Quantized weights (int8 per-row, int16 with
-//! one scale) come with a `<name>_scale` variable and are dequantized here.
+//! one scale) come with a `<name>_scale` variable and are dequantized here,
+//! before aliases are resolved: an alias stands for its target and the
+//! target's scale alike, as CTranslate2's loader treats it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -92,6 +94,28 @@ fn dtype_of(id: u8) -> Option<TensorDtype> {
     })
 }
 
+/// A CTranslate2 model folder (as faster-whisper downloads them).
+#[derive(Debug, Clone)]
+pub struct Ct2Folder {
+    pub model: Ct2Model,
+    /// `config.json` beside `model.bin`; `Null` when there is none.
+    pub config: serde_json::Value,
+}
+
+/// Reads `model.bin` and, when present, `config.json` in `dir`.
+pub fn read_model_dir(dir: &Path) -> Result<Ct2Folder> {
+    let model = read_model_bin(&dir.join("model.bin"))?;
+    let config_path = dir.join("config.json");
+    let config = if config_path.is_file() {
+        let text = std::fs::read_to_string(&config_path).map_err(ConvertError::io(&config_path))?;
+        serde_json::from_str(&text)
+            .map_err(|e| ConvertError::format(&config_path, format!("invalid JSON: {e}")))?
+    } else {
+        serde_json::Value::Null
+    };
+    Ok(Ct2Folder { model, config })
+}
+
 /// Reads `model.bin` at `path`.
 pub fn read_model_bin(path: &Path) -> Result<Ct2Model> {
     let bytes = std::fs::read(path).map_err(ConvertError::io(path))?;
@@ -126,14 +150,10 @@ pub fn read_model_bin(path: &Path) -> Result<Ct2Model> {
             .map_err(|m| ConvertError::format(path, format!("{name}: {m}")))?;
         variables.insert(name, tensor);
     }
-    let aliases = c.u32("alias count")?;
-    for _ in 0..aliases {
-        let alias = c.string("alias")?;
-        let target = c.string("alias target")?;
-        let tensor = variables.get(&target).cloned().ok_or_else(|| {
-            ConvertError::format(path, format!("alias {alias} points to missing {target}"))
-        })?;
-        variables.insert(alias, tensor);
+    let count = c.u32("alias count")?;
+    let mut aliases = Vec::new();
+    for _ in 0..count {
+        aliases.push((c.string("alias")?, c.string("alias target")?));
     }
     if c.pos != bytes.len() {
         return Err(ConvertError::format(
@@ -142,6 +162,12 @@ pub fn read_model_bin(path: &Path) -> Result<Ct2Model> {
         ));
     }
     dequantize(&mut variables).map_err(|m| ConvertError::format(path, m))?;
+    for (alias, target) in aliases {
+        let tensor = variables.get(&target).cloned().ok_or_else(|| {
+            ConvertError::format(path, format!("alias {alias} points to missing {target}"))
+        })?;
+        variables.insert(alias, tensor);
+    }
     Ok(Ct2Model {
         spec_name,
         revision,
@@ -162,9 +188,20 @@ fn dequantize(vars: &mut BTreeMap<String, RawTensor>) -> std::result::Result<(),
             .remove(&format!("{name}_scale"))
             .expect("listed above")
             .to_f32();
+        if vars.contains_key(&format!("{name}_zero")) {
+            return Err(format!(
+                "{name}: zero-point (AWQ) quantization is not supported"
+            ));
+        }
         let w = &vars[&name];
-        if w.dtype.is_float() {
-            continue; // float weights keep an unused scale in some specs
+        match w.dtype {
+            TensorDtype::I8 | TensorDtype::I16 => {}
+            d if d.is_float() => continue, // float weights keep an unused scale in some specs
+            d => {
+                return Err(format!(
+                    "{name}: {d:?} weights with a scale are not supported"
+                ))
+            }
         }
         let rows = *w
             .shape

@@ -8,9 +8,11 @@ pub mod error;
 pub mod pickle;
 pub mod registry;
 pub mod safetensors;
+pub mod state_dict;
 pub mod tensor;
 pub mod torch;
 pub mod whisper;
 
 pub use error::{ConvertError, Result};
+pub use state_dict::load_state_dict;
 pub use tensor::{RawTensor, TensorDtype};

@@ -3,10 +3,22 @@
 //! It understands the opcodes `torch.save` emits (protocols 2–5) and builds a
 //! plain value tree. Calls (`REDUCE`, `NEWOBJ`) are evaluated only for an
 //! explicit allow-list of globals — tensor and storage rebuilders, ordered
-//! dicts, byte decoding; any other global is refused with its name, before
-//! anything it names could matter.
+//! dicts, sizes, sets, byte decoding; any other global is refused with its
+//! name, before anything it names could matter.
+//!
+//! Hostile input is bounded: nesting deeper than [`MAX_DEPTH`] and shared
+//! references that would expand the tree far beyond the pickle's size are
+//! errors, and no walk over the machine's objects recurses.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::tensor::TensorDtype;
+
+/// Deepest nesting of containers accepted. Checkpoints nest a handful of
+/// levels; the bound keeps every recursive walk of the result safe.
+pub const MAX_DEPTH: usize = 256;
 
 /// A view of a storage, as `torch._utils._rebuild_tensor_v2` describes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,16 +48,16 @@ pub enum Value {
     Float(f64),
     Str(String),
     Bytes(Vec<u8>),
+    /// Lists, and sets in pickle order.
     List(Vec<Value>),
+    /// Tuples and `torch.Size`.
     Tuple(Vec<Value>),
     /// Insertion-ordered (dict and OrderedDict alike).
     Dict(Vec<(Value, Value)>),
-    /// An allow-listed callable or class, waiting for its arguments.
+    /// An allow-listed callable or class that was not called.
     Global(AllowedGlobal),
     Storage(StorageRef),
     Tensor(TensorRef),
-    /// Internal: the MARK opcode's place on the stack.
-    Mark,
 }
 
 impl Value {
@@ -66,6 +78,8 @@ impl Value {
 pub enum AllowedGlobal {
     OrderedDict,
     RebuildTensorV2,
+    /// `_rebuild_parameter` and `_rebuild_parameter_with_state`: the tensor
+    /// is all we keep of a parameter.
     RebuildParameter,
     RebuildFromTypeV2,
     /// `torch.FloatStorage` and friends: only a dtype tag in persistent ids.
@@ -74,6 +88,10 @@ pub enum AllowedGlobal {
     /// `_rebuild_from_type_v2`.
     TensorType,
     CodecsEncode,
+    /// `torch.Size`, read as a tuple.
+    Size,
+    /// `set` and `frozenset`, read as lists.
+    Set,
 }
 
 fn allowed_global(module: &str, name: &str) -> Option<AllowedGlobal> {
@@ -81,10 +99,15 @@ fn allowed_global(module: &str, name: &str) -> Option<AllowedGlobal> {
     Some(match (module, name) {
         ("collections", "OrderedDict") => OrderedDict,
         ("torch._utils", "_rebuild_tensor_v2") => RebuildTensorV2,
-        ("torch._utils", "_rebuild_parameter") => RebuildParameter,
+        ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
+            RebuildParameter
+        }
         ("torch._tensor", "_rebuild_from_type_v2") => RebuildFromTypeV2,
         ("torch.nn.parameter", "Parameter") | ("torch", "Tensor") => TensorType,
         ("_codecs", "encode") => CodecsEncode,
+        ("torch", "Size") => Size,
+        // Protocol 2 spells `builtins` the Python 2 way.
+        ("builtins" | "__builtin__", "set" | "frozenset") => Set,
         ("torch", storage) => StorageType(match storage {
             "FloatStorage" => TensorDtype::F32,
             "HalfStorage" => TensorDtype::F16,
@@ -102,14 +125,98 @@ fn allowed_global(module: &str, name: &str) -> Option<AllowedGlobal> {
     })
 }
 
+type Res<T> = Result<T, String>;
+
+/// An object on the machine's stack or in its memo.
+#[derive(Clone)]
+enum Obj {
+    /// Immutable once built.
+    Value(Value),
+    /// Containers are shared: the memo holds objects by identity, so a dict
+    /// memoized while empty must show the items added to it afterwards.
+    Node(Rc<Node>),
+    Mark,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    List,
+    Tuple,
+    Dict,
+}
+
+/// A container; a dict keeps its items flat: key, value, key, value, ...
+struct Node {
+    kind: Kind,
+    items: RefCell<Vec<Obj>>,
+}
+
+impl Obj {
+    fn node(kind: Kind, items: Vec<Obj>) -> Obj {
+        Obj::Node(Rc::new(Node {
+            kind,
+            items: RefCell::new(items),
+        }))
+    }
+
+    /// A call's result: containers become nodes so that SETITEMS can fill
+    /// the dict an `OrderedDict()` call returns.
+    fn from_value(v: Value) -> Obj {
+        let leaves = |items: Vec<Value>| items.into_iter().map(Obj::Value).collect();
+        match v {
+            Value::List(items) => Obj::node(Kind::List, leaves(items)),
+            Value::Tuple(items) => Obj::node(Kind::Tuple, leaves(items)),
+            Value::Dict(pairs) => Obj::node(
+                Kind::Dict,
+                pairs
+                    .into_iter()
+                    .flat_map(|(k, v)| [Obj::Value(k), Obj::Value(v)])
+                    .collect(),
+            ),
+            other => Obj::Value(other),
+        }
+    }
+}
+
+impl Drop for Node {
+    /// Frees nested containers with a work list instead of recursion, so a
+    /// hostile chain of a million nested lists cannot overflow the stack.
+    fn drop(&mut self) {
+        let mut pending = std::mem::take(self.items.get_mut());
+        while let Some(obj) = pending.pop() {
+            if let Obj::Node(rc) = obj {
+                if let Ok(mut node) = Rc::try_unwrap(rc) {
+                    pending.append(node.items.get_mut());
+                }
+            }
+        }
+    }
+}
+
 struct Machine<'a> {
     bytes: &'a [u8],
     pos: usize,
-    stack: Vec<Value>,
-    memo: std::collections::HashMap<u32, Value>,
+    stack: Vec<Obj>,
+    memo: HashMap<u32, Obj>,
+    /// Values that may still be produced when turning objects into the
+    /// result tree; shared references are copied, so this stops a pickle
+    /// of a few bytes from expanding exponentially.
+    budget: usize,
 }
 
-type Res<T> = Result<T, String>;
+impl Drop for Machine<'_> {
+    /// Empties every reachable container, so reference cycles (a list
+    /// appended to itself) are freed too.
+    fn drop(&mut self) {
+        let mut pending: Vec<Obj> = self.stack.drain(..).collect();
+        pending.extend(self.memo.drain().map(|(_, obj)| obj));
+        while let Some(obj) = pending.pop() {
+            if let Obj::Node(node) = obj {
+                pending.append(&mut node.items.borrow_mut());
+            }
+        }
+    }
+}
 
 impl<'a> Machine<'a> {
     fn take(&mut self, n: usize) -> Res<&'a [u8]> {
@@ -142,28 +249,41 @@ impl<'a> Machine<'a> {
         Ok(text)
     }
 
-    fn pop(&mut self) -> Res<Value> {
+    fn push(&mut self, v: Value) {
+        self.stack.push(Obj::Value(v));
+    }
+
+    fn pop(&mut self) -> Res<Obj> {
         self.stack
             .pop()
             .ok_or_else(|| "pickle stack underflow".to_string())
     }
 
+    /// Pops an object and turns it into a value.
+    fn pop_value(&mut self) -> Res<Value> {
+        let obj = self.pop()?;
+        self.freeze(&obj, 0)
+    }
+
     /// Everything above the topmost MARK, which is removed.
-    fn pop_mark(&mut self) -> Res<Vec<Value>> {
+    fn pop_mark(&mut self) -> Res<Vec<Obj>> {
         let mark = self
             .stack
             .iter()
-            .rposition(|v| matches!(v, Value::Mark))
+            .rposition(|v| matches!(v, Obj::Mark))
             .ok_or("pickle MARK missing")?;
         let items = self.stack.split_off(mark + 1);
         self.stack.pop();
         Ok(items)
     }
 
-    fn top_mut(&mut self) -> Res<&mut Value> {
-        self.stack
-            .last_mut()
-            .ok_or_else(|| "pickle stack underflow".to_string())
+    /// The container on top of the stack, which must be of `kind`.
+    fn top_node(&self, kind: Kind, op: &str) -> Res<Rc<Node>> {
+        match self.stack.last() {
+            Some(Obj::Node(node)) if node.kind == kind => Ok(node.clone()),
+            Some(_) => Err(format!("{op} on the wrong kind of object")),
+            None => Err("pickle stack underflow".into()),
+        }
     }
 
     fn string(&mut self, len_bytes: usize) -> Res<String> {
@@ -175,36 +295,98 @@ impl<'a> Machine<'a> {
     fn push_bytes(&mut self, len_bytes: usize) -> Res<()> {
         let len = self.uint(len_bytes)? as usize;
         let b = self.take(len)?.to_vec();
-        self.stack.push(Value::Bytes(b));
+        self.push(Value::Bytes(b));
         Ok(())
     }
 
-    fn set_items(&mut self, items: Vec<Value>) -> Res<()> {
+    fn set_items(&mut self, items: Vec<Obj>) -> Res<()> {
         if !items.len().is_multiple_of(2) {
             return Err("odd number of items for SETITEMS".into());
         }
-        let Value::Dict(dict) = self.top_mut()? else {
-            return Err("SETITEM(S) on a non-dict".into());
-        };
-        let mut it = items.into_iter();
-        while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            dict.push((k, v));
-        }
+        let dict = self.top_node(Kind::Dict, "SETITEM(S)")?;
+        dict.items.borrow_mut().extend(items);
         Ok(())
     }
 
-    fn append(&mut self, items: Vec<Value>) -> Res<()> {
-        let Value::List(list) = self.top_mut()? else {
-            return Err("APPEND(S) on a non-list".into());
-        };
-        list.extend(items);
+    fn append(&mut self, items: Vec<Obj>) -> Res<()> {
+        let list = self.top_node(Kind::List, "APPEND(S)")?;
+        list.items.borrow_mut().extend(items);
         Ok(())
     }
 
     fn global(&mut self, module: &str, name: &str) -> Res<()> {
         let g = allowed_global(module, name)
             .ok_or_else(|| format!("refused pickle global {module}.{name}"))?;
-        self.stack.push(Value::Global(g));
+        self.push(Value::Global(g));
+        Ok(())
+    }
+
+    /// The value tree of `obj`, bounded in depth and in total size.
+    fn freeze(&mut self, obj: &Obj, depth: usize) -> Res<Value> {
+        if depth > MAX_DEPTH {
+            return Err(format!(
+                "pickle nests deeper than {MAX_DEPTH} levels (or holds a cycle)"
+            ));
+        }
+        self.budget = self
+            .budget
+            .checked_sub(1)
+            .ok_or("pickle expands to far more values than its size allows (shared references)")?;
+        let node = match obj {
+            Obj::Value(v) => return Ok(v.clone()),
+            Obj::Mark => return Err("pickle MARK inside a value".into()),
+            Obj::Node(node) => node.clone(),
+        };
+        let items = node
+            .items
+            .borrow()
+            .iter()
+            .map(|item| self.freeze(item, depth + 1))
+            .collect::<Res<Vec<_>>>()?;
+        Ok(match node.kind {
+            Kind::List => Value::List(items),
+            Kind::Tuple => Value::Tuple(items),
+            Kind::Dict => {
+                let mut it = items.into_iter();
+                let mut pairs = Vec::new();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((k, v));
+                }
+                Value::Dict(pairs)
+            }
+        })
+    }
+
+    fn memo_put(&mut self, id: u32) -> Res<()> {
+        let top = self
+            .stack
+            .last()
+            .ok_or("memoize on an empty stack")?
+            .clone();
+        self.memo.insert(id, top);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, id: u32) -> Res<()> {
+        let obj = self
+            .memo
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| format!("pickle memo {id} missing"))?;
+        self.stack.push(obj);
+        Ok(())
+    }
+
+    /// REDUCE and NEWOBJ: an allow-listed global applied to a tuple.
+    fn call(&mut self) -> Res<()> {
+        let Value::Tuple(args) = self.pop_value()? else {
+            return Err("call arguments are not a tuple".into());
+        };
+        let Obj::Value(Value::Global(g)) = self.pop()? else {
+            return Err("call of a non-global".into());
+        };
+        let result = call(g, args)?;
+        self.stack.push(Obj::from_value(result));
         Ok(())
     }
 
@@ -212,27 +394,34 @@ impl<'a> Machine<'a> {
         loop {
             let op = self.take(1)?[0];
             match op {
-                0x80 => drop(self.take(1)?),                       // PROTO
-                0x95 => drop(self.take(8)?),                       // FRAME
-                b'.' => return self.pop(),                         // STOP
-                b'(' => self.stack.push(Value::Mark),              // MARK
-                b'N' => self.stack.push(Value::None),              // NONE
-                0x88 => self.stack.push(Value::Bool(true)),        // NEWTRUE
-                0x89 => self.stack.push(Value::Bool(false)),       // NEWFALSE
-                b'}' => self.stack.push(Value::Dict(Vec::new())),  // EMPTY_DICT
-                b']' => self.stack.push(Value::List(Vec::new())),  // EMPTY_LIST
-                b')' => self.stack.push(Value::Tuple(Vec::new())), // EMPTY_TUPLE
+                0x80 => drop(self.take(1)?),                                 // PROTO
+                0x95 => drop(self.take(8)?),                                 // FRAME
+                b'.' => return self.pop_value(),                             // STOP
+                b'(' => self.stack.push(Obj::Mark),                          // MARK
+                b'0' => drop(self.pop()?),                                   // POP
+                b'1' => drop(self.pop_mark()?),                              // POP_MARK
+                b'N' => self.push(Value::None),                              // NONE
+                0x88 => self.push(Value::Bool(true)),                        // NEWTRUE
+                0x89 => self.push(Value::Bool(false)),                       // NEWFALSE
+                b'}' => self.stack.push(Obj::node(Kind::Dict, Vec::new())),  // EMPTY_DICT
+                b']' => self.stack.push(Obj::node(Kind::List, Vec::new())),  // EMPTY_LIST
+                b')' => self.stack.push(Obj::node(Kind::Tuple, Vec::new())), // EMPTY_TUPLE
+                b'2' => {
+                    // DUP
+                    let top = self.stack.last().ok_or("pickle stack underflow")?.clone();
+                    self.stack.push(top);
+                }
                 b'J' => {
                     let v = self.uint(4)? as u32 as i32;
-                    self.stack.push(Value::Int(v.into()));
+                    self.push(Value::Int(v.into()));
                 }
                 b'K' => {
                     let v = self.uint(1)?;
-                    self.stack.push(Value::Int(v as i64));
+                    self.push(Value::Int(v as i64));
                 }
                 b'M' => {
                     let v = self.uint(2)?;
-                    self.stack.push(Value::Int(v as i64));
+                    self.push(Value::Int(v as i64));
                 }
                 0x8a => {
                     // LONG1: little-endian two's complement of n bytes.
@@ -247,23 +436,23 @@ impl<'a> Machine<'a> {
                     } else {
                         ((raw << shift) as i64) >> shift
                     };
-                    self.stack.push(Value::Int(v));
+                    self.push(Value::Int(v));
                 }
                 b'G' => {
                     let b: [u8; 8] = self.take(8)?.try_into().expect("8 bytes");
-                    self.stack.push(Value::Float(f64::from_be_bytes(b)));
+                    self.push(Value::Float(f64::from_be_bytes(b)));
                 }
                 b'X' => {
                     let s = self.string(4)?;
-                    self.stack.push(Value::Str(s));
+                    self.push(Value::Str(s));
                 }
                 0x8c => {
                     let s = self.string(1)?;
-                    self.stack.push(Value::Str(s));
+                    self.push(Value::Str(s));
                 }
                 0x8d => {
                     let s = self.string(8)?;
-                    self.stack.push(Value::Str(s));
+                    self.push(Value::Str(s));
                 }
                 b'U' => self.push_bytes(1)?, // SHORT_BINSTRING
                 b'T' => self.push_bytes(4)?, // BINSTRING
@@ -272,23 +461,27 @@ impl<'a> Machine<'a> {
                 0x8e => self.push_bytes(8)?, // BINBYTES8
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items));
+                    self.stack.push(Obj::node(Kind::Tuple, items));
                 }
                 0x85..=0x87 => {
+                    // TUPLE1..TUPLE3
                     let n = (op - 0x84) as usize;
                     if self.stack.len() < n {
                         return Err("pickle stack underflow".into());
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(items));
+                    if items.iter().any(|o| matches!(o, Obj::Mark)) {
+                        return Err("pickle MARK inside a tuple".into());
+                    }
+                    self.stack.push(Obj::node(Kind::Tuple, items));
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::List(items));
+                    self.stack.push(Obj::node(Kind::List, items));
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Dict(Vec::new()));
+                    self.stack.push(Obj::node(Kind::Dict, Vec::new()));
                     self.set_items(items)?;
                 }
                 b's' => {
@@ -308,31 +501,26 @@ impl<'a> Machine<'a> {
                     let items = self.pop_mark()?;
                     self.append(items)?;
                 }
-                b'q' | b'r' | 0x94 => {
-                    let id = match op {
-                        b'q' => self.uint(1)? as u32,
-                        b'r' => self.uint(4)? as u32,
-                        _ => self.memo.len() as u32,
-                    };
-                    let top = self
-                        .stack
-                        .last()
-                        .ok_or("memoize on an empty stack")?
-                        .clone();
-                    self.memo.insert(id, top);
+                b'q' => {
+                    let id = self.uint(1)? as u32;
+                    self.memo_put(id)?;
                 }
-                b'h' | b'j' => {
-                    let id = if op == b'h' {
-                        self.uint(1)?
-                    } else {
-                        self.uint(4)?
-                    } as u32;
-                    let v = self
-                        .memo
-                        .get(&id)
-                        .cloned()
-                        .ok_or_else(|| format!("pickle memo {id} missing"))?;
-                    self.stack.push(v);
+                b'r' => {
+                    let id = self.uint(4)? as u32;
+                    self.memo_put(id)?;
+                }
+                0x94 => {
+                    // MEMOIZE: the next free index.
+                    let id = u32::try_from(self.memo.len()).map_err(|_| "pickle memo is full")?;
+                    self.memo_put(id)?;
+                }
+                b'h' => {
+                    let id = self.uint(1)? as u32;
+                    self.memo_get(id)?;
+                }
+                b'j' => {
+                    let id = self.uint(4)? as u32;
+                    self.memo_get(id)?;
                 }
                 b'c' => {
                     let module = self.line()?;
@@ -340,26 +528,19 @@ impl<'a> Machine<'a> {
                     self.global(&module, &name)?;
                 }
                 0x93 => {
-                    let (Value::Str(name), Value::Str(module)) = (self.pop()?, self.pop()?) else {
+                    let (Value::Str(name), Value::Str(module)) =
+                        (self.pop_value()?, self.pop_value()?)
+                    else {
                         return Err("STACK_GLOBAL needs two strings".into());
                     };
                     self.global(&module, &name)?;
                 }
                 b'Q' => {
-                    let pid = self.pop()?;
+                    let pid = self.pop_value()?;
                     let storage = persistent_storage(pid)?;
-                    self.stack.push(Value::Storage(storage));
+                    self.push(Value::Storage(storage));
                 }
-                b'R' | 0x81 => {
-                    let Value::Tuple(args) = self.pop()? else {
-                        return Err("call arguments are not a tuple".into());
-                    };
-                    let Value::Global(g) = self.pop()? else {
-                        return Err("call of a non-global".into());
-                    };
-                    let result = call(g, args)?;
-                    self.stack.push(result);
-                }
+                b'R' | 0x81 => self.call()?, // REDUCE, NEWOBJ
                 b'b' => {
                     // BUILD sets object state; plain dicts and tensors keep none we need.
                     self.pop()?;
@@ -407,6 +588,18 @@ fn usizes(v: &Value, what: &str) -> Res<Vec<usize>> {
     }
 }
 
+fn is_scalar(v: &Value) -> bool {
+    matches!(
+        v,
+        Value::None
+            | Value::Bool(_)
+            | Value::Int(_)
+            | Value::Float(_)
+            | Value::Str(_)
+            | Value::Bytes(_)
+    )
+}
+
 /// Evaluates an allow-listed call.
 fn call(g: AllowedGlobal, args: Vec<Value>) -> Res<Value> {
     match (g, args.as_slice()) {
@@ -444,6 +637,18 @@ fn call(g: AllowedGlobal, args: Vec<Value>) -> Res<Value> {
                 .collect::<Res<_>>()
                 .map(Value::Bytes)
         }
+        // Results hold scalars only, so no call can deepen the tree unseen.
+        (AllowedGlobal::Size, [Value::Tuple(dims) | Value::List(dims)])
+            if dims.iter().all(|d| matches!(d, Value::Int(_))) =>
+        {
+            Ok(Value::Tuple(dims.clone()))
+        }
+        (AllowedGlobal::Set, []) => Ok(Value::List(Vec::new())),
+        (AllowedGlobal::Set, [Value::List(items) | Value::Tuple(items)])
+            if items.iter().all(is_scalar) =>
+        {
+            Ok(Value::List(items.clone()))
+        }
         (g, args) => Err(format!(
             "unsupported call of {g:?} with {} arguments",
             args.len()
@@ -457,7 +662,8 @@ pub fn read_pickle(bytes: &[u8]) -> Result<Value, String> {
         bytes,
         pos: 0,
         stack: Vec::new(),
-        memo: Default::default(),
+        memo: HashMap::new(),
+        budget: bytes.len().saturating_mul(4).saturating_add(4096),
     };
     m.run()
 }

@@ -1,4 +1,4 @@
-//! safetensors files, single or sharded (`*.safetensors.index.json`), read
+//! Single `.safetensors` files (shards are [`crate::state_dict`]'s job), read
 //! with the `safetensors` crate, which validates the header (length, JSON,
 //! offsets inside the data, byte counts matching dtype × shape).
 
@@ -45,53 +45,4 @@ pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, RawTensor>> {
             Ok((name, tensor))
         })
         .collect()
-}
-
-/// The shard files named by an index's `weight_map`, in order, without repeats.
-pub fn shard_files(index: &Path) -> Result<Vec<std::path::PathBuf>> {
-    let text = std::fs::read_to_string(index).map_err(ConvertError::io(index))?;
-    let json: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| ConvertError::format(index, format!("invalid JSON: {e}")))?;
-    let map = json
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| ConvertError::format(index, "no `weight_map` object"))?;
-    let dir = index.parent().unwrap_or(Path::new("."));
-    let mut files: Vec<std::path::PathBuf> = Vec::new();
-    for (name, file) in map {
-        let file = file.as_str().ok_or_else(|| {
-            ConvertError::format(index, format!("{name}: shard name is not a string"))
-        })?;
-        if file.contains('/') || file.contains("..") {
-            return Err(ConvertError::format(
-                index,
-                format!("{name}: shard {file} is outside the model folder"),
-            ));
-        }
-        let path = dir.join(file);
-        if !files.contains(&path) {
-            files.push(path);
-        }
-    }
-    Ok(files)
-}
-
-/// Every tensor of a sharded checkpoint, each shard read with `read_shard`;
-/// a tensor defined by two shards is an error.
-pub fn read_sharded(
-    index: &Path,
-    read_shard: impl Fn(&Path) -> Result<BTreeMap<String, RawTensor>>,
-) -> Result<BTreeMap<String, RawTensor>> {
-    let mut all = BTreeMap::new();
-    for shard in shard_files(index)? {
-        for (name, tensor) in read_shard(&shard)? {
-            if all.insert(name.clone(), tensor).is_some() {
-                return Err(ConvertError::format(
-                    &shard,
-                    format!("{name} is also defined by another shard"),
-                ));
-            }
-        }
-    }
-    Ok(all)
 }

@@ -35,6 +35,22 @@ impl TensorDtype {
     }
 }
 
+/// Elements in `shape`, or an error when the count does not fit in memory
+/// addresses (a malformed header can claim any shape).
+pub fn element_count(shape: &[usize]) -> Result<usize, String> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("shape {shape:?} has too many elements"))
+}
+
+/// Bytes of a dense tensor of `dtype` and `shape`, checked like [`element_count`].
+pub fn byte_size(dtype: TensorDtype, shape: &[usize]) -> Result<usize, String> {
+    element_count(shape)?
+        .checked_mul(dtype.size())
+        .ok_or_else(|| format!("shape {shape:?} of {dtype:?} has too many bytes"))
+}
+
 /// A dense tensor: `data.len() == shape.product() * dtype.size()`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawTensor {
@@ -46,7 +62,7 @@ pub struct RawTensor {
 impl RawTensor {
     /// Builds a tensor after checking that the bytes fit the shape.
     pub fn new(dtype: TensorDtype, shape: Vec<usize>, data: Vec<u8>) -> Result<RawTensor, String> {
-        let expected = shape.iter().product::<usize>() * dtype.size();
+        let expected = byte_size(dtype, &shape)?;
         if data.len() != expected {
             return Err(format!(
                 "{} bytes for shape {shape:?} of {dtype:?} (expected {expected})",

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::error::{ConvertError, Result};
 use crate::pickle::{read_pickle, TensorRef, Value};
-use crate::tensor::RawTensor;
+use crate::tensor::{byte_size, element_count, RawTensor};
 
 /// A checkpoint's object tree with its tensors materialized.
 #[derive(Debug)]
@@ -23,20 +23,7 @@ const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 
 /// Reads a `torch.save` zip checkpoint.
 pub fn read_checkpoint(path: &Path) -> Result<TorchCheckpoint> {
-    let mut file = File::open(path).map_err(ConvertError::io(path))?;
-    let mut magic = [0u8; 4];
-    let n = file.read(&mut magic).map_err(ConvertError::io(path))?;
-    if magic[..n] != ZIP_MAGIC[..n.min(4)] || n < 4 {
-        let legacy = n >= 1 && magic[0] == 0x80;
-        return Err(ConvertError::format(
-            path,
-            if legacy {
-                "legacy (non-zip) PyTorch checkpoint: unsupported, re-save it with torch>=1.6 (torch.save default)"
-            } else {
-                "not a PyTorch zip checkpoint"
-            },
-        ));
-    }
+    check_magic(path)?;
     let mut archive = zip::ZipArchive::new(File::open(path).map_err(ConvertError::io(path))?)
         .map_err(|e| ConvertError::format(path, format!("corrupt zip archive: {e}")))?;
     let pkl_name = archive
@@ -48,6 +35,7 @@ pub fn read_checkpoint(path: &Path) -> Result<TorchCheckpoint> {
     let pickle = read_entry(&mut archive, &pkl_name, path)?;
     let root =
         read_pickle(&pickle).map_err(|m| ConvertError::format(path, format!("{pkl_name}: {m}")))?;
+    let big_endian = is_big_endian(&mut archive, &prefix, path)?;
 
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     let mut tensors = BTreeMap::new();
@@ -56,16 +44,69 @@ pub fn read_checkpoint(path: &Path) -> Result<TorchCheckpoint> {
     for (name, t) in refs {
         if !storages.contains_key(&t.storage.key) {
             let entry = format!("{prefix}data/{}", t.storage.key);
-            storages.insert(
-                t.storage.key.clone(),
-                read_entry(&mut archive, &entry, path)?,
-            );
+            let mut bytes = read_entry(&mut archive, &entry, path)?;
+            if big_endian {
+                swap_bytes(&mut bytes, t.storage.dtype.size());
+            }
+            storages.insert(t.storage.key.clone(), bytes);
         }
         let tensor = materialize(&t, &storages[&t.storage.key])
             .map_err(|m| ConvertError::format(path, format!("{name}: {m}")))?;
-        tensors.insert(name, tensor);
+        if tensors.insert(name.clone(), tensor).is_some() {
+            return Err(ConvertError::format(
+                path,
+                format!("two tensors are both named {name}"),
+            ));
+        }
     }
     Ok(TorchCheckpoint { root, tensors })
+}
+
+/// Refuses anything but a zip file, naming the legacy pickle format that
+/// torch < 1.6 wrote (a bare pickle stream, first byte PROTO).
+fn check_magic(path: &Path) -> Result<()> {
+    let mut magic = Vec::with_capacity(4);
+    File::open(path)
+        .and_then(|f| f.take(4).read_to_end(&mut magic))
+        .map_err(ConvertError::io(path))?;
+    if magic == ZIP_MAGIC {
+        return Ok(());
+    }
+    Err(ConvertError::format(
+        path,
+        if magic.first() == Some(&0x80) {
+            "legacy (non-zip) PyTorch checkpoint: unsupported, re-save it with torch>=1.6 (torch.save default)"
+        } else {
+            "not a PyTorch zip checkpoint"
+        },
+    ))
+}
+
+/// torch records the writer's byte order in `byteorder` (absent before
+/// torch 1.11, when it was always the host's; in practice little-endian).
+fn is_big_endian(archive: &mut zip::ZipArchive<File>, prefix: &str, path: &Path) -> Result<bool> {
+    let name = format!("{prefix}byteorder");
+    if archive.index_for_name(&name).is_none() {
+        return Ok(false);
+    }
+    match read_entry(archive, &name, path)?.as_slice() {
+        b"little" => Ok(false),
+        b"big" => Ok(true),
+        other => Err(ConvertError::format(
+            path,
+            format!(
+                "{name}: unknown byte order {:?}",
+                String::from_utf8_lossy(other)
+            ),
+        )),
+    }
+}
+
+/// Reverses the bytes of every `size`-byte element.
+fn swap_bytes(bytes: &mut [u8], size: usize) {
+    for element in bytes.chunks_exact_mut(size) {
+        element.reverse();
+    }
 }
 
 impl TorchCheckpoint {
@@ -109,20 +150,30 @@ fn read_entry(archive: &mut zip::ZipArchive<File>, name: &str, path: &Path) -> R
     Ok(bytes)
 }
 
-/// Tensors anywhere in nested dicts, named by their dotted key path.
+/// Tensors anywhere in nested dicts, lists and tuples, named by their dotted
+/// path of keys and indices (`layers.0.weight`, `state.3.exp_avg`).
 fn collect_tensors(v: &Value, path: &str, out: &mut Vec<(String, TensorRef)>) {
+    let child = |key: &dyn std::fmt::Display| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
     match v {
         Value::Tensor(t) => out.push((path.to_string(), t.clone())),
         Value::Dict(items) => {
             for (k, v) in items {
-                if let Value::Str(k) = k {
-                    let child = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
-                    collect_tensors(v, &child, out);
+                match k {
+                    Value::Str(k) => collect_tensors(v, &child(k), out),
+                    Value::Int(k) => collect_tensors(v, &child(k), out),
+                    _ => {}
                 }
+            }
+        }
+        Value::List(items) | Value::Tuple(items) => {
+            for (i, v) in items.iter().enumerate() {
+                collect_tensors(v, &child(&i), out);
             }
         }
         _ => {}
@@ -139,33 +190,48 @@ fn materialize(t: &TensorRef, storage: &[u8]) -> std::result::Result<RawTensor, 
             t.storage.numel
         ));
     }
-    let numel: usize = t.shape.iter().product();
+    let numel = element_count(&t.shape)?;
+    let bytes = byte_size(t.storage.dtype, &t.shape)?;
     if numel > 0 {
-        let last = t.offset
-            + t.shape
-                .iter()
-                .zip(&t.stride)
-                .map(|(&d, &s)| (d - 1) * s)
-                .sum::<usize>();
-        if last >= t.storage.numel {
-            return Err(format!(
-                "view reaches element {last} of a {}-element storage",
-                t.storage.numel
-            ));
+        // The view's last element; every element read lies at or before it.
+        let last = t
+            .shape
+            .iter()
+            .zip(&t.stride)
+            .try_fold(t.offset, |at, (&d, &s)| {
+                at.checked_add((d - 1).checked_mul(s)?)
+            });
+        match last {
+            Some(last) if last < t.storage.numel => {}
+            Some(last) => {
+                return Err(format!(
+                    "view reaches element {last} of a {}-element storage",
+                    t.storage.numel
+                ))
+            }
+            None => return Err("view reaches beyond any storage".into()),
         }
     }
-    let mut data = Vec::with_capacity(numel * es);
-    let mut index = vec![0usize; t.shape.len()];
-    for _ in 0..numel {
+    let mut data = Vec::new();
+    data.try_reserve_exact(bytes)
+        .map_err(|_| format!("cannot allocate {bytes} bytes"))?;
+    // The innermost axis is copied as one run when its elements are adjacent
+    // (always, for the contiguous tensors most checkpoints hold).
+    let (run, outer) = match (t.shape.last(), t.stride.last()) {
+        (Some(&n), Some(&1)) => (n, t.shape.len() - 1),
+        _ => (1, t.shape.len()),
+    };
+    let mut index = vec![0usize; outer];
+    for _ in 0..numel.checked_div(run).unwrap_or(0) {
         let at = t.offset
             + index
                 .iter()
                 .zip(&t.stride)
                 .map(|(i, s)| i * s)
                 .sum::<usize>();
-        data.extend_from_slice(&storage[at * es..(at + 1) * es]);
-        // Advance the multi-index, last axis fastest.
-        for axis in (0..index.len()).rev() {
+        data.extend_from_slice(&storage[at * es..(at + run) * es]);
+        // Advance the multi-index, last outer axis fastest.
+        for axis in (0..outer).rev() {
             index[axis] += 1;
             if index[axis] < t.shape[axis] {
                 break;

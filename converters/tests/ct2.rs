@@ -136,3 +136,34 @@ fn malformed_headers_and_payloads_are_refused() {
     trailing.push(0);
     expect_format_error(&trailing, "unexpected bytes");
 }
+
+#[test]
+fn impossible_shapes_and_unsupported_quantizations_are_refused() {
+    let mut huge = Ct2Writer::new(6, "X", 1);
+    huge.variable("v", &[u32::MAX; 3], 0, &[]);
+    huge.aliases(&[]);
+    expect_format_error(
+        &huge.0,
+        "v: shape [4294967295, 4294967295, 4294967295] has too many elements",
+    );
+
+    let mut wrong_scales = Ct2Writer::new(6, "X", 2);
+    wrong_scales.variable("w", &[2, 1], 1, &[1, 2]);
+    wrong_scales.variable("w_scale", &[3], 0, &f32_bytes(&[1.0; 3]));
+    wrong_scales.aliases(&[]);
+    expect_format_error(&wrong_scales.0, "w: 3 scales for 2 rows");
+
+    // AWQ-style int4 packed into int32 with scales and zero points.
+    let mut awq = Ct2Writer::new(6, "X", 3);
+    awq.variable("w", &[1], 3, &[0; 4]);
+    awq.variable("w_scale", &[1], 0, &f32_bytes(&[1.0]));
+    awq.variable("w_zero", &[1], 0, &f32_bytes(&[0.0]));
+    awq.aliases(&[]);
+    expect_format_error(&awq.0, "w: zero-point (AWQ) quantization is not supported");
+
+    let mut int32 = Ct2Writer::new(6, "X", 2);
+    int32.variable("w", &[1], 3, &[0; 4]);
+    int32.variable("w_scale", &[1], 0, &f32_bytes(&[1.0]));
+    int32.aliases(&[]);
+    expect_format_error(&int32.0, "w: I32 weights with a scale are not supported");
+}

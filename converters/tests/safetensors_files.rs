@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use asr_converters::safetensors::{read_safetensors, read_sharded};
-use asr_converters::{ConvertError, TensorDtype};
+use asr_converters::safetensors::read_safetensors;
+use asr_converters::{load_state_dict, ConvertError, TensorDtype};
 
 fn file_bytes(header: &str, data: &[u8]) -> Vec<u8> {
     let mut out = (header.len() as u64).to_le_bytes().to_vec();
@@ -89,37 +89,34 @@ fn malformed_files_are_errors_that_name_the_file() {
 }
 
 #[test]
-fn sharded_index_rejects_escaping_and_duplicate_shards() {
+fn sharded_index_rejects_escaping_duplicate_and_missing_shards() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "s1.safetensors", &valid());
     write(dir.path(), "s2.safetensors", &valid());
     let index = write(
         dir.path(),
-        "i.json",
+        "ok.index.json",
         br#"{"weight_map":{"a":"s1.safetensors","b":"s1.safetensors"}}"#,
     );
-    assert_eq!(read_sharded(&index, read_safetensors).unwrap().len(), 2);
-    let dup = write(
-        dir.path(),
-        "dup.json",
+    assert_eq!(load_state_dict(&index).unwrap().len(), 2);
+    let error = |name: &str, json: &[u8]| {
+        let index = write(dir.path(), name, json);
+        let msg = load_state_dict(&index).unwrap_err().to_string();
+        assert!(msg.contains(dir.path().to_str().unwrap()), "{msg}");
+        msg
+    };
+    let msg = error(
+        "dup.index.json",
         br#"{"weight_map":{"a":"s1.safetensors","b":"s2.safetensors"}}"#,
     );
-    let err = read_sharded(&dup, read_safetensors)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("also defined by another shard"), "{err}");
-    let escape = write(
-        dir.path(),
-        "esc.json",
-        br#"{"weight_map":{"a":"../etc/passwd"}}"#,
+    assert!(msg.contains("also defined by another shard"), "{msg}");
+    let msg = error("esc.index.json", br#"{"weight_map":{"a":"../etc/passwd"}}"#);
+    assert!(msg.contains("outside the model folder"), "{msg}");
+    let msg = error(
+        "missing.index.json",
+        br#"{"weight_map":{"a":"s1.safetensors","c":"s1.safetensors"}}"#,
     );
-    let err = read_sharded(&escape, read_safetensors)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("outside the model folder"), "{err}");
-    let bad = write(dir.path(), "bad.json", br#"{"weights":{}}"#);
-    assert!(read_sharded(&bad, read_safetensors)
-        .unwrap_err()
-        .to_string()
-        .contains("no `weight_map`"));
+    assert!(msg.contains("c is not in its shard"), "{msg}");
+    let msg = error("bad.index.json", br#"{"weights":{}}"#);
+    assert!(msg.contains("no `weight_map`"), "{msg}");
 }

@@ -21,8 +21,12 @@ impl Pickle {
             .op(&(s.len() as u32).to_le_bytes())
             .op(s.as_bytes())
     }
-    fn int(&mut self, n: u8) -> &mut Self {
-        self.op(&[b'K', n])
+    /// BININT1 when it fits, else LONG1 with 8 bytes.
+    fn int(&mut self, n: u64) -> &mut Self {
+        match u8::try_from(n) {
+            Ok(small) => self.op(&[b'K', small]),
+            Err(_) => self.op(&[0x8a, 8]).op(&n.to_le_bytes()),
+        }
     }
     fn global(&mut self, module: &str, name: &str) -> &mut Self {
         self.op(b"c")
@@ -31,7 +35,7 @@ impl Pickle {
             .op(name.as_bytes())
             .op(b"\n")
     }
-    fn tuple(&mut self, items: &[u8]) -> &mut Self {
+    fn tuple(&mut self, items: &[u64]) -> &mut Self {
         self.op(b"(");
         for &i in items {
             self.int(i);
@@ -43,10 +47,10 @@ impl Pickle {
         &mut self,
         storage: &str,
         kind: &str,
-        numel: u8,
-        offset: u8,
-        size: &[u8],
-        stride: &[u8],
+        numel: u64,
+        offset: u64,
+        size: &[u64],
+        stride: &[u64],
     ) -> &mut Self {
         self.global("torch._utils", "_rebuild_tensor_v2").op(b"(");
         self.op(b"(")
@@ -63,15 +67,23 @@ impl Pickle {
 }
 
 fn write_zip(dir: &Path, pickle: &[u8], storages: &[(&str, Vec<u8>)]) -> PathBuf {
+    let entries: Vec<(String, &[u8])> = storages
+        .iter()
+        .map(|(key, bytes)| (format!("data/{key}"), bytes.as_slice()))
+        .collect();
+    write_archive(dir, pickle, &entries)
+}
+
+/// A zip with `archive/data.pkl` and `archive/<name>` for each entry.
+fn write_archive(dir: &Path, pickle: &[u8], entries: &[(String, &[u8])]) -> PathBuf {
     let path = dir.join("model.pt");
     let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
     let stored =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     zip.start_file("archive/data.pkl", stored).unwrap();
     zip.write_all(pickle).unwrap();
-    for (key, bytes) in storages {
-        zip.start_file(format!("archive/data/{key}"), stored)
-            .unwrap();
+    for (name, bytes) in entries {
+        zip.start_file(format!("archive/{name}"), stored).unwrap();
         zip.write_all(bytes).unwrap();
     }
     zip.finish().unwrap();
@@ -213,4 +225,72 @@ fn legacy_truncated_and_foreign_files_get_clear_errors() {
     let text = dir.path().join("notes.pt");
     std::fs::write(&text, "hello").unwrap();
     expect_error(&text, "not a PyTorch zip checkpoint");
+}
+
+#[test]
+fn sizes_past_the_address_space_are_errors() {
+    for (size, stride, needle) in [
+        // 2^40 × 2^40 elements cannot be counted in 64 bits.
+        (&[1 << 40, 1 << 40][..], &[0, 0][..], "too many elements"),
+        // 2^62 elements fit, their bytes (× 4) do not.
+        (&[1 << 62][..], &[0][..], "too many bytes"),
+        // The view's last element is past 2^64.
+        (&[5, 3][..], &[1 << 62, 1][..], "beyond any storage"),
+    ] {
+        let mut p = Pickle::default();
+        p.op(b"\x80\x02}(")
+            .str("w")
+            .tensor("0", "FloatStorage", 1, 0, size, stride)
+            .op(b"u.");
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_zip(dir.path(), &p.0, &[("0", f32_bytes(&[1.0]))]);
+        expect_error(&path, needle);
+    }
+}
+
+#[test]
+fn big_endian_checkpoints_are_byte_swapped() {
+    let mut p = Pickle::default();
+    p.op(b"\x80\x02}(")
+        .str("f")
+        .tensor("0", "FloatStorage", 2, 0, &[2], &[1])
+        .str("s")
+        .tensor("1", "ShortStorage", 1, 0, &[1], &[1])
+        .op(b"u.");
+    let f: Vec<u8> = [1.5f32, -2.0]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect();
+    let s = (-300i16).to_be_bytes();
+    let dir = tempfile::tempdir().unwrap();
+    let mut entries = vec![
+        ("data/0".to_string(), f.as_slice()),
+        ("data/1".to_string(), s.as_slice()),
+        ("byteorder".to_string(), b"big".as_slice()),
+    ];
+    let tensors = read_checkpoint(&write_archive(dir.path(), &p.0, &entries))
+        .unwrap()
+        .state_dict();
+    assert_eq!(tensors["f"].to_f32(), vec![1.5, -2.0]);
+    assert_eq!(tensors["s"].scalar_i64(), Some(-300));
+    entries[2].1 = b"middle";
+    let path = write_archive(dir.path(), &p.0, &entries);
+    expect_error(&path, "unknown byte order \"middle\"");
+}
+
+#[test]
+fn two_tensors_with_one_dotted_name_are_an_error() {
+    // {"a.b": t, "a": {"b": t}} would silently lose one tensor.
+    let mut p = Pickle::default();
+    p.op(b"\x80\x02}(")
+        .str("a.b")
+        .tensor("0", "FloatStorage", 1, 0, &[1], &[1])
+        .str("a")
+        .op(b"}(")
+        .str("b")
+        .tensor("0", "FloatStorage", 1, 0, &[1], &[1])
+        .op(b"uu.");
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_zip(dir.path(), &p.0, &[("0", f32_bytes(&[1.0]))]);
+    expect_error(&path, "two tensors are both named a.b");
 }

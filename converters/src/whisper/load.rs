@@ -8,7 +8,7 @@ use crate::ct2;
 use crate::error::{ConvertError, Result};
 use crate::pickle::Value;
 use crate::tensor::RawTensor;
-use crate::{safetensors, torch};
+use crate::{load_state_dict, torch};
 
 /// Files a model folder may carry beside its weights that the pipeline or
 /// other tools read (tokenizer, vocabulary, preprocessing settings).
@@ -109,19 +109,7 @@ fn load_hf_folder(dir: &Path) -> Result<LoadedWhisper> {
                 format!("no weights: expected one of {}", candidates.join(", ")),
             )
         })?;
-    let name = weights
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    let torch_state_dict = |p: &Path| Ok(torch::read_checkpoint(p)?.state_dict());
-    let source = match name {
-        "model.safetensors" => safetensors::read_safetensors(&weights)?,
-        "model.safetensors.index.json" => {
-            safetensors::read_sharded(&weights, safetensors::read_safetensors)?
-        }
-        "pytorch_model.bin" => torch_state_dict(&weights)?,
-        _ => safetensors::read_sharded(&weights, torch_state_dict)?,
-    };
+    let source = load_state_dict(&weights)?;
     let tensors = canonicalize(SourceLayout::HuggingFace, source, &dims).map_err(|error| {
         ConvertError::Mapping {
             path: weights.clone(),
@@ -186,19 +174,13 @@ fn openai_dims(dims: Option<&Value>) -> Option<WhisperDims> {
 
 fn load_ct2_folder(dir: &Path) -> Result<LoadedWhisper> {
     let bin = dir.join("model.bin");
-    let model = ct2::read_model_bin(&bin)?;
+    let ct2::Ct2Folder { model, config } = ct2::read_model_dir(dir)?;
     if model.spec_name != "WhisperSpec" {
         return Err(ConvertError::format(
             &bin,
             format!("a {} model, not Whisper", model.spec_name),
         ));
     }
-    let config_path = dir.join("config.json");
-    let config = if config_path.is_file() {
-        read_json(&config_path)?
-    } else {
-        serde_json::Value::Null
-    };
     let dims = ct2_dims(&model.variables).map_err(|m| ConvertError::format(&bin, m))?;
     let tensors =
         canonicalize(SourceLayout::CTranslate2, model.variables, &dims).map_err(|error| {
