@@ -3,10 +3,12 @@
 
 pub mod audio;
 pub mod config;
+pub mod model_source;
 pub mod output;
 pub mod transcriber;
 pub mod wer;
 
 pub use config::{Config, DeviceName, Format};
+pub use model_source::resolve_model;
 pub use output::{Segment, Transcript};
-pub use transcriber::{resolve_model, Transcriber};
+pub use transcriber::Transcriber;
