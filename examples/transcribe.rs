@@ -3,7 +3,7 @@
 //! cargo run --release --example transcribe -- examples/audio/jfk.wav [model]
 
 use asr_pipeline::audio::load_audio;
-use asr_pipeline::Transcriber;
+use asr_pipeline::{DecodeOptions, Transcriber};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -14,8 +14,10 @@ fn main() -> anyhow::Result<()> {
     // Registry names are fetched and converted once; paths may be any checkpoint.
     let transcriber = Transcriber::load(&model)?;
     let samples = load_audio(audio.as_ref())?;
-    let transcript =
-        transcriber.transcribe(&samples, &|done, total| eprintln!("window {done}/{total}"))?;
+    let options = DecodeOptions::default(); // openai-whisper's transcribe() defaults
+    let transcript = transcriber.transcribe(&samples, &options, &|p| {
+        eprintln!("{:.0} s transcribed", p.done)
+    })?;
     for segment in &transcript.segments {
         println!(
             "[{:7.2} → {:7.2}] {}",

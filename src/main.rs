@@ -7,8 +7,7 @@ use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use asr_pipeline::audio::load_audio;
-use asr_pipeline::{output, Config, DeviceName, Format, Transcriber};
+use asr_pipeline::{output, Config, DeviceName, Format, Progress, Task, Transcriber};
 use indicatif::{ProgressBar, ProgressStyle};
 use mlx_asr::bench;
 
@@ -70,6 +69,18 @@ struct RunArgs {
     /// Device instead of the config's `device`.
     #[arg(long, value_enum)]
     device: Option<DeviceArg>,
+    /// Spoken language code instead of `decode.language` (multilingual models).
+    #[arg(long)]
+    language: Option<String>,
+    /// Task instead of `decode.task`.
+    #[arg(long, value_enum)]
+    task: Option<TaskArg>,
+}
+
+#[derive(Copy, Clone, clap::ValueEnum)]
+enum TaskArg {
+    Transcribe,
+    Translate,
 }
 
 #[derive(Copy, Clone, clap::ValueEnum)]
@@ -118,6 +129,15 @@ fn run_config(args: &RunArgs) -> Result<Config> {
             DeviceArg::Gpu => DeviceName::Gpu,
         };
     }
+    if let Some(language) = &args.language {
+        config.decode.language = Some(language.clone());
+    }
+    if let Some(task) = args.task {
+        config.decode.task = match task {
+            TaskArg::Transcribe => Task::Transcribe,
+            TaskArg::Translate => Task::Translate,
+        };
+    }
     let problems = config.problems();
     if !problems.is_empty() {
         anyhow::bail!("{}: {}", args.config.display(), problems.join("; "));
@@ -149,16 +169,17 @@ fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
     let transcriber = Transcriber::load(&config.model)
         .with_context(|| format!("loading model {}", config.model))?;
     for input in &config.inputs {
-        let samples = load_audio(input)?;
-        let bar = progress_bar(quiet, "{msg} [{bar:30}] {pos}/{len} windows");
+        let bar = progress_bar(quiet, "{msg} [{bar:30}] {pos}/{len} s of audio");
         bar.set_message(input.display().to_string());
-        let progress = |done: usize, total: usize| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
+        let progress = |p: Progress| {
+            bar.set_length(p.total.unwrap_or(p.done).ceil() as u64);
+            bar.set_position(p.done.floor() as u64);
         };
-        let transcript = transcriber.transcribe(&samples, &progress)?;
+        let transcript = transcriber
+            .transcribe_file(input, &config.decode, &progress)
+            .with_context(|| format!("transcribing {}", input.display()))?;
         bar.finish_and_clear();
-        println!("{}", transcript.text);
+        println!("{}", transcript.text.trim());
         if let Some(dir) = &config.output_dir {
             let stem = input
                 .file_stem()

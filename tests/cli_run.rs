@@ -3,11 +3,10 @@
 
 use std::process::Command;
 
-/// openai-whisper's `transcribe(..., without_timestamps=True)` of jfk.wav with
-/// tiny.en (greedy, fp32); its default timestamped decoding gives the same
-/// words without the final period.
+/// openai-whisper's default `transcribe()` of jfk.wav with tiny.en (greedy,
+/// fp32, timestamps): two segments, no final period.
 const JFK: &str =
-    "And so my fellow Americans ask not what your country can do for you ask what you can do for your country.";
+    "And so my fellow Americans ask not what your country can do for you ask what you can do for your country";
 
 fn pipeline(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pipeline"))
@@ -46,16 +45,18 @@ fn jfk_example_prints_openai_whispers_text_and_writes_outputs() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.path().join("jfk.json")).unwrap())
             .unwrap();
-    assert_eq!(json["text"], JFK);
-    let segment = &json["segments"][0];
-    assert_eq!(
-        (segment["start"].as_f64(), segment["end"].as_f64()),
-        (Some(0.0), Some(11.0))
-    );
-    assert!(segment["no_speech_prob"].as_f64().unwrap() < 0.1);
+    assert_eq!(json["text"].as_str().map(str::trim), Some(JFK));
+    assert_eq!(json["language"], "en");
+    let segments = json["segments"].as_array().unwrap();
+    let times: Vec<(f64, f64)> = segments
+        .iter()
+        .map(|s| (s["start"].as_f64().unwrap(), s["end"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(times, vec![(0.0, 7.74), (7.74, 10.74)]);
+    assert!(segments[0]["no_speech_prob"].as_f64().unwrap() < 0.1);
     let srt = std::fs::read_to_string(out_dir.path().join("jfk.srt")).unwrap();
     assert!(
-        srt.starts_with("1\n00:00:00,000 --> 00:00:11,000\nAnd so my fellow"),
+        srt.starts_with("1\n00:00:00,000 --> 00:00:07,740\nAnd so my fellow"),
         "{srt}"
     );
     let leftovers: Vec<_> = std::fs::read_dir(out_dir.path())
@@ -79,6 +80,21 @@ fn config_errors_name_the_file_and_the_key() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr.contains("bad.toml") && stderr.contains("unknown field `modle`"),
+        "{stderr}"
+    );
+
+    let bad_decode = dir.path().join("decode.toml");
+    std::fs::write(
+        &bad_decode,
+        "input = \"a.wav\"\n[decode]\ntemperature = []\nlanguage = \"English!\"\n",
+    )
+    .unwrap();
+    let out = pipeline(&["run", bad_decode.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("decode.toml")
+            && stderr.contains("decode.temperature: empty list")
+            && stderr.contains("decode.language"),
         "{stderr}"
     );
 

@@ -94,15 +94,6 @@ impl LogMel {
     /// `samples` (f32, 16 kHz mono, at least `N_FFT / 2 + 1` long) →
     /// `[n_frames, n_mels]` with `n_frames = len / HOP_LENGTH`.
     pub fn forward(&self, samples: &Array) -> mlx::Result<Array> {
-        let power = self.power_spectrum(samples)?;
-        let mel = power.matmul(&self.filters_t)?;
-        let log = mel.max_scalar(1e-10)?.log10()?;
-        let floor = log.max(&[], false)?.sub_scalar(8.0)?;
-        log.maximum(&floor)?.add_scalar(4.0)?.div_scalar(4.0)
-    }
-
-    /// |STFT|² with centered frames, the last frame dropped (as Whisper does).
-    fn power_spectrum(&self, samples: &Array) -> mlx::Result<Array> {
         let len = samples.size();
         let pad = N_FFT / 2;
         if len <= pad {
@@ -110,14 +101,39 @@ impl LogMel {
                 "log-mel needs more than {pad} samples, got {len}"
             )));
         }
-        let padded = reflect_pad(samples, pad)?;
-        let n_frames = 1 + len / HOP_LENGTH;
+        // Whisper drops the last centered frame.
+        let log = self.log10_frames(&reflect_pad(samples, pad)?, len / HOP_LENGTH)?;
+        let max = log.max(&[], false)?;
+        normalize(&log, &max)
+    }
+
+    /// `log10` mel power `[n_frames, n_mels]` of frames `0..n_frames` of
+    /// `context`, where frame `i` covers `context[i * HOP_LENGTH..][..N_FFT]`
+    /// (a signal with `N_FFT / 2` samples of context before its first frame
+    /// centre): not yet clamped or scaled, so that long recordings can be
+    /// computed piecewise.
+    pub fn log10_frames(&self, context: &Array, n_frames: usize) -> mlx::Result<Array> {
+        let needed = (n_frames.max(1) - 1) * HOP_LENGTH + N_FFT;
+        if context.size() < needed {
+            return Err(mlx::Error::Mlx(format!(
+                "{n_frames} log-mel frames need {needed} samples, got {}",
+                context.size()
+            )));
+        }
         let frames =
-            padded.as_strided(&[n_frames as i32, N_FFT as i32], &[HOP_LENGTH as i64, 1], 0)?;
+            context.as_strided(&[n_frames as i32, N_FFT as i32], &[HOP_LENGTH as i64, 1], 0)?;
         let spectrum = fft::rfft(&frames.multiply(&self.window)?, N_FFT as i32, -1)?;
         let power = spectrum.abs()?.square()?;
-        power.slice_axis(0, 0, n_frames as i32 - 1)
+        power.matmul(&self.filters_t)?.max_scalar(1e-10)?.log10()
     }
+}
+
+/// Whisper's dynamic-range clamp and scaling of `log10` mel frames:
+/// `(max(x, max - 8) + 4) / 4`, `max` a scalar array.
+pub fn normalize(log: &Array, max: &Array) -> mlx::Result<Array> {
+    log.maximum(&max.sub_scalar(8.0)?)?
+        .add_scalar(4.0)?
+        .div_scalar(4.0)
 }
 
 /// Pads a 1-D signal by mirroring `pad` samples at each end (edge excluded).

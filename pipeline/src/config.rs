@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::decode_options::DecodeOptions;
+
 /// Output formats of a transcript.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,6 +57,8 @@ struct RawConfig {
     output_dir: Option<PathBuf>,
     #[serde(default = "default_formats")]
     formats: Vec<Format>,
+    #[serde(default)]
+    decode: DecodeOptions,
 }
 
 fn default_model() -> String {
@@ -76,6 +80,7 @@ pub struct Config {
     /// Where output files go; none are written when unset.
     pub output_dir: Option<PathBuf>,
     pub formats: Vec<Format>,
+    pub decode: DecodeOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +129,7 @@ impl Config {
             device: raw.device,
             output_dir: raw.output_dir.map(resolve),
             formats: raw.formats,
+            decode: raw.decode,
         })
     }
 
@@ -141,6 +147,7 @@ impl Config {
         if self.formats.is_empty() {
             out.push("formats: empty list".into());
         }
+        out.extend(self.decode.problems());
         out
     }
 }

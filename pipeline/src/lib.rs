@@ -3,12 +3,15 @@
 
 pub mod audio;
 pub mod config;
+pub mod decode_options;
+pub mod mel_frames;
 pub mod model_source;
 pub mod output;
 pub mod transcriber;
 pub mod wer;
 
 pub use config::{Config, DeviceName, Format};
+pub use decode_options::{DecodeOptions, Task};
 pub use model_source::resolve_model;
 pub use output::{Segment, Transcript};
-pub use transcriber::Transcriber;
+pub use transcriber::{Progress, Transcriber};

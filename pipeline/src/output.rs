@@ -8,13 +8,21 @@ use serde::Serialize;
 
 use crate::config::Format;
 
-/// A stretch of transcribed audio.
+/// A stretch of transcribed audio (openai-whisper's segment fields).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Segment {
+    pub id: usize,
+    /// The window (in 10 ms mel frames) the segment was decoded in.
+    pub seek: usize,
     pub start: f64,
     pub end: f64,
     pub text: String,
+    /// Its tokens, timestamps included.
+    pub tokens: Vec<u32>,
+    /// The sampling temperature that produced it (above 0 after fallback).
+    pub temperature: f32,
     pub avg_logprob: f32,
+    pub compression_ratio: f32,
     pub no_speech_prob: f32,
 }
 
@@ -23,6 +31,11 @@ pub struct Segment {
 pub struct Transcript {
     pub text: String,
     pub segments: Vec<Segment>,
+    /// Spoken language code.
+    pub language: Option<String>,
+    /// Its probability when it was detected rather than given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language_probability: Option<f32>,
 }
 
 fn clock(seconds: f64, decimal: char) -> String {

@@ -1,23 +1,29 @@
-//! Whisper over a whole recording: the model resolved from a registry name or
-//! any checkpoint (converted once into the cache), then 30-second windows
-//! decoded greedily one after another.
+//! Whisper over a whole recording, as openai-whisper's `transcribe()` does
+//! it: a seek loop over 30-second windows of the log-mel, each decoded with
+//! timestamp tokens (with temperature fallback when the text looks wrong),
+//! cut into segments at the timestamps, and the window advanced to the last
+//! complete segment.
 
-use asr_converters::ConvertError;
+use std::io::Write as _;
+use std::path::Path;
+
 use asr_models::features::{LogMel, HOP_LENGTH, SAMPLE_RATE};
 use asr_models::whisper::{
-    greedy_without_timestamps, LoadError, Suppression, Whisper, WhisperTokenizer,
+    decode_window, detect_language, LoadError, Sampling, Suppression, TokenRules, Whisper,
+    WhisperTokenizer, WindowResult, TIME_PRECISION,
 };
 use mlx::Array;
+use rand::SeedableRng;
 
+use crate::audio::{AudioError, AudioStream};
+use crate::decode_options::{DecodeOptions, Task};
+use crate::mel_frames::{FrameError, MelFrames, MelWindow};
 use crate::model_source::resolve_model;
 use crate::output::{Segment, Transcript};
+use asr_converters::ConvertError;
 
-/// One window of audio, as Whisper was trained on.
-const WINDOW_SECONDS: usize = 30;
-/// openai-whisper's silence rule: skip a window whose `<|nospeech|>`
-/// probability is high while the decoded text is not confident.
-const NO_SPEECH_THRESHOLD: f32 = 0.6;
-const LOGPROB_THRESHOLD: f32 = -1.0;
+/// Mel frames per timestamp step (the encoder halves the frame rate).
+const FRAMES_PER_TIMESTAMP: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TranscribeError {
@@ -25,10 +31,23 @@ pub enum TranscribeError {
     Convert(#[from] ConvertError),
     #[error(transparent)]
     Load(#[from] LoadError),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
     #[error("{0}")]
     Tokenizer(String),
+    #[error("{0}")]
+    Options(String),
     #[error("MLX: {0}")]
     Mlx(#[from] mlx::Error),
+}
+
+impl From<FrameError> for TranscribeError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Audio(e) => TranscribeError::Audio(e),
+            FrameError::Mlx(e) => TranscribeError::Mlx(e),
+        }
+    }
 }
 
 /// A loaded model ready to transcribe any number of recordings.
@@ -37,6 +56,22 @@ pub struct Transcriber {
     tokenizer: WhisperTokenizer,
     suppression: Suppression,
     log_mel: LogMel,
+}
+
+/// How far a transcription has got, for progress bars.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// Seconds of audio transcribed.
+    pub done: f64,
+    /// Length of the recording, once known.
+    pub total: Option<f64>,
+}
+
+/// The language and the start-of-transcript tokens of every window.
+struct Prelude {
+    language: Option<String>,
+    language_probability: Option<f32>,
+    sot_sequence: Vec<u32>,
 }
 
 impl Transcriber {
@@ -55,77 +90,367 @@ impl Transcriber {
         })
     }
 
-    /// Log-mel frames of the whole recording, as openai-whisper's
-    /// `transcribe` computes them: over the audio followed by one window of
-    /// silence (so the clamp to `max - 8` is global).
-    fn recording_mel(&self, samples: &[f32]) -> mlx::Result<Array> {
-        let mut padded = samples.to_vec();
-        padded.resize(samples.len() + WINDOW_SECONDS * SAMPLE_RATE, 0.0);
-        self.log_mel
-            .forward(&Array::from_slice(&padded, &[padded.len() as i32])?)
+    pub fn tokenizer(&self) -> &WhisperTokenizer {
+        &self.tokenizer
     }
 
-    /// Window `index` of `mel`: its content frames, then zeros up to a full
-    /// window (zeros of the normalized log-mel, as openai-whisper's
-    /// `pad_or_trim` of the mel segment gives), `[1, 3000, n_mels]`.
-    fn window_mel(mel: &Array, index: usize, content_frames: usize) -> mlx::Result<Array> {
-        let frames = WINDOW_SECONDS * SAMPLE_RATE / HOP_LENGTH;
-        let start = index * frames;
-        let len = frames.min(content_frames - start);
-        let segment = mel.slice_axis(0, start as i32, (start + len) as i32)?;
-        segment
-            .pad(&[0], &[0], &[(frames - len) as i32], 0.0)?
-            .expand_dims(&[0])
-    }
-
-    /// Transcribes 16 kHz mono `samples`; `progress(done, total)` per window.
+    /// Transcribes 16 kHz mono `samples`.
     pub fn transcribe(
         &self,
         samples: &[f32],
-        progress: &dyn Fn(usize, usize),
+        options: &DecodeOptions,
+        progress: &dyn Fn(Progress),
     ) -> Result<Transcript, TranscribeError> {
-        let window = WINDOW_SECONDS * SAMPLE_RATE;
-        let total = samples.len().div_ceil(window).max(1);
-        let content_frames = samples.len() / HOP_LENGTH;
-        let recording = self.recording_mel(samples)?;
-        let mut segments = Vec::new();
-        for (i, chunk) in samples.chunks(window).enumerate() {
-            let mel = Self::window_mel(&recording, i, content_frames)?;
-            let result = greedy_without_timestamps(
-                &self.model,
-                &mel,
-                &self.tokenizer.special,
-                &self.suppression,
-            )?;
-            progress(i + 1, total);
-            if result.no_speech_prob > NO_SPEECH_THRESHOLD && result.avg_logprob < LOGPROB_THRESHOLD
-            {
-                tracing::debug!(
-                    window = i,
-                    no_speech_prob = result.no_speech_prob,
-                    "skipping silent window"
+        self.transcribe_blocks(std::iter::once(Ok(samples.to_vec())), options, progress)
+    }
+
+    /// Transcribes an audio file of any format [`AudioStream`] reads,
+    /// decoding it block by block (bounded memory for any length).
+    pub fn transcribe_file(
+        &self,
+        path: &Path,
+        options: &DecodeOptions,
+        progress: &dyn Fn(Progress),
+    ) -> Result<Transcript, TranscribeError> {
+        let stream = AudioStream::open(path)?;
+        let duration = stream.duration();
+        self.transcribe_blocks(stream, options, &|p| {
+            progress(Progress {
+                total: p.total.or(duration),
+                ..p
+            })
+        })
+    }
+
+    /// Transcribes 16 kHz mono audio arriving in consecutive blocks, holding
+    /// at most a few minutes of it at a time.
+    pub fn transcribe_blocks<I>(
+        &self,
+        blocks: I,
+        options: &DecodeOptions,
+        progress: &dyn Fn(Progress),
+    ) -> Result<Transcript, TranscribeError>
+    where
+        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
+    {
+        let problems = options.problems();
+        if !problems.is_empty() {
+            return Err(TranscribeError::Options(problems.join("; ")));
+        }
+        let mut mel = MelFrames::new(&self.log_mel, blocks);
+        let prelude = self.prelude(&mut mel, options)?;
+        let rules = TokenRules::new(
+            &self.tokenizer.special,
+            &self.suppression,
+            !options.without_timestamps,
+            Some(options.max_initial_timestamp).filter(|s| s.is_finite()),
+        );
+        let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
+        let initial_prompt = match &options.initial_prompt {
+            Some(p) => self.tokenizer.encode(&format!(" {}", p.trim())),
+            None => Vec::new(),
+        };
+        let mut all_tokens = initial_prompt.clone();
+        let mut prompt_reset_since = 0;
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut seek = 0;
+        while let Some(window) = mel.window(seek)? {
+            let audio = self.model.encoder.forward(&window.mel)?;
+            let prompt = self.prompt(&all_tokens[prompt_reset_since..], &prelude, options);
+            let (result, compression_ratio) =
+                self.decode_with_fallback(&audio, &prompt, &rules, options, &mut rng)?;
+            let silent = result.no_speech_prob > options.no_speech_threshold
+                && result.avg_logprob <= options.logprob_threshold;
+            let advance = if silent {
+                tracing::debug!(seek, no_speech = result.no_speech_prob, "silent window");
+                window.content_frames
+            } else {
+                let cut = cut_segments(
+                    &result.tokens,
+                    self.tokenizer.special.timestamp_begin,
+                    &window,
                 );
-                continue;
+                let offset = seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
+                for piece in cut.pieces {
+                    let text = self.text(piece.tokens)?;
+                    if piece.start == piece.end || text.trim().is_empty() {
+                        continue;
+                    }
+                    all_tokens.extend_from_slice(piece.tokens);
+                    segments.push(Segment {
+                        id: segments.len(),
+                        seek,
+                        start: offset + piece.start,
+                        end: offset + piece.end,
+                        text,
+                        tokens: piece.tokens.to_vec(),
+                        temperature: result.temperature,
+                        avg_logprob: result.avg_logprob,
+                        compression_ratio,
+                        no_speech_prob: result.no_speech_prob,
+                    });
+                }
+                cut.advance
+            };
+            if !options.condition_on_previous_text || result.temperature > 0.5 {
+                prompt_reset_since = all_tokens.len();
             }
-            let text = self
-                .tokenizer
-                .decode(&result.tokens)
-                .map_err(TranscribeError::Tokenizer)?;
-            let start = (i * window) as f64 / SAMPLE_RATE as f64;
-            segments.push(Segment {
-                start,
-                end: start + chunk.len() as f64 / SAMPLE_RATE as f64,
-                text,
-                avg_logprob: result.avg_logprob,
-                no_speech_prob: result.no_speech_prob,
+            seek += advance.max(1);
+            progress(Progress {
+                done: (seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64)
+                    .min(mel.seconds_read()),
+                total: mel
+                    .content_frames()
+                    .map(|f| f as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64),
             });
         }
-        let text = segments
+        Ok(Transcript {
+            text: self.text(&all_tokens[initial_prompt.len()..])?,
+            segments,
+            language: prelude.language,
+            language_probability: prelude.language_probability,
+        })
+    }
+
+    /// Decides the language (detecting it on the first window when the
+    /// model is multilingual and none is given) and the window prompt.
+    fn prelude<I>(
+        &self,
+        mel: &mut MelFrames<'_, I>,
+        options: &DecodeOptions,
+    ) -> Result<Prelude, TranscribeError>
+    where
+        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
+    {
+        if !self.model.config.is_multilingual() {
+            if options.task == Task::Translate
+                || options.language.as_deref().is_some_and(|l| l != "en")
+            {
+                tracing::warn!(
+                    "an English-only model transcribes English; language and task ignored"
+                );
+            }
+            return Ok(Prelude {
+                language: Some("en".into()),
+                language_probability: None,
+                sot_sequence: self.tokenizer.sot_sequence(None, false),
+            });
+        }
+        let languages = self.tokenizer.languages();
+        let (code, probability) = match &options.language {
+            Some(code) => (code.clone(), None),
+            None => {
+                let audio = self.model.encoder.forward(&mel.first_frames()?)?;
+                let probs = detect_language(&self.model, &audio, &self.tokenizer)?;
+                let (code, p) = probs.into_iter().next().expect("languages are not empty");
+                tracing::info!(language = %code, probability = p, "detected language");
+                (code, Some(p))
+            }
+        };
+        let id = languages
             .iter()
-            .map(|s| s.text.trim())
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        Ok(Transcript { text, segments })
+            .find(|(c, _)| *c == code)
+            .map(|(_, id)| *id)
+            .ok_or_else(|| {
+                let known: Vec<&str> = languages.iter().map(|(c, _)| c.as_str()).collect();
+                TranscribeError::Options(format!(
+                    "decode.language: {code:?} is not one of the model's languages ({})",
+                    known.join(", ")
+                ))
+            })?;
+        Ok(Prelude {
+            language: Some(code),
+            language_probability: probability,
+            sot_sequence: self
+                .tokenizer
+                .sot_sequence(Some(id), options.task == Task::Translate),
+        })
+    }
+
+    /// `<|startofprev|>` and the tail of the previous text (when there is
+    /// any), then the start-of-transcript sequence.
+    fn prompt(&self, previous: &[u32], prelude: &Prelude, options: &DecodeOptions) -> Vec<u32> {
+        let mut prompt = Vec::new();
+        let sot_prev = self.tokenizer.token_id("<|startofprev|>");
+        if let (false, Some(sot_prev)) = (previous.is_empty(), sot_prev) {
+            let room = self.model.config.n_text_ctx as usize / 2 - 1;
+            prompt.push(sot_prev);
+            prompt.extend_from_slice(&previous[previous.len().saturating_sub(room)..]);
+        }
+        prompt.extend_from_slice(&prelude.sot_sequence);
+        if options.without_timestamps {
+            prompt.push(self.tokenizer.special.no_timestamps);
+        }
+        prompt
+    }
+
+    /// Decodes at each temperature in turn until the text passes the
+    /// compression-ratio and log-probability checks (or looks like silence).
+    fn decode_with_fallback(
+        &self,
+        audio: &Array,
+        prompt: &[u32],
+        rules: &TokenRules,
+        options: &DecodeOptions,
+        rng: &mut rand::rngs::StdRng,
+    ) -> Result<(WindowResult, f32), TranscribeError> {
+        let mut last = None;
+        for &t in &options.temperature {
+            let sampling = if t == 0.0 {
+                Sampling::Greedy
+            } else {
+                Sampling::Temperature(t, rng)
+            };
+            let result = decode_window(&self.model, audio, prompt, rules, sampling)?;
+            let ratio = compression_ratio(self.text(&result.tokens)?.trim());
+            let low_logprob = result.avg_logprob < options.logprob_threshold;
+            let silent = result.no_speech_prob > options.no_speech_threshold && low_logprob;
+            let passes = silent || !(ratio > options.compression_ratio_threshold || low_logprob);
+            if passes {
+                return Ok((result, ratio));
+            }
+            tracing::debug!(
+                temperature = t,
+                ratio,
+                avg_logprob = result.avg_logprob,
+                "fallback"
+            );
+            last = Some((result, ratio));
+        }
+        Ok(last.expect("decode options have at least one temperature"))
+    }
+
+    fn text(&self, tokens: &[u32]) -> Result<String, TranscribeError> {
+        self.tokenizer
+            .decode(tokens)
+            .map_err(TranscribeError::Tokenizer)
+    }
+}
+
+/// gzip-style compression ratio of `text` (bytes over zlib-compressed bytes,
+/// as openai-whisper measures repetitiveness).
+pub fn compression_ratio(text: &str) -> f32 {
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(text.as_bytes())
+        .and_then(|()| encoder.finish())
+        .map_or(0.0, |z| text.len() as f32 / z.len() as f32)
+}
+
+/// A timed stretch of a window's tokens; times in seconds from the window start.
+struct Piece<'a> {
+    start: f64,
+    end: f64,
+    tokens: &'a [u32],
+}
+
+struct Cut<'a> {
+    pieces: Vec<Piece<'a>>,
+    /// Frames to move the window by.
+    advance: usize,
+}
+
+/// Splits a window's tokens at consecutive timestamp pairs. A window that
+/// ends inside a segment is re-decoded from that segment's start; one that
+/// ends with a lone timestamp (no speech after it) or has no pairs is used
+/// whole.
+fn cut_segments<'a>(tokens: &'a [u32], timestamp_begin: u32, window: &MelWindow) -> Cut<'a> {
+    let is_timestamp = |t: u32| t >= timestamp_begin;
+    let time = |t: u32| f64::from(t.saturating_sub(timestamp_begin)) * TIME_PRECISION;
+    let n = tokens.len();
+    let single_timestamp_ending =
+        n >= 2 && !is_timestamp(tokens[n - 2]) && is_timestamp(tokens[n - 1]);
+    let mut boundaries: Vec<usize> = (1..n)
+        .filter(|&i| is_timestamp(tokens[i - 1]) && is_timestamp(tokens[i]))
+        .collect();
+    if boundaries.is_empty() {
+        let duration = match tokens.iter().rev().find(|&&t| is_timestamp(t)) {
+            Some(&last) if last != timestamp_begin => time(last),
+            _ => window.content_frames as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64,
+        };
+        let whole = Piece {
+            start: 0.0,
+            end: duration,
+            tokens,
+        };
+        return Cut {
+            pieces: vec![whole],
+            advance: window.content_frames,
+        };
+    }
+    if single_timestamp_ending {
+        boundaries.push(n);
+    }
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    for &to in &boundaries {
+        let slice = &tokens[from..to];
+        pieces.push(Piece {
+            start: time(slice[0]),
+            end: time(slice[slice.len() - 1]),
+            tokens: slice,
+        });
+        from = to;
+    }
+    let advance = if single_timestamp_ending {
+        window.content_frames
+    } else {
+        (tokens[from - 1].saturating_sub(timestamp_begin)) as usize * FRAMES_PER_TIMESTAMP
+    };
+    Cut { pieces, advance }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TB: u32 = 100;
+
+    fn window(content_frames: usize) -> MelWindow {
+        MelWindow {
+            mel: Array::from_slice(&[0f32], &[1]).unwrap(),
+            content_frames,
+        }
+    }
+
+    fn spans(cut: &Cut) -> Vec<(f64, f64, usize)> {
+        cut.pieces
+            .iter()
+            .map(|p| (p.start, p.end, p.tokens.len()))
+            .collect()
+    }
+
+    #[test]
+    fn complete_segments_are_cut_at_timestamp_pairs_and_the_rest_redecoded() {
+        // <0.00> a b <1.00><1.00> c <2.40><2.40> d  (unfinished)
+        let tokens = [TB, 1, 2, TB + 50, TB + 50, 3, TB + 120, TB + 120, 4];
+        let cut = cut_segments(&tokens, TB, &window(3000));
+        assert_eq!(spans(&cut), vec![(0.0, 1.0, 4), (1.0, 2.4, 3)]);
+        assert_eq!(cut.advance, 240);
+    }
+
+    #[test]
+    fn a_lone_final_timestamp_consumes_the_window() {
+        let tokens = [TB, 1, TB + 50, TB + 60, 2, TB + 90];
+        let cut = cut_segments(&tokens, TB, &window(2000));
+        assert_eq!(spans(&cut), vec![(0.0, 1.0, 3), (1.2, 1.8, 3)]);
+        assert_eq!(cut.advance, 2000);
+    }
+
+    #[test]
+    fn without_pairs_the_last_timestamp_or_the_window_gives_the_end() {
+        let cut = cut_segments(&[TB, 1, 2, TB + 75], TB, &window(3000));
+        assert_eq!(spans(&cut), vec![(0.0, 1.5, 4)]);
+        assert_eq!(cut.advance, 3000);
+        let cut = cut_segments(&[1, 2], TB, &window(550));
+        assert_eq!(spans(&cut), vec![(0.0, 5.5, 2)]);
+    }
+
+    #[test]
+    fn compression_ratio_matches_zlib_on_known_texts() {
+        // Lengths of Python's zlib.compress(text) (level 6): 5 → 13 bytes;
+        // "ab" * 100 → 13 bytes.
+        assert!((compression_ratio("hello") - 5.0 / 13.0).abs() < 1e-6);
+        assert!((compression_ratio(&"ab".repeat(100)) - 200.0 / 13.0).abs() < 1e-4);
     }
 }

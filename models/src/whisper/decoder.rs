@@ -72,6 +72,17 @@ impl TextDecoder {
 
     /// Logits `[B, L, n_vocab]` for `tokens` `[B, L]` following what `state` has seen.
     pub fn forward(&self, tokens: &Array, state: &mut DecoderState) -> mlx::Result<Array> {
+        self.logits(&self.hidden(tokens, state)?)
+    }
+
+    /// Logits over the vocabulary for final hidden states `[.., D]`.
+    pub fn logits(&self, hidden: &Array) -> mlx::Result<Array> {
+        self.token_embedding.as_linear(hidden)
+    }
+
+    /// Final (normalized) hidden states `[B, L, D]` for `tokens` `[B, L]`;
+    /// callers project only the positions they need with [`Self::logits`].
+    pub fn hidden(&self, tokens: &Array, state: &mut DecoderState) -> mlx::Result<Array> {
         let len = tokens.dim(1)?;
         let ctx = self.positional_embedding.dim(0)?;
         if state.offset + len > ctx {
@@ -88,6 +99,6 @@ impl TextDecoder {
             x = block.forward(&x, Some(cache), Some(cross))?;
         }
         state.offset += len;
-        self.token_embedding.as_linear(&self.ln.forward(&x)?)
+        self.ln.forward(&x)
     }
 }

@@ -13,7 +13,10 @@ use std::path::Path;
 pub use attention::{KvCache, MultiHeadAttention, ResidualAttentionBlock};
 pub use config::WhisperConfig;
 pub use decoder::{DecoderState, TextDecoder};
-pub use decoding::{greedy_without_timestamps, Suppression, WindowResult};
+pub use decoding::{
+    decode_window, detect_language, greedy_without_timestamps, Sampling, Suppression, TokenRules,
+    WindowResult, TIME_PRECISION,
+};
 pub use encoder::{sinusoids, AudioEncoder};
 pub use tokenizer::{SpecialTokens, WhisperTokenizer};
 

@@ -53,6 +53,31 @@ impl WhisperTokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// The language tokens (`<|en|>`, `<|zh|>`, …) as (code, id), in
+    /// vocabulary order: they sit between `<|startoftranscript|>` and
+    /// `<|translate|>`.
+    pub fn languages(&self) -> Vec<(String, u32)> {
+        (self.special.sot + 1..self.special.translate)
+            .filter_map(|id| {
+                let token = self.inner.id_to_token(id)?;
+                let code = token.strip_prefix("<|")?.strip_suffix("|>")?;
+                Some((code.to_string(), id))
+            })
+            .collect()
+    }
+
+    /// The prompt that starts a window: `<|startoftranscript|>`, then for
+    /// multilingual models the language and the task.
+    pub fn sot_sequence(&self, language: Option<u32>, translate: bool) -> Vec<u32> {
+        let s = &self.special;
+        let mut out = vec![s.sot];
+        if let Some(language) = language {
+            out.push(language);
+            out.push(if translate { s.translate } else { s.transcribe });
+        }
+        out
+    }
+
     /// Text of `tokens`, control and timestamp tokens left out.
     pub fn decode(&self, tokens: &[u32]) -> Result<String, String> {
         let text: Vec<u32> = tokens
@@ -66,7 +91,7 @@ impl WhisperTokenizer {
 
 impl WhisperTokenizer {
     /// Tokens of `text` without special tokens.
-    fn encode(&self, text: &str) -> Vec<u32> {
+    pub fn encode(&self, text: &str) -> Vec<u32> {
         self.inner
             .encode(text, false)
             .map(|e| e.get_ids().to_vec())
