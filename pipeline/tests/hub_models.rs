@@ -1,0 +1,171 @@
+//! `model = "org/name[@revision]"`: resolve_model_in finds the repo in a fake
+//! Hugging Face cache (offline, in a tempdir: no environment variables
+//! touched) holding the random tiny Whisper fixture of the converter tests,
+//! converts it once into the project cache under a key made of repo and
+//! commit, and says which repo and file are missing otherwise.
+
+use std::path::{Path, PathBuf};
+
+use asr_converters::hub::HubOptions;
+use asr_models::whisper::Whisper;
+use asr_pipeline::model_source::{resolve_model_in, ModelSources};
+
+const SHA_A: &str = "0123456789abcdef0123456789abcdef01234567";
+const SHA_B: &str = "89abcdef0123456789abcdef0123456789abcdef";
+
+fn fixture(dir: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../converters/tests/fixtures/tiny-whisper")
+        .join(dir)
+}
+
+/// Snapshot `commit` of `repo` holding fixture folder `dir` (plus a stand-in
+/// tokenizer.json unless `tokenizer` is false), laid out as huggingface_hub
+/// does: blobs, snapshot symlinks, `refs/<name>`.
+fn add_snapshot(cache: &Path, repo: &str, commit: &str, dir: &str, tokenizer: bool, refs: &[&str]) {
+    let repo_dir = cache.join(format!("models--{}", repo.replace('/', "--")));
+    let blobs = repo_dir.join("blobs");
+    let snapshot = repo_dir.join("snapshots").join(commit);
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::create_dir_all(&snapshot).unwrap();
+    let link = |name: &str, bytes: &[u8]| {
+        let etag = format!("{commit}-{name}");
+        std::fs::write(blobs.join(&etag), bytes).unwrap();
+        std::os::unix::fs::symlink(Path::new("../../blobs").join(&etag), snapshot.join(name))
+            .unwrap();
+    };
+    for entry in std::fs::read_dir(fixture(dir)).unwrap() {
+        let entry = entry.unwrap();
+        link(
+            &entry.file_name().to_string_lossy(),
+            &std::fs::read(entry.path()).unwrap(),
+        );
+    }
+    if tokenizer {
+        link("tokenizer.json", br#"{"stub": true}"#);
+    }
+    for name in refs {
+        let path = repo_dir.join("refs").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, commit).unwrap();
+    }
+}
+
+fn sources(root: &Path) -> ModelSources {
+    ModelSources {
+        cache: root.join("mlx-asr"),
+        hub: HubOptions {
+            cache: root.join("hub"),
+            offline: true,
+            endpoint: "http://127.0.0.1:9".into(),
+            token: None,
+            progress: false,
+        },
+    }
+}
+
+#[test]
+fn a_hub_repo_in_the_local_cache_is_converted_once_per_commit() {
+    let root = tempfile::tempdir().unwrap();
+    let s = sources(root.path());
+    add_snapshot(
+        &s.hub.cache,
+        "test-org/tiny-random",
+        SHA_A,
+        "hf-safetensors",
+        true,
+        &["main"],
+    );
+    add_snapshot(
+        &s.hub.cache,
+        "test-org/tiny-random",
+        SHA_B,
+        "ct2-float16",
+        true,
+        &["v2"],
+    );
+
+    let main = resolve_model_in("test-org/tiny-random", &s).unwrap();
+    assert_eq!(
+        main,
+        s.cache
+            .join("models/mlx-hf-test-org--tiny-random-0123456789ab-f32")
+    );
+    assert!(main.join("tokenizer.json").is_file());
+    let model = Whisper::load(&main).unwrap();
+    assert!(model.config.n_vocab > 0);
+
+    // Converted once: the second resolution reuses the folder.
+    let stamp = std::fs::metadata(main.join("weights.safetensors"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        resolve_model_in("hf:test-org/tiny-random@main", &s).unwrap(),
+        main
+    );
+    assert_eq!(
+        std::fs::metadata(main.join("weights.safetensors"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        stamp
+    );
+
+    // Another revision is another commit, converted under its own key.
+    let v2 = resolve_model_in("test-org/tiny-random@v2", &s).unwrap();
+    assert_eq!(
+        v2,
+        s.cache
+            .join("models/mlx-hf-test-org--tiny-random-89abcdef0123-f32")
+    );
+    Whisper::load(&v2).unwrap();
+    assert_eq!(
+        resolve_model_in(&format!("test-org/tiny-random@{SHA_B}"), &s).unwrap(),
+        v2
+    );
+}
+
+#[test]
+fn missing_hub_files_are_named_with_the_repo_and_where_it_looked() {
+    let root = tempfile::tempdir().unwrap();
+    let s = sources(root.path());
+    add_snapshot(
+        &s.hub.cache,
+        "test-org/no-tokenizer",
+        SHA_A,
+        "hf-bin",
+        false,
+        &["main"],
+    );
+
+    let err = resolve_model_in("test-org/no-tokenizer", &s)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Hugging Face repo test-org/no-tokenizer@main"),
+        "{err}"
+    );
+    assert!(err.contains("missing tokenizer.json"), "{err}");
+    assert!(err.contains(&s.hub.cache.display().to_string()), "{err}");
+    assert!(err.contains("HF_HUB_OFFLINE"), "{err}");
+    assert!(err.contains("no local path test-org/no-tokenizer"), "{err}");
+    assert!(!s.cache.join("models").exists(), "nothing converted");
+
+    let err = resolve_model_in("hf:test-org/absent", &s)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("test-org/absent@main: not in the cache"),
+        "{err}"
+    );
+    assert!(!err.contains("local path"), "{err}");
+
+    let err = resolve_model_in("no-such-model", &s)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not a local path, a registry model (tiny.en, base)"),
+        "{err}"
+    );
+}
