@@ -1,20 +1,44 @@
 #!/usr/bin/env bash
-# Creates the Python venv that holds the peers `pipeline bench` compares
-# against (Python MLX on the CPU wheel, mlx-whisper for the converter's
-# interop check). Idempotent; prints the venv's python.
+# Creates the Python venv of the peers: Python MLX on the CPU wheel (for
+# `pipeline bench`), mlx-whisper (converter interop check), openai-whisper on
+# PyTorch CPU (reference transcripts for fixtures) and faster-whisper
+# (CTranslate2) — the tools scripts/bench-peers compares against.
+# Idempotent: rebuilt (atomically, under a temporary name) only when an import
+# fails. Prints the venv's python on stdout; pip's output goes to stderr.
+#
+# PyPI only. PyPI's Linux torch is the CUDA build: its libtorch_cpu.so itself
+# links libcudart/libcupti, so `--no-deps` torch does not import. We install
+# torch's own requirements except triton (1 GB, used only by torch.compile and
+# openai-whisper's CUDA kernels): torch + nvidia libraries ≈4.2 GB, the venv
+# ≈5 GB, about 1.5 minutes. Everything runs on the CPU. pip warns that torch
+# lacks triton; that is expected.
 set -euo pipefail
 cache="${MLX_ASR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlx-asr}"
 venv="$cache/peers-venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import mlx.core, mlx_whisper" 2>/dev/null; then
+check="import mlx.core, mlx_whisper, whisper, faster_whisper, torch"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "$check" 2>/dev/null; then
   mkdir -p "$cache"
   rm -rf "$venv.partial"
   python3 -m venv "$venv.partial"
-  pip=("$venv.partial/bin/python" -m pip install --quiet --disable-pip-version-check)
+  py="$venv.partial/bin/python"
+  pip=("$py" -m pip install --quiet --disable-pip-version-check)
+  "${pip[@]}" --upgrade pip >&2
   "${pip[@]}" "mlx[cpu]==0.32.2" >&2
-  # mlx-whisper declares torch but needs it only for its own converter;
-  # leave the 5 GB out and install the rest of what it imports.
-  "${pip[@]}" --no-deps "mlx-whisper==0.4.3" >&2
+  # torch without triton: the wheel alone, then its requirements but triton.
+  "${pip[@]}" --no-deps "torch==2.15.0" >&2
+  "$py" - >"$venv.partial/torch-reqs.txt" <<'EOF'
+import importlib.metadata as md
+for req in md.requires("torch"):
+    if "extra ==" not in req and not req.startswith("triton"):
+        print(req)
+EOF
+  "${pip[@]}" -r "$venv.partial/torch-reqs.txt" >&2
+  # openai-whisper and mlx-whisper: without their triton (openai-whisper's
+  # CUDA kernels); the rest of what they import.
+  "${pip[@]}" --no-deps "openai-whisper==20250625" "mlx-whisper==0.4.3" >&2
   "${pip[@]}" numba numpy tqdm more-itertools tiktoken huggingface_hub scipy >&2
+  "${pip[@]}" "faster-whisper==1.2.1" "ctranslate2==4.8.5" >&2
+  "$py" -c "$check"
   rm -rf "$venv"
   mv "$venv.partial" "$venv"
 fi

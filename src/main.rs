@@ -167,8 +167,11 @@ fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
         DeviceName::Cpu => mlx::Device::Cpu,
         DeviceName::Gpu => mlx::Device::Gpu,
     })?;
+    let started = std::time::Instant::now();
     let transcriber = Transcriber::load(&config.model)
         .with_context(|| format!("loading model {}", config.model))?;
+    // scripts/bench-peers reads these two timings from `-v` output.
+    tracing::info!(secs = started.elapsed().as_secs_f64(), "model loaded");
     for input in &config.inputs {
         let bar = progress_bar(quiet, "{msg} [{bar:30}] {pos}/{len} s of audio");
         bar.set_message(input.display().to_string());
@@ -176,9 +179,15 @@ fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
             bar.set_length(p.total.unwrap_or(p.done).ceil() as u64);
             bar.set_position(p.done.floor() as u64);
         };
+        let started = std::time::Instant::now();
         let transcript = transcriber
             .transcribe_file(input, &config.decode, &progress)
             .with_context(|| format!("transcribing {}", input.display()))?;
+        tracing::info!(
+            secs = started.elapsed().as_secs_f64(),
+            input = %input.display(),
+            "transcribed"
+        );
         bar.finish_and_clear();
         println!("{}", transcript.text.trim());
         if let Some(dir) = &config.output_dir {

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Assembles a long 16 kHz mono 16-bit WAV from the shared clips, for
+scripts/bench-peers: the 16 LJ Speech clips (22.05 kHz, resampled) and the 4
+LibriSpeech test-clean utterances, in a fixed order with 0.6 s of silence
+between them, going round the set again until the file lasts at least
+--min-seconds (default 300; one round is about 140 s). Deterministic: the same inputs give the same
+bytes. Writes OUT.wav and OUT.txt, the concatenated reference texts (LJ
+Speech's normalized text, LibriSpeech's transcripts) for WER.
+
+Usage: make_long_audio.py OUT.wav [--data ../shared/data] [--min-seconds 300]
+Needs numpy, scipy and av (PyAV): run it with the peers venv
+(scripts/setup-peers.sh).
+"""
+import argparse
+import wave
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from scipy.signal import resample_poly
+
+RATE = 16000
+GAP_SECONDS = 0.6
+
+
+def read_any(path):
+    """Mono float32 samples at 16 kHz from a wav/flac file: PyAV decodes and
+    downmixes at the file's own rate, scipy resamples (polyphase)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        rate = stream.rate
+        to_mono = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks = [
+            out.to_ndarray().reshape(-1)
+            for frame in container.decode(stream)
+            for out in to_mono.resample(frame)
+        ]
+        chunks += [out.to_ndarray().reshape(-1) for out in to_mono.resample(None)]
+    pcm = np.concatenate(chunks).astype(np.float64)
+    if rate != RATE:
+        ratio = Fraction(RATE, rate)
+        pcm = resample_poly(pcm, ratio.numerator, ratio.denominator)
+    return pcm
+
+
+def clips(data):
+    """(path, reference text) of every shared clip, in a fixed order."""
+    out = []
+    lj = data / "ljspeech"
+    texts = {}
+    for line in (lj / "metadata.csv").read_text(encoding="utf-8").splitlines():
+        fields = line.split("|")
+        if len(fields) == 3:
+            texts[fields[0]] = fields[2]
+    for wav in sorted((lj / "wavs").glob("*.wav")):
+        out.append((wav, texts[wav.stem]))
+    for trans in sorted((data / "librispeech").rglob("*.trans.txt")):
+        for line in trans.read_text(encoding="utf-8").splitlines():
+            utt, _, text = line.partition(" ")
+            flac = trans.parent / f"{utt}.flac"
+            if flac.exists():
+                out.append((flac, text))
+    if not out:
+        raise SystemExit(f"no clips under {data}")
+    return out
+
+
+def main():
+    here = Path(__file__).resolve().parent
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path, help="WAV file to write (OUT.txt beside it)")
+    ap.add_argument("--data", type=Path, default=here.parent.parent / "shared" / "data")
+    ap.add_argument("--min-seconds", type=float, default=300.0)
+    args = ap.parse_args()
+
+    loaded = [(read_any(path), text) for path, text in clips(args.data)]
+    gap = np.zeros(int(GAP_SECONDS * RATE))
+    pieces, texts, total = [], [], 0
+    while total < args.min_seconds * RATE:
+        samples, text = loaded[len(texts) % len(loaded)]
+        pieces += [samples, gap]
+        texts.append(text)
+        total += len(samples) + len(gap)
+    pcm = np.clip(np.round(np.concatenate(pieces) * 32767.0), -32768, 32767).astype("<i2")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".partial")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(pcm.tobytes())
+    tmp.replace(args.out)
+    args.out.with_suffix(".txt").write_text(" ".join(texts) + "\n", encoding="utf-8")
+    print(f"{args.out}: {len(pcm) / RATE:.1f} s, {len(texts)} clips")
+
+
+if __name__ == "__main__":
+    main()
