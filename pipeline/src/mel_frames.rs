@@ -194,3 +194,81 @@ where
 fn total_frames(n: usize) -> usize {
     n / HOP_LENGTH + WINDOW_FRAMES
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recording longer than one chunk, loudest at the start (so the
+    /// running maximum is the global one), as 1-second blocks.
+    fn recording(seconds: usize) -> Vec<f32> {
+        let mut state = 0x2545F4914F6CDD1Du64;
+        (0..seconds * SAMPLE_RATE)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let noise = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                let tone = (i as f32 * 0.07).sin();
+                let loudness = if i < SAMPLE_RATE { 1.0 } else { 0.2 };
+                loudness * (0.5 * tone + 0.1 * noise)
+            })
+            .collect()
+    }
+
+    fn max_abs_diff(a: &Array, b: &Array) -> f32 {
+        a.subtract(b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(&[], false)
+            .unwrap()
+            .item::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn chunked_frames_equal_the_whole_recording_at_every_seek() {
+        let log_mel = LogMel::new(80).unwrap();
+        let samples = recording(CHUNK_FRAMES * HOP_LENGTH / SAMPLE_RATE + 95);
+        let mut padded = samples.clone();
+        padded.resize(samples.len() + WINDOW_FRAMES * HOP_LENGTH, 0.0);
+        let whole = log_mel
+            .forward(&Array::from_slice(&padded, &[padded.len() as i32]).unwrap())
+            .unwrap();
+        let blocks = samples.chunks(SAMPLE_RATE).map(|b| Ok(b.to_vec()));
+        let mut frames = MelFrames::new(&log_mel, blocks);
+        let first = frames.first_frames().unwrap();
+        let expected = whole.slice_axis(0, 0, WINDOW_FRAMES as i32).unwrap();
+        assert!(max_abs_diff(&first.squeeze(&[0]).unwrap(), &expected) < 1e-5);
+        let content = samples.len() / HOP_LENGTH;
+        // Inside the first chunk, across the chunk boundary, the ragged end.
+        for seek in [
+            0,
+            1234,
+            CHUNK_FRAMES - 1500,
+            CHUNK_FRAMES + 7,
+            content - 1000,
+        ] {
+            let window = frames.window(seek).unwrap().unwrap();
+            let n = window.content_frames;
+            assert_eq!(n, WINDOW_FRAMES.min(content - seek), "seek {seek}");
+            let got = window.mel.squeeze(&[0]).unwrap();
+            let want = whole.slice_axis(0, seek as i32, (seek + n) as i32).unwrap();
+            let diff = max_abs_diff(&got.slice_axis(0, 0, n as i32).unwrap(), &want);
+            assert!(diff < 1e-5, "seek {seek}: {diff}");
+            let tail = got.slice_axis(0, n as i32, WINDOW_FRAMES as i32).unwrap();
+            assert_eq!(
+                tail.abs()
+                    .unwrap()
+                    .sum(&[], false)
+                    .unwrap()
+                    .item::<f32>()
+                    .unwrap(),
+                0.0
+            );
+        }
+        assert!(frames.window(content).unwrap().is_none());
+        assert_eq!(frames.content_frames(), Some(content));
+    }
+}

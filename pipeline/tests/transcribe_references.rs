@@ -1,0 +1,269 @@
+//! Long-form transcription against reference implementations on the same
+//! weights (fixture written by scripts/make_transcribe_fixtures.py):
+//!
+//! - tiny.en vs openai-whisper's `transcribe()`: jfk.wav, and the LibriSpeech
+//!   clips three times over with 2 s gaps (several 30 s windows, so the
+//!   seek loop, timestamp cuts and previous-text prompts all matter), with
+//!   default options, without conditioning, and without timestamps. The
+//!   audio is bit-identical on both sides (16 kHz 16-bit FLAC), so segments
+//!   must agree token for token.
+//! - base (multilingual) vs mlx-whisper: language detection on
+//!   multilingual.mp3, then transcription and translation. The mp3 goes
+//!   through different decoders and resamplers, so texts are compared by WER.
+
+use std::path::{Path, PathBuf};
+
+use asr_pipeline::audio::load_audio;
+use asr_pipeline::wer::word_errors;
+use asr_pipeline::{DecodeOptions, Task, Transcriber, Transcript};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Reference {
+    text: String,
+    language: Option<String>,
+    segments: Vec<ReferenceSegment>,
+}
+
+#[derive(Deserialize, Debug, PartialEq)]
+struct ReferenceSegment {
+    seek: usize,
+    start: f64,
+    end: f64,
+    text: String,
+    tokens: Vec<u32>,
+    temperature: f32,
+}
+
+#[derive(Deserialize)]
+struct Recipe {
+    clips: Vec<String>,
+    gap_seconds: f64,
+    repeats: usize,
+}
+
+#[derive(Deserialize)]
+struct Multilingual {
+    language: String,
+    language_probability: f32,
+    transcribe: Reference,
+    translate: Reference,
+}
+
+#[derive(Deserialize)]
+struct Fixture {
+    librispeech_recipe: Recipe,
+    jfk: Reference,
+    librispeech_x3: Reference,
+    librispeech_x3_no_condition: Reference,
+    librispeech_x3_without_timestamps: Reference,
+    multilingual: Multilingual,
+}
+
+fn fixture() -> Fixture {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/transcribe-references.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn shared_data() -> Option<PathBuf> {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    if data.is_dir() {
+        Some(data)
+    } else {
+        eprintln!("skipped: ../shared/data not present");
+        None
+    }
+}
+
+fn load(model: &str) -> Option<Transcriber> {
+    match Transcriber::load(model) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("skipped: cannot load {model} from the registry: {e}");
+            None
+        }
+    }
+}
+
+/// The recipe's recording: every clip followed by the gap, repeated.
+fn joined(data: &Path, recipe: &Recipe) -> Vec<f32> {
+    let gap = vec![0f32; (recipe.gap_seconds * 16_000.0) as usize];
+    let clips: Vec<Vec<f32>> = recipe
+        .clips
+        .iter()
+        .map(|c| load_audio(&data.join(c)).unwrap())
+        .collect();
+    let mut out = Vec::new();
+    for _ in 0..recipe.repeats {
+        for clip in &clips {
+            out.extend_from_slice(clip);
+            out.extend_from_slice(&gap);
+        }
+    }
+    out
+}
+
+/// Segments equal token for token. Where the reference fell back to
+/// sampling (temperature > 0, random on both sides), only the windows
+/// before it are compared, and ours must fall back at the same window.
+fn assert_same_segments(name: &str, ours: &Transcript, reference: &Reference) {
+    let sampled_from = reference
+        .segments
+        .iter()
+        .find(|s| s.temperature > 0.0)
+        .map(|s| s.seek);
+    let before = |seek: usize| sampled_from.is_none_or(|from| seek < from);
+    let got: Vec<ReferenceSegment> = ours
+        .segments
+        .iter()
+        .filter(|s| before(s.seek))
+        .map(|s| ReferenceSegment {
+            seek: s.seek,
+            start: s.start,
+            end: s.end,
+            text: s.text.clone(),
+            tokens: s.tokens.clone(),
+            temperature: s.temperature,
+        })
+        .collect();
+    // openai-whisper keeps empty segments (text cleared); they carry nothing.
+    let want: Vec<&ReferenceSegment> = reference
+        .segments
+        .iter()
+        .filter(|s| before(s.seek) && !s.text.trim().is_empty())
+        .collect();
+    assert_eq!(got.len(), want.len(), "{name}: segment count");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(
+            (g.seek, &g.text, &g.tokens, g.temperature),
+            (w.seek, &w.text, &w.tokens, w.temperature),
+            "{name}"
+        );
+        assert!(
+            (g.start - w.start).abs() < 1e-6 && (g.end - w.end).abs() < 1e-6,
+            "{name}: {g:?} vs {w:?}"
+        );
+    }
+    assert_eq!(ours.language, reference.language, "{name}");
+    match sampled_from {
+        None => assert_eq!(ours.text, reference.text, "{name}"),
+        Some(seek) => assert!(
+            ours.segments
+                .iter()
+                .any(|s| s.seek == seek && s.temperature > 0.0),
+            "{name}: openai-whisper fell back to sampling at frame {seek}, we did not"
+        ),
+    }
+}
+
+#[test]
+fn tiny_en_long_form_matches_openai_whisper_segment_for_segment() {
+    let (Some(data), Some(transcriber)) = (shared_data(), load("tiny.en")) else {
+        return;
+    };
+    let fixture = fixture();
+    let jfk = transcriber
+        .transcribe_file(
+            &data.join("audio/jfk.wav"),
+            &DecodeOptions::default(),
+            &|_| {},
+        )
+        .unwrap();
+    assert_same_segments("jfk", &jfk, &fixture.jfk);
+
+    let audio = joined(&data, &fixture.librispeech_recipe);
+    let variants = [
+        ("default", DecodeOptions::default(), &fixture.librispeech_x3),
+        (
+            "no condition",
+            DecodeOptions {
+                condition_on_previous_text: false,
+                ..DecodeOptions::default()
+            },
+            &fixture.librispeech_x3_no_condition,
+        ),
+        (
+            "without timestamps",
+            DecodeOptions {
+                without_timestamps: true,
+                ..DecodeOptions::default()
+            },
+            &fixture.librispeech_x3_without_timestamps,
+        ),
+    ];
+    for (name, options, reference) in variants {
+        let ours = transcriber.transcribe(&audio, &options, &|_| {}).unwrap();
+        eprintln!("{name}: {} segments", ours.segments.len());
+        assert_same_segments(name, &ours, reference);
+    }
+}
+
+#[test]
+fn base_detects_the_language_then_transcribes_and_translates_like_mlx_whisper() {
+    let (Some(data), Some(transcriber)) = (shared_data(), load("base")) else {
+        return;
+    };
+    let reference = fixture().multilingual;
+    let path = data.join("audio/multilingual.mp3");
+    let transcribed = transcriber
+        .transcribe_file(&path, &DecodeOptions::default(), &|_| {})
+        .unwrap();
+    assert_eq!(
+        transcribed.language.as_deref(),
+        Some(reference.language.as_str())
+    );
+    let p = transcribed.language_probability.unwrap();
+    assert!(
+        (p - reference.language_probability).abs() < 0.05,
+        "{p} vs {}",
+        reference.language_probability
+    );
+    let translate = DecodeOptions {
+        task: Task::Translate,
+        ..DecodeOptions::default()
+    };
+    let translated = transcriber
+        .transcribe_file(&path, &translate, &|_| {})
+        .unwrap();
+    // The first window is clear English speech; after it the two decodes
+    // of the mp3 (symphonia + rubato vs ffmpeg) part ways: where the first
+    // window is cut, then what the model hears in the harder second half.
+    let first_window = |segments: Vec<(usize, String)>| {
+        segments
+            .into_iter()
+            .filter(|(seek, _)| *seek == 0)
+            .map(|(_, text)| text)
+            .collect::<String>()
+    };
+    for (name, ours, theirs) in [
+        ("transcribe", &transcribed, &reference.transcribe),
+        ("translate", &translated, &reference.translate),
+    ] {
+        let ours_first = first_window(
+            ours.segments
+                .iter()
+                .map(|s| (s.seek, s.text.clone()))
+                .collect(),
+        );
+        let theirs_first = first_window(
+            theirs
+                .segments
+                .iter()
+                .map(|s| (s.seek, s.text.clone()))
+                .collect(),
+        );
+        let first = word_errors(&theirs_first, &ours_first);
+        let all = word_errors(&theirs.text, &ours.text);
+        eprintln!(
+            "{name}: WER vs mlx-whisper {:.1}% in the first window, {:.1}% overall\n  ours:   {}\n  theirs: {}",
+            100.0 * first.rate(),
+            100.0 * all.rate(),
+            ours.text,
+            theirs.text
+        );
+        assert!(first.rate() <= 0.05, "{name}: {:.3}", first.rate());
+        assert!(all.rate() <= 0.25, "{name}: {:.3}", all.rate());
+        assert_eq!(ours.language.as_deref(), Some(reference.language.as_str()));
+    }
+}
