@@ -1,9 +1,9 @@
-//! Embedding the pipeline: load a model once, transcribe files with it.
+//! Embedding the pipeline: build it once, transcribe files with it (from
+//! any number of threads: `Pipeline` is `Send + Sync`).
 //!
 //! cargo run --release --example transcribe -- examples/audio/jfk.wav [model]
 
-use asr_pipeline::audio::load_audio;
-use asr_pipeline::{DecodeOptions, Transcriber};
+use asr_pipeline::{DecodeOptions, Pipeline};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -12,12 +12,11 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| "examples/audio/jfk.wav".into());
     let model = args.next().unwrap_or_else(|| "tiny.en".into());
     // Registry names are fetched and converted once; paths may be any checkpoint.
-    let transcriber = Transcriber::load(&model)?;
-    let samples = load_audio(audio.as_ref())?;
-    let options = DecodeOptions::default(); // openai-whisper's transcribe() defaults
-    let transcript = transcriber.transcribe(&samples, &options, &|p| {
-        eprintln!("{:.0} s transcribed", p.done)
-    })?;
+    let pipeline = Pipeline::builder()
+        .model(model)
+        .decode(DecodeOptions::default()) // openai-whisper's transcribe() defaults
+        .build()?;
+    let transcript = pipeline.transcribe_file(audio.as_ref())?;
     for segment in &transcript.segments {
         println!(
             "[{:7.2} → {:7.2}] {}",
@@ -26,5 +25,9 @@ fn main() -> anyhow::Result<()> {
             segment.text.trim()
         );
     }
+    eprintln!(
+        "{:.1} s of audio in {:.2} s",
+        transcript.timings.audio, transcript.timings.transcribe
+    );
     Ok(())
 }

@@ -7,7 +7,7 @@ use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use asr_pipeline::{output, Config, DeviceName, Format, Progress, Task, Transcriber};
+use asr_pipeline::{output, Config, DeviceName, Format, Pipeline, Progress, Task};
 use indicatif::{ProgressBar, ProgressStyle};
 use mlx_asr::bench;
 
@@ -163,12 +163,8 @@ fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
 
 fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
     let config = run_config(&args)?;
-    mlx::set_default_device(match config.device {
-        DeviceName::Cpu => mlx::Device::Cpu,
-        DeviceName::Gpu => mlx::Device::Gpu,
-    })?;
     let started = std::time::Instant::now();
-    let transcriber = Transcriber::load(&config.model)
+    let pipeline = Pipeline::from_config(&config)
         .with_context(|| format!("loading model {}", config.model))?;
     // scripts/bench-peers reads these two timings from `-v` output.
     tracing::info!(secs = started.elapsed().as_secs_f64(), "model loaded");
@@ -180,8 +176,8 @@ fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
             bar.set_position(p.done.floor() as u64);
         };
         let started = std::time::Instant::now();
-        let transcript = transcriber
-            .transcribe_file(input, &config.decode, &progress)
+        let transcript = pipeline
+            .transcribe_file_with_progress(input, &progress)
             .with_context(|| format!("transcribing {}", input.display()))?;
         tracing::info!(
             secs = started.elapsed().as_secs_f64(),

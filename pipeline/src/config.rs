@@ -49,7 +49,9 @@ enum OneOrMany {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    input: OneOrMany,
+    /// Optional so that embedders can build a `Pipeline` from the same file.
+    #[serde(default)]
+    input: Option<OneOrMany>,
     #[serde(default = "default_model")]
     model: String,
     #[serde(default)]
@@ -114,8 +116,9 @@ impl Config {
             toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         let inputs = match raw.input {
-            OneOrMany::One(p) => vec![p],
-            OneOrMany::Many(ps) => ps,
+            Some(OneOrMany::One(p)) => vec![p],
+            Some(OneOrMany::Many(ps)) => ps,
+            None => Vec::new(),
         };
         let model_path = base.join(&raw.model);
         let model = if model_path.exists() {

@@ -4,14 +4,18 @@
 pub mod audio;
 pub mod config;
 pub mod decode_options;
+pub mod hooks;
 pub mod mel_frames;
 pub mod model_source;
 pub mod output;
+pub mod pipeline;
 pub mod transcriber;
 pub mod wer;
 
 pub use config::{Config, DeviceName, Format};
 pub use decode_options::{DecodeOptions, Task};
+pub use hooks::{AlignmentHook, DiarizationHook, HookError, SpeakerTurn, Word};
 pub use model_source::resolve_model;
-pub use output::{Segment, Transcript};
+pub use output::{Segment, Timings, Transcript};
+pub use pipeline::{Pipeline, PipelineBuilder, PipelineError};
 pub use transcriber::{Progress, Transcriber};

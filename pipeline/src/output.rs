@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::Format;
+use crate::hooks::SegmentWord;
 
 /// A stretch of transcribed audio (openai-whisper's segment fields).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -24,6 +25,12 @@ pub struct Segment {
     pub avg_logprob: f32,
     pub compression_ratio: f32,
     pub no_speech_prob: f32,
+    /// Timed words, when an alignment hook ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<SegmentWord>,
+    /// The speaker, when a diarization hook ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }
 
 /// The result for one input file.
@@ -36,6 +43,20 @@ pub struct Transcript {
     /// Its probability when it was detected rather than given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language_probability: Option<f32>,
+    /// Where the time went (not part of the written outputs).
+    #[serde(skip)]
+    pub timings: Timings,
+}
+
+/// Wall-clock seconds per stage of one transcription.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Timings {
+    /// Seconds of audio transcribed.
+    pub audio: f64,
+    /// Decoding the file and everything up to the transcript.
+    pub transcribe: f64,
+    pub alignment: f64,
+    pub diarization: f64,
 }
 
 fn clock(seconds: f64, decimal: char) -> String {
@@ -55,9 +76,14 @@ fn write_cues(out: &mut String, t: &Transcript, decimal: char, numbered: bool) {
         if numbered {
             let _ = writeln!(out, "{}", i + 1);
         }
+        let speaker = s
+            .speaker
+            .as_ref()
+            .map(|name| format!("[{name}] "))
+            .unwrap_or_default();
         let _ = write!(
             out,
-            "{} --> {}\n{}\n\n",
+            "{} --> {}\n{speaker}{}\n\n",
             clock(s.start, decimal),
             clock(s.end, decimal),
             s.text.trim()

@@ -19,7 +19,7 @@ use crate::audio::{AudioError, AudioStream};
 use crate::decode_options::{DecodeOptions, Task};
 use crate::mel_frames::{FrameError, MelFrames, MelWindow};
 use crate::model_source::resolve_model;
-use crate::output::{Segment, Transcript};
+use crate::output::{Segment, Timings, Transcript};
 use asr_converters::ConvertError;
 
 /// Mel frames per timestamp step (the encoder halves the frame rate).
@@ -137,6 +137,7 @@ impl Transcriber {
         if !problems.is_empty() {
             return Err(TranscribeError::Options(problems.join("; ")));
         }
+        let started = std::time::Instant::now();
         let mut mel = MelFrames::new(&self.log_mel, blocks);
         let prelude = self.prelude(&mut mel, options)?;
         let rules = TokenRules::new(
@@ -188,6 +189,8 @@ impl Transcriber {
                         avg_logprob: result.avg_logprob,
                         compression_ratio,
                         no_speech_prob: result.no_speech_prob,
+                        words: Vec::new(),
+                        speaker: None,
                     });
                 }
                 cut.advance
@@ -209,6 +212,11 @@ impl Transcriber {
             segments,
             language: prelude.language,
             language_probability: prelude.language_probability,
+            timings: Timings {
+                audio: mel.seconds_read(),
+                transcribe: started.elapsed().as_secs_f64(),
+                ..Timings::default()
+            },
         })
     }
 

@@ -1,0 +1,192 @@
+//! The embedding API: a [`Pipeline`] is built once (from a config file, a
+//! TOML string or a builder), holds the loaded model, and transcribes any
+//! number of files or sample buffers, from any number of threads.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::audio::{load_audio, AudioError};
+use crate::config::{Config, DeviceName};
+use crate::decode_options::DecodeOptions;
+use crate::hooks::{assign_speakers, AlignmentHook, DiarizationHook, HookError};
+use crate::output::Transcript;
+use crate::transcriber::{Progress, TranscribeError, Transcriber};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("invalid pipeline settings: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    #[error(transparent)]
+    Transcribe(#[from] TranscribeError),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error("MLX: {0}")]
+    Mlx(#[from] mlx::Error),
+}
+
+/// A loaded speech pipeline. `Send + Sync`: share one behind an `Arc`;
+/// transcriptions from several threads take turns on the model (MLX
+/// evaluation is not re-entrant), audio decoding and hooks run in parallel.
+pub struct Pipeline {
+    transcriber: Mutex<Transcriber>,
+    decode: DecodeOptions,
+    alignment: Option<Box<dyn AlignmentHook>>,
+    diarization: Option<Box<dyn DiarizationHook>>,
+}
+
+/// Settings for [`Pipeline::builder`]; defaults are `pipeline run`'s.
+pub struct PipelineBuilder {
+    model: String,
+    device: DeviceName,
+    decode: DecodeOptions,
+    alignment: Option<Box<dyn AlignmentHook>>,
+    diarization: Option<Box<dyn DiarizationHook>>,
+}
+
+impl PipelineBuilder {
+    /// A registry name (`tiny.en`, `base`), a Hugging Face repo id, an MLX
+    /// folder or any checkpoint `pipeline convert` reads.
+    pub fn model(mut self, spec: impl Into<String>) -> Self {
+        self.model = spec.into();
+        self
+    }
+
+    /// Where MLX runs (process-wide: MLX has one default device).
+    pub fn device(mut self, device: DeviceName) -> Self {
+        self.device = device;
+        self
+    }
+
+    pub fn decode(mut self, options: DecodeOptions) -> Self {
+        self.decode = options;
+        self
+    }
+
+    pub fn alignment(mut self, hook: impl AlignmentHook + 'static) -> Self {
+        self.alignment = Some(Box::new(hook));
+        self
+    }
+
+    pub fn diarization(mut self, hook: impl DiarizationHook + 'static) -> Self {
+        self.diarization = Some(Box::new(hook));
+        self
+    }
+
+    /// Validates every setting (all problems reported at once), then loads
+    /// the model, fetching or converting it first when needed.
+    pub fn build(self) -> Result<Pipeline, PipelineError> {
+        let problems = self.decode.problems();
+        if !problems.is_empty() {
+            return Err(PipelineError::Invalid(problems));
+        }
+        mlx::set_default_device(match self.device {
+            DeviceName::Cpu => mlx::Device::Cpu,
+            DeviceName::Gpu => mlx::Device::Gpu,
+        })?;
+        Ok(Pipeline {
+            transcriber: Mutex::new(Transcriber::load(&self.model)?),
+            decode: self.decode,
+            alignment: self.alignment,
+            diarization: self.diarization,
+        })
+    }
+}
+
+impl Pipeline {
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder {
+            model: "tiny.en".into(),
+            device: DeviceName::Cpu,
+            decode: DecodeOptions::default(),
+            alignment: None,
+            diarization: None,
+        }
+    }
+
+    /// The model, device and `[decode]` settings of a run configuration
+    /// (its inputs and outputs are the caller's business).
+    pub fn from_config(config: &Config) -> Result<Pipeline, PipelineError> {
+        Pipeline::builder()
+            .model(config.model.clone())
+            .device(config.device)
+            .decode(config.decode.clone())
+            .build()
+    }
+
+    /// [`Pipeline::from_config`] for TOML text; relative paths are taken
+    /// from `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Pipeline, PipelineError> {
+        let config = Config::from_toml(text, base).map_err(|e| PipelineError::Invalid(vec![e]))?;
+        Pipeline::from_config(&config)
+    }
+
+    /// Transcribes an audio file. Without hooks the file is streamed in
+    /// bounded memory; hooks need the whole recording, so it is loaded.
+    pub fn transcribe_file(&self, path: &Path) -> Result<Transcript, PipelineError> {
+        self.transcribe_file_with_progress(path, &|_| {})
+    }
+
+    pub fn transcribe_file_with_progress(
+        &self,
+        path: &Path,
+        progress: &dyn Fn(Progress),
+    ) -> Result<Transcript, PipelineError> {
+        if self.alignment.is_none() && self.diarization.is_none() {
+            let transcriber = self.lock();
+            return Ok(transcriber.transcribe_file(path, &self.decode, progress)?);
+        }
+        let samples = load_audio(path)?;
+        self.transcribe_with_progress(&samples, progress)
+    }
+
+    /// Transcribes 16 kHz mono samples.
+    pub fn transcribe(&self, samples: &[f32]) -> Result<Transcript, PipelineError> {
+        self.transcribe_with_progress(samples, &|_| {})
+    }
+
+    pub fn transcribe_with_progress(
+        &self,
+        samples: &[f32],
+        progress: &dyn Fn(Progress),
+    ) -> Result<Transcript, PipelineError> {
+        let mut transcript = self.lock().transcribe(samples, &self.decode, progress)?;
+        if let Some(hook) = &self.alignment {
+            let started = Instant::now();
+            hook.align(samples, &mut transcript)?;
+            transcript.timings.alignment = started.elapsed().as_secs_f64();
+        }
+        if let Some(hook) = &self.diarization {
+            let started = Instant::now();
+            let turns = hook.diarize(samples)?;
+            assign_speakers(&mut transcript, &turns);
+            transcript.timings.diarization = started.elapsed().as_secs_f64();
+        }
+        Ok(transcript)
+    }
+
+    pub fn decode_options(&self) -> &DecodeOptions {
+        &self.decode
+    }
+
+    /// The model, for one caller at a time (a panicked holder does not
+    /// poison it for the others: the model itself is never left half-changed).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Transcriber> {
+        self.transcriber
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipelines_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Pipeline>();
+    }
+}

@@ -1,0 +1,187 @@
+//! The embedding API: one `Pipeline` shared by threads, hooks plugged in
+//! from Rust, settings validated before anything loads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use asr_pipeline::hooks::SegmentWord;
+use asr_pipeline::output::render;
+use asr_pipeline::{
+    AlignmentHook, DiarizationHook, Format, HookError, Pipeline, PipelineError, SpeakerTurn,
+    Transcript, Word,
+};
+
+fn jfk() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/audio/jfk.wav");
+    path.is_file().then_some(path)
+}
+
+fn librispeech() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/librispeech/LibriSpeech/test-clean/1089/134691");
+    let mut clips: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect())
+        .unwrap_or_default();
+    clips.retain(|p| p.extension().is_some_and(|e| e == "flac"));
+    clips.sort();
+    clips
+}
+
+fn pipeline(builder: asr_pipeline::PipelineBuilder) -> Option<Pipeline> {
+    match builder.build() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("skipped: cannot load tiny.en: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn one_pipeline_serves_several_threads_with_the_single_threaded_results() {
+    let (Some(jfk), Some(pipeline)) = (jfk(), pipeline(Pipeline::builder())) else {
+        return;
+    };
+    let mut files = vec![jfk];
+    files.extend(librispeech());
+    let alone: Vec<String> = files
+        .iter()
+        .map(|f| pipeline.transcribe_file(f).unwrap().text)
+        .collect();
+    let shared = Arc::new(pipeline);
+    let handles: Vec<_> = files
+        .iter()
+        .cloned()
+        .map(|file| {
+            let pipeline = Arc::clone(&shared);
+            std::thread::spawn(move || pipeline.transcribe_file(&file).unwrap().text)
+        })
+        .collect();
+    let together: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(together, alone);
+}
+
+/// Spreads each segment's time evenly over its words.
+struct EvenWords;
+
+impl AlignmentHook for EvenWords {
+    fn name(&self) -> &str {
+        "even-words"
+    }
+
+    fn align(&self, samples: &[f32], transcript: &mut Transcript) -> Result<(), HookError> {
+        assert!(!samples.is_empty(), "hooks see the recording");
+        for segment in &mut transcript.segments {
+            let words: Vec<&str> = segment.text.split_whitespace().collect();
+            let step = (segment.end - segment.start) / words.len() as f64;
+            segment.words = words
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    SegmentWord::from(Word {
+                        word: format!(" {w}"),
+                        start: segment.start + i as f64 * step,
+                        end: segment.start + (i + 1) as f64 * step,
+                        probability: 1.0,
+                    })
+                })
+                .collect();
+        }
+        Ok(())
+    }
+}
+
+/// Speaker A for the first five seconds, B after.
+struct TwoSpeakers;
+
+impl DiarizationHook for TwoSpeakers {
+    fn name(&self) -> &str {
+        "two-speakers"
+    }
+
+    fn diarize(&self, samples: &[f32]) -> Result<Vec<SpeakerTurn>, HookError> {
+        let end = samples.len() as f64 / 16_000.0;
+        Ok(vec![
+            SpeakerTurn {
+                start: 0.0,
+                end: 5.0,
+                speaker: "A".into(),
+            },
+            SpeakerTurn {
+                start: 5.0,
+                end,
+                speaker: "B".into(),
+            },
+        ])
+    }
+}
+
+struct Failing;
+
+impl DiarizationHook for Failing {
+    fn name(&self) -> &str {
+        "failing"
+    }
+
+    fn diarize(&self, _: &[f32]) -> Result<Vec<SpeakerTurn>, HookError> {
+        Err(HookError {
+            hook: "failing".into(),
+            message: "no speakers today".into(),
+        })
+    }
+}
+
+#[test]
+fn hooks_put_words_and_speakers_into_the_transcript_and_outputs() {
+    let Some(jfk) = jfk() else { return };
+    let builder = Pipeline::builder()
+        .alignment(EvenWords)
+        .diarization(TwoSpeakers);
+    let Some(pipeline) = pipeline(builder) else {
+        return;
+    };
+    let t = pipeline.transcribe_file(&jfk).unwrap();
+    // openai-whisper's segments: 0.00–7.74 and 7.74–10.74.
+    let speakers: Vec<_> = t.segments.iter().map(|s| s.speaker.as_deref()).collect();
+    assert_eq!(speakers, vec![Some("A"), Some("B")]);
+    let first_words = &t.segments[0].words;
+    assert_eq!(first_words[0].word.word, " And");
+    assert_eq!(first_words[0].speaker.as_deref(), Some("A"));
+    assert_eq!(first_words.last().unwrap().speaker.as_deref(), Some("B"));
+
+    let json: serde_json::Value = serde_json::from_str(&render(&t, Format::Json)).unwrap();
+    assert_eq!(json["segments"][0]["speaker"], "A");
+    assert_eq!(json["segments"][0]["words"][0]["word"], " And");
+    assert_eq!(json["segments"][0]["words"][0]["speaker"], "A");
+    assert_eq!(json["segments"][0]["words"][0]["start"], 0.0);
+    let srt = render(&t, Format::Srt);
+    assert!(srt.contains("00:00:07,740\n[A] And so my fellow"), "{srt}");
+    assert!(t.timings.diarization >= 0.0 && t.timings.transcribe > 0.0);
+
+    let failing = pipeline_with_failing_hook();
+    if let Some(p) = failing {
+        let err = p.transcribe_file(&jfk).unwrap_err();
+        assert!(matches!(err, PipelineError::Hook(_)));
+        assert_eq!(err.to_string(), "failing: no speakers today");
+    }
+}
+
+fn pipeline_with_failing_hook() -> Option<Pipeline> {
+    pipeline(Pipeline::builder().diarization(Failing))
+}
+
+#[test]
+fn bad_settings_are_all_reported_before_the_model_loads() {
+    let toml =
+        "model = \"no-such-model\"\n[decode]\ntemperature = []\nmax_initial_timestamp = -1.0\n";
+    let err = match Pipeline::from_toml(toml, Path::new(".")) {
+        Err(e) => e,
+        Ok(_) => panic!("invalid settings accepted"),
+    };
+    let PipelineError::Invalid(problems) = err else {
+        panic!("not a settings error: {err}");
+    };
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].starts_with("decode.temperature"));
+    assert!(problems[1].starts_with("decode.max_initial_timestamp"));
+}
