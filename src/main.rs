@@ -54,7 +54,7 @@ enum Command {
 struct RunArgs {
     /// The run's TOML configuration (see README: Configuration).
     config: PathBuf,
-    /// Audio file(s) to transcribe instead of the config's `input`.
+    /// Audio file(s) or directories to transcribe instead of the config's `input`.
     #[arg(long)]
     input: Vec<PathBuf>,
     /// Directory for output files instead of the config's `output_dir`.
@@ -76,6 +76,9 @@ struct RunArgs {
     /// Task instead of `decode.task`.
     #[arg(long, value_enum)]
     task: Option<TaskArg>,
+    /// Transcribe files again even when all their outputs exist.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Copy, Clone, clap::ValueEnum)]
@@ -163,44 +166,85 @@ fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
 
 fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
     let config = run_config(&args)?;
+    let files = config
+        .input_files()
+        .with_context(|| format!("{}: listing the input directories", args.config.display()))?;
     let started = std::time::Instant::now();
     let pipeline = Pipeline::from_config(&config)
         .with_context(|| format!("loading model {}", config.model))?;
     // scripts/bench-peers reads these two timings from `-v` output.
     tracing::info!(secs = started.elapsed().as_secs_f64(), "model loaded");
-    for input in &config.inputs {
-        let bar = progress_bar(quiet, "{msg} [{bar:30}] {pos}/{len} s of audio");
-        bar.set_message(input.display().to_string());
-        let progress = |p: Progress| {
-            bar.set_length(p.total.unwrap_or(p.done).ceil() as u64);
-            bar.set_position(p.done.floor() as u64);
-        };
-        let started = std::time::Instant::now();
-        let transcript = pipeline
-            .transcribe_file_with_progress(input, &progress)
-            .with_context(|| format!("transcribing {}", input.display()))?;
-        tracing::info!(
-            secs = started.elapsed().as_secs_f64(),
-            input = %input.display(),
-            "transcribed"
+    let mut failed = Vec::new();
+    for input in &files {
+        let stem = input
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "audio".into());
+        if !args.force && outputs_complete(&config, &stem) {
+            tracing::warn!(input = %input.display(), "skipped: its outputs exist (--force redoes it)");
+            continue;
+        }
+        if let Err(e) = transcribe_one(&pipeline, &config, input, &stem, quiet) {
+            eprintln!("error: {e:#}");
+            failed.push(input.display().to_string());
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} files failed: {}",
+            failed.len(),
+            files.len(),
+            failed.join(", ")
         );
-        bar.finish_and_clear();
-        println!("{}", transcript.text.trim());
-        if let Some(dir) = &config.output_dir {
-            let stem = input
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "audio".into());
-            for &format in &config.formats {
-                let path = output::write(&transcript, format, dir, &stem).with_context(|| {
-                    format!(
-                        "writing {} output into {}",
-                        format.extension(),
-                        dir.display()
-                    )
-                })?;
-                tracing::info!(path = %path.display(), "wrote");
-            }
+    }
+    Ok(())
+}
+
+/// Whether every output of `stem` is already written (outputs are renamed
+/// into place whole, so an existing file is a complete one).
+fn outputs_complete(config: &Config, stem: &str) -> bool {
+    config.output_dir.as_ref().is_some_and(|dir| {
+        config
+            .formats
+            .iter()
+            .all(|f| dir.join(format!("{stem}.{}", f.extension())).is_file())
+    })
+}
+
+fn transcribe_one(
+    pipeline: &Pipeline,
+    config: &Config,
+    input: &std::path::Path,
+    stem: &str,
+    quiet: bool,
+) -> Result<()> {
+    let bar = progress_bar(quiet, "{msg} [{bar:30}] {pos}/{len} s of audio");
+    bar.set_message(input.display().to_string());
+    let progress = |p: Progress| {
+        bar.set_length(p.total.unwrap_or(p.done).ceil() as u64);
+        bar.set_position(p.done.floor() as u64);
+    };
+    let started = std::time::Instant::now();
+    let transcript = pipeline
+        .transcribe_file_with_progress(input, &progress)
+        .with_context(|| format!("transcribing {}", input.display()))?;
+    tracing::info!(
+        secs = started.elapsed().as_secs_f64(),
+        input = %input.display(),
+        "transcribed"
+    );
+    bar.finish_and_clear();
+    println!("{}", transcript.text.trim());
+    if let Some(dir) = &config.output_dir {
+        for &format in &config.formats {
+            let path = output::write(&transcript, format, dir, stem).with_context(|| {
+                format!(
+                    "writing {} output into {}",
+                    format.extension(),
+                    dir.display()
+                )
+            })?;
+            tracing::info!(path = %path.display(), "wrote");
         }
     }
     Ok(())

