@@ -25,9 +25,17 @@ fn main() -> anyhow::Result<()> {
             segment.text.trim()
         );
     }
+    let t = &transcript.timings;
     eprintln!(
-        "{:.1} s of audio in {:.2} s",
-        transcript.timings.audio, transcript.timings.transcribe
+        "{:.1} s of audio in {:.2} s: mel {:.2} s, encoder {:.2} s ({} windows), decoder {:.2} s ({} tokens, {:.1} ms/token)",
+        t.audio,
+        t.transcribe,
+        t.mel,
+        t.encoder,
+        t.windows,
+        t.decoder,
+        t.tokens,
+        1000.0 * t.decoder / t.tokens.max(1) as f64
     );
     Ok(())
 }

@@ -55,6 +55,14 @@ pub struct Timings {
     pub audio: f64,
     /// Decoding the file and everything up to the transcript.
     pub transcribe: f64,
+    /// Parts of `transcribe`: log-mel frames (audio decoding included),
+    /// encoder, and token decoding (all temperatures tried).
+    pub mel: f64,
+    pub encoder: f64,
+    pub decoder: f64,
+    /// 30 s windows encoded and tokens decoded (end-of-text included).
+    pub windows: usize,
+    pub tokens: usize,
     pub alignment: f64,
     pub diarization: f64,
 }

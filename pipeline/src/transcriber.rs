@@ -6,6 +6,7 @@
 
 use std::io::Write as _;
 use std::path::Path;
+use std::time::Instant;
 
 use asr_models::features::{LogMel, HOP_LENGTH, SAMPLE_RATE};
 use asr_models::whisper::{
@@ -137,7 +138,7 @@ impl Transcriber {
         if !problems.is_empty() {
             return Err(TranscribeError::Options(problems.join("; ")));
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let mut mel = MelFrames::new(&self.log_mel, blocks);
         let prelude = self.prelude(&mut mel, options)?;
         let rules = TokenRules::new(
@@ -155,11 +156,25 @@ impl Transcriber {
         let mut prompt_reset_since = 0;
         let mut segments: Vec<Segment> = Vec::new();
         let mut seek = 0;
-        while let Some(window) = mel.window(seek)? {
+        let mut timings = Timings::default();
+        loop {
+            let clock = Instant::now();
+            let Some(window) = mel.window(seek)? else {
+                break;
+            };
+            window.mel.eval()?;
+            timings.mel += clock.elapsed().as_secs_f64();
+            let clock = Instant::now();
             let audio = self.model.encoder.forward(&window.mel)?;
+            audio.eval()?;
+            timings.encoder += clock.elapsed().as_secs_f64();
+            timings.windows += 1;
+            let clock = Instant::now();
             let prompt = self.prompt(&all_tokens[prompt_reset_since..], &prelude, options);
             let (result, compression_ratio) =
                 self.decode_with_fallback(&audio, &prompt, &rules, options, &mut rng)?;
+            timings.decoder += clock.elapsed().as_secs_f64();
+            timings.tokens += result.tokens.len() + 1;
             let silent = result.no_speech_prob > options.no_speech_threshold
                 && result.avg_logprob <= options.logprob_threshold;
             let advance = if silent {
@@ -215,7 +230,7 @@ impl Transcriber {
             timings: Timings {
                 audio: mel.seconds_read(),
                 transcribe: started.elapsed().as_secs_f64(),
-                ..Timings::default()
+                ..timings
             },
         })
     }
