@@ -79,6 +79,9 @@ struct RunArgs {
     /// Transcribe files again even when all their outputs exist.
     #[arg(long)]
     force: bool,
+    /// Print where the time went, per stage, after each file (stderr).
+    #[arg(long)]
+    profile: bool,
 }
 
 #[derive(Copy, Clone, clap::ValueEnum)]
@@ -184,7 +187,7 @@ fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
             tracing::warn!(input = %input.display(), "skipped: its outputs exist (--force redoes it)");
             continue;
         }
-        if let Err(e) = transcribe_one(&pipeline, &config, input, &stem, quiet) {
+        if let Err(e) = transcribe_one(&pipeline, &config, input, &stem, quiet, args.profile) {
             eprintln!("error: {e:#}");
             failed.push(input.display().to_string());
         }
@@ -198,6 +201,53 @@ fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Per-stage times of one file with their share of the whole.
+fn profile_table(t: &asr_pipeline::Timings) -> String {
+    let total = t.transcribe + t.alignment + t.diarization;
+    let per = |n: usize| n.max(1) as f64;
+    let rows = [
+        ("audio + log-mel", t.mel, String::new()),
+        (
+            "encoder",
+            t.encoder,
+            format!(
+                "{} windows, {:.3} s/window",
+                t.windows,
+                t.encoder / per(t.windows)
+            ),
+        ),
+        (
+            "decoder",
+            t.decoder,
+            format!(
+                "{} tokens, {:.1} ms/token",
+                t.tokens,
+                1e3 * t.decoder / per(t.tokens)
+            ),
+        ),
+        (
+            "other (segments, prompts)",
+            t.transcribe - t.mel - t.encoder - t.decoder,
+            String::new(),
+        ),
+        ("alignment hook", t.alignment, String::new()),
+        ("diarization hook", t.diarization, String::new()),
+    ];
+    let mut out = format!("{:<26} {:>9} {:>7}\n", "stage", "seconds", "share");
+    for (stage, secs, note) in rows {
+        let share = 100.0 * secs / total.max(f64::EPSILON);
+        out += &format!("{stage:<26} {secs:>9.3} {share:>6.1}%  {note}\n");
+    }
+    out += &format!(
+        "{:<26} {total:>9.3} {:>7}  {:.1} s of audio, real-time factor {:.3}\n",
+        "total",
+        "",
+        t.audio,
+        total / t.audio.max(f64::EPSILON)
+    );
+    out
 }
 
 /// Whether every output of `stem` is already written (outputs are renamed
@@ -217,6 +267,7 @@ fn transcribe_one(
     input: &std::path::Path,
     stem: &str,
     quiet: bool,
+    profile: bool,
 ) -> Result<()> {
     let bar = progress_bar(quiet, "{msg} [{bar:30}] {pos}/{len} s of audio");
     bar.set_message(input.display().to_string());
@@ -235,6 +286,9 @@ fn transcribe_one(
     );
     bar.finish_and_clear();
     println!("{}", transcript.text.trim());
+    if profile {
+        eprint!("{}", profile_table(&transcript.timings));
+    }
     if let Some(dir) = &config.output_dir {
         for &format in &config.formats {
             let path = output::write(&transcript, format, dir, stem).with_context(|| {

@@ -29,6 +29,7 @@ fn jfk_example_prints_openai_whispers_text_and_writes_outputs() {
         "json",
         "--format",
         "srt",
+        "--profile",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() && stderr.contains("pip download") {
@@ -40,6 +41,12 @@ fn jfk_example_prints_openai_whispers_text_and_writes_outputs() {
         String::from_utf8(out.stdout).unwrap().trim(),
         JFK,
         "stdout carries the transcript only"
+    );
+    assert!(
+        stderr.contains("encoder")
+            && stderr.contains("1 windows")
+            && stderr.contains("real-time factor"),
+        "--profile prints the stage table on stderr: {stderr}"
     );
 
     let json: serde_json::Value =
