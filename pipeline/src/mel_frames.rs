@@ -7,7 +7,7 @@
 //! its end. The one difference is the clamp to `max - 8`: openai-whisper
 //! takes the maximum over the whole file, here it is the running maximum
 //! over the chunks computed so far, which is the same for any recording
-//! that fits in one chunk (10 minutes).
+//! that fits in one chunk (5 minutes).
 
 use asr_models::features::{normalize, LogMel, HOP_LENGTH, N_FFT, SAMPLE_RATE};
 use mlx::Array;
@@ -16,8 +16,9 @@ use crate::audio::AudioError;
 
 /// Frames in one 30-second decoding window.
 pub const WINDOW_FRAMES: usize = 3000;
-/// Frames computed per chunk: 10 minutes.
-const CHUNK_FRAMES: usize = 60_000;
+/// Frames computed per chunk: 5 minutes (the transient STFT buffers of a
+/// chunk, ~5 KB per frame, dominate peak memory).
+const CHUNK_FRAMES: usize = 30_000;
 /// Samples of context on each side of a frame centre.
 const HALF_WINDOW: usize = N_FFT / 2;
 
