@@ -134,6 +134,7 @@ impl Pipeline {
         path: &Path,
         progress: &dyn Fn(Progress),
     ) -> Result<Transcript, PipelineError> {
+        let _span = tracing::info_span!("file", path = %path.display()).entered();
         if self.alignment.is_none() && self.diarization.is_none() {
             let transcriber = self.lock();
             return Ok(transcriber.transcribe_file(path, &self.decode, progress)?);
@@ -154,11 +155,13 @@ impl Pipeline {
     ) -> Result<Transcript, PipelineError> {
         let mut transcript = self.lock().transcribe(samples, &self.decode, progress)?;
         if let Some(hook) = &self.alignment {
+            let _span = tracing::info_span!("alignment", hook = hook.name()).entered();
             let started = Instant::now();
             hook.align(samples, &mut transcript)?;
             transcript.timings.alignment = started.elapsed().as_secs_f64();
         }
         if let Some(hook) = &self.diarization {
+            let _span = tracing::info_span!("diarization", hook = hook.name()).entered();
             let started = Instant::now();
             let turns = hook.diarize(samples)?;
             assign_speakers(&mut transcript, &turns);

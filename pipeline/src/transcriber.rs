@@ -157,22 +157,13 @@ impl Transcriber {
         let mut segments: Vec<Segment> = Vec::new();
         let mut seek = 0;
         let mut timings = Timings::default();
-        loop {
-            let clock = Instant::now();
-            let Some(window) = mel.window(seek)? else {
-                break;
-            };
-            window.mel.eval()?;
-            timings.mel += clock.elapsed().as_secs_f64();
-            let clock = Instant::now();
-            let audio = self.model.encoder.forward(&window.mel)?;
-            audio.eval()?;
-            timings.encoder += clock.elapsed().as_secs_f64();
-            timings.windows += 1;
+        while let Some((window, audio)) = self.encode_window(&mut mel, seek, &mut timings)? {
             let clock = Instant::now();
             let prompt = self.prompt(&all_tokens[prompt_reset_since..], &prelude, options);
-            let (result, compression_ratio) =
-                self.decode_with_fallback(&audio, &prompt, &rules, options, &mut rng)?;
+            let (result, compression_ratio) = {
+                let _span = tracing::debug_span!("decoder", seek).entered();
+                self.decode_with_fallback(&audio, &prompt, &rules, options, &mut rng)?
+            };
             timings.decoder += clock.elapsed().as_secs_f64();
             timings.tokens += result.tokens.len() + 1;
             let silent = result.no_speech_prob > options.no_speech_threshold
@@ -233,6 +224,39 @@ impl Transcriber {
                 ..timings
             },
         })
+    }
+
+    /// The window at frame `seek` and its encoder output (evaluated, so
+    /// that each stage's time is its own); `None` past the end.
+    fn encode_window<I>(
+        &self,
+        mel: &mut MelFrames<'_, I>,
+        seek: usize,
+        timings: &mut Timings,
+    ) -> Result<Option<(MelWindow, Array)>, TranscribeError>
+    where
+        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
+    {
+        let clock = Instant::now();
+        let window = {
+            let _span = tracing::debug_span!("log_mel", seek).entered();
+            let Some(window) = mel.window(seek)? else {
+                return Ok(None);
+            };
+            window.mel.eval()?;
+            window
+        };
+        timings.mel += clock.elapsed().as_secs_f64();
+        let clock = Instant::now();
+        let audio = {
+            let _span = tracing::debug_span!("encoder", seek).entered();
+            let audio = self.model.encoder.forward(&window.mel)?;
+            audio.eval()?;
+            audio
+        };
+        timings.encoder += clock.elapsed().as_secs_f64();
+        timings.windows += 1;
+        Ok(Some((window, audio)))
     }
 
     /// Decides the language (detecting it on the first window when the
