@@ -4,6 +4,7 @@
 pub mod audio;
 pub mod config;
 pub mod decode_options;
+pub mod graph;
 pub mod hooks;
 pub mod mel_frames;
 pub mod model_source;

@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::audio::{load_audio, AudioError};
 use crate::config::{Config, DeviceName};
 use crate::decode_options::DecodeOptions;
+use crate::graph::{PlanSettings, StagePlan};
 use crate::hooks::{assign_speakers, AlignmentHook, DiarizationHook, HookError};
 use crate::output::Transcript;
 use crate::transcriber::{Progress, TranscribeError, Transcriber};
@@ -32,6 +33,7 @@ pub enum PipelineError {
 /// evaluation is not re-entrant), audio decoding and hooks run in parallel.
 pub struct Pipeline {
     transcriber: Mutex<Transcriber>,
+    plan: StagePlan,
     decode: DecodeOptions,
     alignment: Option<Box<dyn AlignmentHook>>,
     diarization: Option<Box<dyn DiarizationHook>>,
@@ -78,16 +80,22 @@ impl PipelineBuilder {
     /// Validates every setting (all problems reported at once), then loads
     /// the model, fetching or converting it first when needed.
     pub fn build(self) -> Result<Pipeline, PipelineError> {
-        let problems = self.decode.problems();
-        if !problems.is_empty() {
-            return Err(PipelineError::Invalid(problems));
-        }
+        let plan = StagePlan::new(&PlanSettings {
+            model: &self.model,
+            device: self.device,
+            decode: &self.decode,
+            alignment: self.alignment.as_ref().map(|h| h.name()),
+            diarization: self.diarization.as_ref().map(|h| h.name()),
+            formats: &[],
+        })
+        .map_err(PipelineError::Invalid)?;
         mlx::set_default_device(match self.device {
             DeviceName::Cpu => mlx::Device::Cpu,
             DeviceName::Gpu => mlx::Device::Gpu,
         })?;
         Ok(Pipeline {
             transcriber: Mutex::new(Transcriber::load(&self.model)?),
+            plan,
             decode: self.decode,
             alignment: self.alignment,
             diarization: self.diarization,
@@ -168,6 +176,11 @@ impl Pipeline {
             transcript.timings.diarization = started.elapsed().as_secs_f64();
         }
         Ok(transcript)
+    }
+
+    /// The stages a transcription goes through.
+    pub fn stages(&self) -> &StagePlan {
+        &self.plan
     }
 
     pub fn decode_options(&self) -> &DecodeOptions {

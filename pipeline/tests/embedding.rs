@@ -181,7 +181,8 @@ fn bad_settings_are_all_reported_before_the_model_loads() {
     let PipelineError::Invalid(problems) = err else {
         panic!("not a settings error: {err}");
     };
-    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert_eq!(problems.len(), 3, "{problems:?}");
     assert!(problems[0].starts_with("decode.temperature"));
     assert!(problems[1].starts_with("decode.max_initial_timestamp"));
+    assert!(problems[2].starts_with("model: \"no-such-model\" is not"));
 }

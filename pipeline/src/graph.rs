@@ -1,0 +1,266 @@
+//! A run as a chain of stages, planned from the settings and checked before
+//! any audio is read: each stage states what it consumes and produces, so a
+//! switched-off or replaced stage that breaks the chain is an error, and
+//! every problem (model, device, parameters) is reported at once.
+
+use std::fmt;
+use std::path::Path;
+
+use asr_converters::{hub::HubSpec, registry};
+
+use crate::config::{Config, DeviceName, Format};
+use crate::decode_options::DecodeOptions;
+
+/// What flows between stages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Data {
+    /// An audio file path.
+    File,
+    /// 16 kHz mono samples (CPU: file decoding is inherently CPU work).
+    Samples,
+    /// Log-mel frames (MLX array).
+    LogMel,
+    /// Encoder output per 30 s window (MLX array).
+    AudioFeatures,
+    Transcript,
+    /// Files written in the output formats.
+    Outputs,
+}
+
+/// One step of the run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stage {
+    pub name: &'static str,
+    /// What does the work, in words (e.g. the model or the hook's name).
+    pub implementation: String,
+    pub input: Data,
+    pub output: Data,
+}
+
+/// The planned stages, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StagePlan {
+    pub stages: Vec<Stage>,
+}
+
+/// What a plan is made from: the settings that shape the stages.
+pub struct PlanSettings<'a> {
+    pub model: &'a str,
+    pub device: DeviceName,
+    pub decode: &'a DecodeOptions,
+    pub alignment: Option<&'a str>,
+    pub diarization: Option<&'a str>,
+    /// Output formats; none when the caller keeps the transcript in memory.
+    pub formats: &'a [Format],
+}
+
+impl<'a> PlanSettings<'a> {
+    /// The model, device, decoding and output settings of a run config.
+    pub fn of_config(config: &'a Config) -> Self {
+        PlanSettings {
+            model: &config.model,
+            device: config.device,
+            decode: &config.decode,
+            alignment: None,
+            diarization: None,
+            formats: if config.output_dir.is_some() {
+                &config.formats
+            } else {
+                &[]
+            },
+        }
+    }
+}
+
+fn stage(name: &'static str, implementation: String, input: Data, output: Data) -> Stage {
+    Stage {
+        name,
+        implementation,
+        input,
+        output,
+    }
+}
+
+impl StagePlan {
+    /// Plans the stages and checks everything that can be checked without
+    /// audio or loading the model; `Err` lists every problem.
+    pub fn new(settings: &PlanSettings<'_>) -> Result<StagePlan, Vec<String>> {
+        let mut problems = settings.decode.problems();
+        problems.extend(model_problem(settings.model));
+        if settings.device == DeviceName::Gpu && !mlx::is_available(mlx::Device::Gpu) {
+            problems.push(
+                "device: gpu is not available in this MLX build (a CUDA or Metal build is needed)"
+                    .into(),
+            );
+        }
+        let mut stages = vec![
+            stage(
+                "audio",
+                "symphonia decode + rubato resampling, streamed in 1 s blocks".into(),
+                Data::File,
+                Data::Samples,
+            ),
+            stage(
+                "log-mel",
+                "Whisper log-mel on MLX, 5-minute chunks".into(),
+                Data::Samples,
+                Data::LogMel,
+            ),
+            stage(
+                "encoder",
+                format!("Whisper encoder ({}), per 30 s window", settings.model),
+                Data::LogMel,
+                Data::AudioFeatures,
+            ),
+            stage(
+                "decoder",
+                decoder_description(settings.decode),
+                Data::AudioFeatures,
+                Data::Transcript,
+            ),
+        ];
+        if let Some(name) = settings.alignment {
+            stages.push(stage(
+                "alignment",
+                format!("hook {name}"),
+                Data::Transcript,
+                Data::Transcript,
+            ));
+        }
+        if let Some(name) = settings.diarization {
+            stages.push(stage(
+                "diarization",
+                format!("hook {name}"),
+                Data::Transcript,
+                Data::Transcript,
+            ));
+        }
+        if !settings.formats.is_empty() {
+            let names: Vec<&str> = settings.formats.iter().map(|f| f.extension()).collect();
+            stages.push(stage(
+                "output",
+                names.join(", "),
+                Data::Transcript,
+                Data::Outputs,
+            ));
+        }
+        let plan = StagePlan { stages };
+        problems.extend(plan.chain_problems());
+        if problems.is_empty() {
+            Ok(plan)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Consecutive stages whose data do not fit together.
+    fn chain_problems(&self) -> Vec<String> {
+        self.stages
+            .windows(2)
+            .filter(|pair| pair[0].output != pair[1].input)
+            .map(|pair| {
+                format!(
+                    "stages: {} produces {:?} but {} needs {:?}",
+                    pair[0].name, pair[0].output, pair[1].name, pair[1].input
+                )
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for StagePlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.stages.iter().enumerate() {
+            let flow = format!("{:?} → {:?}", s.input, s.output);
+            writeln!(
+                f,
+                "{}. {:<12} {:<28} {}",
+                i + 1,
+                s.name,
+                flow,
+                s.implementation
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn decoder_description(d: &DecodeOptions) -> String {
+    let mode = if d.without_timestamps {
+        "text only"
+    } else {
+        "timestamps, seek loop"
+    };
+    let language = d.language.as_deref().unwrap_or("detected");
+    format!(
+        "Whisper greedy decoding ({mode}; {:?}; language {language}; temperatures {:?})",
+        d.task, d.temperature
+    )
+}
+
+/// Whether `spec` can name a model at all (without fetching or loading it).
+fn model_problem(spec: &str) -> Option<String> {
+    let known =
+        Path::new(spec).exists() || registry::is_known(spec) || HubSpec::parse(spec).is_some();
+    (!known).then(|| {
+        format!(
+            "model: {spec:?} is not an existing path, a registry model ({}) or a Hugging Face repo id (org/name)",
+            registry::known_models().join(", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings<'a>(model: &'a str, decode: &'a DecodeOptions) -> PlanSettings<'a> {
+        PlanSettings {
+            model,
+            device: DeviceName::Cpu,
+            decode,
+            alignment: None,
+            diarization: None,
+            formats: &[Format::Json],
+        }
+    }
+
+    #[test]
+    fn the_default_plan_chains_audio_to_outputs() {
+        let decode = DecodeOptions::default();
+        let plan = StagePlan::new(&settings("tiny.en", &decode)).unwrap();
+        let names: Vec<&str> = plan.stages.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["audio", "log-mel", "encoder", "decoder", "output"]);
+        assert!(plan.chain_problems().is_empty());
+        let hooked = PlanSettings {
+            alignment: Some("even-words"),
+            diarization: Some("two-speakers"),
+            ..settings("tiny.en", &decode)
+        };
+        let plan = StagePlan::new(&hooked).unwrap();
+        assert_eq!(plan.stages[4].implementation, "hook even-words");
+        assert_eq!(plan.stages[5].name, "diarization");
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let decode = DecodeOptions {
+            temperature: vec![],
+            ..DecodeOptions::default()
+        };
+        let problems = StagePlan::new(&settings("no/such/thing/here", &decode)).unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("decode.temperature"));
+        assert!(problems[1].starts_with("model: \"no/such/thing/here\""));
+    }
+
+    #[test]
+    fn a_broken_chain_is_reported() {
+        let mut plan = StagePlan::new(&settings("tiny.en", &DecodeOptions::default())).unwrap();
+        plan.stages.remove(1); // no log-mel: the encoder gets samples
+        assert_eq!(
+            plan.chain_problems(),
+            ["stages: audio produces Samples but encoder needs LogMel"]
+        );
+    }
+}
