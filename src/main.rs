@@ -11,6 +11,8 @@ use asr_pipeline::{output, Config, DeviceName, Format, Pipeline, Progress, Task}
 use indicatif::{ProgressBar, ProgressStyle};
 use mlx_asr::bench;
 
+mod regress_cmd;
+
 #[derive(Parser)]
 #[command(name = "pipeline", version, about = "Speech recognition on MLX arrays")]
 struct Cli {
@@ -28,6 +30,8 @@ struct Cli {
 enum Command {
     /// Transcribe the audio files a TOML config names.
     Run(RunArgs),
+    /// Transcribe a manifest's audio set and compare with stored snapshots.
+    Regress(regress_cmd::RegressArgs),
     /// Download a registry model (tiny.en, base) into the cache; print its folder.
     Fetch {
         /// Registry model: tiny.en (English) or base (multilingual).
@@ -477,6 +481,7 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run_transcription(args, cli.quiet),
+        Command::Regress(args) => regress_cmd::run(args, cli.quiet),
         Command::Fetch { name } => {
             println!("{}", asr_converters::registry::fetch(&name)?.display());
             Ok(())

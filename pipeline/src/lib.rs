@@ -10,6 +10,7 @@ pub mod mel_frames;
 pub mod model_source;
 pub mod output;
 pub mod pipeline;
+pub mod regress;
 pub mod transcriber;
 pub mod wer;
 
