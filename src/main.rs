@@ -7,6 +7,7 @@ use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use asr_pipeline::graph::{PlanSettings, StagePlan};
 use asr_pipeline::{output, Config, DeviceName, Format, Pipeline, Progress, Task};
 use indicatif::{ProgressBar, ProgressStyle};
 use mlx_asr::bench;
@@ -30,6 +31,11 @@ struct Cli {
 enum Command {
     /// Transcribe the audio files a TOML config names.
     Run(RunArgs),
+    /// Validate a run config and print its stages, without reading audio.
+    Check {
+        /// The run's TOML configuration.
+        config: PathBuf,
+    },
     /// Transcribe a manifest's audio set and compare with stored snapshots.
     Regress(regress_cmd::RegressArgs),
     /// Download a registry model (tiny.en, base) into the cache; print its folder.
@@ -149,11 +155,40 @@ fn run_config(args: &RunArgs) -> Result<Config> {
             TaskArg::Translate => Task::Translate,
         };
     }
-    let problems = config.problems();
+    let problems = run_problems(&config);
     if !problems.is_empty() {
         anyhow::bail!("{}: {}", args.config.display(), problems.join("; "));
     }
     Ok(config)
+}
+
+/// Everything wrong with a run config (inputs, outputs, model, device,
+/// decoding), found without reading audio or loading the model.
+fn run_problems(config: &Config) -> Vec<String> {
+    let mut problems = config.problems();
+    if let Err(more) = StagePlan::new(&PlanSettings::of_config(config)) {
+        for p in more {
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
+    }
+    problems
+}
+
+/// `pipeline check`: the planned stages of a config, or all its problems.
+fn check_config(path: &std::path::Path) -> Result<()> {
+    let config = Config::from_file(path)?;
+    let problems = run_problems(&config);
+    if !problems.is_empty() {
+        anyhow::bail!("{}: {}", path.display(), problems.join("; "));
+    }
+    let plan = StagePlan::new(&PlanSettings::of_config(&config))
+        .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    print!("{plan}");
+    let files = config.input_files()?;
+    println!("{}: ok, {} input file(s)", path.display(), files.len());
+    Ok(())
 }
 
 /// A stderr progress bar (indicatif hides it when stderr is not a terminal).
@@ -481,6 +516,7 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run_transcription(args, cli.quiet),
+        Command::Check { config } => check_config(&config),
         Command::Regress(args) => regress_cmd::run(args, cli.quiet),
         Command::Fetch { name } => {
             println!("{}", asr_converters::registry::fetch(&name)?.display());

@@ -161,3 +161,42 @@ fn a_directory_batch_reports_failures_continues_and_resumes() {
         before
     );
 }
+
+#[test]
+fn check_prints_the_stages_or_every_problem_without_touching_audio() {
+    let out = pipeline(&["check", "examples/jfk.toml"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("3. encoder") && stdout.contains("AudioFeatures → Transcript"),
+        "{stdout}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "input = \"x.wav\"\nmodel = \"nope\"\ndevice = \"gpu\"\n[decode]\ntemperature = []\n",
+    )
+    .unwrap();
+    let out = pipeline(&["check", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    for problem in [
+        "input: no such file",
+        "decode.temperature",
+        "model: \"nope\"",
+    ] {
+        assert!(stderr.contains(problem), "{problem} missing from: {stderr}");
+    }
+    let gpu = mlx::is_available(mlx::Device::Gpu);
+    assert_eq!(
+        stderr.contains("device: gpu is not available"),
+        !gpu,
+        "{stderr}"
+    );
+}
