@@ -12,6 +12,7 @@ pub mod output;
 pub mod pipeline;
 pub mod regress;
 pub mod transcriber;
+pub mod vad;
 pub mod wer;
 
 pub use config::{Config, DeviceName, Format};
