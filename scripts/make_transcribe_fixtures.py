@@ -8,6 +8,7 @@ tiny.en, openai-whisper (PyTorch fp32 CPU), default `transcribe()` options
                     followed by 2 s of silence (several 30 s windows)
   librispeech_x3_*  the same with condition_on_previous_text=False, and
                     with without_timestamps=True
+  *_words           jfk and librispeech_x3 with word_timestamps=True
 
 base (multilingual), mlx-whisper on the MLX folder this project converts
 from the registry's CTranslate2 base (openai-whisper cannot load it):
@@ -51,7 +52,7 @@ def summary(result):
         "text": result["text"],
         "language": result.get("language"),
         "segments": [
-            {k: s[k] for k in ("seek", "start", "end", "text", "tokens", "temperature")}
+            {k: s[k] for k in ("seek", "start", "end", "text", "tokens", "temperature", "words") if k in s}
             for s in result["segments"]
         ],
     }
@@ -61,6 +62,9 @@ def main(shared, base_folder, out):
     shared = Path(shared)
     data = shared / "data"
     model = whisper.load_model(str(shared / "models/whisper-tiny.en-openai/tiny.en.pt"), device="cpu").float()
+    # Loaded from a file the model gets default alignment heads; loaded by
+    # name ("tiny.en") it gets the published ones, as CTranslate2 stores them.
+    model.set_alignment_heads(whisper._ALIGNMENT_HEADS["tiny.en"])
     clips = librispeech_clips(data)
     audio = joined(data, clips)
     refs = {
@@ -70,6 +74,10 @@ def main(shared, base_folder, out):
         "librispeech_x3_no_condition": summary(
             whisper.transcribe(model, audio, fp16=False, condition_on_previous_text=False)
         ),
+        "jfk_words": summary(
+            whisper.transcribe(model, str(data / "audio/jfk.wav"), fp16=False, word_timestamps=True)
+        ),
+        "librispeech_x3_words": summary(whisper.transcribe(model, audio, fp16=False, word_timestamps=True)),
         "librispeech_x3_without_timestamps": summary(
             whisper.transcribe(model, audio, fp16=False, without_timestamps=True)
         ),

@@ -39,6 +39,9 @@ pub struct DecodeOptions {
     pub without_timestamps: bool,
     /// The first timestamp of a window is at most this many seconds.
     pub max_initial_timestamp: f64,
+    /// Time every word (cross-attention alignment + DTW, openai-whisper's
+    /// method); windows then resume after the last timed word.
+    pub word_timestamps: bool,
     /// Seed of the sampler used at temperatures above 0.
     pub seed: u64,
 }
@@ -56,6 +59,7 @@ impl Default for DecodeOptions {
             initial_prompt: None,
             without_timestamps: false,
             max_initial_timestamp: 1.0,
+            word_timestamps: false,
             seed: 0,
         }
     }

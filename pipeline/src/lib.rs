@@ -14,6 +14,7 @@ pub mod regress;
 pub mod transcriber;
 pub mod vad;
 pub mod wer;
+pub mod word_timestamps;
 
 pub use config::{Config, DeviceName, Format};
 pub use decode_options::{DecodeOptions, Task};

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use asr_models::features::{LogMel, HOP_LENGTH, SAMPLE_RATE};
 use asr_models::whisper::{
-    decode_window, detect_language, LoadError, Sampling, Suppression, TokenRules, Whisper,
-    WhisperTokenizer, WindowResult, TIME_PRECISION,
+    decode_window, detect_language, find_alignment, LoadError, Sampling, Suppression, TokenRules,
+    Whisper, WhisperTokenizer, WindowResult, TIME_PRECISION,
 };
 use mlx::Array;
 use rand::SeedableRng;
@@ -21,6 +21,7 @@ use crate::decode_options::{DecodeOptions, Task};
 use crate::mel_frames::{FrameError, MelFrames, MelWindow};
 use crate::model_source::resolve_model;
 use crate::output::{Segment, Timings, Transcript};
+use crate::word_timestamps::{add_word_timestamps, last_word_end, separates_words_with_spaces};
 use asr_converters::ConvertError;
 
 /// Mel frames per timestamp step (the encoder halves the frame rate).
@@ -66,6 +67,12 @@ pub struct Progress {
     pub done: f64,
     /// Length of the recording, once known.
     pub total: Option<f64>,
+}
+
+/// A window's decode with the compression ratio of its text.
+struct Decoded<'a> {
+    result: &'a WindowResult,
+    compression_ratio: f32,
 }
 
 /// The language and the start-of-transcript tokens of every window.
@@ -157,6 +164,7 @@ impl Transcriber {
         let mut segments: Vec<Segment> = Vec::new();
         let mut seek = 0;
         let mut timings = Timings::default();
+        let mut last_speech = 0.0;
         while let Some((window, audio)) = self.encode_window(&mut mel, seek, &mut timings)? {
             let clock = Instant::now();
             let prompt = self.prompt(&all_tokens[prompt_reset_since..], &prelude, options);
@@ -172,34 +180,28 @@ impl Transcriber {
                 tracing::debug!(seek, no_speech = result.no_speech_prob, "silent window");
                 window.content_frames
             } else {
-                let cut = cut_segments(
-                    &result.tokens,
-                    self.tokenizer.special.timestamp_begin,
+                let decoded = Decoded {
+                    result: &result,
+                    compression_ratio,
+                };
+                let (current, advance) = self.window_segments(
+                    &decoded,
                     &window,
-                );
-                let offset = seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
-                for piece in cut.pieces {
-                    let text = self.text(piece.tokens)?;
-                    if piece.start == piece.end || text.trim().is_empty() {
+                    &audio,
+                    seek,
+                    &prelude,
+                    options,
+                    &mut last_speech,
+                )?;
+                for mut segment in current {
+                    if segment.start == segment.end || segment.text.trim().is_empty() {
                         continue;
                     }
-                    all_tokens.extend_from_slice(piece.tokens);
-                    segments.push(Segment {
-                        id: segments.len(),
-                        seek,
-                        start: offset + piece.start,
-                        end: offset + piece.end,
-                        text,
-                        tokens: piece.tokens.to_vec(),
-                        temperature: result.temperature,
-                        avg_logprob: result.avg_logprob,
-                        compression_ratio,
-                        no_speech_prob: result.no_speech_prob,
-                        words: Vec::new(),
-                        speaker: None,
-                    });
+                    all_tokens.extend_from_slice(&segment.tokens);
+                    segment.id = segments.len();
+                    segments.push(segment);
                 }
-                cut.advance
+                advance
             };
             if !options.condition_on_previous_text || result.temperature > 0.5 {
                 prompt_reset_since = all_tokens.len();
@@ -257,6 +259,76 @@ impl Transcriber {
         timings.encoder += clock.elapsed().as_secs_f64();
         timings.windows += 1;
         Ok(Some((window, audio)))
+    }
+
+    /// The segments of a decoded window (empty ones included, as
+    /// openai-whisper keeps them until its words are timed) and the frames
+    /// to advance by.
+    #[allow(clippy::too_many_arguments)]
+    fn window_segments(
+        &self,
+        decoded: &Decoded<'_>,
+        window: &MelWindow,
+        audio: &Array,
+        seek: usize,
+        prelude: &Prelude,
+        options: &DecodeOptions,
+        last_speech: &mut f64,
+    ) -> Result<(Vec<Segment>, usize), TranscribeError> {
+        let special = &self.tokenizer.special;
+        let result = decoded.result;
+        let cut = cut_segments(&result.tokens, special.timestamp_begin, window);
+        let offset = seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
+        let mut segments = cut
+            .pieces
+            .iter()
+            .map(|piece| {
+                Ok(Segment {
+                    id: 0,
+                    seek,
+                    start: offset + piece.start,
+                    end: offset + piece.end,
+                    text: self.text(piece.tokens)?,
+                    tokens: piece.tokens.to_vec(),
+                    temperature: result.temperature,
+                    avg_logprob: result.avg_logprob,
+                    compression_ratio: decoded.compression_ratio,
+                    no_speech_prob: result.no_speech_prob,
+                    words: Vec::new(),
+                    speaker: None,
+                })
+            })
+            .collect::<Result<Vec<_>, TranscribeError>>()?;
+        let mut advance = cut.advance;
+        if options.word_timestamps {
+            let _span = tracing::debug_span!("word_timestamps", seek).entered();
+            let text_tokens: Vec<u32> = segments
+                .iter()
+                .flat_map(|s| s.tokens.iter().copied().filter(|&t| t < special.eot))
+                .collect();
+            let spaces = separates_words_with_spaces(prelude.language.as_deref());
+            let alignment = find_alignment(
+                &self.model,
+                &self.tokenizer,
+                audio,
+                &prelude.sot_sequence,
+                &text_tokens,
+                window.content_frames,
+                spaces,
+            )?;
+            add_word_timestamps(&mut segments, alignment, offset, special.eot, last_speech);
+            // Resume right after the last timed word rather than at the
+            // last timestamp token.
+            if !cut.single_timestamp_ending {
+                if let Some(end) = last_word_end(&segments).filter(|&end| end > offset) {
+                    advance = ((end * 100.0).round() as usize).saturating_sub(seek);
+                }
+            }
+            if let Some(end) = last_word_end(&segments) {
+                *last_speech = end;
+            }
+        }
+        Ok((segments, advance))
     }
 
     /// Decides the language (detecting it on the first window when the
@@ -393,6 +465,8 @@ struct Piece<'a> {
 
 struct Cut<'a> {
     pieces: Vec<Piece<'a>>,
+    /// The window ended with a lone timestamp: nothing was cut off.
+    single_timestamp_ending: bool,
     /// Frames to move the window by.
     advance: usize,
 }
@@ -422,6 +496,7 @@ fn cut_segments<'a>(tokens: &'a [u32], timestamp_begin: u32, window: &MelWindow)
         };
         return Cut {
             pieces: vec![whole],
+            single_timestamp_ending,
             advance: window.content_frames,
         };
     }
@@ -444,7 +519,11 @@ fn cut_segments<'a>(tokens: &'a [u32], timestamp_begin: u32, window: &MelWindow)
     } else {
         (tokens[from - 1].saturating_sub(timestamp_begin)) as usize * FRAMES_PER_TIMESTAMP
     };
-    Cut { pieces, advance }
+    Cut {
+        pieces,
+        single_timestamp_ending,
+        advance,
+    }
 }
 
 #[cfg(test)]

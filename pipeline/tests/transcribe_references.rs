@@ -33,6 +33,15 @@ struct ReferenceSegment {
     text: String,
     tokens: Vec<u32>,
     temperature: f32,
+    #[serde(default)]
+    words: Vec<ReferenceWord>,
+}
+
+#[derive(Deserialize, Debug, PartialEq)]
+struct ReferenceWord {
+    word: String,
+    start: f64,
+    end: f64,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +66,8 @@ struct Fixture {
     librispeech_x3: Reference,
     librispeech_x3_no_condition: Reference,
     librispeech_x3_without_timestamps: Reference,
+    jfk_words: Reference,
+    librispeech_x3_words: Reference,
     multilingual: Multilingual,
 }
 
@@ -125,6 +136,15 @@ fn assert_same_segments(name: &str, ours: &Transcript, reference: &Reference) {
             text: s.text.clone(),
             tokens: s.tokens.clone(),
             temperature: s.temperature,
+            words: s
+                .words
+                .iter()
+                .map(|w| ReferenceWord {
+                    word: w.word.word.clone(),
+                    start: w.word.start,
+                    end: w.word.end,
+                })
+                .collect(),
         })
         .collect();
     // openai-whisper keeps empty segments (text cleared); they carry nothing.
@@ -134,15 +154,40 @@ fn assert_same_segments(name: &str, ours: &Transcript, reference: &Reference) {
         .filter(|s| before(s.seek) && !s.text.trim().is_empty())
         .collect();
     assert_eq!(got.len(), want.len(), "{name}: segment count");
+    let mut word_errors = Vec::new();
     for (g, w) in got.iter().zip(want) {
         assert_eq!(
             (g.seek, &g.text, &g.tokens, g.temperature),
             (w.seek, &w.text, &w.tokens, w.temperature),
             "{name}"
         );
+        let words =
+            |s: &ReferenceSegment| s.words.iter().map(|w| w.word.clone()).collect::<Vec<_>>();
+        assert_eq!(words(g), words(w), "{name}: words of {:?}", w.text);
+        for (gw, ww) in g.words.iter().zip(&w.words) {
+            word_errors.push((gw.start - ww.start).abs());
+            word_errors.push((gw.end - ww.end).abs());
+        }
         assert!(
             (g.start - w.start).abs() < 1e-6 && (g.end - w.end).abs() < 1e-6,
             "{name}: {g:?} vs {w:?}"
+        );
+    }
+    if !word_errors.is_empty() {
+        word_errors.sort_by(f64::total_cmp);
+        let (median, max) = (
+            word_errors[word_errors.len() / 2],
+            word_errors[word_errors.len() - 1],
+        );
+        eprintln!(
+            "{name}: {} word times, |ours − openai| median {:.3} s, max {:.3} s",
+            word_errors.len(),
+            median,
+            max
+        );
+        assert!(
+            median <= 0.02 && max <= 0.1,
+            "{name}: median {median}, max {max}"
         );
     }
     assert_eq!(ours.language, reference.language, "{name}");
@@ -171,6 +216,14 @@ fn tiny_en_long_form_matches_openai_whisper_segment_for_segment() {
         )
         .unwrap();
     assert_same_segments("jfk", &jfk, &fixture.jfk);
+    let words = DecodeOptions {
+        word_timestamps: true,
+        ..DecodeOptions::default()
+    };
+    let jfk_words = transcriber
+        .transcribe_file(&data.join("audio/jfk.wav"), &words, &|_| {})
+        .unwrap();
+    assert_same_segments("jfk words", &jfk_words, &fixture.jfk_words);
 
     let audio = joined(&data, &fixture.librispeech_recipe);
     let variants = [
@@ -190,6 +243,11 @@ fn tiny_en_long_form_matches_openai_whisper_segment_for_segment() {
                 ..DecodeOptions::default()
             },
             &fixture.librispeech_x3_without_timestamps,
+        ),
+        (
+            "word timestamps",
+            words.clone(),
+            &fixture.librispeech_x3_words,
         ),
     ];
     for (name, options, reference) in variants {

@@ -73,6 +73,14 @@ impl MultiHeadAttention {
         self.attend(x, &k, &v, mask)
     }
 
+    /// Scaled attention logits `q kᵀ / √d` of `x`'s queries over `k`,
+    /// `[B, H, L, S]` (what alignment reads off the cross-attention).
+    pub fn logits(&self, x: &Array, k: &Array) -> mlx::Result<Array> {
+        let q = self.split_heads(&self.query.forward(x)?)?;
+        let scale = f64::from(q.dim(3)?).powf(-0.5);
+        q.mul_scalar(scale)?.matmul(&k.transpose(&[0, 1, 3, 2])?)
+    }
+
     /// Attention of `x`'s queries over given keys and values.
     pub fn attend(
         &self,
@@ -136,6 +144,18 @@ impl ResidualAttentionBlock {
         cache: Option<&mut KvCache>,
         cross: Option<&KvCache>,
     ) -> mlx::Result<Array> {
+        self.forward_capturing(x, cache, cross, None)
+    }
+
+    /// [`Self::forward`] that also stores the cross-attention logits in
+    /// `cross_logits` (decoder blocks).
+    pub fn forward_capturing(
+        &self,
+        x: &Array,
+        cache: Option<&mut KvCache>,
+        cross: Option<&KvCache>,
+        cross_logits: Option<&mut Option<Array>>,
+    ) -> mlx::Result<Array> {
         let causal = self.cross_attn.is_some();
         let mut x = x.add(
             &self
@@ -147,7 +167,11 @@ impl ResidualAttentionBlock {
             let (Some(k), Some(v)) = (k, v) else {
                 return Err(mlx::Error::Mlx("cross-attention cache is empty".into()));
             };
-            x = x.add(&attn.attend(&ln.forward(&x)?, k, v, AttentionMask::None)?)?;
+            let queries = ln.forward(&x)?;
+            if let Some(out) = cross_logits {
+                *out = Some(attn.logits(&queries, k)?);
+            }
+            x = x.add(&attn.attend(&queries, k, v, AttentionMask::None)?)?;
         }
         let h = self
             .mlp2

@@ -83,6 +83,31 @@ impl TextDecoder {
     /// Final (normalized) hidden states `[B, L, D]` for `tokens` `[B, L]`;
     /// callers project only the positions they need with [`Self::logits`].
     pub fn hidden(&self, tokens: &Array, state: &mut DecoderState) -> mlx::Result<Array> {
+        self.hidden_capturing(tokens, state, None)
+    }
+
+    /// Logits `[B, L, n_vocab]` and each layer's cross-attention logits
+    /// `[B, H, L, n_audio_ctx]` for `tokens`.
+    pub fn forward_with_cross_logits(
+        &self,
+        tokens: &Array,
+        state: &mut DecoderState,
+    ) -> mlx::Result<(Array, Vec<Array>)> {
+        let mut captured = vec![None; self.blocks.len()];
+        let hidden = self.hidden_capturing(tokens, state, Some(&mut captured))?;
+        let layers = captured
+            .into_iter()
+            .map(|c| c.ok_or_else(|| mlx::Error::Mlx("no cross-attention logits".into())))
+            .collect::<mlx::Result<_>>()?;
+        Ok((self.logits(&hidden)?, layers))
+    }
+
+    fn hidden_capturing(
+        &self,
+        tokens: &Array,
+        state: &mut DecoderState,
+        mut captured: Option<&mut Vec<Option<Array>>>,
+    ) -> mlx::Result<Array> {
         let len = tokens.dim(1)?;
         let ctx = self.positional_embedding.dim(0)?;
         if state.offset + len > ctx {
@@ -95,8 +120,10 @@ impl TextDecoder {
             self.positional_embedding
                 .slice_axis(0, state.offset, state.offset + len)?;
         let mut x = self.token_embedding.forward(tokens)?.add(&positions)?;
-        for ((block, cache), cross) in self.blocks.iter().zip(&mut state.selves).zip(&state.cross) {
-            x = block.forward(&x, Some(cache), Some(cross))?;
+        let layers = self.blocks.iter().zip(&mut state.selves).zip(&state.cross);
+        for (i, ((block, cache), cross)) in layers.enumerate() {
+            let capture = captured.as_deref_mut().map(|c| &mut c[i]);
+            x = block.forward_capturing(&x, Some(cache), Some(cross), capture)?;
         }
         state.offset += len;
         self.ln.forward(&x)

@@ -6,6 +6,7 @@ mod config;
 mod decoder;
 mod decoding;
 mod encoder;
+mod timing;
 mod tokenizer;
 
 use std::path::Path;
@@ -18,6 +19,7 @@ pub use decoding::{
     WindowResult, TIME_PRECISION,
 };
 pub use encoder::{sinusoids, AudioEncoder};
+pub use timing::{dtw, find_alignment, median_filter, WordTiming, TOKENS_PER_SECOND};
 pub use tokenizer::{SpecialTokens, WhisperTokenizer};
 
 use crate::weights::{WeightError, Weights};
@@ -36,6 +38,10 @@ pub struct Whisper {
     pub config: WhisperConfig,
     pub encoder: AudioEncoder,
     pub decoder: TextDecoder,
+    /// Decoder (layer, head) pairs whose cross-attention follows the speech
+    /// in time: the checkpoint's `alignment_heads`, else the upper half of
+    /// the layers (openai-whisper's default).
+    pub alignment_heads: Vec<(usize, usize)>,
 }
 
 impl Whisper {
@@ -53,10 +59,32 @@ impl Whisper {
         let decoder = TextDecoder::load(&weights, &config).map_err(werr)?;
         let all: Vec<&mlx::Array> = weights.arrays().map(|(_, a)| a).collect();
         mlx::eval(&all).map_err(|e| werr(WeightError::Mlx(e)))?;
+        let alignment_heads = alignment_heads(&weights, &config).map_err(werr)?;
         Ok(Whisper {
             config,
             encoder,
             decoder,
+            alignment_heads,
         })
     }
+}
+
+/// The stored `alignment_heads` (`[n, 2]` integers), or every head of the
+/// upper half of the decoder layers.
+fn alignment_heads(w: &Weights, c: &WhisperConfig) -> Result<Vec<(usize, usize)>, WeightError> {
+    if !w.contains("alignment_heads") {
+        let (layers, heads) = (c.n_text_layer as usize, c.n_text_head as usize);
+        return Ok((layers / 2..layers)
+            .flat_map(|l| (0..heads).map(move |h| (l, h)))
+            .collect());
+    }
+    let pairs = w
+        .get("alignment_heads")?
+        .astype(mlx::Dtype::I64)
+        .and_then(|a| a.to_vec::<i64>())
+        .map_err(WeightError::Mlx)?;
+    Ok(pairs
+        .chunks_exact(2)
+        .map(|p| (p[0] as usize, p[1] as usize))
+        .collect())
 }

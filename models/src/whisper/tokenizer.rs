@@ -78,6 +78,58 @@ impl WhisperTokenizer {
         out
     }
 
+    /// Words of `tokens` as openai-whisper's `split_to_word_tokens` cuts
+    /// them, each with its tokens: pieces that decode to whole characters,
+    /// joined into words unless a piece starts with a space, is punctuation
+    /// or is a special token (`spaces`: the language separates words with
+    /// spaces; otherwise every piece is a word).
+    pub fn split_to_word_tokens(
+        &self,
+        tokens: &[u32],
+        spaces: bool,
+    ) -> Result<Vec<(String, Vec<u32>)>, String> {
+        let pieces = self.split_on_unicode(tokens)?;
+        if !spaces {
+            return Ok(pieces);
+        }
+        let mut words: Vec<(String, Vec<u32>)> = Vec::new();
+        for (piece, piece_tokens) in pieces {
+            let starts_word = piece_tokens[0] >= self.special.eot
+                || piece.starts_with(' ')
+                || is_punctuation(piece.trim())
+                || words.is_empty();
+            match words.last_mut() {
+                Some((word, word_tokens)) if !starts_word => {
+                    word.push_str(&piece);
+                    word_tokens.extend(piece_tokens);
+                }
+                _ => words.push((piece, piece_tokens)),
+            }
+        }
+        Ok(words)
+    }
+
+    /// Consecutive tokens grouped until they decode to complete characters
+    /// (a multi-byte character may span tokens).
+    fn split_on_unicode(&self, tokens: &[u32]) -> Result<Vec<(String, Vec<u32>)>, String> {
+        let decode = |t: &[u32]| self.inner.decode(t, false).map_err(|e| e.to_string());
+        let full: Vec<char> = decode(tokens)?.chars().collect();
+        let (mut out, mut current, mut offset) = (Vec::new(), Vec::new(), 0);
+        for &token in tokens {
+            current.push(token);
+            let decoded = decode(&current)?;
+            let complete = match decoded.chars().position(|c| c == '\u{fffd}') {
+                None => true,
+                Some(at) => full.get(offset + at) == Some(&'\u{fffd}'),
+            };
+            if complete {
+                offset += decoded.chars().count();
+                out.push((decoded, std::mem::take(&mut current)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Text of `tokens`, control and timestamp tokens left out.
     pub fn decode(&self, tokens: &[u32]) -> Result<String, String> {
         let text: Vec<u32> = tokens
@@ -145,4 +197,11 @@ impl WhisperTokenizer {
         at_begin.push(s.eot);
         super::Suppression { always, at_begin }
     }
+}
+
+/// `s in string.punctuation` as Python means it: `s` is a run of that
+/// string (the empty string included).
+fn is_punctuation(s: &str) -> bool {
+    const PUNCTUATION: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+    PUNCTUATION.contains(s)
 }
