@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::decode_options::DecodeOptions;
+use crate::vad::VadOptions;
 
 /// Output formats of a transcript.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -61,6 +62,9 @@ struct RawConfig {
     formats: Vec<Format>,
     #[serde(default)]
     decode: DecodeOptions,
+    /// Present (even empty): voice activity detection on, with these settings.
+    #[serde(default)]
+    vad: Option<VadOptions>,
 }
 
 fn default_model() -> String {
@@ -83,6 +87,8 @@ pub struct Config {
     pub output_dir: Option<PathBuf>,
     pub formats: Vec<Format>,
     pub decode: DecodeOptions,
+    /// Voice activity detection; `None` transcribes everything.
+    pub vad: Option<VadOptions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +139,7 @@ impl Config {
             output_dir: raw.output_dir.map(resolve),
             formats: raw.formats,
             decode: raw.decode,
+            vad: raw.vad,
         })
     }
 
@@ -151,6 +158,7 @@ impl Config {
             out.push("formats: empty list".into());
         }
         out.extend(self.decode.problems());
+        out.extend(self.vad.iter().flat_map(VadOptions::problems));
         out
     }
 

@@ -10,6 +10,7 @@ use asr_converters::{hub::HubSpec, registry};
 
 use crate::config::{Config, DeviceName, Format};
 use crate::decode_options::DecodeOptions;
+use crate::vad::VadOptions;
 
 /// What flows between stages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +49,7 @@ pub struct PlanSettings<'a> {
     pub model: &'a str,
     pub device: DeviceName,
     pub decode: &'a DecodeOptions,
+    pub vad: Option<&'a VadOptions>,
     pub alignment: Option<&'a str>,
     pub diarization: Option<&'a str>,
     /// Output formats; none when the caller keeps the transcript in memory.
@@ -61,6 +63,7 @@ impl<'a> PlanSettings<'a> {
             model: &config.model,
             device: config.device,
             decode: &config.decode,
+            vad: config.vad.as_ref(),
             alignment: None,
             diarization: None,
             formats: if config.output_dir.is_some() {
@@ -86,6 +89,7 @@ impl StagePlan {
     /// audio or loading the model; `Err` lists every problem.
     pub fn new(settings: &PlanSettings<'_>) -> Result<StagePlan, Vec<String>> {
         let mut problems = settings.decode.problems();
+        problems.extend(settings.vad.iter().flat_map(|v| v.problems()));
         problems.extend(model_problem(settings.model));
         if settings.device == DeviceName::Gpu && !mlx::is_available(mlx::Device::Gpu) {
             problems.push(
@@ -93,13 +97,24 @@ impl StagePlan {
                     .into(),
             );
         }
-        let mut stages = vec![
-            stage(
-                "audio",
-                "symphonia decode + rubato resampling, streamed in 1 s blocks".into(),
-                Data::File,
+        let mut stages = vec![stage(
+            "audio",
+            "symphonia decode + rubato resampling, streamed in 1 s blocks".into(),
+            Data::File,
+            Data::Samples,
+        )];
+        if let Some(v) = settings.vad {
+            stages.push(stage(
+                "vad",
+                format!(
+                    "WebRTC VAD mode {}, {} ms frames, {} ms padding; times mapped back",
+                    v.mode, v.frame_ms, v.speech_pad_ms
+                ),
                 Data::Samples,
-            ),
+                Data::Samples,
+            ));
+        }
+        stages.extend([
             stage(
                 "log-mel",
                 "Whisper log-mel on MLX, 5-minute chunks".into(),
@@ -118,7 +133,7 @@ impl StagePlan {
                 Data::AudioFeatures,
                 Data::Transcript,
             ),
-        ];
+        ]);
         if let Some(name) = settings.alignment {
             stages.push(stage(
                 "alignment",
@@ -219,6 +234,7 @@ mod tests {
             model,
             device: DeviceName::Cpu,
             decode,
+            vad: None,
             alignment: None,
             diarization: None,
             formats: &[Format::Json],

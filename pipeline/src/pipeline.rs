@@ -6,13 +6,14 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::audio::{load_audio, AudioError};
+use crate::audio::{load_audio, AudioError, AudioStream};
 use crate::config::{Config, DeviceName};
 use crate::decode_options::DecodeOptions;
 use crate::graph::{PlanSettings, StagePlan};
 use crate::hooks::{assign_speakers, AlignmentHook, DiarizationHook, HookError};
 use crate::output::Transcript;
 use crate::transcriber::{Progress, TranscribeError, Transcriber};
+use crate::vad::{SpeechBlocks, VadError, VadOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -24,6 +25,8 @@ pub enum PipelineError {
     Audio(#[from] AudioError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Vad(#[from] VadError),
     #[error("MLX: {0}")]
     Mlx(#[from] mlx::Error),
 }
@@ -35,6 +38,7 @@ pub struct Pipeline {
     transcriber: Mutex<Transcriber>,
     plan: StagePlan,
     decode: DecodeOptions,
+    vad: Option<VadOptions>,
     alignment: Option<Box<dyn AlignmentHook>>,
     diarization: Option<Box<dyn DiarizationHook>>,
 }
@@ -44,6 +48,7 @@ pub struct PipelineBuilder {
     model: String,
     device: DeviceName,
     decode: DecodeOptions,
+    vad: Option<VadOptions>,
     alignment: Option<Box<dyn AlignmentHook>>,
     diarization: Option<Box<dyn DiarizationHook>>,
 }
@@ -67,6 +72,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// Transcribe only the speech voice activity detection finds (times
+    /// stay those of the recording).
+    pub fn vad(mut self, options: VadOptions) -> Self {
+        self.vad = Some(options);
+        self
+    }
+
     pub fn alignment(mut self, hook: impl AlignmentHook + 'static) -> Self {
         self.alignment = Some(Box::new(hook));
         self
@@ -84,6 +96,7 @@ impl PipelineBuilder {
             model: &self.model,
             device: self.device,
             decode: &self.decode,
+            vad: self.vad.as_ref(),
             alignment: self.alignment.as_ref().map(|h| h.name()),
             diarization: self.diarization.as_ref().map(|h| h.name()),
             formats: &[],
@@ -97,6 +110,7 @@ impl PipelineBuilder {
             transcriber: Mutex::new(Transcriber::load(&self.model)?),
             plan,
             decode: self.decode,
+            vad: self.vad,
             alignment: self.alignment,
             diarization: self.diarization,
         })
@@ -109,6 +123,7 @@ impl Pipeline {
             model: "tiny.en".into(),
             device: DeviceName::Cpu,
             decode: DecodeOptions::default(),
+            vad: None,
             alignment: None,
             diarization: None,
         }
@@ -117,11 +132,12 @@ impl Pipeline {
     /// The model, device and `[decode]` settings of a run configuration
     /// (its inputs and outputs are the caller's business).
     pub fn from_config(config: &Config) -> Result<Pipeline, PipelineError> {
-        Pipeline::builder()
+        let mut builder = Pipeline::builder()
             .model(config.model.clone())
             .device(config.device)
-            .decode(config.decode.clone())
-            .build()
+            .decode(config.decode.clone());
+        builder.vad = config.vad.clone();
+        builder.build()
     }
 
     /// [`Pipeline::from_config`] for TOML text; relative paths are taken
@@ -143,9 +159,16 @@ impl Pipeline {
         progress: &dyn Fn(Progress),
     ) -> Result<Transcript, PipelineError> {
         let _span = tracing::info_span!("file", path = %path.display()).entered();
-        if self.alignment.is_none() && self.diarization.is_none() {
-            let transcriber = self.lock();
-            return Ok(transcriber.transcribe_file(path, &self.decode, progress)?);
+        match (
+            &self.vad,
+            self.alignment.is_some() || self.diarization.is_some(),
+        ) {
+            (None, false) => {
+                let transcriber = self.lock();
+                return Ok(transcriber.transcribe_file(path, &self.decode, progress)?);
+            }
+            (Some(_), false) => return self.decode_blocks(AudioStream::open(path)?, progress),
+            (_, true) => {}
         }
         let samples = load_audio(path)?;
         self.transcribe_with_progress(&samples, progress)
@@ -161,7 +184,7 @@ impl Pipeline {
         samples: &[f32],
         progress: &dyn Fn(Progress),
     ) -> Result<Transcript, PipelineError> {
-        let mut transcript = self.lock().transcribe(samples, &self.decode, progress)?;
+        let mut transcript = self.decode_blocks(std::iter::once(Ok(samples.to_vec())), progress)?;
         if let Some(hook) = &self.alignment {
             let _span = tracing::info_span!("alignment", hook = hook.name()).entered();
             let started = Instant::now();
@@ -175,6 +198,33 @@ impl Pipeline {
             assign_speakers(&mut transcript, &turns);
             transcript.timings.diarization = started.elapsed().as_secs_f64();
         }
+        Ok(transcript)
+    }
+
+    /// Decodes consecutive 16 kHz blocks, through voice activity detection
+    /// when it is on (segment and word times mapped back to the recording).
+    fn decode_blocks<I>(
+        &self,
+        blocks: I,
+        progress: &dyn Fn(Progress),
+    ) -> Result<Transcript, PipelineError>
+    where
+        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
+    {
+        let transcriber = self.lock();
+        let Some(vad) = &self.vad else {
+            return Ok(transcriber.transcribe_blocks(blocks, &self.decode, progress)?);
+        };
+        let mut speech = SpeechBlocks::new(blocks, vad)?;
+        let mut transcript =
+            transcriber.transcribe_blocks(speech.by_ref(), &self.decode, progress)?;
+        let timeline = speech.into_timeline()?;
+        tracing::info!(
+            regions = timeline.len(),
+            speech_seconds = timeline.duration(),
+            "voice activity detection"
+        );
+        timeline.map_transcript(&mut transcript);
         Ok(transcript)
     }
 

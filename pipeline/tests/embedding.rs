@@ -186,3 +186,38 @@ fn bad_settings_are_all_reported_before_the_model_loads() {
     assert!(problems[1].starts_with("decode.max_initial_timestamp"));
     assert!(problems[2].starts_with("model: \"no-such-model\" is not"));
 }
+
+#[test]
+fn with_vad_only_speech_is_transcribed_at_its_original_time() {
+    let Some(jfk) = jfk() else { return };
+    let vad = asr_pipeline::vad::VadOptions::default();
+    let Some(pipeline) = pipeline(Pipeline::builder().vad(vad)) else {
+        return;
+    };
+    assert!(pipeline.stages().stages.iter().any(|s| s.name == "vad"));
+    // 20 s of digital silence, jfk, 10 s of silence.
+    let speech = asr_pipeline::audio::load_audio(&jfk).unwrap();
+    let mut samples = vec![0f32; 20 * 16_000];
+    samples.extend_from_slice(&speech);
+    samples.extend(std::iter::repeat_n(0f32, 10 * 16_000));
+    let with_vad = pipeline.transcribe(&samples).unwrap();
+    let alone = pipeline.transcribe(&speech).unwrap();
+    // The same words (the padding around the speech may move punctuation).
+    use asr_pipeline::wer::words;
+    assert_eq!(words(&with_vad.text), words(&alone.text));
+    let first = &with_vad.segments[0];
+    assert!(first.start >= 19.5 && first.start <= 20.5, "{first:?}");
+    let last = with_vad.segments.last().unwrap();
+    assert!(last.end <= 31.5, "{last:?}");
+    // Nothing but silence: no text at all, where Whisper alone makes up a word.
+    let silence = vec![0f32; 30 * 16_000];
+    let silent = pipeline.transcribe(&silence).unwrap();
+    assert!(
+        silent.segments.is_empty() && silent.text.is_empty(),
+        "{silent:?}"
+    );
+    let without_vad = Pipeline::builder().build().unwrap();
+    let hallucinated = without_vad.transcribe(&silence).unwrap();
+    eprintln!("30 s of silence without VAD: {:?}", hallucinated.text);
+    assert!(!hallucinated.text.trim().is_empty());
+}
