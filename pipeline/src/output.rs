@@ -67,6 +67,20 @@ pub struct Timings {
     pub diarization: f64,
 }
 
+impl std::ops::AddAssign<&Timings> for Timings {
+    fn add_assign(&mut self, other: &Timings) {
+        self.audio += other.audio;
+        self.transcribe += other.transcribe;
+        self.mel += other.mel;
+        self.encoder += other.encoder;
+        self.decoder += other.decoder;
+        self.windows += other.windows;
+        self.tokens += other.tokens;
+        self.alignment += other.alignment;
+        self.diarization += other.diarization;
+    }
+}
+
 fn clock(seconds: f64, decimal: char) -> String {
     let ms = (seconds * 1000.0).round() as u64;
     format!(

@@ -13,7 +13,7 @@ use crate::graph::{PlanSettings, StagePlan};
 use crate::hooks::{assign_speakers, AlignmentHook, DiarizationHook, HookError};
 use crate::output::Transcript;
 use crate::transcriber::{Progress, TranscribeError, Transcriber};
-use crate::vad::{SpeechBlocks, VadError, VadOptions};
+use crate::vad::{detect_speech, pack, SpeechBlocks, SpeechTimeline, VadError, VadOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -215,6 +215,10 @@ impl Pipeline {
         let Some(vad) = &self.vad else {
             return Ok(transcriber.transcribe_blocks(blocks, &self.decode, progress)?);
         };
+        if vad.pack_into_windows {
+            let samples = blocks.collect::<Result<Vec<Vec<f32>>, _>>()?.concat();
+            return self.decode_packed(&transcriber, &samples, vad, progress);
+        }
         let mut speech = SpeechBlocks::new(blocks, vad)?;
         let mut transcript =
             transcriber.transcribe_blocks(speech.by_ref(), &self.decode, progress)?;
@@ -226,6 +230,42 @@ impl Pipeline {
         );
         timeline.map_transcript(&mut transcript);
         Ok(transcript)
+    }
+
+    /// WhisperX-style: the speech regions packed into ≤ 30 s batches, each
+    /// transcribed on its own and mapped back, the results joined.
+    fn decode_packed(
+        &self,
+        transcriber: &Transcriber,
+        samples: &[f32],
+        vad: &VadOptions,
+        progress: &dyn Fn(Progress),
+    ) -> Result<Transcript, PipelineError> {
+        let regions = detect_speech(samples, vad)?;
+        let pad = f64::from(vad.speech_pad_ms) / 1000.0;
+        let mut joined: Option<Transcript> = None;
+        for batch in pack(&regions, 30.0) {
+            let timeline = SpeechTimeline::new(batch).with_join_tolerance(pad);
+            let mut part =
+                transcriber.transcribe(&timeline.gather(samples), &self.decode, progress)?;
+            timeline.map_transcript(&mut part);
+            match &mut joined {
+                None => joined = Some(part),
+                Some(all) => {
+                    for mut segment in part.segments {
+                        segment.id = all.segments.len();
+                        all.segments.push(segment);
+                    }
+                    all.text.push_str(&part.text);
+                    all.timings += &part.timings;
+                }
+            }
+        }
+        match joined {
+            Some(t) => Ok(t),
+            // No speech at all: an empty transcript, as the streaming path gives.
+            None => Ok(transcriber.transcribe(&[], &self.decode, progress)?),
+        }
     }
 
     /// The stages a transcription goes through.

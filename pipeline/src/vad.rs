@@ -89,6 +89,11 @@ pub struct VadOptions {
     /// least 1, `inf` for no limit. Default 30, so that every region fits
     /// one Whisper window.
     pub max_speech_s: f64,
+    /// Pack consecutive regions into batches of at most 30 s of speech and
+    /// transcribe each batch on its own, as WhisperX does (no prompt from
+    /// one batch to the next; the whole recording is held in memory).
+    /// Default false: the speech is transcribed as one stream.
+    pub pack_into_windows: bool,
 }
 
 impl Default for VadOptions {
@@ -103,6 +108,7 @@ impl Default for VadOptions {
             min_speech_ms: 250,
             min_silence_ms: 1000,
             max_speech_s: 30.0,
+            pack_into_windows: false,
         }
     }
 }

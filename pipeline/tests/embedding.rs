@@ -209,6 +209,15 @@ fn with_vad_only_speech_is_transcribed_at_its_original_time() {
     assert!(first.start >= 19.5 && first.start <= 20.5, "{first:?}");
     let last = with_vad.segments.last().unwrap();
     assert!(last.end <= 31.5, "{last:?}");
+    // WhisperX-style packing of the speech into 30 s batches: same result here.
+    let packed = asr_pipeline::vad::VadOptions {
+        pack_into_windows: true,
+        ..asr_pipeline::vad::VadOptions::default()
+    };
+    let packed = Pipeline::builder().vad(packed).build().unwrap();
+    let t = packed.transcribe(&samples).unwrap();
+    assert_eq!(words(&t.text), words(&alone.text));
+    assert!((t.segments[0].start - first.start).abs() < 1e-9);
     // Nothing but silence: no text at all, where Whisper alone makes up a word.
     let silence = vec![0f32; 30 * 16_000];
     let silent = pipeline.transcribe(&silence).unwrap();
