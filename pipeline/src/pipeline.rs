@@ -34,6 +34,24 @@ pub enum PipelineError {
 /// A loaded speech pipeline. `Send + Sync`: share one behind an `Arc`;
 /// transcriptions from several threads take turns on the model (MLX
 /// evaluation is not re-entrant), audio decoding and hooks run in parallel.
+///
+/// ```no_run
+/// use asr_pipeline::{DecodeOptions, Pipeline};
+/// use asr_pipeline::vad::VadOptions;
+///
+/// let pipeline = Pipeline::builder()
+///     .model("tiny.en")
+///     .decode(DecodeOptions { word_timestamps: true, ..DecodeOptions::default() })
+///     .vad(VadOptions::default())
+///     .build()?;
+/// let transcript = pipeline.transcribe_file("examples/audio/jfk.wav".as_ref())?;
+/// for segment in &transcript.segments {
+///     for w in &segment.words {
+///         println!("{:6.2} {:6.2} {}", w.word.start, w.word.end, w.word.word);
+///     }
+/// }
+/// # Ok::<(), asr_pipeline::PipelineError>(())
+/// ```
 pub struct Pipeline {
     transcriber: Mutex<Transcriber>,
     plan: StagePlan,
