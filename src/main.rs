@@ -242,10 +242,12 @@ fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// Per-stage times of one file with their share of the whole.
+/// Per-stage times of one file, the decoder split by kind of work, each
+/// with its share of the whole.
 fn profile_table(t: &asr_pipeline::Timings) -> String {
     let total = t.transcribe + t.alignment + t.diarization;
     let per = |n: usize| n.max(1) as f64;
+    let ms_per_token = |secs: f64| format!("{:.2} ms/token", 1e3 * secs / per(t.tokens));
     let rows = [
         ("audio + log-mel", t.mel, String::new()),
         (
@@ -260,15 +262,23 @@ fn profile_table(t: &asr_pipeline::Timings) -> String {
         (
             "decoder",
             t.decoder,
-            format!(
-                "{} tokens, {:.1} ms/token",
-                t.tokens,
-                1e3 * t.decoder / per(t.tokens)
-            ),
+            format!("{} tokens, {}", t.tokens, ms_per_token(t.decoder)),
+        ),
+        ("  blocks", t.decoder_blocks, ms_per_token(t.decoder_blocks)),
+        (
+            "  vocabulary projection",
+            t.decoder_logits,
+            ms_per_token(t.decoder_logits),
         ),
         (
+            "  token rules + pick",
+            t.decoder_picking,
+            ms_per_token(t.decoder_picking),
+        ),
+        ("word timestamps", t.word_timestamps, String::new()),
+        (
             "other (segments, prompts)",
-            t.transcribe - t.mel - t.encoder - t.decoder,
+            t.transcribe - t.mel - t.encoder - t.decoder - t.word_timestamps,
             String::new(),
         ),
         ("alignment hook", t.alignment, String::new()),

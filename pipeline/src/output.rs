@@ -60,6 +60,13 @@ pub struct Timings {
     pub mel: f64,
     pub encoder: f64,
     pub decoder: f64,
+    /// Parts of `decoder`: the blocks, the vocabulary projection (with its
+    /// copy to the host), and token rules + picking on the host.
+    pub decoder_blocks: f64,
+    pub decoder_logits: f64,
+    pub decoder_picking: f64,
+    /// Word alignment (cross-attention pass + DTW), when words are timed.
+    pub word_timestamps: f64,
     /// 30 s windows encoded and tokens decoded (end-of-text included).
     pub windows: usize,
     pub tokens: usize,
@@ -74,6 +81,10 @@ impl std::ops::AddAssign<&Timings> for Timings {
         self.mel += other.mel;
         self.encoder += other.encoder;
         self.decoder += other.decoder;
+        self.decoder_blocks += other.decoder_blocks;
+        self.decoder_logits += other.decoder_logits;
+        self.decoder_picking += other.decoder_picking;
+        self.word_timestamps += other.word_timestamps;
         self.windows += other.windows;
         self.tokens += other.tokens;
         self.alignment += other.alignment;

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use asr_models::features::{LogMel, HOP_LENGTH, SAMPLE_RATE};
 use asr_models::whisper::{
-    decode_window, detect_language, find_alignment, LoadError, Sampling, Suppression, TokenRules,
-    Whisper, WhisperTokenizer, WindowResult, TIME_PRECISION,
+    decode_window, detect_language, find_alignment, LoadError, Sampling, StepTimes, Suppression,
+    TokenRules, Whisper, WhisperTokenizer, WindowResult, TIME_PRECISION,
 };
 use mlx::Array;
 use rand::SeedableRng;
@@ -173,6 +173,9 @@ impl Transcriber {
                 self.decode_with_fallback(&audio, &prompt, &rules, options, &mut rng)?
             };
             timings.decoder += clock.elapsed().as_secs_f64();
+            timings.decoder_blocks += result.times.blocks;
+            timings.decoder_logits += result.times.logits;
+            timings.decoder_picking += result.times.picking;
             timings.tokens += result.tokens.len() + 1;
             let silent = result.no_speech_prob > options.no_speech_threshold
                 && result.avg_logprob <= options.logprob_threshold;
@@ -192,6 +195,7 @@ impl Transcriber {
                     &prelude,
                     options,
                     &mut last_speech,
+                    &mut timings,
                 )?;
                 for mut segment in current {
                     if segment.start == segment.end || segment.text.trim().is_empty() {
@@ -274,6 +278,7 @@ impl Transcriber {
         prelude: &Prelude,
         options: &DecodeOptions,
         last_speech: &mut f64,
+        timings: &mut Timings,
     ) -> Result<(Vec<Segment>, usize), TranscribeError> {
         let special = &self.tokenizer.special;
         let result = decoded.result;
@@ -302,6 +307,7 @@ impl Transcriber {
         let mut advance = cut.advance;
         if options.word_timestamps {
             let _span = tracing::debug_span!("word_timestamps", seek).entered();
+            let clock = Instant::now();
             let text_tokens: Vec<u32> = segments
                 .iter()
                 .flat_map(|s| s.tokens.iter().copied().filter(|&t| t < special.eot))
@@ -327,6 +333,7 @@ impl Transcriber {
             if let Some(end) = last_word_end(&segments) {
                 *last_speech = end;
             }
+            timings.word_timestamps += clock.elapsed().as_secs_f64();
         }
         Ok((segments, advance))
     }
@@ -413,14 +420,20 @@ impl Transcriber {
         options: &DecodeOptions,
         rng: &mut rand::rngs::StdRng,
     ) -> Result<(WindowResult, f32), TranscribeError> {
-        let mut last = None;
+        let mut last: Option<(WindowResult, f32)> = None;
+        let mut times = StepTimes::default();
         for &t in &options.temperature {
             let sampling = if t == 0.0 {
                 Sampling::Greedy
             } else {
                 Sampling::Temperature(t, rng)
             };
-            let result = decode_window(&self.model, audio, prompt, rules, sampling)?;
+            let mut result = decode_window(&self.model, audio, prompt, rules, sampling)?;
+            // Every attempt's time counts, not only the kept one's.
+            times.blocks += result.times.blocks;
+            times.logits += result.times.logits;
+            times.picking += result.times.picking;
+            result.times = times;
             let ratio = compression_ratio(self.text(&result.tokens)?.trim());
             let low_logprob = result.avg_logprob < options.logprob_threshold;
             let silent = result.no_speech_prob > options.no_speech_threshold && low_logprob;

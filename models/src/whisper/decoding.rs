@@ -3,6 +3,8 @@
 //! feeds it back until end-of-text. The filters are openai-whisper's: token
 //! suppression, no blank at the start, and the timestamp grammar.
 
+use std::time::Instant;
+
 use mlx::{Array, Dtype};
 use rand::Rng;
 
@@ -192,6 +194,19 @@ pub struct WindowResult {
     /// Probability of `<|nospeech|>` at the start-of-transcript position.
     pub no_speech_prob: f32,
     pub temperature: f32,
+    /// Where the decoding time went.
+    pub times: StepTimes,
+}
+
+/// Seconds spent per kind of work while decoding a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepTimes {
+    /// The decoder blocks (self- and cross-attention, MLPs).
+    pub blocks: f64,
+    /// The projection onto the vocabulary and its copy to the host.
+    pub logits: f64,
+    /// Token rules, log-probabilities and the pick, on the host.
+    pub picking: f64,
 }
 
 /// Decodes one window from its encoder output `audio` (`[1, 1500, D]`):
@@ -212,9 +227,14 @@ pub fn decode_window(
     let mut state = decoder.start(audio)?;
     let mut input: Vec<i32> = prompt.iter().map(|&t| t as i32).collect();
     let (mut sampled, mut sum_logprob, mut no_speech_prob) = (Vec::new(), 0f32, 0f32);
+    let mut times = StepTimes::default();
     for step in 0..n_ctx / 2 {
+        let clock = Instant::now();
         let tokens = Array::from_slice(&input, &[1, input.len() as i32])?;
         let hidden = decoder.hidden(&tokens, &mut state)?;
+        hidden.eval()?;
+        times.blocks += clock.elapsed().as_secs_f64();
+        let clock = Instant::now();
         if let (0, Some(id)) = (step, special.no_speech) {
             let at_sot = decoder.logits(&hidden.slice_axis(1, sot_index, sot_index + 1)?)?;
             no_speech_prob = at_sot
@@ -224,9 +244,12 @@ pub fn decode_window(
         }
         let last = hidden.slice_axis(1, input.len() as i32 - 1, input.len() as i32)?;
         let mut logits = decoder.logits(&last)?.astype(Dtype::F32)?.to_vec::<f32>()?;
+        times.logits += clock.elapsed().as_secs_f64();
+        let clock = Instant::now();
         rules.apply(&mut logits, &sampled);
         let next = sampling.pick(&logits);
         sum_logprob += logits[next as usize] - log_sum_exp(&logits);
+        times.picking += clock.elapsed().as_secs_f64();
         if next == special.eot {
             break;
         }
@@ -242,6 +265,7 @@ pub fn decode_window(
         sum_logprob,
         no_speech_prob,
         temperature: sampling.temperature(),
+        times,
     })
 }
 
