@@ -44,6 +44,35 @@ pub struct DecodeOptions {
     pub word_timestamps: bool,
     /// Seed of the sampler used at temperatures above 0.
     pub seed: u64,
+    /// Beam search with this many beams at temperature 0; unset: greedy
+    /// (openai-whisper's `transcribe()` default; its CLI and faster-whisper
+    /// use 5).
+    pub beam_size: Option<usize>,
+    /// Beam search stops once `round(beam_size * patience)` beams have
+    /// ended (unset: 1.0).
+    pub patience: Option<f32>,
+    /// Draws per window at temperatures above 0; the best-ranked is kept.
+    pub best_of: Option<usize>,
+    /// Hypotheses are ranked by `logprob / ((5 + n) / 6)^length_penalty`;
+    /// unset: by `logprob / n`.
+    pub length_penalty: Option<f32>,
+    /// Token ids never sampled; `-1` stands for the non-speech symbols
+    /// (openai-whisper's `"-1"`). A list or a comma-separated string.
+    #[serde(deserialize_with = "token_ids")]
+    pub suppress_tokens: Vec<i64>,
+    /// No blank (a lone space) or end-of-text as a window's first token.
+    pub suppress_blank: bool,
+    /// Text forced as the start of the first window's transcript.
+    pub prefix: Option<String>,
+    /// Words or phrases given to every window as earlier context
+    /// (faster-whisper's option; ignored with `prefix`).
+    pub hotwords: Option<String>,
+    /// Keep `initial_prompt` in every window's prompt, not only the first.
+    pub carry_initial_prompt: bool,
+    /// With word timestamps: skip silences longer than this many seconds
+    /// around text that looks hallucinated (improbable, too short or too
+    /// long words).
+    pub hallucination_silence_threshold: Option<f64>,
 }
 
 impl Default for DecodeOptions {
@@ -61,6 +90,16 @@ impl Default for DecodeOptions {
             max_initial_timestamp: 1.0,
             word_timestamps: false,
             seed: 0,
+            beam_size: None,
+            patience: None,
+            best_of: None,
+            length_penalty: None,
+            suppress_tokens: vec![-1],
+            suppress_blank: true,
+            prefix: None,
+            hotwords: None,
+            carry_initial_prompt: false,
+            hallucination_silence_threshold: None,
         }
     }
 }
@@ -84,6 +123,39 @@ impl DecodeOptions {
         if self.max_initial_timestamp.is_nan() || self.max_initial_timestamp < 0.0 {
             out.push("decode.max_initial_timestamp: must be ≥ 0 (inf for no limit)".into());
         }
+        if self.beam_size == Some(0) {
+            out.push("decode.beam_size: must be at least 1".into());
+        }
+        if self.best_of == Some(0) {
+            out.push("decode.best_of: must be at least 1".into());
+        }
+        if let Some(p) = self.patience {
+            if !(p.is_finite() && p > 0.0) {
+                out.push(format!("decode.patience: {p} is not a number > 0"));
+            } else if self.beam_size.is_none() {
+                out.push("decode.patience: needs decode.beam_size".into());
+            }
+        }
+        if let Some(a) = self.length_penalty.filter(|a| !(0.0..=1.0).contains(a)) {
+            out.push(format!("decode.length_penalty: {a} is not between 0 and 1"));
+        }
+        if let Some(t) = self.suppress_tokens.iter().find(|&&t| t < -1) {
+            out.push(format!(
+                "decode.suppress_tokens: {t} is not a token id (or -1)"
+            ));
+        }
+        if let Some(s) = self.hallucination_silence_threshold {
+            if !(s.is_finite() && s > 0.0) {
+                out.push(format!(
+                    "decode.hallucination_silence_threshold: {s} is not a number of seconds > 0"
+                ));
+            } else if !self.word_timestamps {
+                out.push(
+                    "decode.hallucination_silence_threshold: needs decode.word_timestamps = true"
+                        .into(),
+                );
+            }
+        }
         if let Some(l) = &self.language {
             if l.is_empty() || !l.chars().all(|c| c.is_ascii_lowercase()) {
                 out.push(format!(
@@ -106,4 +178,25 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Er
         OneOrMany::One(t) => vec![t],
         OneOrMany::Many(ts) => ts,
     })
+}
+
+fn token_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<i64>),
+        Text(String),
+    }
+    match ListOrText::deserialize(d)? {
+        ListOrText::List(ids) => Ok(ids),
+        ListOrText::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                t.parse::<i64>()
+                    .map_err(|_| serde::de::Error::custom(format!("{t:?} is not a token id")))
+            })
+            .collect(),
+    }
 }

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use asr_models::features::{LogMel, HOP_LENGTH, SAMPLE_RATE};
 use asr_models::whisper::{
-    decode_window, detect_language, find_alignment, LoadError, Sampling, StepTimes, Suppression,
-    TokenRules, Whisper, WhisperTokenizer, WindowResult, TIME_PRECISION,
+    decode_window, detect_language, find_alignment, LoadError, Search, StepTimes, TokenRules,
+    Whisper, WhisperTokenizer, WindowPrompt, WindowResult, TIME_PRECISION,
 };
 use mlx::Array;
 use rand::SeedableRng;
@@ -21,8 +21,14 @@ use crate::decode_options::{DecodeOptions, Task};
 use crate::mel_frames::{FrameError, MelFrames, MelWindow};
 use crate::model_source::resolve_model;
 use crate::output::{Segment, Timings, Transcript};
-use crate::word_timestamps::{add_word_timestamps, last_word_end, separates_words_with_spaces};
+use crate::word_timestamps::{
+    add_word_timestamps, last_word_end, separates_words_with_spaces, skip_hallucinations,
+    WindowFrames,
+};
 use asr_converters::ConvertError;
+
+/// Mel frames per second of audio.
+const FRAMES_PER_SECOND: f64 = (SAMPLE_RATE / HOP_LENGTH) as f64;
 
 /// Mel frames per timestamp step (the encoder halves the frame rate).
 const FRAMES_PER_TIMESTAMP: usize = 2;
@@ -56,7 +62,6 @@ impl From<FrameError> for TranscribeError {
 pub struct Transcriber {
     model: Whisper,
     tokenizer: WhisperTokenizer,
-    suppression: Suppression,
     log_mel: LogMel,
 }
 
@@ -69,10 +74,40 @@ pub struct Progress {
     pub total: Option<f64>,
 }
 
+/// Where a decoded window lies in the recording.
+struct Place<'a> {
+    window: &'a MelWindow,
+    /// Its encoder output.
+    audio: &'a Array,
+    /// Its first mel frame.
+    seek: usize,
+    /// Frames in the whole recording, once known.
+    content_frames: Option<usize>,
+}
+
+/// What a decoded window contributes.
+struct WindowOutcome {
+    segments: Vec<Segment>,
+    /// The first frame of the next window.
+    seek: usize,
+    /// The window's text was dropped as a hallucination after silence.
+    skipped: bool,
+}
+
 /// A window's decode with the compression ratio of its text.
 struct Decoded<'a> {
     result: &'a WindowResult,
     compression_ratio: f32,
+}
+
+/// The option texts as tokens, encoded once per recording.
+struct PromptTexts {
+    /// `initial_prompt`.
+    initial: Vec<u32>,
+    /// `hotwords` (none when a prefix is given).
+    hotwords: Vec<u32>,
+    /// `prefix`, after `<|0.00|>` when decoding with timestamps.
+    prefix: Vec<u32>,
 }
 
 /// The language and the start-of-transcript tokens of every window.
@@ -88,12 +123,10 @@ impl Transcriber {
         let model = Whisper::load(&dir)?;
         let tokenizer = WhisperTokenizer::load(&dir.join("tokenizer.json"))
             .map_err(TranscribeError::Tokenizer)?;
-        let suppression = tokenizer.default_suppression();
         let log_mel = LogMel::new(model.config.n_mels as usize)?;
         Ok(Transcriber {
             model,
             tokenizer,
-            suppression,
             log_mel,
         })
     }
@@ -148,18 +181,10 @@ impl Transcriber {
         let started = Instant::now();
         let mut mel = MelFrames::new(&self.log_mel, blocks);
         let prelude = self.prelude(&mut mel, options)?;
-        let rules = TokenRules::new(
-            &self.tokenizer.special,
-            &self.suppression,
-            !options.without_timestamps,
-            Some(options.max_initial_timestamp).filter(|s| s.is_finite()),
-        );
+        let rules = self.token_rules(options)?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
-        let initial_prompt = match &options.initial_prompt {
-            Some(p) => self.tokenizer.encode(&format!(" {}", p.trim())),
-            None => Vec::new(),
-        };
-        let mut all_tokens = initial_prompt.clone();
+        let texts = self.prompt_texts(options);
+        let mut all_tokens = texts.initial.clone();
         let mut prompt_reset_since = 0;
         let mut segments: Vec<Segment> = Vec::new();
         let mut seek = 0;
@@ -167,10 +192,17 @@ impl Transcriber {
         let mut last_speech = 0.0;
         while let Some((window, audio)) = self.encode_window(&mut mel, seek, &mut timings)? {
             let clock = Instant::now();
-            let prompt = self.prompt(&all_tokens[prompt_reset_since..], &prelude, options);
+            let previous = self.previous_text(&all_tokens, prompt_reset_since, &texts, options);
+            let context = self.context(&previous, &prelude, options);
+            let prompt = WindowPrompt {
+                context: &context,
+                prefix: if seek == 0 { &texts.prefix } else { &[] },
+                rules: &rules,
+                length_penalty: options.length_penalty,
+            };
             let (result, compression_ratio) = {
                 let _span = tracing::debug_span!("decoder", seek).entered();
-                self.decode_with_fallback(&audio, &prompt, &rules, options, &mut rng)?
+                self.decode_with_fallback(&audio, &prompt, options, &mut rng)?
             };
             timings.decoder += clock.elapsed().as_secs_f64();
             timings.decoder_blocks += result.times.blocks;
@@ -179,25 +211,29 @@ impl Transcriber {
             timings.tokens += result.tokens.len() + 1;
             let silent = result.no_speech_prob > options.no_speech_threshold
                 && result.avg_logprob <= options.logprob_threshold;
-            let advance = if silent {
+            let next_seek = if silent {
                 tracing::debug!(seek, no_speech = result.no_speech_prob, "silent window");
-                window.content_frames
+                seek + window.content_frames
             } else {
                 let decoded = Decoded {
                     result: &result,
                     compression_ratio,
                 };
-                let (current, advance) = self.window_segments(
-                    &decoded,
-                    &window,
-                    &audio,
+                let place = Place {
+                    window: &window,
+                    audio: &audio,
                     seek,
+                    content_frames: mel.content_frames(),
+                };
+                let outcome = self.window_segments(
+                    &decoded,
+                    &place,
                     &prelude,
                     options,
                     &mut last_speech,
                     &mut timings,
                 )?;
-                for mut segment in current {
+                for mut segment in outcome.segments {
                     if segment.start == segment.end || segment.text.trim().is_empty() {
                         continue;
                     }
@@ -205,12 +241,14 @@ impl Transcriber {
                     segment.id = segments.len();
                     segments.push(segment);
                 }
-                advance
+                if (!options.condition_on_previous_text || result.temperature > 0.5)
+                    && !outcome.skipped
+                {
+                    prompt_reset_since = all_tokens.len();
+                }
+                outcome.seek
             };
-            if !options.condition_on_previous_text || result.temperature > 0.5 {
-                prompt_reset_since = all_tokens.len();
-            }
-            seek += advance.max(1);
+            seek = next_seek.max(seek + 1);
             progress(Progress {
                 done: (seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64)
                     .min(mel.seconds_read()),
@@ -220,7 +258,7 @@ impl Transcriber {
             });
         }
         Ok(Transcript {
-            text: self.text(&all_tokens[initial_prompt.len()..])?,
+            text: self.text(&all_tokens[texts.initial.len()..])?,
             segments,
             language: prelude.language,
             language_probability: prelude.language_probability,
@@ -266,24 +304,21 @@ impl Transcriber {
     }
 
     /// The segments of a decoded window (empty ones included, as
-    /// openai-whisper keeps them until its words are timed) and the frames
-    /// to advance by.
-    #[allow(clippy::too_many_arguments)]
+    /// openai-whisper keeps them until its words are timed) and where the
+    /// next window starts.
     fn window_segments(
         &self,
         decoded: &Decoded<'_>,
-        window: &MelWindow,
-        audio: &Array,
-        seek: usize,
+        place: &Place<'_>,
         prelude: &Prelude,
         options: &DecodeOptions,
         last_speech: &mut f64,
         timings: &mut Timings,
-    ) -> Result<(Vec<Segment>, usize), TranscribeError> {
+    ) -> Result<WindowOutcome, TranscribeError> {
         let special = &self.tokenizer.special;
-        let result = decoded.result;
+        let (result, window, seek) = (decoded.result, place.window, place.seek);
         let cut = cut_segments(&result.tokens, special.timestamp_begin, window);
-        let offset = seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
+        let offset = seek as f64 / FRAMES_PER_SECOND;
         let mut segments = cut
             .pieces
             .iter()
@@ -304,7 +339,11 @@ impl Transcriber {
                 })
             })
             .collect::<Result<Vec<_>, TranscribeError>>()?;
-        let mut advance = cut.advance;
+        let mut outcome = WindowOutcome {
+            seek: seek + cut.advance,
+            skipped: false,
+            segments: Vec::new(),
+        };
         if options.word_timestamps {
             let _span = tracing::debug_span!("word_timestamps", seek).entered();
             let clock = Instant::now();
@@ -316,26 +355,44 @@ impl Transcriber {
             let alignment = find_alignment(
                 &self.model,
                 &self.tokenizer,
-                audio,
+                place.audio,
                 &prelude.sot_sequence,
                 &text_tokens,
                 window.content_frames,
                 spaces,
             )?;
-            add_word_timestamps(&mut segments, alignment, offset, special.eot, last_speech);
+            add_word_timestamps(&mut segments, alignment, offset, special.eot, *last_speech);
             // Resume right after the last timed word rather than at the
             // last timestamp token.
             if !cut.single_timestamp_ending {
                 if let Some(end) = last_word_end(&segments).filter(|&end| end > offset) {
-                    advance = ((end * 100.0).round() as usize).saturating_sub(seek);
+                    outcome.seek = (end * FRAMES_PER_SECOND).round() as usize;
                 }
             }
-            if let Some(end) = last_word_end(&segments) {
+            if let Some(threshold) = options.hallucination_silence_threshold {
+                let frames = WindowFrames {
+                    seek,
+                    content: window.content_frames,
+                    total: place.content_frames,
+                };
+                let ending = cut.single_timestamp_ending;
+                let skip =
+                    skip_hallucinations(&mut segments, frames, ending, *last_speech, threshold);
+                if let Some(next) = skip.seek {
+                    outcome.seek = next;
+                }
+                if skip.drop_window {
+                    outcome.skipped = true;
+                    segments.clear();
+                }
+            }
+            if let Some(end) = last_word_end(&segments).filter(|_| !outcome.skipped) {
                 *last_speech = end;
             }
             timings.word_timestamps += clock.elapsed().as_secs_f64();
         }
-        Ok((segments, advance))
+        outcome.segments = segments;
+        Ok(outcome)
     }
 
     /// Decides the language (detecting it on the first window when the
@@ -393,42 +450,121 @@ impl Transcriber {
         })
     }
 
-    /// `<|startofprev|>` and the tail of the previous text (when there is
-    /// any), then the start-of-transcript sequence.
-    fn prompt(&self, previous: &[u32], prelude: &Prelude, options: &DecodeOptions) -> Vec<u32> {
-        let mut prompt = Vec::new();
+    /// The token rules `options` ask for; suppressed ids must exist.
+    fn token_rules(&self, options: &DecodeOptions) -> Result<TokenRules, TranscribeError> {
+        let vocabulary = i64::from(self.model.config.n_vocab);
+        if let Some(t) = options.suppress_tokens.iter().find(|&&t| t >= vocabulary) {
+            return Err(TranscribeError::Options(format!(
+                "decode.suppress_tokens: {t} is not a token of this model (vocabulary of {vocabulary})"
+            )));
+        }
+        let suppression = self
+            .tokenizer
+            .suppression(&options.suppress_tokens, options.suppress_blank);
+        Ok(TokenRules::new(
+            &self.tokenizer.special,
+            &suppression,
+            !options.without_timestamps,
+            Some(options.max_initial_timestamp).filter(|s| s.is_finite()),
+        ))
+    }
+
+    fn prompt_texts(&self, options: &DecodeOptions) -> PromptTexts {
+        let room = self.prompt_room();
+        let encode = |text: &Option<String>| match text {
+            Some(t) => {
+                let mut tokens = self.tokenizer.encode(&format!(" {}", t.trim()));
+                tokens.truncate(room);
+                tokens
+            }
+            None => Vec::new(),
+        };
+        let mut prefix = encode(&options.prefix);
+        if !prefix.is_empty() && !options.without_timestamps {
+            prefix.insert(0, self.tokenizer.special.timestamp_begin);
+        }
+        PromptTexts {
+            initial: encode(&options.initial_prompt),
+            hotwords: if options.prefix.is_some() {
+                Vec::new()
+            } else {
+                encode(&options.hotwords)
+            },
+            prefix,
+        }
+    }
+
+    /// Earlier text a window's prompt may hold: half the text context,
+    /// less `<|startofprev|>`.
+    fn prompt_room(&self) -> usize {
+        self.model.config.n_text_ctx as usize / 2 - 1
+    }
+
+    /// The text before a window (hotwords, the initial prompt when carried,
+    /// the latest transcript since the last reset), at most
+    /// [`Self::prompt_room`] tokens, the oldest dropped first.
+    fn previous_text(
+        &self,
+        all_tokens: &[u32],
+        reset_since: usize,
+        texts: &PromptTexts,
+        options: &DecodeOptions,
+    ) -> Vec<u32> {
+        let mut kept = texts.hotwords.clone();
+        let since = if options.carry_initial_prompt {
+            kept.extend_from_slice(&texts.initial);
+            reset_since.max(texts.initial.len())
+        } else {
+            reset_since
+        };
+        let recent = &all_tokens[since.min(all_tokens.len())..];
+        let room = self.prompt_room().saturating_sub(kept.len());
+        kept.extend_from_slice(&recent[recent.len().saturating_sub(room)..]);
+        kept
+    }
+
+    /// `<|startofprev|>` and the previous text (when there is any), then
+    /// the start-of-transcript sequence.
+    fn context(&self, previous: &[u32], prelude: &Prelude, options: &DecodeOptions) -> Vec<u32> {
+        let mut context = Vec::new();
         let sot_prev = self.tokenizer.token_id("<|startofprev|>");
         if let (false, Some(sot_prev)) = (previous.is_empty(), sot_prev) {
-            let room = self.model.config.n_text_ctx as usize / 2 - 1;
-            prompt.push(sot_prev);
-            prompt.extend_from_slice(&previous[previous.len().saturating_sub(room)..]);
+            context.push(sot_prev);
+            context.extend_from_slice(previous);
         }
-        prompt.extend_from_slice(&prelude.sot_sequence);
+        context.extend_from_slice(&prelude.sot_sequence);
         if options.without_timestamps {
-            prompt.push(self.tokenizer.special.no_timestamps);
+            context.push(self.tokenizer.special.no_timestamps);
         }
-        prompt
+        context
     }
 
     /// Decodes at each temperature in turn until the text passes the
-    /// compression-ratio and log-probability checks (or looks like silence).
+    /// compression-ratio and log-probability checks (or looks like silence):
+    /// beam search or greedy at 0, `best_of` draws above.
     fn decode_with_fallback(
         &self,
         audio: &Array,
-        prompt: &[u32],
-        rules: &TokenRules,
+        prompt: &WindowPrompt<'_>,
         options: &DecodeOptions,
         rng: &mut rand::rngs::StdRng,
     ) -> Result<(WindowResult, f32), TranscribeError> {
         let mut last: Option<(WindowResult, f32)> = None;
         let mut times = StepTimes::default();
         for &t in &options.temperature {
-            let sampling = if t == 0.0 {
-                Sampling::Greedy
-            } else {
-                Sampling::Temperature(t, rng)
+            let search = match (t, options.beam_size) {
+                (0.0, None | Some(1)) => Search::Greedy,
+                (0.0, Some(beam_size)) => Search::Beam {
+                    beam_size,
+                    patience: options.patience.unwrap_or(1.0),
+                },
+                _ => Search::Sample {
+                    temperature: t,
+                    best_of: options.best_of.unwrap_or(1),
+                    rng,
+                },
             };
-            let mut result = decode_window(&self.model, audio, prompt, rules, sampling)?;
+            let mut result = decode_window(&self.model, audio, prompt, search)?;
             // Every attempt's time counts, not only the kept one's.
             times.blocks += result.times.blocks;
             times.logits += result.times.logits;

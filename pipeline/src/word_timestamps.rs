@@ -81,14 +81,14 @@ fn round2(x: f64) -> f64 {
 }
 
 /// Gives `segments` (one window's, `offset` seconds into the recording)
-/// their words from `alignment`; `last_speech` is the end of the previous
-/// speech and is moved to the end of these segments.
+/// their words from `alignment`; `last_speech` is where the speech before
+/// them ended.
 pub fn add_word_timestamps(
     segments: &mut [Segment],
     mut alignment: Vec<WordTiming>,
     offset: f64,
     eot: u32,
-    last_speech: &mut f64,
+    mut last_speech: f64,
 ) {
     if segments.is_empty() {
         return;
@@ -126,8 +126,8 @@ pub fn add_word_timestamps(
             saved += timing.tokens.len();
         }
         if !words.is_empty() {
-            fit_segment_and_words(segment, &mut words, median, *last_speech);
-            *last_speech = segment.end;
+            fit_segment_and_words(segment, &mut words, median, last_speech);
+            last_speech = segment.end;
         }
         segment.words = words.into_iter().map(SegmentWord::from).collect();
     }
@@ -158,6 +158,140 @@ fn fit_segment_and_words(segment: &mut Segment, words: &mut [Word], median: f64,
         words[last].end = (words[last].start + median).max(segment.end);
     } else {
         segment.end = words[last].end;
+    }
+}
+
+/// Mel frames per second (10 ms hop).
+const FRAMES_PER_SECOND: f64 = 100.0;
+
+/// A decoded window, in mel frames of the recording.
+#[derive(Clone, Copy, Debug)]
+pub struct WindowFrames {
+    /// Its first frame.
+    pub seek: usize,
+    /// Frames of audio in it (fewer than 3000 at the end).
+    pub content: usize,
+    /// Frames in the whole recording, once known.
+    pub total: Option<usize>,
+}
+
+/// What [`skip_hallucinations`] decided.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SilenceSkip {
+    /// Where the next window starts, when it moves.
+    pub seek: Option<usize>,
+    /// The window's text is dropped and its silence skipped.
+    pub drop_window: bool,
+}
+
+fn to_frames(seconds: f64) -> usize {
+    (seconds * FRAMES_PER_SECOND).round().max(0.0) as usize
+}
+
+/// How unlike real speech a word looks: improbable, very short or very long.
+fn word_anomaly(word: &Word) -> f64 {
+    let duration = word.end - word.start;
+    let mut score = 0.0;
+    if word.probability < 0.15 {
+        score += 1.0;
+    }
+    if duration < 0.133 {
+        score += (0.133 - duration) * 15.0;
+    }
+    if duration > 2.0 {
+        score += duration - 2.0;
+    }
+    score
+}
+
+/// A segment whose first eight words (punctuation aside) mostly look anomalous.
+fn is_anomaly(segment: &Segment) -> bool {
+    if segment.words.is_empty() {
+        return false;
+    }
+    let words: Vec<&Word> = segment
+        .words
+        .iter()
+        .map(|w| &w.word)
+        .filter(|w| !HALLUCINATION_PUNCTUATION.contains(w.word.as_str()))
+        .take(8)
+        .collect();
+    let score: f64 = words.iter().map(|w| word_anomaly(w)).sum();
+    score >= 3.0 || score + 0.01 >= words.len() as f64
+}
+
+/// Words that `is_anomaly` ignores: any run of these characters.
+const HALLUCINATION_PUNCTUATION: &str = "\"'“¿([{-\"'.。,，!！?？:：”)]}、";
+
+/// openai-whisper's `hallucination_silence_threshold`: text that looks
+/// hallucinated and is surrounded by more than `threshold` seconds of
+/// silence (or by other such text) is dropped and the silence skipped; a
+/// window that opens with such text after a long silence is dropped whole.
+/// `last_speech` is where the speech before this window ended.
+pub fn skip_hallucinations(
+    segments: &mut Vec<Segment>,
+    window: WindowFrames,
+    single_timestamp_ending: bool,
+    last_speech: f64,
+    threshold: f64,
+) -> SilenceSkip {
+    let offset = window.seek as f64 / FRAMES_PER_SECOND;
+    let window_end = offset + 30.0;
+    let content_end = offset + window.content as f64 / FRAMES_PER_SECOND;
+    let mut seek = None;
+    if !single_timestamp_ending {
+        if let Some(end) = last_word_end(segments).filter(|&end| end > offset) {
+            seek = Some(if window_end - end > threshold {
+                to_frames(end)
+            } else {
+                window.seek + window.content
+            });
+        }
+    }
+    let with_words = |s: &&Segment| !s.words.is_empty();
+    if let Some(first) = segments.iter().find(with_words).filter(|s| is_anomaly(s)) {
+        let gap = first.start - offset;
+        if gap > threshold {
+            return SilenceSkip {
+                seek: Some(window.seek + to_frames(gap)),
+                drop_window: true,
+            };
+        }
+    }
+    let mut previous_end = last_speech;
+    for i in 0..segments.len() {
+        let segment = &segments[i];
+        if segment.words.is_empty() {
+            continue;
+        }
+        if is_anomaly(segment) {
+            let next = segments[i + 1..].iter().find(with_words);
+            let next_start = next.map_or(content_end, |s| s.words[0].word.start);
+            let silence_before = segment.start - previous_end > threshold
+                || segment.start < threshold
+                || segment.start - offset < 2.0;
+            let silence_after = next_start - segment.end > threshold
+                || next.is_some_and(is_anomaly)
+                || window_end - segment.end < 2.0;
+            if silence_before && silence_after {
+                let mut resume = to_frames((offset + 1.0).max(segment.start));
+                if let Some(total) = window.total {
+                    if total as f64 / FRAMES_PER_SECOND - segment.end < threshold {
+                        resume = total;
+                    }
+                }
+                segments.truncate(i);
+                return SilenceSkip {
+                    seek: Some(resume),
+                    drop_window: false,
+                };
+            }
+        }
+        previous_end = segment.end;
+    }
+    SilenceSkip {
+        seek,
+        drop_window: false,
     }
 }
 

@@ -13,6 +13,19 @@ pub struct KvCache {
     pub values: Option<Array>,
 }
 
+impl KvCache {
+    /// Keeps the batch rows `rows` (`[N]` int32), in that order: repeats a
+    /// prompt's cache for each hypothesis, or follows the beams' sources.
+    pub fn select(&mut self, rows: &Array) -> mlx::Result<()> {
+        for slot in [&mut self.keys, &mut self.values] {
+            if let Some(a) = slot {
+                *a = a.take(rows, 0)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MultiHeadAttention {
     query: Linear,
@@ -92,8 +105,20 @@ impl MultiHeadAttention {
         let q = self.split_heads(&self.query.forward(x)?)?;
         let head_dim = q.dim(3)?;
         let scale = (head_dim as f32).powf(-0.5);
-        let o = scaled_dot_product_attention(&q, k, v, scale, mask)?;
         let (b, l) = (x.dim(0)?, x.dim(1)?);
+        // Hypotheses of one window (beam search, best-of) share the
+        // encoder's keys: fold them into the query length so every head
+        // runs one attention instead of one per hypothesis.
+        let o = if b > 1 && k.dim(0)? == 1 && matches!(mask, AttentionMask::None) {
+            let folded = q
+                .transpose(&[1, 0, 2, 3])?
+                .reshape(&[1, self.n_head, b * l, head_dim])?;
+            scaled_dot_product_attention(&folded, k, v, scale, mask)?
+                .reshape(&[self.n_head, b, l, head_dim])?
+                .transpose(&[1, 0, 2, 3])?
+        } else {
+            scaled_dot_product_attention(&q, k, v, scale, mask)?
+        };
         self.out
             .forward(&o.transpose(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?)
     }

@@ -27,6 +27,22 @@ pub struct DecoderState {
     pub offset: i32,
 }
 
+impl DecoderState {
+    /// Keeps the hypotheses `rows` of the self-attention caches, in that
+    /// order (the cross-attention keys are shared by all of them).
+    pub fn select(&mut self, rows: &[u32]) -> mlx::Result<()> {
+        let rows: Vec<i32> = rows.iter().map(|&r| r as i32).collect();
+        let rows = Array::from_slice(&rows, &[rows.len() as i32])?;
+        self.selves.iter_mut().try_for_each(|c| c.select(&rows))
+    }
+
+    /// Hypotheses in the self-attention caches (`None` before the first token).
+    pub fn batch(&self) -> Option<usize> {
+        let keys = self.selves.first()?.keys.as_ref()?;
+        keys.dim(0).ok().map(|b| b as usize)
+    }
+}
+
 impl TextDecoder {
     pub fn load(w: &Weights, c: &WhisperConfig) -> Result<TextDecoder, WeightError> {
         let n = c.n_text_state;

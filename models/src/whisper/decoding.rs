@@ -9,7 +9,7 @@ use mlx::{Array, Dtype};
 use rand::Rng;
 
 use super::tokenizer::{SpecialTokens, WhisperTokenizer};
-use super::Whisper;
+use super::{DecoderState, Whisper};
 
 /// Seconds per timestamp token: 3000 mel frames become 1500 encoder
 /// positions over 30 s.
@@ -133,53 +133,44 @@ fn log_sum_exp(x: &[f32]) -> f32 {
     max + sum.ln() as f32
 }
 
-/// How tokens are picked from the filtered logits.
-pub enum Sampling<'a> {
-    /// The most likely token (temperature 0).
+/// How a window's tokens are chosen.
+pub enum Search<'a> {
+    /// The most likely token at every step (temperature 0).
     Greedy,
-    /// A draw from `softmax(logits / temperature)`.
-    Temperature(f32, &'a mut dyn rand::RngCore),
+    /// `best_of` independent draws from `softmax(logits / temperature)`,
+    /// decoded side by side; the best-ranked one is kept.
+    Sample {
+        temperature: f32,
+        best_of: usize,
+        rng: &'a mut dyn rand::RngCore,
+    },
+    /// `beam_size` hypotheses extended together; decoding stops once
+    /// `round(beam_size * patience)` of them have reached end-of-text.
+    Beam { beam_size: usize, patience: f32 },
 }
 
-impl Sampling<'_> {
+impl Search<'_> {
     pub fn temperature(&self) -> f32 {
         match self {
-            Sampling::Greedy => 0.0,
-            Sampling::Temperature(t, _) => *t,
-        }
-    }
-
-    fn pick(&mut self, logits: &[f32]) -> u32 {
-        match self {
-            Sampling::Greedy => argmax(logits),
-            Sampling::Temperature(t, rng) => {
-                let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let weights: Vec<f64> = logits
-                    .iter()
-                    .map(|&l| f64::from((l - max) / *t).exp())
-                    .collect();
-                let mut target = rng.random::<f64>() * weights.iter().sum::<f64>();
-                for (i, w) in weights.iter().enumerate() {
-                    if target < *w {
-                        return i as u32;
-                    }
-                    target -= w;
-                }
-                argmax(logits)
-            }
+            Search::Sample { temperature, .. } => *temperature,
+            Search::Greedy | Search::Beam { .. } => 0.0,
         }
     }
 }
 
-/// The first index of the largest value.
-fn argmax(x: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if v > x[best] {
-            best = i;
-        }
-    }
-    best as u32
+/// What one window is decoded from, besides its audio.
+#[derive(Clone, Copy, Debug)]
+pub struct WindowPrompt<'a> {
+    /// Everything before the output: previous text, the start-of-transcript
+    /// sequence.
+    pub context: &'a [u32],
+    /// Forced start of the output (a prefix): fed after `context`, then
+    /// ruled on and returned as if it had been sampled.
+    pub prefix: &'a [u32],
+    pub rules: &'a TokenRules,
+    /// Ranks finished hypotheses by `logprob / ((5 + n) / 6)^α` for
+    /// `Some(α)`, by `logprob / n` for `None` (openai-whisper's ranker).
+    pub length_penalty: Option<f32>,
 }
 
 /// One decoded window.
@@ -209,64 +200,355 @@ pub struct StepTimes {
     pub picking: f64,
 }
 
-/// Decodes one window from its encoder output `audio` (`[1, 1500, D]`):
-/// `prompt` is everything before the first pick (previous text, the
-/// start-of-transcript sequence). At most `n_text_ctx / 2` tokens are
-/// sampled, and never more than the context holds.
+/// One hypothesis: its tokens after the context (end-of-text excluded) and
+/// their summed log-probability.
+#[derive(Clone, Debug, PartialEq)]
+struct Hypothesis {
+    tokens: Vec<u32>,
+    sum_logprob: f32,
+    finished: bool,
+}
+
+/// The first index of the largest value.
+fn argmax(x: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// A draw from `softmax(logits / temperature)`.
+fn sample(logits: &[f32], temperature: f32, rng: &mut dyn rand::RngCore) -> u32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let weights: Vec<f64> = logits
+        .iter()
+        .map(|&l| f64::from((l - max) / temperature).exp())
+        .collect();
+    let mut target = rng.random::<f64>() * weights.iter().sum::<f64>();
+    for (i, w) in weights.iter().enumerate() {
+        if target < *w {
+            return i as u32;
+        }
+        target -= w;
+    }
+    argmax(logits)
+}
+
+/// The `k` largest entries of `x` as `(index, value)`, largest first (ties
+/// by lower index).
+fn top_k(x: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
+    for (i, &v) in x.iter().enumerate() {
+        if best.len() == k && best.last().is_some_and(|&(_, w)| v <= w) {
+            continue;
+        }
+        let at = best.partition_point(|&(_, w)| w >= v);
+        best.insert(at, (i as u32, v));
+        best.truncate(k);
+    }
+    best
+}
+
+/// The ranker's pick among finished hypotheses: highest length-normalized
+/// log-probability, the first of equals.
+fn best_ranked(hypotheses: &[Hypothesis], length_penalty: Option<f32>) -> usize {
+    let score = |h: &Hypothesis| {
+        let n = h.tokens.len() as f32;
+        let penalty = match length_penalty {
+            Some(alpha) => ((5.0 + n) / 6.0).powf(alpha),
+            None => n,
+        };
+        h.sum_logprob / penalty
+    };
+    let mut best = 0;
+    for (i, h) in hypotheses.iter().enumerate() {
+        if score(h) > score(&hypotheses[best]) {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The decoder over one window's hypotheses, one batch row each: feeds
+/// tokens and returns the logits of every row's last position on the host.
+struct Stepper<'m> {
+    model: &'m Whisper,
+    state: DecoderState,
+    times: StepTimes,
+}
+
+impl Stepper<'_> {
+    /// Feeds `tokens` (`rows` × `len`, row-major) and returns the hidden
+    /// states, evaluated.
+    fn hidden(&mut self, tokens: &[u32], rows: usize) -> mlx::Result<Array> {
+        let clock = Instant::now();
+        let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
+        let ids = Array::from_slice(&ids, &[rows as i32, (ids.len() / rows) as i32])?;
+        let hidden = self.model.decoder.hidden(&ids, &mut self.state)?;
+        hidden.eval()?;
+        self.times.blocks += clock.elapsed().as_secs_f64();
+        Ok(hidden)
+    }
+
+    /// Logits of position `at` of every row, one `Vec` per row.
+    fn logits(&mut self, hidden: &Array, at: i32) -> mlx::Result<Vec<Vec<f32>>> {
+        let clock = Instant::now();
+        let last = hidden.slice_axis(1, at, at + 1)?;
+        let flat = self
+            .model
+            .decoder
+            .logits(&last)?
+            .astype(Dtype::F32)?
+            .to_vec::<f32>()?;
+        self.times.logits += clock.elapsed().as_secs_f64();
+        let vocab = flat.len() / hidden.dim(0)? as usize;
+        Ok(flat.chunks(vocab).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Feeds one token per row and returns each row's next logits.
+    fn step(&mut self, tokens: &[u32]) -> mlx::Result<Vec<Vec<f32>>> {
+        let hidden = self.hidden(tokens, tokens.len())?;
+        self.logits(&hidden, 0)
+    }
+
+    /// Keeps the batch rows `rows`, in that order.
+    fn select(&mut self, rows: &[u32]) -> mlx::Result<()> {
+        let identity = rows.iter().enumerate().all(|(i, &r)| i as u32 == r);
+        let same_batch = self.state.batch() == Some(rows.len());
+        if identity && same_batch {
+            return Ok(());
+        }
+        self.state.select(rows)
+    }
+
+    /// Applies the token rules to `logits` for `hypothesis` and returns the
+    /// log-softmax normalizer, timing it as host work.
+    fn rule(&mut self, rules: &TokenRules, logits: &mut [f32], hypothesis: &[u32]) -> f32 {
+        let clock = Instant::now();
+        rules.apply(logits, hypothesis);
+        let total = log_sum_exp(logits);
+        self.times.picking += clock.elapsed().as_secs_f64();
+        total
+    }
+}
+
+/// Decodes one window from its encoder output `audio` (`[1, 1500, D]`).
+/// At most `n_text_ctx / 2` tokens are sampled, and never more than the
+/// context holds.
 pub fn decode_window(
     model: &Whisper,
     audio: &Array,
-    prompt: &[u32],
-    rules: &TokenRules,
-    mut sampling: Sampling<'_>,
+    prompt: &WindowPrompt<'_>,
+    search: Search<'_>,
 ) -> mlx::Result<WindowResult> {
-    let decoder = &model.decoder;
-    let n_ctx = model.config.n_text_ctx as usize;
-    let special = &rules.special;
-    let sot_index = prompt.iter().position(|&t| t == special.sot).unwrap_or(0) as i32;
-    let mut state = decoder.start(audio)?;
-    let mut input: Vec<i32> = prompt.iter().map(|&t| t as i32).collect();
-    let (mut sampled, mut sum_logprob, mut no_speech_prob) = (Vec::new(), 0f32, 0f32);
-    let mut times = StepTimes::default();
-    for step in 0..n_ctx / 2 {
+    let special = &prompt.rules.special;
+    let mut stepper = Stepper {
+        model,
+        state: model.decoder.start(audio)?,
+        times: StepTimes::default(),
+    };
+    // The context is the same for every hypothesis: run it once.
+    let input = [prompt.context, prompt.prefix].concat();
+    let hidden = stepper.hidden(&input, 1)?;
+    let mut no_speech_prob = 0.0;
+    if let Some(id) = special.no_speech {
         let clock = Instant::now();
-        let tokens = Array::from_slice(&input, &[1, input.len() as i32])?;
-        let hidden = decoder.hidden(&tokens, &mut state)?;
-        hidden.eval()?;
-        times.blocks += clock.elapsed().as_secs_f64();
-        let clock = Instant::now();
-        if let (0, Some(id)) = (step, special.no_speech) {
-            let at_sot = decoder.logits(&hidden.slice_axis(1, sot_index, sot_index + 1)?)?;
-            no_speech_prob = at_sot
-                .reshape(&[-1])?
-                .softmax(&[0], true)?
-                .to_vec::<f32>()?[id as usize];
-        }
-        let last = hidden.slice_axis(1, input.len() as i32 - 1, input.len() as i32)?;
-        let mut logits = decoder.logits(&last)?.astype(Dtype::F32)?.to_vec::<f32>()?;
-        times.logits += clock.elapsed().as_secs_f64();
-        let clock = Instant::now();
-        rules.apply(&mut logits, &sampled);
-        let next = sampling.pick(&logits);
-        sum_logprob += logits[next as usize] - log_sum_exp(&logits);
-        times.picking += clock.elapsed().as_secs_f64();
-        if next == special.eot {
-            break;
-        }
-        sampled.push(next);
-        input = vec![next as i32];
-        if prompt.len() + sampled.len() > n_ctx {
-            break;
-        }
+        let sot = input.iter().position(|&t| t == special.sot).unwrap_or(0) as i32;
+        let at_sot = model.decoder.logits(&hidden.slice_axis(1, sot, sot + 1)?)?;
+        let probs = at_sot.reshape(&[-1])?.softmax(&[0], true)?;
+        no_speech_prob = probs.to_vec::<f32>()?[id as usize];
+        stepper.times.logits += clock.elapsed().as_secs_f64();
     }
+    let first = stepper.logits(&hidden, input.len() as i32 - 1)?.remove(0);
+    let budget = Budget {
+        steps: model.config.n_text_ctx as usize / 2,
+        context: model.config.n_text_ctx as usize - prompt.context.len(),
+    };
+    let temperature = search.temperature();
+    let hypotheses = match search {
+        Search::Greedy => sample_hypotheses(&mut stepper, first, prompt, 1, None, budget)?,
+        Search::Sample {
+            temperature,
+            best_of,
+            rng,
+        } => {
+            let draw = Some((temperature, rng));
+            sample_hypotheses(&mut stepper, first, prompt, best_of.max(1), draw, budget)?
+        }
+        Search::Beam {
+            beam_size,
+            patience,
+        } => beam_hypotheses(
+            &mut stepper,
+            first,
+            prompt,
+            beam_size.max(1),
+            patience,
+            budget,
+        )?,
+    };
+    let best = hypotheses[best_ranked(&hypotheses, prompt.length_penalty)].clone();
     Ok(WindowResult {
-        avg_logprob: sum_logprob / (sampled.len() + 1) as f32,
-        tokens: sampled,
-        sum_logprob,
+        avg_logprob: best.sum_logprob / (best.tokens.len() + 1) as f32,
+        tokens: best.tokens,
+        sum_logprob: best.sum_logprob,
         no_speech_prob,
-        temperature: sampling.temperature(),
-        times,
+        temperature,
+        times: stepper.times,
     })
+}
+
+/// How far a window's decoding may go.
+#[derive(Clone, Copy)]
+struct Budget {
+    /// Picks at most (openai-whisper's `sample_len`).
+    steps: usize,
+    /// Output tokens the text context still holds after the prompt.
+    context: usize,
+}
+
+/// `n` hypotheses, each extended by its own pick (the argmax, or a draw at
+/// `draw`'s temperature) until end-of-text; finished ones leave the batch.
+fn sample_hypotheses(
+    stepper: &mut Stepper<'_>,
+    first: Vec<f32>,
+    prompt: &WindowPrompt<'_>,
+    n: usize,
+    mut draw: Option<(f32, &mut dyn rand::RngCore)>,
+    budget: Budget,
+) -> mlx::Result<Vec<Hypothesis>> {
+    let eot = prompt.rules.special.eot;
+    let start = Hypothesis {
+        tokens: prompt.prefix.to_vec(),
+        sum_logprob: 0.0,
+        finished: false,
+    };
+    let mut hypotheses = vec![start; n];
+    // Batch row of every unfinished hypothesis; all share the context's row.
+    let mut active: Vec<(usize, u32)> = (0..n).map(|h| (h, 0)).collect();
+    let mut rows = vec![first];
+    for _ in 0..budget.steps {
+        let mut next = Vec::new();
+        for &(h, row) in &active {
+            let hypothesis = &mut hypotheses[h];
+            let logits = &mut rows[row as usize];
+            let total = stepper.rule(prompt.rules, logits, &hypothesis.tokens);
+            let clock = Instant::now();
+            let pick = match &mut draw {
+                Some((temperature, rng)) => sample(logits, *temperature, &mut **rng),
+                None => argmax(logits),
+            };
+            hypothesis.sum_logprob += logits[pick as usize] - total;
+            stepper.times.picking += clock.elapsed().as_secs_f64();
+            if pick == eot {
+                hypothesis.finished = true;
+            } else {
+                hypothesis.tokens.push(pick);
+                next.push((h, row));
+            }
+        }
+        let full = next
+            .iter()
+            .any(|&(h, _)| hypotheses[h].tokens.len() > budget.context);
+        if next.is_empty() || full {
+            break;
+        }
+        let sources: Vec<u32> = next.iter().map(|&(_, row)| row).collect();
+        stepper.select(&sources)?;
+        let tokens: Vec<u32> = next
+            .iter()
+            .map(|&(h, _)| hypotheses[h].tokens[hypotheses[h].tokens.len() - 1])
+            .collect();
+        rows = stepper.step(&tokens)?;
+        active = next
+            .iter()
+            .enumerate()
+            .map(|(row, &(h, _))| (h, row as u32))
+            .collect();
+    }
+    Ok(hypotheses)
+}
+
+/// Beam search as openai-whisper's `BeamSearchDecoder`: every step extends
+/// each beam by its `beam_size + 1` best tokens, keeps the `beam_size` best
+/// unfinished sequences and sets aside those that ended, until
+/// `round(beam_size * patience)` have ended. Returns the finished sequences
+/// (topped up with the best unfinished ones when too few ended).
+fn beam_hypotheses(
+    stepper: &mut Stepper<'_>,
+    first: Vec<f32>,
+    prompt: &WindowPrompt<'_>,
+    beam_size: usize,
+    patience: f32,
+    budget: Budget,
+) -> mlx::Result<Vec<Hypothesis>> {
+    let eot = prompt.rules.special.eot;
+    let max_finished = ((beam_size as f32 * patience).round() as usize).max(1);
+    let mut beams = vec![Hypothesis {
+        tokens: prompt.prefix.to_vec(),
+        sum_logprob: 0.0,
+        finished: false,
+    }];
+    let mut rows = vec![first];
+    let mut finished: Vec<Hypothesis> = Vec::new();
+    for _ in 0..budget.steps {
+        // (hypothesis, its source beam), deduplicated by sequence.
+        let mut candidates: Vec<(Hypothesis, u32)> = Vec::new();
+        for (source, (beam, logits)) in beams.iter().zip(&mut rows).enumerate() {
+            let total = stepper.rule(prompt.rules, logits, &beam.tokens);
+            for (token, logit) in top_k(logits, beam_size + 1) {
+                let mut tokens = beam.tokens.clone();
+                let ended = token == eot;
+                if !ended {
+                    tokens.push(token);
+                }
+                let candidate = Hypothesis {
+                    tokens,
+                    sum_logprob: beam.sum_logprob + logit - total,
+                    finished: ended,
+                };
+                match candidates
+                    .iter_mut()
+                    .find(|(c, _)| c.tokens == candidate.tokens && c.finished == candidate.finished)
+                {
+                    Some(seen) => *seen = (candidate, source as u32),
+                    None => candidates.push((candidate, source as u32)),
+                }
+            }
+        }
+        candidates.sort_by(|a, b| b.0.sum_logprob.total_cmp(&a.0.sum_logprob));
+        let (mut next, mut sources) = (Vec::new(), Vec::new());
+        for (candidate, source) in candidates {
+            if candidate.finished {
+                if finished.len() < max_finished {
+                    finished.push(candidate);
+                }
+            } else {
+                next.push(candidate);
+                sources.push(source);
+                if next.len() == beam_size {
+                    break;
+                }
+            }
+        }
+        beams = next;
+        let full = beams.iter().any(|b| b.tokens.len() > budget.context);
+        if finished.len() >= max_finished || full || beams.is_empty() {
+            break;
+        }
+        stepper.select(&sources)?;
+        let tokens: Vec<u32> = beams.iter().map(|b| b.tokens[b.tokens.len() - 1]).collect();
+        rows = stepper.step(&tokens)?;
+    }
+    if finished.len() < beam_size {
+        beams.sort_by(|a, b| b.sum_logprob.total_cmp(&a.sum_logprob));
+        let missing = beam_size - finished.len();
+        finished.extend(beams.into_iter().take(missing));
+    }
+    Ok(finished)
 }
 
 /// Greedy decoding without timestamps after `<|startoftranscript|>`
@@ -279,8 +561,13 @@ pub fn greedy_without_timestamps(
 ) -> mlx::Result<WindowResult> {
     let audio = model.encoder.forward(mel)?;
     let rules = TokenRules::new(special, suppression, false, None);
-    let prompt = [special.sot, special.no_timestamps];
-    decode_window(model, &audio, &prompt, &rules, Sampling::Greedy)
+    let prompt = WindowPrompt {
+        context: &[special.sot, special.no_timestamps],
+        prefix: &[],
+        rules: &rules,
+        length_penalty: None,
+    };
+    decode_window(model, &audio, &prompt, Search::Greedy)
 }
 
 /// Spoken-language probabilities for a window's encoder output, most
@@ -408,7 +695,7 @@ mod tests {
         let logits = [0f32, (3f32).ln(), f32::NEG_INFINITY];
         let mut counts = [0usize; 3];
         for _ in 0..4000 {
-            counts[Sampling::Temperature(1.0, &mut rng).pick(&logits) as usize] += 1;
+            counts[sample(&logits, 1.0, &mut rng) as usize] += 1;
         }
         assert_eq!(counts[2], 0);
         let share = counts[1] as f64 / 4000.0;

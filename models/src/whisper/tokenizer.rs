@@ -184,8 +184,22 @@ impl WhisperTokenizer {
     /// openai-whisper's default suppression (`suppress_tokens="-1"`,
     /// `suppress_blank=True`).
     pub fn default_suppression(&self) -> super::Suppression {
+        self.suppression(&[-1], true)
+    }
+
+    /// Token suppression as openai-whisper derives it from its options:
+    /// `suppress_tokens` (ids; `-1` adds the non-speech symbols) plus the
+    /// control tokens that never belong in a transcript, and with
+    /// `suppress_blank` no blank or end-of-text as the first token.
+    pub fn suppression(&self, suppress_tokens: &[i64], suppress_blank: bool) -> super::Suppression {
         let s = &self.special;
-        let mut always = self.non_speech_tokens();
+        let mut always: Vec<u32> = suppress_tokens
+            .iter()
+            .filter_map(|&t| u32::try_from(t).ok())
+            .collect();
+        if suppress_tokens.contains(&-1) {
+            always.extend(self.non_speech_tokens());
+        }
         always.extend([s.transcribe, s.translate, s.sot]);
         always.extend(
             ["<|startofprev|>", "<|startoflm|>"]
@@ -193,8 +207,13 @@ impl WhisperTokenizer {
                 .filter_map(|t| self.token_id(t)),
         );
         always.extend(s.no_speech);
-        let mut at_begin = self.encode(" ");
-        at_begin.push(s.eot);
+        always.sort_unstable();
+        always.dedup();
+        let mut at_begin = Vec::new();
+        if suppress_blank {
+            at_begin = self.encode(" ");
+            at_begin.push(s.eot);
+        }
         super::Suppression { always, at_begin }
     }
 }
