@@ -10,8 +10,11 @@
 //! still give the same words; the 22.05 kHz LJ Speech clips differ in a few
 //! words, counted and bounded. The JSON transcripts of the LibriSpeech clips
 //! are insta snapshots (tests/snapshots).
+//!
+//! Beam search (beam 5) is held to openai-whisper's beam 5 WER, and word
+//! timestamps to openai-whisper's `word_timestamps=True` times.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use asr_pipeline::audio::load_audio;
 use asr_pipeline::wer::{word_errors, words, WordErrors};
@@ -23,6 +26,31 @@ struct Clip {
     audio: String,
     reference: String,
     openai_whisper: String,
+    openai_whisper_beam5: String,
+    /// (word, start, end) with `word_timestamps=True`.
+    openai_whisper_words: Vec<(String, f64, f64)>,
+}
+
+/// The shared data folder, the registry's tiny.en and the fixture; `None`
+/// (the test is skipped) where the data or the model cannot be had.
+fn setup() -> Option<(PathBuf, Transcriber, Vec<Clip>)> {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    if !data.is_dir() {
+        eprintln!("skipped: ../shared/data not present");
+        return None;
+    }
+    let transcriber = match Transcriber::load("tiny.en") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("skipped: cannot load tiny.en from the registry: {e}");
+            return None;
+        }
+    };
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clips-tiny.en.json");
+    let clips: Vec<Clip> =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    assert_eq!(clips.len(), 20);
+    Some((data, transcriber, clips))
 }
 
 /// The clip as openai-whisper's `load_audio` reads it: ffmpeg to 16 kHz mono
@@ -55,22 +83,9 @@ fn ffmpeg_audio(path: &Path) -> Option<Vec<f32>> {
 
 #[test]
 fn wer_matches_openai_whisper_on_the_shared_clips() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    if !data.is_dir() {
-        eprintln!("skipped: ../shared/data not present");
+    let Some((data, transcriber, clips)) = setup() else {
         return;
-    }
-    let transcriber = match Transcriber::load("tiny.en") {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("skipped: cannot load tiny.en from the registry: {e}");
-            return;
-        }
     };
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clips-tiny.en.json");
-    let clips: Vec<Clip> =
-        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
-    assert_eq!(clips.len(), 20);
     let [mut ours_total, mut theirs_total, mut drift_total, mut ffmpeg_total] =
         [WordErrors::default(); 4];
     let mut ffmpeg_missing = false;
@@ -149,5 +164,99 @@ fn wer_matches_openai_whisper_on_the_shared_clips() {
         drift_total.rate() <= 0.02,
         "{} words differ from openai-whisper",
         drift_total.errors
+    );
+}
+
+#[test]
+fn beam5_wer_is_no_worse_than_openai_whisper_beam5() {
+    let Some((data, transcriber, clips)) = setup() else {
+        return;
+    };
+    let options = DecodeOptions {
+        temperature: vec![0.0],
+        beam_size: Some(5),
+        ..DecodeOptions::default()
+    };
+    let [mut ours_total, mut theirs_total, mut drift] = [WordErrors::default(); 3];
+    for clip in &clips {
+        let path = data.join(&clip.audio);
+        // openai-whisper's own samples where ffmpeg exists, so that the
+        // comparison is of the decoders.
+        let samples = ffmpeg_audio(&path).unwrap_or_else(|| load_audio(&path).unwrap());
+        let text = transcriber
+            .transcribe(&samples, &options, &|_| {})
+            .unwrap()
+            .text;
+        let ours = word_errors(&clip.reference, &text);
+        let theirs = word_errors(&clip.reference, &clip.openai_whisper_beam5);
+        eprintln!(
+            "{:<18} {:>6.1}% {:>6.1}%   {}",
+            clip.id,
+            100.0 * ours.rate(),
+            100.0 * theirs.rate(),
+            text.trim()
+        );
+        drift = drift + word_errors(&clip.openai_whisper_beam5, &text);
+        ours_total = ours_total + ours;
+        theirs_total = theirs_total + theirs;
+    }
+    let (ours, theirs) = (100.0 * ours_total.rate(), 100.0 * theirs_total.rate());
+    eprintln!(
+        "beam 5 total: ours {ours:.2}%, openai-whisper {theirs:.2}%; {} words differ",
+        drift.errors
+    );
+    assert!(
+        ours <= theirs,
+        "beam 5 WER {ours:.2}% vs openai-whisper {theirs:.2}%"
+    );
+    assert!(
+        drift.rate() <= 0.02,
+        "{} words differ from openai-whisper",
+        drift.errors
+    );
+}
+
+#[test]
+fn word_times_match_openai_whisper_on_the_shared_clips() {
+    let Some((data, transcriber, clips)) = setup() else {
+        return;
+    };
+    let options = DecodeOptions {
+        temperature: vec![0.0],
+        word_timestamps: true,
+        ..DecodeOptions::default()
+    };
+    let mut differences = Vec::new();
+    for clip in &clips {
+        let path = data.join(&clip.audio);
+        let Some(samples) = ffmpeg_audio(&path) else {
+            eprintln!("skipped: ffmpeg not installed (word times need openai-whisper's samples)");
+            return;
+        };
+        let transcript = transcriber.transcribe(&samples, &options, &|_| {}).unwrap();
+        let ours: Vec<_> = transcript.segments.iter().flat_map(|s| &s.words).collect();
+        let theirs = &clip.openai_whisper_words;
+        let text = |w: &[String]| w.join("");
+        assert_eq!(
+            text(&ours.iter().map(|w| w.word.word.clone()).collect::<Vec<_>>()),
+            text(&theirs.iter().map(|w| w.0.clone()).collect::<Vec<_>>()),
+            "{}",
+            clip.id
+        );
+        for (a, b) in ours.iter().zip(theirs) {
+            differences.push((a.word.start - b.1).abs());
+            differences.push((a.word.end - b.2).abs());
+        }
+    }
+    differences.sort_by(f64::total_cmp);
+    let median = differences[differences.len() / 2];
+    let max = differences[differences.len() - 1];
+    eprintln!(
+        "{} word boundaries: median difference {median:.3} s, max {max:.3} s",
+        differences.len()
+    );
+    assert!(
+        median <= 0.02 && max <= 0.1,
+        "median {median:.3} s, max {max:.3} s"
     );
 }

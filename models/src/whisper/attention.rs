@@ -17,10 +17,8 @@ impl KvCache {
     /// Keeps the batch rows `rows` (`[N]` int32), in that order: repeats a
     /// prompt's cache for each hypothesis, or follows the beams' sources.
     pub fn select(&mut self, rows: &Array) -> mlx::Result<()> {
-        for slot in [&mut self.keys, &mut self.values] {
-            if let Some(a) = slot {
-                *a = a.take(rows, 0)?;
-            }
+        for a in [&mut self.keys, &mut self.values].into_iter().flatten() {
+            *a = a.take(rows, 0)?;
         }
         Ok(())
     }

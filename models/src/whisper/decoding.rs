@@ -272,6 +272,32 @@ fn best_ranked(hypotheses: &[Hypothesis], length_penalty: Option<f32>) -> usize 
     best
 }
 
+/// What a search asks of the model: the next-token logits of a batch of
+/// hypotheses, one row each.
+trait NextLogits {
+    /// Feeds one token per row and returns each row's next logits.
+    fn step(&mut self, tokens: &[u32]) -> mlx::Result<Vec<Vec<f32>>>;
+    /// Keeps the rows `rows`, in that order (hypotheses that were extended,
+    /// or dropped once finished).
+    fn select(&mut self, rows: &[u32]) -> mlx::Result<()>;
+    fn times(&mut self) -> &mut StepTimes;
+}
+
+/// Applies the token rules to `logits` for `hypothesis` and returns the
+/// log-softmax normalizer, timed as host work.
+fn rule(
+    model: &mut dyn NextLogits,
+    rules: &TokenRules,
+    logits: &mut [f32],
+    hypothesis: &[u32],
+) -> f32 {
+    let clock = Instant::now();
+    rules.apply(logits, hypothesis);
+    let total = log_sum_exp(logits);
+    model.times().picking += clock.elapsed().as_secs_f64();
+    total
+}
+
 /// The decoder over one window's hypotheses, one batch row each: feeds
 /// tokens and returns the logits of every row's last position on the host.
 struct Stepper<'m> {
@@ -307,31 +333,24 @@ impl Stepper<'_> {
         let vocab = flat.len() / hidden.dim(0)? as usize;
         Ok(flat.chunks(vocab).map(<[f32]>::to_vec).collect())
     }
+}
 
-    /// Feeds one token per row and returns each row's next logits.
+impl NextLogits for Stepper<'_> {
     fn step(&mut self, tokens: &[u32]) -> mlx::Result<Vec<Vec<f32>>> {
         let hidden = self.hidden(tokens, tokens.len())?;
         self.logits(&hidden, 0)
     }
 
-    /// Keeps the batch rows `rows`, in that order.
     fn select(&mut self, rows: &[u32]) -> mlx::Result<()> {
         let identity = rows.iter().enumerate().all(|(i, &r)| i as u32 == r);
-        let same_batch = self.state.batch() == Some(rows.len());
-        if identity && same_batch {
+        if identity && self.state.batch() == Some(rows.len()) {
             return Ok(());
         }
         self.state.select(rows)
     }
 
-    /// Applies the token rules to `logits` for `hypothesis` and returns the
-    /// log-softmax normalizer, timing it as host work.
-    fn rule(&mut self, rules: &TokenRules, logits: &mut [f32], hypothesis: &[u32]) -> f32 {
-        let clock = Instant::now();
-        rules.apply(logits, hypothesis);
-        let total = log_sum_exp(logits);
-        self.times.picking += clock.elapsed().as_secs_f64();
-        total
+    fn times(&mut self) -> &mut StepTimes {
+        &mut self.times
     }
 }
 
@@ -413,7 +432,7 @@ struct Budget {
 /// `n` hypotheses, each extended by its own pick (the argmax, or a draw at
 /// `draw`'s temperature) until end-of-text; finished ones leave the batch.
 fn sample_hypotheses(
-    stepper: &mut Stepper<'_>,
+    stepper: &mut dyn NextLogits,
     first: Vec<f32>,
     prompt: &WindowPrompt<'_>,
     n: usize,
@@ -435,14 +454,14 @@ fn sample_hypotheses(
         for &(h, row) in &active {
             let hypothesis = &mut hypotheses[h];
             let logits = &mut rows[row as usize];
-            let total = stepper.rule(prompt.rules, logits, &hypothesis.tokens);
+            let total = rule(stepper, prompt.rules, logits, &hypothesis.tokens);
             let clock = Instant::now();
             let pick = match &mut draw {
                 Some((temperature, rng)) => sample(logits, *temperature, &mut **rng),
                 None => argmax(logits),
             };
             hypothesis.sum_logprob += logits[pick as usize] - total;
-            stepper.times.picking += clock.elapsed().as_secs_f64();
+            stepper.times().picking += clock.elapsed().as_secs_f64();
             if pick == eot {
                 hypothesis.finished = true;
             } else {
@@ -478,7 +497,7 @@ fn sample_hypotheses(
 /// `round(beam_size * patience)` have ended. Returns the finished sequences
 /// (topped up with the best unfinished ones when too few ended).
 fn beam_hypotheses(
-    stepper: &mut Stepper<'_>,
+    stepper: &mut dyn NextLogits,
     first: Vec<f32>,
     prompt: &WindowPrompt<'_>,
     beam_size: usize,
@@ -498,7 +517,7 @@ fn beam_hypotheses(
         // (hypothesis, its source beam), deduplicated by sequence.
         let mut candidates: Vec<(Hypothesis, u32)> = Vec::new();
         for (source, (beam, logits)) in beams.iter().zip(&mut rows).enumerate() {
-            let total = stepper.rule(prompt.rules, logits, &beam.tokens);
+            let total = rule(stepper, prompt.rules, logits, &beam.tokens);
             for (token, logit) in top_k(logits, beam_size + 1) {
                 let mut tokens = beam.tokens.clone();
                 let ended = token == eot;
@@ -686,6 +705,202 @@ mod tests {
         let all_but = |skip: &[u32]| (0..25).filter(|i| !skip.contains(i)).collect::<Vec<_>>();
         assert_eq!(allowed(&rules, &[], &[]), all_but(&[2, 10]));
         assert_eq!(allowed(&rules, &[3], &[]), all_but(&[2]));
+    }
+
+    /// A toy language model whose logits are a function of each row's
+    /// history; it records the batch size of every step.
+    struct Toy<F: Fn(&[u32]) -> Vec<f32>> {
+        next: F,
+        rows: Vec<Vec<u32>>,
+        batches: Vec<usize>,
+        times: StepTimes,
+    }
+
+    impl<F: Fn(&[u32]) -> Vec<f32>> NextLogits for Toy<F> {
+        fn step(&mut self, tokens: &[u32]) -> mlx::Result<Vec<Vec<f32>>> {
+            assert_eq!(tokens.len(), self.rows.len(), "one token per row");
+            self.batches.push(tokens.len());
+            for (row, &t) in self.rows.iter_mut().zip(tokens) {
+                row.push(t);
+            }
+            Ok(self.rows.iter().map(|h| (self.next)(h)).collect())
+        }
+
+        fn select(&mut self, rows: &[u32]) -> mlx::Result<()> {
+            self.rows = rows
+                .iter()
+                .map(|&r| self.rows[r as usize].clone())
+                .collect();
+            Ok(())
+        }
+
+        fn times(&mut self) -> &mut StepTimes {
+            &mut self.times
+        }
+    }
+
+    /// Runs `search` over `next` from an empty context with text-only rules.
+    fn toy_search(
+        next: impl Fn(&[u32]) -> Vec<f32>,
+        search: Search<'_>,
+        length_penalty: Option<f32>,
+    ) -> (Vec<Hypothesis>, Hypothesis, Vec<usize>) {
+        let rules = TokenRules::new(&special(), &Suppression::default(), false, None);
+        let prompt = WindowPrompt {
+            context: &[],
+            prefix: &[],
+            rules: &rules,
+            length_penalty,
+        };
+        let first = next(&[]);
+        let mut toy = Toy {
+            next,
+            rows: vec![Vec::new()],
+            batches: Vec::new(),
+            times: StepTimes::default(),
+        };
+        let budget = Budget {
+            steps: 20,
+            context: 20,
+        };
+        let all = match search {
+            Search::Greedy => sample_hypotheses(&mut toy, first, &prompt, 1, None, budget),
+            Search::Sample {
+                temperature,
+                best_of,
+                rng,
+            } => sample_hypotheses(
+                &mut toy,
+                first,
+                &prompt,
+                best_of,
+                Some((temperature, rng)),
+                budget,
+            ),
+            Search::Beam {
+                beam_size,
+                patience,
+            } => beam_hypotheses(&mut toy, first, &prompt, beam_size, patience, budget),
+        }
+        .unwrap();
+        let best = all[best_ranked(&all, length_penalty)].clone();
+        (all, best, toy.batches)
+    }
+
+    /// Log-probabilities over the toy vocabulary (25 entries) with the given
+    /// probabilities, the rest impossible.
+    fn dist(probs: &[(u32, f64)]) -> Vec<f32> {
+        let mut logits = vec![f32::NEG_INFINITY; 25];
+        for &(t, p) in probs {
+            logits[t as usize] = p.ln() as f32;
+        }
+        logits
+    }
+
+    /// Greedy takes token 1 (0.55) and then faces seven equal choices;
+    /// token 2 (0.45) leads to a near-certain ending.
+    fn greedy_trap(history: &[u32]) -> Vec<f32> {
+        const EOT: u32 = 10;
+        match history {
+            [] => dist(&[(1, 0.55), (2, 0.45)]),
+            [1] => dist(&(3..10).map(|t| (t, 1.0 / 7.0)).collect::<Vec<_>>()),
+            [2] => dist(&[(3, 0.95), (EOT, 0.05)]),
+            _ => dist(&[(EOT, 1.0)]),
+        }
+    }
+
+    #[test]
+    fn beam_search_escapes_the_greedy_trap() {
+        let (_, greedy, _) = toy_search(greedy_trap, Search::Greedy, None);
+        assert_eq!(greedy.tokens, [1, 3]);
+        let expected = (0.55f32).ln() + (1.0f32 / 7.0).ln();
+        assert!((greedy.sum_logprob - expected).abs() < 1e-5);
+        let beam = Search::Beam {
+            beam_size: 2,
+            patience: 1.0,
+        };
+        let (finished, best, batches) = toy_search(greedy_trap, beam, None);
+        assert_eq!(best.tokens, [2, 3]);
+        assert!((best.sum_logprob - (0.45f32 * 0.95).ln()).abs() < 1e-5);
+        // Both beams ended; the context ran once, then two rows per step.
+        assert_eq!(finished.len(), 2);
+        assert!(finished.iter().all(|h| h.finished));
+        assert_eq!(batches, [2, 2]);
+    }
+
+    /// A pseudo-random model over 10 text tokens whose end-of-text becomes
+    /// likelier with length.
+    fn random_model(history: &[u32]) -> Vec<f32> {
+        let mut state = history.iter().fold(0x9e37_79b9u64, |h, &t| {
+            (h ^ u64::from(t)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let mut logits: Vec<f32> = (0..25)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                (state >> 40) as f32 / (1u64 << 24) as f32 * 4.0
+            })
+            .collect();
+        logits[10] += history.len() as f32 * 0.6;
+        logits[11..].fill(f32::NEG_INFINITY);
+        logits
+    }
+
+    #[test]
+    fn one_beam_is_greedy_and_wider_beams_score_at_least_as_well() {
+        let (_, greedy, _) = toy_search(random_model, Search::Greedy, None);
+        let one = Search::Beam {
+            beam_size: 1,
+            patience: 1.0,
+        };
+        let (_, beam, _) = toy_search(random_model, one, None);
+        assert_eq!(beam, greedy);
+        let score = |h: &Hypothesis| h.sum_logprob / h.tokens.len() as f32;
+        let five = Search::Beam {
+            beam_size: 5,
+            patience: 2.0,
+        };
+        let (finished, best, _) = toy_search(random_model, five, None);
+        // Patience 2 collects round(5 * 2) ended hypotheses.
+        assert_eq!(finished.len(), 10);
+        assert!(score(&best) >= score(&greedy), "{best:?} vs {greedy:?}");
+    }
+
+    #[test]
+    fn best_of_draws_leave_the_batch_as_they_end() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let search = Search::Sample {
+            temperature: 1.0,
+            best_of: 4,
+            rng: &mut rng,
+        };
+        let (all, best, batches) = toy_search(random_model, search, None);
+        assert_eq!(all.len(), 4);
+        assert!(all.iter().all(|h| h.finished));
+        assert_eq!(best, all[best_ranked(&all, None)]);
+        assert!(batches.windows(2).all(|w| w[1] <= w[0]), "{batches:?}");
+        assert!(batches[0] <= 4 && batches.last() < batches.first());
+    }
+
+    #[test]
+    fn the_ranker_normalizes_by_length_as_openai_whisper() {
+        let h = |n: usize, sum_logprob: f32| Hypothesis {
+            tokens: vec![1; n],
+            sum_logprob,
+            finished: true,
+        };
+        let both = [h(2, -1.0), h(10, -3.0)];
+        // By logprob / length: -0.5 vs -0.3.
+        assert_eq!(best_ranked(&both, None), 1);
+        // α = 0: raw sums; α = 1: -1 / (7/6) = -0.86 vs -3 / (15/6) = -1.2.
+        assert_eq!(best_ranked(&both, Some(0.0)), 0);
+        assert_eq!(best_ranked(&both, Some(1.0)), 0);
+        assert_eq!(
+            top_k(&[1.0, 3.0, 3.0, 2.0], 3),
+            [(1, 3.0), (2, 3.0), (3, 2.0)]
+        );
     }
 
     #[test]
