@@ -9,6 +9,12 @@ tiny.en, openai-whisper (PyTorch fp32 CPU), default `transcribe()` options
   librispeech_x3_*  the same with condition_on_previous_text=False, and
                     with without_timestamps=True
   *_words           jfk and librispeech_x3 with word_timestamps=True
+  silence_gap_*     jfk, 45 s of digital silence, the first LibriSpeech
+                    clip; with word_timestamps=True, without and with
+                    hallucination_silence_threshold=2
+  silence_30s       30 s of digital silence (Whisper alone writes " you")
+  jfk_words_vtt_*   openai-whisper's VTT writer on jfk_words, with
+                    highlight_words, and with max_words_per_line=4
 
 base (multilingual), mlx-whisper on the MLX folder this project converts
 from the registry's CTranslate2 base (openai-whisper cannot load it):
@@ -23,15 +29,18 @@ Needs the peers venv (scripts/setup-peers.sh) and ffmpeg. Usage:
   python scripts/make_transcribe_fixtures.py ../shared <mlx-base-folder> \
       pipeline/tests/fixtures/transcribe-references.json
 """
+import io
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import whisper
+import whisper.utils
 
 GAP_SECONDS = 2.0
 REPEATS = 3
+SILENCE_GAP_SECONDS = 45.0
 
 
 def librispeech_clips(data):
@@ -67,8 +76,17 @@ def main(shared, base_folder, out):
     model.set_alignment_heads(whisper._ALIGNMENT_HEADS["tiny.en"])
     clips = librispeech_clips(data)
     audio = joined(data, clips)
+    silence = np.zeros(int(SILENCE_GAP_SECONDS * 16000), dtype=np.float32)
+    gapped = np.concatenate([whisper.load_audio(str(data / "audio/jfk.wav")), silence,
+                             whisper.load_audio(str(data / clips[0]))])
     refs = {
         "librispeech_recipe": {"clips": clips, "gap_seconds": GAP_SECONDS, "repeats": REPEATS},
+        "silence_gap_recipe": {"before": "audio/jfk.wav", "gap_seconds": SILENCE_GAP_SECONDS, "after": clips[0]},
+        "silence_gap_words": summary(whisper.transcribe(model, gapped, fp16=False, word_timestamps=True)),
+        "silence_gap_hallucination_2s": summary(
+            whisper.transcribe(model, gapped, fp16=False, word_timestamps=True, hallucination_silence_threshold=2.0)
+        ),
+        "silence_30s": summary(whisper.transcribe(model, np.zeros(30 * 16000, dtype=np.float32), fp16=False)),
         "jfk": summary(whisper.transcribe(model, str(data / "audio/jfk.wav"), fp16=False)),
         "librispeech_x3": summary(whisper.transcribe(model, audio, fp16=False)),
         "librispeech_x3_no_condition": summary(
@@ -97,6 +115,11 @@ def main(shared, base_folder, out):
         "transcribe": summary(mlx_whisper.transcribe(multilingual, path_or_hf_repo=base_folder, fp16=False)),
         "translate": summary(mlx_whisper.transcribe(multilingual, path_or_hf_repo=base_folder, task="translate", fp16=False)),
     }
+    jfk_words = whisper.transcribe(model, str(data / "audio/jfk.wav"), fp16=False, word_timestamps=True)
+    for key, options in [("highlight", {"highlight_words": True}), ("4_words", {"max_words_per_line": 4})]:
+        text = io.StringIO()
+        whisper.utils.WriteVTT(".").write_result(jfk_words, text, **options)
+        refs[f"jfk_words_vtt_{key}"] = text.getvalue()
     Path(out).write_text(json.dumps(refs, indent=1, ensure_ascii=False) + "\n")
     for key, value in refs.items():
         print(key, str(value)[:300], file=sys.stderr)

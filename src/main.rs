@@ -340,13 +340,15 @@ fn transcribe_one(
     }
     if let Some(dir) = &config.output_dir {
         for &format in &config.formats {
-            let path = output::write(&transcript, format, dir, stem).with_context(|| {
-                format!(
-                    "writing {} output into {}",
-                    format.extension(),
-                    dir.display()
-                )
-            })?;
+            let subtitles = &config.subtitles;
+            let path =
+                output::write(&transcript, format, subtitles, dir, stem).with_context(|| {
+                    format!(
+                        "writing {} output into {}",
+                        format.extension(),
+                        dir.display()
+                    )
+                })?;
             tracing::info!(path = %path.display(), "wrote");
         }
     }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::decode_options::DecodeOptions;
+use crate::output::SubtitleOptions;
 use crate::vad::VadOptions;
 
 /// Output formats of a transcript.
@@ -62,6 +63,8 @@ struct RawConfig {
     formats: Vec<Format>,
     #[serde(default)]
     decode: DecodeOptions,
+    #[serde(default)]
+    subtitles: SubtitleOptions,
     /// Present (even empty): voice activity detection on, with these settings.
     #[serde(default)]
     vad: Option<VadOptions>,
@@ -87,6 +90,8 @@ pub struct Config {
     pub output_dir: Option<PathBuf>,
     pub formats: Vec<Format>,
     pub decode: DecodeOptions,
+    /// How SRT/VTT cues are cut.
+    pub subtitles: SubtitleOptions,
     /// Voice activity detection; `None` transcribes everything.
     pub vad: Option<VadOptions>,
 }
@@ -139,6 +144,7 @@ impl Config {
             output_dir: raw.output_dir.map(resolve),
             formats: raw.formats,
             decode: raw.decode,
+            subtitles: raw.subtitles,
             vad: raw.vad,
         })
     }
@@ -158,6 +164,12 @@ impl Config {
             out.push("formats: empty list".into());
         }
         out.extend(self.decode.problems());
+        if self.subtitles.uses_words() && !self.decode.word_timestamps {
+            out.push("subtitles: highlight_words and max_words_per_line need decode.word_timestamps = true".into());
+        }
+        if self.subtitles.max_words_per_line == Some(0) {
+            out.push("subtitles.max_words_per_line: must be at least 1".into());
+        }
         out.extend(self.vad.iter().flat_map(VadOptions::problems));
         out
     }

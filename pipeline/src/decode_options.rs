@@ -200,3 +200,56 @@ fn token_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Erro
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> DecodeOptions {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn suppress_tokens_read_as_a_list_or_openai_whispers_string() {
+        assert_eq!(DecodeOptions::default().suppress_tokens, [-1]);
+        assert_eq!(
+            parse("suppress_tokens = [-1, 50256]").suppress_tokens,
+            [-1, 50256]
+        );
+        assert_eq!(
+            parse(r#"suppress_tokens = "-1,220""#).suppress_tokens,
+            [-1, 220]
+        );
+        assert!(parse(r#"suppress_tokens = """#).suppress_tokens.is_empty());
+        let bad = toml::from_str::<DecodeOptions>(r#"suppress_tokens = "-1,x""#).unwrap_err();
+        assert!(bad.to_string().contains("\"x\" is not a token id"), "{bad}");
+    }
+
+    #[test]
+    fn search_and_guard_options_are_checked_together() {
+        let options = parse(
+            "beam_size = 0\nbest_of = 0\npatience = 2.0\nlength_penalty = 1.5\n\
+             suppress_tokens = [-2]\nhallucination_silence_threshold = 2.0",
+        );
+        let problems = options.problems().join("\n");
+        for expected in [
+            "decode.beam_size: must be at least 1",
+            "decode.best_of: must be at least 1",
+            "decode.length_penalty: 1.5 is not between 0 and 1",
+            "decode.suppress_tokens: -2 is not a token id",
+            "decode.hallucination_silence_threshold: needs decode.word_timestamps = true",
+        ] {
+            assert!(
+                problems.contains(expected),
+                "{expected:?} missing from:\n{problems}"
+            );
+        }
+        let patience = parse("patience = 2.0").problems();
+        assert_eq!(patience, ["decode.patience: needs decode.beam_size"]);
+        let fine = parse(
+            "beam_size = 5\npatience = 2.0\nlength_penalty = 0.6\nbest_of = 5\n\
+             word_timestamps = true\nhallucination_silence_threshold = 2.0\nprefix = \"So\"",
+        );
+        assert!(fine.problems().is_empty(), "{:?}", fine.problems());
+    }
+}

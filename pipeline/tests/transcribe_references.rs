@@ -7,6 +7,11 @@
 //!   default options, without conditioning, and without timestamps. The
 //!   audio is bit-identical on both sides (16 kHz 16-bit FLAC), so segments
 //!   must agree token for token.
+//! - Silence: jfk, 45 s of digital silence and a LibriSpeech clip, with
+//!   word timestamps, without and with `hallucination_silence_threshold`
+//!   (nothing is written inside the gap; segments equal openai-whisper's);
+//!   30 s of silence alone (openai-whisper writes " you", so do we); 30 s
+//!   of white noise (no text).
 //! - base (multilingual) vs mlx-whisper: language detection on
 //!   multilingual.mp3, then transcription and translation. The mp3 goes
 //!   through different decoders and resamplers, so texts are compared by WER.
@@ -68,7 +73,18 @@ struct Fixture {
     librispeech_x3_without_timestamps: Reference,
     jfk_words: Reference,
     librispeech_x3_words: Reference,
+    silence_gap_recipe: SilenceGapRecipe,
+    silence_gap_words: Reference,
+    silence_gap_hallucination_2s: Reference,
+    silence_30s: Reference,
     multilingual: Multilingual,
+}
+
+#[derive(Deserialize)]
+struct SilenceGapRecipe {
+    before: String,
+    gap_seconds: f64,
+    after: String,
 }
 
 fn fixture() -> Fixture {
@@ -255,6 +271,69 @@ fn tiny_en_long_form_matches_openai_whisper_segment_for_segment() {
         eprintln!("{name}: {} segments", ours.segments.len());
         assert_same_segments(name, &ours, reference);
     }
+}
+
+#[test]
+fn silence_gives_no_text_where_openai_whisper_gives_none() {
+    let (Some(data), Some(transcriber)) = (shared_data(), load("tiny.en")) else {
+        return;
+    };
+    let fixture = fixture();
+    let recipe = &fixture.silence_gap_recipe;
+    let before = load_audio(&data.join(&recipe.before)).unwrap();
+    let gap_start = before.len() as f64 / 16_000.0;
+    let gap_end = gap_start + recipe.gap_seconds;
+    let mut audio = before;
+    audio.resize(audio.len() + (recipe.gap_seconds * 16_000.0) as usize, 0.0);
+    audio.extend(load_audio(&data.join(&recipe.after)).unwrap());
+    let words = DecodeOptions {
+        word_timestamps: true,
+        ..DecodeOptions::default()
+    };
+    let guarded = DecodeOptions {
+        hallucination_silence_threshold: Some(2.0),
+        ..words.clone()
+    };
+    let variants = [
+        ("silence gap", words, &fixture.silence_gap_words),
+        (
+            "silence gap, hallucination_silence_threshold = 2",
+            guarded,
+            &fixture.silence_gap_hallucination_2s,
+        ),
+    ];
+    for (name, options, reference) in variants {
+        let ours = transcriber.transcribe(&audio, &options, &|_| {}).unwrap();
+        assert_same_segments(name, &ours, reference);
+        let inside = |t: f64| t > gap_start + 0.5 && t < gap_end - 0.5;
+        for word in ours.segments.iter().flat_map(|s| &s.words) {
+            assert!(
+                !inside(word.word.start) && !inside(word.word.end),
+                "{name}: {word:?} inside the silence"
+            );
+        }
+    }
+
+    let silence = vec![0f32; 30 * 16_000];
+    let ours = transcriber
+        .transcribe(&silence, &DecodeOptions::default(), &|_| {})
+        .unwrap();
+    assert_same_segments("30 s of silence", &ours, &fixture.silence_30s);
+
+    // White noise at -30 dBFS from a fixed linear congruential generator.
+    let mut state = 12_345u64;
+    let noise: Vec<f32> = (0..30 * 16_000)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.11
+        })
+        .collect();
+    let ours = transcriber
+        .transcribe(&noise, &DecodeOptions::default(), &|_| {})
+        .unwrap();
+    assert_eq!(ours.text.trim(), "", "noise gave {:?}", ours.text);
 }
 
 #[test]
