@@ -19,7 +19,9 @@
 use std::path::{Path, PathBuf};
 
 use asr_pipeline::audio::load_audio;
+use asr_pipeline::output::{render_with, SubtitleOptions};
 use asr_pipeline::wer::word_errors;
+use asr_pipeline::Format;
 use asr_pipeline::{DecodeOptions, Task, Transcriber, Transcript};
 use serde::Deserialize;
 
@@ -77,7 +79,30 @@ struct Fixture {
     silence_gap_words: Reference,
     silence_gap_hallucination_2s: Reference,
     silence_30s: Reference,
+    jfk_words_vtt_highlight: String,
+    jfk_words_vtt_4_words: String,
     multilingual: Multilingual,
+}
+
+/// VTT cues as (start ms, end ms, text), whichever clock format wrote them.
+fn vtt_cues(vtt: &str) -> Vec<(i64, i64, String)> {
+    let ms = |clock: &str| {
+        clock.split([':', '.']).fold(0i64, |acc, part| {
+            // h:m:s.mmm or m:s.mmm; the last part is milliseconds.
+            if part.len() == 3 {
+                acc * 1000 + part.parse::<i64>().unwrap()
+            } else {
+                acc * 60 + part.parse::<i64>().unwrap()
+            }
+        })
+    };
+    vtt.split("\n\n")
+        .filter_map(|cue| {
+            let (times, text) = cue.trim().split_once('\n')?;
+            let (start, end) = times.split_once(" --> ")?;
+            Some((ms(start), ms(end), text.to_string()))
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -240,6 +265,19 @@ fn tiny_en_long_form_matches_openai_whisper_segment_for_segment() {
         .transcribe_file(&data.join("audio/jfk.wav"), &words, &|_| {})
         .unwrap();
     assert_same_segments("jfk words", &jfk_words, &fixture.jfk_words);
+    // openai-whisper's VTT writer on the same words.
+    let subtitles = [
+        (true, None, &fixture.jfk_words_vtt_highlight),
+        (false, Some(4), &fixture.jfk_words_vtt_4_words),
+    ];
+    for (highlight_words, max_words_per_line, reference) in subtitles {
+        let options = SubtitleOptions {
+            highlight_words,
+            max_words_per_line,
+        };
+        let ours = render_with(&jfk_words, Format::Vtt, &options);
+        assert_eq!(vtt_cues(&ours), vtt_cues(reference), "{options:?}");
+    }
 
     let audio = joined(&data, &fixture.librispeech_recipe);
     let variants = [
