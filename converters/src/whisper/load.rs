@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::published_heads::published_alignment_heads;
 use super::{canonicalize, SourceLayout, WhisperDims, WhisperWeights};
 use crate::ct2;
 use crate::error::{ConvertError, Result};
@@ -147,11 +148,19 @@ fn load_openai_checkpoint(path: &Path) -> Result<LoadedWhisper> {
             }
         })?;
     let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_stem().and_then(|s| s.to_str());
+    let alignment_heads = published_alignment_heads(&dims, name);
+    if alignment_heads.is_none() {
+        tracing::warn!(
+            path = %path.display(),
+            "no published alignment heads for these dimensions; word timestamps will use the upper half of the decoder"
+        );
+    }
     Ok(LoadedWhisper {
         weights: WhisperWeights {
             dims,
             tensors,
-            alignment_heads: None,
+            alignment_heads,
         },
         layout: SourceLayout::OpenAi,
         companion_files: companions(dir),

@@ -4,6 +4,7 @@
 mod dims;
 mod load;
 mod names;
+mod published_heads;
 mod write;
 
 use std::collections::BTreeMap;
