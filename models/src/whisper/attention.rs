@@ -51,11 +51,18 @@ impl MultiHeadAttention {
             .transpose(&[0, 2, 1, 3])
     }
 
-    /// Keys and values of `source` (the encoder output, for cross-attention).
+    /// Keys and values of `source` (the encoder output, for cross-attention),
+    /// laid out head by head in memory: they are read at every decoder
+    /// step, and a strided view would be copied by each of those reads.
     pub fn project_kv(&self, source: &Array) -> mlx::Result<KvCache> {
+        let packed = |x: &Array| -> mlx::Result<Array> {
+            let heads = self.split_heads(x)?;
+            // Flattening a transposed view materializes it row-major.
+            heads.reshape(&[-1])?.reshape(&heads.shape())
+        };
         Ok(KvCache {
-            keys: Some(self.split_heads(&self.key.forward(source)?)?),
-            values: Some(self.split_heads(&self.value.forward(source)?)?),
+            keys: Some(packed(&self.key.forward(source)?)?),
+            values: Some(packed(&self.value.forward(source)?)?),
         })
     }
 
