@@ -69,6 +69,8 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=src/cpp/shim.h");
     println!("cargo:rerun-if-changed=src/cpp/shim.cc");
+    println!("cargo:rerun-if-changed=src/cpp/kernels.h");
+    println!("cargo:rerun-if-changed=src/cpp/kernels.cc");
     println!("cargo:rerun-if-changed=src/ffi.rs");
 
     let backend = Backend::select();
@@ -97,11 +99,19 @@ fn main() {
     let mut build = cxx_build::bridge("src/ffi.rs");
     build
         .file("src/cpp/shim.cc")
+        .file("src/cpp/kernels.cc")
         .include(&include)
         .std("c++20")
         .flag_if_supported("-Wno-deprecated-declarations")
         .flag_if_supported("-Wno-unused-parameter")
-        .opt_level(2);
+        // The CPU kernels (kernels.cc) rely on the vectorizer (-O3), on FMA
+        // contraction, and on if-converting their selects, which GCC only does
+        // when floating-point exceptions are not observed. None of these
+        // reorders arithmetic the way -ffast-math would.
+        .flag_if_supported("-ffp-contract=fast")
+        .flag_if_supported("-fno-trapping-math")
+        .flag_if_supported("-fno-math-errno")
+        .opt_level(3);
     if openblas.is_some() {
         build.define("MLX_SHIM_OPENBLAS", None);
     }

@@ -509,6 +509,14 @@ fn run_bench(no_peer: bool, peer_python: Option<PathBuf>) -> Result<()> {
     };
     println!();
     print!("{}", bench::render(&rows, peer_name));
+    tracing::info!("measuring the CPU kernels against MLX's ops");
+    let kernels = bench::measure_kernels().context("kernel benchmark failed")?;
+    println!();
+    println!(
+        "CPU kernels: {} thread(s); the mlx op column is MLX's own CPU op",
+        mlx::fast::custom_kernel_threads()
+    );
+    print!("{}", bench::render_kernels(&kernels));
     Ok(())
 }
 

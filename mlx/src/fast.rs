@@ -77,3 +77,25 @@ pub fn scaled_dot_product_attention(
     let raw = unsafe { ffi::sdpa(q.raw(), k.raw(), v.raw(), scale, mode, ptr_of(mask_array))? };
     Ok(Array::from_raw(raw))
 }
+
+/// Turns this crate's own CPU kernels on or off and returns the previous
+/// setting. On the CPU backend, f32 [`Array::softmax`] over the last axis,
+/// [`Array::gelu`], [`layer_norm`] and [`scaled_dot_product_attention`]
+/// without an array mask run as vectorized, multi-threaded primitives of this
+/// crate; switched off (or with `MLX_ASR_CUSTOM_KERNELS=0` in the
+/// environment at start-up), and on GPU backends, they are MLX's own ops.
+/// Affects arrays built afterwards.
+pub fn set_custom_kernels(on: bool) -> bool {
+    ffi::set_custom_kernels(on)
+}
+
+/// Whether this crate's CPU kernels are in use (see [`set_custom_kernels`]).
+pub fn custom_kernels() -> bool {
+    ffi::custom_kernels()
+}
+
+/// Threads the CPU kernels split their work over, the evaluating thread
+/// included (the core count, or `MLX_ASR_THREADS`).
+pub fn custom_kernel_threads() -> usize {
+    ffi::custom_kernel_threads().max(1) as usize
+}

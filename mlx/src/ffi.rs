@@ -216,6 +216,9 @@ pub(crate) mod ffi {
         fn mlx_version() -> String;
         fn blas_provider() -> String;
         fn openblas_config() -> String;
+        fn set_custom_kernels(on: bool) -> bool;
+        fn custom_kernels() -> bool;
+        fn custom_kernel_threads() -> i32;
     }
 }
 

@@ -18,6 +18,7 @@
 #include "mlx/random.h"
 #include "mlx/transforms.h"
 #include "mlx/version.h"
+#include "mlx/src/cpp/kernels.h"
 #include "mlx/src/ffi.rs.h"
 
 #ifdef MLX_SHIM_OPENBLAS
@@ -219,10 +220,19 @@ ArrayPtr reduce(uint8_t op, const array& a, I32s axes_in, bool keepdims) {
 }
 
 ArrayPtr softmax(const array& a, I32s axes, bool precise) {
+  // f32 is computed in f32 either way, so `precise` changes nothing there.
+  bool last_axis = axes.size() == 1 && a.ndim() > 0 &&
+                   (axes[0] == -1 || axes[0] == static_cast<int32_t>(a.ndim()) - 1);
+  if (last_axis) {
+    if (auto out = kernels::softmax_last(a)) return own(std::move(*out));
+  }
   return own(mx::softmax(a, to_ints(axes), precise));
 }
 
 ArrayPtr gelu(const array& a, bool tanh_approx) {
+  if (!tanh_approx) {
+    if (auto out = kernels::gelu(a)) return own(std::move(*out));
+  }
   auto half = array(0.5f, a.dtype());
   auto one = array(1.0f, a.dtype());
   if (tanh_approx) {
@@ -315,6 +325,7 @@ ArrayPtr conv2d(const array& x, const array& w, I32s stride, I32s padding, I32s 
 }
 
 ArrayPtr layer_norm(const array& x, const array* weight, const array* bias, float eps) {
+  if (auto out = kernels::layer_norm(x, weight, bias, eps)) return own(std::move(*out));
   return own(mx::fast::layer_norm(x, opt(weight), opt(bias), eps));
 }
 
@@ -329,6 +340,10 @@ ArrayPtr rope(const array& x, int32_t dims, bool traditional, float base, float 
 
 ArrayPtr sdpa(const array& q, const array& k, const array& v, float scale, rust::Str mask_mode,
               const array* mask) {
+  std::string mode(mask_mode);
+  if (mask == nullptr && (mode.empty() || mode == "causal")) {
+    if (auto out = kernels::sdpa(q, k, v, scale, mode == "causal")) return own(std::move(*out));
+  }
   return own(mx::fast::scaled_dot_product_attention(q, k, v, scale, std::string(mask_mode),
                                                     opt(mask)));
 }
@@ -473,5 +488,9 @@ rust::String openblas_config() {
   return rust::String("");
 #endif
 }
+
+bool set_custom_kernels(bool on) { return kernels::set_enabled(on); }
+bool custom_kernels() { return kernels::enabled(); }
+int32_t custom_kernel_threads() { return kernels::threads(); }
 
 }  // namespace mlx_shim

@@ -153,4 +153,9 @@ rust::String mlx_version();
 rust::String blas_provider();
 rust::String openblas_config();
 
+// This project's CPU kernels (kernels.h): switch, state, thread count.
+bool set_custom_kernels(bool on);
+bool custom_kernels();
+int32_t custom_kernel_threads();
+
 }  // namespace mlx_shim

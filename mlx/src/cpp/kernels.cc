@@ -1,0 +1,670 @@
+// CPU kernels for softmax, GELU, layer norm and attention as MLX primitives.
+//
+// Each primitive's eval_cpu allocates its output and hands the work to the
+// stream's command encoder, as MLX's own CPU primitives do, so the kernels run
+// in order with the rest of the lazy graph. The work itself is split over a
+// small persistent thread pool; the inner loops are written so that the
+// compiler vectorizes them, and on x86-64 every hot function is built twice
+// (AVX2+FMA and the baseline) with the right one picked at load time.
+#include "mlx/src/cpp/kernels.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "mlx/allocator.h"
+#include "mlx/backend/cpu/encoder.h"
+#include "mlx/ops.h"
+#include "mlx/primitives.h"
+#include "mlx/stream.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MLX_SHIM_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define MLX_SHIM_MULTIVERSION
+#endif
+
+namespace mx = mlx::core;
+
+namespace mlx_shim::kernels {
+namespace {
+
+// ---------------------------------------------------------------------------
+// Settings and the thread pool.
+
+std::atomic<bool>& enabled_flag() {
+  static std::atomic<bool> flag = [] {
+    const char* v = std::getenv("MLX_ASR_CUSTOM_KERNELS");
+    return !(v != nullptr && (std::strcmp(v, "0") == 0 || std::strcmp(v, "off") == 0 ||
+                              std::strcmp(v, "false") == 0));
+  }();
+  return flag;
+}
+
+// Runs `task(i)` for i in [0, n) on the pool's workers and the calling thread.
+// One job at a time: a second caller meanwhile runs its tasks alone.
+class Pool {
+ public:
+  static Pool& get() {
+    // Never destroyed: workers block on the condition variable until exit.
+    static Pool* pool = new Pool();
+    return *pool;
+  }
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void run(size_t n, const std::function<void(size_t)>& task) {
+    if (n == 0) return;
+    std::unique_lock<std::mutex> busy(run_mutex_, std::defer_lock);
+    if (n == 1 || workers_.empty() || !busy.try_lock()) {
+      for (size_t i = 0; i < n; ++i) task(i);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      task_ = &task;
+      count_ = n;
+      next_.store(0, std::memory_order_relaxed);
+      pending_ = workers_.size();
+      ++generation_;
+    }
+    wake_.notify_all();
+    work(task, n);
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [&] { return pending_ == 0; });
+    task_ = nullptr;
+  }
+
+ private:
+  Pool() {
+    int n = static_cast<int>(std::thread::hardware_concurrency());
+    if (const char* v = std::getenv("MLX_ASR_THREADS")) n = std::atoi(v);
+    n = std::clamp(n, 1, 64);
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this] { loop(); });
+  }
+
+  void work(const std::function<void(size_t)>& task, size_t n) {
+    for (size_t i = next_.fetch_add(1); i < n; i = next_.fetch_add(1)) task(i);
+  }
+
+  void loop() {
+    uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(size_t)>* task;
+      size_t n;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+        task = task_;
+        n = count_;
+      }
+      work(*task, n);
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex run_mutex_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  const std::function<void(size_t)>* task_ = nullptr;
+  size_t count_ = 0;
+  std::atomic<size_t> next_{0};
+  size_t pending_ = 0;
+  uint64_t generation_ = 0;
+};
+
+// Splits [0, rows) into chunks over the pool when the work is worth it
+// (`cost` is a rough count of element operations for all rows).
+template <class F>
+void parallel_rows(size_t rows, double cost, F&& f) {
+  constexpr double kSerialBelow = 3.0e4;
+  auto& pool = Pool::get();
+  size_t chunks = std::min<size_t>(rows, static_cast<size_t>(pool.size()) * 4);
+  if (cost < kSerialBelow || chunks <= 1) {
+    f(size_t{0}, rows);
+    return;
+  }
+  pool.run(chunks, [&](size_t c) { f(rows * c / chunks, rows * (c + 1) / chunks); });
+}
+
+// ---------------------------------------------------------------------------
+// Element kernels. Fixed-width lane arrays let the compiler keep the
+// reductions in vector registers without reassociating on its own.
+
+constexpr int kLanes = 16;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// exp(x) within ~2 ulp on [-87.3, 88]; exactly 0 below -87.3 (so -inf gives 0).
+inline float exp_f32(float x) {
+  constexpr float kLo = -87.3365447504f;
+  constexpr float kHi = 88.0f;
+  float xc = x > kHi ? kHi : x;
+  xc = xc < kLo ? kLo : xc;
+  // n = round(x / ln 2) by the 1.5 * 2^23 trick (no rounding instruction needed).
+  float t = xc * 1.44269504088896341f + 12582912.0f;
+  float n = t - 12582912.0f;
+  // r = x - n ln 2, with ln 2 split in two for accuracy.
+  float r = xc - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  // exp(r) on |r| <= ln(2)/2: 1 + r + r^2 P(r), minimax coefficients.
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  int32_t e = (static_cast<int32_t>(n) + 127) << 23;
+  float y = p * std::bit_cast<float>(e);
+  return x < kLo ? 0.0f : y;
+}
+
+// 0.5 x (1 + erf(x / sqrt 2)) through erfc(|x| / sqrt 2), computed as
+// t exp(-z^2 + poly(t)) with t = 1 / (1 + z / 2) (relative error < 1.2e-7),
+// which keeps the negative tail accurate.
+inline float gelu_f32(float x) {
+  float z = (x < 0.0f ? -x : x) * 0.70710678118654752f;
+  float t = 1.0f / (1.0f + 0.5f * z);
+  float p = 0.17087277f;
+  p = p * t - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  p = p * t - 1.26551223f;
+  float erfc = t * exp_f32(p - z * z);
+  return x >= 0.0f ? x - 0.5f * x * erfc : 0.5f * x * erfc;
+}
+
+MLX_SHIM_MULTIVERSION
+void gelu_span(const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = gelu_f32(x[i]);
+}
+
+MLX_SHIM_MULTIVERSION
+float max_of(const float* x, size_t n) {
+  float lanes[kLanes];
+  for (int j = 0; j < kLanes; ++j) lanes[j] = kNegInf;
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) lanes[j] = x[i + j] > lanes[j] ? x[i + j] : lanes[j];
+  }
+  float m = kNegInf;
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  for (int j = 0; j < kLanes; ++j) m = lanes[j] > m ? lanes[j] : m;
+  return m;
+}
+
+// y[i] = exp(x[i] - m); returns the sum.
+MLX_SHIM_MULTIVERSION
+float exp_shifted(const float* x, float* y, size_t n, float m) {
+  float lanes[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) {
+      float e = exp_f32(x[i + j] - m);
+      y[i + j] = e;
+      lanes[j] += e;
+    }
+  }
+  float s = 0.0f;
+  for (; i < n; ++i) {
+    float e = exp_f32(x[i] - m);
+    y[i] = e;
+    s += e;
+  }
+  for (int j = 0; j < kLanes; ++j) s += lanes[j];
+  return s;
+}
+
+MLX_SHIM_MULTIVERSION
+void scale_span(float* y, size_t n, float s) {
+  for (size_t i = 0; i < n; ++i) y[i] *= s;
+}
+
+// softmax of x[0, valid) into y[0, valid), zeros in y[valid, n). A row whose
+// entries are all -inf (or that has a NaN maximum) becomes NaN, as in MLX.
+void softmax_row(const float* x, float* y, size_t valid, size_t n) {
+  float m = max_of(x, valid);
+  if (valid == 0 || m == kNegInf || std::isnan(m)) {
+    std::fill(y, y + valid, std::numeric_limits<float>::quiet_NaN());
+  } else {
+    float s = exp_shifted(x, y, valid, m);
+    scale_span(y, valid, 1.0f / s);
+  }
+  std::fill(y + valid, y + n, 0.0f);
+}
+
+MLX_SHIM_MULTIVERSION
+void layer_norm_row(const float* x, float* y, size_t n, const float* w, const float* b,
+                    float eps) {
+  float lanes[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) lanes[j] += x[i + j];
+  }
+  float s = 0.0f;
+  for (; i < n; ++i) s += x[i];
+  for (int j = 0; j < kLanes; ++j) s += lanes[j];
+  float mean = s / static_cast<float>(n);
+  float sq[kLanes] = {};
+  i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) {
+      float d = x[i + j] - mean;
+      sq[j] += d * d;
+    }
+  }
+  float v = 0.0f;
+  for (; i < n; ++i) v += (x[i] - mean) * (x[i] - mean);
+  for (int j = 0; j < kLanes; ++j) v += sq[j];
+  float rstd = 1.0f / std::sqrt(v / static_cast<float>(n) + eps);
+  if (w != nullptr && b != nullptr) {
+    for (i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+  } else if (w != nullptr) {
+    for (i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd * w[i];
+  } else if (b != nullptr) {
+    for (i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd + b[i];
+  } else {
+    for (i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd;
+  }
+}
+
+MLX_SHIM_MULTIVERSION
+float dot(const float* a, const float* b, size_t n) {
+  float lanes[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) lanes[j] += a[i + j] * b[i + j];
+  }
+  float s = 0.0f;
+  for (; i < n; ++i) s += a[i] * b[i];
+  for (int j = 0; j < kLanes; ++j) s += lanes[j];
+  return s;
+}
+
+// y += a x
+MLX_SHIM_MULTIVERSION
+void axpy(float* y, const float* x, float a, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+// ---------------------------------------------------------------------------
+// Attention.
+
+using CblasSgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*,
+                            int, float, float*, int);
+
+// The process's cblas_sgemm (OpenBLAS when the build linked it, else the BLAS
+// libmlx brings), looked up at run time so that builds without one still link.
+CblasSgemm sgemm_fn() {
+  static CblasSgemm fn = [] {
+    if (const char* v = std::getenv("MLX_ASR_SDPA_BLAS"); v != nullptr && v[0] == '0') {
+      return static_cast<CblasSgemm>(nullptr);
+    }
+    return reinterpret_cast<CblasSgemm>(dlsym(RTLD_DEFAULT, "cblas_sgemm"));
+  }();
+  return fn;
+}
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+
+// A [B, H, N, D] operand: its data and element strides (any layout).
+struct Operand {
+  const float* data;
+  int64_t s0, s1, s2, s3;
+  int dims[4];
+  const float* row(int b, int h, int64_t i) const { return data + b * s0 + h * s1 + i * s2; }
+};
+
+Operand operand_of(const mx::array& a) {
+  const auto& st = a.strides();
+  Operand o{a.data<float>(), st[0], st[1], st[2], st[3], {}};
+  for (int i = 0; i < 4; ++i) o.dims[i] = a.shape(i);
+  return o;
+}
+
+// A packed row-major copy of an operand whose last axis is strided.
+Operand packed(const Operand& a, std::vector<float>& store) {
+  if (a.s3 == 1 || a.dims[3] <= 1) return a;
+  int64_t d = a.dims[3], n = a.dims[2], h = a.dims[1], b = a.dims[0];
+  store.resize(static_cast<size_t>(b * h * n * d));
+  float* out = store.data();
+  for (int64_t i0 = 0; i0 < b; ++i0)
+    for (int64_t i1 = 0; i1 < h; ++i1)
+      for (int64_t i2 = 0; i2 < n; ++i2)
+        for (int64_t i3 = 0; i3 < d; ++i3)
+          *out++ = a.data[i0 * a.s0 + i1 * a.s1 + i2 * a.s2 + i3 * a.s3];
+  return Operand{store.data(), h * n * d, n * d, d, 1, {a.dims[0], a.dims[1], a.dims[2], a.dims[3]}};
+}
+
+struct AttentionShape {
+  int B, H, Hk, L, S, D, Dv;
+  float scale;
+  bool causal;
+  // Keys that query i may see.
+  int valid(int i) const { return causal ? std::clamp(i + S - L + 1, 0, S) : S; }
+};
+
+// One query row at a time: scores, softmax, weighted sum of values. For short
+// query lengths (decoding), where GEMM calls would cost more than the work.
+void attention_rows(const AttentionShape& sh, const Operand& q, const Operand& k,
+                    const Operand& v, float* out) {
+  size_t rows = static_cast<size_t>(sh.B) * sh.H * sh.L;
+  double cost = static_cast<double>(rows) * sh.S * (sh.D + sh.Dv + 8);
+  int rep = sh.H / sh.Hk;
+  parallel_rows(rows, cost, [&](size_t r0, size_t r1) {
+    std::vector<float> scores(static_cast<size_t>(sh.S));
+    for (size_t r = r0; r < r1; ++r) {
+      int i = static_cast<int>(r % sh.L);
+      int h = static_cast<int>((r / sh.L) % sh.H);
+      int b = static_cast<int>(r / (static_cast<size_t>(sh.L) * sh.H));
+      int hk = h / rep;
+      int valid = sh.valid(i);
+      const float* qi = q.row(b, h, i);
+      for (int j = 0; j < valid; ++j) scores[j] = sh.scale * dot(qi, k.row(b, hk, j), sh.D);
+      softmax_row(scores.data(), scores.data(), valid, valid);
+      float* o = out + r * sh.Dv;
+      std::fill(o, o + sh.Dv, 0.0f);
+      for (int j = 0; j < valid; ++j) axpy(o, v.row(b, hk, j), scores[j], sh.Dv);
+    }
+  });
+}
+
+// Per head: S = scale q kᵀ and O = P v through BLAS, the softmax of S's rows
+// on the pool in between.
+void attention_blas(const AttentionShape& sh, const Operand& q, const Operand& k,
+                    const Operand& v, float* out, CblasSgemm sgemm) {
+  std::vector<float> scores(static_cast<size_t>(sh.L) * sh.S);
+  int rep = sh.H / sh.Hk;
+  for (int b = 0; b < sh.B; ++b) {
+    for (int h = 0; h < sh.H; ++h) {
+      int hk = h / rep;
+      float* p = scores.data();
+      sgemm(kRowMajor, kNoTrans, kTrans, sh.L, sh.S, sh.D, sh.scale, q.row(b, h, 0),
+            static_cast<int>(q.s2), k.row(b, hk, 0), static_cast<int>(k.s2), 0.0f, p, sh.S);
+      parallel_rows(static_cast<size_t>(sh.L), static_cast<double>(sh.L) * sh.S * 8,
+                    [&](size_t r0, size_t r1) {
+                      for (size_t i = r0; i < r1; ++i) {
+                        float* row = p + i * sh.S;
+                        softmax_row(row, row, sh.valid(static_cast<int>(i)), sh.S);
+                      }
+                    });
+      float* o = out + (static_cast<size_t>(b) * sh.H + h) * sh.L * sh.Dv;
+      sgemm(kRowMajor, kNoTrans, kNoTrans, sh.L, sh.Dv, sh.S, 1.0f, p, sh.S, v.row(b, hk, 0),
+            static_cast<int>(v.s2), 0.0f, o, sh.Dv);
+    }
+  }
+}
+
+// Query lengths up to this use attention_rows.
+constexpr int kRowsUpTo = 16;
+
+void attention(const AttentionShape& sh, Operand q, Operand k, Operand v, float* out) {
+  std::vector<float> qs, ks, vs;
+  q = packed(q, qs);
+  k = packed(k, ks);
+  v = packed(v, vs);
+  auto sgemm = sgemm_fn();
+  // BLAS wants its leading dimensions at least the row length.
+  bool blas_ok = sgemm != nullptr && q.s2 >= sh.D && k.s2 >= sh.D && v.s2 >= sh.Dv &&
+                 q.s2 <= INT32_MAX && k.s2 <= INT32_MAX && v.s2 <= INT32_MAX;
+  if (sh.L <= kRowsUpTo || !blas_ok) {
+    attention_rows(sh, q, k, v, out);
+  } else {
+    attention_blas(sh, q, k, v, out, sgemm);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Primitives.
+
+void alloc_or_donate(const mx::array& in, mx::array& out) {
+  if (in.is_donatable() && in.flags().row_contiguous && in.dtype() == out.dtype() &&
+      in.size() == out.size()) {
+    out.copy_shared_buffer(in);
+  } else {
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+  }
+}
+
+void require_row_contiguous(const mx::array& a, const char* who) {
+  if (!a.flags().row_contiguous) {
+    throw std::runtime_error(std::string(who) + ": input is not row-contiguous");
+  }
+}
+
+class CpuOnly : public mx::UnaryPrimitive {
+ public:
+  using mx::UnaryPrimitive::UnaryPrimitive;
+  void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
+    throw std::runtime_error(std::string(name()) + " has no GPU kernel");
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    return {inputs[0].shape()};
+  }
+};
+
+class SoftmaxLast : public CpuOnly {
+ public:
+  using CpuOnly::CpuOnly;
+  const char* name() const override { return "MlxAsrSoftmaxLast"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    return dynamic_cast<const SoftmaxLast*>(&other) != nullptr;
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    const auto& in = inputs[0];
+    require_row_contiguous(in, name());
+    alloc_or_donate(in, out);
+    size_t n = in.ndim() == 0 ? 1 : static_cast<size_t>(in.shape(-1));
+    size_t rows = n == 0 ? 0 : in.size() / n;
+    const float* x = in.data<float>();
+    float* y = out.data<float>();
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    enc.set_input_array(in);
+    enc.set_output_array(out);
+    enc.dispatch([x, y, rows, n] {
+      parallel_rows(rows, static_cast<double>(rows) * n * 8, [&](size_t r0, size_t r1) {
+        for (size_t r = r0; r < r1; ++r) softmax_row(x + r * n, y + r * n, n, n);
+      });
+    });
+  }
+};
+
+class Gelu : public CpuOnly {
+ public:
+  using CpuOnly::CpuOnly;
+  const char* name() const override { return "MlxAsrGelu"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    return dynamic_cast<const Gelu*>(&other) != nullptr;
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    const auto& in = inputs[0];
+    require_row_contiguous(in, name());
+    alloc_or_donate(in, out);
+    size_t n = in.size();
+    const float* x = in.data<float>();
+    float* y = out.data<float>();
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    enc.set_input_array(in);
+    enc.set_output_array(out);
+    enc.dispatch([x, y, n] {
+      // Blocks of 4096 elements, split over the pool.
+      constexpr size_t kBlock = 4096;
+      size_t blocks = (n + kBlock - 1) / kBlock;
+      parallel_rows(blocks, static_cast<double>(n) * 30, [&](size_t b0, size_t b1) {
+        size_t i0 = b0 * kBlock, i1 = std::min(n, b1 * kBlock);
+        if (i1 > i0) gelu_span(x + i0, y + i0, i1 - i0);
+      });
+    });
+  }
+};
+
+class LayerNormLast : public CpuOnly {
+ public:
+  LayerNormLast(mx::Stream s, float eps, bool has_w, bool has_b)
+      : CpuOnly(s), eps_(eps), has_w_(has_w), has_b_(has_b) {}
+  const char* name() const override { return "MlxAsrLayerNorm"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const LayerNormLast*>(&other);
+    return o != nullptr && o->eps_ == eps_ && o->has_w_ == has_w_ && o->has_b_ == has_b_;
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    const auto& in = inputs[0];
+    require_row_contiguous(in, name());
+    size_t idx = 1;
+    const float* w = nullptr;
+    const float* b = nullptr;
+    if (has_w_) {
+      require_row_contiguous(inputs[idx], name());
+      w = inputs[idx++].data<float>();
+    }
+    if (has_b_) {
+      require_row_contiguous(inputs[idx], name());
+      b = inputs[idx++].data<float>();
+    }
+    alloc_or_donate(in, out);
+    size_t n = static_cast<size_t>(in.shape(-1));
+    size_t rows = n == 0 ? 0 : in.size() / n;
+    const float* x = in.data<float>();
+    float* y = out.data<float>();
+    float eps = eps_;
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    for (auto& a : inputs) enc.set_input_array(a);
+    enc.set_output_array(out);
+    enc.dispatch([x, y, w, b, rows, n, eps] {
+      parallel_rows(rows, static_cast<double>(rows) * n * 6, [&](size_t r0, size_t r1) {
+        for (size_t r = r0; r < r1; ++r) layer_norm_row(x + r * n, y + r * n, n, w, b, eps);
+      });
+    });
+  }
+
+ private:
+  float eps_;
+  bool has_w_, has_b_;
+};
+
+class Attention : public CpuOnly {
+ public:
+  Attention(mx::Stream s, float scale, bool causal) : CpuOnly(s), scale_(scale), causal_(causal) {}
+  const char* name() const override { return "MlxAsrAttention"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const Attention*>(&other);
+    return o != nullptr && o->scale_ == scale_ && o->causal_ == causal_;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    auto shape = inputs[0].shape();
+    shape.back() = inputs[2].shape(-1);
+    return {shape};
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    const auto &q = inputs[0], &k = inputs[1], &v = inputs[2];
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    AttentionShape sh{q.shape(0), q.shape(1), k.shape(1), q.shape(2), k.shape(2),
+                      q.shape(3), v.shape(3), scale_, causal_};
+    Operand qo = operand_of(q), ko = operand_of(k), vo = operand_of(v);
+    float* o = out.data<float>();
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    for (auto& a : inputs) enc.set_input_array(a);
+    enc.set_output_array(out);
+    enc.dispatch([sh, qo, ko, vo, o] {
+      if (static_cast<size_t>(sh.B) * sh.H * sh.L * sh.Dv == 0) return;
+      if (sh.S == 0) {
+        std::fill(o, o + static_cast<size_t>(sh.B) * sh.H * sh.L * sh.Dv,
+                  std::numeric_limits<float>::quiet_NaN());
+        return;
+      }
+      attention(sh, qo, ko, vo, o);
+    });
+  }
+
+ private:
+  float scale_;
+  bool causal_;
+};
+
+// The CPU stream when the default device is the CPU and the kernels are on.
+std::optional<mx::Stream> cpu_stream() {
+  if (!enabled()) return std::nullopt;
+  auto s = mx::default_stream(mx::default_device());
+  if (s.device != mx::Device::cpu) return std::nullopt;
+  return s;
+}
+
+}  // namespace
+
+bool set_enabled(bool on) { return enabled_flag().exchange(on); }
+bool enabled() { return enabled_flag().load(); }
+int threads() { return Pool::get().size(); }
+
+std::optional<array> softmax_last(const array& a) {
+  auto s = cpu_stream();
+  if (!s || a.dtype() != mx::float32 || a.ndim() == 0) return std::nullopt;
+  auto x = mx::contiguous(a, false, *s);
+  return array(x.shape(), mx::float32, std::make_shared<SoftmaxLast>(*s), {x});
+}
+
+std::optional<array> gelu(const array& a) {
+  auto s = cpu_stream();
+  if (!s || a.dtype() != mx::float32) return std::nullopt;
+  auto x = mx::contiguous(a, false, *s);
+  return array(x.shape(), mx::float32, std::make_shared<Gelu>(*s), {x});
+}
+
+std::optional<array> layer_norm(const array& x, const array* weight, const array* bias,
+                                float eps) {
+  auto s = cpu_stream();
+  if (!s || x.dtype() != mx::float32 || x.ndim() == 0) return std::nullopt;
+  int n = x.shape(-1);
+  auto fits = [&](const array* p) {
+    return p == nullptr || (p->dtype() == mx::float32 && p->ndim() == 1 && p->shape(0) == n);
+  };
+  if (!fits(weight) || !fits(bias)) return std::nullopt;
+  std::vector<array> inputs{mx::contiguous(x, false, *s)};
+  if (weight) inputs.push_back(mx::contiguous(*weight, false, *s));
+  if (bias) inputs.push_back(mx::contiguous(*bias, false, *s));
+  auto shape = x.shape();
+  return array(shape, mx::float32,
+               std::make_shared<LayerNormLast>(*s, eps, weight != nullptr, bias != nullptr),
+               std::move(inputs));
+}
+
+std::optional<array> sdpa(const array& q, const array& k, const array& v, float scale,
+                          bool causal) {
+  auto s = cpu_stream();
+  if (!s) return std::nullopt;
+  for (auto* a : {&q, &k, &v}) {
+    if (a->dtype() != mx::float32 || a->ndim() != 4) return std::nullopt;
+  }
+  int B = q.shape(0), H = q.shape(1), L = q.shape(2), D = q.shape(3);
+  int Hk = k.shape(1), S = k.shape(2);
+  bool fits = k.shape(0) == B && v.shape(0) == B && v.shape(1) == Hk && v.shape(2) == S &&
+              k.shape(3) == D && Hk > 0 && H % Hk == 0;
+  // A causal mask with fewer keys than queries leaves rows without keys:
+  // MLX's own op decides what those mean.
+  if (!fits || (causal && S < L)) return std::nullopt;
+  auto shape = q.shape();
+  shape.back() = v.shape(3);
+  return array(shape, mx::float32, std::make_shared<Attention>(*s, scale, causal), {q, k, v});
+}
+
+}  // namespace mlx_shim::kernels

@@ -1,0 +1,37 @@
+// Vectorized, multi-threaded CPU kernels wrapped as MLX primitives.
+//
+// MLX's CPU backend runs softmax, erf and the attention fallback scalar and on
+// one thread. The builders below return an array computed by one of this
+// project's primitives when the default stream is the CPU, the dtype is f32
+// and the kernels are enabled; otherwise they return nothing and the caller
+// uses MLX's own op (GPU backends always take that path).
+#pragma once
+
+#include <optional>
+
+#include "mlx/array.h"
+
+namespace mlx_shim::kernels {
+
+using mlx::core::array;
+
+// On by default; `MLX_ASR_CUSTOM_KERNELS=0` in the environment turns them off
+// at start-up. Returns the previous setting.
+bool set_enabled(bool on);
+bool enabled();
+
+// Worker threads used by the kernels (the calling thread included).
+int threads();
+
+// softmax over the last axis.
+std::optional<array> softmax_last(const array& a);
+// 0.5 x (1 + erf(x / sqrt 2)).
+std::optional<array> gelu(const array& a);
+// softmax(scale q kᵀ [+ causal mask]) v for [B, H, L, D] q and [B, Hkv, S, D] k, v.
+std::optional<array> sdpa(const array& q, const array& k, const array& v, float scale,
+                          bool causal);
+// Layer norm over the last axis with optional weight and bias.
+std::optional<array> layer_norm(const array& x, const array* weight, const array* bias,
+                                float eps);
+
+}  // namespace mlx_shim::kernels
