@@ -193,7 +193,7 @@ inline float gelu_f32(float x) {
   p = p * t + 1.00002368f;
   p = p * t - 1.26551223f;
   float erfc = t * exp_f32(p - z * z);
-  return x >= 0.0f ? x - 0.5f * x * erfc : 0.5f * x * erfc;
+  return x >= 0.0f ? x * (1.0f - 0.5f * erfc) : 0.5f * x * erfc;
 }
 
 MLX_SHIM_MULTIVERSION
@@ -258,15 +258,18 @@ void softmax_row(const float* x, float* y, size_t valid, size_t n) {
 MLX_SHIM_MULTIVERSION
 void layer_norm_row(const float* x, float* y, size_t n, const float* w, const float* b,
                     float eps) {
+  // The mean of x - x[0], which keeps an offset common to the row out of the
+  // f32 sums.
+  const float shift = x[0];
   float lanes[kLanes] = {};
   size_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) lanes[j] += x[i + j];
+    for (int j = 0; j < kLanes; ++j) lanes[j] += x[i + j] - shift;
   }
   float s = 0.0f;
-  for (; i < n; ++i) s += x[i];
+  for (; i < n; ++i) s += x[i] - shift;
   for (int j = 0; j < kLanes; ++j) s += lanes[j];
-  float mean = s / static_cast<float>(n);
+  float mean = shift + s / static_cast<float>(n);
   float sq[kLanes] = {};
   i = 0;
   for (; i + kLanes <= n; i += kLanes) {
@@ -365,27 +368,40 @@ struct AttentionShape {
   int valid(int i) const { return causal ? std::clamp(i + S - L + 1, 0, S) : S; }
 };
 
-// One query row at a time: scores, softmax, weighted sum of values. For short
-// query lengths (decoding), where GEMM calls would cost more than the work.
+// Few queries per head (decoding): scores, softmax and the weighted sum of
+// values without GEMM calls, which would cost more than the work. Each
+// key and value row is read once per head, for all of the head's queries.
 void attention_rows(const AttentionShape& sh, const Operand& q, const Operand& k,
                     const Operand& v, float* out) {
-  size_t rows = static_cast<size_t>(sh.B) * sh.H * sh.L;
-  double cost = static_cast<double>(rows) * sh.S * (sh.D + sh.Dv + 8);
+  size_t heads = static_cast<size_t>(sh.B) * sh.H;
+  double cost = static_cast<double>(heads) * sh.L * sh.S * (sh.D + sh.Dv + 8);
   int rep = sh.H / sh.Hk;
-  parallel_rows(rows, cost, [&](size_t r0, size_t r1) {
-    std::vector<float> scores(static_cast<size_t>(sh.S));
-    for (size_t r = r0; r < r1; ++r) {
-      int i = static_cast<int>(r % sh.L);
-      int h = static_cast<int>((r / sh.L) % sh.H);
-      int b = static_cast<int>(r / (static_cast<size_t>(sh.L) * sh.H));
+  parallel_rows(heads, cost, [&](size_t h0, size_t h1) {
+    std::vector<float> scores(static_cast<size_t>(sh.L) * sh.S);
+    for (size_t bh = h0; bh < h1; ++bh) {
+      int h = static_cast<int>(bh % sh.H);
+      int b = static_cast<int>(bh / sh.H);
       int hk = h / rep;
-      int valid = sh.valid(i);
-      const float* qi = q.row(b, h, i);
-      for (int j = 0; j < valid; ++j) scores[j] = sh.scale * dot(qi, k.row(b, hk, j), sh.D);
-      softmax_row(scores.data(), scores.data(), valid, valid);
-      float* o = out + r * sh.Dv;
-      std::fill(o, o + sh.Dv, 0.0f);
-      for (int j = 0; j < valid; ++j) axpy(o, v.row(b, hk, j), scores[j], sh.Dv);
+      int longest = sh.valid(sh.L - 1);
+      for (int j = 0; j < longest; ++j) {
+        const float* kj = k.row(b, hk, j);
+        for (int i = 0; i < sh.L; ++i) {
+          scores[static_cast<size_t>(i) * sh.S + j] = sh.scale * dot(q.row(b, h, i), kj, sh.D);
+        }
+      }
+      for (int i = 0; i < sh.L; ++i) {
+        float* row = scores.data() + static_cast<size_t>(i) * sh.S;
+        softmax_row(row, row, sh.valid(i), longest);
+      }
+      float* o = out + bh * sh.L * sh.Dv;
+      std::fill(o, o + static_cast<size_t>(sh.L) * sh.Dv, 0.0f);
+      for (int j = 0; j < longest; ++j) {
+        const float* vj = v.row(b, hk, j);
+        for (int i = 0; i < sh.L; ++i) {
+          axpy(o + static_cast<size_t>(i) * sh.Dv, vj, scores[static_cast<size_t>(i) * sh.S + j],
+               sh.Dv);
+        }
+      }
     }
   });
 }

@@ -1,0 +1,436 @@
+//! The crate's own CPU kernels (softmax over the last axis, GELU, layer norm,
+//! attention; `cpp/kernels.cc`) against naive f64 references and against
+//! MLX's own ops (the kernels switched off), on odd sizes, masks, -inf rows,
+//! strided inputs, lazy graphs and compiled functions.
+//!
+//! Tolerances: against the f64 references `|got - want| <= atol + rtol |want|`
+//! with the atol/rtol named at each check (f32 rounding of sums over up to
+//! 1500 terms); against MLX's op the same bound, as both are f32 computations
+//! that round differently (MLX's exp and erf are approximations too).
+
+mod common;
+
+use std::sync::{Mutex, MutexGuard};
+
+use common::*;
+use mlx::fast::{self, AttentionMask};
+use mlx::{Array, Dtype};
+
+/// Tests in this file flip the process-wide kernel switch: one at a time.
+static SWITCH: Mutex<()> = Mutex::new(());
+
+fn lock() -> MutexGuard<'static, ()> {
+    let guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    fast::set_custom_kernels(true);
+    guard
+}
+
+/// `f` evaluated with MLX's own ops (the kernels off), read back.
+fn with_mlx_ops(f: impl Fn() -> Array) -> Vec<f32> {
+    let previous = fast::set_custom_kernels(false);
+    let out = read(&f());
+    fast::set_custom_kernels(previous);
+    out
+}
+
+fn softmax_naive(x: &[f32], n: usize) -> Vec<f64> {
+    x.chunks(n)
+        .flat_map(|row| {
+            let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+            if m == f64::NEG_INFINITY {
+                return vec![f64::NAN; row.len()];
+            }
+            let e: Vec<f64> = row.iter().map(|&v| (v as f64 - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.into_iter().map(|v| v / s).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn kernels_are_on_by_default_and_use_the_cores() {
+    let _g = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    if std::env::var_os("MLX_ASR_CUSTOM_KERNELS").is_none() {
+        assert!(fast::custom_kernels());
+    }
+    assert!(fast::custom_kernel_threads() >= 1);
+}
+
+#[test]
+fn softmax_matches_reference_and_mlx_on_odd_sizes() {
+    let _g = lock();
+    for (seed, shape) in [
+        (1u64, vec![1, 1]),
+        (2, vec![3, 7]),
+        (3, vec![2, 5, 1031]),
+        (4, vec![1, 51864]),
+        (5, vec![6, 40, 1500]),
+        (6, vec![17]),
+    ] {
+        let n = *shape.last().unwrap() as usize;
+        let x = rand_vec(seed, numel(&shape), -30.0, 30.0);
+        let xa = arr(&x, &shape);
+        let got = xa.softmax(&[-1], true).unwrap();
+        check(&got, &shape, &softmax_naive(&x, n), 1e-7, 2e-6, "softmax");
+        let mlx = with_mlx_ops(|| xa.softmax(&[-1], true).unwrap());
+        assert_close(&read(&got), &to_f64(&mlx), 1e-7, 2e-6, "softmax vs mlx");
+    }
+}
+
+#[test]
+fn softmax_with_infinities_and_masked_rows() {
+    let _g = lock();
+    let inf = f32::INFINITY;
+    // Row 0: some -inf entries; row 1: all -inf (NaN, as MLX gives);
+    // row 2: one finite entry among -inf; row 3: ordinary.
+    let x = vec![
+        0.5, -inf, 2.0, -inf, -1.0, //
+        -inf, -inf, -inf, -inf, -inf, //
+        -inf, -inf, 3.0, -inf, -inf, //
+        1.0, 2.0, 3.0, 4.0, 5.0,
+    ];
+    let xa = arr(&x, &[4, 5]);
+    let got = xa.softmax(&[-1], false).unwrap();
+    check(
+        &got,
+        &[4, 5],
+        &softmax_naive(&x, 5),
+        1e-7,
+        2e-6,
+        "softmax -inf",
+    );
+    let mlx = with_mlx_ops(|| xa.softmax(&[-1], false).unwrap());
+    assert_close(
+        &read(&got),
+        &to_f64(&mlx),
+        1e-7,
+        2e-6,
+        "softmax -inf vs mlx",
+    );
+}
+
+#[test]
+fn softmax_of_views_in_lazy_graphs_and_other_axes() {
+    let _g = lock();
+    let x = rand_vec(7, 6 * 9, -4.0, 4.0);
+    let xa = arr(&x, &[6, 9]);
+    // A transposed input, inside a lazy graph.
+    let y = xa
+        .transpose(&[])
+        .unwrap()
+        .mul_scalar(2.0)
+        .unwrap()
+        .softmax(&[-1], true)
+        .unwrap()
+        .add_scalar(1.0)
+        .unwrap();
+    let (xt, _) = permute(&x, &[6, 9], &[1, 0]);
+    let doubled: Vec<f32> = xt.iter().map(|v| v * 2.0).collect();
+    let want: Vec<f64> = softmax_naive(&doubled, 6).iter().map(|v| v + 1.0).collect();
+    check(&y, &[9, 6], &want, 1e-6, 2e-6, "softmax of a view");
+    // Axis 0 is MLX's op; axis 1 of a 2-D array (the last) is ours: same values.
+    let a0 = xa.transpose(&[]).unwrap().softmax(&[1], true).unwrap();
+    let b0 = xa.softmax(&[0], true).unwrap().transpose(&[]).unwrap();
+    assert_close(
+        &read(&a0),
+        &to_f64(&read(&b0)),
+        1e-7,
+        2e-6,
+        "softmax axis 1 vs 0",
+    );
+}
+
+#[test]
+fn softmax_of_f16_falls_back_to_mlx() {
+    let _g = lock();
+    let x = rand_vec(8, 2 * 11, -3.0, 3.0);
+    let xa = arr(&x, &[2, 11]).astype(Dtype::F16).unwrap();
+    let got = xa.softmax(&[-1], true).unwrap();
+    assert_eq!(got.dtype(), Dtype::F16);
+    let want = softmax_naive(&x, 11);
+    assert_close(&read_f16(&got), &want, 1e-3, 1e-2, "f16 softmax");
+}
+
+#[test]
+fn gelu_matches_reference_and_mlx() {
+    let _g = lock();
+    for (seed, shape, lo, hi) in [
+        (10u64, vec![1001], -12.0f32, 12.0f32),
+        (11, vec![3, 1536], -5.0, 5.0),
+        (12, vec![2, 7, 33], -40.0, 40.0),
+        (13, vec![1], 0.0, 1.0),
+    ] {
+        let mut x = rand_vec(seed, numel(&shape), lo, hi);
+        x[0] = 0.0;
+        let xa = arr(&x, &shape);
+        let got = xa.gelu().unwrap();
+        let want: Vec<f64> = x.iter().map(|&v| gelu_naive(v)).collect();
+        check(&got, &shape, &want, 1e-7, 1e-6, "gelu");
+        let mlx = with_mlx_ops(|| xa.gelu().unwrap());
+        assert_close(&read(&got), &to_f64(&mlx), 1e-6, 1e-5, "gelu vs mlx");
+    }
+    // Special values.
+    let x = [
+        f32::NEG_INFINITY,
+        f32::INFINITY,
+        -0.0,
+        1e-30,
+        -1e-30,
+        f32::NAN,
+    ];
+    // -inf gives NaN (-inf * 0), as MLX's composed op does.
+    let xa = arr(&x, &[6]);
+    let got = read(&xa.gelu().unwrap());
+    let mlx = with_mlx_ops(|| xa.gelu().unwrap());
+    assert!(got[0].is_nan() && mlx[0].is_nan());
+    assert_eq!(got[1], f32::INFINITY);
+    assert_eq!(mlx[1], f32::INFINITY);
+    assert_eq!(got[2], 0.0);
+    assert!((got[3] - 0.5e-30).abs() < 1e-36);
+    assert!((got[4] + 0.5e-30).abs() < 1e-36);
+    assert!(got[5].is_nan());
+}
+
+#[test]
+fn gelu_of_a_transposed_input() {
+    let _g = lock();
+    let x = rand_vec(14, 5 * 13, -3.0, 3.0);
+    let got = arr(&x, &[5, 13]).transpose(&[]).unwrap().gelu().unwrap();
+    let (xt, shape) = permute(&x, &[5, 13], &[1, 0]);
+    let want: Vec<f64> = xt.iter().map(|&v| gelu_naive(v)).collect();
+    check(&got, &shape, &want, 1e-7, 1e-6, "gelu of a view");
+}
+
+fn layer_norm_ref(x: &[f32], n: usize, w: Option<&[f32]>, b: Option<&[f32]>) -> Vec<f64> {
+    x.chunks(n)
+        .flat_map(|row| {
+            let r = to_f64(row);
+            let mean = r.iter().sum::<f64>() / n as f64;
+            let var = r.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+            let inv = 1.0 / (var + 1e-5).sqrt();
+            (0..n)
+                .map(|i| {
+                    let y = (r[i] - mean) * inv;
+                    let y = w.map_or(y, |w| y * w[i] as f64);
+                    b.map_or(y, |b| y + b[i] as f64)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn layer_norm_matches_reference_and_mlx() {
+    let _g = lock();
+    for (seed, shape) in [
+        (20u64, vec![3, 385]),
+        (21, vec![1, 1500, 384]),
+        (22, vec![7]),
+    ] {
+        let n = *shape.last().unwrap() as usize;
+        // An offset that a one-pass variance would lose precision on.
+        let x: Vec<f32> = rand_vec(seed, numel(&shape), -2.0, 2.0)
+            .iter()
+            .map(|v| v + 50.0)
+            .collect();
+        let w = rand_vec(seed + 100, n, 0.5, 1.5);
+        let b = rand_vec(seed + 200, n, -1.0, 1.0);
+        let (xa, wa, ba) = (arr(&x, &shape), arr(&w, &[n as i32]), arr(&b, &[n as i32]));
+        for (wo, bo) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (wm, bm) = (wo.then_some(&wa), bo.then_some(&ba));
+            let got = fast::layer_norm(&xa, wm, bm, 1e-5).unwrap();
+            let want = layer_norm_ref(
+                &x,
+                n,
+                wo.then_some(w.as_slice()),
+                bo.then_some(b.as_slice()),
+            );
+            check(&got, &shape, &want, 2e-5, 1e-5, "layer_norm");
+            // MLX's op loses more to the +50 offset than ours (both are
+            // checked against f64 above; MLX's differs by up to ~5e-5).
+            let mlx = with_mlx_ops(|| fast::layer_norm(&xa, wm, bm, 1e-5).unwrap());
+            assert_close(&read(&got), &to_f64(&mlx), 1e-4, 1e-5, "layer_norm vs mlx");
+        }
+    }
+}
+
+/// `softmax(scale q kᵀ + causal) v` in f64; `[B, H, L, D]` q, `[B, Hk, S, D]`
+/// k and `[B, Hk, S, Dv]` v, all row-major.
+#[allow(clippy::too_many_arguments)]
+fn attention_ref(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    dims: [usize; 7],
+    scale: f64,
+    causal: bool,
+) -> Vec<f64> {
+    let [b_n, h_n, hk_n, l_n, s_n, d, dv] = dims;
+    let mut out = vec![0.0; b_n * h_n * l_n * dv];
+    for b in 0..b_n {
+        for h in 0..h_n {
+            let hk = h / (h_n / hk_n);
+            for i in 0..l_n {
+                let qi = &q[((b * h_n + h) * l_n + i) * d..][..d];
+                let valid = if causal {
+                    (i + s_n - l_n + 1).min(s_n)
+                } else {
+                    s_n
+                };
+                let scores: Vec<f64> = (0..valid)
+                    .map(|j| {
+                        let kj = &k[((b * hk_n + hk) * s_n + j) * d..][..d];
+                        scale
+                            * qi.iter()
+                                .zip(kj)
+                                .map(|(&x, &y)| x as f64 * y as f64)
+                                .sum::<f64>()
+                    })
+                    .collect();
+                let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+                let sum: f64 = e.iter().sum();
+                let o = &mut out[((b * h_n + h) * l_n + i) * dv..][..dv];
+                for (j, p) in e.iter().enumerate() {
+                    let vj = &v[((b * hk_n + hk) * s_n + j) * dv..][..dv];
+                    for (oc, &vc) in o.iter_mut().zip(vj) {
+                        *oc += p / sum * vc as f64;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn attention_case(dims: [usize; 7], causal: bool, seed: u64, spread: f32) {
+    let [b, h, hk, l, s, d, dv] = dims;
+    let q = rand_vec(seed, b * h * l * d, -spread, spread);
+    let k = rand_vec(seed + 1, b * hk * s * d, -spread, spread);
+    let v = rand_vec(seed + 2, b * hk * s * dv, -1.0, 1.0);
+    let i = |x: usize| x as i32;
+    let qa = arr(&q, &[i(b), i(h), i(l), i(d)]);
+    let ka = arr(&k, &[i(b), i(hk), i(s), i(d)]);
+    let va = arr(&v, &[i(b), i(hk), i(s), i(dv)]);
+    let scale = 1.0 / (d as f64).sqrt();
+    let mask = if causal {
+        AttentionMask::Causal
+    } else {
+        AttentionMask::None
+    };
+    let run = || fast::scaled_dot_product_attention(&qa, &ka, &va, scale as f32, mask).unwrap();
+    let got = run();
+    let what = format!("attention {dims:?} causal={causal}");
+    let want = attention_ref(&q, &k, &v, dims, scale, causal);
+    check(&got, &[i(b), i(h), i(l), i(dv)], &want, 2e-6, 1e-4, &what);
+    let mlx = with_mlx_ops(run);
+    assert_close(
+        &read(&got),
+        &to_f64(&mlx),
+        2e-6,
+        1e-4,
+        &format!("{what} vs mlx"),
+    );
+}
+
+#[test]
+fn attention_decoding_shapes() {
+    let _g = lock();
+    // [B, H, Hk, L, S, D, Dv]: one query, a few beams, odd sizes, GQA, Dv != D.
+    attention_case([1, 6, 6, 1, 1500, 64, 64], false, 30, 2.0);
+    attention_case([5, 6, 6, 1, 37, 64, 64], false, 31, 2.0);
+    attention_case([1, 6, 6, 5, 1500, 64, 64], false, 32, 2.0);
+    attention_case([2, 3, 3, 1, 7, 5, 5], false, 33, 2.0);
+    attention_case([1, 4, 2, 3, 9, 8, 8], false, 34, 2.0);
+    attention_case([1, 2, 2, 2, 11, 6, 3], false, 35, 2.0);
+    attention_case([1, 1, 1, 1, 1, 1, 1], false, 36, 2.0);
+    // Causal with fewer queries than keys (a decoder step over its cache).
+    attention_case([1, 6, 6, 4, 30, 64, 64], true, 37, 2.0);
+    attention_case([3, 2, 2, 5, 5, 16, 16], true, 38, 2.0);
+}
+
+#[test]
+fn attention_long_query_shapes() {
+    let _g = lock();
+    // Longer queries go through GEMM calls.
+    attention_case([1, 6, 6, 150, 150, 64, 64], false, 40, 2.0);
+    attention_case([1, 2, 2, 33, 47, 16, 16], false, 41, 2.0);
+    attention_case([2, 4, 2, 40, 41, 24, 12], false, 42, 2.0);
+    attention_case([1, 6, 6, 100, 100, 64, 64], true, 43, 2.0);
+    attention_case([1, 3, 3, 17, 60, 32, 32], true, 44, 2.0);
+    // Peaked softmax: large logits.
+    attention_case([1, 2, 2, 20, 50, 64, 64], false, 45, 6.0);
+}
+
+#[test]
+fn attention_of_split_heads_views() {
+    let _g = lock();
+    // Heads split from [B, S, H * D] the way the models do it (transposed views).
+    let (b, s, h, d) = (1, 45, 3, 8);
+    let x = rand_vec(50, b * s * h * d, -1.0, 1.0);
+    let y = rand_vec(51, b * s * h * d, -1.0, 1.0);
+    let heads = |v: &[f32]| {
+        arr(v, &[b as i32, s as i32, h as i32, d as i32])
+            .transpose(&[0, 2, 1, 3])
+            .unwrap()
+    };
+    let (qa, ka) = (heads(&x), heads(&y));
+    for mask in [AttentionMask::None, AttentionMask::Causal] {
+        let got = fast::scaled_dot_product_attention(&qa, &ka, &ka, 0.3, mask).unwrap();
+        let (qp, _) = permute(&x, &[1, 45, 3, 8], &[0, 2, 1, 3]);
+        let (kp, _) = permute(&y, &[1, 45, 3, 8], &[0, 2, 1, 3]);
+        let causal = matches!(mask, AttentionMask::Causal);
+        let want = attention_ref(&qp, &kp, &kp, [1, 3, 3, 45, 45, 8, 8], 0.3, causal);
+        check(
+            &got,
+            &[1, 3, 45, 8],
+            &want,
+            2e-6,
+            1e-4,
+            "attention of views",
+        );
+    }
+    // A key view whose last axis is strided.
+    let kt = arr(&y, &[1, 3, 8, 45]).transpose(&[0, 1, 3, 2]).unwrap();
+    let got = fast::scaled_dot_product_attention(&qa, &kt, &kt, 0.3, AttentionMask::None).unwrap();
+    let (qp, _) = permute(&x, &[1, 45, 3, 8], &[0, 2, 1, 3]);
+    let (kp, _) = permute(&y, &[1, 3, 8, 45], &[0, 1, 3, 2]);
+    let want = attention_ref(&qp, &kp, &kp, [1, 3, 3, 45, 45, 8, 8], 0.3, false);
+    check(
+        &got,
+        &[1, 3, 45, 8],
+        &want,
+        2e-6,
+        1e-4,
+        "attention, strided last axis",
+    );
+}
+
+#[test]
+fn kernels_inside_compiled_functions() {
+    let _g = lock();
+    let f = mlx::compile(
+        |x: &[Array]| {
+            let h = fast::layer_norm(&x[0], None, None, 1e-5)?.gelu()?;
+            let q = h.reshape(&[1, 2, 6, 4])?;
+            let a = fast::scaled_dot_product_attention(&q, &q, &q, 0.5, AttentionMask::Causal)?;
+            Ok(vec![a.softmax(&[-1], true)?.mul_scalar(3.0)?])
+        },
+        false,
+    )
+    .unwrap();
+    let x = arr(&rand_vec(60, 48, -2.0, 2.0), &[6, 8]);
+    let eager = {
+        let h = fast::layer_norm(&x, None, None, 1e-5)
+            .unwrap()
+            .gelu()
+            .unwrap();
+        let q = h.reshape(&[1, 2, 6, 4]).unwrap();
+        let a = fast::scaled_dot_product_attention(&q, &q, &q, 0.5, AttentionMask::Causal).unwrap();
+        read(&a.softmax(&[-1], true).unwrap().mul_scalar(3.0).unwrap())
+    };
+    for _ in 0..2 {
+        let out = f.call(&[&x]).unwrap();
+        assert_close(&read(&out[0]), &to_f64(&eager), 1e-6, 1e-6, "compiled");
+    }
+}
