@@ -434,3 +434,100 @@ fn kernels_inside_compiled_functions() {
         assert_close(&read(&out[0]), &to_f64(&eager), 1e-6, 1e-6, "compiled");
     }
 }
+
+fn matmul_ref(x: &[f32], m: usize, k: usize, w_nk: &[f32], n: usize) -> Vec<f64> {
+    let mut out = vec![0.0; m * n];
+    for r in 0..m {
+        for c in 0..n {
+            out[r * n + c] = (0..k)
+                .map(|i| x[r * k + i] as f64 * w_nk[c * k + i] as f64)
+                .sum();
+        }
+    }
+    out
+}
+
+#[test]
+fn matmul_with_few_rows_matches_reference_and_mlx() {
+    let _g = lock();
+    // [rows, K] x [K, N] for a transposed [N, K] weight (the decoder's
+    // linear layers and the vocabulary projection), a row-major [K, N]
+    // matrix, and a strided one; with and without a bias (addmm).
+    for (seed, lead, k, n) in [
+        (70u64, vec![1, 1], 384usize, 1536usize),
+        (71, vec![5, 1], 384, 51864),
+        (72, vec![2, 3], 37, 101),
+        (73, vec![1, 1], 5, 3),
+        (74, vec![8], 64, 64),
+    ] {
+        let m: usize = lead.iter().product::<i32>() as usize;
+        let x = rand_vec(seed, m * k, -1.0, 1.0);
+        let w = rand_vec(seed + 1, n * k, -0.1, 0.1);
+        let bias = rand_vec(seed + 2, n, -1.0, 1.0);
+        let mut shape = lead.clone();
+        shape.push(k as i32);
+        let xa = arr(&x, &shape);
+        let wa = arr(&w, &[n as i32, k as i32]);
+        let ba = arr(&bias, &[n as i32]);
+        let mut out_shape = lead.clone();
+        out_shape.push(n as i32);
+        let want = matmul_ref(&x, m, k, &w, n);
+        let wt = wa.transpose(&[]).unwrap();
+        let got = xa.matmul(&wt).unwrap();
+        check(
+            &got,
+            &out_shape,
+            &want,
+            1e-5,
+            1e-5,
+            "matmul, transposed weight",
+        );
+        let mlx = with_mlx_ops(|| xa.matmul(&wt).unwrap());
+        assert_close(&read(&got), &to_f64(&mlx), 1e-5, 1e-5, "matmul vs mlx");
+        // Row-major [K, N].
+        let (w_kn, _) = permute(&w, &[n as i32, k as i32], &[1, 0]);
+        let kn = arr(&w_kn, &[k as i32, n as i32]);
+        check(
+            &xa.matmul(&kn).unwrap(),
+            &out_shape,
+            &want,
+            1e-5,
+            1e-5,
+            "matmul, [K, N]",
+        );
+        // addmm: 0.5 x w + 2 bias.
+        let got = ba.addmm(&xa, &wt, 0.5, 2.0).unwrap();
+        let want_mm: Vec<f64> = want
+            .iter()
+            .enumerate()
+            .map(|(i, v)| 0.5 * v + 2.0 * bias[i % n] as f64)
+            .collect();
+        check(&got, &out_shape, &want_mm, 1e-5, 1e-5, "addmm");
+        let mlx = with_mlx_ops(|| ba.addmm(&xa, &wt, 0.5, 2.0).unwrap());
+        assert_close(&read(&got), &to_f64(&mlx), 1e-5, 1e-5, "addmm vs mlx");
+    }
+    // Neither axis contiguous: every other column of a wider matrix.
+    let (k, n) = (9usize, 7usize);
+    let x = rand_vec(80, 2 * k, -1.0, 1.0);
+    let wide = rand_vec(81, k * 2 * n, -1.0, 1.0);
+    let wa = arr(&wide, &[k as i32, 2 * n as i32])
+        .slice(&[0, 0], &[k as i32, 2 * n as i32], &[1, 2])
+        .unwrap()
+        .transpose(&[])
+        .unwrap()
+        .transpose(&[])
+        .unwrap();
+    let w_nk: Vec<f32> = (0..n)
+        .flat_map(|c| (0..k).map(move |r| (r, c)))
+        .map(|(r, c)| wide[r * 2 * n + 2 * c])
+        .collect();
+    let got = arr(&x, &[2, k as i32]).matmul(&wa).unwrap();
+    check(
+        &got,
+        &[2, n as i32],
+        &matmul_ref(&x, 2, k, &w_nk, n),
+        1e-5,
+        1e-5,
+        "matmul, strided",
+    );
+}

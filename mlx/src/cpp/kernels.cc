@@ -31,6 +31,12 @@
 #include "mlx/primitives.h"
 #include "mlx/stream.h"
 
+#if defined(__GNUC__) && !defined(__clang__)
+// v8 below is passed in registers only inside this file; the note about the
+// AVX calling convention does not concern it.
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MLX_SHIM_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
@@ -78,13 +84,16 @@ class Pool {
       task_ = &task;
       count_ = n;
       next_.store(0, std::memory_order_relaxed);
-      pending_ = workers_.size();
+      open_ = true;
       ++generation_;
     }
     wake_.notify_all();
     work(task, n);
+    // Workers that have not joined by now never will (a busy machine may not
+    // schedule them soon): close the job and wait only for those inside.
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return pending_ == 0; });
+    open_ = false;
+    done_.wait(lock, [&] { return active_ == 0; });
     task_ = nullptr;
   }
 
@@ -107,14 +116,15 @@ class Pool {
       size_t n;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return generation_ != seen; });
+        wake_.wait(lock, [&] { return generation_ != seen && open_; });
         seen = generation_;
         task = task_;
         n = count_;
+        ++active_;
       }
       work(*task, n);
       std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_.notify_one();
+      if (--active_ == 0) done_.notify_one();
     }
   }
 
@@ -126,7 +136,8 @@ class Pool {
   const std::function<void(size_t)>* task_ = nullptr;
   size_t count_ = 0;
   std::atomic<size_t> next_{0};
-  size_t pending_ = 0;
+  size_t active_ = 0;
+  bool open_ = false;
   uint64_t generation_ = 0;
 };
 
@@ -134,7 +145,8 @@ class Pool {
 // (`cost` is a rough count of element operations for all rows).
 template <class F>
 void parallel_rows(size_t rows, double cost, F&& f) {
-  constexpr double kSerialBelow = 3.0e4;
+  // Waking a worker costs some microseconds (much more on a busy machine).
+  constexpr double kSerialBelow = 2.0e5;
   auto& pool = Pool::get();
   size_t chunks = std::min<size_t>(rows, static_cast<size_t>(pool.size()) * 4);
   if (cost < kSerialBelow || chunks <= 1) {
@@ -293,17 +305,90 @@ void layer_norm_row(const float* x, float* y, size_t n, const float* w, const fl
   }
 }
 
-MLX_SHIM_MULTIVERSION
-float dot(const float* a, const float* b, size_t n) {
-  float lanes[kLanes] = {};
+// Eight floats in a vector register (two SSE registers on the baseline
+// target); GCC's and Clang's vector extension.
+typedef float v8 __attribute__((vector_size(32)));
+
+inline v8 load8(const float* p) {
+  v8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline void store8(float* p, const v8& v) { std::memcpy(p, &v, sizeof(v)); }
+
+inline float lane_sum(const v8& v) {
+  float a0 = v[0] + v[4], a1 = v[1] + v[5], a2 = v[2] + v[6], a3 = v[3] + v[7];
+  return (a0 + a2) + (a1 + a3);
+}
+
+// Dot products of x with four rows at once, sharing the loads of x and
+// the final lane sums (inlined into multiversioned callers).
+inline void dot4(const float* x, const float* w0, const float* w1, const float* w2,
+                 const float* w3, size_t n, float* out) {
+  v8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
   size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) lanes[j] += a[i + j] * b[i + j];
+  for (; i + 8 <= n; i += 8) {
+    v8 xv = load8(x + i);
+    a0 += xv * load8(w0 + i);
+    a1 += xv * load8(w1 + i);
+    a2 += xv * load8(w2 + i);
+    a3 += xv * load8(w3 + i);
   }
-  float s = 0.0f;
-  for (; i < n; ++i) s += a[i] * b[i];
-  for (int j = 0; j < kLanes; ++j) s += lanes[j];
+  float s0 = lane_sum(a0), s1 = lane_sum(a1), s2 = lane_sum(a2), s3 = lane_sum(a3);
+  for (; i < n; ++i) {
+    s0 += x[i] * w0[i];
+    s1 += x[i] * w1[i];
+    s2 += x[i] * w2[i];
+    s3 += x[i] * w3[i];
+  }
+  out[0] = s0;
+  out[1] = s1;
+  out[2] = s2;
+  out[3] = s3;
+}
+
+inline float dot1(const float* x, const float* w, size_t n) {
+  v8 a = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) a += load8(x + i) * load8(w + i);
+  float s = lane_sum(a);
+  for (; i < n; ++i) s += x[i] * w[i];
   return s;
+}
+
+// out[j * out_stride] = scale * <x, w_j> for rows w_j = w + j * row, j < count.
+MLX_SHIM_MULTIVERSION
+void dots(const float* x, const float* w, int64_t row, size_t count, size_t n, float scale,
+          float* out, size_t out_stride) {
+  size_t j = 0;
+  float r[4];
+  for (; j + 4 <= count; j += 4) {
+    const float* wj = w + static_cast<int64_t>(j) * row;
+    dot4(x, wj, wj + row, wj + 2 * row, wj + 3 * row, n, r);
+    for (int t = 0; t < 4; ++t) out[(j + t) * out_stride] = scale * r[t];
+  }
+  for (; j < count; ++j) out[j * out_stride] = scale * dot1(x, w + static_cast<int64_t>(j) * row, n);
+}
+
+// o += sum_j p[j] v_j for rows v_j = v + j * row, j < count; o has n entries.
+MLX_SHIM_MULTIVERSION
+void weighted_rows(float* o, const float* p, const float* v, int64_t row, size_t count,
+                   size_t n) {
+  size_t i = 0;
+  // Eight outputs at a time stay in a register across all rows.
+  for (; i + 8 <= n; i += 8) {
+    v8 acc = load8(o + i);
+    for (size_t j = 0; j < count; ++j) {
+      acc += p[j] * load8(v + static_cast<int64_t>(j) * row + static_cast<int64_t>(i));
+    }
+    store8(o + i, acc);
+  }
+  for (; i < n; ++i) {
+    float acc = o[i];
+    for (size_t j = 0; j < count; ++j) acc += p[j] * v[static_cast<int64_t>(j) * row + i];
+    o[i] = acc;
+  }
 }
 
 // y += a x
@@ -382,24 +467,33 @@ void attention_rows(const AttentionShape& sh, const Operand& q, const Operand& k
       int h = static_cast<int>(bh % sh.H);
       int b = static_cast<int>(bh / sh.H);
       int hk = h / rep;
+      float* o = out + bh * sh.L * sh.Dv;
+      std::fill(o, o + static_cast<size_t>(sh.L) * sh.Dv, 0.0f);
+      // Key blocks small enough to stay in cache across the head's queries.
+      constexpr int kKeyBlock = 256;
       int longest = sh.valid(sh.L - 1);
-      for (int j = 0; j < longest; ++j) {
-        const float* kj = k.row(b, hk, j);
+      for (int j0 = 0; j0 < longest; j0 += kKeyBlock) {
+        int j1 = std::min(longest, j0 + kKeyBlock);
         for (int i = 0; i < sh.L; ++i) {
-          scores[static_cast<size_t>(i) * sh.S + j] = sh.scale * dot(q.row(b, h, i), kj, sh.D);
+          int count = std::min(j1, sh.valid(i)) - j0;
+          if (count <= 0) continue;
+          dots(q.row(b, h, i), k.row(b, hk, j0), k.s2, static_cast<size_t>(count),
+               static_cast<size_t>(sh.D), sh.scale, scores.data() + static_cast<size_t>(i) * sh.S + j0,
+               1);
         }
       }
       for (int i = 0; i < sh.L; ++i) {
         float* row = scores.data() + static_cast<size_t>(i) * sh.S;
         softmax_row(row, row, sh.valid(i), longest);
       }
-      float* o = out + bh * sh.L * sh.Dv;
-      std::fill(o, o + static_cast<size_t>(sh.L) * sh.Dv, 0.0f);
-      for (int j = 0; j < longest; ++j) {
-        const float* vj = v.row(b, hk, j);
+      for (int j0 = 0; j0 < longest; j0 += kKeyBlock) {
+        int j1 = std::min(longest, j0 + kKeyBlock);
         for (int i = 0; i < sh.L; ++i) {
-          axpy(o + static_cast<size_t>(i) * sh.Dv, vj, scores[static_cast<size_t>(i) * sh.S + j],
-               sh.Dv);
+          int count = std::min(j1, sh.valid(i)) - j0;
+          if (count <= 0) continue;
+          weighted_rows(o + static_cast<size_t>(i) * sh.Dv,
+                        scores.data() + static_cast<size_t>(i) * sh.S + j0, v.row(b, hk, j0), v.s2,
+                        static_cast<size_t>(count), static_cast<size_t>(sh.Dv));
         }
       }
     }
@@ -449,6 +543,82 @@ void attention(const AttentionShape& sh, Operand q, Operand k, Operand v, float*
   } else {
     attention_blas(sh, q, k, v, out, sgemm);
   }
+}
+
+// ---------------------------------------------------------------------------
+// Matrix times a few vectors.
+
+struct MatmulShape {
+  size_t M, K, N;
+  int64_t bk, bn;  // strides of b [K, N]
+  float alpha, beta;
+};
+
+// y[r, n] = alpha sum_k x[r, k] w[n, k] + beta c[n] for rows r < M, columns
+// [n0, n1), where w's rows (b's columns) are contiguous (stride `row`).
+void matmul_dot_form(const MatmulShape& sh, const float* x, const float* w, int64_t row,
+                     const float* c, float* y, size_t n0, size_t n1) {
+  const float* wn = w + static_cast<int64_t>(n0) * row;
+  for (size_t r = 0; r < sh.M; ++r) {
+    float* yr = y + r * sh.N;
+    dots(x + r * sh.K, wn, row, n1 - n0, sh.K, sh.alpha, yr + n0, 1);
+    if (c != nullptr) {
+      for (size_t n = n0; n < n1; ++n) yr[n] += sh.beta * c[n];
+    }
+  }
+}
+
+// The same where b's rows are contiguous (stride `row`): y[r, n0:n1] is a
+// sum of scaled slices of b's rows.
+void matmul_axpy_form(const MatmulShape& sh, const float* x, const float* w, int64_t row,
+                      const float* c, float* y, size_t n0, size_t n1) {
+  size_t width = n1 - n0;
+  for (size_t r = 0; r < sh.M; ++r) {
+    float* yr = y + r * sh.N + n0;
+    std::fill(yr, yr + width, 0.0f);
+    for (size_t k = 0; k < sh.K; ++k) {
+      axpy(yr, w + static_cast<int64_t>(k) * row + static_cast<int64_t>(n0), x[r * sh.K + k],
+           width);
+    }
+    for (size_t n = 0; n < width; ++n) {
+      yr[n] = sh.alpha * yr[n] + (c != nullptr ? sh.beta * c[n0 + n] : 0.0f);
+    }
+  }
+}
+
+void small_matmul_run(const MatmulShape& sh, const float* x, const float* w, const float* c,
+                      float* y) {
+  if (sh.M * sh.N == 0) return;
+  std::vector<float> packed_w;
+  int64_t bk = sh.bk, bn = sh.bn;
+  if (sh.K == 0) {
+    for (size_t r = 0; r < sh.M; ++r)
+      for (size_t n = 0; n < sh.N; ++n) y[r * sh.N + n] = c != nullptr ? sh.beta * c[n] : 0.0f;
+    return;
+  }
+  if (bk != 1 && bn != 1) {
+    // Neither axis contiguous: pack w as [N, K].
+    packed_w.resize(sh.K * sh.N);
+    for (size_t n = 0; n < sh.N; ++n)
+      for (size_t k = 0; k < sh.K; ++k)
+        packed_w[n * sh.K + k] = w[static_cast<int64_t>(k) * bk + static_cast<int64_t>(n) * bn];
+    w = packed_w.data();
+    bk = 1;
+    bn = static_cast<int64_t>(sh.K);
+  }
+  double cost = static_cast<double>(sh.M) * sh.K * sh.N;
+  // Column blocks of at least 64 so that axpy slices stay long.
+  size_t blocks = (sh.N + 63) / 64;
+  bool dot_form = bk == 1;
+  parallel_rows(blocks, cost / 8, [&](size_t b0, size_t b1) {
+    size_t n0 = b0 * 64, n1 = std::min(sh.N, b1 * 64);
+    if (n1 <= n0) return;
+    if (dot_form) {
+      matmul_dot_form(sh, x, w, bn, c, y, n0, n1);
+    } else {
+      matmul_axpy_form(sh, x, w, bk, c, y, n0, n1);
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -618,6 +788,52 @@ class Attention : public CpuOnly {
   bool causal_;
 };
 
+class SmallMatmul : public CpuOnly {
+ public:
+  SmallMatmul(mx::Stream s, float alpha, float beta, bool has_c)
+      : CpuOnly(s), alpha_(alpha), beta_(beta), has_c_(has_c) {}
+  const char* name() const override { return "MlxAsrSmallMatmul"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const SmallMatmul*>(&other);
+    return o != nullptr && o->alpha_ == alpha_ && o->beta_ == beta_ && o->has_c_ == has_c_;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    auto shape = inputs[0].shape();
+    shape.back() = inputs[1].shape(1);
+    return {shape};
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    const auto& a = inputs[0];
+    const auto& b = inputs[1];
+    require_row_contiguous(a, name());
+    const float* c = nullptr;
+    if (has_c_) {
+      require_row_contiguous(inputs[2], name());
+      c = inputs[2].data<float>();
+    }
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    MatmulShape sh{};
+    sh.K = static_cast<size_t>(b.shape(0));
+    sh.N = static_cast<size_t>(b.shape(1));
+    sh.M = sh.K == 0 ? 0 : a.size() / sh.K;
+    sh.bk = b.strides()[0];
+    sh.bn = b.strides()[1];
+    sh.alpha = alpha_;
+    sh.beta = beta_;
+    const float* x = a.data<float>();
+    const float* w = b.data<float>();
+    float* y = out.data<float>();
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    for (auto& in : inputs) enc.set_input_array(in);
+    enc.set_output_array(out);
+    enc.dispatch([sh, x, w, c, y] { small_matmul_run(sh, x, w, c, y); });
+  }
+
+ private:
+  float alpha_, beta_;
+  bool has_c_;
+};
+
 // The CPU stream when the default device is the CPU and the kernels are on.
 std::optional<mx::Stream> cpu_stream() {
   if (!enabled()) return std::nullopt;
@@ -681,6 +897,31 @@ std::optional<array> sdpa(const array& q, const array& k, const array& v, float 
   auto shape = q.shape();
   shape.back() = v.shape(3);
   return array(shape, mx::float32, std::make_shared<Attention>(*s, scale, causal), {q, k, v});
+}
+
+// Rows of a (all leading axes together) up to this use SmallMatmul.
+constexpr size_t kSmallMatmulRows = 8;
+
+std::optional<array> small_matmul(const array& a, const array& b, const array* c, float alpha,
+                                  float beta) {
+  auto s = cpu_stream();
+  if (!s || a.dtype() != mx::float32 || b.dtype() != mx::float32 || a.ndim() < 2 ||
+      b.ndim() != 2) {
+    return std::nullopt;
+  }
+  int K = b.shape(0), N = b.shape(1);
+  if (a.shape(-1) != K || K == 0) return std::nullopt;
+  size_t rows = a.size() / static_cast<size_t>(K);
+  if (rows == 0 || rows > kSmallMatmulRows) return std::nullopt;
+  if (c != nullptr && (c->dtype() != mx::float32 || c->ndim() != 1 || c->shape(0) != N)) {
+    return std::nullopt;
+  }
+  auto shape = a.shape();
+  shape.back() = N;
+  std::vector<array> inputs{mx::contiguous(a, false, *s), b};
+  if (c != nullptr) inputs.push_back(mx::contiguous(*c, false, *s));
+  return array(shape, mx::float32,
+               std::make_shared<SmallMatmul>(*s, alpha, beta, c != nullptr), std::move(inputs));
 }
 
 }  // namespace mlx_shim::kernels

@@ -34,4 +34,11 @@ std::optional<array> sdpa(const array& q, const array& k, const array& v, float 
 std::optional<array> layer_norm(const array& x, const array* weight, const array* bias,
                                 float eps);
 
+// alpha a b + beta c for a [..., M, K] with few rows in all (decoding: one
+// token per hypothesis) and a 2-D b [K, N], typically a transposed weight;
+// c (optional) is a [N] bias. Reads b once for all rows, split over the
+// pool, instead of a GEMM call that packs b first.
+std::optional<array> small_matmul(const array& a, const array& b, const array* c, float alpha,
+                                  float beta);
+
 }  // namespace mlx_shim::kernels

@@ -160,7 +160,9 @@ ArrayPtr binary(uint8_t op, const array& a, const array& b) {
     case 4: return own(mx::maximum(a, b));
     case 5: return own(mx::minimum(a, b));
     case 6: return own(mx::power(a, b));
-    case 7: return own(mx::matmul(a, b));
+    case 7:
+      if (auto out = kernels::small_matmul(a, b, nullptr, 1.0f, 0.0f)) return own(std::move(*out));
+      return own(mx::matmul(a, b));
     case 8: return own(mx::equal(a, b));
     case 9: return own(mx::not_equal(a, b));
     case 10: return own(mx::less(a, b));
@@ -188,6 +190,7 @@ ArrayPtr where_(const array& cond, const array& x, const array& y) {
 }
 
 ArrayPtr addmm(const array& c, const array& a, const array& b, float alpha, float beta) {
+  if (auto out = kernels::small_matmul(a, b, &c, alpha, beta)) return own(std::move(*out));
   return own(mx::addmm(c, a, b, alpha, beta));
 }
 
