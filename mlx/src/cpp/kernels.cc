@@ -500,28 +500,45 @@ void attention_rows(const AttentionShape& sh, const Operand& q, const Operand& k
   });
 }
 
-// Per head: S = scale q kᵀ and O = P v through BLAS, the softmax of S's rows
-// on the pool in between.
+// Per head and block of queries: S = scale q kᵀ and O = P v through BLAS,
+// the softmax of S's rows on the pool in between. The scores buffer is kept
+// across calls (no fresh pages to fault in each time).
 void attention_blas(const AttentionShape& sh, const Operand& q, const Operand& k,
                     const Operand& v, float* out, CblasSgemm sgemm) {
-  std::vector<float> scores(static_cast<size_t>(sh.L) * sh.S);
+  // Measured on Whisper's encoder (1500 queries): one block per head beats
+  // blocks of 64-256 queries (24.5 vs 27-36 ms for 6 heads), the GEMM calls'
+  // own overhead outweighing the cache misses; blocks only bound the memory.
+  constexpr int kQueryBlock = 2048;
+  thread_local std::vector<float> scores;
+  size_t need = static_cast<size_t>(std::min(sh.L, kQueryBlock)) * sh.S;
+  if (scores.size() < need) scores.resize(need);
   int rep = sh.H / sh.Hk;
   for (int b = 0; b < sh.B; ++b) {
     for (int h = 0; h < sh.H; ++h) {
       int hk = h / rep;
-      float* p = scores.data();
-      sgemm(kRowMajor, kNoTrans, kTrans, sh.L, sh.S, sh.D, sh.scale, q.row(b, h, 0),
-            static_cast<int>(q.s2), k.row(b, hk, 0), static_cast<int>(k.s2), 0.0f, p, sh.S);
-      parallel_rows(static_cast<size_t>(sh.L), static_cast<double>(sh.L) * sh.S * 8,
-                    [&](size_t r0, size_t r1) {
-                      for (size_t i = r0; i < r1; ++i) {
-                        float* row = p + i * sh.S;
-                        softmax_row(row, row, sh.valid(static_cast<int>(i)), sh.S);
-                      }
-                    });
       float* o = out + (static_cast<size_t>(b) * sh.H + h) * sh.L * sh.Dv;
-      sgemm(kRowMajor, kNoTrans, kNoTrans, sh.L, sh.Dv, sh.S, 1.0f, p, sh.S, v.row(b, hk, 0),
-            static_cast<int>(v.s2), 0.0f, o, sh.Dv);
+      for (int l0 = 0; l0 < sh.L; l0 += kQueryBlock) {
+        int m = std::min(kQueryBlock, sh.L - l0);
+        // Keys any query of the block may see.
+        int keys = sh.valid(l0 + m - 1);
+        float* p = scores.data();
+        if (keys == 0) {
+          std::fill(o + static_cast<size_t>(l0) * sh.Dv, o + static_cast<size_t>(l0 + m) * sh.Dv,
+                    std::numeric_limits<float>::quiet_NaN());
+          continue;
+        }
+        sgemm(kRowMajor, kNoTrans, kTrans, m, keys, sh.D, sh.scale, q.row(b, h, l0),
+              static_cast<int>(q.s2), k.row(b, hk, 0), static_cast<int>(k.s2), 0.0f, p, keys);
+        parallel_rows(static_cast<size_t>(m), static_cast<double>(m) * keys * 8,
+                      [&](size_t r0, size_t r1) {
+                        for (size_t i = r0; i < r1; ++i) {
+                          float* row = p + i * keys;
+                          softmax_row(row, row, sh.valid(l0 + static_cast<int>(i)), keys);
+                        }
+                      });
+        sgemm(kRowMajor, kNoTrans, kNoTrans, m, sh.Dv, keys, 1.0f, p, keys, v.row(b, hk, 0),
+              static_cast<int>(v.s2), 0.0f, o + static_cast<size_t>(l0) * sh.Dv, sh.Dv);
+      }
     }
   }
 }
@@ -610,7 +627,7 @@ void small_matmul_run(const MatmulShape& sh, const float* x, const float* w, con
   // Column blocks of at least 64 so that axpy slices stay long.
   size_t blocks = (sh.N + 63) / 64;
   bool dot_form = bk == 1;
-  parallel_rows(blocks, cost / 8, [&](size_t b0, size_t b1) {
+  parallel_rows(blocks, cost, [&](size_t b0, size_t b1) {
     size_t n0 = b0 * 64, n1 = std::min(sh.N, b1 * 64);
     if (n1 <= n0) return;
     if (dot_form) {
