@@ -207,8 +207,12 @@ fn decoder_description(d: &DecodeOptions) -> String {
         "timestamps, seek loop"
     };
     let language = d.language.as_deref().unwrap_or("detected");
+    let search = match d.beam_size {
+        Some(beams) if beams > 1 => format!("beam search ({beams} beams)"),
+        _ => "greedy decoding".to_string(),
+    };
     format!(
-        "Whisper greedy decoding ({mode}; {:?}; language {language}; temperatures {:?})",
+        "Whisper {search} ({mode}; {:?}; language {language}; temperatures {:?})",
         d.task, d.temperature
     )
 }
