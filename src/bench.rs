@@ -492,6 +492,23 @@ pub fn measure_kernels() -> mlx::Result<Vec<KernelRow>> {
             scaled_dot_product_attention(&q1, &kv, &kv, scale, AttentionMask::None)?.eval()
         })?,
     );
+    // The decoder's vocabulary projection: one row (or 5 beams) against the
+    // 51864x384 token embedding, transposed, stored f32 or f16.
+    let table = normal(&[51864, D], 35)?;
+    let half = table.astype(Dtype::F16)?;
+    mlx::eval(&[&table, &half])?;
+    for (label, batch, w) in [
+        ("logits 1x384 . 51864x384 f32", 1, &table),
+        ("logits 1x384 . 51864x384 f16 weights", 1, &half),
+        ("logits 5x384 . 51864x384 f16 weights", 5, &half),
+    ] {
+        let x = normal(&[batch, 1, D], 36)?;
+        mlx::eval(&[&x])?;
+        add(
+            label,
+            both_ms(3, 10, &|| x.matmul(&w.transpose(&[])?)?.eval())?,
+        );
+    }
     Ok(rows)
 }
 

@@ -531,3 +531,42 @@ fn matmul_with_few_rows_matches_reference_and_mlx() {
         "matmul, strided",
     );
 }
+
+#[test]
+fn matmul_against_f16_weights_equals_the_f32_kernel_on_the_widened_weights() {
+    let _g = lock();
+    // f16 weights (as a checkpoint published in f16 stores them) are widened
+    // exactly, and the sums run in the same order as for f32 weights: for
+    // widths in whole vectors (every Whisper size) the results are bit for
+    // bit those of the f32 kernel; a scalar tail may round its last
+    // products differently (fused or not).
+    for (seed, rows, k, n) in [
+        (90u64, 1usize, 384usize, 51864usize),
+        (91, 5, 384, 1537),
+        (92, 3, 37, 13),
+        (93, 8, 1536, 384),
+    ] {
+        let x = arr(
+            &rand_vec(seed, rows * k, -1.0, 1.0),
+            &[rows as i32, 1, k as i32],
+        );
+        let half = arr(&rand_vec(seed + 1, n * k, -0.5, 0.5), &[n as i32, k as i32])
+            .astype(Dtype::F16)
+            .unwrap();
+        let widened = half.astype(Dtype::F32).unwrap();
+        let got = read(&x.matmul(&half.transpose(&[]).unwrap()).unwrap());
+        let want = read(&x.matmul(&widened.transpose(&[]).unwrap()).unwrap());
+        if k % 8 == 0 {
+            assert_eq!(got, want, "{rows}x{k} . {n}x{k}");
+        } else {
+            assert_close(&got, &to_f64(&want), 1e-6, 1e-6, "f16 weights, tail");
+        }
+        // Not the transposed layout: widened to f32 first, same values.
+        let kn = half.transpose(&[]).unwrap().astype(Dtype::F32).unwrap();
+        let row_major = arr(&read(&kn), &[k as i32, n as i32])
+            .astype(Dtype::F16)
+            .unwrap();
+        let got = read(&x.matmul(&row_major).unwrap());
+        assert_close(&got, &to_f64(&want), 1e-5, 1e-5, "f16 [K, N]");
+    }
+}

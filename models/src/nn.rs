@@ -2,7 +2,7 @@
 
 use mlx::fast;
 use mlx::quant::QuantizedMatrix;
-use mlx::Array;
+use mlx::{Array, BinaryOp, Dtype, Reduction};
 
 use crate::weights::{WeightError, Weights};
 
@@ -124,21 +124,49 @@ pub struct Embedding {
 }
 
 impl Embedding {
+    /// Loads the table; an f32 table whose values are all f16 values (a
+    /// checkpoint published in f16, as Whisper's are) is kept in f16: the
+    /// output projection then reads half the bytes and computes the same
+    /// products (rows are widened exactly, sums stay f32).
     pub fn load(w: &Weights, prefix: &str, vocab: i32, dims: i32) -> Result<Embedding> {
-        Ok(Embedding {
-            weight: Matrix::load(w, prefix, vocab, dims)?,
-        })
+        let weight = match Matrix::load(w, prefix, vocab, dims)? {
+            Matrix::Dense(table) => Matrix::Dense(f16_when_exact(table)?),
+            quantized => quantized,
+        };
+        Ok(Embedding { weight })
     }
 
-    /// The embedding of each token id in `ids`.
+    /// The embedding of each token id in `ids` (f32 for an f16 table).
     pub fn forward(&self, ids: &Array) -> mlx::Result<Array> {
-        self.weight.rows(ids)
+        let rows = self.weight.rows(ids)?;
+        if rows.dtype() == Dtype::F16 {
+            return rows.astype(Dtype::F32);
+        }
+        Ok(rows)
     }
 
     /// Logits `x Eᵀ` over the vocabulary (weights tied to the embedding).
     pub fn as_linear(&self, x: &Array) -> mlx::Result<Array> {
         self.weight.matmul_transposed(x)
     }
+}
+
+/// `table` in f16 when that changes no value, else as it is.
+fn f16_when_exact(table: Array) -> mlx::Result<Array> {
+    if table.dtype() != Dtype::F32 {
+        return Ok(table);
+    }
+    let half = table.astype(Dtype::F16)?;
+    let same = half
+        .astype(Dtype::F32)?
+        .binary(BinaryOp::Equal, &table)?
+        .reduce(Reduction::All, &[], false)?
+        .item::<bool>()?;
+    if !same {
+        return Ok(table);
+    }
+    half.eval()?;
+    Ok(half)
 }
 
 /// A 1-D convolution over `[N, L, C_in]` input with weight `[C_out, K, C_in]`.

@@ -9,6 +9,9 @@
 #include "mlx/src/cpp/kernels.h"
 
 #include <dlfcn.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -23,6 +26,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "mlx/allocator.h"
@@ -315,6 +319,14 @@ inline v8 load8(const float* p) {
   return v;
 }
 
+// Eight halves widened to floats, portably (CPUs without F16C; those with
+// it take dots_f16c).
+inline v8 load8(const _Float16* p) {
+  v8 v;
+  for (int i = 0; i < 8; ++i) v[i] = static_cast<float>(p[i]);
+  return v;
+}
+
 inline void store8(float* p, const v8& v) { std::memcpy(p, &v, sizeof(v)); }
 
 inline float lane_sum(const v8& v) {
@@ -324,8 +336,9 @@ inline float lane_sum(const v8& v) {
 
 // Dot products of x with four rows at once, sharing the loads of x and
 // the final lane sums (inlined into multiversioned callers).
-inline void dot4(const float* x, const float* w0, const float* w1, const float* w2,
-                 const float* w3, size_t n, float* out) {
+template <class W>
+inline void dot4(const float* x, const W* w0, const W* w1, const W* w2, const W* w3, size_t n,
+                 float* out) {
   v8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -337,10 +350,10 @@ inline void dot4(const float* x, const float* w0, const float* w1, const float* 
   }
   float s0 = lane_sum(a0), s1 = lane_sum(a1), s2 = lane_sum(a2), s3 = lane_sum(a3);
   for (; i < n; ++i) {
-    s0 += x[i] * w0[i];
-    s1 += x[i] * w1[i];
-    s2 += x[i] * w2[i];
-    s3 += x[i] * w3[i];
+    s0 += x[i] * static_cast<float>(w0[i]);
+    s1 += x[i] * static_cast<float>(w1[i]);
+    s2 += x[i] * static_cast<float>(w2[i]);
+    s3 += x[i] * static_cast<float>(w3[i]);
   }
   out[0] = s0;
   out[1] = s1;
@@ -348,27 +361,94 @@ inline void dot4(const float* x, const float* w0, const float* w1, const float* 
   out[3] = s3;
 }
 
-inline float dot1(const float* x, const float* w, size_t n) {
+template <class W>
+inline float dot1(const float* x, const W* w, size_t n) {
   v8 a = {};
   size_t i = 0;
   for (; i + 8 <= n; i += 8) a += load8(x + i) * load8(w + i);
   float s = lane_sum(a);
-  for (; i < n; ++i) s += x[i] * w[i];
+  for (; i < n; ++i) s += x[i] * static_cast<float>(w[i]);
   return s;
 }
 
-// out[j * out_stride] = scale * <x, w_j> for rows w_j = w + j * row, j < count.
-MLX_SHIM_MULTIVERSION
-void dots(const float* x, const float* w, int64_t row, size_t count, size_t n, float scale,
-          float* out, size_t out_stride) {
+// out[j * out_stride] = scale * <x, w_j> for rows w_j = w + j * row, j < count
+// (f32 rows, or f16 rows widened exactly: same sums in the same order).
+template <class W>
+inline void dots_of(const float* x, const W* w, int64_t row, size_t count, size_t n,
+                    float scale, float* out, size_t out_stride) {
   size_t j = 0;
   float r[4];
   for (; j + 4 <= count; j += 4) {
-    const float* wj = w + static_cast<int64_t>(j) * row;
+    const W* wj = w + static_cast<int64_t>(j) * row;
     dot4(x, wj, wj + row, wj + 2 * row, wj + 3 * row, n, r);
     for (int t = 0; t < 4; ++t) out[(j + t) * out_stride] = scale * r[t];
   }
   for (; j < count; ++j) out[j * out_stride] = scale * dot1(x, w + static_cast<int64_t>(j) * row, n);
+}
+
+MLX_SHIM_MULTIVERSION
+void dots(const float* x, const float* w, int64_t row, size_t count, size_t n, float scale,
+          float* out, size_t out_stride) {
+  dots_of(x, w, row, count, n, scale, out, out_stride);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define MLX_SHIM_F16C __attribute__((target("avx2,fma,f16c")))
+MLX_SHIM_F16C inline __m256 widen8(const _Float16* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+MLX_SHIM_F16C inline float sum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// f16 rows with AVX2 + F16C: eight halves widened by one instruction, four
+// rows per pass as in dot4 (GCC's generic vectors insert halves one by one).
+MLX_SHIM_F16C void dots_f16c(const float* x, const _Float16* w, int64_t row, size_t count,
+                             size_t n, float scale, float* out, size_t out_stride) {
+  size_t j = 0;
+  for (; j + 4 <= count; j += 4) {
+    const _Float16* w0 = w + static_cast<int64_t>(j) * row;
+    const _Float16 *w1 = w0 + row, *w2 = w1 + row, *w3 = w2 + row;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      __m256 xv = _mm256_loadu_ps(x + i);
+      a0 = _mm256_fmadd_ps(xv, widen8(w0 + i), a0);
+      a1 = _mm256_fmadd_ps(xv, widen8(w1 + i), a1);
+      a2 = _mm256_fmadd_ps(xv, widen8(w2 + i), a2);
+      a3 = _mm256_fmadd_ps(xv, widen8(w3 + i), a3);
+    }
+    float s[4] = {sum8(a0), sum8(a1), sum8(a2), sum8(a3)};
+    const _Float16* ws[4] = {w0, w1, w2, w3};
+    for (int t = 0; t < 4; ++t) {
+      for (size_t k = i; k < n; ++k) s[t] += x[k] * static_cast<float>(ws[t][k]);
+      out[(j + t) * out_stride] = scale * s[t];
+    }
+  }
+  for (; j < count; ++j) {
+    const _Float16* wj = w + static_cast<int64_t>(j) * row;
+    __m256 a = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), widen8(wj + i), a);
+    float s = sum8(a);
+    for (; i < n; ++i) s += x[i] * static_cast<float>(wj[i]);
+    out[j * out_stride] = scale * s;
+  }
+}
+#endif
+
+void dots(const float* x, const _Float16* w, int64_t row, size_t count, size_t n, float scale,
+          float* out, size_t out_stride) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                           __builtin_cpu_supports("f16c");
+  if (f16c) return dots_f16c(x, w, row, count, n, scale, out, out_stride);
+#endif
+  dots_of(x, w, row, count, n, scale, out, out_stride);
 }
 
 // o += sum_j p[j] v_j for rows v_j = v + j * row, j < count; o has n entries.
@@ -573,9 +653,10 @@ struct MatmulShape {
 
 // y[r, n] = alpha sum_k x[r, k] w[n, k] + beta c[n] for rows r < M, columns
 // [n0, n1), where w's rows (b's columns) are contiguous (stride `row`).
-void matmul_dot_form(const MatmulShape& sh, const float* x, const float* w, int64_t row,
+template <class W>
+void matmul_dot_form(const MatmulShape& sh, const float* x, const W* w, int64_t row,
                      const float* c, float* y, size_t n0, size_t n1) {
-  const float* wn = w + static_cast<int64_t>(n0) * row;
+  const W* wn = w + static_cast<int64_t>(n0) * row;
   for (size_t r = 0; r < sh.M; ++r) {
     float* yr = y + r * sh.N;
     dots(x + r * sh.K, wn, row, n1 - n0, sh.K, sh.alpha, yr + n0, 1);
@@ -603,37 +684,47 @@ void matmul_axpy_form(const MatmulShape& sh, const float* x, const float* w, int
   }
 }
 
-void small_matmul_run(const MatmulShape& sh, const float* x, const float* w, const float* c,
+// x times b, with b's element (k, n) at w[k * bk + n * bn], f32 or f16. f16
+// weights are read as they are in the dot form (b = a transposed row-major
+// matrix, the linear layers' case) and widened into an f32 copy otherwise.
+template <class W>
+void small_matmul_run(const MatmulShape& sh, const float* x, const W* w, const float* c,
                       float* y) {
   if (sh.M * sh.N == 0) return;
-  std::vector<float> packed_w;
-  int64_t bk = sh.bk, bn = sh.bn;
   if (sh.K == 0) {
     for (size_t r = 0; r < sh.M; ++r)
       for (size_t n = 0; n < sh.N; ++n) y[r * sh.N + n] = c != nullptr ? sh.beta * c[n] : 0.0f;
     return;
   }
-  if (bk != 1 && bn != 1) {
-    // Neither axis contiguous: pack w as [N, K].
+  int64_t bk = sh.bk, bn = sh.bn;
+  std::vector<float> packed_w;
+  const float* wf = nullptr;  // the f32 matrix, when not reading `w` in the dot form
+  if constexpr (std::is_same_v<W, float>) {
+    if (bk != 1) wf = w;
+  }
+  if (bk != 1 && (bn != 1 || wf == nullptr)) {
+    // Neither axis contiguous (or f16 outside the dot form): pack as f32 [N, K].
     packed_w.resize(sh.K * sh.N);
     for (size_t n = 0; n < sh.N; ++n)
       for (size_t k = 0; k < sh.K; ++k)
-        packed_w[n * sh.K + k] = w[static_cast<int64_t>(k) * bk + static_cast<int64_t>(n) * bn];
-    w = packed_w.data();
+        packed_w[n * sh.K + k] =
+            static_cast<float>(w[static_cast<int64_t>(k) * bk + static_cast<int64_t>(n) * bn]);
+    wf = packed_w.data();
     bk = 1;
     bn = static_cast<int64_t>(sh.K);
   }
   double cost = static_cast<double>(sh.M) * sh.K * sh.N;
   // Column blocks of at least 64 so that axpy slices stay long.
   size_t blocks = (sh.N + 63) / 64;
-  bool dot_form = bk == 1;
   parallel_rows(blocks, cost, [&](size_t b0, size_t b1) {
     size_t n0 = b0 * 64, n1 = std::min(sh.N, b1 * 64);
     if (n1 <= n0) return;
-    if (dot_form) {
+    if (wf == nullptr) {
       matmul_dot_form(sh, x, w, bn, c, y, n0, n1);
+    } else if (bk == 1) {
+      matmul_dot_form(sh, x, wf, bn, c, y, n0, n1);
     } else {
-      matmul_axpy_form(sh, x, w, bk, c, y, n0, n1);
+      matmul_axpy_form(sh, x, wf, bk, c, y, n0, n1);
     }
   });
 }
@@ -838,12 +929,17 @@ class SmallMatmul : public CpuOnly {
     sh.alpha = alpha_;
     sh.beta = beta_;
     const float* x = a.data<float>();
-    const float* w = b.data<float>();
     float* y = out.data<float>();
     auto& enc = mx::cpu::get_command_encoder(stream());
     for (auto& in : inputs) enc.set_input_array(in);
     enc.set_output_array(out);
-    enc.dispatch([sh, x, w, c, y] { small_matmul_run(sh, x, w, c, y); });
+    if (b.dtype() == mx::float16) {
+      const auto* w = reinterpret_cast<const _Float16*>(b.data<mx::float16_t>());
+      enc.dispatch([sh, x, w, c, y] { small_matmul_run(sh, x, w, c, y); });
+    } else {
+      const float* w = b.data<float>();
+      enc.dispatch([sh, x, w, c, y] { small_matmul_run(sh, x, w, c, y); });
+    }
   }
 
  private:
@@ -922,8 +1018,9 @@ constexpr size_t kSmallMatmulRows = 8;
 std::optional<array> small_matmul(const array& a, const array& b, const array* c, float alpha,
                                   float beta) {
   auto s = cpu_stream();
-  if (!s || a.dtype() != mx::float32 || b.dtype() != mx::float32 || a.ndim() < 2 ||
-      b.ndim() != 2) {
+  // f32 inputs, or f32 rows against f16 weights (MLX would promote to f32).
+  bool weights_ok = b.dtype() == mx::float32 || b.dtype() == mx::float16;
+  if (!s || a.dtype() != mx::float32 || !weights_ok || a.ndim() < 2 || b.ndim() != 2) {
     return std::nullopt;
   }
   int K = b.shape(0), N = b.shape(1);
