@@ -85,6 +85,15 @@ impl Linear {
         })
     }
 
+    /// Keeps a dense f32 weight in f16 when that changes no value: layers
+    /// applied a token at a time (the decoder's) then read half the bytes.
+    pub fn store_f16_when_exact(&mut self) -> mlx::Result<()> {
+        if let Matrix::Dense(m) = &self.weight {
+            self.weight = Matrix::Dense(f16_when_exact(m.clone())?);
+        }
+        Ok(())
+    }
+
     pub fn forward(&self, x: &Array) -> mlx::Result<Array> {
         match (&self.weight, &self.bias) {
             // One fused GEMM: bias + x Wᵀ.

@@ -44,6 +44,19 @@ impl MultiHeadAttention {
         })
     }
 
+    /// Stores the projections applied to each decoded token in f16 where
+    /// exact; with `keys_values` false the key and value projections (of
+    /// the encoder output, once per window) stay as they are.
+    pub fn store_step_weights_f16(&mut self, keys_values: bool) -> mlx::Result<()> {
+        self.query.store_f16_when_exact()?;
+        self.out.store_f16_when_exact()?;
+        if keys_values {
+            self.key.store_f16_when_exact()?;
+            self.value.store_f16_when_exact()?;
+        }
+        Ok(())
+    }
+
     /// `[B, L, D]` → `[B, H, L, D / H]`.
     fn split_heads(&self, x: &Array) -> mlx::Result<Array> {
         let (b, l, d) = (x.dim(0)?, x.dim(1)?, x.dim(2)?);
@@ -164,6 +177,17 @@ impl ResidualAttentionBlock {
             mlp2: Linear::load(w, &format!("{prefix}.mlp2"), 4 * n_state, n_state, true)?,
             mlp_ln: LayerNorm::load(w, &format!("{prefix}.mlp_ln"), n_state)?,
         })
+    }
+
+    /// Stores the weights a decoder block applies to each token in f16
+    /// where exact (see [`Linear::store_f16_when_exact`]).
+    pub fn store_step_weights_f16(&mut self) -> mlx::Result<()> {
+        self.attn.store_step_weights_f16(true)?;
+        if let Some((cross, _)) = &mut self.cross_attn {
+            cross.store_step_weights_f16(false)?;
+        }
+        self.mlp1.store_f16_when_exact()?;
+        self.mlp2.store_f16_when_exact()
     }
 
     /// `cache`: this layer's self-attention cache; `cross`: the keys and values

@@ -48,15 +48,14 @@ impl TextDecoder {
         let n = c.n_text_state;
         let blocks = (0..c.n_text_layer)
             .map(|i| {
-                ResidualAttentionBlock::load(
-                    w,
-                    &format!("decoder.blocks.{i}"),
-                    n,
-                    c.n_text_head,
-                    true,
-                )
+                let prefix = format!("decoder.blocks.{i}");
+                let mut block = ResidualAttentionBlock::load(w, &prefix, n, c.n_text_head, true)?;
+                // Decoding reads every step weight once per token: f16
+                // storage halves those bytes where it loses nothing.
+                block.store_step_weights_f16()?;
+                Ok(block)
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, WeightError>>()?;
         Ok(TextDecoder {
             token_embedding: Embedding::load(w, "decoder.token_embedding", c.n_vocab, n)?,
             positional_embedding: w
