@@ -94,6 +94,12 @@ pub fn custom_kernels() -> bool {
     ffi::custom_kernels()
 }
 
+/// `a` (f32) in f16 when every value is exactly an f16 value, so that f16
+/// storage changes nothing; otherwise `a` as it is. Evaluates `a`.
+pub fn f16_if_exact(a: &Array) -> Result<Array> {
+    Ok(Array::from_raw(ffi::f16_if_exact(a.raw())?))
+}
+
 /// Threads the CPU kernels split their work over, the evaluating thread
 /// included (the core count, or `MLX_ASR_THREADS`).
 pub fn custom_kernel_threads() -> usize {

@@ -219,6 +219,7 @@ pub(crate) mod ffi {
         fn set_custom_kernels(on: bool) -> bool;
         fn custom_kernels() -> bool;
         fn custom_kernel_threads() -> i32;
+        fn f16_if_exact(a: &MlxArray) -> Result<UniquePtr<MlxArray>>;
     }
 }
 

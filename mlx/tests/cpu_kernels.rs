@@ -570,3 +570,28 @@ fn matmul_against_f16_weights_equals_the_f32_kernel_on_the_widened_weights() {
         assert_close(&got, &to_f64(&want), 1e-5, 1e-5, "f16 [K, N]");
     }
 }
+
+#[test]
+fn f16_if_exact_narrows_only_tables_of_f16_values() {
+    let _g = lock();
+    // f16 values stored as f32 (a converted f16 checkpoint): narrowed, same values.
+    let values = rand_vec(95, 3 * 1000 + 5, -4.0, 4.0);
+    let halves = arr(&values, &[3005])
+        .astype(Dtype::F16)
+        .unwrap()
+        .astype(Dtype::F32)
+        .unwrap();
+    let exact = read(&halves);
+    let narrowed = fast::f16_if_exact(&halves).unwrap();
+    assert_eq!(narrowed.dtype(), Dtype::F16);
+    assert_eq!(read(&narrowed.astype(Dtype::F32).unwrap()), exact);
+    // One value that f16 cannot hold (the last, past the vector lanes, and
+    // one inside them): the table stays f32, untouched.
+    for at in [3004, 17] {
+        let mut off = exact.clone();
+        off[at] += 1e-4;
+        let table = arr(&off, &[3005]);
+        let kept = fast::f16_if_exact(&table).unwrap();
+        assert_eq!((kept.dtype(), read(&kept)), (Dtype::F32, off), "value {at}");
+    }
+}

@@ -2,7 +2,7 @@
 
 use mlx::fast;
 use mlx::quant::QuantizedMatrix;
-use mlx::{Array, BinaryOp, Dtype, Reduction};
+use mlx::{Array, Dtype};
 
 use crate::weights::{WeightError, Weights};
 
@@ -89,7 +89,7 @@ impl Linear {
     /// applied a token at a time (the decoder's) then read half the bytes.
     pub fn store_f16_when_exact(&mut self) -> mlx::Result<()> {
         if let Matrix::Dense(m) = &self.weight {
-            self.weight = Matrix::Dense(f16_when_exact(m.clone())?);
+            self.weight = Matrix::Dense(fast::f16_if_exact(m)?);
         }
         Ok(())
     }
@@ -139,7 +139,7 @@ impl Embedding {
     /// products (rows are widened exactly, sums stay f32).
     pub fn load(w: &Weights, prefix: &str, vocab: i32, dims: i32) -> Result<Embedding> {
         let weight = match Matrix::load(w, prefix, vocab, dims)? {
-            Matrix::Dense(table) => Matrix::Dense(f16_when_exact(table)?),
+            Matrix::Dense(table) => Matrix::Dense(fast::f16_if_exact(&table)?),
             quantized => quantized,
         };
         Ok(Embedding { weight })
@@ -158,24 +158,6 @@ impl Embedding {
     pub fn as_linear(&self, x: &Array) -> mlx::Result<Array> {
         self.weight.matmul_transposed(x)
     }
-}
-
-/// `table` in f16 when that changes no value, else as it is.
-fn f16_when_exact(table: Array) -> mlx::Result<Array> {
-    if table.dtype() != Dtype::F32 {
-        return Ok(table);
-    }
-    let half = table.astype(Dtype::F16)?;
-    let same = half
-        .astype(Dtype::F32)?
-        .binary(BinaryOp::Equal, &table)?
-        .reduce(Reduction::All, &[], false)?
-        .item::<bool>()?;
-    if !same {
-        return Ok(table);
-    }
-    half.eval()?;
-    Ok(half)
 }
 
 /// A 1-D convolution over `[N, L, C_in]` input with weight `[C_out, K, C_in]`.

@@ -1038,4 +1038,63 @@ std::optional<array> small_matmul(const array& a, const array& b, const array* c
                std::make_shared<SmallMatmul>(*s, alpha, beta, c != nullptr), std::move(inputs));
 }
 
+namespace {
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// Narrows x[0..n) to f16 into y; false as soon as a value does not survive
+// the round trip. Eight at a time.
+MLX_SHIM_F16C bool narrow_exact_f16c(const float* x, _Float16* y, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_cvtph_ps(h), _CMP_NEQ_UQ)) != 0) return false;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), h);
+  }
+  for (; i < n; ++i) {
+    y[i] = static_cast<_Float16>(x[i]);
+    if (static_cast<float>(y[i]) != x[i]) return false;
+  }
+  return true;
+}
+#endif
+
+bool narrow_exact(const float* x, _Float16* y, size_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  if (f16c) return narrow_exact_f16c(x, y, n);
+#endif
+  for (size_t i = 0; i < n; ++i) {
+    y[i] = static_cast<_Float16>(x[i]);
+    if (static_cast<float>(y[i]) != x[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<array> f16_if_exact(const array& a) {
+  if (a.dtype() != mx::float32) return std::nullopt;
+  auto x = mx::contiguous(a, false);
+  x.eval();
+  const float* p = x.data<float>();
+  size_t n = x.size();
+  auto buffer = mx::allocator::malloc(n * sizeof(_Float16));
+  auto* y = static_cast<_Float16*>(buffer.raw_ptr());
+  constexpr size_t kBlock = 1 << 16;
+  size_t blocks = (n + kBlock - 1) / kBlock;
+  std::atomic<bool> exact{true};
+  parallel_rows(blocks, static_cast<double>(n), [&](size_t b0, size_t b1) {
+    size_t i0 = b0 * kBlock, i1 = std::min(n, b1 * kBlock);
+    if (i1 > i0 && exact.load(std::memory_order_relaxed) && !narrow_exact(p + i0, y + i0, i1 - i0)) {
+      exact.store(false, std::memory_order_relaxed);
+    }
+  });
+  if (!exact.load()) {
+    mx::allocator::free(buffer);
+    return std::nullopt;
+  }
+  return array(buffer, x.shape(), mx::float16);
+}
+
 }  // namespace mlx_shim::kernels

@@ -30,6 +30,8 @@ std::optional<array> gelu(const array& a);
 // softmax(scale q kᵀ [+ causal mask]) v for [B, H, L, D] q and [B, Hkv, S, D] k, v.
 std::optional<array> sdpa(const array& q, const array& k, const array& v, float scale,
                           bool causal);
+// The f32 array in f16 when every value is an f16 value (evaluates it).
+std::optional<array> f16_if_exact(const array& a);
 // Layer norm over the last axis with optional weight and bias.
 std::optional<array> layer_norm(const array& x, const array* weight, const array* bias,
                                 float eps);

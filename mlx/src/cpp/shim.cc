@@ -495,5 +495,10 @@ rust::String openblas_config() {
 bool set_custom_kernels(bool on) { return kernels::set_enabled(on); }
 bool custom_kernels() { return kernels::enabled(); }
 int32_t custom_kernel_threads() { return kernels::threads(); }
+// The array in f16 when that changes no value; else the array itself.
+ArrayPtr f16_if_exact(const array& a) {
+  if (auto out = kernels::f16_if_exact(a)) return own(std::move(*out));
+  return own(array(a));
+}
 
 }  // namespace mlx_shim

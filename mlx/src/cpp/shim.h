@@ -157,5 +157,6 @@ rust::String openblas_config();
 bool set_custom_kernels(bool on);
 bool custom_kernels();
 int32_t custom_kernel_threads();
+ArrayPtr f16_if_exact(const array& a);
 
 }  // namespace mlx_shim
