@@ -16,6 +16,13 @@ use crate::audio::AudioError;
 
 /// Frames in one 30-second decoding window.
 pub const WINDOW_FRAMES: usize = 3000;
+/// Frames per second of audio.
+pub const FRAMES_PER_SECOND: f64 = (SAMPLE_RATE / HOP_LENGTH) as f64;
+
+/// The frame nearest to `seconds` (0 for negative times).
+pub fn to_frames(seconds: f64) -> usize {
+    (seconds * FRAMES_PER_SECOND).round().max(0.0) as usize
+}
 /// Frames computed per chunk: 5 minutes (the transient STFT buffers of a
 /// chunk, ~5 KB per frame, dominate peak memory).
 const CHUNK_FRAMES: usize = 30_000;

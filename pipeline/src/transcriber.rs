@@ -18,7 +18,7 @@ use rand::SeedableRng;
 
 use crate::audio::{AudioError, AudioStream};
 use crate::decode_options::{DecodeOptions, Task};
-use crate::mel_frames::{FrameError, MelFrames, MelWindow};
+use crate::mel_frames::{to_frames, FrameError, MelFrames, MelWindow, FRAMES_PER_SECOND};
 use crate::model_source::resolve_model;
 use crate::output::{Segment, Timings, Transcript};
 use crate::word_timestamps::{
@@ -26,9 +26,6 @@ use crate::word_timestamps::{
     WindowFrames,
 };
 use asr_converters::ConvertError;
-
-/// Mel frames per second of audio.
-const FRAMES_PER_SECOND: f64 = (SAMPLE_RATE / HOP_LENGTH) as f64;
 
 /// Mel frames per timestamp step (the encoder halves the frame rate).
 const FRAMES_PER_TIMESTAMP: usize = 2;
@@ -366,7 +363,7 @@ impl Transcriber {
             // last timestamp token.
             if !cut.single_timestamp_ending {
                 if let Some(end) = last_word_end(&segments).filter(|&end| end > offset) {
-                    outcome.seek = (end * FRAMES_PER_SECOND).round() as usize;
+                    outcome.seek = to_frames(end);
                 }
             }
             if let Some(threshold) = options.hallucination_silence_threshold {

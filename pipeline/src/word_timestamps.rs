@@ -6,6 +6,7 @@
 use asr_models::whisper::WordTiming;
 
 use crate::hooks::{SegmentWord, Word};
+use crate::mel_frames::{to_frames, FRAMES_PER_SECOND, WINDOW_FRAMES};
 use crate::output::Segment;
 
 /// Punctuation joined to the following word.
@@ -161,9 +162,6 @@ fn fit_segment_and_words(segment: &mut Segment, words: &mut [Word], median: f64,
     }
 }
 
-/// Mel frames per second (10 ms hop).
-const FRAMES_PER_SECOND: f64 = 100.0;
-
 /// A decoded window, in mel frames of the recording.
 #[derive(Clone, Copy, Debug)]
 pub struct WindowFrames {
@@ -182,10 +180,6 @@ pub struct SilenceSkip {
     pub seek: Option<usize>,
     /// The window's text is dropped and its silence skipped.
     pub drop_window: bool,
-}
-
-fn to_frames(seconds: f64) -> usize {
-    (seconds * FRAMES_PER_SECOND).round().max(0.0) as usize
 }
 
 /// How unlike real speech a word looks: improbable, very short or very long.
@@ -236,16 +230,15 @@ pub fn skip_hallucinations(
     threshold: f64,
 ) -> SilenceSkip {
     let offset = window.seek as f64 / FRAMES_PER_SECOND;
-    let window_end = offset + 30.0;
+    let window_end = (window.seek + WINDOW_FRAMES) as f64 / FRAMES_PER_SECOND;
     let content_end = offset + window.content as f64 / FRAMES_PER_SECOND;
+    // The caller resumes after the last timed word; when that word ends
+    // within `threshold` of the window's end, the whole window is used.
     let mut seek = None;
     if !single_timestamp_ending {
-        if let Some(end) = last_word_end(segments).filter(|&end| end > offset) {
-            seek = Some(if window_end - end > threshold {
-                to_frames(end)
-            } else {
-                window.seek + window.content
-            });
+        let near_end = |&end: &f64| end > offset && window_end - end <= threshold;
+        if last_word_end(segments).filter(near_end).is_some() {
+            seek = Some(window.seek + window.content);
         }
     }
     let with_words = |s: &&Segment| !s.words.is_empty();

@@ -394,6 +394,13 @@ void dots(const float* x, const float* w, int64_t row, size_t count, size_t n, f
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define MLX_SHIM_F16C __attribute__((target("avx2,fma,f16c")))
+
+// Whether this CPU runs the MLX_SHIM_F16C functions (checked once).
+bool has_f16c() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                          __builtin_cpu_supports("f16c");
+  return yes;
+}
 MLX_SHIM_F16C inline __m256 widen8(const _Float16* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
@@ -444,9 +451,7 @@ MLX_SHIM_F16C void dots_f16c(const float* x, const _Float16* w, int64_t row, siz
 void dots(const float* x, const _Float16* w, int64_t row, size_t count, size_t n, float scale,
           float* out, size_t out_stride) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const bool f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                           __builtin_cpu_supports("f16c");
-  if (f16c) return dots_f16c(x, w, row, count, n, scale, out, out_stride);
+  if (has_f16c()) return dots_f16c(x, w, row, count, n, scale, out, out_stride);
 #endif
   dots_of(x, w, row, count, n, scale, out, out_stride);
 }
@@ -1061,8 +1066,7 @@ MLX_SHIM_F16C bool narrow_exact_f16c(const float* x, _Float16* y, size_t n) {
 
 bool narrow_exact(const float* x, _Float16* y, size_t n) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const bool f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-  if (f16c) return narrow_exact_f16c(x, y, n);
+  if (has_f16c()) return narrow_exact_f16c(x, y, n);
 #endif
   for (size_t i = 0; i < n; ++i) {
     y[i] = static_cast<_Float16>(x[i]);

@@ -209,6 +209,17 @@ struct Hypothesis {
     finished: bool,
 }
 
+impl Hypothesis {
+    /// A hypothesis holding only the forced `prefix`.
+    fn start(prefix: &[u32]) -> Hypothesis {
+        Hypothesis {
+            tokens: prefix.to_vec(),
+            sum_logprob: 0.0,
+            finished: false,
+        }
+    }
+}
+
 /// The first index of the largest value.
 fn argmax(x: &[f32]) -> u32 {
     let mut best = 0;
@@ -440,12 +451,7 @@ fn sample_hypotheses(
     budget: Budget,
 ) -> mlx::Result<Vec<Hypothesis>> {
     let eot = prompt.rules.special.eot;
-    let start = Hypothesis {
-        tokens: prompt.prefix.to_vec(),
-        sum_logprob: 0.0,
-        finished: false,
-    };
-    let mut hypotheses = vec![start; n];
+    let mut hypotheses = vec![Hypothesis::start(prompt.prefix); n];
     // Batch row of every unfinished hypothesis; all share the context's row.
     let mut active: Vec<(usize, u32)> = (0..n).map(|h| (h, 0)).collect();
     let mut rows = vec![first];
@@ -506,11 +512,7 @@ fn beam_hypotheses(
 ) -> mlx::Result<Vec<Hypothesis>> {
     let eot = prompt.rules.special.eot;
     let max_finished = ((beam_size as f32 * patience).round() as usize).max(1);
-    let mut beams = vec![Hypothesis {
-        tokens: prompt.prefix.to_vec(),
-        sum_logprob: 0.0,
-        finished: false,
-    }];
+    let mut beams = vec![Hypothesis::start(prompt.prefix)];
     let mut rows = vec![first];
     let mut finished: Vec<Hypothesis> = Vec::new();
     for _ in 0..budget.steps {
