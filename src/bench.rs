@@ -509,6 +509,17 @@ pub fn measure_kernels() -> mlx::Result<Vec<KernelRow>> {
             both_ms(3, 10, &|| x.matmul(&w.transpose(&[])?)?.eval())?,
         );
     }
+    // The same projection from an affine-quantized table (`--quantize`).
+    for (label, batch, bits) in [
+        ("logits 1x384 . 51864x384 q8 g64", 1, 8),
+        ("logits 5x384 . 51864x384 q8 g64", 5, 8),
+        ("logits 1x384 . 51864x384 q4 g64", 1, 4),
+    ] {
+        let q = QuantizedMatrix::quantize(&table, 64, bits)?;
+        let x = normal(&[batch, 1, D], 37)?;
+        mlx::eval(&[&x, &q.weight, &q.scales, &q.biases])?;
+        add(label, both_ms(3, 10, &|| q.matmul(&x, true)?.eval())?);
+    }
     Ok(rows)
 }
 

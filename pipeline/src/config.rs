@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use asr_converters::whisper::Quantization;
 use serde::Deserialize;
 
 use crate::decode_options::DecodeOptions;
@@ -41,6 +42,30 @@ pub enum DeviceName {
     Gpu,
 }
 
+/// `quantize = "q8" | "q4" | "none"`: how a converted model's weights are stored.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum QuantizeName {
+    #[default]
+    None,
+    Q8,
+    Q4,
+}
+
+impl QuantizeName {
+    fn quantization(self) -> Option<Quantization> {
+        let bits = match self {
+            QuantizeName::None => return None,
+            QuantizeName::Q8 => 8,
+            QuantizeName::Q4 => 4,
+        };
+        Some(Quantization {
+            bits,
+            group_size: 64,
+        })
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum OneOrMany {
@@ -56,6 +81,8 @@ struct RawConfig {
     input: Option<OneOrMany>,
     #[serde(default = "default_model")]
     model: String,
+    #[serde(default)]
+    quantize: QuantizeName,
     #[serde(default)]
     device: DeviceName,
     output_dir: Option<PathBuf>,
@@ -85,6 +112,9 @@ pub struct Config {
     pub inputs: Vec<PathBuf>,
     /// A registry name (`tiny.en`) or a path to any checkpoint `convert` reads.
     pub model: String,
+    /// Quantize the model's linear and embedding weights when converting it
+    /// (MLX affine, groups of 64); `None` keeps them as published.
+    pub quantize: Option<Quantization>,
     pub device: DeviceName,
     /// Where output files go; none are written when unset.
     pub output_dir: Option<PathBuf>,
@@ -140,6 +170,7 @@ impl Config {
         Ok(Config {
             inputs: inputs.into_iter().map(resolve).collect(),
             model,
+            quantize: raw.quantize.quantization(),
             device: raw.device,
             output_dir: raw.output_dir.map(resolve),
             formats: raw.formats,
@@ -203,4 +234,21 @@ pub(crate) fn is_audio(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantize_names_the_storage_of_converted_weights() {
+        let parse = |text: &str| Config::from_toml(text, Path::new("."));
+        assert_eq!(parse("").unwrap().quantize, None);
+        assert_eq!(parse("quantize = \"none\"").unwrap().quantize, None);
+        let q = |bits| Some(Quantization { bits, group_size: 64 });
+        assert_eq!(parse("quantize = \"q8\"").unwrap().quantize, q(8));
+        assert_eq!(parse("quantize = \"q4\"").unwrap().quantize, q(4));
+        let err = parse("quantize = \"q3\"").unwrap_err();
+        assert!(err.contains("quantize") && err.contains("q8"), "{err}");
+    }
 }

@@ -6,10 +6,12 @@
 use std::fmt;
 use std::path::Path;
 
+use asr_converters::whisper::Quantization;
 use asr_converters::{hub::HubSpec, registry};
 
 use crate::config::{Config, DeviceName, Format};
 use crate::decode_options::DecodeOptions;
+use crate::model_source::is_mlx_folder;
 use crate::vad::VadOptions;
 
 /// What flows between stages.
@@ -47,6 +49,7 @@ pub struct StagePlan {
 /// What a plan is made from: the settings that shape the stages.
 pub struct PlanSettings<'a> {
     pub model: &'a str,
+    pub quantize: Option<Quantization>,
     pub device: DeviceName,
     pub decode: &'a DecodeOptions,
     pub vad: Option<&'a VadOptions>,
@@ -61,6 +64,7 @@ impl<'a> PlanSettings<'a> {
     pub fn of_config(config: &'a Config) -> Self {
         PlanSettings {
             model: &config.model,
+            quantize: config.quantize,
             device: config.device,
             decode: &config.decode,
             vad: config.vad.as_ref(),
@@ -90,7 +94,7 @@ impl StagePlan {
     pub fn new(settings: &PlanSettings<'_>) -> Result<StagePlan, Vec<String>> {
         let mut problems = settings.decode.problems();
         problems.extend(settings.vad.iter().flat_map(|v| v.problems()));
-        problems.extend(model_problem(settings.model));
+        problems.extend(model_problem(settings.model, settings.quantize));
         if settings.device == DeviceName::Gpu && !mlx::is_available(mlx::Device::Gpu) {
             problems.push(
                 "device: gpu is not available in this MLX build (a CUDA or Metal build is needed)"
@@ -123,7 +127,14 @@ impl StagePlan {
             ),
             stage(
                 "encoder",
-                format!("Whisper encoder ({}), per 30 s window", settings.model),
+                format!(
+                    "Whisper encoder ({}{}), per 30 s window",
+                    settings.model,
+                    settings.quantize.map_or(String::new(), |q| format!(
+                        ", {}-bit weights in groups of {}",
+                        q.bits, q.group_size
+                    ))
+                ),
                 Data::LogMel,
                 Data::AudioFeatures,
             ),
@@ -217,14 +228,21 @@ fn decoder_description(d: &DecodeOptions) -> String {
     )
 }
 
-/// Whether `spec` can name a model at all (without fetching or loading it).
-fn model_problem(spec: &str) -> Option<String> {
-    let known =
-        Path::new(spec).exists() || registry::is_known(spec) || HubSpec::parse(spec).is_some();
-    (!known).then(|| {
-        format!(
+/// Whether `spec` can name a model at all (without fetching or loading it),
+/// and be quantized when asked.
+fn model_problem(spec: &str, quantize: Option<Quantization>) -> Option<String> {
+    let path = Path::new(spec);
+    let known = path.exists() || registry::is_known(spec) || HubSpec::parse(spec).is_some();
+    if !known {
+        return Some(format!(
             "model: {spec:?} is not an existing path, a registry model ({}) or a Hugging Face repo id (org/name)",
             registry::known_models().join(", ")
+        ));
+    }
+    (quantize.is_some() && is_mlx_folder(path)).then(|| {
+        format!(
+            "quantize: {spec} is already an MLX model folder; quantize applies when the \
+             pipeline converts a model (use `pipeline convert --quantize` for this one)"
         )
     })
 }
@@ -236,6 +254,7 @@ mod tests {
     fn settings<'a>(model: &'a str, decode: &'a DecodeOptions) -> PlanSettings<'a> {
         PlanSettings {
             model,
+            quantize: None,
             device: DeviceName::Cpu,
             decode,
             vad: None,
@@ -272,6 +291,36 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].starts_with("decode.temperature"));
         assert!(problems[1].starts_with("model: \"no/such/thing/here\""));
+    }
+
+    #[test]
+    fn quantize_is_shown_and_refused_for_a_finished_mlx_folder() {
+        let decode = DecodeOptions::default();
+        let q8 = Some(Quantization {
+            bits: 8,
+            group_size: 64,
+        });
+        let plan = StagePlan::new(&PlanSettings {
+            quantize: q8,
+            ..settings("tiny.en", &decode)
+        })
+        .unwrap();
+        assert!(plan.stages[2]
+            .implementation
+            .contains("tiny.en, 8-bit weights in groups of 64"));
+        let folder = tempfile::tempdir().unwrap();
+        for file in ["weights.safetensors", "config.json"] {
+            std::fs::write(folder.path().join(file), b"{}").unwrap();
+        }
+        let spec = folder.path().display().to_string();
+        let problems = StagePlan::new(&PlanSettings {
+            quantize: q8,
+            ..settings(&spec, &decode)
+        })
+        .unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with(&format!("quantize: {spec} is already an MLX model folder")));
+        assert!(StagePlan::new(&settings(&spec, &decode)).is_ok());
     }
 
     #[test]

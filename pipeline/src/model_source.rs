@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use asr_converters::hub::{self, HubOptions, HubSpec};
 use asr_converters::registry;
-use asr_converters::whisper::{convert_whisper, OutputDtype, WriteError, WriteOptions};
+use asr_converters::whisper::{
+    convert_whisper, OutputDtype, Quantization, WriteError, WriteOptions,
+};
 use asr_converters::ConvertError;
 
 /// Where [`resolve_model_in`] looks for models and writes converted ones.
@@ -31,11 +33,12 @@ impl ModelSources {
 }
 
 /// The MLX folder for `spec`: used as is when it already is one, otherwise
-/// fetched (registry names, Hub repos) and/or converted into the cache once.
-/// A local path wins over a Hub repo id of the same spelling; `hf:` always
-/// means the Hub.
-pub fn resolve_model(spec: &str) -> Result<PathBuf, ConvertError> {
-    resolve_model_in(spec, &ModelSources::from_env())
+/// fetched (registry names, Hub repos) and/or converted into the cache once,
+/// with its weights quantized when `quantize` says so (one cached folder per
+/// setting). A local path wins over a Hub repo id of the same spelling;
+/// `hf:` always means the Hub.
+pub fn resolve_model(spec: &str, quantize: Option<Quantization>) -> Result<PathBuf, ConvertError> {
+    resolve_model_in(spec, quantize, &ModelSources::from_env())
 }
 
 /// What kind of source `spec` names, given whether it exists as a path.
@@ -60,12 +63,22 @@ fn classify(spec: &str, exists: bool) -> SpecKind {
 }
 
 /// [`resolve_model`] with explicit caches and Hub settings.
-pub fn resolve_model_in(spec: &str, sources: &ModelSources) -> Result<PathBuf, ConvertError> {
+pub fn resolve_model_in(
+    spec: &str,
+    quantize: Option<Quantization>,
+    sources: &ModelSources,
+) -> Result<PathBuf, ConvertError> {
     let path = Path::new(spec);
     let kind = classify(spec, path.exists());
     let (source, key) = match kind {
         SpecKind::Local => {
-            if path.join("weights.safetensors").is_file() && path.join("config.json").is_file() {
+            if is_mlx_folder(path) {
+                if quantize.is_some() {
+                    return Err(ConvertError::format(
+                        path,
+                        "already an MLX model folder: quantize applies when the pipeline                          converts a model (quantize this one with `pipeline convert --quantize`)",
+                    ));
+                }
                 return Ok(path.to_path_buf());
             }
             let canonical = path.canonicalize().map_err(ConvertError::io(path))?;
@@ -98,12 +111,16 @@ pub fn resolve_model_in(spec: &str, sources: &ModelSources) -> Result<PathBuf, C
             ))
         }
     };
-    let cached = sources.cache.join("models").join(format!("mlx-{key}-f32"));
+    let storage = match quantize {
+        Some(q) => format!("q{}g{}", q.bits, q.group_size),
+        None => "f32".into(),
+    };
+    let cached = sources.cache.join("models").join(format!("mlx-{key}-{storage}"));
     if !cached.join("weights.safetensors").is_file() {
         tracing::info!(source = %source.display(), target = %cached.display(), "converting model");
         let opts = WriteOptions {
             dtype: OutputDtype::F32,
-            quantization: None,
+            quantization: quantize,
             force: false,
         };
         match convert_whisper(&source, &cached, &opts, &|_, _| {}) {
@@ -112,6 +129,11 @@ pub fn resolve_model_in(spec: &str, sources: &ModelSources) -> Result<PathBuf, C
         }
     }
     Ok(cached)
+}
+
+/// A folder the pipeline loads as it is (a `pipeline convert` output).
+pub fn is_mlx_folder(path: &Path) -> bool {
+    path.join("weights.safetensors").is_file() && path.join("config.json").is_file()
 }
 
 /// A Hub error for a spec that might have been meant as a local path says

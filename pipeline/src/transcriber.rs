@@ -25,6 +25,7 @@ use crate::word_timestamps::{
     add_word_timestamps, last_word_end, separates_words_with_spaces, skip_hallucinations,
     WindowFrames,
 };
+use asr_converters::whisper::Quantization;
 use asr_converters::ConvertError;
 
 /// Mel frames per timestamp step (the encoder halves the frame rate).
@@ -115,8 +116,18 @@ struct Prelude {
 }
 
 impl Transcriber {
+    /// The model `spec` names, as published (see [`Self::load_with`]).
     pub fn load(spec: &str) -> Result<Transcriber, TranscribeError> {
-        let dir = resolve_model(spec)?;
+        Transcriber::load_with(spec, None)
+    }
+
+    /// The model `spec` names, its weights quantized on conversion when
+    /// `quantize` is set.
+    pub fn load_with(
+        spec: &str,
+        quantize: Option<Quantization>,
+    ) -> Result<Transcriber, TranscribeError> {
+        let dir = resolve_model(spec, quantize)?;
         let model = Whisper::load(&dir)?;
         let tokenizer = WhisperTokenizer::load(&dir.join("tokenizer.json"))
             .map_err(TranscribeError::Tokenizer)?;

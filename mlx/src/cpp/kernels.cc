@@ -24,6 +24,7 @@
 #include <functional>
 #include <limits>
 #include <mutex>
+#include <numeric>
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
@@ -735,6 +736,185 @@ void small_matmul_run(const MatmulShape& sh, const float* x, const W* w, const f
 }
 
 // ---------------------------------------------------------------------------
+// A few rows times an affine-quantized matrix (MLX's format): w[n, k] is
+// scale[n, g] * q[n, k] + bias[n, g] for k in group g, the q packed `bits`
+// wide into u32 words, lowest bits first.
+
+struct QuantShape {
+  size_t M, K, N;
+  int group, bits;
+};
+
+// Scales and biases as f32 (f16 tables widened).
+template <class S>
+inline float as_f32(S v) {
+  return static_cast<float>(v);
+}
+
+// q values k..k+8 of a row whose packed words start at `words`.
+inline void unpack8(const uint32_t* words, size_t k, int bits, float* out) {
+  for (int i = 0; i < 8; ++i) {
+    size_t bit = (k + i) * bits;
+    out[i] = static_cast<float>((words[bit / 32] >> (bit % 32)) & ((1u << bits) - 1));
+  }
+}
+
+// y[r, n] for n in [n0, n1) and every row r: each weight row is unpacked
+// once, dequantized eight values at a time and applied to all M rows.
+template <class S>
+void quant_rows_portable(const QuantShape& sh, const float* x, const uint32_t* w, const S* scales,
+                         const S* biases, float* y, size_t n0, size_t n1) {
+  size_t words = sh.K * sh.bits / 32, groups = sh.K / sh.group;
+  float acc[8][8], q[8];
+  for (size_t n = n0; n < n1; ++n) {
+    const uint32_t* wn = w + n * words;
+    std::memset(acc, 0, sizeof(acc));
+    for (size_t k = 0; k < sh.K; k += 8) {
+      size_t g = n * groups + k / sh.group;
+      float s = as_f32(scales[g]), b = as_f32(biases[g]);
+      unpack8(wn, k, sh.bits, q);
+      for (size_t r = 0; r < sh.M; ++r)
+        for (int i = 0; i < 8; ++i) acc[r][i] += x[r * sh.K + k + i] * (s * q[i] + b);
+    }
+    for (size_t r = 0; r < sh.M; ++r) {
+      float t = 0.0f;
+      for (int i = 0; i < 8; ++i) t += acc[r][i];
+      y[r * sh.N + n] = t;
+    }
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// Eight q values widened to floats: 8-bit values from 8 bytes, 4-bit values
+// from one word (lane i shifted right by 4 i).
+MLX_SHIM_F16C inline __m256 unpack8_avx2(const uint32_t* words, size_t k,
+                                                              int bits) {
+  if (bits == 8) {
+    __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(
+        reinterpret_cast<const uint8_t*>(words) + k));
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+  }
+  __m256i word = _mm256_set1_epi32(static_cast<int>(words[k / 8]));
+  __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  __m256i nibbles = _mm256_and_si256(_mm256_srlv_epi32(word, shifts), _mm256_set1_epi32(15));
+  return _mm256_cvtepi32_ps(nibbles);
+}
+
+// For one row of x, sum_k x[k] (s q[k] + b) over a group is computed as
+// s <x, q> + b sum(x): the packed values are only widened, and the bias
+// meets the group sums of x (`xsum`, [M, groups]) once per group.
+MLX_SHIM_F16C void dequantize8_avx2(const uint32_t* words, size_t k, int bits, float s, float b,
+                                    float* out) {
+  __m256 v = _mm256_fmadd_ps(_mm256_set1_ps(s), unpack8_avx2(words, k, bits), _mm256_set1_ps(b));
+  _mm256_storeu_ps(out, v);
+}
+
+template <class S>
+MLX_SHIM_F16C void quant_rows_avx2(const QuantShape& sh, const float* x, const float* xsum,
+                                   const uint32_t* w, const S* scales, const S* biases, float* y,
+                                   size_t n0, size_t n1) {
+  size_t words = sh.K * sh.bits / 32, groups = sh.K / sh.group;
+  auto bias_terms = [&](size_t n, size_t r) {
+    float t = 0.0f;
+    for (size_t g = 0; g < groups; ++g) t += as_f32(biases[n * groups + g]) * xsum[r * groups + g];
+    return t;
+  };
+  size_t n = n0;
+  if (sh.M == 1) {
+    // One row of x: four weight rows at a time share its loads.
+    for (; n + 4 <= n1; n += 4) {
+      const uint32_t* wn[4] = {w + n * words, w + (n + 1) * words, w + (n + 2) * words,
+                               w + (n + 3) * words};
+      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                       _mm256_setzero_ps()};
+      for (size_t g = 0; g < groups; ++g) {
+        __m256 part[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                          _mm256_setzero_ps()};
+        for (size_t k = g * sh.group; k < (g + 1) * sh.group; k += 8) {
+          __m256 xv = _mm256_loadu_ps(x + k);
+          for (int t = 0; t < 4; ++t)
+            part[t] = _mm256_fmadd_ps(xv, unpack8_avx2(wn[t], k, sh.bits), part[t]);
+        }
+        for (int t = 0; t < 4; ++t)
+          acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(as_f32(scales[(n + t) * groups + g])), part[t],
+                                   acc[t]);
+      }
+      for (int t = 0; t < 4; ++t) y[n + t] = sum8(acc[t]) + bias_terms(n + t, 0);
+    }
+  }
+  // Several rows (beams): each weight is dequantized once for all of them.
+  for (; n < n1; ++n) {
+    const uint32_t* wn = w + n * words;
+    __m256 acc[8];
+    for (size_t r = 0; r < sh.M; ++r) acc[r] = _mm256_setzero_ps();
+    for (size_t g = 0; g < groups; ++g) {
+      __m256 s = _mm256_set1_ps(as_f32(scales[n * groups + g]));
+      __m256 b = _mm256_set1_ps(as_f32(biases[n * groups + g]));
+      for (size_t k = g * sh.group; k < (g + 1) * sh.group; k += 8) {
+        __m256 wv = _mm256_fmadd_ps(s, unpack8_avx2(wn, k, sh.bits), b);
+        for (size_t r = 0; r < sh.M; ++r)
+          acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * sh.K + k), wv, acc[r]);
+      }
+    }
+    for (size_t r = 0; r < sh.M; ++r) y[r * sh.N + n] = sum8(acc[r]);
+  }
+}
+#endif
+
+// Rows [n0, n1) of the f32 matrix, y[n, k] = s q[n, k] + b.
+template <class S>
+void dequantize_rows(const QuantShape& sh, const uint32_t* w, const S* scales, const S* biases,
+                     float* y, size_t n0, size_t n1) {
+  size_t words = sh.K * sh.bits / 32, groups = sh.K / sh.group;
+  for (size_t n = n0; n < n1; ++n) {
+    const uint32_t* wn = w + n * words;
+    float* yn = y + n * sh.K;
+    for (size_t k = 0; k < sh.K; k += 8) {
+      size_t g = n * groups + k / sh.group;
+      float s = as_f32(scales[g]), b = as_f32(biases[g]);
+#if defined(__x86_64__) && defined(__GNUC__)
+      if (has_f16c()) {
+        dequantize8_avx2(wn, k, sh.bits, s, b, yn + k);
+        continue;
+      }
+#endif
+      float q[8];
+      unpack8(wn, k, sh.bits, q);
+      for (int i = 0; i < 8; ++i) yn[k + i] = s * q[i] + b;
+    }
+  }
+}
+
+template <class S>
+void dequantize_run(const QuantShape& sh, const uint32_t* w, const S* scales, const S* biases,
+                    float* y) {
+  parallel_rows(sh.N, static_cast<double>(sh.N) * sh.K * 4,
+                [&](size_t n0, size_t n1) { dequantize_rows(sh, w, scales, biases, y, n0, n1); });
+}
+
+template <class S>
+void quant_matmul_run(const QuantShape& sh, const float* x, const uint32_t* w, const S* scales,
+                      const S* biases, float* y) {
+  size_t groups = sh.K / sh.group;
+  std::vector<float> xsum(sh.M * groups);
+  for (size_t r = 0; r < sh.M; ++r)
+    for (size_t g = 0; g < groups; ++g) {
+      const float* xg = x + r * sh.K + g * sh.group;
+      xsum[r * groups + g] = std::accumulate(xg, xg + sh.group, 0.0f);
+    }
+  double cost = static_cast<double>(sh.M) * sh.K * sh.N;
+  size_t blocks = (sh.N + 15) / 16;
+  parallel_rows(blocks, cost, [&](size_t b0, size_t b1) {
+    size_t n0 = b0 * 16, n1 = std::min(sh.N, b1 * 16);
+    if (n1 <= n0) return;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (has_f16c()) return quant_rows_avx2(sh, x, xsum.data(), w, scales, biases, y, n0, n1);
+#endif
+    quant_rows_portable(sh, x, w, scales, biases, y, n0, n1);
+  });
+}
+
+// ---------------------------------------------------------------------------
 // Primitives.
 
 void alloc_or_donate(const mx::array& in, mx::array& out) {
@@ -952,6 +1132,87 @@ class SmallMatmul : public CpuOnly {
   bool has_c_;
 };
 
+// Runs `f(scales, biases)` with the tables as typed pointers (f32 or f16).
+template <class F>
+void with_tables(const mx::array& scales, const mx::array& biases, F&& f) {
+  if (scales.dtype() == mx::float16) {
+    f(reinterpret_cast<const _Float16*>(scales.data<mx::float16_t>()),
+      reinterpret_cast<const _Float16*>(biases.data<mx::float16_t>()));
+  } else {
+    f(scales.data<float>(), biases.data<float>());
+  }
+}
+
+// The f32 matrix of an affine-quantized one (MLX's CPU dequantize is scalar).
+class Dequantize : public CpuOnly {
+ public:
+  Dequantize(mx::Stream s, int group, int bits) : CpuOnly(s), group_(group), bits_(bits) {}
+  const char* name() const override { return "MlxAsrDequantize"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const Dequantize*>(&other);
+    return o != nullptr && o->group_ == group_ && o->bits_ == bits_;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    return {{inputs[0].shape(0), inputs[0].shape(1) * 32 / bits_}};
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    for (auto& a : inputs) require_row_contiguous(a, name());
+    const auto &w = inputs[0], &scales = inputs[1], &biases = inputs[2];
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    QuantShape sh{1, static_cast<size_t>(out.shape(1)), static_cast<size_t>(out.shape(0)), group_,
+                  bits_};
+    const auto* wq = w.data<uint32_t>();
+    float* y = out.data<float>();
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    for (auto& in : inputs) enc.set_input_array(in);
+    enc.set_output_array(out);
+    with_tables(scales, biases, [&](auto s, auto b) {
+      enc.dispatch([sh, wq, s, b, y] { dequantize_run(sh, wq, s, b, y); });
+    });
+  }
+
+ private:
+  int group_, bits_;
+};
+
+class QuantizedSmallMatmul : public CpuOnly {
+ public:
+  QuantizedSmallMatmul(mx::Stream s, int group, int bits) : CpuOnly(s), group_(group), bits_(bits) {}
+  const char* name() const override { return "MlxAsrQuantizedSmallMatmul"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const QuantizedSmallMatmul*>(&other);
+    return o != nullptr && o->group_ == group_ && o->bits_ == bits_;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    auto shape = inputs[0].shape();
+    shape.back() = inputs[1].shape(0);
+    return {shape};
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    for (auto& a : inputs) require_row_contiguous(a, name());
+    const auto &a = inputs[0], &w = inputs[1], &scales = inputs[2], &biases = inputs[3];
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    QuantShape sh{};
+    sh.K = static_cast<size_t>(a.shape(-1));
+    sh.N = static_cast<size_t>(w.shape(0));
+    sh.M = a.size() / sh.K;
+    sh.group = group_;
+    sh.bits = bits_;
+    const float* x = a.data<float>();
+    const auto* wq = w.data<uint32_t>();
+    float* y = out.data<float>();
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    for (auto& in : inputs) enc.set_input_array(in);
+    enc.set_output_array(out);
+    with_tables(scales, biases, [&](auto s, auto b) {
+      enc.dispatch([sh, x, wq, s, b, y] { quant_matmul_run(sh, x, wq, s, b, y); });
+    });
+  }
+
+ private:
+  int group_, bits_;
+};
+
 // The CPU stream when the default device is the CPU and the kernels are on.
 std::optional<mx::Stream> cpu_stream() {
   if (!enabled()) return std::nullopt;
@@ -1041,6 +1302,39 @@ std::optional<array> small_matmul(const array& a, const array& b, const array* c
   if (c != nullptr) inputs.push_back(mx::contiguous(*c, false, *s));
   return array(shape, mx::float32,
                std::make_shared<SmallMatmul>(*s, alpha, beta, c != nullptr), std::move(inputs));
+}
+
+std::optional<array> quantized_matmul_t(const array& x, const array& w, const array& scales,
+                                        const array& biases, int group_size, int bits) {
+  auto s = cpu_stream();
+  if (!s || x.dtype() != mx::float32 || x.ndim() < 1 || w.ndim() != 2 ||
+      w.dtype() != mx::uint32 || (bits != 4 && bits != 8) || group_size % 16 != 0) {
+    return std::nullopt;
+  }
+  auto table = scales.dtype();
+  if ((table != mx::float32 && table != mx::float16) || biases.dtype() != table) {
+    return std::nullopt;
+  }
+  int N = w.shape(0), K = x.shape(-1);
+  if (K == 0 || K % group_size != 0 || w.shape(1) * 32 != K * bits ||
+      scales.shape() != mx::Shape{N, K / group_size} || biases.shape() != scales.shape()) {
+    return std::nullopt;
+  }
+  auto shape = x.shape();
+  shape.back() = N;
+  size_t rows = x.size() / static_cast<size_t>(K);
+  std::vector<array> tables{mx::contiguous(w, false, *s), mx::contiguous(scales, false, *s),
+                            mx::contiguous(biases, false, *s)};
+  if (rows > kSmallMatmulRows) {
+    // Many rows (the encoder, a prompt): dequantize once and let the GEMM
+    // run; MLX's CPU quantized matmul is scalar.
+    array dense({N, K}, mx::float32, std::make_shared<Dequantize>(*s, group_size, bits),
+                std::move(tables));
+    return mx::matmul(x, mx::transpose(dense, *s), *s);
+  }
+  tables.insert(tables.begin(), mx::contiguous(x, false, *s));
+  return array(shape, mx::float32, std::make_shared<QuantizedSmallMatmul>(*s, group_size, bits),
+               std::move(tables));
 }
 
 namespace {

@@ -43,4 +43,10 @@ std::optional<array> layer_norm(const array& x, const array* weight, const array
 std::optional<array> small_matmul(const array& a, const array& b, const array* c, float alpha,
                                   float beta);
 
+// x times the transpose of an affine-quantized [N, K] matrix (MLX's packing,
+// 4 or 8 bits, f32 or f16 scales and biases). Few rows read the packed matrix
+// once, dequantizing on the fly; more rows dequantize it for one GEMM.
+std::optional<array> quantized_matmul_t(const array& x, const array& w, const array& scales,
+                                        const array& biases, int group_size, int bits);
+
 }  // namespace mlx_shim::kernels

@@ -364,6 +364,11 @@ ArrayPtr dequantize(const array& w, const array& scales, const array& biases, in
 
 ArrayPtr quantized_matmul(const array& x, const array& w, const array& scales,
                           const array& biases, bool transpose, int32_t group_size, int32_t bits) {
+  if (transpose) {
+    if (auto out = kernels::quantized_matmul_t(x, w, scales, biases, group_size, bits)) {
+      return own(std::move(*out));
+    }
+  }
   return own(mx::quantized_matmul(x, w, scales, biases, transpose, group_size, bits, "affine"));
 }
 
