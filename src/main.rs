@@ -264,6 +264,15 @@ fn profile_table(t: &asr_pipeline::Timings) -> String {
             t.decoder,
             format!("{} tokens, {}", t.tokens, ms_per_token(t.decoder)),
         ),
+        (
+            "  prompt per pass",
+            t.decoder_prompt,
+            format!(
+                "{} passes, {:.1} ms/pass",
+                t.decoder_passes,
+                1e3 * t.decoder_prompt / per(t.decoder_passes)
+            ),
+        ),
         ("  blocks", t.decoder_blocks, ms_per_token(t.decoder_blocks)),
         (
             "  vocabulary projection",

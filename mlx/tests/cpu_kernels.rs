@@ -351,6 +351,40 @@ fn attention_decoding_shapes() {
 }
 
 #[test]
+fn attention_over_f16_keys_and_values() {
+    let _g = lock();
+    // f32 queries against f16 keys and values (a quantized model's cross-
+    // attention cache): the reference takes the f16 values exactly. Few
+    // queries read them directly, many through widened f32 copies.
+    for (seed, dims) in [
+        (120u64, [1usize, 6, 6, 1, 1500, 64, 64]),
+        (121, [1, 6, 6, 5, 1500, 64, 64]),
+        (122, [2, 4, 2, 3, 37, 12, 12]),
+        (123, [1, 6, 6, 40, 300, 64, 64]),
+    ] {
+        let [b, h, hk, l, s, d, dv] = dims;
+        let i = |x: usize| x as i32;
+        let q = rand_vec(seed, b * h * l * d, -2.0, 2.0);
+        let half = |n, seed, shape: &[i32]| {
+            arr(&rand_vec(seed, n, -2.0, 2.0), shape)
+                .astype(Dtype::F16)
+                .unwrap()
+        };
+        let ka = half(b * hk * s * d, seed + 1, &[i(b), i(hk), i(s), i(d)]);
+        let va = half(b * hk * s * dv, seed + 2, &[i(b), i(hk), i(s), i(dv)]);
+        let (k, v) = (read_f16(&ka), read_f16(&va));
+        let qa = arr(&q, &[i(b), i(h), i(l), i(d)]);
+        let scale = 1.0 / (d as f64).sqrt();
+        let got =
+            fast::scaled_dot_product_attention(&qa, &ka, &va, scale as f32, AttentionMask::None)
+                .unwrap();
+        let want = attention_ref(&q, &k, &v, dims, scale, false);
+        let what = format!("attention, f16 keys/values {dims:?}");
+        check(&got, &[i(b), i(h), i(l), i(dv)], &want, 2e-6, 1e-4, &what);
+    }
+}
+
+#[test]
 fn attention_long_query_shapes() {
     let _g = lock();
     // Longer queries go through GEMM calls.
@@ -622,9 +656,19 @@ fn quantized_matmul_matches_unpacked_reference_and_mlx() {
         check(&got, &[rows as i32, 1, n as i32], &want, 1e-4, 1e-4, &what);
         // MLX's own op dequantizes f16 tables to f16 weights when it takes
         // the dequantize + GEMM route (2^-11 relative); ours stay f32.
-        let tol = if table == Dtype::F16 && rows > 8 { 2e-3 } else { 1e-4 };
+        let tol = if table == Dtype::F16 && rows > 8 {
+            2e-3
+        } else {
+            1e-4
+        };
         let mlx = with_mlx_ops(|| q.matmul(&x, true).unwrap());
-        assert_close(&read(&got), &to_f64(&mlx), tol, tol, &format!("{what} vs mlx"));
+        assert_close(
+            &read(&got),
+            &to_f64(&mlx),
+            tol,
+            tol,
+            &format!("{what} vs mlx"),
+        );
     }
 }
 

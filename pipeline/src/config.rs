@@ -245,7 +245,12 @@ mod tests {
         let parse = |text: &str| Config::from_toml(text, Path::new("."));
         assert_eq!(parse("").unwrap().quantize, None);
         assert_eq!(parse("quantize = \"none\"").unwrap().quantize, None);
-        let q = |bits| Some(Quantization { bits, group_size: 64 });
+        let q = |bits| {
+            Some(Quantization {
+                bits,
+                group_size: 64,
+            })
+        };
         assert_eq!(parse("quantize = \"q8\"").unwrap().quantize, q(8));
         assert_eq!(parse("quantize = \"q4\"").unwrap().quantize, q(4));
         let err = parse("quantize = \"q3\"").unwrap_err();

@@ -319,7 +319,9 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].starts_with(&format!("quantize: {spec} is already an MLX model folder")));
+        assert!(
+            problems[0].starts_with(&format!("quantize: {spec} is already an MLX model folder"))
+        );
         assert!(StagePlan::new(&settings(&spec, &decode)).is_ok());
     }
 

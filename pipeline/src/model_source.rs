@@ -115,7 +115,10 @@ pub fn resolve_model_in(
         Some(q) => format!("q{}g{}", q.bits, q.group_size),
         None => "f32".into(),
     };
-    let cached = sources.cache.join("models").join(format!("mlx-{key}-{storage}"));
+    let cached = sources
+        .cache
+        .join("models")
+        .join(format!("mlx-{key}-{storage}"));
     if !cached.join("weights.safetensors").is_file() {
         tracing::info!(source = %source.display(), target = %cached.display(), "converting model");
         let opts = WriteOptions {

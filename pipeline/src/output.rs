@@ -60,11 +60,16 @@ pub struct Timings {
     pub mel: f64,
     pub encoder: f64,
     pub decoder: f64,
-    /// Parts of `decoder`: the blocks, the vocabulary projection (with its
-    /// copy to the host), and token rules + picking on the host.
+    /// Parts of `decoder`: each pass's prompt (context through the blocks,
+    /// cross-attention keys/values), the blocks per sampled token, the
+    /// vocabulary projection (with its copy to the host), and token rules +
+    /// picking on the host.
+    pub decoder_prompt: f64,
     pub decoder_blocks: f64,
     pub decoder_logits: f64,
     pub decoder_picking: f64,
+    /// Decoding passes over a window (temperature fallbacks included).
+    pub decoder_passes: usize,
     /// Word alignment (cross-attention pass + DTW), when words are timed.
     pub word_timestamps: f64,
     /// 30 s windows encoded and tokens decoded (end-of-text included).
@@ -81,9 +86,11 @@ impl std::ops::AddAssign<&Timings> for Timings {
         self.mel += other.mel;
         self.encoder += other.encoder;
         self.decoder += other.decoder;
+        self.decoder_prompt += other.decoder_prompt;
         self.decoder_blocks += other.decoder_blocks;
         self.decoder_logits += other.decoder_logits;
         self.decoder_picking += other.decoder_picking;
+        self.decoder_passes += other.decoder_passes;
         self.word_timestamps += other.word_timestamps;
         self.windows += other.windows;
         self.tokens += other.tokens;

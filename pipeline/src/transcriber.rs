@@ -213,9 +213,11 @@ impl Transcriber {
                 self.decode_with_fallback(&audio, &prompt, options, &mut rng)?
             };
             timings.decoder += clock.elapsed().as_secs_f64();
+            timings.decoder_prompt += result.times.prompt;
             timings.decoder_blocks += result.times.blocks;
             timings.decoder_logits += result.times.logits;
             timings.decoder_picking += result.times.picking;
+            timings.decoder_passes += result.times.passes;
             timings.tokens += result.tokens.len() + 1;
             let silent = result.no_speech_prob > options.no_speech_threshold
                 && result.avg_logprob <= options.logprob_threshold;
@@ -574,9 +576,7 @@ impl Transcriber {
             };
             let mut result = decode_window(&self.model, audio, prompt, search)?;
             // Every attempt's time counts, not only the kept one's.
-            times.blocks += result.times.blocks;
-            times.logits += result.times.logits;
-            times.picking += result.times.picking;
+            times += result.times;
             result.times = times;
             let ratio = compression_ratio(self.text(&result.tokens)?.trim());
             let low_logprob = result.avg_logprob < options.logprob_threshold;

@@ -458,9 +458,9 @@ void dots(const float* x, const _Float16* w, int64_t row, size_t count, size_t n
 }
 
 // o += sum_j p[j] v_j for rows v_j = v + j * row, j < count; o has n entries.
-MLX_SHIM_MULTIVERSION
-void weighted_rows(float* o, const float* p, const float* v, int64_t row, size_t count,
-                   size_t n) {
+template <class V>
+inline void weighted_rows_of(float* o, const float* p, const V* v, int64_t row, size_t count,
+                             size_t n) {
   size_t i = 0;
   // Eight outputs at a time stay in a register across all rows.
   for (; i + 8 <= n; i += 8) {
@@ -472,9 +472,41 @@ void weighted_rows(float* o, const float* p, const float* v, int64_t row, size_t
   }
   for (; i < n; ++i) {
     float acc = o[i];
-    for (size_t j = 0; j < count; ++j) acc += p[j] * v[static_cast<int64_t>(j) * row + i];
+    for (size_t j = 0; j < count; ++j)
+      acc += p[j] * static_cast<float>(v[static_cast<int64_t>(j) * row + i]);
     o[i] = acc;
   }
+}
+
+MLX_SHIM_MULTIVERSION
+void weighted_rows(float* o, const float* p, const float* v, int64_t row, size_t count,
+                   size_t n) {
+  weighted_rows_of(o, p, v, row, count, n);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+MLX_SHIM_F16C void weighted_rows_f16c(float* o, const float* p, const _Float16* v, int64_t row,
+                                      size_t count, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 acc = _mm256_loadu_ps(o + i);
+    for (size_t j = 0; j < count; ++j) {
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), widen8(v + static_cast<int64_t>(j) * row + i),
+                            acc);
+    }
+    _mm256_storeu_ps(o + i, acc);
+  }
+  if (i < n) weighted_rows_of(o + i, p, v + i, row, count, n - i);
+}
+#endif
+
+// f16 values (cross-attention keys and values of a quantized model).
+void weighted_rows(float* o, const float* p, const _Float16* v, int64_t row, size_t count,
+                   size_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (has_f16c()) return weighted_rows_f16c(o, p, v, row, count, n);
+#endif
+  weighted_rows_of(o, p, v, row, count, n);
 }
 
 // y += a x
@@ -503,16 +535,19 @@ CblasSgemm sgemm_fn() {
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
 // A [B, H, N, D] operand: its data and element strides (any layout).
-struct Operand {
-  const float* data;
+template <class T>
+struct OperandOf {
+  const T* data;
   int64_t s0, s1, s2, s3;
   int dims[4];
-  const float* row(int b, int h, int64_t i) const { return data + b * s0 + h * s1 + i * s2; }
+  const T* row(int b, int h, int64_t i) const { return data + b * s0 + h * s1 + i * s2; }
 };
+using Operand = OperandOf<float>;
 
-Operand operand_of(const mx::array& a) {
+template <class T>
+OperandOf<T> operand_of(const mx::array& a) {
   const auto& st = a.strides();
-  Operand o{a.data<float>(), st[0], st[1], st[2], st[3], {}};
+  OperandOf<T> o{reinterpret_cast<const T*>(a.data<void>()), st[0], st[1], st[2], st[3], {}};
   for (int i = 0; i < 4; ++i) o.dims[i] = a.shape(i);
   return o;
 }
@@ -542,8 +577,9 @@ struct AttentionShape {
 // Few queries per head (decoding): scores, softmax and the weighted sum of
 // values without GEMM calls, which would cost more than the work. Each
 // key and value row is read once per head, for all of the head's queries.
-void attention_rows(const AttentionShape& sh, const Operand& q, const Operand& k,
-                    const Operand& v, float* out) {
+template <class KV>
+void attention_rows(const AttentionShape& sh, const Operand& q, const OperandOf<KV>& k,
+                    const OperandOf<KV>& v, float* out) {
   size_t heads = static_cast<size_t>(sh.B) * sh.H;
   double cost = static_cast<double>(heads) * sh.L * sh.S * (sh.D + sh.Dv + 8);
   int rep = sh.H / sh.Hk;
@@ -1060,20 +1096,25 @@ class Attention : public CpuOnly {
     out.set_data(mx::allocator::malloc(out.nbytes()));
     AttentionShape sh{q.shape(0), q.shape(1), k.shape(1), q.shape(2), k.shape(2),
                       q.shape(3), v.shape(3), scale_, causal_};
-    Operand qo = operand_of(q), ko = operand_of(k), vo = operand_of(v);
     float* o = out.data<float>();
     auto& enc = mx::cpu::get_command_encoder(stream());
     for (auto& a : inputs) enc.set_input_array(a);
     enc.set_output_array(out);
-    enc.dispatch([sh, qo, ko, vo, o] {
-      if (static_cast<size_t>(sh.B) * sh.H * sh.L * sh.Dv == 0) return;
-      if (sh.S == 0) {
-        std::fill(o, o + static_cast<size_t>(sh.B) * sh.H * sh.L * sh.Dv,
-                  std::numeric_limits<float>::quiet_NaN());
-        return;
-      }
-      attention(sh, qo, ko, vo, o);
-    });
+    size_t size = static_cast<size_t>(sh.B) * sh.H * sh.L * sh.Dv;
+    if (size == 0) return;
+    if (sh.S == 0) {
+      enc.dispatch([o, size] { std::fill(o, o + size, std::numeric_limits<float>::quiet_NaN()); });
+      return;
+    }
+    auto qo = operand_of<float>(q);
+    if (k.dtype() == mx::float16) {
+      // f16 keys and values (few queries, rows contiguous: see sdpa()).
+      auto ko = operand_of<_Float16>(k), vo = operand_of<_Float16>(v);
+      enc.dispatch([sh, qo, ko, vo, o] { attention_rows(sh, qo, ko, vo, o); });
+      return;
+    }
+    auto ko = operand_of<float>(k), vo = operand_of<float>(v);
+    enc.dispatch([sh, qo, ko, vo, o] { attention(sh, qo, ko, vo, o); });
   }
 
  private:
@@ -1264,7 +1305,13 @@ std::optional<array> sdpa(const array& q, const array& k, const array& v, float 
   auto s = cpu_stream();
   if (!s) return std::nullopt;
   for (auto* a : {&q, &k, &v}) {
-    if (a->dtype() != mx::float32 || a->ndim() != 4) return std::nullopt;
+    if (a->ndim() != 4) return std::nullopt;
+  }
+  // f32 throughout, or f32 queries against f16 keys and values.
+  bool half_kv = k.dtype() == mx::float16 && v.dtype() == mx::float16;
+  if (q.dtype() != mx::float32 || !(half_kv || (k.dtype() == mx::float32 &&
+                                                v.dtype() == mx::float32))) {
+    return std::nullopt;
   }
   int B = q.shape(0), H = q.shape(1), L = q.shape(2), D = q.shape(3);
   int Hk = k.shape(1), S = k.shape(2);
@@ -1273,9 +1320,19 @@ std::optional<array> sdpa(const array& q, const array& k, const array& v, float 
   // A causal mask with fewer keys than queries leaves rows without keys:
   // MLX's own op decides what those mean.
   if (!fits || (causal && S < L)) return std::nullopt;
+  std::vector<array> inputs{q, k, v};
+  if (half_kv) {
+    // Few queries read the f16 rows directly (contiguous rows); more go
+    // through the f32 path, BLAS included, on widened copies.
+    for (int i : {1, 2}) {
+      inputs[i] = L <= kRowsUpTo ? mx::contiguous(inputs[i], false, *s)
+                                 : mx::astype(inputs[i], mx::float32, *s);
+    }
+  }
   auto shape = q.shape();
   shape.back() = v.shape(3);
-  return array(shape, mx::float32, std::make_shared<Attention>(*s, scale, causal), {q, k, v});
+  return array(shape, mx::float32, std::make_shared<Attention>(*s, scale, causal),
+               std::move(inputs));
 }
 
 // Rows of a (all leading axes together) up to this use SmallMatmul.

@@ -1,7 +1,7 @@
 //! Multi-head attention and the pre-LN residual block Whisper stacks.
 
 use mlx::fast::{scaled_dot_product_attention, AttentionMask};
-use mlx::Array;
+use mlx::{Array, Dtype};
 
 use crate::nn::{LayerNorm, Linear};
 use crate::weights::{WeightError, Weights};
@@ -14,6 +14,15 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// The cache with keys and values converted to `dtype`.
+    pub fn astype(self, dtype: Dtype) -> mlx::Result<KvCache> {
+        let convert = |a: Option<Array>| a.map(|a| a.astype(dtype)).transpose();
+        Ok(KvCache {
+            keys: convert(self.keys)?,
+            values: convert(self.values)?,
+        })
+    }
+
     /// Keeps the batch rows `rows` (`[N]` int32), in that order: repeats a
     /// prompt's cache for each hypothesis, or follows the beams' sources.
     pub fn select(&mut self, rows: &Array) -> mlx::Result<()> {

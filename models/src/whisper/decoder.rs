@@ -2,11 +2,11 @@
 //! blocks with causal self-attention (cached) and cross-attention over the
 //! encoder output, logits through the tied token embedding.
 
-use mlx::Array;
+use mlx::{Array, Dtype};
 
 use super::attention::{KvCache, ResidualAttentionBlock};
 use super::config::WhisperConfig;
-use crate::nn::{Embedding, LayerNorm};
+use crate::nn::{Embedding, LayerNorm, Matrix};
 use crate::weights::{WeightError, Weights};
 
 #[derive(Debug, Clone)]
@@ -15,6 +15,8 @@ pub struct TextDecoder {
     positional_embedding: Array,
     blocks: Vec<ResidualAttentionBlock>,
     ln: LayerNorm,
+    /// Cross-attention keys and values stored in f16 (quantized models).
+    cross_kv: Dtype,
 }
 
 /// Per-window decoding state: cross-attention keys/values of the encoder
@@ -56,12 +58,21 @@ impl TextDecoder {
                 Ok(block)
             })
             .collect::<Result<_, WeightError>>()?;
+        let token_embedding = Embedding::load(w, "decoder.token_embedding", c.n_vocab, n)?;
+        // A quantized model is approximate already: its cross-attention
+        // keys and values, read in full at every token, are kept in f16 too
+        // (half the bytes). Float models keep f32 and their exact outputs.
+        let cross_kv = match token_embedding.weight {
+            Matrix::Quantized(_) => Dtype::F16,
+            Matrix::Dense(_) => Dtype::F32,
+        };
         Ok(TextDecoder {
-            token_embedding: Embedding::load(w, "decoder.token_embedding", c.n_vocab, n)?,
+            token_embedding,
             positional_embedding: w
                 .get_shaped("decoder.positional_embedding", &[c.n_text_ctx, n])?,
             blocks,
             ln: LayerNorm::load(w, "decoder.ln", n)?,
+            cross_kv,
         })
     }
 
@@ -75,7 +86,8 @@ impl TextDecoder {
                     .as_ref()
                     .expect("decoder blocks have cross-attention")
                     .0
-                    .project_kv(audio)
+                    .project_kv(audio)?
+                    .astype(self.cross_kv)
             })
             .collect::<mlx::Result<_>>()?;
         Ok(DecoderState {

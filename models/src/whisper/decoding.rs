@@ -192,12 +192,27 @@ pub struct WindowResult {
 /// Seconds spent per kind of work while decoding a window.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StepTimes {
-    /// The decoder blocks (self- and cross-attention, MLPs).
+    /// The window's first pass: the cross-attention keys and values of the
+    /// encoder output and the context (prompt, start tokens) through the blocks.
+    pub prompt: f64,
+    /// The decoder blocks for each sampled token (self- and cross-attention, MLPs).
     pub blocks: f64,
     /// The projection onto the vocabulary and its copy to the host.
     pub logits: f64,
     /// Token rules, log-probabilities and the pick, on the host.
     pub picking: f64,
+    /// Windows decoded (each temperature tried counts).
+    pub passes: usize,
+}
+
+impl std::ops::AddAssign for StepTimes {
+    fn add_assign(&mut self, other: StepTimes) {
+        self.prompt += other.prompt;
+        self.blocks += other.blocks;
+        self.logits += other.logits;
+        self.picking += other.picking;
+        self.passes += other.passes;
+    }
 }
 
 /// One hypothesis: its tokens after the context (end-of-text excluded) and
@@ -321,12 +336,10 @@ impl Stepper<'_> {
     /// Feeds `tokens` (`rows` × `len`, row-major) and returns the hidden
     /// states, evaluated.
     fn hidden(&mut self, tokens: &[u32], rows: usize) -> mlx::Result<Array> {
-        let clock = Instant::now();
         let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
         let ids = Array::from_slice(&ids, &[rows as i32, (ids.len() / rows) as i32])?;
         let hidden = self.model.decoder.hidden(&ids, &mut self.state)?;
         hidden.eval()?;
-        self.times.blocks += clock.elapsed().as_secs_f64();
         Ok(hidden)
     }
 
@@ -348,7 +361,9 @@ impl Stepper<'_> {
 
 impl NextLogits for Stepper<'_> {
     fn step(&mut self, tokens: &[u32]) -> mlx::Result<Vec<Vec<f32>>> {
+        let clock = Instant::now();
         let hidden = self.hidden(tokens, tokens.len())?;
+        self.times.blocks += clock.elapsed().as_secs_f64();
         self.logits(&hidden, 0)
     }
 
@@ -378,11 +393,16 @@ pub fn decode_window(
     let mut stepper = Stepper {
         model,
         state: model.decoder.start(audio)?,
-        times: StepTimes::default(),
+        times: StepTimes {
+            passes: 1,
+            ..StepTimes::default()
+        },
     };
     // The context is the same for every hypothesis: run it once.
     let input = [prompt.context, prompt.prefix].concat();
+    let clock = Instant::now();
     let hidden = stepper.hidden(&input, 1)?;
+    stepper.times.prompt = clock.elapsed().as_secs_f64();
     let mut no_speech_prob = 0.0;
     if let Some(id) = special.no_speech {
         let clock = Instant::now();
