@@ -7,7 +7,12 @@ between them, going round the set again until the file lasts at least
 bytes. Writes OUT.wav and OUT.txt, the concatenated reference texts (LJ
 Speech's normalized text, LibriSpeech's transcripts) for WER.
 
+With --clips DIR it writes each clip instead, as DIR/NN-name.wav (16 kHz
+16-bit) with its reference in DIR/NN-name.txt, the set repeated --rounds
+times (the many-short-files throughput benchmark).
+
 Usage: make_long_audio.py OUT.wav [--data ../shared/data] [--min-seconds 300]
+       make_long_audio.py --clips DIR [--rounds 3]
 Needs numpy, scipy and av (PyAV): run it with the peers venv
 (scripts/setup-peers.sh).
 """
@@ -69,12 +74,18 @@ def clips(data):
 def main():
     here = Path(__file__).resolve().parent
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out", type=Path, help="WAV file to write (OUT.txt beside it)")
+    ap.add_argument("out", type=Path, nargs="?", help="WAV file to write (OUT.txt beside it)")
+    ap.add_argument("--clips", type=Path, help="write the clips one by one into this folder")
+    ap.add_argument("--rounds", type=int, default=3, help="with --clips: copies of the set")
     ap.add_argument("--data", type=Path, default=here.parent.parent / "shared" / "data")
     ap.add_argument("--min-seconds", type=float, default=300.0)
     args = ap.parse_args()
 
     loaded = [(read_any(path), text) for path, text in clips(args.data)]
+    if args.clips:
+        return write_clips(args.clips, loaded, clips(args.data), args.rounds)
+    if args.out is None:
+        ap.error("give OUT.wav or --clips DIR")
     gap = np.zeros(int(GAP_SECONDS * RATE))
     pieces, texts, total = [], [], 0
     while total < args.min_seconds * RATE:
@@ -82,18 +93,34 @@ def main():
         pieces += [samples, gap]
         texts.append(text)
         total += len(samples) + len(gap)
-    pcm = np.clip(np.round(np.concatenate(pieces) * 32767.0), -32768, 32767).astype("<i2")
+    pcm = write_wav(args.out, np.concatenate(pieces))
+    args.out.with_suffix(".txt").write_text(" ".join(texts) + "\n", encoding="utf-8")
+    print(f"{args.out}: {len(pcm) / RATE:.1f} s, {len(texts)} clips")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".partial")
+
+def write_wav(path, samples):
+    """16-bit PCM at 16 kHz, written whole or not at all."""
+    pcm = np.clip(np.round(samples * 32767.0), -32768, 32767).astype("<i2")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
     with wave.open(str(tmp), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(RATE)
         w.writeframes(pcm.tobytes())
-    tmp.replace(args.out)
-    args.out.with_suffix(".txt").write_text(" ".join(texts) + "\n", encoding="utf-8")
-    print(f"{args.out}: {len(pcm) / RATE:.1f} s, {len(texts)} clips")
+    tmp.replace(path)
+    return pcm
+
+
+def write_clips(folder, loaded, sources, rounds):
+    n = 0
+    for _ in range(rounds):
+        for (samples, text), (path, _) in zip(loaded, sources):
+            stem = f"{n:03d}-{path.stem}"
+            write_wav(folder / f"{stem}.wav", samples)
+            (folder / f"{stem}.txt").write_text(text + "\n", encoding="utf-8")
+            n += 1
+    print(f"{folder}: {n} clips")
 
 
 if __name__ == "__main__":

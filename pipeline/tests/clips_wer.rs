@@ -11,14 +11,15 @@
 //! words, counted and bounded. The JSON transcripts of the LibriSpeech clips
 //! are insta snapshots (tests/snapshots).
 //!
-//! Beam search (beam 5) is held to openai-whisper's beam 5 WER, and word
-//! timestamps to openai-whisper's `word_timestamps=True` times.
+//! Beam search (beam 5) is held to openai-whisper's beam 5 WER, word
+//! timestamps to openai-whisper's `word_timestamps=True` times, and 8-bit
+//! weights (`quantize = "q8"`) to openai-whisper's f32 WER.
 
 use std::path::{Path, PathBuf};
 
 use asr_pipeline::audio::load_audio;
 use asr_pipeline::wer::{word_errors, words, WordErrors};
-use asr_pipeline::{DecodeOptions, Transcriber};
+use asr_pipeline::{DecodeOptions, Quantization, Transcriber};
 
 #[derive(serde::Deserialize)]
 struct Clip {
@@ -34,12 +35,16 @@ struct Clip {
 /// The shared data folder, the registry's tiny.en and the fixture; `None`
 /// (the test is skipped) where the data or the model cannot be had.
 fn setup() -> Option<(PathBuf, Transcriber, Vec<Clip>)> {
+    setup_with(None)
+}
+
+fn setup_with(quantize: Option<Quantization>) -> Option<(PathBuf, Transcriber, Vec<Clip>)> {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
     if !data.is_dir() {
         eprintln!("skipped: ../shared/data not present");
         return None;
     }
-    let transcriber = match Transcriber::load("tiny.en") {
+    let transcriber = match Transcriber::load_with("tiny.en", quantize) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("skipped: cannot load tiny.en from the registry: {e}");
@@ -259,4 +264,40 @@ fn word_times_match_openai_whisper_on_the_shared_clips() {
         median <= 0.02 && max <= 0.1,
         "median {median:.3} s, max {max:.3} s"
     );
+}
+
+#[test]
+fn q8_weights_keep_openai_whisper_wer_on_the_clips() {
+    let q8 = Quantization {
+        bits: 8,
+        group_size: 64,
+    };
+    let Some((data, transcriber, clips)) = setup_with(Some(q8)) else {
+        return;
+    };
+    let options = DecodeOptions {
+        temperature: vec![0.0],
+        ..DecodeOptions::default()
+    };
+    let [mut ours, mut theirs, mut changed] = [WordErrors::default(); 3];
+    for clip in &clips {
+        let path = data.join(&clip.audio);
+        let samples = ffmpeg_audio(&path).unwrap_or_else(|| load_audio(&path).unwrap());
+        let text = transcriber
+            .transcribe(&samples, &options, &|_| {})
+            .unwrap()
+            .text;
+        eprintln!("{:<18} {}", clip.id, text.trim());
+        ours = ours + word_errors(&clip.reference, &text);
+        theirs = theirs + word_errors(&clip.reference, &clip.openai_whisper);
+        changed = changed + word_errors(&clip.openai_whisper, &text);
+    }
+    let (ours, theirs) = (100.0 * ours.rate(), 100.0 * theirs.rate());
+    eprintln!(
+        "q8: WER {ours:.2}% (openai-whisper f32 {theirs:.2}%), {} of {} words differ from f32",
+        changed.errors, changed.reference_words
+    );
+    // Quantization moves a few words, not the accuracy.
+    assert!(ours <= theirs + 0.5, "q8 WER {ours:.2}% vs {theirs:.2}%");
+    assert!(changed.rate() < 0.03, "{changed:?}");
 }
