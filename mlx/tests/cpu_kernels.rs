@@ -646,7 +646,7 @@ fn quantized_matmul_matches_unpacked_reference_and_mlx() {
         let w = arr(&rand_vec(seed, n * k, -0.2, 0.2), &[n as i32, k as i32])
             .astype(table)
             .unwrap();
-        let q = QuantizedMatrix::quantize(&w, group as i32, bits).unwrap();
+        let q = QuantizedMatrix::quantize(&w, group, bits).unwrap();
         let x_values = rand_vec(seed + 1, rows * k, -1.0, 1.0);
         let x = arr(&x_values, &[rows as i32, 1, k as i32]);
         let got = q.matmul(&x, true).unwrap();

@@ -86,6 +86,29 @@ fn ffmpeg_audio(path: &Path) -> Option<Vec<f32>> {
     )
 }
 
+/// Each clip's text, from openai-whisper's own samples where ffmpeg exists
+/// (so that comparisons are of the decoders), else from our audio input.
+fn texts_of(
+    transcriber: &Transcriber,
+    data: &Path,
+    clips: &[Clip],
+    options: &DecodeOptions,
+) -> Vec<String> {
+    clips
+        .iter()
+        .map(|clip| {
+            let path = data.join(&clip.audio);
+            let samples = ffmpeg_audio(&path).unwrap_or_else(|| load_audio(&path).unwrap());
+            let text = transcriber
+                .transcribe(&samples, options, &|_| {})
+                .unwrap()
+                .text;
+            eprintln!("{:<18} {}", clip.id, text.trim());
+            text
+        })
+        .collect()
+}
+
 #[test]
 fn wer_matches_openai_whisper_on_the_shared_clips() {
     let Some((data, transcriber, clips)) = setup() else {
@@ -183,16 +206,9 @@ fn beam5_wer_is_no_worse_than_openai_whisper_beam5() {
         ..DecodeOptions::default()
     };
     let [mut ours_total, mut theirs_total, mut drift] = [WordErrors::default(); 3];
-    for clip in &clips {
-        let path = data.join(&clip.audio);
-        // openai-whisper's own samples where ffmpeg exists, so that the
-        // comparison is of the decoders.
-        let samples = ffmpeg_audio(&path).unwrap_or_else(|| load_audio(&path).unwrap());
-        let text = transcriber
-            .transcribe(&samples, &options, &|_| {})
-            .unwrap()
-            .text;
-        let ours = word_errors(&clip.reference, &text);
+    let texts = texts_of(&transcriber, &data, &clips, &options);
+    for (clip, text) in clips.iter().zip(&texts) {
+        let ours = word_errors(&clip.reference, text);
         let theirs = word_errors(&clip.reference, &clip.openai_whisper_beam5);
         eprintln!(
             "{:<18} {:>6.1}% {:>6.1}%   {}",
@@ -201,7 +217,7 @@ fn beam5_wer_is_no_worse_than_openai_whisper_beam5() {
             100.0 * theirs.rate(),
             text.trim()
         );
-        drift = drift + word_errors(&clip.openai_whisper_beam5, &text);
+        drift = drift + word_errors(&clip.openai_whisper_beam5, text);
         ours_total = ours_total + ours;
         theirs_total = theirs_total + theirs;
     }
@@ -280,17 +296,11 @@ fn q8_weights_keep_openai_whisper_wer_on_the_clips() {
         ..DecodeOptions::default()
     };
     let [mut ours, mut theirs, mut changed] = [WordErrors::default(); 3];
-    for clip in &clips {
-        let path = data.join(&clip.audio);
-        let samples = ffmpeg_audio(&path).unwrap_or_else(|| load_audio(&path).unwrap());
-        let text = transcriber
-            .transcribe(&samples, &options, &|_| {})
-            .unwrap()
-            .text;
-        eprintln!("{:<18} {}", clip.id, text.trim());
-        ours = ours + word_errors(&clip.reference, &text);
+    let texts = texts_of(&transcriber, &data, &clips, &options);
+    for (clip, text) in clips.iter().zip(&texts) {
+        ours = ours + word_errors(&clip.reference, text);
         theirs = theirs + word_errors(&clip.reference, &clip.openai_whisper);
-        changed = changed + word_errors(&clip.openai_whisper, &text);
+        changed = changed + word_errors(&clip.openai_whisper, text);
     }
     let (ours, theirs) = (100.0 * ours.rate(), 100.0 * theirs.rate());
     eprintln!(

@@ -1184,15 +1184,25 @@ void with_tables(const mx::array& scales, const mx::array& biases, F&& f) {
   }
 }
 
-// The f32 matrix of an affine-quantized one (MLX's CPU dequantize is scalar).
-class Dequantize : public CpuOnly {
+// A primitive over an affine-quantized matrix: its group size and width.
+template <class Self>
+class QuantizedPrimitive : public CpuOnly {
  public:
-  Dequantize(mx::Stream s, int group, int bits) : CpuOnly(s), group_(group), bits_(bits) {}
-  const char* name() const override { return "MlxAsrDequantize"; }
+  QuantizedPrimitive(mx::Stream s, int group, int bits) : CpuOnly(s), group_(group), bits_(bits) {}
   bool is_equivalent(const mx::Primitive& other) const override {
-    auto* o = dynamic_cast<const Dequantize*>(&other);
+    auto* o = dynamic_cast<const Self*>(&other);
     return o != nullptr && o->group_ == group_ && o->bits_ == bits_;
   }
+
+ protected:
+  int group_, bits_;
+};
+
+// The f32 matrix of an affine-quantized one (MLX's CPU dequantize is scalar).
+class Dequantize : public QuantizedPrimitive<Dequantize> {
+ public:
+  using QuantizedPrimitive::QuantizedPrimitive;
+  const char* name() const override { return "MlxAsrDequantize"; }
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
     return {{inputs[0].shape(0), inputs[0].shape(1) * 32 / bits_}};
   }
@@ -1211,19 +1221,12 @@ class Dequantize : public CpuOnly {
       enc.dispatch([sh, wq, s, b, y] { dequantize_run(sh, wq, s, b, y); });
     });
   }
-
- private:
-  int group_, bits_;
 };
 
-class QuantizedSmallMatmul : public CpuOnly {
+class QuantizedSmallMatmul : public QuantizedPrimitive<QuantizedSmallMatmul> {
  public:
-  QuantizedSmallMatmul(mx::Stream s, int group, int bits) : CpuOnly(s), group_(group), bits_(bits) {}
+  using QuantizedPrimitive::QuantizedPrimitive;
   const char* name() const override { return "MlxAsrQuantizedSmallMatmul"; }
-  bool is_equivalent(const mx::Primitive& other) const override {
-    auto* o = dynamic_cast<const QuantizedSmallMatmul*>(&other);
-    return o != nullptr && o->group_ == group_ && o->bits_ == bits_;
-  }
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
     auto shape = inputs[0].shape();
     shape.back() = inputs[1].shape(0);
@@ -1250,8 +1253,6 @@ class QuantizedSmallMatmul : public CpuOnly {
     });
   }
 
- private:
-  int group_, bits_;
 };
 
 // The CPU stream when the default device is the CPU and the kernels are on.
