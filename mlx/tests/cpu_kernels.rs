@@ -305,14 +305,34 @@ fn attention_ref(
 }
 
 fn attention_case(dims: [usize; 7], causal: bool, seed: u64, spread: f32) {
+    attention_case_kv(dims, causal, seed, spread, Dtype::F32);
+}
+
+/// [`attention_case`] with keys and values stored as `kv` (f32 or f16; the
+/// reference takes the stored values exactly). MLX's own op is compared
+/// for f32 only.
+fn attention_case_kv(dims: [usize; 7], causal: bool, seed: u64, spread: f32, kv: Dtype) {
     let [b, h, hk, l, s, d, dv] = dims;
     let q = rand_vec(seed, b * h * l * d, -spread, spread);
-    let k = rand_vec(seed + 1, b * hk * s * d, -spread, spread);
-    let v = rand_vec(seed + 2, b * hk * s * dv, -1.0, 1.0);
     let i = |x: usize| x as i32;
+    let stored = |values: Vec<f32>, shape: &[i32]| {
+        let a = arr(&values, shape).astype(kv).unwrap();
+        let exact = if kv == Dtype::F16 {
+            read_f16(&a)
+        } else {
+            values
+        };
+        (a, exact)
+    };
+    let (ka, k) = stored(
+        rand_vec(seed + 1, b * hk * s * d, -spread, spread),
+        &[i(b), i(hk), i(s), i(d)],
+    );
+    let (va, v) = stored(
+        rand_vec(seed + 2, b * hk * s * dv, -1.0, 1.0),
+        &[i(b), i(hk), i(s), i(dv)],
+    );
     let qa = arr(&q, &[i(b), i(h), i(l), i(d)]);
-    let ka = arr(&k, &[i(b), i(hk), i(s), i(d)]);
-    let va = arr(&v, &[i(b), i(hk), i(s), i(dv)]);
     let scale = 1.0 / (d as f64).sqrt();
     let mask = if causal {
         AttentionMask::Causal
@@ -321,9 +341,12 @@ fn attention_case(dims: [usize; 7], causal: bool, seed: u64, spread: f32) {
     };
     let run = || fast::scaled_dot_product_attention(&qa, &ka, &va, scale as f32, mask).unwrap();
     let got = run();
-    let what = format!("attention {dims:?} causal={causal}");
+    let what = format!("attention {dims:?} causal={causal} {kv:?} keys/values");
     let want = attention_ref(&q, &k, &v, dims, scale, causal);
     check(&got, &[i(b), i(h), i(l), i(dv)], &want, 2e-6, 1e-4, &what);
+    if kv != Dtype::F32 {
+        return;
+    }
     let mlx = with_mlx_ops(run);
     assert_close(
         &read(&got),
@@ -362,25 +385,7 @@ fn attention_over_f16_keys_and_values() {
         (122, [2, 4, 2, 3, 37, 12, 12]),
         (123, [1, 6, 6, 40, 300, 64, 64]),
     ] {
-        let [b, h, hk, l, s, d, dv] = dims;
-        let i = |x: usize| x as i32;
-        let q = rand_vec(seed, b * h * l * d, -2.0, 2.0);
-        let half = |n, seed, shape: &[i32]| {
-            arr(&rand_vec(seed, n, -2.0, 2.0), shape)
-                .astype(Dtype::F16)
-                .unwrap()
-        };
-        let ka = half(b * hk * s * d, seed + 1, &[i(b), i(hk), i(s), i(d)]);
-        let va = half(b * hk * s * dv, seed + 2, &[i(b), i(hk), i(s), i(dv)]);
-        let (k, v) = (read_f16(&ka), read_f16(&va));
-        let qa = arr(&q, &[i(b), i(h), i(l), i(d)]);
-        let scale = 1.0 / (d as f64).sqrt();
-        let got =
-            fast::scaled_dot_product_attention(&qa, &ka, &va, scale as f32, AttentionMask::None)
-                .unwrap();
-        let want = attention_ref(&q, &k, &v, dims, scale, false);
-        let what = format!("attention, f16 keys/values {dims:?}");
-        check(&got, &[i(b), i(h), i(l), i(dv)], &want, 2e-6, 1e-4, &what);
+        attention_case_kv(dims, false, seed, 2.0, Dtype::F16);
     }
 }
 

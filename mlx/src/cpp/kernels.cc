@@ -836,23 +836,23 @@ MLX_SHIM_F16C inline __m256 unpack8_avx2(const uint32_t* words, size_t k,
   return _mm256_cvtepi32_ps(nibbles);
 }
 
-// For one row of x, sum_k x[k] (s q[k] + b) over a group is computed as
-// s <x, q> + b sum(x): the packed values are only widened, and the bias
-// meets the group sums of x (`xsum`, [M, groups]) once per group.
 MLX_SHIM_F16C void dequantize8_avx2(const uint32_t* words, size_t k, int bits, float s, float b,
                                     float* out) {
   __m256 v = _mm256_fmadd_ps(_mm256_set1_ps(s), unpack8_avx2(words, k, bits), _mm256_set1_ps(b));
   _mm256_storeu_ps(out, v);
 }
 
+// For one row of x, sum_k x[k] (s q[k] + b) over a group is computed as
+// s <x, q> + b sum(x): the packed values are only widened, and the bias
+// meets the group sums of x (`xsum`, one per group) once per group.
 template <class S>
 MLX_SHIM_F16C void quant_rows_avx2(const QuantShape& sh, const float* x, const float* xsum,
                                    const uint32_t* w, const S* scales, const S* biases, float* y,
                                    size_t n0, size_t n1) {
   size_t words = sh.K * sh.bits / 32, groups = sh.K / sh.group;
-  auto bias_terms = [&](size_t n, size_t r) {
+  auto bias_terms = [&](size_t n) {
     float t = 0.0f;
-    for (size_t g = 0; g < groups; ++g) t += as_f32(biases[n * groups + g]) * xsum[r * groups + g];
+    for (size_t g = 0; g < groups; ++g) t += as_f32(biases[n * groups + g]) * xsum[g];
     return t;
   };
   size_t n = n0;
@@ -875,7 +875,7 @@ MLX_SHIM_F16C void quant_rows_avx2(const QuantShape& sh, const float* x, const f
           acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(as_f32(scales[(n + t) * groups + g])), part[t],
                                    acc[t]);
       }
-      for (int t = 0; t < 4; ++t) y[n + t] = sum8(acc[t]) + bias_terms(n + t, 0);
+      for (int t = 0; t < 4; ++t) y[n + t] = sum8(acc[t]) + bias_terms(n + t);
     }
   }
   // Several rows (beams): each weight is dequantized once for all of them.
@@ -931,13 +931,11 @@ void dequantize_run(const QuantShape& sh, const uint32_t* w, const S* scales, co
 template <class S>
 void quant_matmul_run(const QuantShape& sh, const float* x, const uint32_t* w, const S* scales,
                       const S* biases, float* y) {
+  // Group sums of x: only the one-row AVX2 path folds the biases in with them.
   size_t groups = sh.K / sh.group;
-  std::vector<float> xsum(sh.M * groups);
-  for (size_t r = 0; r < sh.M; ++r)
-    for (size_t g = 0; g < groups; ++g) {
-      const float* xg = x + r * sh.K + g * sh.group;
-      xsum[r * groups + g] = std::accumulate(xg, xg + sh.group, 0.0f);
-    }
+  std::vector<float> xsum(sh.M == 1 ? groups : 0);
+  for (size_t g = 0; g < xsum.size(); ++g)
+    xsum[g] = std::accumulate(x + g * sh.group, x + (g + 1) * sh.group, 0.0f);
   double cost = static_cast<double>(sh.M) * sh.K * sh.N;
   size_t blocks = (sh.N + 15) / 16;
   parallel_rows(blocks, cost, [&](size_t b0, size_t b1) {
@@ -977,6 +975,17 @@ class CpuOnly : public mx::UnaryPrimitive {
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
     return {inputs[0].shape()};
   }
+
+ protected:
+  // Runs `task` on this primitive's stream, in order with the rest of the
+  // lazy graph, as MLX's own CPU primitives do.
+  template <class F>
+  void encode(const std::vector<mx::array>& inputs, mx::array& out, F&& task) {
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    for (auto& a : inputs) enc.set_input_array(a);
+    enc.set_output_array(out);
+    enc.dispatch(std::forward<F>(task));
+  }
 };
 
 class SoftmaxLast : public CpuOnly {
@@ -994,10 +1003,7 @@ class SoftmaxLast : public CpuOnly {
     size_t rows = n == 0 ? 0 : in.size() / n;
     const float* x = in.data<float>();
     float* y = out.data<float>();
-    auto& enc = mx::cpu::get_command_encoder(stream());
-    enc.set_input_array(in);
-    enc.set_output_array(out);
-    enc.dispatch([x, y, rows, n] {
+    encode(inputs, out, [x, y, rows, n] {
       parallel_rows(rows, static_cast<double>(rows) * n * 8, [&](size_t r0, size_t r1) {
         for (size_t r = r0; r < r1; ++r) softmax_row(x + r * n, y + r * n, n, n);
       });
@@ -1019,10 +1025,7 @@ class Gelu : public CpuOnly {
     size_t n = in.size();
     const float* x = in.data<float>();
     float* y = out.data<float>();
-    auto& enc = mx::cpu::get_command_encoder(stream());
-    enc.set_input_array(in);
-    enc.set_output_array(out);
-    enc.dispatch([x, y, n] {
+    encode(inputs, out, [x, y, n] {
       // Blocks of 4096 elements, split over the pool.
       constexpr size_t kBlock = 4096;
       size_t blocks = (n + kBlock - 1) / kBlock;
@@ -1063,10 +1066,7 @@ class LayerNormLast : public CpuOnly {
     const float* x = in.data<float>();
     float* y = out.data<float>();
     float eps = eps_;
-    auto& enc = mx::cpu::get_command_encoder(stream());
-    for (auto& a : inputs) enc.set_input_array(a);
-    enc.set_output_array(out);
-    enc.dispatch([x, y, w, b, rows, n, eps] {
+    encode(inputs, out, [x, y, w, b, rows, n, eps] {
       parallel_rows(rows, static_cast<double>(rows) * n * 6, [&](size_t r0, size_t r1) {
         for (size_t r = r0; r < r1; ++r) layer_norm_row(x + r * n, y + r * n, n, w, b, eps);
       });
@@ -1097,24 +1097,22 @@ class Attention : public CpuOnly {
     AttentionShape sh{q.shape(0), q.shape(1), k.shape(1), q.shape(2), k.shape(2),
                       q.shape(3), v.shape(3), scale_, causal_};
     float* o = out.data<float>();
-    auto& enc = mx::cpu::get_command_encoder(stream());
-    for (auto& a : inputs) enc.set_input_array(a);
-    enc.set_output_array(out);
     size_t size = static_cast<size_t>(sh.B) * sh.H * sh.L * sh.Dv;
     if (size == 0) return;
     if (sh.S == 0) {
-      enc.dispatch([o, size] { std::fill(o, o + size, std::numeric_limits<float>::quiet_NaN()); });
+      encode(inputs, out,
+             [o, size] { std::fill(o, o + size, std::numeric_limits<float>::quiet_NaN()); });
       return;
     }
     auto qo = operand_of<float>(q);
     if (k.dtype() == mx::float16) {
       // f16 keys and values (few queries, rows contiguous: see sdpa()).
       auto ko = operand_of<_Float16>(k), vo = operand_of<_Float16>(v);
-      enc.dispatch([sh, qo, ko, vo, o] { attention_rows(sh, qo, ko, vo, o); });
+      encode(inputs, out, [sh, qo, ko, vo, o] { attention_rows(sh, qo, ko, vo, o); });
       return;
     }
     auto ko = operand_of<float>(k), vo = operand_of<float>(v);
-    enc.dispatch([sh, qo, ko, vo, o] { attention(sh, qo, ko, vo, o); });
+    encode(inputs, out, [sh, qo, ko, vo, o] { attention(sh, qo, ko, vo, o); });
   }
 
  private:
@@ -1156,15 +1154,12 @@ class SmallMatmul : public CpuOnly {
     sh.beta = beta_;
     const float* x = a.data<float>();
     float* y = out.data<float>();
-    auto& enc = mx::cpu::get_command_encoder(stream());
-    for (auto& in : inputs) enc.set_input_array(in);
-    enc.set_output_array(out);
     if (b.dtype() == mx::float16) {
       const auto* w = reinterpret_cast<const _Float16*>(b.data<mx::float16_t>());
-      enc.dispatch([sh, x, w, c, y] { small_matmul_run(sh, x, w, c, y); });
+      encode(inputs, out, [sh, x, w, c, y] { small_matmul_run(sh, x, w, c, y); });
     } else {
       const float* w = b.data<float>();
-      enc.dispatch([sh, x, w, c, y] { small_matmul_run(sh, x, w, c, y); });
+      encode(inputs, out, [sh, x, w, c, y] { small_matmul_run(sh, x, w, c, y); });
     }
   }
 
@@ -1214,11 +1209,8 @@ class Dequantize : public QuantizedPrimitive<Dequantize> {
                   bits_};
     const auto* wq = w.data<uint32_t>();
     float* y = out.data<float>();
-    auto& enc = mx::cpu::get_command_encoder(stream());
-    for (auto& in : inputs) enc.set_input_array(in);
-    enc.set_output_array(out);
     with_tables(scales, biases, [&](auto s, auto b) {
-      enc.dispatch([sh, wq, s, b, y] { dequantize_run(sh, wq, s, b, y); });
+      encode(inputs, out, [sh, wq, s, b, y] { dequantize_run(sh, wq, s, b, y); });
     });
   }
 };
@@ -1245,11 +1237,8 @@ class QuantizedSmallMatmul : public QuantizedPrimitive<QuantizedSmallMatmul> {
     const float* x = a.data<float>();
     const auto* wq = w.data<uint32_t>();
     float* y = out.data<float>();
-    auto& enc = mx::cpu::get_command_encoder(stream());
-    for (auto& in : inputs) enc.set_input_array(in);
-    enc.set_output_array(out);
     with_tables(scales, biases, [&](auto s, auto b) {
-      enc.dispatch([sh, x, wq, s, b, y] { quant_matmul_run(sh, x, wq, s, b, y); });
+      encode(inputs, out, [sh, x, wq, s, b, y] { quant_matmul_run(sh, x, wq, s, b, y); });
     });
   }
 
