@@ -5,7 +5,7 @@ use std::ptr;
 use crate::ffi::ffi;
 use crate::{Array, Result};
 
-fn ptr_of(a: Option<&Array>) -> *const ffi::MlxArray {
+pub(crate) fn ptr_of(a: Option<&Array>) -> *const ffi::MlxArray {
     a.map_or(ptr::null(), |a| a.raw() as *const _)
 }
 
@@ -47,6 +47,34 @@ pub fn rope(
         scale,
         offset,
     )?))
+}
+
+/// What a linear layer applies to `x wᵀ`, in this order: adds `bias`
+/// (`[out]`), applies GELU (the exact, erf form), adds `residual` (the
+/// output's shape). Each part is optional.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinearEpilogue<'a> {
+    pub bias: Option<&'a Array>,
+    pub gelu: bool,
+    pub residual: Option<&'a Array>,
+}
+
+/// `x wᵀ` for a weight `[out, in]`, then `epilogue`. On the CPU with few
+/// rows (decoding) the epilogue runs inside the matmul kernel: one op and
+/// one pass over the output instead of up to four; otherwise it is MLX's
+/// ops, with the same values.
+pub fn linear(x: &Array, weight: &Array, epilogue: LinearEpilogue<'_>) -> Result<Array> {
+    // SAFETY: the pointers are null or borrowed from live arrays for the call.
+    let raw = unsafe {
+        ffi::linear(
+            x.raw(),
+            weight.raw(),
+            ptr_of(epilogue.bias),
+            epilogue.gelu,
+            ptr_of(epilogue.residual),
+        )?
+    };
+    Ok(Array::from_raw(raw))
 }
 
 /// The mask applied inside [`scaled_dot_product_attention`].

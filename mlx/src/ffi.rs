@@ -172,6 +172,25 @@ pub(crate) mod ffi {
             group_size: i32,
             bits: i32,
         ) -> Result<UniquePtr<MlxArray>>;
+        unsafe fn linear(
+            x: &MlxArray,
+            w: &MlxArray,
+            bias: *const MlxArray,
+            gelu: bool,
+            residual: *const MlxArray,
+        ) -> Result<UniquePtr<MlxArray>>;
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn quantized_linear(
+            x: &MlxArray,
+            w: &MlxArray,
+            scales: &MlxArray,
+            biases: &MlxArray,
+            group_size: i32,
+            bits: i32,
+            bias: *const MlxArray,
+            gelu: bool,
+            residual: *const MlxArray,
+        ) -> Result<UniquePtr<MlxArray>>;
 
         fn rfft(a: &MlxArray, n: i32, axis: i32) -> Result<UniquePtr<MlxArray>>;
         fn irfft(a: &MlxArray, n: i32, axis: i32) -> Result<UniquePtr<MlxArray>>;

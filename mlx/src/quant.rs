@@ -3,6 +3,7 @@
 //! into u32 words.
 
 use crate::array::from_array_vec;
+use crate::fast::{ptr_of, LinearEpilogue};
 use crate::ffi::ffi;
 use crate::{Array, Error, Result};
 
@@ -42,6 +43,25 @@ impl QuantizedMatrix {
             self.group_size,
             self.bits,
         )?;
+        Ok(Array::from_raw(raw))
+    }
+
+    /// `x @ Wᵀ` then `epilogue`, as [`crate::fast::linear`] does for a dense weight.
+    pub fn linear(&self, x: &Array, epilogue: LinearEpilogue<'_>) -> Result<Array> {
+        // SAFETY: the pointers are null or borrowed from live arrays for the call.
+        let raw = unsafe {
+            ffi::quantized_linear(
+                x.raw(),
+                self.weight.raw(),
+                self.scales.raw(),
+                self.biases.raw(),
+                self.group_size,
+                self.bits,
+                ptr_of(epilogue.bias),
+                epilogue.gelu,
+                ptr_of(epilogue.residual),
+            )?
+        };
         Ok(Array::from_raw(raw))
     }
 

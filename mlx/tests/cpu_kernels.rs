@@ -701,3 +701,141 @@ fn f16_if_exact_narrows_only_tables_of_f16_values() {
         assert_eq!((kept.dtype(), read(&kept)), (Dtype::F32, off), "value {at}");
     }
 }
+
+/// `x wᵀ (+ b)`, then GELU, then `+ residual`, in f64.
+fn linear_ref(
+    x: &[f32],
+    rows: usize,
+    w_nk: &[f32],
+    (k, n): (usize, usize),
+    epilogue: (Option<&[f32]>, bool, Option<&[f32]>),
+) -> Vec<f64> {
+    let (bias, gelu, residual) = epilogue;
+    let mut y = matmul_ref(x, rows, k, w_nk, n);
+    for (i, v) in y.iter_mut().enumerate() {
+        if let Some(b) = bias {
+            *v += b[i % n] as f64;
+        }
+        if gelu {
+            *v = 0.5 * *v * (1.0 + erf(*v / std::f64::consts::SQRT_2));
+        }
+        if let Some(r) = residual {
+            *v += r[i] as f64;
+        }
+    }
+    y
+}
+
+#[test]
+fn linear_epilogue_equals_the_separate_ops() {
+    let _g = lock();
+    // Decoding rows (the fused kernel), a prompt (GEMM, then the epilogue as
+    // ops); dense f32, f16 and q8/q4 weights; every combination of bias,
+    // GELU and residual the decoder uses, and none.
+    let epilogues = [
+        (true, false, false),
+        (true, true, false),
+        (true, false, true),
+        (false, false, true),
+        (true, true, true),
+        (false, false, false),
+    ];
+    for (seed, rows, k, n) in [
+        (110u64, 1usize, 384usize, 1536usize),
+        (111, 5, 128, 70),
+        (112, 12, 64, 33),
+    ] {
+        let w_values = rand_vec(seed, n * k, -0.2, 0.2);
+        let w = arr(&w_values, &[n as i32, k as i32]);
+        let x_values = rand_vec(seed + 1, rows * k, -1.0, 1.0);
+        let x = arr(&x_values, &[rows as i32, 1, k as i32]);
+        let b_values = rand_vec(seed + 2, n, -0.5, 0.5);
+        let b = arr(&b_values, &[n as i32]);
+        let r_values = rand_vec(seed + 3, rows * n, -1.0, 1.0);
+        let r = arr(&r_values, &[rows as i32, 1, n as i32]);
+        let q8 = QuantizedMatrix::quantize(&w, 64, 8).unwrap();
+        let q4 = QuantizedMatrix::quantize(&w, 32, 4).unwrap();
+        let dense_f16 = w.astype(Dtype::F16).unwrap();
+        for (bias, gelu, residual) in epilogues {
+            let epilogue = fast::LinearEpilogue {
+                bias: bias.then_some(&b),
+                gelu,
+                residual: residual.then_some(&r),
+            };
+            // The same computation as separate ops.
+            let separate = |product: Array| {
+                let mut y = product;
+                if bias {
+                    y = y.add(&b).unwrap();
+                }
+                if gelu {
+                    y = y.gelu().unwrap();
+                }
+                if residual {
+                    y = r.add(&y).unwrap();
+                }
+                y
+            };
+            let what = format!("{rows}x{k} . {n}x{k}, bias {bias} gelu {gelu} residual {residual}");
+            let shape = [rows as i32, 1, n as i32];
+            let refs = (
+                bias.then_some(&b_values[..]),
+                gelu,
+                residual.then_some(&r_values[..]),
+            );
+            // Dense: the bias goes into the product as addmm's does.
+            for weight in [&w, &dense_f16] {
+                let what = format!("{what} {:?}", weight.dtype());
+                let got = fast::linear(&x, weight, epilogue).unwrap();
+                let wt = weight.transpose(&[]).unwrap();
+                let product = if bias {
+                    b.addmm(&x, &wt, 1.0, 1.0).unwrap()
+                } else {
+                    x.matmul(&wt).unwrap()
+                };
+                let mut want_ops = product;
+                if gelu {
+                    want_ops = want_ops.gelu().unwrap();
+                }
+                if residual {
+                    want_ops = r.add(&want_ops).unwrap();
+                }
+                assert_eq!(read(&got), read(&want_ops), "{what}: fused vs ops");
+                let w_read = read(&weight.astype(Dtype::F32).unwrap());
+                let want = linear_ref(&x_values, rows, &w_read, (k, n), refs);
+                check(&got, &shape, &want, 1e-4, 1e-4, &what);
+                let mlx = with_mlx_ops(|| fast::linear(&x, weight, epilogue).unwrap());
+                assert_close(
+                    &read(&got),
+                    &to_f64(&mlx),
+                    1e-4,
+                    1e-4,
+                    &format!("{what} vs mlx"),
+                );
+            }
+            for q in [&q8, &q4] {
+                let what = format!("{what} q{}", q.bits);
+                let got = q.linear(&x, epilogue).unwrap();
+                let want_ops = separate(q.matmul(&x, true).unwrap());
+                assert_eq!(read(&got), read(&want_ops), "{what}: fused vs ops");
+                let w_ref: Vec<f32> = dequantize_ref(q, n, k).iter().map(|&v| v as f32).collect();
+                let want = linear_ref(&x_values, rows, &w_ref, (k, n), refs);
+                check(&got, &shape, &want, 1e-4, 1e-4, &what);
+            }
+        }
+    }
+    // A residual that does not match the output's shape is broadcast, as the
+    // separate add would.
+    let w = arr(&rand_vec(113, 8 * 16, -1.0, 1.0), &[8, 16]);
+    let x = arr(&rand_vec(114, 2 * 16, -1.0, 1.0), &[2, 16]);
+    let r = arr(&rand_vec(115, 8, -1.0, 1.0), &[8]);
+    let epilogue = fast::LinearEpilogue {
+        residual: Some(&r),
+        ..Default::default()
+    };
+    let got = fast::linear(&x, &w, epilogue).unwrap();
+    let want = r
+        .add(&x.matmul(&w.transpose(&[]).unwrap()).unwrap())
+        .unwrap();
+    assert_eq!(read(&got), read(&want));
+}

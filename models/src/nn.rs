@@ -1,6 +1,6 @@
 //! Layers shared by the models, each loaded from [`Weights`] by name prefix.
 
-use mlx::fast;
+use mlx::fast::{self, LinearEpilogue};
 use mlx::quant::QuantizedMatrix;
 use mlx::{Array, Dtype};
 
@@ -35,12 +35,66 @@ impl Matrix {
         }))
     }
 
-    /// `x @ Mᵀ`: each row of the matrix is one output feature.
-    pub fn matmul_transposed(&self, x: &Array) -> mlx::Result<Array> {
+    /// `x @ Mᵀ` (each row of the matrix is one output feature), then `epilogue`.
+    pub fn linear(&self, x: &Array, epilogue: LinearEpilogue<'_>) -> mlx::Result<Array> {
         match self {
-            Matrix::Dense(m) => x.matmul(&m.transpose(&[])?),
-            Matrix::Quantized(q) => q.matmul(x, true),
+            Matrix::Dense(m) => fast::linear(x, m, epilogue),
+            Matrix::Quantized(q) => q.linear(x, epilogue),
         }
+    }
+
+    /// Output features (rows).
+    pub fn outputs(&self) -> mlx::Result<i32> {
+        match self {
+            Matrix::Dense(m) => m.dim(0),
+            Matrix::Quantized(q) => q.weight.dim(0),
+        }
+    }
+
+    /// The matrices' rows one after the other; all dense, or all quantized
+    /// alike (the rows' groups are independent of each other).
+    pub fn stack(parts: &[&Matrix]) -> mlx::Result<Matrix> {
+        let dense: Option<Vec<&Array>> = parts
+            .iter()
+            .map(|p| match p {
+                Matrix::Dense(m) => Some(m),
+                Matrix::Quantized(_) => None,
+            })
+            .collect();
+        if let Some(dense) = dense {
+            return Ok(Matrix::Dense(mlx::concatenate(&dense, 0)?));
+        }
+        let quantized: Option<Vec<&QuantizedMatrix>> = parts
+            .iter()
+            .map(|p| match p {
+                Matrix::Quantized(q) => Some(q),
+                Matrix::Dense(_) => None,
+            })
+            .collect();
+        let first = quantized.as_ref().and_then(|q| q.first().copied());
+        let (Some(quantized), Some(first)) = (&quantized, first) else {
+            return Err(mlx::Error::Mlx(
+                "cannot stack dense and quantized matrices".into(),
+            ));
+        };
+        if quantized
+            .iter()
+            .any(|q| (q.group_size, q.bits) != (first.group_size, first.bits))
+        {
+            return Err(mlx::Error::Mlx(
+                "cannot stack differently quantized matrices".into(),
+            ));
+        }
+        let join = |part: fn(&QuantizedMatrix) -> &Array| {
+            let arrays: Vec<&Array> = quantized.iter().map(|q| part(q)).collect();
+            mlx::concatenate(&arrays, 0)
+        };
+        Ok(Matrix::Quantized(QuantizedMatrix {
+            weight: join(|q| &q.weight)?,
+            scales: join(|q| &q.scales)?,
+            biases: join(|q| &q.biases)?,
+            ..first.clone()
+        }))
     }
 
     /// The rows at `indices`, dequantized if needed.
@@ -94,13 +148,46 @@ impl Linear {
         Ok(())
     }
 
+    /// The layers' outputs one after the other (`[Σ out, in]`): one product
+    /// for several projections of the same input. A missing bias is zeros.
+    pub fn stack(parts: &[Linear]) -> mlx::Result<Linear> {
+        let weight = Matrix::stack(&parts.iter().map(|p| &p.weight).collect::<Vec<_>>())?;
+        let bias = if parts.iter().any(|p| p.bias.is_some()) {
+            let biases = parts
+                .iter()
+                .map(|p| match &p.bias {
+                    Some(b) => Ok(b.clone()),
+                    None => Array::zeros(&[p.weight.outputs()?], Dtype::F32),
+                })
+                .collect::<mlx::Result<Vec<_>>>()?;
+            Some(mlx::concatenate(&biases.iter().collect::<Vec<_>>(), 0)?)
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+
+    fn apply(&self, x: &Array, gelu: bool, residual: Option<&Array>) -> mlx::Result<Array> {
+        let epilogue = LinearEpilogue {
+            bias: self.bias.as_ref(),
+            gelu,
+            residual,
+        };
+        self.weight.linear(x, epilogue)
+    }
+
     pub fn forward(&self, x: &Array) -> mlx::Result<Array> {
-        match (&self.weight, &self.bias) {
-            // One fused GEMM: bias + x Wᵀ.
-            (Matrix::Dense(m), Some(b)) => b.addmm(x, &m.transpose(&[])?, 1.0, 1.0),
-            (weight, Some(b)) => weight.matmul_transposed(x)?.add(b),
-            (weight, None) => weight.matmul_transposed(x),
-        }
+        self.apply(x, false, None)
+    }
+
+    /// `gelu(x Wᵀ + b)`: one kernel when decoding.
+    pub fn forward_gelu(&self, x: &Array) -> mlx::Result<Array> {
+        self.apply(x, true, None)
+    }
+
+    /// `residual + x Wᵀ + b`: one kernel when decoding.
+    pub fn forward_residual(&self, x: &Array, residual: &Array) -> mlx::Result<Array> {
+        self.apply(x, false, Some(residual))
     }
 }
 
@@ -156,7 +243,7 @@ impl Embedding {
 
     /// Logits `x Eᵀ` over the vocabulary (weights tied to the embedding).
     pub fn as_linear(&self, x: &Array) -> mlx::Result<Array> {
-        self.weight.matmul_transposed(x)
+        self.weight.linear(x, LinearEpilogue::default())
     }
 }
 

@@ -268,3 +268,53 @@ fn conv1d_with_stride_and_same_padding_matches_naive() {
     }
     assert_close(&y.to_vec::<f32>().unwrap(), &expected, 1e-5);
 }
+
+#[test]
+fn stacked_linears_equal_the_separate_layers_side_by_side() {
+    let (input, rows) = (64, 3);
+    let x = array(&values(rows * input, 20), &[rows as i32, 1, input as i32]);
+    let part = |seed: u32, output: usize, bias: bool, quantize: bool| {
+        let w = array(
+            &values(output * input, seed),
+            &[output as i32, input as i32],
+        );
+        let weight = if quantize {
+            Matrix::Quantized(QuantizedMatrix::quantize(&w, 32, 8).unwrap())
+        } else {
+            Matrix::Dense(w)
+        };
+        let bias = bias.then(|| array(&values(output, seed + 1), &[output as i32]));
+        Linear { weight, bias }
+    };
+    for quantize in [false, true] {
+        // A query-key-value stack: the key has no bias (zeros in the stack).
+        let parts = [
+            part(21, 32, true, quantize),
+            part(23, 32, false, quantize),
+            part(25, 16, true, quantize),
+        ];
+        let stacked = Linear::stack(&parts).unwrap();
+        let together: Vec<f32> = stacked.forward(&x).unwrap().to_vec().unwrap();
+        let apart: Vec<Vec<f32>> = parts
+            .iter()
+            .map(|p| p.forward(&x).unwrap().to_vec().unwrap())
+            .collect();
+        for r in 0..rows {
+            let row: Vec<f32> = apart
+                .iter()
+                .flat_map(|a| {
+                    let n = a.len() / rows;
+                    a[r * n..(r + 1) * n].to_vec()
+                })
+                .collect();
+            assert_eq!(
+                &together[r * 80..(r + 1) * 80],
+                &row[..],
+                "row {r}, quantized {quantize}"
+            );
+        }
+    }
+    // Dense and quantized parts do not stack.
+    let mixed = Linear::stack(&[part(27, 8, true, false), part(29, 8, true, true)]);
+    assert!(mixed.is_err());
+}

@@ -687,6 +687,29 @@ void attention(const AttentionShape& sh, Operand q, Operand k, Operand v, float*
 // ---------------------------------------------------------------------------
 // Matrix times a few vectors.
 
+// The epilogue's operands on the host: bias (quantized matmuls; the dense
+// kernel folds its bias in with beta), GELU, residual [M, N].
+struct EpilogueRun {
+  const float* bias;
+  bool gelu;
+  const float* residual;
+};
+
+// Applies the epilogue to columns [n0, n1) of every row of y [M, N].
+void finish_columns(const EpilogueRun& e, float* y, size_t M, size_t N, size_t n0, size_t n1) {
+  for (size_t r = 0; r < M; ++r) {
+    float* yr = y + r * N;
+    if (e.bias != nullptr) {
+      for (size_t n = n0; n < n1; ++n) yr[n] += e.bias[n];
+    }
+    if (e.gelu) gelu_span(yr + n0, yr + n0, n1 - n0);
+    if (e.residual != nullptr) {
+      const float* rr = e.residual + r * N;
+      for (size_t n = n0; n < n1; ++n) yr[n] = rr[n] + yr[n];
+    }
+  }
+}
+
 struct MatmulShape {
   size_t M, K, N;
   int64_t bk, bn;  // strides of b [K, N]
@@ -731,11 +754,12 @@ void matmul_axpy_form(const MatmulShape& sh, const float* x, const float* w, int
 // matrix, the linear layers' case) and widened into an f32 copy otherwise.
 template <class W>
 void small_matmul_run(const MatmulShape& sh, const float* x, const W* w, const float* c,
-                      float* y) {
+                      const EpilogueRun& e, float* y) {
   if (sh.M * sh.N == 0) return;
   if (sh.K == 0) {
     for (size_t r = 0; r < sh.M; ++r)
       for (size_t n = 0; n < sh.N; ++n) y[r * sh.N + n] = c != nullptr ? sh.beta * c[n] : 0.0f;
+    finish_columns(e, y, sh.M, sh.N, 0, sh.N);
     return;
   }
   int64_t bk = sh.bk, bn = sh.bn;
@@ -768,6 +792,7 @@ void small_matmul_run(const MatmulShape& sh, const float* x, const W* w, const f
     } else {
       matmul_axpy_form(sh, x, wf, bk, c, y, n0, n1);
     }
+    finish_columns(e, y, sh.M, sh.N, n0, n1);
   });
 }
 
@@ -930,7 +955,7 @@ void dequantize_run(const QuantShape& sh, const uint32_t* w, const S* scales, co
 
 template <class S>
 void quant_matmul_run(const QuantShape& sh, const float* x, const uint32_t* w, const S* scales,
-                      const S* biases, float* y) {
+                      const S* biases, const EpilogueRun& e, float* y) {
   // Group sums of x: only the one-row AVX2 path folds the biases in with them.
   size_t groups = sh.K / sh.group;
   std::vector<float> xsum(sh.M == 1 ? groups : 0);
@@ -942,9 +967,15 @@ void quant_matmul_run(const QuantShape& sh, const float* x, const uint32_t* w, c
     size_t n0 = b0 * 16, n1 = std::min(sh.N, b1 * 16);
     if (n1 <= n0) return;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (has_f16c()) return quant_rows_avx2(sh, x, xsum.data(), w, scales, biases, y, n0, n1);
-#endif
+    if (has_f16c()) {
+      quant_rows_avx2(sh, x, xsum.data(), w, scales, biases, y, n0, n1);
+    } else {
+      quant_rows_portable(sh, x, w, scales, biases, y, n0, n1);
+    }
+#else
     quant_rows_portable(sh, x, w, scales, biases, y, n0, n1);
+#endif
+    finish_columns(e, y, sh.M, sh.N, n0, n1);
   });
 }
 
@@ -1120,14 +1151,29 @@ class Attention : public CpuOnly {
   bool causal_;
 };
 
+// Which epilogue a matmul primitive applies; its bias and residual arrays
+// follow the primitive's own operands in its inputs, in that order.
+struct EpilogueFlags {
+  bool bias = false, gelu = false, residual = false;
+  bool operator==(const EpilogueFlags&) const = default;
+
+  // The host pointers, from the inputs after the first `operands`.
+  EpilogueRun run(const std::vector<mx::array>& inputs, size_t operands) const {
+    size_t i = operands;
+    const float* b = bias ? inputs[i++].data<float>() : nullptr;
+    const float* r = residual ? inputs[i].data<float>() : nullptr;
+    return {b, gelu, r};
+  }
+};
+
 class SmallMatmul : public CpuOnly {
  public:
-  SmallMatmul(mx::Stream s, float alpha, float beta, bool has_c)
-      : CpuOnly(s), alpha_(alpha), beta_(beta), has_c_(has_c) {}
+  SmallMatmul(mx::Stream s, float alpha, float beta, EpilogueFlags epilogue)
+      : CpuOnly(s), alpha_(alpha), beta_(beta), epilogue_(epilogue) {}
   const char* name() const override { return "MlxAsrSmallMatmul"; }
   bool is_equivalent(const mx::Primitive& other) const override {
     auto* o = dynamic_cast<const SmallMatmul*>(&other);
-    return o != nullptr && o->alpha_ == alpha_ && o->beta_ == beta_ && o->has_c_ == has_c_;
+    return o != nullptr && o->alpha_ == alpha_ && o->beta_ == beta_ && o->epilogue_ == epilogue_;
   }
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
     auto shape = inputs[0].shape();
@@ -1138,11 +1184,11 @@ class SmallMatmul : public CpuOnly {
     const auto& a = inputs[0];
     const auto& b = inputs[1];
     require_row_contiguous(a, name());
-    const float* c = nullptr;
-    if (has_c_) {
-      require_row_contiguous(inputs[2], name());
-      c = inputs[2].data<float>();
-    }
+    for (size_t i = 2; i < inputs.size(); ++i) require_row_contiguous(inputs[i], name());
+    // The bias (c) goes in with beta inside the dot products' loop.
+    auto e = epilogue_.run(inputs, 2);
+    const float* c = e.bias;
+    e.bias = nullptr;
     out.set_data(mx::allocator::malloc(out.nbytes()));
     MatmulShape sh{};
     sh.K = static_cast<size_t>(b.shape(0));
@@ -1156,16 +1202,16 @@ class SmallMatmul : public CpuOnly {
     float* y = out.data<float>();
     if (b.dtype() == mx::float16) {
       const auto* w = reinterpret_cast<const _Float16*>(b.data<mx::float16_t>());
-      encode(inputs, out, [sh, x, w, c, y] { small_matmul_run(sh, x, w, c, y); });
+      encode(inputs, out, [sh, x, w, c, e, y] { small_matmul_run(sh, x, w, c, e, y); });
     } else {
       const float* w = b.data<float>();
-      encode(inputs, out, [sh, x, w, c, y] { small_matmul_run(sh, x, w, c, y); });
+      encode(inputs, out, [sh, x, w, c, e, y] { small_matmul_run(sh, x, w, c, e, y); });
     }
   }
 
  private:
   float alpha_, beta_;
-  bool has_c_;
+  EpilogueFlags epilogue_;
 };
 
 // Runs `f(scales, biases)` with the tables as typed pointers (f32 or f16).
@@ -1217,8 +1263,13 @@ class Dequantize : public QuantizedPrimitive<Dequantize> {
 
 class QuantizedSmallMatmul : public QuantizedPrimitive<QuantizedSmallMatmul> {
  public:
-  using QuantizedPrimitive::QuantizedPrimitive;
+  QuantizedSmallMatmul(mx::Stream s, int group, int bits, EpilogueFlags epilogue)
+      : QuantizedPrimitive(s, group, bits), epilogue_(epilogue) {}
   const char* name() const override { return "MlxAsrQuantizedSmallMatmul"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const QuantizedSmallMatmul*>(&other);
+    return QuantizedPrimitive::is_equivalent(other) && o->epilogue_ == epilogue_;
+  }
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
     auto shape = inputs[0].shape();
     shape.back() = inputs[1].shape(0);
@@ -1237,11 +1288,14 @@ class QuantizedSmallMatmul : public QuantizedPrimitive<QuantizedSmallMatmul> {
     const float* x = a.data<float>();
     const auto* wq = w.data<uint32_t>();
     float* y = out.data<float>();
+    auto e = epilogue_.run(inputs, 4);
     with_tables(scales, biases, [&](auto s, auto b) {
-      encode(inputs, out, [sh, x, wq, s, b, y] { quant_matmul_run(sh, x, wq, s, b, y); });
+      encode(inputs, out, [sh, x, wq, s, b, e, y] { quant_matmul_run(sh, x, wq, s, b, e, y); });
     });
   }
 
+ private:
+  EpilogueFlags epilogue_;
 };
 
 // The CPU stream when the default device is the CPU and the kernels are on.
@@ -1328,34 +1382,31 @@ std::optional<array> sdpa(const array& q, const array& k, const array& v, float 
 // Rows of a (all leading axes together) up to this use SmallMatmul.
 constexpr size_t kSmallMatmulRows = 8;
 
-std::optional<array> small_matmul(const array& a, const array& b, const array* c, float alpha,
-                                  float beta) {
-  auto s = cpu_stream();
-  // f32 inputs, or f32 rows against f16 weights (MLX would promote to f32).
-  bool weights_ok = b.dtype() == mx::float32 || b.dtype() == mx::float16;
-  if (!s || a.dtype() != mx::float32 || !weights_ok || a.ndim() < 2 || b.ndim() != 2) {
-    return std::nullopt;
+namespace {
+
+// Whether the epilogue's arrays fit a kernel writing an f32 output of
+// `shape`; if so, appends them to `inputs` (contiguous) and returns its flags.
+std::optional<EpilogueFlags> epilogue_inputs(const Epilogue& e, const mx::Shape& shape,
+                                             mx::Stream s, std::vector<array>& inputs) {
+  int N = shape.back();
+  if (e.bias != nullptr) {
+    if (e.bias->dtype() != mx::float32 || e.bias->ndim() != 1 || e.bias->shape(0) != N) {
+      return std::nullopt;
+    }
+    inputs.push_back(mx::contiguous(*e.bias, false, s));
   }
-  int K = b.shape(0), N = b.shape(1);
-  if (a.shape(-1) != K || K == 0) return std::nullopt;
-  size_t rows = a.size() / static_cast<size_t>(K);
-  if (rows == 0 || rows > kSmallMatmulRows) return std::nullopt;
-  if (c != nullptr && (c->dtype() != mx::float32 || c->ndim() != 1 || c->shape(0) != N)) {
-    return std::nullopt;
+  if (e.residual != nullptr) {
+    if (e.residual->dtype() != mx::float32 || e.residual->shape() != shape) return std::nullopt;
+    inputs.push_back(mx::contiguous(*e.residual, false, s));
   }
-  auto shape = a.shape();
-  shape.back() = N;
-  std::vector<array> inputs{mx::contiguous(a, false, *s), b};
-  if (c != nullptr) inputs.push_back(mx::contiguous(*c, false, *s));
-  return array(shape, mx::float32,
-               std::make_shared<SmallMatmul>(*s, alpha, beta, c != nullptr), std::move(inputs));
+  return EpilogueFlags{e.bias != nullptr, e.gelu, e.residual != nullptr};
 }
 
-std::optional<array> quantized_matmul_t(const array& x, const array& w, const array& scales,
-                                        const array& biases, int group_size, int bits) {
-  auto s = cpu_stream();
-  if (!s || x.dtype() != mx::float32 || x.ndim() < 1 || w.ndim() != 2 ||
-      w.dtype() != mx::uint32 || (bits != 4 && bits != 8) || group_size % 16 != 0) {
+// Checks x [..., K] against a quantized [N, K] matrix; returns the output shape.
+std::optional<mx::Shape> quantized_shape(const array& x, const array& w, const array& scales,
+                                         const array& biases, int group_size, int bits) {
+  if (x.dtype() != mx::float32 || x.ndim() < 1 || w.ndim() != 2 || w.dtype() != mx::uint32 ||
+      (bits != 4 && bits != 8) || group_size % 16 != 0) {
     return std::nullopt;
   }
   auto table = scales.dtype();
@@ -1369,19 +1420,61 @@ std::optional<array> quantized_matmul_t(const array& x, const array& w, const ar
   }
   auto shape = x.shape();
   shape.back() = N;
-  size_t rows = x.size() / static_cast<size_t>(K);
+  return shape;
+}
+
+}  // namespace
+
+std::optional<array> small_matmul(const array& a, const array& b, float alpha,
+                                  const Epilogue& e) {
+  auto s = cpu_stream();
+  // f32 inputs, or f32 rows against f16 weights (MLX would promote to f32).
+  bool weights_ok = b.dtype() == mx::float32 || b.dtype() == mx::float16;
+  if (!s || a.dtype() != mx::float32 || !weights_ok || a.ndim() < 2 || b.ndim() != 2) {
+    return std::nullopt;
+  }
+  int K = b.shape(0), N = b.shape(1);
+  if (a.shape(-1) != K || K == 0) return std::nullopt;
+  size_t rows = a.size() / static_cast<size_t>(K);
+  if (rows == 0 || rows > kSmallMatmulRows) return std::nullopt;
+  auto shape = a.shape();
+  shape.back() = N;
+  std::vector<array> inputs{mx::contiguous(a, false, *s), b};
+  auto flags = epilogue_inputs(e, shape, *s, inputs);
+  if (!flags) return std::nullopt;
+  return array(shape, mx::float32, std::make_shared<SmallMatmul>(*s, alpha, e.beta, *flags),
+               std::move(inputs));
+}
+
+std::optional<array> quantized_small_matmul(const array& x, const array& w, const array& scales,
+                                            const array& biases, int group_size, int bits,
+                                            const Epilogue& e) {
+  auto s = cpu_stream();
+  auto shape = quantized_shape(x, w, scales, biases, group_size, bits);
+  if (!s || !shape || e.beta != 1.0f) return std::nullopt;
+  size_t rows = x.size() / static_cast<size_t>(x.shape(-1));
+  if (rows > kSmallMatmulRows) return std::nullopt;
+  std::vector<array> inputs{mx::contiguous(x, false, *s), mx::contiguous(w, false, *s),
+                            mx::contiguous(scales, false, *s), mx::contiguous(biases, false, *s)};
+  auto flags = epilogue_inputs(e, *shape, *s, inputs);
+  if (!flags) return std::nullopt;
+  return array(*shape, mx::float32,
+               std::make_shared<QuantizedSmallMatmul>(*s, group_size, bits, *flags),
+               std::move(inputs));
+}
+
+std::optional<array> quantized_matmul_t(const array& x, const array& w, const array& scales,
+                                        const array& biases, int group_size, int bits) {
+  if (auto out = quantized_small_matmul(x, w, scales, biases, group_size, bits, {})) return out;
+  auto s = cpu_stream();
+  if (!s || !quantized_shape(x, w, scales, biases, group_size, bits)) return std::nullopt;
+  // Many rows (the encoder, a prompt): dequantize once and let the GEMM run;
+  // MLX's CPU quantized matmul is scalar.
   std::vector<array> tables{mx::contiguous(w, false, *s), mx::contiguous(scales, false, *s),
                             mx::contiguous(biases, false, *s)};
-  if (rows > kSmallMatmulRows) {
-    // Many rows (the encoder, a prompt): dequantize once and let the GEMM
-    // run; MLX's CPU quantized matmul is scalar.
-    array dense({N, K}, mx::float32, std::make_shared<Dequantize>(*s, group_size, bits),
-                std::move(tables));
-    return mx::matmul(x, mx::transpose(dense, *s), *s);
-  }
-  tables.insert(tables.begin(), mx::contiguous(x, false, *s));
-  return array(shape, mx::float32, std::make_shared<QuantizedSmallMatmul>(*s, group_size, bits),
-               std::move(tables));
+  array dense({w.shape(0), x.shape(-1)}, mx::float32,
+              std::make_shared<Dequantize>(*s, group_size, bits), std::move(tables));
+  return mx::matmul(x, mx::transpose(dense, *s), *s);
 }
 
 namespace {

@@ -36,16 +36,32 @@ std::optional<array> f16_if_exact(const array& a);
 std::optional<array> layer_norm(const array& x, const array* weight, const array* bias,
                                 float eps);
 
-// alpha a b + beta c for a [..., M, K] with few rows in all (decoding: one
-// token per hypothesis) and a 2-D b [K, N], typically a transposed weight;
-// c (optional) is a [N] bias. Reads b once for all rows, split over the
-// pool, instead of a GEMM call that packs b first.
-std::optional<array> small_matmul(const array& a, const array& b, const array* c, float alpha,
-                                  float beta);
+// What a linear layer does to y = alpha x w (+ beta bias) inside the matmul
+// kernel, in this order: GELU, then residual + y. Each step saves the
+// decoder an op (and a pass over the output) per layer and token.
+struct Epilogue {
+  const array* bias = nullptr;  // [N]
+  float beta = 1.0f;
+  bool gelu = false;
+  const array* residual = nullptr;  // the output's shape
+};
+
+// alpha a b + the epilogue for a [..., M, K] with few rows in all (decoding:
+// one token per hypothesis) and a 2-D b [K, N], typically a transposed
+// weight. Reads b once for all rows, split over the pool, instead of a GEMM
+// call that packs b first.
+std::optional<array> small_matmul(const array& a, const array& b, float alpha,
+                                  const Epilogue& e);
 
 // x times the transpose of an affine-quantized [N, K] matrix (MLX's packing,
-// 4 or 8 bits, f32 or f16 scales and biases). Few rows read the packed matrix
-// once, dequantizing on the fly; more rows dequantize it for one GEMM.
+// 4 or 8 bits, f32 or f16 scales and biases), then the epilogue, for few
+// rows: reads the packed matrix once, dequantizing on the fly.
+std::optional<array> quantized_small_matmul(const array& x, const array& w, const array& scales,
+                                            const array& biases, int group_size, int bits,
+                                            const Epilogue& e);
+
+// x times the transpose of an affine-quantized matrix for any number of rows:
+// few as above, more by dequantizing the matrix once for one GEMM.
 std::optional<array> quantized_matmul_t(const array& x, const array& w, const array& scales,
                                         const array& biases, int group_size, int bits);
 

@@ -57,6 +57,18 @@ mx::Device to_device(uint8_t code) {
   return code == 0 ? mx::Device(mx::Device::cpu) : mx::Device(mx::Device::gpu);
 }
 
+// a b, by this crate's kernel for few rows, else MLX's op.
+array matmul_of(const array& a, const array& b) {
+  if (auto out = kernels::small_matmul(a, b, 1.0f, {})) return *out;
+  return mx::matmul(a, b);
+}
+
+// alpha a b + beta c, likewise (one fused GEMM for many rows).
+array addmm_of(const array& c, const array& a, const array& b, float alpha, float beta) {
+  if (auto out = kernels::small_matmul(a, b, alpha, {.bias = &c, .beta = beta})) return *out;
+  return mx::addmm(c, a, b, alpha, beta);
+}
+
 std::optional<array> opt(const array* a) {
   return a ? std::optional<array>(*a) : std::nullopt;
 }
@@ -160,9 +172,7 @@ ArrayPtr binary(uint8_t op, const array& a, const array& b) {
     case 4: return own(mx::maximum(a, b));
     case 5: return own(mx::minimum(a, b));
     case 6: return own(mx::power(a, b));
-    case 7:
-      if (auto out = kernels::small_matmul(a, b, nullptr, 1.0f, 0.0f)) return own(std::move(*out));
-      return own(mx::matmul(a, b));
+    case 7: return own(matmul_of(a, b));
     case 8: return own(mx::equal(a, b));
     case 9: return own(mx::not_equal(a, b));
     case 10: return own(mx::less(a, b));
@@ -190,8 +200,7 @@ ArrayPtr where_(const array& cond, const array& x, const array& y) {
 }
 
 ArrayPtr addmm(const array& c, const array& a, const array& b, float alpha, float beta) {
-  if (auto out = kernels::small_matmul(a, b, &c, alpha, beta)) return own(std::move(*out));
-  return own(mx::addmm(c, a, b, alpha, beta));
+  return own(addmm_of(c, a, b, alpha, beta));
 }
 
 ArrayPtr reduce(uint8_t op, const array& a, I32s axes_in, bool keepdims) {
@@ -232,9 +241,11 @@ ArrayPtr softmax(const array& a, I32s axes, bool precise) {
   return own(mx::softmax(a, to_ints(axes), precise));
 }
 
-ArrayPtr gelu(const array& a, bool tanh_approx) {
+namespace {
+
+array gelu_of(const array& a, bool tanh_approx) {
   if (!tanh_approx) {
-    if (auto out = kernels::gelu(a)) return own(std::move(*out));
+    if (auto out = kernels::gelu(a)) return *out;
   }
   auto half = array(0.5f, a.dtype());
   auto one = array(1.0f, a.dtype());
@@ -243,11 +254,54 @@ ArrayPtr gelu(const array& a, bool tanh_approx) {
     auto inner = mx::multiply(
         array(0.7978845608028654f, a.dtype()),
         mx::add(a, mx::multiply(array(0.044715f, a.dtype()), mx::power(a, array(3.0f, a.dtype())))));
-    return own(mx::multiply(mx::multiply(half, a), mx::add(one, mx::tanh(inner))));
+    return mx::multiply(mx::multiply(half, a), mx::add(one, mx::tanh(inner)));
   }
   // 0.5 x (1 + erf(x / sqrt 2)), the exact form Whisper uses.
   auto scaled = mx::multiply(a, array(0.7071067811865476f, a.dtype()));
-  return own(mx::multiply(mx::multiply(half, a), mx::add(one, mx::erf(scaled))));
+  return mx::multiply(mx::multiply(half, a), mx::add(one, mx::erf(scaled)));
+}
+
+// A linear layer's epilogue after its product (and bias) as separate ops:
+// many rows, kernels off, other backends.
+array finish_linear(array y, bool gelu, const array* residual) {
+  if (gelu) y = gelu_of(y, false);
+  if (residual != nullptr) y = mx::add(*residual, y);
+  return y;
+}
+
+array quantized_product(const array& x, const array& w, const array& scales,
+                        const array& biases, bool transpose, int32_t group_size, int32_t bits) {
+  if (transpose) {
+    if (auto out = kernels::quantized_matmul_t(x, w, scales, biases, group_size, bits)) {
+      return *out;
+    }
+  }
+  return mx::quantized_matmul(x, w, scales, biases, transpose, group_size, bits, "affine");
+}
+
+}  // namespace
+
+ArrayPtr gelu(const array& a, bool tanh_approx) { return own(gelu_of(a, tanh_approx)); }
+
+ArrayPtr linear(const array& x, const array& w, const array* bias, bool gelu,
+                const array* residual) {
+  auto wt = mx::transpose(w);
+  kernels::Epilogue e{.bias = bias, .gelu = gelu, .residual = residual};
+  if (auto out = kernels::small_matmul(x, wt, 1.0f, e)) return own(std::move(*out));
+  auto y = bias != nullptr ? addmm_of(*bias, x, wt, 1.0f, 1.0f) : matmul_of(x, wt);
+  return own(finish_linear(y, gelu, residual));
+}
+
+ArrayPtr quantized_linear(const array& x, const array& w, const array& scales,
+                          const array& biases, int32_t group_size, int32_t bits,
+                          const array* bias, bool gelu, const array* residual) {
+  kernels::Epilogue e{.bias = bias, .gelu = gelu, .residual = residual};
+  if (auto out = kernels::quantized_small_matmul(x, w, scales, biases, group_size, bits, e)) {
+    return own(std::move(*out));
+  }
+  auto y = quantized_product(x, w, scales, biases, true, group_size, bits);
+  if (bias != nullptr) y = mx::add(y, *bias);
+  return own(finish_linear(y, gelu, residual));
 }
 
 ArrayPtr reshape(const array& a, I32s shape) { return own(mx::reshape(a, to_shape(shape))); }
@@ -364,12 +418,7 @@ ArrayPtr dequantize(const array& w, const array& scales, const array& biases, in
 
 ArrayPtr quantized_matmul(const array& x, const array& w, const array& scales,
                           const array& biases, bool transpose, int32_t group_size, int32_t bits) {
-  if (transpose) {
-    if (auto out = kernels::quantized_matmul_t(x, w, scales, biases, group_size, bits)) {
-      return own(std::move(*out));
-    }
-  }
-  return own(mx::quantized_matmul(x, w, scales, biases, transpose, group_size, bits, "affine"));
+  return own(quantized_product(x, w, scales, biases, transpose, group_size, bits));
 }
 
 ArrayPtr rfft(const array& a, int32_t n, int32_t axis) { return own(mx::fft::rfft(a, n, axis)); }

@@ -95,6 +95,14 @@ ArrayPtr dequantize(const array& w, const array& scales, const array& biases, in
 ArrayPtr quantized_matmul(const array& x, const array& w, const array& scales,
                           const array& biases, bool transpose, int32_t group_size, int32_t bits);
 
+// Linear layers: x wᵀ for a weight [out, in] (dense or quantized), plus the
+// bias, then GELU, then residual + the result (each optional).
+ArrayPtr linear(const array& x, const array& w, const array* bias, bool gelu,
+                const array* residual);
+ArrayPtr quantized_linear(const array& x, const array& w, const array& scales,
+                          const array& biases, int32_t group_size, int32_t bits,
+                          const array* bias, bool gelu, const array* residual);
+
 // FFT.
 ArrayPtr rfft(const array& a, int32_t n, int32_t axis);
 ArrayPtr irfft(const array& a, int32_t n, int32_t axis);

@@ -6,35 +6,184 @@ use mlx::{Array, Dtype};
 use crate::nn::{LayerNorm, Linear};
 use crate::weights::{WeightError, Weights};
 
-/// Keys and values already computed for a decoder layer.
+/// The keys and values of the encoder output for one decoder layer's
+/// cross-attention, `[1, H, frames, D / H]`, computed once per window.
+#[derive(Debug, Clone)]
+pub struct CrossKv {
+    pub keys: Array,
+    pub values: Array,
+}
+
+impl CrossKv {
+    /// The keys and values converted to `dtype`.
+    pub fn astype(self, dtype: Dtype) -> mlx::Result<CrossKv> {
+        Ok(CrossKv {
+            keys: self.keys.astype(dtype)?,
+            values: self.values.astype(dtype)?,
+        })
+    }
+}
+
+/// The keys and values a decoder layer's self-attention has seen, in buffers
+/// `[B, H, capacity, D / H]` of which the first `len` positions are filled.
+/// Appending writes into the buffer in place (MLX reuses an input buffer
+/// nothing else holds), where concatenating copied the whole cache per token.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
-    pub keys: Option<Array>,
-    pub values: Option<Array>,
+    buffers: Option<(Array, Array)>,
+    len: i32,
 }
 
 impl KvCache {
-    /// The cache with keys and values converted to `dtype`.
-    pub fn astype(self, dtype: Dtype) -> mlx::Result<KvCache> {
-        let convert = |a: Option<Array>| a.map(|a| a.astype(dtype)).transpose();
-        Ok(KvCache {
-            keys: convert(self.keys)?,
-            values: convert(self.values)?,
-        })
+    /// Appends `keys` and `values` (`[B, H, L, D / H]`) and returns every
+    /// position so far, as views of the buffers.
+    pub fn append(&mut self, keys: &Array, values: &Array) -> mlx::Result<(Array, Array)> {
+        let end = self.len + keys.dim(2)?;
+        let (k, v) = match self.buffers.take() {
+            Some((k, v)) if k.dim(2)? >= end => (k, v),
+            Some((k, v)) => (grow(&k, end)?, grow(&v, end)?),
+            None => (empty(keys, end)?, empty(values, end)?),
+        };
+        let write = |buffer: &Array, new: &Array| {
+            let mut stop = buffer.shape();
+            stop[2] = end;
+            buffer.slice_update(new, &[0, 0, self.len, 0], &stop, &[1, 1, 1, 1])
+        };
+        let (k, v) = (write(&k, keys)?, write(&v, values)?);
+        self.len = end;
+        let filled = (k.slice_axis(2, 0, end)?, v.slice_axis(2, 0, end)?);
+        self.buffers = Some((k, v));
+        Ok(filled)
     }
 
     /// Keeps the batch rows `rows` (`[N]` int32), in that order: repeats a
     /// prompt's cache for each hypothesis, or follows the beams' sources.
     pub fn select(&mut self, rows: &Array) -> mlx::Result<()> {
-        for a in [&mut self.keys, &mut self.values].into_iter().flatten() {
-            *a = a.take(rows, 0)?;
+        if let Some((k, v)) = &mut self.buffers {
+            *k = k.take(rows, 0)?;
+            *v = v.take(rows, 0)?;
         }
         Ok(())
     }
+
+    /// Hypotheses in the cache (`None` before the first token).
+    pub fn batch(&self) -> Option<i32> {
+        self.buffers.as_ref().and_then(|(k, _)| k.dim(0).ok())
+    }
 }
 
+/// Room for `needed` positions, at least doubling: a window's few growths
+/// copy less than one concatenation per token did.
+fn capacity(needed: i32) -> i32 {
+    (needed.max(64) as u32).next_power_of_two() as i32
+}
+
+fn empty(like: &Array, needed: i32) -> mlx::Result<Array> {
+    let mut shape = like.shape();
+    shape[2] = capacity(needed);
+    Array::zeros(&shape, like.dtype())
+}
+
+fn grow(buffer: &Array, needed: i32) -> mlx::Result<Array> {
+    let extra = capacity(needed) - buffer.dim(2)?;
+    buffer.pad(&[2], &[0], &[extra], 0.0)
+}
+
+/// `[B, L, D]` → `[B, H, L, D / H]` (a view).
+fn split_heads(x: &Array, n_head: i32) -> mlx::Result<Array> {
+    let (b, l, d) = (x.dim(0)?, x.dim(1)?, x.dim(2)?);
+    x.reshape(&[b, l, n_head, d / n_head])?
+        .transpose(&[0, 2, 1, 3])
+}
+
+/// `residual + out(attention(q, k, v))` for `[B, H, L, D / H]` queries.
+fn attend(
+    q: &Array,
+    k: &Array,
+    v: &Array,
+    mask: AttentionMask<'_>,
+    out: &Linear,
+    residual: &Array,
+) -> mlx::Result<Array> {
+    let (b, n_head, l, head_dim) = (q.dim(0)?, q.dim(1)?, q.dim(2)?, q.dim(3)?);
+    let scale = (head_dim as f32).powf(-0.5);
+    // Hypotheses of one window (beam search, best-of) share the encoder's
+    // keys: fold them into the query length so every head runs one
+    // attention instead of one per hypothesis.
+    let o = if b > 1 && k.dim(0)? == 1 && matches!(mask, AttentionMask::None) {
+        let folded = q
+            .transpose(&[1, 0, 2, 3])?
+            .reshape(&[1, n_head, b * l, head_dim])?;
+        scaled_dot_product_attention(&folded, k, v, scale, mask)?
+            .reshape(&[n_head, b, l, head_dim])?
+            .transpose(&[1, 0, 2, 3])?
+    } else {
+        scaled_dot_product_attention(q, k, v, scale, mask)?
+    };
+    let merged = o.transpose(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?;
+    out.forward_residual(&merged, residual)
+}
+
+/// Self-attention: queries, keys and values projected from the same input
+/// by one stacked `[3 D, D]` matrix (one product instead of three).
 #[derive(Debug, Clone)]
-pub struct MultiHeadAttention {
+pub struct SelfAttention {
+    qkv: Linear,
+    out: Linear,
+    n_head: i32,
+}
+
+impl SelfAttention {
+    pub fn load(w: &Weights, prefix: &str, n_state: i32, n_head: i32) -> Result<Self, WeightError> {
+        let part = |name: &str, bias: bool| {
+            Linear::load(w, &format!("{prefix}.{name}"), n_state, n_state, bias)
+        };
+        let qkv = Linear::stack(&[
+            part("query", true)?,
+            part("key", false)?,
+            part("value", true)?,
+        ])?;
+        Ok(SelfAttention {
+            qkv,
+            out: part("out", true)?,
+            n_head,
+        })
+    }
+
+    /// Stores the weights in f16 where exact (decoder: read once per token).
+    pub fn store_f16_when_exact(&mut self) -> mlx::Result<()> {
+        self.qkv.store_f16_when_exact()?;
+        self.out.store_f16_when_exact()
+    }
+
+    /// `residual + attention of x over itself` (and over what `cache` holds,
+    /// to which this step's keys and values are appended).
+    pub fn forward(
+        &self,
+        x: &Array,
+        residual: &Array,
+        cache: Option<&mut KvCache>,
+        causal: bool,
+    ) -> mlx::Result<Array> {
+        let qkv = self.qkv.forward(x)?;
+        let d = qkv.dim(2)? / 3;
+        let part = |i: i32| split_heads(&qkv.slice_axis(2, i * d, (i + 1) * d)?, self.n_head);
+        let (q, mut k, mut v) = (part(0)?, part(1)?, part(2)?);
+        if let Some(cache) = cache {
+            (k, v) = cache.append(&k, &v)?;
+        }
+        let mask = if causal && x.dim(1)? > 1 {
+            AttentionMask::Causal
+        } else {
+            AttentionMask::None
+        };
+        attend(&q, &k, &v, mask, &self.out, residual)
+    }
+}
+
+/// Cross-attention: queries from the text, keys and values from the audio.
+#[derive(Debug, Clone)]
+pub struct CrossAttention {
     query: Linear,
     key: Linear,
     value: Linear,
@@ -42,121 +191,76 @@ pub struct MultiHeadAttention {
     n_head: i32,
 }
 
-impl MultiHeadAttention {
+impl CrossAttention {
     pub fn load(w: &Weights, prefix: &str, n_state: i32, n_head: i32) -> Result<Self, WeightError> {
-        Ok(MultiHeadAttention {
-            query: Linear::load(w, &format!("{prefix}.query"), n_state, n_state, true)?,
-            key: Linear::load(w, &format!("{prefix}.key"), n_state, n_state, false)?,
-            value: Linear::load(w, &format!("{prefix}.value"), n_state, n_state, true)?,
-            out: Linear::load(w, &format!("{prefix}.out"), n_state, n_state, true)?,
+        let part = |name: &str, bias: bool| {
+            Linear::load(w, &format!("{prefix}.{name}"), n_state, n_state, bias)
+        };
+        Ok(CrossAttention {
+            query: part("query", true)?,
+            key: part("key", false)?,
+            value: part("value", true)?,
+            out: part("out", true)?,
             n_head,
         })
     }
 
     /// Stores the projections applied to each decoded token in f16 where
-    /// exact; with `keys_values` false the key and value projections (of
-    /// the encoder output, once per window) stay as they are.
-    pub fn store_step_weights_f16(&mut self, keys_values: bool) -> mlx::Result<()> {
+    /// exact; the key and value projections (of the encoder output, once
+    /// per window) stay as they are.
+    pub fn store_step_weights_f16(&mut self) -> mlx::Result<()> {
         self.query.store_f16_when_exact()?;
-        self.out.store_f16_when_exact()?;
-        if keys_values {
-            self.key.store_f16_when_exact()?;
-            self.value.store_f16_when_exact()?;
-        }
-        Ok(())
+        self.out.store_f16_when_exact()
     }
 
-    /// `[B, L, D]` → `[B, H, L, D / H]`.
-    fn split_heads(&self, x: &Array) -> mlx::Result<Array> {
-        let (b, l, d) = (x.dim(0)?, x.dim(1)?, x.dim(2)?);
-        x.reshape(&[b, l, self.n_head, d / self.n_head])?
-            .transpose(&[0, 2, 1, 3])
-    }
-
-    /// Keys and values of `source` (the encoder output, for cross-attention),
-    /// laid out head by head in memory: they are read at every decoder
-    /// step, and a strided view would be copied by each of those reads.
-    pub fn project_kv(&self, source: &Array) -> mlx::Result<KvCache> {
+    /// Keys and values of `source` (the encoder output), laid out head by
+    /// head in memory: they are read at every decoder step, and a strided
+    /// view would be copied by each of those reads.
+    pub fn project_kv(&self, source: &Array) -> mlx::Result<CrossKv> {
         let packed = |x: &Array| -> mlx::Result<Array> {
-            let heads = self.split_heads(x)?;
+            let heads = split_heads(x, self.n_head)?;
             // Flattening a transposed view materializes it row-major.
             heads.reshape(&[-1])?.reshape(&heads.shape())
         };
-        Ok(KvCache {
-            keys: Some(packed(&self.key.forward(source)?)?),
-            values: Some(packed(&self.value.forward(source)?)?),
+        Ok(CrossKv {
+            keys: packed(&self.key.forward(source)?)?,
+            values: packed(&self.value.forward(source)?)?,
         })
     }
 
-    /// Self-attention over `x`, appending this step's keys and values to `cache`.
-    pub fn self_attend(
-        &self,
-        x: &Array,
-        cache: Option<&mut KvCache>,
-        causal: bool,
-    ) -> mlx::Result<Array> {
-        let mut k = self.split_heads(&self.key.forward(x)?)?;
-        let mut v = self.split_heads(&self.value.forward(x)?)?;
-        if let Some(cache) = cache {
-            if let (Some(pk), Some(pv)) = (&cache.keys, &cache.values) {
-                k = mlx::concatenate(&[pk, &k], 2)?;
-                v = mlx::concatenate(&[pv, &v], 2)?;
-            }
-            cache.keys = Some(k.clone());
-            cache.values = Some(v.clone());
-        }
-        let mask = if causal && x.dim(1)? > 1 {
-            AttentionMask::Causal
-        } else {
-            AttentionMask::None
-        };
-        self.attend(x, &k, &v, mask)
+    fn queries(&self, x: &Array) -> mlx::Result<Array> {
+        split_heads(&self.query.forward(x)?, self.n_head)
     }
 
-    /// Scaled attention logits `q kᵀ / √d` of `x`'s queries over `k`,
-    /// `[B, H, L, S]` (what alignment reads off the cross-attention).
-    pub fn logits(&self, x: &Array, k: &Array) -> mlx::Result<Array> {
-        let q = self.split_heads(&self.query.forward(x)?)?;
+    /// Scaled attention logits `q kᵀ / √d` of `x`'s queries over the audio,
+    /// `[B, H, L, frames]` (what alignment reads).
+    pub fn logits(&self, x: &Array, kv: &CrossKv) -> mlx::Result<Array> {
+        let q = self.queries(x)?;
         let scale = f64::from(q.dim(3)?).powf(-0.5);
-        q.mul_scalar(scale)?.matmul(&k.transpose(&[0, 1, 3, 2])?)
+        q.mul_scalar(scale)?
+            .matmul(&kv.keys.transpose(&[0, 1, 3, 2])?)
     }
 
-    /// Attention of `x`'s queries over given keys and values.
-    pub fn attend(
-        &self,
-        x: &Array,
-        k: &Array,
-        v: &Array,
-        mask: AttentionMask<'_>,
-    ) -> mlx::Result<Array> {
-        let q = self.split_heads(&self.query.forward(x)?)?;
-        let head_dim = q.dim(3)?;
-        let scale = (head_dim as f32).powf(-0.5);
-        let (b, l) = (x.dim(0)?, x.dim(1)?);
-        // Hypotheses of one window (beam search, best-of) share the
-        // encoder's keys: fold them into the query length so every head
-        // runs one attention instead of one per hypothesis.
-        let o = if b > 1 && k.dim(0)? == 1 && matches!(mask, AttentionMask::None) {
-            let folded = q
-                .transpose(&[1, 0, 2, 3])?
-                .reshape(&[1, self.n_head, b * l, head_dim])?;
-            scaled_dot_product_attention(&folded, k, v, scale, mask)?
-                .reshape(&[self.n_head, b, l, head_dim])?
-                .transpose(&[1, 0, 2, 3])?
-        } else {
-            scaled_dot_product_attention(&q, k, v, scale, mask)?
-        };
-        self.out
-            .forward(&o.transpose(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?)
+    /// `residual + attention of x's queries over the audio`.
+    pub fn forward(&self, x: &Array, residual: &Array, kv: &CrossKv) -> mlx::Result<Array> {
+        let q = self.queries(x)?;
+        attend(
+            &q,
+            &kv.keys,
+            &kv.values,
+            AttentionMask::None,
+            &self.out,
+            residual,
+        )
     }
 }
 
 /// Pre-LN block: self-attention, optional cross-attention, then the MLP.
 #[derive(Debug, Clone)]
 pub struct ResidualAttentionBlock {
-    pub attn: MultiHeadAttention,
+    attn: SelfAttention,
     attn_ln: LayerNorm,
-    pub cross_attn: Option<(MultiHeadAttention, LayerNorm)>,
+    pub cross_attn: Option<(CrossAttention, LayerNorm)>,
     mlp1: Linear,
     mlp2: Linear,
     mlp_ln: LayerNorm,
@@ -172,14 +276,14 @@ impl ResidualAttentionBlock {
     ) -> Result<Self, WeightError> {
         let cross_attn = if cross {
             Some((
-                MultiHeadAttention::load(w, &format!("{prefix}.cross_attn"), n_state, n_head)?,
+                CrossAttention::load(w, &format!("{prefix}.cross_attn"), n_state, n_head)?,
                 LayerNorm::load(w, &format!("{prefix}.cross_attn_ln"), n_state)?,
             ))
         } else {
             None
         };
         Ok(ResidualAttentionBlock {
-            attn: MultiHeadAttention::load(w, &format!("{prefix}.attn"), n_state, n_head)?,
+            attn: SelfAttention::load(w, &format!("{prefix}.attn"), n_state, n_head)?,
             attn_ln: LayerNorm::load(w, &format!("{prefix}.attn_ln"), n_state)?,
             cross_attn,
             mlp1: Linear::load(w, &format!("{prefix}.mlp1"), n_state, 4 * n_state, true)?,
@@ -191,9 +295,9 @@ impl ResidualAttentionBlock {
     /// Stores the weights a decoder block applies to each token in f16
     /// where exact (see [`Linear::store_f16_when_exact`]).
     pub fn store_step_weights_f16(&mut self) -> mlx::Result<()> {
-        self.attn.store_step_weights_f16(true)?;
+        self.attn.store_f16_when_exact()?;
         if let Some((cross, _)) = &mut self.cross_attn {
-            cross.store_step_weights_f16(false)?;
+            cross.store_step_weights_f16()?;
         }
         self.mlp1.store_f16_when_exact()?;
         self.mlp2.store_f16_when_exact()
@@ -205,7 +309,7 @@ impl ResidualAttentionBlock {
         &self,
         x: &Array,
         cache: Option<&mut KvCache>,
-        cross: Option<&KvCache>,
+        cross: Option<&CrossKv>,
     ) -> mlx::Result<Array> {
         self.forward_capturing(x, cache, cross, None)
     }
@@ -216,29 +320,73 @@ impl ResidualAttentionBlock {
         &self,
         x: &Array,
         cache: Option<&mut KvCache>,
-        cross: Option<&KvCache>,
+        cross: Option<&CrossKv>,
         cross_logits: Option<&mut Option<Array>>,
     ) -> mlx::Result<Array> {
         let causal = self.cross_attn.is_some();
-        let mut x = x.add(
-            &self
-                .attn
-                .self_attend(&self.attn_ln.forward(x)?, cache, causal)?,
-        )?;
+        let mut x = self
+            .attn
+            .forward(&self.attn_ln.forward(x)?, x, cache, causal)?;
         if let (Some((attn, ln)), Some(kv)) = (&self.cross_attn, cross) {
-            let (k, v) = (kv.keys.as_ref(), kv.values.as_ref());
-            let (Some(k), Some(v)) = (k, v) else {
-                return Err(mlx::Error::Mlx("cross-attention cache is empty".into()));
-            };
             let queries = ln.forward(&x)?;
             if let Some(out) = cross_logits {
-                *out = Some(attn.logits(&queries, k)?);
+                *out = Some(attn.logits(&queries, kv)?);
             }
-            x = x.add(&attn.attend(&queries, k, v, AttentionMask::None)?)?;
+            x = attn.forward(&queries, &x, kv)?;
         }
-        let h = self
-            .mlp2
-            .forward(&self.mlp1.forward(&self.mlp_ln.forward(&x)?)?.gelu()?)?;
-        x.add(&h)
+        let hidden = self.mlp1.forward_gelu(&self.mlp_ln.forward(&x)?)?;
+        self.mlp2.forward_residual(&hidden, &x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(shape: &[i32], start: f32) -> Array {
+        let n: i32 = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|i| start + i as f32).collect();
+        Array::from_slice(&values, shape).unwrap()
+    }
+
+    #[test]
+    fn cache_in_place_equals_concatenation_across_growth_and_selection() {
+        let mut cache = KvCache::default();
+        let mut keys: Option<Array> = None;
+        let mut values: Option<Array> = None;
+        // A prompt of 50, then single tokens past the 64 and 128 capacities.
+        let lengths = std::iter::once(50).chain(std::iter::repeat_n(1, 90));
+        for (step, len) in lengths.enumerate() {
+            let k = ramp(&[2, 3, len, 4], step as f32 * 1000.0);
+            let v = ramp(&[2, 3, len, 4], -(step as f32) * 1000.0);
+            let (got_k, got_v) = cache.append(&k, &v).unwrap();
+            let join = |all: Option<Array>, new: &Array| match all {
+                Some(a) => mlx::concatenate(&[&a, new], 2).unwrap(),
+                None => new.clone(),
+            };
+            keys = Some(join(keys, &k));
+            values = Some(join(values, &v));
+            let (want_k, want_v) = (keys.as_ref().unwrap(), values.as_ref().unwrap());
+            assert_eq!(got_k.shape(), want_k.shape(), "step {step}");
+            assert_eq!(
+                got_k.to_vec::<f32>().unwrap(),
+                want_k.to_vec::<f32>().unwrap()
+            );
+            assert_eq!(
+                got_v.to_vec::<f32>().unwrap(),
+                want_v.to_vec::<f32>().unwrap()
+            );
+        }
+        // Beams: rows repeated and reordered, then appended to again.
+        let rows = Array::from_slice(&[1i32, 0, 1], &[3]).unwrap();
+        cache.select(&rows).unwrap();
+        assert_eq!(cache.batch(), Some(3));
+        let k = ramp(&[3, 3, 1, 4], 5.0e5);
+        let (got_k, _) = cache.append(&k, &k).unwrap();
+        let want = mlx::concatenate(&[&keys.unwrap().take(&rows, 0).unwrap(), &k], 2).unwrap();
+        assert_eq!(
+            got_k.to_vec::<f32>().unwrap(),
+            want.to_vec::<f32>().unwrap()
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use mlx::{Array, Dtype};
 
-use super::attention::{KvCache, ResidualAttentionBlock};
+use super::attention::{CrossKv, KvCache, ResidualAttentionBlock};
 use super::config::WhisperConfig;
 use crate::nn::{Embedding, LayerNorm, Matrix};
 use crate::weights::{WeightError, Weights};
@@ -23,7 +23,7 @@ pub struct TextDecoder {
 /// output (computed once) and the growing self-attention caches.
 #[derive(Debug, Clone)]
 pub struct DecoderState {
-    cross: Vec<KvCache>,
+    cross: Vec<CrossKv>,
     selves: Vec<KvCache>,
     /// Tokens already consumed, i.e. the position of the next one.
     pub offset: i32,
@@ -40,8 +40,7 @@ impl DecoderState {
 
     /// Hypotheses in the self-attention caches (`None` before the first token).
     pub fn batch(&self) -> Option<usize> {
-        let keys = self.selves.first()?.keys.as_ref()?;
-        keys.dim(0).ok().map(|b| b as usize)
+        self.selves.first()?.batch().map(|b| b as usize)
     }
 }
 

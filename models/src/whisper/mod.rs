@@ -11,7 +11,7 @@ mod tokenizer;
 
 use std::path::Path;
 
-pub use attention::{KvCache, MultiHeadAttention, ResidualAttentionBlock};
+pub use attention::{CrossAttention, CrossKv, KvCache, ResidualAttentionBlock, SelfAttention};
 pub use config::WhisperConfig;
 pub use decoder::{DecoderState, TextDecoder};
 pub use decoding::{
