@@ -51,26 +51,29 @@ impl Matrix {
         }
     }
 
+    fn dense(&self) -> Option<&Array> {
+        match self {
+            Matrix::Dense(m) => Some(m),
+            Matrix::Quantized(_) => None,
+        }
+    }
+
+    fn quantized(&self) -> Option<&QuantizedMatrix> {
+        match self {
+            Matrix::Quantized(q) => Some(q),
+            Matrix::Dense(_) => None,
+        }
+    }
+
     /// The matrices' rows one after the other; all dense, or all quantized
     /// alike (the rows' groups are independent of each other).
     pub fn stack(parts: &[&Matrix]) -> mlx::Result<Matrix> {
-        let dense: Option<Vec<&Array>> = parts
-            .iter()
-            .map(|p| match p {
-                Matrix::Dense(m) => Some(m),
-                Matrix::Quantized(_) => None,
-            })
-            .collect();
+        let dense: Option<Vec<&Array>> = parts.iter().map(|p| p.dense()).collect();
         if let Some(dense) = dense {
             return Ok(Matrix::Dense(mlx::concatenate(&dense, 0)?));
         }
-        let quantized: Option<Vec<&QuantizedMatrix>> = parts
-            .iter()
-            .map(|p| match p {
-                Matrix::Quantized(q) => Some(q),
-                Matrix::Dense(_) => None,
-            })
-            .collect();
+        let quantized: Option<Vec<&QuantizedMatrix>> =
+            parts.iter().map(|p| p.quantized()).collect();
         let first = quantized.as_ref().and_then(|q| q.first().copied());
         let (Some(quantized), Some(first)) = (&quantized, first) else {
             return Err(mlx::Error::Mlx(

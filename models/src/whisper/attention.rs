@@ -124,6 +124,17 @@ fn attend(
     out.forward_residual(&merged, residual)
 }
 
+/// One of an attention layer's `[n_state, n_state]` projections.
+fn projection(
+    w: &Weights,
+    prefix: &str,
+    name: &str,
+    n_state: i32,
+    bias: bool,
+) -> Result<Linear, WeightError> {
+    Linear::load(w, &format!("{prefix}.{name}"), n_state, n_state, bias)
+}
+
 /// Self-attention: queries, keys and values projected from the same input
 /// by one stacked `[3 D, D]` matrix (one product instead of three).
 #[derive(Debug, Clone)]
@@ -135,9 +146,7 @@ pub struct SelfAttention {
 
 impl SelfAttention {
     pub fn load(w: &Weights, prefix: &str, n_state: i32, n_head: i32) -> Result<Self, WeightError> {
-        let part = |name: &str, bias: bool| {
-            Linear::load(w, &format!("{prefix}.{name}"), n_state, n_state, bias)
-        };
+        let part = |name: &str, bias: bool| projection(w, prefix, name, n_state, bias);
         let qkv = Linear::stack(&[
             part("query", true)?,
             part("key", false)?,
@@ -193,9 +202,7 @@ pub struct CrossAttention {
 
 impl CrossAttention {
     pub fn load(w: &Weights, prefix: &str, n_state: i32, n_head: i32) -> Result<Self, WeightError> {
-        let part = |name: &str, bias: bool| {
-            Linear::load(w, &format!("{prefix}.{name}"), n_state, n_state, bias)
-        };
+        let part = |name: &str, bias: bool| projection(w, prefix, name, n_state, bias);
         Ok(CrossAttention {
             query: part("query", true)?,
             key: part("key", false)?,
