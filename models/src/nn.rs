@@ -72,17 +72,18 @@ impl Matrix {
         if let Some(dense) = dense {
             return Ok(Matrix::Dense(mlx::concatenate(&dense, 0)?));
         }
+        // Not all dense and none empty (those went above): all quantized, or mixed.
         let quantized: Option<Vec<&QuantizedMatrix>> =
             parts.iter().map(|p| p.quantized()).collect();
-        let first = quantized.as_ref().and_then(|q| q.first().copied());
-        let (Some(quantized), Some(first)) = (&quantized, first) else {
+        let Some(quantized) = quantized else {
             return Err(mlx::Error::Mlx(
                 "cannot stack dense and quantized matrices".into(),
             ));
         };
+        let (group_size, bits) = (quantized[0].group_size, quantized[0].bits);
         if quantized
             .iter()
-            .any(|q| (q.group_size, q.bits) != (first.group_size, first.bits))
+            .any(|q| (q.group_size, q.bits) != (group_size, bits))
         {
             return Err(mlx::Error::Mlx(
                 "cannot stack differently quantized matrices".into(),
@@ -96,7 +97,8 @@ impl Matrix {
             weight: join(|q| &q.weight)?,
             scales: join(|q| &q.scales)?,
             biases: join(|q| &q.biases)?,
-            ..first.clone()
+            group_size,
+            bits,
         }))
     }
 
@@ -155,17 +157,19 @@ impl Linear {
     /// for several projections of the same input. A missing bias is zeros.
     pub fn stack(parts: &[Linear]) -> mlx::Result<Linear> {
         let weight = Matrix::stack(&parts.iter().map(|p| &p.weight).collect::<Vec<_>>())?;
-        let bias = if parts.iter().any(|p| p.bias.is_some()) {
-            let biases = parts
-                .iter()
-                .map(|p| match &p.bias {
-                    Some(b) => Ok(b.clone()),
-                    None => Array::zeros(&[p.weight.outputs()?], Dtype::F32),
-                })
-                .collect::<mlx::Result<Vec<_>>>()?;
-            Some(mlx::concatenate(&biases.iter().collect::<Vec<_>>(), 0)?)
-        } else {
-            None
+        let dtype = parts.iter().find_map(|p| p.bias.as_ref().map(Array::dtype));
+        let bias = match dtype {
+            Some(dtype) => {
+                let biases = parts
+                    .iter()
+                    .map(|p| match &p.bias {
+                        Some(b) => Ok(b.clone()),
+                        None => Array::zeros(&[p.weight.outputs()?], dtype),
+                    })
+                    .collect::<mlx::Result<Vec<_>>>()?;
+                Some(mlx::concatenate(&biases.iter().collect::<Vec<_>>(), 0)?)
+            }
+            None => None,
         };
         Ok(Linear { weight, bias })
     }
