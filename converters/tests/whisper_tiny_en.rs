@@ -174,6 +174,7 @@ fn quantized_output_keeps_norms_and_convs_dense_and_stays_close() {
         biases: written[&format!("{prefix}.biases")].clone(),
         group_size: 32,
         bits: 4,
+        int8_activations: false,
     };
     let approx = f32s(&m.dequantize().unwrap());
     let exact = src["decoder/layer_2/ffn/linear_1/weight"].to_f32();

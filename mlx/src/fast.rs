@@ -128,6 +128,13 @@ pub fn f16_if_exact(a: &Array) -> Result<Array> {
     Ok(Array::from_raw(ffi::f16_if_exact(a.raw())?))
 }
 
+/// Whether quantized products with `int8_activations` run as int8 products
+/// here: the custom kernels on, the CPU backend by default, and a CPU with
+/// AVX-512 VNNI.
+pub fn int8_products_available() -> bool {
+    ffi::int8_products_available()
+}
+
 /// Threads the CPU kernels split their work over, the evaluating thread
 /// included (the core count, or `MLX_ASR_THREADS`).
 pub fn custom_kernel_threads() -> usize {

@@ -190,6 +190,7 @@ pub(crate) mod ffi {
             bias: *const MlxArray,
             gelu: bool,
             residual: *const MlxArray,
+            int8_activations: bool,
         ) -> Result<UniquePtr<MlxArray>>;
 
         fn rfft(a: &MlxArray, n: i32, axis: i32) -> Result<UniquePtr<MlxArray>>;
@@ -238,6 +239,7 @@ pub(crate) mod ffi {
         fn set_custom_kernels(on: bool) -> bool;
         fn custom_kernels() -> bool;
         fn custom_kernel_threads() -> i32;
+        fn int8_products_available() -> bool;
         fn f16_if_exact(a: &MlxArray) -> Result<UniquePtr<MlxArray>>;
     }
 }

@@ -15,6 +15,13 @@ pub struct QuantizedMatrix {
     pub biases: Array,
     pub group_size: i32,
     pub bits: i32,
+    /// In [`Self::linear`] with many rows of `x` (more than 8: an encoder
+    /// window, a prompt), round each row to int8 and sum the products in
+    /// int32, as CTranslate2's int8 does: about twice the speed of the f32
+    /// product on CPUs with AVX-512 VNNI, for an error of up to 1/254 of each
+    /// row's largest magnitude per element of `x`. Applies to 8-bit matrices
+    /// on the CPU backend of such CPUs; elsewhere `linear` is unchanged.
+    pub int8_activations: bool,
 }
 
 impl QuantizedMatrix {
@@ -31,6 +38,7 @@ impl QuantizedMatrix {
             biases,
             group_size,
             bits,
+            int8_activations: false,
         })
     }
 
@@ -60,6 +68,7 @@ impl QuantizedMatrix {
                 ptr_of(epilogue.bias),
                 epilogue.gelu,
                 ptr_of(epilogue.residual),
+                self.int8_activations,
             )?
         };
         Ok(Array::from_raw(raw))

@@ -400,6 +400,15 @@ fn attention_long_query_shapes() {
     attention_case([1, 3, 3, 17, 60, 32, 32], true, 44, 2.0);
     // Peaked softmax: large logits.
     attention_case([1, 2, 2, 20, 50, 64, 64], false, 45, 6.0);
+    // 64-wide values (every Whisper head) take the fused kernel on AVX-512
+    // CPUs: blocks of 16 queries that leave a partial block and partial row
+    // groups, key counts past and short of a 64-key tile, shared key heads
+    // in a batch of two, keys of another width, a causal prompt after
+    // cached keys (S > L).
+    attention_case([2, 4, 2, 37, 130, 64, 64], true, 46, 2.0);
+    attention_case([1, 2, 1, 70, 70, 48, 64], false, 47, 2.0);
+    attention_case([1, 3, 3, 18, 64, 64, 64], false, 48, 2.0);
+    attention_case([1, 1, 1, 33, 300, 64, 64], true, 49, 6.0);
 }
 
 #[test]
@@ -611,24 +620,43 @@ fn matmul_against_f16_weights_equals_the_f32_kernel_on_the_widened_weights() {
     }
 }
 
-/// `w` `[n, k]` as MLX's affine quantization stores it, unpacked here from
-/// the packed words: `scale * q + bias` per group, in f64.
-fn dequantize_ref(q: &QuantizedMatrix, n: usize, k: usize) -> Vec<f64> {
+/// A quantized `[n, k]` matrix unpacked from MLX's words: the integer values
+/// `[n, k]` and the per-group scales and biases `[n, k / group]`.
+struct Unpacked {
+    values: Vec<u32>,
+    scales: Vec<f64>,
+    biases: Vec<f64>,
+}
+
+fn unpack_ref(q: &QuantizedMatrix, n: usize, k: usize) -> Unpacked {
     let words = q.weight.to_vec::<u32>().unwrap();
     let table = |a: &Array| to_f64(&read(&a.astype(Dtype::F32).unwrap()));
-    let (scales, biases) = (table(&q.scales), table(&q.biases));
-    let (bits, group) = (q.bits as usize, q.group_size as usize);
+    let bits = q.bits as usize;
     let per_row = k * bits / 32;
-    let mut w = vec![0.0; n * k];
-    for r in 0..n {
-        for c in 0..k {
-            let bit = c * bits;
-            let value = (words[r * per_row + bit / 32] >> (bit % 32)) & ((1 << bits) - 1);
-            let g = r * (k / group) + c / group;
-            w[r * k + c] = scales[g] * value as f64 + biases[g];
-        }
+    let values = (0..n * k)
+        .map(|i| {
+            let (r, bit) = (i / k, (i % k) * bits);
+            (words[r * per_row + bit / 32] >> (bit % 32)) & ((1 << bits) - 1)
+        })
+        .collect();
+    Unpacked {
+        values,
+        scales: table(&q.scales),
+        biases: table(&q.biases),
     }
-    w
+}
+
+/// `w` `[n, k]` as MLX's affine quantization stores it: `scale * q + bias`
+/// per group, in f64.
+fn dequantize_ref(q: &QuantizedMatrix, n: usize, k: usize) -> Vec<f64> {
+    let u = unpack_ref(q, n, k);
+    let group = q.group_size as usize;
+    (0..n * k)
+        .map(|i| {
+            let g = (i / k) * (k / group) + (i % k) / group;
+            u.scales[g] * u.values[i] as f64 + u.biases[g]
+        })
+        .collect()
 }
 
 #[test]
@@ -838,4 +866,199 @@ fn linear_epilogue_equals_the_separate_ops() {
         .add(&x.matmul(&w.transpose(&[]).unwrap()).unwrap())
         .unwrap();
     assert_eq!(read(&got), read(&want));
+}
+
+/// `x` [rows, k] times a quantized matrix's transpose as the int8 kernel
+/// defines it, in f64: each row rounded to int8 with its largest magnitude at
+/// 127 (f32 arithmetic, ties to even as the CPU converts), exact integer dot
+/// products per group times the group's scale, the group's bias against the
+/// sum of the unrounded row; all times the row's scale.
+fn int8_linear_ref(
+    x: &[f32],
+    rows: usize,
+    q: &QuantizedMatrix,
+    (k, n): (usize, usize),
+) -> Vec<f64> {
+    let u = unpack_ref(q, n, k);
+    let group = q.group_size as usize;
+    let mut y = vec![0.0; rows * n];
+    for r in 0..rows {
+        let row = &x[r * k..(r + 1) * k];
+        let m = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let (a, inv) = if m > 0.0 {
+            (m / 127.0, 127.0 / m)
+        } else {
+            (0.0, 0.0)
+        };
+        let xq: Vec<i64> = row
+            .iter()
+            .map(|&v| (v * inv).round_ties_even() as i64)
+            .collect();
+        for c in 0..n {
+            let mut total = 0.0;
+            for g in 0..k / group {
+                let span = g * group..(g + 1) * group;
+                let dot: i64 = span
+                    .clone()
+                    .map(|i| xq[i] * u.values[c * k + i] as i64)
+                    .sum();
+                let sum: f64 = row[span].iter().map(|&v| v as f64).sum();
+                let t = c * (k / group) + g;
+                total += a as f64 * u.scales[t] * dot as f64 + u.biases[t] * sum;
+            }
+            y[r * n + c] = total;
+        }
+    }
+    y
+}
+
+#[test]
+fn int8_activations_match_their_definition_and_bound_the_f32_product() {
+    let _g = lock();
+    let flagged = |q: &QuantizedMatrix| QuantizedMatrix {
+        int8_activations: true,
+        ..q.clone()
+    };
+    if !fast::int8_products_available() {
+        // Documented fallback: the f32 product, exactly.
+        eprintln!("no AVX-512 VNNI here: int8 activations must fall back to the f32 product");
+        let w = arr(&rand_vec(120, 40 * 128, -0.2, 0.2), &[40, 128]);
+        let q = QuantizedMatrix::quantize(&w, 64, 8).unwrap();
+        let x = arr(&rand_vec(121, 30 * 128, -1.0, 1.0), &[30, 128]);
+        let plain = q.linear(&x, fast::LinearEpilogue::default()).unwrap();
+        let int8 = flagged(&q)
+            .linear(&x, fast::LinearEpilogue::default())
+            .unwrap();
+        assert_eq!(read(&int8), read(&plain));
+        return;
+    }
+    // Encoder-like and prompt-like shapes, row counts that leave partial
+    // tiles, column counts that leave partial panels, group sizes 32-128,
+    // f32 and f16 tables.
+    for (seed, rows, k, n, group, table) in [
+        (122u64, 100usize, 384usize, 384usize, 64, Dtype::F32),
+        (123, 13, 1536, 70, 64, Dtype::F32),
+        (124, 9, 128, 17, 32, Dtype::F16),
+        (125, 61, 256, 33, 128, Dtype::F16),
+        (126, 300, 64, 1, 64, Dtype::F32),
+    ] {
+        let what = format!("{rows}x{k} . {n}x{k} g{group} {table:?}");
+        let w = arr(&rand_vec(seed, n * k, -0.2, 0.2), &[n as i32, k as i32])
+            .astype(table)
+            .unwrap();
+        let q = QuantizedMatrix::quantize(&w, group, 8).unwrap();
+        let mut x_values = rand_vec(seed + 1, rows * k, -1.0, 1.0);
+        // A row of zeros, a row with one large value, a row of tiny values.
+        x_values[..k].fill(0.0);
+        x_values[k + 5] = 40.0;
+        for v in &mut x_values[2 * k..3 * k] {
+            *v *= 1e-6;
+        }
+        let x = arr(&x_values, &[rows as i32, k as i32]);
+        let got = flagged(&q)
+            .linear(&x, fast::LinearEpilogue::default())
+            .unwrap();
+        let want = int8_linear_ref(&x_values, rows, &q, (k, n));
+        check(&got, &[rows as i32, n as i32], &want, 1e-5, 1e-5, &what);
+        // Against the f32 product: each element of x moves by at most half a
+        // step (its row's largest magnitude / 254), so y by at most that
+        // times the sum of |w| over the row of w.
+        let w_ref = dequantize_ref(&q, n, k);
+        let w_ref32: Vec<f32> = w_ref.iter().map(|&v| v as f32).collect();
+        let exact = matmul_ref(&x_values, rows, k, &w_ref32, n);
+        let got = read(&got);
+        let mut largest_share = 0.0f64;
+        for r in 0..rows {
+            let row = &x_values[r * k..(r + 1) * k];
+            let half_step = row.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64 / 254.0;
+            for c in 0..n {
+                let bound = half_step
+                    * w_ref[c * k..(c + 1) * k]
+                        .iter()
+                        .map(|v| v.abs())
+                        .sum::<f64>();
+                let err = (got[r * n + c] as f64 - exact[r * n + c]).abs();
+                assert!(
+                    err <= bound + 1e-5,
+                    "{what}: row {r} col {c}: {err} > {bound}"
+                );
+                if bound > 0.0 {
+                    largest_share = largest_share.max(err / bound);
+                }
+            }
+        }
+        // The errors are real rounding, not zero: the kernel did round x.
+        assert!(largest_share > 0.01, "{what}: {largest_share}");
+        assert_eq!(&got[..n], &vec![0.0; n][..], "{what}: zero row");
+    }
+}
+
+#[test]
+fn int8_activations_fuse_the_epilogue_and_fall_back_where_they_cannot_apply() {
+    let _g = lock();
+    let (rows, k, n) = (40usize, 128usize, 48usize);
+    let w = arr(&rand_vec(130, n * k, -0.2, 0.2), &[n as i32, k as i32]);
+    let x_values = rand_vec(131, rows * k, -1.0, 1.0);
+    let x = arr(&x_values, &[rows as i32, k as i32]);
+    let b = arr(&rand_vec(132, n, -0.5, 0.5), &[n as i32]);
+    let r = arr(
+        &rand_vec(133, rows * n, -1.0, 1.0),
+        &[rows as i32, n as i32],
+    );
+    let q8 = QuantizedMatrix {
+        int8_activations: true,
+        ..QuantizedMatrix::quantize(&w, 64, 8).unwrap()
+    };
+    let plain = |q: &QuantizedMatrix, x: &Array| {
+        QuantizedMatrix {
+            int8_activations: false,
+            ..q.clone()
+        }
+        .linear(x, fast::LinearEpilogue::default())
+        .unwrap()
+    };
+    // Bias, GELU, residual inside the kernel: the same values as the ops
+    // applied to its plain product.
+    let product = q8.linear(&x, fast::LinearEpilogue::default()).unwrap();
+    let epilogue = fast::LinearEpilogue {
+        bias: Some(&b),
+        gelu: true,
+        residual: Some(&r),
+    };
+    let fused = q8.linear(&x, epilogue).unwrap();
+    let ops = r.add(&product.add(&b).unwrap().gelu().unwrap()).unwrap();
+    assert_eq!(read(&fused), read(&ops));
+    // Few rows (decoding): the f32 small-matmul kernel, exactly.
+    let few = arr(&x_values[..5 * k], &[5, k as i32]);
+    let got = q8.linear(&few, fast::LinearEpilogue::default()).unwrap();
+    assert_eq!(read(&got), read(&plain(&q8, &few)));
+    // 4-bit matrices: the f32 product, exactly.
+    let q4 = QuantizedMatrix {
+        int8_activations: true,
+        ..QuantizedMatrix::quantize(&w, 64, 4).unwrap()
+    };
+    let got = q4.linear(&x, fast::LinearEpilogue::default()).unwrap();
+    assert_eq!(read(&got), read(&plain(&q4, &x)));
+    // Kernels off: MLX's ops, the f32 product.
+    let off = with_mlx_ops(|| q8.linear(&x, fast::LinearEpilogue::default()).unwrap());
+    let off_plain = with_mlx_ops(|| plain(&q8, &x));
+    assert_eq!(off, off_plain);
+    // A NaN in one row makes that row NaN and leaves the others alone.
+    let mut poisoned = x_values.clone();
+    poisoned[3 * k + 7] = f32::NAN;
+    let got = read(
+        &q8.linear(
+            &arr(&poisoned, &[rows as i32, k as i32]),
+            Default::default(),
+        )
+        .unwrap(),
+    );
+    let clean = read(&product);
+    for (i, (g, c)) in got.iter().zip(&clean).enumerate() {
+        if i / n == 3 {
+            assert!(g.is_nan(), "row 3 col {}: {g}", i % n);
+        } else if fast::int8_products_available() {
+            assert_eq!(g, c, "element {i}");
+        }
+    }
 }

@@ -10,4 +10,4 @@ pub mod nn;
 pub mod weights;
 pub mod whisper;
 
-pub use weights::{WeightError, Weights};
+pub use weights::{Activations, WeightError, Weights};

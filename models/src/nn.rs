@@ -4,7 +4,7 @@ use mlx::fast::{self, LinearEpilogue};
 use mlx::quant::QuantizedMatrix;
 use mlx::{Array, Dtype};
 
-use crate::weights::{WeightError, Weights};
+use crate::weights::{Activations, WeightError, Weights};
 
 type Result<T> = std::result::Result<T, WeightError>;
 
@@ -32,6 +32,7 @@ impl Matrix {
             biases: w.get_shaped(&format!("{prefix}.biases"), &[rows, groups])?,
             group_size: q.group_size,
             bits: q.bits,
+            int8_activations: w.activations() == Activations::Int8,
         }))
     }
 
@@ -66,7 +67,7 @@ impl Matrix {
     }
 
     /// The matrices' rows one after the other; all dense, or all quantized
-    /// alike (the rows' groups are independent of each other).
+    /// and multiplied alike (the rows' groups are independent of each other).
     pub fn stack(parts: &[&Matrix]) -> mlx::Result<Matrix> {
         let dense: Option<Vec<&Array>> = parts.iter().map(|p| p.dense()).collect();
         if let Some(dense) = dense {
@@ -80,11 +81,12 @@ impl Matrix {
                 "cannot stack dense and quantized matrices".into(),
             ));
         };
-        let (group_size, bits) = (quantized[0].group_size, quantized[0].bits);
-        if quantized
-            .iter()
-            .any(|q| (q.group_size, q.bits) != (group_size, bits))
-        {
+        let first = quantized[0];
+        let alike = |q: &QuantizedMatrix| {
+            (q.group_size, q.bits, q.int8_activations)
+                == (first.group_size, first.bits, first.int8_activations)
+        };
+        if !quantized.iter().all(|q| alike(q)) {
             return Err(mlx::Error::Mlx(
                 "cannot stack differently quantized matrices".into(),
             ));
@@ -97,8 +99,7 @@ impl Matrix {
             weight: join(|q| &q.weight)?,
             scales: join(|q| &q.scales)?,
             biases: join(|q| &q.biases)?,
-            group_size,
-            bits,
+            ..first.clone()
         }))
     }
 

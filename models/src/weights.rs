@@ -29,11 +29,24 @@ pub struct QuantConfig {
     pub bits: i32,
 }
 
+/// What products with the quantized matrices do with their activations.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Activations {
+    /// Kept in f32: the product of the dequantized matrix.
+    #[default]
+    F32,
+    /// Rounded to int8 per row in products with many rows (the encoder, a
+    /// prompt), where the CPU kernels can: see
+    /// [`mlx::quant::QuantizedMatrix::int8_activations`].
+    Int8,
+}
+
 /// Named arrays plus the quantization they were written with.
 #[derive(Debug, Clone, Default)]
 pub struct Weights {
     arrays: BTreeMap<String, Array>,
     quantization: Option<QuantConfig>,
+    activations: Activations,
 }
 
 impl Weights {
@@ -41,6 +54,16 @@ impl Weights {
         Weights {
             arrays,
             quantization,
+            activations: Activations::F32,
+        }
+    }
+
+    /// The same weights, their quantized matrices multiplying activations
+    /// as `activations` says.
+    pub fn with_activations(self, activations: Activations) -> Weights {
+        Weights {
+            activations,
+            ..self
         }
     }
 
@@ -54,6 +77,10 @@ impl Weights {
 
     pub fn quantization(&self) -> Option<QuantConfig> {
         self.quantization
+    }
+
+    pub fn activations(&self) -> Activations {
+        self.activations
     }
 
     pub fn contains(&self, name: &str) -> bool {

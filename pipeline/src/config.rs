@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use asr_converters::whisper::Quantization;
+use asr_models::Activations;
 use serde::Deserialize;
 
 use crate::decode_options::DecodeOptions;
@@ -42,7 +43,9 @@ pub enum DeviceName {
     Gpu,
 }
 
-/// `quantize = "q8" | "q4" | "none"`: how a converted model's weights are stored.
+/// `quantize = "q8" | "q4" | "int8" | "none"`: how a converted model's
+/// weights are stored, and for `int8` (8-bit weights, as `q8`) that the
+/// encoder's and prompts' products round their activations to int8 too.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum QuantizeName {
@@ -50,19 +53,27 @@ enum QuantizeName {
     None,
     Q8,
     Q4,
+    Int8,
 }
 
 impl QuantizeName {
     fn quantization(self) -> Option<Quantization> {
         let bits = match self {
             QuantizeName::None => return None,
-            QuantizeName::Q8 => 8,
+            QuantizeName::Q8 | QuantizeName::Int8 => 8,
             QuantizeName::Q4 => 4,
         };
         Some(Quantization {
             bits,
             group_size: 64,
         })
+    }
+
+    fn activations(self) -> Activations {
+        match self {
+            QuantizeName::Int8 => Activations::Int8,
+            _ => Activations::F32,
+        }
     }
 }
 
@@ -115,6 +126,8 @@ pub struct Config {
     /// Quantize the model's linear and embedding weights when converting it
     /// (MLX affine, groups of 64); `None` keeps them as published.
     pub quantize: Option<Quantization>,
+    /// `Int8` for `quantize = "int8"`.
+    pub activations: Activations,
     pub device: DeviceName,
     /// Where output files go; none are written when unset.
     pub output_dir: Option<PathBuf>,
@@ -171,6 +184,7 @@ impl Config {
             inputs: inputs.into_iter().map(resolve).collect(),
             model,
             quantize: raw.quantize.quantization(),
+            activations: raw.quantize.activations(),
             device: raw.device,
             output_dir: raw.output_dir.map(resolve),
             formats: raw.formats,
@@ -253,6 +267,13 @@ mod tests {
         };
         assert_eq!(parse("quantize = \"q8\"").unwrap().quantize, q(8));
         assert_eq!(parse("quantize = \"q4\"").unwrap().quantize, q(4));
+        // int8: stored as q8, multiplied with int8 activations.
+        let int8 = parse("quantize = \"int8\"").unwrap();
+        assert_eq!((int8.quantize, int8.activations), (q(8), Activations::Int8));
+        assert_eq!(
+            parse("quantize = \"q8\"").unwrap().activations,
+            Activations::F32
+        );
         let err = parse("quantize = \"q3\"").unwrap_err();
         assert!(err.contains("quantize") && err.contains("q8"), "{err}");
     }

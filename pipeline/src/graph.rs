@@ -8,6 +8,7 @@ use std::path::Path;
 
 use asr_converters::whisper::Quantization;
 use asr_converters::{hub::HubSpec, registry};
+use asr_models::Activations;
 
 use crate::config::{Config, DeviceName, Format};
 use crate::decode_options::DecodeOptions;
@@ -50,6 +51,7 @@ pub struct StagePlan {
 pub struct PlanSettings<'a> {
     pub model: &'a str,
     pub quantize: Option<Quantization>,
+    pub activations: Activations,
     pub device: DeviceName,
     pub decode: &'a DecodeOptions,
     pub vad: Option<&'a VadOptions>,
@@ -65,6 +67,7 @@ impl<'a> PlanSettings<'a> {
         PlanSettings {
             model: &config.model,
             quantize: config.quantize,
+            activations: config.activations,
             device: config.device,
             decode: &config.decode,
             vad: config.vad.as_ref(),
@@ -95,6 +98,11 @@ impl StagePlan {
         let mut problems = settings.decode.problems();
         problems.extend(settings.vad.iter().flat_map(|v| v.problems()));
         problems.extend(model_problem(settings.model, settings.quantize));
+        if settings.activations == Activations::Int8
+            && settings.quantize.is_some_and(|q| q.bits != 8)
+        {
+            problems.push("activations: int8 activations need 8-bit weights".into());
+        }
         if settings.device == DeviceName::Gpu && !mlx::is_available(mlx::Device::Gpu) {
             problems.push(
                 "device: gpu is not available in this MLX build (a CUDA or Metal build is needed)"
@@ -128,12 +136,13 @@ impl StagePlan {
             stage(
                 "encoder",
                 format!(
-                    "Whisper encoder ({}{}), per 30 s window",
+                    "Whisper encoder ({}{}{}), per 30 s window",
                     settings.model,
                     settings.quantize.map_or(String::new(), |q| format!(
                         ", {}-bit weights in groups of {}",
                         q.bits, q.group_size
-                    ))
+                    )),
+                    activations_note(settings.activations)
                 ),
                 Data::LogMel,
                 Data::AudioFeatures,
@@ -228,6 +237,17 @@ fn decoder_description(d: &DecodeOptions) -> String {
     )
 }
 
+/// What int8 activations become on this machine.
+fn activations_note(activations: Activations) -> &'static str {
+    match activations {
+        Activations::F32 => "",
+        Activations::Int8 if mlx::fast::int8_products_available() => {
+            ", int8 activations (AVX-512 VNNI)"
+        }
+        Activations::Int8 => ", int8 activations unavailable here (no AVX-512 VNNI): f32",
+    }
+}
+
 /// Whether `spec` can name a model at all (without fetching or loading it),
 /// and be quantized when asked.
 fn model_problem(spec: &str, quantize: Option<Quantization>) -> Option<String> {
@@ -255,6 +275,7 @@ mod tests {
         PlanSettings {
             model,
             quantize: None,
+            activations: Activations::F32,
             device: DeviceName::Cpu,
             decode,
             vad: None,

@@ -27,6 +27,7 @@ use crate::word_timestamps::{
 };
 use asr_converters::whisper::Quantization;
 use asr_converters::ConvertError;
+use asr_models::Activations;
 
 /// Mel frames per timestamp step (the encoder halves the frame rate).
 const FRAMES_PER_TIMESTAMP: usize = 2;
@@ -118,17 +119,19 @@ struct Prelude {
 impl Transcriber {
     /// The model `spec` names, as published (see [`Self::load_with`]).
     pub fn load(spec: &str) -> Result<Transcriber, TranscribeError> {
-        Transcriber::load_with(spec, None)
+        Transcriber::load_with(spec, None, Activations::F32)
     }
 
     /// The model `spec` names, its weights quantized on conversion when
-    /// `quantize` is set.
+    /// `quantize` is set, its quantized matrices (converted here or stored
+    /// so) multiplying activations as `activations` says.
     pub fn load_with(
         spec: &str,
         quantize: Option<Quantization>,
+        activations: Activations,
     ) -> Result<Transcriber, TranscribeError> {
         let dir = resolve_model(spec, quantize)?;
-        let model = Whisper::load(&dir)?;
+        let model = Whisper::load_with(&dir, activations)?;
         let tokenizer = WhisperTokenizer::load(&dir.join("tokenizer.json"))
             .map_err(TranscribeError::Tokenizer)?;
         let log_mel = LogMel::new(model.config.n_mels as usize)?;

@@ -13,13 +13,14 @@
 //!
 //! Beam search (beam 5) is held to openai-whisper's beam 5 WER, word
 //! timestamps to openai-whisper's `word_timestamps=True` times, and 8-bit
-//! weights (`quantize = "q8"`) to openai-whisper's f32 WER.
+//! weights (`quantize = "q8"`, and `"int8"` with int8 activations where the
+//! CPU has the kernels) to openai-whisper's f32 WER.
 
 use std::path::{Path, PathBuf};
 
 use asr_pipeline::audio::load_audio;
 use asr_pipeline::wer::{word_errors, words, WordErrors};
-use asr_pipeline::{DecodeOptions, Quantization, Transcriber};
+use asr_pipeline::{Activations, DecodeOptions, Quantization, Transcriber};
 
 #[derive(serde::Deserialize)]
 struct Clip {
@@ -35,16 +36,19 @@ struct Clip {
 /// The shared data folder, the registry's tiny.en and the fixture; `None`
 /// (the test is skipped) where the data or the model cannot be had.
 fn setup() -> Option<(PathBuf, Transcriber, Vec<Clip>)> {
-    setup_with(None)
+    setup_with(None, Activations::F32)
 }
 
-fn setup_with(quantize: Option<Quantization>) -> Option<(PathBuf, Transcriber, Vec<Clip>)> {
+fn setup_with(
+    quantize: Option<Quantization>,
+    activations: Activations,
+) -> Option<(PathBuf, Transcriber, Vec<Clip>)> {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
     if !data.is_dir() {
         eprintln!("skipped: ../shared/data not present");
         return None;
     }
-    let transcriber = match Transcriber::load_with("tiny.en", quantize) {
+    let transcriber = match Transcriber::load_with("tiny.en", quantize, activations) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("skipped: cannot load tiny.en from the registry: {e}");
@@ -282,13 +286,28 @@ fn word_times_match_openai_whisper_on_the_shared_clips() {
     );
 }
 
+const Q8: Quantization = Quantization {
+    bits: 8,
+    group_size: 64,
+};
+
 #[test]
 fn q8_weights_keep_openai_whisper_wer_on_the_clips() {
-    let q8 = Quantization {
-        bits: 8,
-        group_size: 64,
-    };
-    let Some((data, transcriber, clips)) = setup_with(Some(q8)) else {
+    quantized_wer_case("q8", Activations::F32);
+}
+
+#[test]
+fn int8_activations_keep_openai_whisper_wer_on_the_clips() {
+    if !mlx::fast::int8_products_available() {
+        eprintln!(
+            "int8 activations run as f32 on this CPU (no AVX-512 VNNI): the q8 case covers it"
+        );
+    }
+    quantized_wer_case("int8", Activations::Int8);
+}
+
+fn quantized_wer_case(name: &str, activations: Activations) {
+    let Some((data, transcriber, clips)) = setup_with(Some(Q8), activations) else {
         return;
     };
     let options = DecodeOptions {
@@ -304,10 +323,13 @@ fn q8_weights_keep_openai_whisper_wer_on_the_clips() {
     }
     let (ours, theirs) = (100.0 * ours.rate(), 100.0 * theirs.rate());
     eprintln!(
-        "q8: WER {ours:.2}% (openai-whisper f32 {theirs:.2}%), {} of {} words differ from f32",
+        "{name}: WER {ours:.2}% (openai-whisper f32 {theirs:.2}%), {} of {} words differ from f32",
         changed.errors, changed.reference_words
     );
     // Quantization moves a few words, not the accuracy.
-    assert!(ours <= theirs + 0.5, "q8 WER {ours:.2}% vs {theirs:.2}%");
+    assert!(
+        ours <= theirs + 0.5,
+        "{name} WER {ours:.2}% vs {theirs:.2}%"
+    );
     assert!(changed.rate() < 0.03, "{changed:?}");
 }

@@ -40,6 +40,10 @@
 // v8 below is passed in registers only inside this file; the note about the
 // AVX calling convention does not concern it.
 #pragma GCC diagnostic ignored "-Wpsabi"
+// GCC 12's AVX-512 headers initialize their "undefined" vectors from
+// themselves, which its own -Wuninitialized reports at every use.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -259,17 +263,26 @@ void scale_span(float* y, size_t n, float s) {
   for (size_t i = 0; i < n; ++i) y[i] *= s;
 }
 
-// softmax of x[0, valid) into y[0, valid), zeros in y[valid, n). A row whose
-// entries are all -inf (or that has a NaN maximum) becomes NaN, as in MLX.
-void softmax_row(const float* x, float* y, size_t valid, size_t n) {
+// softmax of x[0, valid) times the returned factor into y[0, valid), zeros
+// in y[valid, n), for callers that scale what they compute from the row
+// instead of the row. A row whose entries are all -inf (or that has a NaN
+// maximum) becomes NaN, as in MLX.
+float softmax_row_unscaled(const float* x, float* y, size_t valid, size_t n) {
   float m = max_of(x, valid);
+  float factor = 1.0f;
   if (valid == 0 || m == kNegInf || std::isnan(m)) {
     std::fill(y, y + valid, std::numeric_limits<float>::quiet_NaN());
   } else {
-    float s = exp_shifted(x, y, valid, m);
-    scale_span(y, valid, 1.0f / s);
+    factor = 1.0f / exp_shifted(x, y, valid, m);
   }
   std::fill(y + valid, y + n, 0.0f);
+  return factor;
+}
+
+// softmax of x[0, valid) into y[0, valid), zeros in y[valid, n).
+void softmax_row(const float* x, float* y, size_t valid, size_t n) {
+  float factor = softmax_row_unscaled(x, y, valid, n);
+  scale_span(y, valid, factor);
 }
 
 MLX_SHIM_MULTIVERSION
@@ -665,6 +678,203 @@ void attention_blas(const AttentionShape& sh, const Operand& q, const Operand& k
   }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define MLX_SHIM_AVX512 __attribute__((target("avx512f,fma")))
+
+bool has_avx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+}
+
+// Many queries with 64-wide values on AVX-512: per task, a block of queries
+// takes its scores against every key it may see (the keys transposed once
+// per head in tiles of 64 keys, [D][64] each, so that 64 consecutive keys
+// are four vectors per dimension in one contiguous block), the
+// softmax of those rows and their weighted sum of values, all while the
+// block's scores stay in L2. Where the BLAS route writes each head's
+// [L, S] scores to memory and reads them back three times, this one streams
+// only the keys and values, which stay cached for the head's blocks.
+constexpr int kFusedValues = 64;
+constexpr int kFusedQueries = 16;
+constexpr int kFusedKeys = 64;  // keys per score tile and per value chunk
+
+// s[r][j0, j0 + 64) = scale q_r · k_j for R query rows; kt is the tile of
+// keys j0.. as [D][64].
+template <int R>
+MLX_SHIM_AVX512 void score_tile(const float* const* q, const float* kt, int D, int j0,
+                                float scale, float* const* s) {
+  __m512 acc[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int d = 0; d < D; ++d) {
+    const float* kd = kt + static_cast<size_t>(d) * kFusedKeys;
+    __m512 k[4] = {_mm512_loadu_ps(kd), _mm512_loadu_ps(kd + 16), _mm512_loadu_ps(kd + 32),
+                   _mm512_loadu_ps(kd + 48)};
+    for (int r = 0; r < R; ++r) {
+      __m512 qd = _mm512_set1_ps(q[r][d]);
+      for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(qd, k[c], acc[r][c]);
+    }
+  }
+  __m512 sc = _mm512_set1_ps(scale);
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < 4; ++c) _mm512_storeu_ps(s[r] + j0 + 16 * c, _mm512_mul_ps(acc[r][c], sc));
+}
+
+// o_r += sum over j in [j0, j1) of p_r[j] v_j for R rows of 64 values.
+template <int R>
+MLX_SHIM_AVX512 void value_tile(const float* const* p, const float* v, int64_t stride, int j0,
+                                int j1, float* const* o) {
+  __m512 acc[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_loadu_ps(o[r] + 16 * c);
+  for (int j = j0; j < j1; ++j) {
+    const float* vj = v + j * stride;
+    __m512 w[4] = {_mm512_loadu_ps(vj), _mm512_loadu_ps(vj + 16), _mm512_loadu_ps(vj + 32),
+                   _mm512_loadu_ps(vj + 48)};
+    for (int r = 0; r < R; ++r) {
+      __m512 pj = _mm512_set1_ps(p[r][j]);
+      for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(pj, w[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < 4; ++c) _mm512_storeu_ps(o[r] + 16 * c, acc[r][c]);
+}
+
+// exp_f32 on 16 lanes (the same reduction and polynomial; 2^n applied by
+// scalef). Below the range it gives 0; a NaN stays NaN.
+MLX_SHIM_AVX512 inline __m512 exp16(__m512 x) {
+  const __m512 lo = _mm512_set1_ps(-87.3365447504f);
+  __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lo), _mm512_set1_ps(88.0f));
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  __m512 y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, lo, _CMP_NLT_UQ), _mm512_scalef_ps(p, n));
+  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
+// softmax_row_unscaled on 16 lanes, for the fused kernel's score rows.
+MLX_SHIM_AVX512 float softmax_row_unscaled16(float* y, size_t valid, size_t n) {
+  __m512 mv = _mm512_set1_ps(kNegInf);
+  size_t i = 0;
+  for (; i + 16 <= valid; i += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(y + i));
+  __mmask16 tail = static_cast<__mmask16>((1u << (valid - i)) - 1);
+  mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(_mm512_set1_ps(kNegInf), tail, y + i));
+  float m = _mm512_reduce_max_ps(mv);
+  float factor = 1.0f;
+  if (valid == 0 || m == kNegInf || std::isnan(m)) {
+    std::fill(y, y + valid, std::numeric_limits<float>::quiet_NaN());
+  } else {
+    __m512 mm = _mm512_set1_ps(m), sum = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= valid; i += 16) {
+      __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(y + i), mm));
+      _mm512_storeu_ps(y + i, e);
+      sum = _mm512_add_ps(sum, e);
+    }
+    __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, y + i), mm));
+    _mm512_mask_storeu_ps(y + i, tail, e);
+    sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(tail, e));
+    factor = 1.0f / _mm512_reduce_add_ps(sum);
+  }
+  std::fill(y + valid, y + n, 0.0f);
+  return factor;
+}
+
+// Calls f.template operator()<R>(first row) for groups of 4 rows, then the rest.
+template <class F>
+MLX_SHIM_AVX512 void in_row_groups(int rows, F&& f) {
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) f.template operator()<4>(r);
+  switch (rows - r) {
+    case 3: f.template operator()<3>(r); break;
+    case 2: f.template operator()<2>(r); break;
+    case 1: f.template operator()<1>(r); break;
+    default: break;
+  }
+}
+
+MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q, const Operand& k,
+                                     const Operand& v, float* out) {
+  // Keys transposed per (batch, key head): tiles [stride / 64][D][64], zero
+  // past S.
+  size_t stride = static_cast<size_t>((sh.S + kFusedKeys - 1) / kFusedKeys) * kFusedKeys;
+  size_t per_head = static_cast<size_t>(sh.D) * stride;
+  size_t kv_heads = static_cast<size_t>(sh.B) * sh.Hk;
+  thread_local std::vector<float> transposed;
+  transposed.assign(kv_heads * per_head, 0.0f);
+  float* kt_all = transposed.data();
+  parallel_rows(kv_heads, static_cast<double>(kv_heads) * per_head, [&](size_t h0, size_t h1) {
+    for (size_t bh = h0; bh < h1; ++bh) {
+      int b = static_cast<int>(bh / sh.Hk), hk = static_cast<int>(bh % sh.Hk);
+      float* kt = kt_all + bh * per_head;
+      for (int j = 0; j < sh.S; ++j) {
+        const float* kj = k.row(b, hk, j);
+        float* tile = kt + static_cast<size_t>(j / kFusedKeys) * sh.D * kFusedKeys + j % kFusedKeys;
+        for (int d = 0; d < sh.D; ++d) tile[static_cast<size_t>(d) * kFusedKeys] = kj[d];
+      }
+    }
+  });
+  int blocks = (sh.L + kFusedQueries - 1) / kFusedQueries;
+  size_t tasks = static_cast<size_t>(sh.B) * sh.H * blocks;
+  double cost = static_cast<double>(sh.B) * sh.H * sh.L * sh.S * (sh.D + sh.Dv + 8);
+  int rep = sh.H / sh.Hk;
+  parallel_rows(tasks, cost, [&](size_t t0, size_t t1) {
+    thread_local std::vector<float> scores, acc;
+    scores.resize(kFusedQueries * stride);
+    acc.resize(kFusedQueries * kFusedValues);
+    for (size_t t = t0; t < t1; ++t) {
+      int blk = static_cast<int>(t % blocks);
+      int h = static_cast<int>(t / blocks % sh.H), b = static_cast<int>(t / blocks / sh.H);
+      int hk = h / rep;
+      int i0 = blk * kFusedQueries, rows = std::min(kFusedQueries, sh.L - i0);
+      int keys = sh.valid(i0 + rows - 1);  // the most any row of the block sees
+      const float* kt = kt_all + (static_cast<size_t>(b) * sh.Hk + hk) * per_head;
+      const float* qr[kFusedQueries];
+      float* sr[kFusedQueries];
+      float* orow[kFusedQueries];
+      float factor[kFusedQueries];
+      for (int r = 0; r < rows; ++r) {
+        qr[r] = q.row(b, h, i0 + r);
+        sr[r] = scores.data() + static_cast<size_t>(r) * stride;
+        orow[r] = acc.data() + static_cast<size_t>(r) * kFusedValues;
+      }
+      for (int j0 = 0; j0 < keys; j0 += kFusedKeys) {
+        in_row_groups(rows, [&]<int R>(int r) {
+          score_tile<R>(qr + r, kt + static_cast<size_t>(j0) * sh.D, sh.D, j0, sh.scale, sr + r);
+        });
+      }
+      for (int r = 0; r < rows; ++r) {
+        int valid = sh.valid(i0 + r);
+        factor[r] = softmax_row_unscaled16(sr[r], static_cast<size_t>(valid),
+                                           static_cast<size_t>(keys));
+      }
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      const float* vh = v.row(b, hk, 0);
+      for (int j0 = 0; j0 < keys; j0 += kFusedKeys) {
+        int j1 = std::min(keys, j0 + kFusedKeys);
+        in_row_groups(rows, [&]<int R>(int r) {
+          value_tile<R>(sr + r, vh, v.s2, j0, j1, orow + r);
+        });
+      }
+      for (int r = 0; r < rows; ++r) {
+        float* o = out + ((static_cast<size_t>(b) * sh.H + h) * sh.L + i0 + r) * sh.Dv;
+        for (int c = 0; c < kFusedValues; ++c) o[c] = orow[r][c] * factor[r];
+      }
+    }
+  });
+}
+#else
+bool has_avx512() { return false; }
+void attention_fused(const AttentionShape&, const Operand&, const Operand&, const Operand&, float*) {}
+#endif
+
 // Query lengths up to this use attention_rows.
 constexpr int kRowsUpTo = 16;
 
@@ -679,6 +889,8 @@ void attention(const AttentionShape& sh, Operand q, Operand k, Operand v, float*
                  q.s2 <= INT32_MAX && k.s2 <= INT32_MAX && v.s2 <= INT32_MAX;
   if (sh.L <= kRowsUpTo || !blas_ok) {
     attention_rows(sh, q, k, v, out);
+  } else if (sh.Dv == kFusedValues && has_avx512()) {
+    attention_fused(sh, q, k, v, out);
   } else {
     attention_blas(sh, q, k, v, out, sgemm);
   }
@@ -695,9 +907,10 @@ struct EpilogueRun {
   const float* residual;
 };
 
-// Applies the epilogue to columns [n0, n1) of every row of y [M, N].
-void finish_columns(const EpilogueRun& e, float* y, size_t M, size_t N, size_t n0, size_t n1) {
-  for (size_t r = 0; r < M; ++r) {
+// Applies the epilogue to rows [r0, r1) and columns [n0, n1) of y [M, N].
+void finish_block(const EpilogueRun& e, float* y, size_t N, size_t r0, size_t r1, size_t n0,
+                  size_t n1) {
+  for (size_t r = r0; r < r1; ++r) {
     float* yr = y + r * N;
     if (e.bias != nullptr) {
       for (size_t n = n0; n < n1; ++n) yr[n] += e.bias[n];
@@ -759,7 +972,7 @@ void small_matmul_run(const MatmulShape& sh, const float* x, const W* w, const f
   if (sh.K == 0) {
     for (size_t r = 0; r < sh.M; ++r)
       for (size_t n = 0; n < sh.N; ++n) y[r * sh.N + n] = c != nullptr ? sh.beta * c[n] : 0.0f;
-    finish_columns(e, y, sh.M, sh.N, 0, sh.N);
+    finish_block(e, y, sh.N, 0, sh.M, 0, sh.N);
     return;
   }
   int64_t bk = sh.bk, bn = sh.bn;
@@ -792,7 +1005,7 @@ void small_matmul_run(const MatmulShape& sh, const float* x, const W* w, const f
     } else {
       matmul_axpy_form(sh, x, wf, bk, c, y, n0, n1);
     }
-    finish_columns(e, y, sh.M, sh.N, n0, n1);
+    finish_block(e, y, sh.N, 0, sh.M, n0, n1);
   });
 }
 
@@ -975,8 +1188,218 @@ void quant_matmul_run(const QuantShape& sh, const float* x, const uint32_t* w, c
 #else
     quant_rows_portable(sh, x, w, scales, biases, y, n0, n1);
 #endif
-    finish_columns(e, y, sh.M, sh.N, n0, n1);
+    finish_block(e, y, sh.N, 0, sh.M, n0, n1);
   });
+}
+
+// ---------------------------------------------------------------------------
+// Many rows times an 8-bit affine-quantized matrix with 8-bit activations
+// (the encoder and prompt passes of a quantized model): each row of x is
+// scaled to int8 (its largest magnitude to 127, as CTranslate2's int8 does)
+// and the products are summed in int32 by AVX-512 VNNI, 64 multiply-adds
+// per instruction where an f32 FMA does 16.
+//
+// For a row r with scale a (x ≈ a xq) and a group g of the matrix
+// (w = s q + b, q in 0..255):
+//   sum_k x[k] w[k] ≈ a (s sum_k xq[k] q[k] + b sum_k x[k] / a)
+// The integer dot product is exact; the group sums of x stay f32, so only
+// the s q part sees the rounding of x.
+
+// Columns per packed panel: two 16-lane vectors.
+constexpr size_t kPanel = 32;
+// Rows per micro-tile.
+constexpr size_t kTileRows = 6;
+
+struct Int8Shape {
+  size_t M, K, N, group;
+  size_t groups() const { return K / group; }
+  size_t panels() const { return (N + kPanel - 1) / kPanel; }
+};
+
+// x as int8 rows plus, per row, its scale and its group sums over that scale.
+struct Int8Rows {
+  std::vector<int8_t> q;       // [M, K]
+  std::vector<float> scale;    // [M]
+  std::vector<float> sums;     // [M, groups]: sum of x over the group / scale
+};
+
+// The matrix repacked for the kernel: per panel of 32 columns, four
+// consecutive q bytes of each column side by side ([K / 4][32] words), and
+// the scales and biases as f32 [groups][32]. Columns past N are zero.
+struct Int8Panels {
+  std::vector<uint32_t> words;  // [panels][K / 4][32]
+  std::vector<float> scales;    // [panels][groups][32]
+  std::vector<float> biases;
+};
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define MLX_SHIM_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
+
+bool has_vnni() {
+  static const bool yes = __builtin_cpu_supports("avx512f") &&
+                          __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512vnni");
+  return yes;
+}
+
+MLX_SHIM_VNNI void quantize_row_s8(const float* x, size_t K, size_t group, int8_t* q,
+                                   float* scale, float* sums) {
+  __m512 amax = _mm512_setzero_ps();
+  for (size_t k = 0; k < K; k += 16) amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
+  float m = _mm512_reduce_max_ps(amax);
+  // A row of zeros has scale 0 and contributes nothing; a non-finite value
+  // makes the whole row NaN, as the f32 product would be NaN or infinite.
+  float a = m > 0.0f ? m / 127.0f : 0.0f;
+  if (!std::isfinite(m)) a = std::numeric_limits<float>::quiet_NaN();
+  __m512 inv = _mm512_set1_ps(m > 0.0f ? 127.0f / m : 0.0f);
+  *scale = a;
+  for (size_t g = 0; g < K / group; ++g) {
+    __m512 sum = _mm512_setzero_ps();
+    for (size_t k = g * group; k < (g + 1) * group; k += 16) {
+      __m512 v = _mm512_loadu_ps(x + k);
+      sum = _mm512_add_ps(sum, v);
+      __m512i i = _mm512_cvtps_epi32(_mm512_mul_ps(v, inv));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + k), _mm512_cvtsepi32_epi8(i));
+    }
+    float s = _mm512_reduce_add_ps(sum);
+    sums[g] = a > 0.0f ? s / a : 0.0f;
+  }
+}
+
+// acc += the dot products of four u8 (w) and four s8 (x) per int32 lane.
+// In assembly: GCC 12 copies the accumulator around the intrinsic's
+// non-destructive form, two extra moves per instruction in the tile loop.
+MLX_SHIM_VNNI inline void dpbusd(__m512i& acc, __m512i w, __m512i x) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(x));
+}
+
+// y[r, panel columns] for rows r0..r0 + R: per group, R x 32 int32 dot
+// products, then widened and folded into f32 with the group's scales and
+// biases; finally times each row's scale.
+template <size_t R>
+MLX_SHIM_VNNI void int8_tile(const Int8Shape& sh, const Int8Rows& x, const Int8Panels& w,
+                             size_t r0, size_t panel, float* y) {
+  size_t steps = sh.group / 4, groups = sh.groups();
+  const uint32_t* pw = w.words.data() + panel * (sh.K / 4) * kPanel;
+  const float* ps = w.scales.data() + panel * groups * kPanel;
+  const float* pb = w.biases.data() + panel * groups * kPanel;
+  const int8_t* xr[R];
+  for (size_t r = 0; r < R; ++r) xr[r] = x.q.data() + (r0 + r) * sh.K;
+  __m512 f[R][2];
+  for (size_t r = 0; r < R; ++r) f[r][0] = f[r][1] = _mm512_setzero_ps();
+  for (size_t g = 0; g < groups; ++g) {
+    __m512i acc[R][2];
+    for (size_t r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+    const uint32_t* gw = pw + g * steps * kPanel;
+    size_t k0 = g * sh.group;
+    for (size_t s = 0; s < steps; ++s) {
+      __m512i w0 = _mm512_loadu_si512(gw + s * kPanel);
+      __m512i w1 = _mm512_loadu_si512(gw + s * kPanel + 16);
+      for (size_t r = 0; r < R; ++r) {
+        int32_t four;
+        std::memcpy(&four, xr[r] + k0 + 4 * s, 4);
+        __m512i xb = _mm512_set1_epi32(four);
+        dpbusd(acc[r][0], w0, xb);
+        dpbusd(acc[r][1], w1, xb);
+      }
+    }
+    __m512 s0 = _mm512_loadu_ps(ps + g * kPanel), s1 = _mm512_loadu_ps(ps + g * kPanel + 16);
+    __m512 b0 = _mm512_loadu_ps(pb + g * kPanel), b1 = _mm512_loadu_ps(pb + g * kPanel + 16);
+    for (size_t r = 0; r < R; ++r) {
+      __m512 xs = _mm512_set1_ps(x.sums[(r0 + r) * groups + g]);
+      f[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][0]), s0, f[r][0]);
+      f[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][1]), s1, f[r][1]);
+      f[r][0] = _mm512_fmadd_ps(b0, xs, f[r][0]);
+      f[r][1] = _mm512_fmadd_ps(b1, xs, f[r][1]);
+    }
+  }
+  size_t n0 = panel * kPanel, width = std::min(kPanel, sh.N - n0);
+  __mmask16 m0 = width >= 16 ? 0xffff : static_cast<__mmask16>((1u << width) - 1);
+  __mmask16 m1 = width >= 32 ? 0xffff : width <= 16 ? 0 : static_cast<__mmask16>((1u << (width - 16)) - 1);
+  for (size_t r = 0; r < R; ++r) {
+    __m512 a = _mm512_set1_ps(x.scale[r0 + r]);
+    float* yr = y + (r0 + r) * sh.N + n0;
+    _mm512_mask_storeu_ps(yr, m0, _mm512_mul_ps(f[r][0], a));
+    _mm512_mask_storeu_ps(yr + 16, m1, _mm512_mul_ps(f[r][1], a));
+  }
+}
+
+MLX_SHIM_VNNI void int8_rows(const Int8Shape& sh, const Int8Rows& x, const Int8Panels& w,
+                             size_t r0, size_t r1, size_t panel, float* y) {
+  size_t r = r0;
+  for (; r + kTileRows <= r1; r += kTileRows) int8_tile<kTileRows>(sh, x, w, r, panel, y);
+  switch (r1 - r) {
+    case 5: int8_tile<5>(sh, x, w, r, panel, y); break;
+    case 4: int8_tile<4>(sh, x, w, r, panel, y); break;
+    case 3: int8_tile<3>(sh, x, w, r, panel, y); break;
+    case 2: int8_tile<2>(sh, x, w, r, panel, y); break;
+    case 1: int8_tile<1>(sh, x, w, r, panel, y); break;
+    default: break;
+  }
+}
+#else
+bool has_vnni() { return false; }
+#endif
+
+template <class S>
+void pack_panels(const Int8Shape& sh, const uint32_t* w, const S* scales, const S* biases,
+                 Int8Panels& out, size_t p0, size_t p1) {
+  size_t words = sh.K / 4, groups = sh.groups();
+  for (size_t p = p0; p < p1; ++p) {
+    uint32_t* pw = out.words.data() + p * words * kPanel;
+    float* ps = out.scales.data() + p * groups * kPanel;
+    float* pb = out.biases.data() + p * groups * kPanel;
+    for (size_t c = 0; c < kPanel; ++c) {
+      size_t n = p * kPanel + c;
+      bool real = n < sh.N;
+      for (size_t i = 0; i < words; ++i) pw[i * kPanel + c] = real ? w[n * words + i] : 0;
+      for (size_t g = 0; g < groups; ++g) {
+        ps[g * kPanel + c] = real ? as_f32(scales[n * groups + g]) : 0.0f;
+        pb[g * kPanel + c] = real ? as_f32(biases[n * groups + g]) : 0.0f;
+      }
+    }
+  }
+}
+
+template <class S>
+void int8_matmul_run(const Int8Shape& sh, const float* x, const uint32_t* w, const S* scales,
+                     const S* biases, const EpilogueRun& e, float* y) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  size_t groups = sh.groups(), panels = sh.panels();
+  Int8Rows xq;
+  xq.q.resize(sh.M * sh.K);
+  xq.scale.resize(sh.M);
+  xq.sums.resize(sh.M * groups);
+  parallel_rows(sh.M, static_cast<double>(sh.M) * sh.K * 4, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r)
+      quantize_row_s8(x + r * sh.K, sh.K, sh.group, xq.q.data() + r * sh.K, &xq.scale[r],
+                      xq.sums.data() + r * groups);
+  });
+  Int8Panels wp;
+  wp.words.resize(panels * (sh.K / 4) * kPanel);
+  wp.scales.resize(panels * groups * kPanel);
+  wp.biases.resize(panels * groups * kPanel);
+  parallel_rows(panels, static_cast<double>(panels) * kPanel * sh.K,
+                [&](size_t p0, size_t p1) { pack_panels(sh, w, scales, biases, wp, p0, p1); });
+  // Tasks are blocks of rows (each sweeping every panel, whose weights stay
+  // in L2) split further by panels when there are few rows.
+  constexpr size_t kBlockRows = 96;
+  size_t row_blocks = (sh.M + kBlockRows - 1) / kBlockRows;
+  size_t panel_chunks = std::clamp<size_t>(16 / row_blocks, 1, panels);
+  double cost = static_cast<double>(sh.M) * sh.K * sh.N / 4;
+  parallel_rows(row_blocks * panel_chunks, cost, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) {
+      size_t rb = t / panel_chunks, pc = t % panel_chunks;
+      size_t r0 = rb * kBlockRows, r1 = std::min(sh.M, r0 + kBlockRows);
+      size_t p0 = panels * pc / panel_chunks, p1 = panels * (pc + 1) / panel_chunks;
+      for (size_t p = p0; p < p1; ++p) {
+        int8_rows(sh, xq, wp, r0, r1, p, y);
+        finish_block(e, y, sh.N, r0, r1, p * kPanel, std::min(sh.N, (p + 1) * kPanel));
+      }
+    }
+  });
+#endif
 }
 
 // ---------------------------------------------------------------------------
@@ -1298,6 +1721,43 @@ class QuantizedSmallMatmul : public QuantizedPrimitive<QuantizedSmallMatmul> {
   EpilogueFlags epilogue_;
 };
 
+// Many rows against an 8-bit matrix with int8 activations (see int8_matmul_run).
+class QuantizedInt8Matmul : public QuantizedPrimitive<QuantizedInt8Matmul> {
+ public:
+  QuantizedInt8Matmul(mx::Stream s, int group, EpilogueFlags epilogue)
+      : QuantizedPrimitive(s, group, 8), epilogue_(epilogue) {}
+  const char* name() const override { return "MlxAsrQuantizedInt8Matmul"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const QuantizedInt8Matmul*>(&other);
+    return QuantizedPrimitive::is_equivalent(other) && o->epilogue_ == epilogue_;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    auto shape = inputs[0].shape();
+    shape.back() = inputs[1].shape(0);
+    return {shape};
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    for (auto& a : inputs) require_row_contiguous(a, name());
+    const auto &a = inputs[0], &w = inputs[1], &scales = inputs[2], &biases = inputs[3];
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    Int8Shape sh{};
+    sh.K = static_cast<size_t>(a.shape(-1));
+    sh.N = static_cast<size_t>(w.shape(0));
+    sh.M = a.size() / sh.K;
+    sh.group = static_cast<size_t>(group_);
+    const float* x = a.data<float>();
+    const auto* wq = w.data<uint32_t>();
+    float* y = out.data<float>();
+    auto e = epilogue_.run(inputs, 4);
+    with_tables(scales, biases, [&](auto s, auto b) {
+      encode(inputs, out, [sh, x, wq, s, b, e, y] { int8_matmul_run(sh, x, wq, s, b, e, y); });
+    });
+  }
+
+ private:
+  EpilogueFlags epilogue_;
+};
+
 // The CPU stream when the default device is the CPU and the kernels are on.
 std::optional<mx::Stream> cpu_stream() {
   if (!enabled()) return std::nullopt;
@@ -1311,6 +1771,7 @@ std::optional<mx::Stream> cpu_stream() {
 bool set_enabled(bool on) { return enabled_flag().exchange(on); }
 bool enabled() { return enabled_flag().load(); }
 int threads() { return Pool::get().size(); }
+bool int8_available() { return cpu_stream().has_value() && has_vnni(); }
 
 std::optional<array> softmax_last(const array& a) {
   auto s = cpu_stream();
@@ -1460,6 +1921,20 @@ std::optional<array> quantized_small_matmul(const array& x, const array& w, cons
   if (!flags) return std::nullopt;
   return array(*shape, mx::float32,
                std::make_shared<QuantizedSmallMatmul>(*s, group_size, bits, *flags),
+               std::move(inputs));
+}
+
+std::optional<array> quantized_int8_matmul(const array& x, const array& w, const array& scales,
+                                           const array& biases, int group_size, int bits,
+                                           const Epilogue& e) {
+  auto s = cpu_stream();
+  auto shape = quantized_shape(x, w, scales, biases, group_size, bits);
+  if (!s || !shape || bits != 8 || e.beta != 1.0f || !has_vnni()) return std::nullopt;
+  std::vector<array> inputs{mx::contiguous(x, false, *s), mx::contiguous(w, false, *s),
+                            mx::contiguous(scales, false, *s), mx::contiguous(biases, false, *s)};
+  auto flags = epilogue_inputs(e, *shape, *s, inputs);
+  if (!flags) return std::nullopt;
+  return array(*shape, mx::float32, std::make_shared<QuantizedInt8Matmul>(*s, group_size, *flags),
                std::move(inputs));
 }
 

@@ -294,10 +294,18 @@ ArrayPtr linear(const array& x, const array& w, const array* bias, bool gelu,
 
 ArrayPtr quantized_linear(const array& x, const array& w, const array& scales,
                           const array& biases, int32_t group_size, int32_t bits,
-                          const array* bias, bool gelu, const array* residual) {
+                          const array* bias, bool gelu, const array* residual,
+                          bool int8_activations) {
   kernels::Epilogue e{.bias = bias, .gelu = gelu, .residual = residual};
+  // Few rows: the small kernel reads the matrix once at memory speed, and
+  // rounding x would gain nothing.
   if (auto out = kernels::quantized_small_matmul(x, w, scales, biases, group_size, bits, e)) {
     return own(std::move(*out));
+  }
+  if (int8_activations) {
+    if (auto out = kernels::quantized_int8_matmul(x, w, scales, biases, group_size, bits, e)) {
+      return own(std::move(*out));
+    }
   }
   auto y = quantized_product(x, w, scales, biases, true, group_size, bits);
   if (bias != nullptr) y = mx::add(y, *bias);
@@ -549,6 +557,7 @@ rust::String openblas_config() {
 bool set_custom_kernels(bool on) { return kernels::set_enabled(on); }
 bool custom_kernels() { return kernels::enabled(); }
 int32_t custom_kernel_threads() { return kernels::threads(); }
+bool int8_products_available() { return kernels::int8_available(); }
 // The array in f16 when that changes no value; else the array itself.
 ArrayPtr f16_if_exact(const array& a) {
   if (auto out = kernels::f16_if_exact(a)) return own(std::move(*out));

@@ -99,9 +99,12 @@ ArrayPtr quantized_matmul(const array& x, const array& w, const array& scales,
 // bias, then GELU, then residual + the result (each optional).
 ArrayPtr linear(const array& x, const array& w, const array* bias, bool gelu,
                 const array* residual);
+// With `int8_activations`, many rows of x are rounded to int8 where the
+// CPU kernels can (kernels::quantized_int8_matmul).
 ArrayPtr quantized_linear(const array& x, const array& w, const array& scales,
                           const array& biases, int32_t group_size, int32_t bits,
-                          const array* bias, bool gelu, const array* residual);
+                          const array* bias, bool gelu, const array* residual,
+                          bool int8_activations);
 
 // FFT.
 ArrayPtr rfft(const array& a, int32_t n, int32_t axis);
@@ -165,6 +168,7 @@ rust::String openblas_config();
 bool set_custom_kernels(bool on);
 bool custom_kernels();
 int32_t custom_kernel_threads();
+bool int8_products_available();
 ArrayPtr f16_if_exact(const array& a);
 
 }  // namespace mlx_shim

@@ -22,7 +22,7 @@ pub use encoder::{sinusoids, AudioEncoder};
 pub use timing::{dtw, find_alignment, median_filter, WordTiming, TOKENS_PER_SECOND};
 pub use tokenizer::{SpecialTokens, WhisperTokenizer};
 
-use crate::weights::{WeightError, Weights};
+use crate::weights::{Activations, WeightError, Weights};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -48,13 +48,21 @@ impl Whisper {
     /// Loads an MLX Whisper folder (`config.json` + `weights.safetensors`), as
     /// `pipeline convert` writes it, and evaluates every weight once.
     pub fn load(dir: &Path) -> Result<Whisper, LoadError> {
+        Whisper::load_with(dir, Activations::F32)
+    }
+
+    /// [`Whisper::load`], the quantized matrices (if any) multiplying
+    /// activations as `activations` says.
+    pub fn load_with(dir: &Path, activations: Activations) -> Result<Whisper, LoadError> {
         let config = WhisperConfig::load(&dir.join("config.json")).map_err(LoadError::Config)?;
         let path = dir.join("weights.safetensors");
         let werr = |error| LoadError::Weights {
             path: path.display().to_string(),
             error,
         };
-        let weights = Weights::load(&path, config.quantization).map_err(werr)?;
+        let weights = Weights::load(&path, config.quantization)
+            .map_err(werr)?
+            .with_activations(activations);
         let encoder = AudioEncoder::load(&weights, &config).map_err(werr)?;
         let decoder = TextDecoder::load(&weights, &config).map_err(werr)?;
         let all: Vec<&mlx::Array> = weights.arrays().map(|(_, a)| a).collect();
