@@ -12,7 +12,7 @@ use asr_models::Activations;
 
 use crate::config::{Config, DeviceName, Format};
 use crate::decode_options::DecodeOptions;
-use crate::model_source::is_mlx_folder;
+use crate::model_source::{is_mlx_folder, quantization_mismatch};
 use crate::vad::VadOptions;
 
 /// What flows between stages.
@@ -249,7 +249,7 @@ fn activations_note(activations: Activations) -> &'static str {
 }
 
 /// Whether `spec` can name a model at all (without fetching or loading it),
-/// and be quantized when asked.
+/// and be quantized as asked.
 fn model_problem(spec: &str, quantize: Option<Quantization>) -> Option<String> {
     let path = Path::new(spec);
     let known = path.exists() || registry::is_known(spec) || HubSpec::parse(spec).is_some();
@@ -259,12 +259,10 @@ fn model_problem(spec: &str, quantize: Option<Quantization>) -> Option<String> {
             registry::known_models().join(", ")
         ));
     }
-    (quantize.is_some() && is_mlx_folder(path)).then(|| {
-        format!(
-            "quantize: {spec} is already an MLX model folder; quantize applies when the \
-             pipeline converts a model (use `pipeline convert --quantize` for this one)"
-        )
-    })
+    if !is_mlx_folder(path) {
+        return None;
+    }
+    quantization_mismatch(path, quantize).map(|problem| format!("quantize: {spec} is {problem}"))
 }
 
 #[cfg(test)]
@@ -312,6 +310,69 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].starts_with("decode.temperature"));
         assert!(problems[1].starts_with("model: \"no/such/thing/here\""));
+    }
+
+    /// An MLX folder whose config.json says how it is stored.
+    fn mlx_folder(quantization: &str) -> tempfile::TempDir {
+        let folder = tempfile::tempdir().unwrap();
+        let config = format!(
+            r#"{{"n_mels": 80, "n_audio_ctx": 1500, "n_audio_state": 384, "n_audio_head": 6,
+                "n_audio_layer": 4, "n_vocab": 51864, "n_text_ctx": 448, "n_text_state": 384,
+                "n_text_head": 6, "n_text_layer": 4{quantization}}}"#
+        );
+        std::fs::write(folder.path().join("config.json"), config).unwrap();
+        std::fs::write(folder.path().join("weights.safetensors"), b"").unwrap();
+        folder
+    }
+
+    #[test]
+    fn quantize_may_repeat_how_an_mlx_folder_is_stored() {
+        let decode = DecodeOptions::default();
+        let q = |bits| {
+            Some(Quantization {
+                bits,
+                group_size: 64,
+            })
+        };
+        let q8_folder = mlx_folder(r#", "quantization": {"bits": 8, "group_size": 64}"#);
+        let spec = q8_folder.path().display().to_string();
+        for activations in [Activations::F32, Activations::Int8] {
+            let plan = StagePlan::new(&PlanSettings {
+                quantize: q(8),
+                activations,
+                ..settings(&spec, &decode)
+            });
+            assert!(plan.is_ok(), "{plan:?}");
+        }
+        // Another width, or an unquantized folder: refused, saying what it holds.
+        let problems = StagePlan::new(&PlanSettings {
+            quantize: q(4),
+            ..settings(&spec, &decode)
+        })
+        .unwrap_err();
+        assert!(
+            problems[0].contains("(8-bit in groups of 64)"),
+            "{problems:?}"
+        );
+        let f32_folder = mlx_folder("");
+        let spec = f32_folder.path().display().to_string();
+        let problems = StagePlan::new(&PlanSettings {
+            quantize: q(8),
+            ..settings(&spec, &decode)
+        })
+        .unwrap_err();
+        assert!(problems[0].contains("(unquantized)"), "{problems:?}");
+        // int8 activations need 8-bit weights.
+        let problems = StagePlan::new(&PlanSettings {
+            quantize: q(4),
+            activations: Activations::Int8,
+            ..settings("tiny.en", &decode)
+        })
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            ["activations: int8 activations need 8-bit weights"]
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use asr_converters::whisper::{
     convert_whisper, OutputDtype, Quantization, WriteError, WriteOptions,
 };
 use asr_converters::ConvertError;
+use asr_models::whisper::WhisperConfig;
 
 /// Where [`resolve_model_in`] looks for models and writes converted ones.
 #[derive(Clone, Debug)]
@@ -73,11 +74,8 @@ pub fn resolve_model_in(
     let (source, key) = match kind {
         SpecKind::Local => {
             if is_mlx_folder(path) {
-                if quantize.is_some() {
-                    return Err(ConvertError::format(
-                        path,
-                        "already an MLX model folder: quantize applies when the pipeline                          converts a model (quantize this one with `pipeline convert --quantize`)",
-                    ));
+                if let Some(problem) = quantization_mismatch(path, quantize) {
+                    return Err(ConvertError::format(path, problem));
                 }
                 return Ok(path.to_path_buf());
             }
@@ -137,6 +135,27 @@ pub fn resolve_model_in(
 /// A folder the pipeline loads as it is (a `pipeline convert` output).
 pub fn is_mlx_folder(path: &Path) -> bool {
     path.join("weights.safetensors").is_file() && path.join("config.json").is_file()
+}
+
+/// Why `quantize` does not fit the MLX folder at `path`, if it does not: a
+/// finished folder is used as it is stored, so `quantize` may only repeat
+/// the quantization it was written with.
+pub fn quantization_mismatch(path: &Path, quantize: Option<Quantization>) -> Option<String> {
+    let wanted = quantize?;
+    let stored = WhisperConfig::load(&path.join("config.json"))
+        .ok()
+        .and_then(|c| c.quantization);
+    if stored.is_some_and(|s| (s.bits, s.group_size) == (wanted.bits, wanted.group_size)) {
+        return None;
+    }
+    let stored = stored.map_or("unquantized".to_string(), |s| {
+        format!("{}-bit in groups of {}", s.bits, s.group_size)
+    });
+    Some(format!(
+        "already an MLX model folder ({stored}): quantize applies when the pipeline converts a \
+         model (make a {}-bit copy with `pipeline convert --quantize q{}`)",
+        wanted.bits, wanted.bits
+    ))
 }
 
 /// A Hub error for a spec that might have been meant as a local path says
