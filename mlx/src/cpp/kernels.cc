@@ -803,13 +803,17 @@ MLX_SHIM_AVX512 void in_row_groups(int rows, F&& f) {
 MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q, const Operand& k,
                                      const Operand& v, float* out) {
   // Keys transposed per (batch, key head): tiles [stride / 64][D][64], zero
-  // past S.
+  // past S. Values packed per head, [S][64]: a view's rows (a slice of the
+  // stacked q/k/v projection) lie a page or more apart, one TLB entry each.
   size_t stride = static_cast<size_t>((sh.S + kFusedKeys - 1) / kFusedKeys) * kFusedKeys;
   size_t per_head = static_cast<size_t>(sh.D) * stride;
+  size_t values_per_head = static_cast<size_t>(sh.S) * kFusedValues;
   size_t kv_heads = static_cast<size_t>(sh.B) * sh.Hk;
-  thread_local std::vector<float> transposed;
+  thread_local std::vector<float> transposed, values;
   transposed.assign(kv_heads * per_head, 0.0f);
+  values.resize(kv_heads * values_per_head);
   float* kt_all = transposed.data();
+  float* v_all = values.data();
   parallel_rows(kv_heads, static_cast<double>(kv_heads) * per_head, [&](size_t h0, size_t h1) {
     for (size_t bh = h0; bh < h1; ++bh) {
       int b = static_cast<int>(bh / sh.Hk), hk = static_cast<int>(bh % sh.Hk);
@@ -818,6 +822,8 @@ MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q,
         const float* kj = k.row(b, hk, j);
         float* tile = kt + static_cast<size_t>(j / kFusedKeys) * sh.D * kFusedKeys + j % kFusedKeys;
         for (int d = 0; d < sh.D; ++d) tile[static_cast<size_t>(d) * kFusedKeys] = kj[d];
+        std::memcpy(v_all + bh * values_per_head + static_cast<size_t>(j) * kFusedValues,
+                    v.row(b, hk, j), kFusedValues * sizeof(float));
       }
     }
   });
@@ -856,11 +862,11 @@ MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q,
                                            static_cast<size_t>(keys));
       }
       std::fill(acc.begin(), acc.end(), 0.0f);
-      const float* vh = v.row(b, hk, 0);
+      const float* vh = v_all + (static_cast<size_t>(b) * sh.Hk + hk) * values_per_head;
       for (int j0 = 0; j0 < keys; j0 += kFusedKeys) {
         int j1 = std::min(keys, j0 + kFusedKeys);
         in_row_groups(rows, [&]<int R>(int r) {
-          value_tile<R>(sr + r, vh, v.s2, j0, j1, orow + r);
+          value_tile<R>(sr + r, vh, kFusedValues, j0, j1, orow + r);
         });
       }
       for (int r = 0; r < rows; ++r) {
