@@ -378,12 +378,15 @@ fn attention_over_f16_keys_and_values() {
     let _g = lock();
     // f32 queries against f16 keys and values (a quantized model's cross-
     // attention cache): the reference takes the f16 values exactly. Few
-    // queries read them directly, many through widened f32 copies.
+    // queries read them directly, many with 64-wide values as the fused
+    // kernel packs them (AVX-512), others through widened f32 copies.
     for (seed, dims) in [
         (120u64, [1usize, 6, 6, 1, 1500, 64, 64]),
         (121, [1, 6, 6, 5, 1500, 64, 64]),
         (122, [2, 4, 2, 3, 37, 12, 12]),
         (123, [1, 6, 6, 40, 300, 64, 64]),
+        (124, [2, 4, 2, 21, 90, 64, 64]),
+        (125, [1, 2, 2, 30, 50, 32, 32]),
     ] {
         attention_case_kv(dims, false, seed, 2.0, Dtype::F16);
     }

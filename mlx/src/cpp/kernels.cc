@@ -800,8 +800,9 @@ MLX_SHIM_AVX512 void in_row_groups(int rows, F&& f) {
   }
 }
 
-MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q, const Operand& k,
-                                     const Operand& v, float* out) {
+template <class KV>
+MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q,
+                                     const OperandOf<KV>& k, const OperandOf<KV>& v, float* out) {
   // Keys transposed per (batch, key head): tiles [stride / 64][D][64], zero
   // past S. Values packed per head, [S][64]: a view's rows (a slice of the
   // stacked q/k/v projection) lie a page or more apart, one TLB entry each.
@@ -819,11 +820,13 @@ MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q,
       int b = static_cast<int>(bh / sh.Hk), hk = static_cast<int>(bh % sh.Hk);
       float* kt = kt_all + bh * per_head;
       for (int j = 0; j < sh.S; ++j) {
-        const float* kj = k.row(b, hk, j);
+        const KV* kj = k.row(b, hk, j);
         float* tile = kt + static_cast<size_t>(j / kFusedKeys) * sh.D * kFusedKeys + j % kFusedKeys;
-        for (int d = 0; d < sh.D; ++d) tile[static_cast<size_t>(d) * kFusedKeys] = kj[d];
-        std::memcpy(v_all + bh * values_per_head + static_cast<size_t>(j) * kFusedValues,
-                    v.row(b, hk, j), kFusedValues * sizeof(float));
+        for (int d = 0; d < sh.D; ++d)
+          tile[static_cast<size_t>(d) * kFusedKeys] = static_cast<float>(kj[d]);
+        const KV* vj = v.row(b, hk, j);
+        float* packed_v = v_all + bh * values_per_head + static_cast<size_t>(j) * kFusedValues;
+        for (int c = 0; c < kFusedValues; ++c) packed_v[c] = static_cast<float>(vj[c]);
       }
     }
   });
@@ -878,11 +881,18 @@ MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q,
 }
 #else
 bool has_avx512() { return false; }
-void attention_fused(const AttentionShape&, const Operand&, const Operand&, const Operand&, float*) {}
+template <class KV>
+void attention_fused(const AttentionShape&, const Operand&, const OperandOf<KV>&,
+                     const OperandOf<KV>&, float*) {}
 #endif
 
 // Query lengths up to this use attention_rows.
 constexpr int kRowsUpTo = 16;
+
+// Whether attention_fused serves L queries with Dv-wide values here.
+bool fused_attention_for(int L, int Dv) {
+  return L > kRowsUpTo && Dv == kFusedValues && has_avx512();
+}
 
 void attention(const AttentionShape& sh, Operand q, Operand k, Operand v, float* out) {
   std::vector<float> qs, ks, vs;
@@ -895,7 +905,7 @@ void attention(const AttentionShape& sh, Operand q, Operand k, Operand v, float*
                  q.s2 <= INT32_MAX && k.s2 <= INT32_MAX && v.s2 <= INT32_MAX;
   if (sh.L <= kRowsUpTo || !blas_ok) {
     attention_rows(sh, q, k, v, out);
-  } else if (sh.Dv == kFusedValues && has_avx512()) {
+  } else if (fused_attention_for(sh.L, sh.Dv)) {
     attention_fused(sh, q, k, v, out);
   } else {
     attention_blas(sh, q, k, v, out, sgemm);
@@ -1566,9 +1576,14 @@ class Attention : public CpuOnly {
     }
     auto qo = operand_of<float>(q);
     if (k.dtype() == mx::float16) {
-      // f16 keys and values (few queries, rows contiguous: see sdpa()).
+      // f16 keys and values, rows contiguous (see sdpa()): few queries read
+      // them as they are, the fused kernel widens them as it packs them.
       auto ko = operand_of<_Float16>(k), vo = operand_of<_Float16>(v);
-      encode(inputs, out, [sh, qo, ko, vo, o] { attention_rows(sh, qo, ko, vo, o); });
+      if (fused_attention_for(sh.L, sh.Dv)) {
+        encode(inputs, out, [sh, qo, ko, vo, o] { attention_fused(sh, qo, ko, vo, o); });
+      } else {
+        encode(inputs, out, [sh, qo, ko, vo, o] { attention_rows(sh, qo, ko, vo, o); });
+      }
       return;
     }
     auto ko = operand_of<float>(k), vo = operand_of<float>(v);
@@ -1833,11 +1848,12 @@ std::optional<array> sdpa(const array& q, const array& k, const array& v, float 
   if (!fits || (causal && S < L)) return std::nullopt;
   std::vector<array> inputs{q, k, v};
   if (half_kv) {
-    // Few queries read the f16 rows directly (contiguous rows); more go
-    // through the f32 path, BLAS included, on widened copies.
+    // Few queries, and many for the fused kernel, read the f16 rows directly
+    // (contiguous rows); the BLAS route takes widened copies.
+    bool direct = L <= kRowsUpTo || fused_attention_for(L, v.shape(3));
     for (int i : {1, 2}) {
-      inputs[i] = L <= kRowsUpTo ? mx::contiguous(inputs[i], false, *s)
-                                 : mx::astype(inputs[i], mx::float32, *s);
+      inputs[i] = direct ? mx::contiguous(inputs[i], false, *s)
+                         : mx::astype(inputs[i], mx::float32, *s);
     }
   }
   auto shape = q.shape();
