@@ -1705,14 +1705,21 @@ class Dequantize : public QuantizedPrimitive<Dequantize> {
   }
 };
 
-class QuantizedSmallMatmul : public QuantizedPrimitive<QuantizedSmallMatmul> {
+// x times the transpose of an affine-quantized matrix, then the epilogue:
+// few rows with f32 activations (quant_matmul_run) or any number with int8
+// activations (int8_matmul_run).
+class QuantizedProduct : public QuantizedPrimitive<QuantizedProduct> {
  public:
-  QuantizedSmallMatmul(mx::Stream s, int group, int bits, EpilogueFlags epilogue)
-      : QuantizedPrimitive(s, group, bits), epilogue_(epilogue) {}
-  const char* name() const override { return "MlxAsrQuantizedSmallMatmul"; }
+  enum class Kernel { FewRows, Int8 };
+  QuantizedProduct(mx::Stream s, int group, int bits, EpilogueFlags epilogue, Kernel kernel)
+      : QuantizedPrimitive(s, group, bits), epilogue_(epilogue), kernel_(kernel) {}
+  const char* name() const override {
+    return kernel_ == Kernel::Int8 ? "MlxAsrQuantizedInt8Matmul" : "MlxAsrQuantizedSmallMatmul";
+  }
   bool is_equivalent(const mx::Primitive& other) const override {
-    auto* o = dynamic_cast<const QuantizedSmallMatmul*>(&other);
-    return QuantizedPrimitive::is_equivalent(other) && o->epilogue_ == epilogue_;
+    auto* o = dynamic_cast<const QuantizedProduct*>(&other);
+    return QuantizedPrimitive::is_equivalent(other) && o->epilogue_ == epilogue_ &&
+           o->kernel_ == kernel_;
   }
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
     auto shape = inputs[0].shape();
@@ -1723,60 +1730,26 @@ class QuantizedSmallMatmul : public QuantizedPrimitive<QuantizedSmallMatmul> {
     for (auto& a : inputs) require_row_contiguous(a, name());
     const auto &a = inputs[0], &w = inputs[1], &scales = inputs[2], &biases = inputs[3];
     out.set_data(mx::allocator::malloc(out.nbytes()));
-    QuantShape sh{};
-    sh.K = static_cast<size_t>(a.shape(-1));
-    sh.N = static_cast<size_t>(w.shape(0));
-    sh.M = a.size() / sh.K;
-    sh.group = group_;
-    sh.bits = bits_;
+    size_t K = static_cast<size_t>(a.shape(-1)), N = static_cast<size_t>(w.shape(0));
+    size_t M = a.size() / K;
     const float* x = a.data<float>();
     const auto* wq = w.data<uint32_t>();
     float* y = out.data<float>();
     auto e = epilogue_.run(inputs, 4);
     with_tables(scales, biases, [&](auto s, auto b) {
-      encode(inputs, out, [sh, x, wq, s, b, e, y] { quant_matmul_run(sh, x, wq, s, b, e, y); });
+      if (kernel_ == Kernel::Int8) {
+        Int8Shape sh{M, K, N, static_cast<size_t>(group_)};
+        encode(inputs, out, [sh, x, wq, s, b, e, y] { int8_matmul_run(sh, x, wq, s, b, e, y); });
+      } else {
+        QuantShape sh{M, K, N, group_, bits_};
+        encode(inputs, out, [sh, x, wq, s, b, e, y] { quant_matmul_run(sh, x, wq, s, b, e, y); });
+      }
     });
   }
 
  private:
   EpilogueFlags epilogue_;
-};
-
-// Many rows against an 8-bit matrix with int8 activations (see int8_matmul_run).
-class QuantizedInt8Matmul : public QuantizedPrimitive<QuantizedInt8Matmul> {
- public:
-  QuantizedInt8Matmul(mx::Stream s, int group, EpilogueFlags epilogue)
-      : QuantizedPrimitive(s, group, 8), epilogue_(epilogue) {}
-  const char* name() const override { return "MlxAsrQuantizedInt8Matmul"; }
-  bool is_equivalent(const mx::Primitive& other) const override {
-    auto* o = dynamic_cast<const QuantizedInt8Matmul*>(&other);
-    return QuantizedPrimitive::is_equivalent(other) && o->epilogue_ == epilogue_;
-  }
-  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
-    auto shape = inputs[0].shape();
-    shape.back() = inputs[1].shape(0);
-    return {shape};
-  }
-  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
-    for (auto& a : inputs) require_row_contiguous(a, name());
-    const auto &a = inputs[0], &w = inputs[1], &scales = inputs[2], &biases = inputs[3];
-    out.set_data(mx::allocator::malloc(out.nbytes()));
-    Int8Shape sh{};
-    sh.K = static_cast<size_t>(a.shape(-1));
-    sh.N = static_cast<size_t>(w.shape(0));
-    sh.M = a.size() / sh.K;
-    sh.group = static_cast<size_t>(group_);
-    const float* x = a.data<float>();
-    const auto* wq = w.data<uint32_t>();
-    float* y = out.data<float>();
-    auto e = epilogue_.run(inputs, 4);
-    with_tables(scales, biases, [&](auto s, auto b) {
-      encode(inputs, out, [sh, x, wq, s, b, e, y] { int8_matmul_run(sh, x, wq, s, b, e, y); });
-    });
-  }
-
- private:
-  EpilogueFlags epilogue_;
+  Kernel kernel_;
 };
 
 // The CPU stream when the default device is the CPU and the kernels are on.
@@ -1906,6 +1879,20 @@ std::optional<mx::Shape> quantized_shape(const array& x, const array& w, const a
   return shape;
 }
 
+// A QuantizedProduct of x, w, scales, biases (checked by quantized_shape)
+// with the epilogue `e`, or nothing when the epilogue's arrays do not fit.
+std::optional<array> product_with_epilogue(std::vector<array> operands, int group_size, int bits,
+                                           const Epilogue& e, const mx::Shape& shape,
+                                           mx::Stream s, QuantizedProduct::Kernel kernel) {
+  std::vector<array> inputs;
+  for (auto& a : operands) inputs.push_back(mx::contiguous(a, false, s));
+  auto flags = epilogue_inputs(e, shape, s, inputs);
+  if (!flags) return std::nullopt;
+  return array(shape, mx::float32,
+               std::make_shared<QuantizedProduct>(s, group_size, bits, *flags, kernel),
+               std::move(inputs));
+}
+
 }  // namespace
 
 std::optional<array> small_matmul(const array& a, const array& b, float alpha,
@@ -1937,13 +1924,8 @@ std::optional<array> quantized_small_matmul(const array& x, const array& w, cons
   if (!s || !shape || e.beta != 1.0f) return std::nullopt;
   size_t rows = x.size() / static_cast<size_t>(x.shape(-1));
   if (rows > kSmallMatmulRows) return std::nullopt;
-  std::vector<array> inputs{mx::contiguous(x, false, *s), mx::contiguous(w, false, *s),
-                            mx::contiguous(scales, false, *s), mx::contiguous(biases, false, *s)};
-  auto flags = epilogue_inputs(e, *shape, *s, inputs);
-  if (!flags) return std::nullopt;
-  return array(*shape, mx::float32,
-               std::make_shared<QuantizedSmallMatmul>(*s, group_size, bits, *flags),
-               std::move(inputs));
+  return product_with_epilogue({x, w, scales, biases}, group_size, bits, e, *shape, *s,
+                               QuantizedProduct::Kernel::FewRows);
 }
 
 std::optional<array> quantized_int8_matmul(const array& x, const array& w, const array& scales,
@@ -1952,12 +1934,8 @@ std::optional<array> quantized_int8_matmul(const array& x, const array& w, const
   auto s = cpu_stream();
   auto shape = quantized_shape(x, w, scales, biases, group_size, bits);
   if (!s || !shape || bits != 8 || e.beta != 1.0f || !has_vnni()) return std::nullopt;
-  std::vector<array> inputs{mx::contiguous(x, false, *s), mx::contiguous(w, false, *s),
-                            mx::contiguous(scales, false, *s), mx::contiguous(biases, false, *s)};
-  auto flags = epilogue_inputs(e, *shape, *s, inputs);
-  if (!flags) return std::nullopt;
-  return array(*shape, mx::float32, std::make_shared<QuantizedInt8Matmul>(*s, group_size, *flags),
-               std::move(inputs));
+  return product_with_epilogue({x, w, scales, biases}, group_size, bits, e, *shape, *s,
+                               QuantizedProduct::Kernel::Int8);
 }
 
 std::optional<array> quantized_matmul_t(const array& x, const array& w, const array& scales,
