@@ -520,6 +520,28 @@ pub fn measure_kernels() -> mlx::Result<Vec<KernelRow>> {
         mlx::eval(&[&x, &q.weight, &q.scales, &q.biases])?;
         add(label, both_ms(3, 10, &|| q.matmul(&x, true)?.eval())?);
     }
+    // An encoder window's MLP input projection (q8): the dequantized GEMM,
+    // and int8 activations where the CPU has AVX-512 VNNI.
+    let w = normal(&[4 * D, D], 38)?;
+    let x = normal(&[1, 1500, D], 39)?;
+    let q = QuantizedMatrix::quantize(&w, 64, 8)?;
+    mlx::eval(&[&x, &q.weight, &q.scales, &q.biases])?;
+    let int8 = QuantizedMatrix {
+        int8_activations: true,
+        ..q.clone()
+    };
+    for (label, m) in [
+        ("linear 1500x384 . 1536x384 q8 g64", &q),
+        ("... int8 activations (VNNI)", &int8),
+    ] {
+        if m.int8_activations && !mlx::fast::int8_products_available() {
+            continue;
+        }
+        add(
+            label,
+            both_ms(3, 3, &|| m.linear(&x, Default::default())?.eval())?,
+        );
+    }
     Ok(rows)
 }
 
