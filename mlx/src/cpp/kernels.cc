@@ -263,26 +263,17 @@ void scale_span(float* y, size_t n, float s) {
   for (size_t i = 0; i < n; ++i) y[i] *= s;
 }
 
-// softmax of x[0, valid) times the returned factor into y[0, valid), zeros
-// in y[valid, n), for callers that scale what they compute from the row
-// instead of the row. A row whose entries are all -inf (or that has a NaN
-// maximum) becomes NaN, as in MLX.
-float softmax_row_unscaled(const float* x, float* y, size_t valid, size_t n) {
+// softmax of x[0, valid) into y[0, valid), zeros in y[valid, n). A row whose
+// entries are all -inf (or that has a NaN maximum) becomes NaN, as in MLX.
+void softmax_row(const float* x, float* y, size_t valid, size_t n) {
   float m = max_of(x, valid);
-  float factor = 1.0f;
   if (valid == 0 || m == kNegInf || std::isnan(m)) {
     std::fill(y, y + valid, std::numeric_limits<float>::quiet_NaN());
   } else {
-    factor = 1.0f / exp_shifted(x, y, valid, m);
+    float s = exp_shifted(x, y, valid, m);
+    scale_span(y, valid, 1.0f / s);
   }
   std::fill(y + valid, y + n, 0.0f);
-  return factor;
-}
-
-// softmax of x[0, valid) into y[0, valid), zeros in y[valid, n).
-void softmax_row(const float* x, float* y, size_t valid, size_t n) {
-  float factor = softmax_row_unscaled(x, y, valid, n);
-  scale_span(y, valid, factor);
 }
 
 MLX_SHIM_MULTIVERSION
@@ -760,7 +751,9 @@ MLX_SHIM_AVX512 inline __m512 exp16(__m512 x) {
   return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
 }
 
-// softmax_row_unscaled on 16 lanes, for the fused kernel's score rows.
+// softmax_row on 16 lanes, for the fused kernel's score rows, except that
+// the row is left unnormalized and the normalizing factor returned: the
+// caller scales the 64-wide output instead of the row.
 MLX_SHIM_AVX512 float softmax_row_unscaled16(float* y, size_t valid, size_t n) {
   __m512 mv = _mm512_set1_ps(kNegInf);
   size_t i = 0;
@@ -787,17 +780,25 @@ MLX_SHIM_AVX512 float softmax_row_unscaled16(float* y, size_t valid, size_t n) {
   return factor;
 }
 
-// Calls f.template operator()<R>(first row) for groups of 4 rows, then the rest.
-template <class F>
-MLX_SHIM_AVX512 void in_row_groups(int rows, F&& f) {
-  int r = 0;
-  for (; r + 4 <= rows; r += 4) f.template operator()<4>(r);
-  switch (rows - r) {
-    case 3: f.template operator()<3>(r); break;
-    case 2: f.template operator()<2>(r); break;
-    case 1: f.template operator()<1>(r); break;
-    default: break;
+// f.template operator()<left>(r) when 0 < left <= R.
+template <int R, class F>
+void row_group_rest(int left, int r, F& f) {
+  if constexpr (R > 0) {
+    if (left == R) {
+      f.template operator()<R>(r);
+    } else {
+      row_group_rest<R - 1>(left, r, f);
+    }
   }
+}
+
+// Calls f.template operator()<R>(first row) for groups of Tile rows, then
+// once for the rest (R < Tile): register tiles with a compile-time height.
+template <int Tile, class F>
+void in_row_groups(int rows, F&& f) {
+  int r = 0;
+  for (; r + Tile <= rows; r += Tile) f.template operator()<Tile>(r);
+  row_group_rest<Tile - 1>(rows - r, r, f);
 }
 
 template <class KV>
@@ -855,7 +856,7 @@ MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q,
         orow[r] = acc.data() + static_cast<size_t>(r) * kFusedValues;
       }
       for (int j0 = 0; j0 < keys; j0 += kFusedKeys) {
-        in_row_groups(rows, [&]<int R>(int r) {
+        in_row_groups<4>(rows, [&]<int R>(int r) {
           score_tile<R>(qr + r, kt + static_cast<size_t>(j0) * sh.D, sh.D, j0, sh.scale, sr + r);
         });
       }
@@ -868,7 +869,7 @@ MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q,
       const float* vh = v_all + (static_cast<size_t>(b) * sh.Hk + hk) * values_per_head;
       for (int j0 = 0; j0 < keys; j0 += kFusedKeys) {
         int j1 = std::min(keys, j0 + kFusedKeys);
-        in_row_groups(rows, [&]<int R>(int r) {
+        in_row_groups<4>(rows, [&]<int R>(int r) {
           value_tile<R>(sr + r, vh, kFusedValues, j0, j1, orow + r);
         });
       }
@@ -1224,7 +1225,7 @@ void quant_matmul_run(const QuantShape& sh, const float* x, const uint32_t* w, c
 // Columns per packed panel: two 16-lane vectors.
 constexpr size_t kPanel = 32;
 // Rows per micro-tile.
-constexpr size_t kTileRows = 6;
+constexpr int kTileRows = 6;
 
 struct Int8Shape {
   size_t M, K, N, group;
@@ -1252,8 +1253,7 @@ struct Int8Panels {
 #define MLX_SHIM_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
 
 bool has_vnni() {
-  static const bool yes = __builtin_cpu_supports("avx512f") &&
-                          __builtin_cpu_supports("avx512bw") &&
+  static const bool yes = has_avx512() && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl") &&
                           __builtin_cpu_supports("avx512vnni");
   return yes;
@@ -1262,7 +1262,9 @@ bool has_vnni() {
 MLX_SHIM_VNNI void quantize_row_s8(const float* x, size_t K, size_t group, int8_t* q,
                                    float* scale, float* sums) {
   __m512 amax = _mm512_setzero_ps();
-  for (size_t k = 0; k < K; k += 16) amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
+  for (size_t k = 0; k < K; k += 16) {
+    amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
+  }
   float m = _mm512_reduce_max_ps(amax);
   // A row of zeros has scale 0 and contributes nothing; a non-finite value
   // makes the whole row NaN, as the f32 product would be NaN or infinite.
@@ -1331,8 +1333,8 @@ MLX_SHIM_VNNI void int8_tile(const Int8Shape& sh, const Int8Rows& x, const Int8P
     }
   }
   size_t n0 = panel * kPanel, width = std::min(kPanel, sh.N - n0);
-  __mmask16 m0 = width >= 16 ? 0xffff : static_cast<__mmask16>((1u << width) - 1);
-  __mmask16 m1 = width >= 32 ? 0xffff : width <= 16 ? 0 : static_cast<__mmask16>((1u << (width - 16)) - 1);
+  uint32_t lanes = width >= 32 ? ~0u : (1u << width) - 1;  // the panel's real columns
+  auto m0 = static_cast<__mmask16>(lanes), m1 = static_cast<__mmask16>(lanes >> 16);
   for (size_t r = 0; r < R; ++r) {
     __m512 a = _mm512_set1_ps(x.scale[r0 + r]);
     float* yr = y + (r0 + r) * sh.N + n0;
@@ -1343,16 +1345,9 @@ MLX_SHIM_VNNI void int8_tile(const Int8Shape& sh, const Int8Rows& x, const Int8P
 
 MLX_SHIM_VNNI void int8_rows(const Int8Shape& sh, const Int8Rows& x, const Int8Panels& w,
                              size_t r0, size_t r1, size_t panel, float* y) {
-  size_t r = r0;
-  for (; r + kTileRows <= r1; r += kTileRows) int8_tile<kTileRows>(sh, x, w, r, panel, y);
-  switch (r1 - r) {
-    case 5: int8_tile<5>(sh, x, w, r, panel, y); break;
-    case 4: int8_tile<4>(sh, x, w, r, panel, y); break;
-    case 3: int8_tile<3>(sh, x, w, r, panel, y); break;
-    case 2: int8_tile<2>(sh, x, w, r, panel, y); break;
-    case 1: int8_tile<1>(sh, x, w, r, panel, y); break;
-    default: break;
-  }
+  in_row_groups<kTileRows>(static_cast<int>(r1 - r0), [&]<int R>(int r) {
+    int8_tile<R>(sh, x, w, r0 + static_cast<size_t>(r), panel, y);
+  });
 }
 #else
 bool has_vnni() { return false; }
