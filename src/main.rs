@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use asr_pipeline::graph::{PlanSettings, StagePlan};
-use asr_pipeline::{output, Config, DeviceName, Format, Pipeline, Progress, Task};
+use asr_pipeline::{
+    output, Config, DeviceName, Format, Pipeline, PipelineError, Progress, Task, Transcript,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use mlx_asr::bench;
 
@@ -216,19 +218,28 @@ fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
         .with_context(|| format!("loading model {}", config.model))?;
     // scripts/bench-peers reads these two timings from `-v` output.
     tracing::info!(secs = started.elapsed().as_secs_f64(), "model loaded");
+    let pending: Vec<&std::path::Path> = files
+        .iter()
+        .map(PathBuf::as_path)
+        .filter(|input| {
+            let done = !args.force && outputs_complete(&config, &stem_of(input));
+            if done {
+                tracing::warn!(input = %input.display(), "skipped: its outputs exist (--force redoes it)");
+            }
+            !done
+        })
+        .collect();
     let mut failed = Vec::new();
-    for input in &files {
-        let stem = input
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "audio".into());
-        if !args.force && outputs_complete(&config, &stem) {
-            tracing::warn!(input = %input.display(), "skipped: its outputs exist (--force redoes it)");
-            continue;
-        }
-        if let Err(e) = transcribe_one(&pipeline, &config, input, &stem, quiet, args.profile) {
-            eprintln!("error: {e:#}");
-            failed.push(input.display().to_string());
+    for group in pending.chunks(config.decode.batch_size.max(1)) {
+        let transcripts = transcribe_group(&pipeline, group, quiet);
+        for (input, transcript) in group.iter().zip(transcripts) {
+            let reported = transcript
+                .with_context(|| format!("transcribing {}", input.display()))
+                .and_then(|t| report(&config, &t, &stem_of(input), args.profile));
+            if let Err(e) = reported {
+                eprintln!("error: {e:#}");
+                failed.push(input.display().to_string());
+            }
         }
     }
     if !failed.is_empty() {
@@ -319,30 +330,46 @@ fn outputs_complete(config: &Config, stem: &str) -> bool {
     })
 }
 
-fn transcribe_one(
+fn stem_of(input: &std::path::Path) -> String {
+    input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "audio".into())
+}
+
+/// Transcribes `group` together (see `Pipeline::transcribe_files`), one
+/// progress bar over the seconds of all of its files.
+fn transcribe_group(
     pipeline: &Pipeline,
-    config: &Config,
-    input: &std::path::Path,
-    stem: &str,
+    group: &[&std::path::Path],
     quiet: bool,
-    profile: bool,
-) -> Result<()> {
+) -> Vec<Result<Transcript, PipelineError>> {
     let bar = progress_bar(quiet, "{msg} [{bar:30}] {pos}/{len} s of audio");
-    bar.set_message(input.display().to_string());
-    let progress = |p: Progress| {
-        bar.set_length(p.total.unwrap_or(p.done).ceil() as u64);
-        bar.set_position(p.done.floor() as u64);
+    bar.set_message(match group {
+        [one] => one.display().to_string(),
+        _ => format!("{} files", group.len()),
+    });
+    let seen = std::cell::RefCell::new(vec![(0.0, 0.0); group.len()]);
+    let progress = |i: usize, p: Progress| {
+        let mut seen = seen.borrow_mut();
+        seen[i] = (p.done, p.total.unwrap_or(p.done));
+        let (done, total) = seen.iter().fold((0.0, 0.0), |a, s| (a.0 + s.0, a.1 + s.1));
+        bar.set_length(f64::ceil(total) as u64);
+        bar.set_position(f64::floor(done) as u64);
     };
     let started = std::time::Instant::now();
-    let transcript = pipeline
-        .transcribe_file_with_progress(input, &progress)
-        .with_context(|| format!("transcribing {}", input.display()))?;
+    let transcripts = pipeline.transcribe_files(group, &progress);
     tracing::info!(
         secs = started.elapsed().as_secs_f64(),
-        input = %input.display(),
+        files = group.len(),
         "transcribed"
     );
     bar.finish_and_clear();
+    transcripts
+}
+
+/// Prints the transcript (and its profile) and writes its output files.
+fn report(config: &Config, transcript: &Transcript, stem: &str, profile: bool) -> Result<()> {
     println!("{}", transcript.text.trim());
     if profile {
         eprint!("{}", profile_table(&transcript.timings));
@@ -351,7 +378,7 @@ fn transcribe_one(
         for &format in &config.formats {
             let subtitles = &config.subtitles;
             let path =
-                output::write(&transcript, format, subtitles, dir, stem).with_context(|| {
+                output::write(transcript, format, subtitles, dir, stem).with_context(|| {
                     format!(
                         "writing {} output into {}",
                         format.extension(),

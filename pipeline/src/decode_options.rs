@@ -73,6 +73,9 @@ pub struct DecodeOptions {
     /// around text that looks hallucinated (improbable, too short or too
     /// long words).
     pub hallucination_silence_threshold: Option<f64>,
+    /// Recordings whose first windows are decoded side by side when several
+    /// are transcribed (greedy decoding; at most 8, 1 for one at a time).
+    pub batch_size: usize,
 }
 
 impl Default for DecodeOptions {
@@ -100,6 +103,7 @@ impl Default for DecodeOptions {
             hotwords: None,
             carry_initial_prompt: false,
             hallucination_silence_threshold: None,
+            batch_size: 8,
         }
     }
 }
@@ -122,6 +126,13 @@ impl DecodeOptions {
         }
         if self.max_initial_timestamp.is_nan() || self.max_initial_timestamp < 0.0 {
             out.push("decode.max_initial_timestamp: must be ≥ 0 (inf for no limit)".into());
+        }
+        if !(1..=crate::transcriber::MAX_BATCH).contains(&self.batch_size) {
+            out.push(format!(
+                "decode.batch_size: {} is not between 1 and {}",
+                self.batch_size,
+                crate::transcriber::MAX_BATCH
+            ));
         }
         if self.beam_size == Some(0) {
             out.push("decode.beam_size: must be at least 1".into());

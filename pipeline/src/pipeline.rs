@@ -225,6 +225,50 @@ impl Pipeline {
         self.transcribe_with_progress(&samples, progress)
     }
 
+    /// Transcribes several audio files, one result per file in order (a
+    /// file that fails does not stop the others). Without voice activity
+    /// detection and hooks, the first windows of up to `decode.batch_size`
+    /// files are decoded side by side (see [`Transcriber::transcribe_many`]):
+    /// the same transcripts, sooner. `progress` hears of file i as `(i, progress)`.
+    pub fn transcribe_files(
+        &self,
+        paths: &[&Path],
+        progress: &dyn Fn(usize, Progress),
+    ) -> Vec<Result<Transcript, PipelineError>> {
+        if self.vad.is_some() || self.alignment.is_some() || self.diarization.is_some() {
+            return paths
+                .iter()
+                .enumerate()
+                .map(|(i, path)| self.transcribe_file_with_progress(path, &|p| progress(i, p)))
+                .collect();
+        }
+        let _span = tracing::info_span!("files", count = paths.len()).entered();
+        let mut results: Vec<Option<Result<Transcript, PipelineError>>> = Vec::new();
+        let (mut streams, mut durations, mut opened) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, path) in paths.iter().enumerate() {
+            match AudioStream::open(path) {
+                Ok(stream) => {
+                    durations.push(stream.duration());
+                    streams.push(stream);
+                    opened.push(i);
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e.into()))),
+            }
+        }
+        let transcribed = self.lock().transcribe_many(streams, &self.decode, &|j, p| {
+            let total = p.total.or(durations[j]);
+            progress(opened[j], Progress { total, ..p })
+        });
+        for (i, result) in opened.into_iter().zip(transcribed) {
+            results[i] = Some(result.map_err(PipelineError::from));
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every file has a result"))
+            .collect()
+    }
+
     /// Transcribes 16 kHz mono samples.
     pub fn transcribe(&self, samples: &[f32]) -> Result<Transcript, PipelineError> {
         self.transcribe_with_progress(samples, &|_| {})

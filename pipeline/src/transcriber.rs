@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use asr_models::features::{LogMel, HOP_LENGTH, SAMPLE_RATE};
 use asr_models::whisper::{
-    decode_window, detect_language, find_alignment, LoadError, Search, StepTimes, TokenRules,
-    Whisper, WhisperTokenizer, WindowPrompt, WindowResult, TIME_PRECISION,
+    decode_window, decode_windows_greedy, detect_language, find_alignment, LoadError, Search,
+    StepTimes, TokenRules, Whisper, WhisperTokenizer, WindowPrompt, WindowResult, TIME_PRECISION,
 };
 use mlx::Array;
 use rand::SeedableRng;
@@ -28,6 +28,10 @@ use crate::word_timestamps::{
 use asr_converters::whisper::Quantization;
 use asr_converters::ConvertError;
 use asr_models::Activations;
+
+/// Windows decoded side by side at most: the decoder's product kernels read
+/// a matrix once for up to 8 rows (more take the many-row route).
+pub const MAX_BATCH: usize = 8;
 
 /// Mel frames per timestamp step (the encoder halves the frame rate).
 const FRAMES_PER_TIMESTAMP: usize = 2;
@@ -109,6 +113,38 @@ struct PromptTexts {
     prefix: Vec<u32>,
 }
 
+/// One recording's transcription in progress: what carries from window to window.
+struct Recording<'a, I> {
+    started: Instant,
+    mel: MelFrames<'a, I>,
+    prelude: Prelude,
+    rules: TokenRules,
+    rng: rand::rngs::StdRng,
+    texts: PromptTexts,
+    /// The initial prompt, then every kept segment's tokens.
+    all_tokens: Vec<u32>,
+    prompt_reset_since: usize,
+    segments: Vec<Segment>,
+    /// The first mel frame of the next window.
+    seek: usize,
+    timings: Timings,
+    last_speech: f64,
+}
+
+/// A recording begun and its first window (none for empty audio).
+type Started<'a, I> = (Recording<'a, I>, Option<PendingWindow>);
+
+/// A window encoded and ready to decode.
+struct PendingWindow {
+    window: MelWindow,
+    audio: Array,
+    context: Vec<u32>,
+    prefix: Vec<u32>,
+    rules: TokenRules,
+    /// Its greedy decode, done in a batch, and that batch's seconds per window.
+    greedy: Option<(WindowResult, f64)>,
+}
+
 /// The language and the start-of-transcript tokens of every window.
 struct Prelude {
     language: Option<String>,
@@ -185,6 +221,144 @@ impl Transcriber {
     where
         I: Iterator<Item = Result<Vec<f32>, AudioError>>,
     {
+        let mut recording = self.begin(blocks, options)?;
+        self.finish(&mut recording, options, progress)
+    }
+
+    /// Transcribes several recordings (each as consecutive 16 kHz blocks),
+    /// decoding the first windows of up to `options.batch_size` of them side
+    /// by side (see [`decode_windows_greedy`]); the rest of each recording
+    /// follows as [`Self::transcribe_blocks`] would. The transcripts are
+    /// those of one recording at a time, up to float rounding in the batched
+    /// products. Greedy decoding only: with beam search or a first
+    /// temperature above 0 the recordings are transcribed one by one.
+    /// `progress` hears of recording i as `(i, progress)`.
+    pub fn transcribe_many<I>(
+        &self,
+        recordings: Vec<I>,
+        options: &DecodeOptions,
+        progress: &dyn Fn(usize, Progress),
+    ) -> Vec<Result<Transcript, TranscribeError>>
+    where
+        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
+    {
+        let batch = if self.greedy_first(options) {
+            options.batch_size.clamp(1, MAX_BATCH)
+        } else {
+            1
+        };
+        let mut results = Vec::with_capacity(recordings.len());
+        let mut recordings = recordings.into_iter();
+        loop {
+            let group: Vec<I> = recordings.by_ref().take(batch).collect();
+            if group.is_empty() {
+                return results;
+            }
+            let first = results.len();
+            results.extend(self.transcribe_group(group, options, &|i, p| progress(first + i, p)));
+        }
+    }
+
+    /// Whether the first attempt at a window is plain greedy decoding.
+    fn greedy_first(&self, options: &DecodeOptions) -> bool {
+        options.temperature.first() == Some(&0.0) && options.beam_size.unwrap_or(1) == 1
+    }
+
+    /// [`Self::transcribe_many`] for one batch of recordings.
+    fn transcribe_group<I>(
+        &self,
+        group: Vec<I>,
+        options: &DecodeOptions,
+        progress: &dyn Fn(usize, Progress),
+    ) -> Vec<Result<Transcript, TranscribeError>>
+    where
+        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
+    {
+        let mut started: Vec<Result<Started<'_, I>, TranscribeError>> = group
+            .into_iter()
+            .map(|blocks| {
+                let mut recording = self.begin(blocks, options)?;
+                let first = self.next_window(&mut recording, options)?;
+                Ok((recording, first))
+            })
+            .collect();
+        if self.greedy_first(options) {
+            let firsts: Vec<&mut PendingWindow> = started
+                .iter_mut()
+                .filter_map(|r| r.as_mut().ok().and_then(|(_, f)| f.as_mut()))
+                .collect();
+            self.decode_side_by_side(firsts, options);
+        }
+        started
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let (mut recording, first) = r?;
+                if let Some(first) = first {
+                    self.window(&mut recording, first, options, &|p| progress(i, p))?;
+                }
+                self.finish(&mut recording, options, &|p| progress(i, p))
+            })
+            .collect()
+    }
+
+    /// Greedy decoding of the windows' first attempts in batches of equal
+    /// context lengths. A batch that fails is left undecoded: its windows
+    /// are then decoded one by one, where the error shows per recording.
+    fn decode_side_by_side(&self, mut firsts: Vec<&mut PendingWindow>, options: &DecodeOptions) {
+        firsts.sort_by_key(|f| f.context.len());
+        for same in firsts.chunk_by_mut(|a, b| a.context.len() == b.context.len()) {
+            for batch in same.chunks_mut(options.batch_size.clamp(1, MAX_BATCH)) {
+                if batch.len() < 2 {
+                    continue;
+                }
+                let clock = Instant::now();
+                match self.decode_batch(batch, options) {
+                    Ok(results) => {
+                        let share = clock.elapsed().as_secs_f64() / batch.len() as f64;
+                        for (first, result) in batch.iter_mut().zip(results) {
+                            first.greedy = Some((result, share));
+                        }
+                    }
+                    Err(e) => tracing::warn!("batched decoding failed, one at a time: {e}"),
+                }
+            }
+        }
+    }
+
+    fn decode_batch(
+        &self,
+        batch: &[&mut PendingWindow],
+        options: &DecodeOptions,
+    ) -> Result<Vec<WindowResult>, TranscribeError> {
+        let _span = tracing::debug_span!("decoder", batch = batch.len()).entered();
+        let audios: Vec<&Array> = batch.iter().map(|f| &f.audio).collect();
+        let audio = mlx::concatenate(&audios, 0)?;
+        let contexts: Vec<&[u32]> = batch.iter().map(|f| f.context.as_slice()).collect();
+        let first = &batch[0];
+        let prompt = WindowPrompt {
+            context: &first.context,
+            prefix: &first.prefix,
+            rules: &first.rules,
+            length_penalty: options.length_penalty,
+        };
+        Ok(decode_windows_greedy(
+            &self.model,
+            &audio,
+            &contexts,
+            &prompt,
+        )?)
+    }
+
+    /// Starts a recording: its mel frames, language and prompt texts.
+    fn begin<'a, I>(
+        &'a self,
+        blocks: I,
+        options: &DecodeOptions,
+    ) -> Result<Recording<'a, I>, TranscribeError>
+    where
+        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
+    {
         let problems = options.problems();
         if !problems.is_empty() {
             return Err(TranscribeError::Options(problems.join("; ")));
@@ -192,95 +366,166 @@ impl Transcriber {
         let started = Instant::now();
         let mut mel = MelFrames::new(&self.log_mel, blocks);
         let prelude = self.prelude(&mut mel, options)?;
-        let rules = self.token_rules(options)?;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
         let texts = self.prompt_texts(options);
-        let mut all_tokens = texts.initial.clone();
-        let mut prompt_reset_since = 0;
-        let mut segments: Vec<Segment> = Vec::new();
-        let mut seek = 0;
-        let mut timings = Timings::default();
-        let mut last_speech = 0.0;
-        while let Some((window, audio)) = self.encode_window(&mut mel, seek, &mut timings)? {
-            let clock = Instant::now();
-            let previous = self.previous_text(&all_tokens, prompt_reset_since, &texts, options);
-            let context = self.context(&previous, &prelude, options);
-            let prompt = WindowPrompt {
-                context: &context,
-                prefix: if seek == 0 { &texts.prefix } else { &[] },
-                rules: &rules,
-                length_penalty: options.length_penalty,
-            };
-            let (result, compression_ratio) = {
-                let _span = tracing::debug_span!("decoder", seek).entered();
-                self.decode_with_fallback(&audio, &prompt, options, &mut rng)?
-            };
-            timings.decoder += clock.elapsed().as_secs_f64();
-            timings.decoder_prompt += result.times.prompt;
-            timings.decoder_blocks += result.times.blocks;
-            timings.decoder_logits += result.times.logits;
-            timings.decoder_picking += result.times.picking;
-            timings.decoder_passes += result.times.passes;
-            timings.tokens += result.tokens.len() + 1;
-            let silent = result.no_speech_prob > options.no_speech_threshold
-                && result.avg_logprob <= options.logprob_threshold;
-            let next_seek = if silent {
-                tracing::debug!(seek, no_speech = result.no_speech_prob, "silent window");
-                seek + window.content_frames
+        Ok(Recording {
+            started,
+            mel,
+            prelude,
+            rules: self.token_rules(options)?,
+            rng: rand::rngs::StdRng::seed_from_u64(options.seed),
+            all_tokens: texts.initial.clone(),
+            texts,
+            prompt_reset_since: 0,
+            segments: Vec::new(),
+            seek: 0,
+            timings: Timings::default(),
+            last_speech: 0.0,
+        })
+    }
+
+    /// The next window of `recording` encoded, with its context; `None` past the end.
+    fn next_window<I>(
+        &self,
+        recording: &mut Recording<'_, I>,
+        options: &DecodeOptions,
+    ) -> Result<Option<PendingWindow>, TranscribeError>
+    where
+        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
+    {
+        let seek = recording.seek;
+        let Some((window, audio)) =
+            self.encode_window(&mut recording.mel, seek, &mut recording.timings)?
+        else {
+            return Ok(None);
+        };
+        let previous = self.previous_text(
+            &recording.all_tokens,
+            recording.prompt_reset_since,
+            &recording.texts,
+            options,
+        );
+        Ok(Some(PendingWindow {
+            context: self.context(&previous, &recording.prelude, options),
+            prefix: if seek == 0 {
+                recording.texts.prefix.clone()
             } else {
-                let decoded = Decoded {
-                    result: &result,
-                    compression_ratio,
-                };
-                let place = Place {
-                    window: &window,
-                    audio: &audio,
-                    seek,
-                    content_frames: mel.content_frames(),
-                };
-                let outcome = self.window_segments(
-                    &decoded,
-                    &place,
-                    &prelude,
-                    options,
-                    &mut last_speech,
-                    &mut timings,
-                )?;
-                for mut segment in outcome.segments {
-                    if segment.start == segment.end || segment.text.trim().is_empty() {
-                        continue;
-                    }
-                    all_tokens.extend_from_slice(&segment.tokens);
-                    segment.id = segments.len();
-                    segments.push(segment);
-                }
-                if (!options.condition_on_previous_text || result.temperature > 0.5)
-                    && !outcome.skipped
-                {
-                    prompt_reset_since = all_tokens.len();
-                }
-                outcome.seek
-            };
-            seek = next_seek.max(seek + 1);
-            progress(Progress {
-                done: (seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64)
-                    .min(mel.seconds_read()),
-                total: mel
-                    .content_frames()
-                    .map(|f| f as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64),
-            });
+                Vec::new()
+            },
+            rules: recording.rules.clone(),
+            window,
+            audio,
+            greedy: None,
+        }))
+    }
+
+    /// Decodes the rest of `recording`, window after window.
+    fn finish<I>(
+        &self,
+        recording: &mut Recording<'_, I>,
+        options: &DecodeOptions,
+        progress: &dyn Fn(Progress),
+    ) -> Result<Transcript, TranscribeError>
+    where
+        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
+    {
+        while let Some(next) = self.next_window(recording, options)? {
+            self.window(recording, next, options, progress)?;
         }
+        let initial = recording.texts.initial.len();
         Ok(Transcript {
-            text: self.text(&all_tokens[texts.initial.len()..])?,
-            segments,
-            language: prelude.language,
-            language_probability: prelude.language_probability,
+            text: self.text(&recording.all_tokens[initial..])?,
+            segments: std::mem::take(&mut recording.segments),
+            language: recording.prelude.language.clone(),
+            language_probability: recording.prelude.language_probability,
             timings: Timings {
-                audio: mel.seconds_read(),
-                transcribe: started.elapsed().as_secs_f64(),
-                ..timings
+                audio: recording.mel.seconds_read(),
+                transcribe: recording.started.elapsed().as_secs_f64(),
+                ..recording.timings
             },
         })
+    }
+
+    /// Decodes one window (unless its greedy attempt was decoded already),
+    /// keeps its segments and moves the recording's seek past them.
+    fn window<I>(
+        &self,
+        recording: &mut Recording<'_, I>,
+        next: PendingWindow,
+        options: &DecodeOptions,
+        progress: &dyn Fn(Progress),
+    ) -> Result<(), TranscribeError>
+    where
+        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
+    {
+        let clock = Instant::now();
+        let seek = recording.seek;
+        let prompt = WindowPrompt {
+            context: &next.context,
+            prefix: &next.prefix,
+            rules: &next.rules,
+            length_penalty: options.length_penalty,
+        };
+        let (greedy, batch_secs) = match next.greedy {
+            Some((result, secs)) => (Some(result), secs),
+            None => (None, 0.0),
+        };
+        let (result, compression_ratio) = {
+            let _span = tracing::debug_span!("decoder", seek).entered();
+            self.decode_with_fallback(&next.audio, &prompt, options, &mut recording.rng, greedy)?
+        };
+        let timings = &mut recording.timings;
+        timings.decoder += clock.elapsed().as_secs_f64() + batch_secs;
+        timings.decoder_prompt += result.times.prompt;
+        timings.decoder_blocks += result.times.blocks;
+        timings.decoder_logits += result.times.logits;
+        timings.decoder_picking += result.times.picking;
+        timings.decoder_passes += result.times.passes;
+        timings.tokens += result.tokens.len() + 1;
+        let silent = result.no_speech_prob > options.no_speech_threshold
+            && result.avg_logprob <= options.logprob_threshold;
+        let next_seek = if silent {
+            tracing::debug!(seek, no_speech = result.no_speech_prob, "silent window");
+            seek + next.window.content_frames
+        } else {
+            let decoded = Decoded {
+                result: &result,
+                compression_ratio,
+            };
+            let place = Place {
+                window: &next.window,
+                audio: &next.audio,
+                seek,
+                content_frames: recording.mel.content_frames(),
+            };
+            let outcome = self.window_segments(
+                &decoded,
+                &place,
+                &recording.prelude,
+                options,
+                &mut recording.last_speech,
+                &mut recording.timings,
+            )?;
+            for mut segment in outcome.segments {
+                if segment.start == segment.end || segment.text.trim().is_empty() {
+                    continue;
+                }
+                recording.all_tokens.extend_from_slice(&segment.tokens);
+                segment.id = recording.segments.len();
+                recording.segments.push(segment);
+            }
+            if (!options.condition_on_previous_text || result.temperature > 0.5) && !outcome.skipped
+            {
+                recording.prompt_reset_since = recording.all_tokens.len();
+            }
+            outcome.seek
+        };
+        recording.seek = next_seek.max(seek + 1);
+        let seconds = |frames: usize| frames as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
+        progress(Progress {
+            done: seconds(recording.seek).min(recording.mel.seconds_read()),
+            total: recording.mel.content_frames().map(seconds),
+        });
+        Ok(())
     }
 
     /// The window at frame `seek` and its encoder output (evaluated, so
@@ -561,42 +806,64 @@ impl Transcriber {
         prompt: &WindowPrompt<'_>,
         options: &DecodeOptions,
         rng: &mut rand::rngs::StdRng,
+        mut greedy: Option<WindowResult>,
     ) -> Result<(WindowResult, f32), TranscribeError> {
         let mut last: Option<(WindowResult, f32)> = None;
         let mut times = StepTimes::default();
         for &t in &options.temperature {
-            let search = match (t, options.beam_size) {
-                (0.0, None | Some(1)) => Search::Greedy,
-                (0.0, Some(beam_size)) => Search::Beam {
-                    beam_size,
-                    patience: options.patience.unwrap_or(1.0),
-                },
-                _ => Search::Sample {
-                    temperature: t,
-                    best_of: options.best_of.unwrap_or(1),
-                    rng,
-                },
+            // The first attempt may have been decoded in a batch already.
+            let result = match greedy.take() {
+                Some(result) => result,
+                None => {
+                    let search = match (t, options.beam_size) {
+                        (0.0, None | Some(1)) => Search::Greedy,
+                        (0.0, Some(beam_size)) => Search::Beam {
+                            beam_size,
+                            patience: options.patience.unwrap_or(1.0),
+                        },
+                        _ => Search::Sample {
+                            temperature: t,
+                            best_of: options.best_of.unwrap_or(1),
+                            rng: &mut *rng,
+                        },
+                    };
+                    decode_window(&self.model, audio, prompt, search)?
+                }
             };
-            let mut result = decode_window(&self.model, audio, prompt, search)?;
-            // Every attempt's time counts, not only the kept one's.
-            times += result.times;
-            result.times = times;
-            let ratio = compression_ratio(self.text(&result.tokens)?.trim());
-            let low_logprob = result.avg_logprob < options.logprob_threshold;
-            let silent = result.no_speech_prob > options.no_speech_threshold && low_logprob;
-            let passes = silent || !(ratio > options.compression_ratio_threshold || low_logprob);
-            if passes {
-                return Ok((result, ratio));
+            if let Some(pass) = self.judge(result, &mut times, &mut last, t, options)? {
+                return Ok(pass);
             }
-            tracing::debug!(
-                temperature = t,
-                ratio,
-                avg_logprob = result.avg_logprob,
-                "fallback"
-            );
-            last = Some((result, ratio));
         }
         Ok(last.expect("decode options have at least one temperature"))
+    }
+
+    /// An attempt at temperature `t` with its compression ratio when it
+    /// passes the checks (or looks like silence); otherwise kept in `last`.
+    fn judge(
+        &self,
+        mut result: WindowResult,
+        times: &mut StepTimes,
+        last: &mut Option<(WindowResult, f32)>,
+        t: f32,
+        options: &DecodeOptions,
+    ) -> Result<Option<(WindowResult, f32)>, TranscribeError> {
+        // Every attempt's time counts, not only the kept one's.
+        *times += result.times;
+        result.times = *times;
+        let ratio = compression_ratio(self.text(&result.tokens)?.trim());
+        let low_logprob = result.avg_logprob < options.logprob_threshold;
+        let silent = result.no_speech_prob > options.no_speech_threshold && low_logprob;
+        if silent || !(ratio > options.compression_ratio_threshold || low_logprob) {
+            return Ok(Some((result, ratio)));
+        }
+        tracing::debug!(
+            temperature = t,
+            ratio,
+            avg_logprob = result.avg_logprob,
+            "fallback"
+        );
+        *last = Some((result, ratio));
+        Ok(None)
     }
 
     fn text(&self, tokens: &[u32]) -> Result<String, TranscribeError> {

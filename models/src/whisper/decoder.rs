@@ -31,10 +31,17 @@ pub struct DecoderState {
 
 impl DecoderState {
     /// Keeps the hypotheses `rows` of the self-attention caches, in that
-    /// order (the cross-attention keys are shared by all of them).
+    /// order, and of the cross-attention keys and values when each row has
+    /// its own window (one window's are shared by all of its hypotheses).
     pub fn select(&mut self, rows: &[u32]) -> mlx::Result<()> {
         let rows: Vec<i32> = rows.iter().map(|&r| r as i32).collect();
         let rows = Array::from_slice(&rows, &[rows.len() as i32])?;
+        for cross in &mut self.cross {
+            if cross.keys.dim(0)? > 1 {
+                cross.keys = cross.keys.take(&rows, 0)?;
+                cross.values = cross.values.take(&rows, 0)?;
+            }
+        }
         self.selves.iter_mut().try_for_each(|c| c.select(&rows))
     }
 

@@ -332,7 +332,60 @@ struct Stepper<'m> {
     times: StepTimes,
 }
 
-impl Stepper<'_> {
+impl<'m> Stepper<'m> {
+    /// A stepper over the windows whose encoder output is `audio`, one batch row each.
+    fn start(model: &'m Whisper, audio: &Array) -> mlx::Result<Stepper<'m>> {
+        Ok(Stepper {
+            model,
+            state: model.decoder.start(audio)?,
+            times: StepTimes {
+                passes: 1,
+                ..StepTimes::default()
+            },
+        })
+    }
+
+    /// The prompt pass: `contexts` (one row each, all of one length) with
+    /// `prompt.prefix` after each. Returns every row's next-token logits and
+    /// its `<|nospeech|>` probability at start-of-transcript (0 for models
+    /// without that token).
+    fn contexts(
+        &mut self,
+        contexts: &[&[u32]],
+        prompt: &WindowPrompt<'_>,
+    ) -> mlx::Result<(Vec<Vec<f32>>, Vec<f32>)> {
+        let inputs: Vec<Vec<u32>> = contexts
+            .iter()
+            .map(|c| [c, prompt.prefix].concat())
+            .collect();
+        let len = inputs.first().map_or(0, Vec::len);
+        if len == 0 || inputs.iter().any(|i| i.len() != len) {
+            return Err(mlx::Error::Mlx(
+                "batched contexts must be non-empty and of one length".into(),
+            ));
+        }
+        let clock = Instant::now();
+        let hidden = self.hidden(&inputs.concat(), inputs.len())?;
+        self.times.prompt = clock.elapsed().as_secs_f64();
+        let mut no_speech = vec![0.0; inputs.len()];
+        if let Some(id) = prompt.rules.special.no_speech {
+            let clock = Instant::now();
+            let sot = prompt.rules.special.sot;
+            for (row, input) in inputs.iter().enumerate() {
+                let at = input.iter().position(|&t| t == sot).unwrap_or(0) as i32;
+                let row = row as i32;
+                let state = hidden
+                    .slice_axis(0, row, row + 1)?
+                    .slice_axis(1, at, at + 1)?;
+                let logits = self.model.decoder.logits(&state)?.reshape(&[-1])?;
+                let probs = logits.softmax(&[0], true)?;
+                no_speech[row as usize] = probs.to_vec::<f32>()?[id as usize];
+            }
+            self.times.logits += clock.elapsed().as_secs_f64();
+        }
+        Ok((self.logits(&hidden, len as i32 - 1)?, no_speech))
+    }
+
     /// Feeds `tokens` (`rows` × `len`, row-major) and returns the hidden
     /// states, evaluated.
     fn hidden(&mut self, tokens: &[u32], rows: usize) -> mlx::Result<Array> {
@@ -389,44 +442,21 @@ pub fn decode_window(
     prompt: &WindowPrompt<'_>,
     search: Search<'_>,
 ) -> mlx::Result<WindowResult> {
-    let special = &prompt.rules.special;
-    let mut stepper = Stepper {
-        model,
-        state: model.decoder.start(audio)?,
-        times: StepTimes {
-            passes: 1,
-            ..StepTimes::default()
-        },
-    };
+    let mut stepper = Stepper::start(model, audio)?;
     // The context is the same for every hypothesis: run it once.
-    let input = [prompt.context, prompt.prefix].concat();
-    let clock = Instant::now();
-    let hidden = stepper.hidden(&input, 1)?;
-    stepper.times.prompt = clock.elapsed().as_secs_f64();
-    let mut no_speech_prob = 0.0;
-    if let Some(id) = special.no_speech {
-        let clock = Instant::now();
-        let sot = input.iter().position(|&t| t == special.sot).unwrap_or(0) as i32;
-        let at_sot = model.decoder.logits(&hidden.slice_axis(1, sot, sot + 1)?)?;
-        let probs = at_sot.reshape(&[-1])?.softmax(&[0], true)?;
-        no_speech_prob = probs.to_vec::<f32>()?[id as usize];
-        stepper.times.logits += clock.elapsed().as_secs_f64();
-    }
-    let first = stepper.logits(&hidden, input.len() as i32 - 1)?.remove(0);
-    let budget = Budget {
-        steps: model.config.n_text_ctx as usize / 2,
-        context: model.config.n_text_ctx as usize - prompt.context.len(),
-    };
+    let (first, no_speech) = stepper.contexts(&[prompt.context], prompt)?;
+    let budget = Budget::after(model, prompt.context);
     let temperature = search.temperature();
     let hypotheses = match search {
-        Search::Greedy => sample_hypotheses(&mut stepper, first, prompt, 1, None, budget)?,
+        Search::Greedy => sample_hypotheses(&mut stepper, first, vec![0], prompt, None, budget)?,
         Search::Sample {
             temperature,
             best_of,
             rng,
         } => {
             let draw = Some((temperature, rng));
-            sample_hypotheses(&mut stepper, first, prompt, best_of.max(1), draw, budget)?
+            let sources = vec![0; best_of.max(1)];
+            sample_hypotheses(&mut stepper, first, sources, prompt, draw, budget)?
         }
         Search::Beam {
             beam_size,
@@ -440,15 +470,63 @@ pub fn decode_window(
             budget,
         )?,
     };
-    let best = hypotheses[best_ranked(&hypotheses, prompt.length_penalty)].clone();
-    Ok(WindowResult {
-        avg_logprob: best.sum_logprob / (best.tokens.len() + 1) as f32,
-        tokens: best.tokens,
-        sum_logprob: best.sum_logprob,
-        no_speech_prob,
+    let best = &hypotheses[best_ranked(&hypotheses, prompt.length_penalty)];
+    Ok(WindowResult::of(
+        best,
+        no_speech[0],
         temperature,
-        times: stepper.times,
-    })
+        stepper.times,
+    ))
+}
+
+/// Greedy decoding of several windows side by side, one batch row each:
+/// every step runs the blocks and the vocabulary projection once for all
+/// rows, reading their weights once instead of once per window. `audio` is
+/// `[B, frames, D]` and `contexts[b]` row b's context (all of one length,
+/// the prompt pass being one batch); the rest of `prompt` applies to every
+/// row. Row b's result is what [`decode_window`] with [`Search::Greedy`]
+/// gives for that window alone, up to float rounding (the products sum in
+/// another order for several rows); the decoding time is shared out evenly.
+pub fn decode_windows_greedy(
+    model: &Whisper,
+    audio: &Array,
+    contexts: &[&[u32]],
+    prompt: &WindowPrompt<'_>,
+) -> mlx::Result<Vec<WindowResult>> {
+    let rows = contexts.len();
+    if audio.dim(0)? as usize != rows {
+        return Err(mlx::Error::Mlx(format!(
+            "{} windows of audio for {rows} contexts",
+            audio.dim(0)?
+        )));
+    }
+    let mut stepper = Stepper::start(model, audio)?;
+    let (first, no_speech) = stepper.contexts(contexts, prompt)?;
+    let budget = Budget::after(model, contexts[0]);
+    let sources = (0..rows as u32).collect();
+    let hypotheses = sample_hypotheses(&mut stepper, first, sources, prompt, None, budget)?;
+    let mut times = stepper.times;
+    let share = 1.0 / rows as f64;
+    (times.prompt, times.blocks) = (times.prompt * share, times.blocks * share);
+    (times.logits, times.picking) = (times.logits * share, times.picking * share);
+    Ok(hypotheses
+        .iter()
+        .zip(no_speech)
+        .map(|(h, no_speech)| WindowResult::of(h, no_speech, 0.0, times))
+        .collect())
+}
+
+impl WindowResult {
+    fn of(best: &Hypothesis, no_speech_prob: f32, temperature: f32, times: StepTimes) -> Self {
+        WindowResult {
+            avg_logprob: best.sum_logprob / (best.tokens.len() + 1) as f32,
+            tokens: best.tokens.clone(),
+            sum_logprob: best.sum_logprob,
+            no_speech_prob,
+            temperature,
+            times,
+        }
+    }
 }
 
 /// How far a window's decoding may go.
@@ -460,21 +538,32 @@ struct Budget {
     context: usize,
 }
 
-/// `n` hypotheses, each extended by its own pick (the argmax, or a draw at
-/// `draw`'s temperature) until end-of-text; finished ones leave the batch.
+impl Budget {
+    fn after(model: &Whisper, context: &[u32]) -> Budget {
+        let ctx = model.config.n_text_ctx as usize;
+        Budget {
+            steps: ctx / 2,
+            context: ctx.saturating_sub(context.len()),
+        }
+    }
+}
+
+/// One hypothesis per entry of `sources`, the row of `rows` (the prompt
+/// pass's logits) it starts from, each extended by its own pick (the
+/// argmax, or a draw at `draw`'s temperature) until end-of-text; finished
+/// ones leave the batch.
 fn sample_hypotheses(
     stepper: &mut dyn NextLogits,
-    first: Vec<f32>,
+    mut rows: Vec<Vec<f32>>,
+    sources: Vec<u32>,
     prompt: &WindowPrompt<'_>,
-    n: usize,
     mut draw: Option<(f32, &mut dyn rand::RngCore)>,
     budget: Budget,
 ) -> mlx::Result<Vec<Hypothesis>> {
     let eot = prompt.rules.special.eot;
-    let mut hypotheses = vec![Hypothesis::start(prompt.prefix); n];
-    // Batch row of every unfinished hypothesis; all share the context's row.
-    let mut active: Vec<(usize, u32)> = (0..n).map(|h| (h, 0)).collect();
-    let mut rows = vec![first];
+    let mut hypotheses = vec![Hypothesis::start(prompt.prefix); sources.len()];
+    // Batch row of every unfinished hypothesis.
+    let mut active: Vec<(usize, u32)> = sources.into_iter().enumerate().collect();
     for _ in 0..budget.steps {
         let mut next = Vec::new();
         for &(h, row) in &active {
@@ -524,7 +613,7 @@ fn sample_hypotheses(
 /// (topped up with the best unfinished ones when too few ended).
 fn beam_hypotheses(
     stepper: &mut dyn NextLogits,
-    first: Vec<f32>,
+    first: Vec<Vec<f32>>,
     prompt: &WindowPrompt<'_>,
     beam_size: usize,
     patience: f32,
@@ -533,7 +622,7 @@ fn beam_hypotheses(
     let eot = prompt.rules.special.eot;
     let max_finished = ((beam_size as f32 * patience).round() as usize).max(1);
     let mut beams = vec![Hypothesis::start(prompt.prefix)];
-    let mut rows = vec![first];
+    let mut rows = first;
     let mut finished: Vec<Hypothesis> = Vec::new();
     for _ in 0..budget.steps {
         // (hypothesis, its source beam), deduplicated by sequence.
@@ -774,7 +863,7 @@ mod tests {
             rules: &rules,
             length_penalty,
         };
-        let first = next(&[]);
+        let first = vec![next(&[])];
         let mut toy = Toy {
             next,
             rows: vec![Vec::new()],
@@ -786,7 +875,7 @@ mod tests {
             context: 20,
         };
         let all = match search {
-            Search::Greedy => sample_hypotheses(&mut toy, first, &prompt, 1, None, budget),
+            Search::Greedy => sample_hypotheses(&mut toy, first, vec![0], &prompt, None, budget),
             Search::Sample {
                 temperature,
                 best_of,
@@ -794,8 +883,8 @@ mod tests {
             } => sample_hypotheses(
                 &mut toy,
                 first,
+                vec![0; best_of],
                 &prompt,
-                best_of,
                 Some((temperature, rng)),
                 budget,
             ),

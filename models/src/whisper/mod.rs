@@ -15,8 +15,8 @@ pub use attention::{CrossAttention, CrossKv, KvCache, ResidualAttentionBlock, Se
 pub use config::WhisperConfig;
 pub use decoder::{DecoderState, TextDecoder};
 pub use decoding::{
-    decode_window, detect_language, greedy_without_timestamps, Search, StepTimes, Suppression,
-    TokenRules, WindowPrompt, WindowResult, TIME_PRECISION,
+    decode_window, decode_windows_greedy, detect_language, greedy_without_timestamps, Search,
+    StepTimes, Suppression, TokenRules, WindowPrompt, WindowResult, TIME_PRECISION,
 };
 pub use encoder::{sinusoids, AudioEncoder};
 pub use timing::{dtw, find_alignment, median_filter, WordTiming, TOKENS_PER_SECOND};
