@@ -273,7 +273,15 @@ fn profile_table(t: &asr_pipeline::Timings) -> String {
         (
             "decoder",
             t.decoder,
-            format!("{} tokens, {}", t.tokens, ms_per_token(t.decoder)),
+            format!(
+                "{} tokens, {}{}",
+                t.tokens,
+                ms_per_token(t.decoder),
+                match t.batched_windows {
+                    0 => String::new(),
+                    n => format!(", {n} windows batched"),
+                }
+            ),
         ),
         (
             "  prompt per pass",

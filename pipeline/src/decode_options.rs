@@ -257,6 +257,12 @@ mod tests {
         }
         let patience = parse("patience = 2.0").problems();
         assert_eq!(patience, ["decode.patience: needs decode.beam_size"]);
+        for (size, ok) in [(0, false), (1, true), (8, true), (9, false)] {
+            let problems = parse(&format!("batch_size = {size}")).problems();
+            let expected = format!("decode.batch_size: {size} is not between 1 and 8");
+            assert_eq!(problems.is_empty(), ok, "{problems:?}");
+            assert!(ok || problems == [expected], "{problems:?}");
+        }
         let fine = parse(
             "beam_size = 5\npatience = 2.0\nlength_penalty = 0.6\nbest_of = 5\n\
              word_timestamps = true\nhallucination_silence_threshold = 2.0\nprefix = \"So\"",

@@ -70,6 +70,9 @@ pub struct Timings {
     pub decoder_picking: f64,
     /// Decoding passes over a window (temperature fallbacks included).
     pub decoder_passes: usize,
+    /// Windows whose greedy pass was decoded side by side with other
+    /// recordings' windows (their decoder times are shares of the batch's).
+    pub batched_windows: usize,
     /// Word alignment (cross-attention pass + DTW), when words are timed.
     pub word_timestamps: f64,
     /// 30 s windows encoded and tokens decoded (end-of-text included).
@@ -91,6 +94,7 @@ impl std::ops::AddAssign<&Timings> for Timings {
         self.decoder_logits += other.decoder_logits;
         self.decoder_picking += other.decoder_picking;
         self.decoder_passes += other.decoder_passes;
+        self.batched_windows += other.batched_windows;
         self.word_timestamps += other.word_timestamps;
         self.windows += other.windows;
         self.tokens += other.tokens;

@@ -466,7 +466,10 @@ impl Transcriber {
             length_penalty: options.length_penalty,
         };
         let (greedy, batch_secs) = match next.greedy {
-            Some((result, secs)) => (Some(result), secs),
+            Some((result, secs)) => {
+                recording.timings.batched_windows += 1;
+                (Some(result), secs)
+            }
             None => (None, 0.0),
         };
         let (result, compression_ratio) = {

@@ -14,7 +14,8 @@
 //! Beam search (beam 5) is held to openai-whisper's beam 5 WER, word
 //! timestamps to openai-whisper's `word_timestamps=True` times, and 8-bit
 //! weights (`quantize = "q8"`, and `"int8"` with int8 activations where the
-//! CPU has the kernels) to openai-whisper's f32 WER.
+//! CPU has the kernels) to openai-whisper's f32 WER. Batched decoding of
+//! several clips side by side is held to each clip's own transcript.
 
 use std::path::{Path, PathBuf};
 
@@ -332,4 +333,85 @@ fn quantized_wer_case(name: &str, activations: Activations) {
         "{name} WER {ours:.2}% vs {theirs:.2}%"
     );
     assert!(changed.rate() < 0.03, "{changed:?}");
+}
+
+/// `transcribe_many` decodes the clips' first windows side by side: each
+/// transcript must be the one the clip gets alone (same segments and
+/// times, scores within float rounding), whatever shares its batch (an
+/// empty recording, one that fails to read, a batch cut short), with the
+/// default temperature fallback in play.
+#[test]
+fn batched_clips_get_their_own_transcripts() {
+    let Some((data, transcriber, clips)) = setup_with(Some(Q8), Activations::F32) else {
+        return;
+    };
+    let options = DecodeOptions {
+        batch_size: 8,
+        ..DecodeOptions::default()
+    };
+    let samples: Vec<Vec<f32>> = clips
+        .iter()
+        .map(|clip| load_audio(&data.join(&clip.audio)).unwrap())
+        .collect();
+    let alone: Vec<_> = samples
+        .iter()
+        .map(|s| transcriber.transcribe(s, &options, &|_| {}).unwrap())
+        .collect();
+    type Blocks = std::vec::IntoIter<Result<Vec<f32>, asr_pipeline::audio::AudioError>>;
+    let mut recordings: Vec<Blocks> = samples
+        .iter()
+        .map(|s| vec![Ok(s.clone())].into_iter())
+        .collect();
+    // An empty recording in the first batch, one failing in the second.
+    recordings.insert(3, Vec::new().into_iter());
+    let broken = asr_pipeline::audio::AudioError::Empty {
+        path: "broken.wav".into(),
+    };
+    recordings.insert(11, vec![Err(broken)].into_iter());
+    let heard = std::cell::RefCell::new(vec![0.0f64; recordings.len()]);
+    let batched = transcriber.transcribe_many(recordings, &options, &|i, p| {
+        heard.borrow_mut()[i] = p.done;
+    });
+    assert_eq!(batched.len(), clips.len() + 2);
+    let empty = batched[3].as_ref().unwrap();
+    assert!(empty.segments.is_empty() && empty.text.is_empty());
+    let error = batched[11].as_ref().unwrap_err().to_string();
+    assert!(error.contains("broken.wav"), "{error}");
+    let together: Vec<_> = batched
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 11)
+        .map(|(_, t)| t.unwrap())
+        .collect();
+    for ((clip, a), b) in clips.iter().zip(&alone).zip(&together) {
+        assert_eq!(a.text, b.text, "{}", clip.id);
+        assert_eq!(a.segments.len(), b.segments.len(), "{}", clip.id);
+        for (x, y) in a.segments.iter().zip(&b.segments) {
+            assert_eq!((x.start, x.end, &x.tokens), (y.start, y.end, &y.tokens));
+            assert!((x.avg_logprob - y.avg_logprob).abs() < 1e-4, "{}", clip.id);
+            assert!(
+                (x.no_speech_prob - y.no_speech_prob).abs() < 1e-4,
+                "{}",
+                clip.id
+            );
+            assert_eq!(x.temperature, y.temperature);
+        }
+        assert_eq!(a.timings.tokens, b.timings.tokens, "{}", clip.id);
+        assert_eq!(a.timings.batched_windows, 0);
+    }
+    // Every first window was decoded in a batch (of 7, 7 and 6 windows:
+    // the empty and the failing recordings take a place each).
+    let batched: Vec<usize> = together.iter().map(|t| t.timings.batched_windows).collect();
+    assert_eq!(batched, vec![1; clips.len()]);
+    // Every clip's progress reached its end.
+    let heard = heard.into_inner();
+    for (i, s) in samples.iter().enumerate() {
+        let at = i + usize::from(i >= 3) + usize::from(i >= 10);
+        let seconds = s.len() as f64 / 16_000.0;
+        assert!(
+            (heard[at] - seconds).abs() < 0.05,
+            "clip {i}: {} of {seconds}",
+            heard[at]
+        );
+    }
 }

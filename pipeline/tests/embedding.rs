@@ -230,3 +230,35 @@ fn with_vad_only_speech_is_transcribed_at_its_original_time() {
     eprintln!("30 s of silence without VAD: {:?}", hallucinated.text);
     assert!(!hallucinated.text.trim().is_empty());
 }
+
+#[test]
+fn files_transcribed_together_get_their_own_transcripts_and_errors() {
+    let (Some(jfk), Some(pipeline)) = (jfk(), pipeline(Pipeline::builder())) else {
+        return;
+    };
+    let missing = std::env::temp_dir().join("mlx-asr-no-such-file.wav");
+    let mut files = vec![jfk, missing.clone()];
+    files.extend(librispeech());
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let results = pipeline.transcribe_files(&paths, &|_, _| {});
+    assert_eq!(results.len(), files.len());
+    for (path, result) in paths.iter().zip(&results) {
+        if *path == missing {
+            let error = result.as_ref().unwrap_err().to_string();
+            assert!(error.contains("mlx-asr-no-such-file.wav"), "{error}");
+            continue;
+        }
+        let together = result.as_ref().unwrap();
+        let alone = pipeline.transcribe_file(path).unwrap();
+        assert_eq!(together.text, alone.text, "{}", path.display());
+        assert_eq!(together.segments.len(), alone.segments.len());
+        // jfk.wav and the LibriSpeech clips (where present) shared a batch.
+        let batched = usize::from(files.len() > 2);
+        assert_eq!(
+            together.timings.batched_windows,
+            batched,
+            "{}",
+            path.display()
+        );
+    }
+}
