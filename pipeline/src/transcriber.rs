@@ -115,7 +115,10 @@ struct PromptTexts {
 
 /// One recording's transcription in progress: what carries from window to window.
 struct Recording<'a, I> {
-    started: Instant,
+    /// Seconds spent on this recording so far (a batch's decoding shared
+    /// out): its `Timings::transcribe`, which wall time since it began
+    /// would overstate when recordings take turns.
+    busy: f64,
     mel: MelFrames<'a, I>,
     prelude: Prelude,
     rules: TokenRules,
@@ -368,7 +371,7 @@ impl Transcriber {
         let prelude = self.prelude(&mut mel, options)?;
         let texts = self.prompt_texts(options);
         Ok(Recording {
-            started,
+            busy: started.elapsed().as_secs_f64(),
             mel,
             prelude,
             rules: self.token_rules(options)?,
@@ -385,6 +388,20 @@ impl Transcriber {
 
     /// The next window of `recording` encoded, with its context; `None` past the end.
     fn next_window<I>(
+        &self,
+        recording: &mut Recording<'_, I>,
+        options: &DecodeOptions,
+    ) -> Result<Option<PendingWindow>, TranscribeError>
+    where
+        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
+    {
+        let clock = Instant::now();
+        let next = self.encode_next(recording, options);
+        recording.busy += clock.elapsed().as_secs_f64();
+        next
+    }
+
+    fn encode_next<I>(
         &self,
         recording: &mut Recording<'_, I>,
         options: &DecodeOptions,
@@ -431,15 +448,17 @@ impl Transcriber {
         while let Some(next) = self.next_window(recording, options)? {
             self.window(recording, next, options, progress)?;
         }
+        let clock = Instant::now();
         let initial = recording.texts.initial.len();
+        let text = self.text(&recording.all_tokens[initial..])?;
         Ok(Transcript {
-            text: self.text(&recording.all_tokens[initial..])?,
+            text,
             segments: std::mem::take(&mut recording.segments),
             language: recording.prelude.language.clone(),
             language_probability: recording.prelude.language_probability,
             timings: Timings {
                 audio: recording.mel.seconds_read(),
-                transcribe: recording.started.elapsed().as_secs_f64(),
+                transcribe: recording.busy + clock.elapsed().as_secs_f64(),
                 ..recording.timings
             },
         })
@@ -523,6 +542,7 @@ impl Transcriber {
             outcome.seek
         };
         recording.seek = next_seek.max(seek + 1);
+        recording.busy += clock.elapsed().as_secs_f64() + batch_secs;
         let seconds = |frames: usize| frames as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
         progress(Progress {
             done: seconds(recording.seek).min(recording.mel.seconds_read()),

@@ -14,16 +14,6 @@ pub struct CrossKv {
     pub values: Array,
 }
 
-impl CrossKv {
-    /// The keys and values converted to `dtype`.
-    pub fn astype(self, dtype: Dtype) -> mlx::Result<CrossKv> {
-        Ok(CrossKv {
-            keys: self.keys.astype(dtype)?,
-            values: self.values.astype(dtype)?,
-        })
-    }
-}
-
 /// The keys and values a decoder layer's self-attention has seen, in buffers
 /// `[B, H, capacity, D / H]` of which the first `len` positions are filled.
 /// Appending writes into the buffer in place (MLX reuses an input buffer
@@ -220,14 +210,23 @@ impl CrossAttention {
         self.out.store_f16_when_exact()
     }
 
-    /// Keys and values of `source` (the encoder output), laid out head by
-    /// head in memory: they are read at every decoder step, and a strided
-    /// view would be copied by each of those reads.
-    pub fn project_kv(&self, source: &Array) -> mlx::Result<CrossKv> {
+    /// Keys and values of `source` (the encoder output) as `dtype`, laid out
+    /// head by head in memory: they are read at every decoder step, and a
+    /// strided view would be copied by each of those reads. Evaluated one
+    /// after the other, so that a batch of windows' f32 projections are not
+    /// all alive at once.
+    pub fn project_kv(&self, source: &Array, dtype: Dtype) -> mlx::Result<CrossKv> {
         let packed = |x: &Array| -> mlx::Result<Array> {
             let heads = split_heads(x, self.n_head)?;
-            // Flattening a transposed view materializes it row-major.
-            heads.reshape(&[-1])?.reshape(&heads.shape())
+            // Converting, or flattening, a transposed view materializes it
+            // row-major.
+            let out = if heads.dtype() == dtype {
+                heads.reshape(&[-1])?.reshape(&heads.shape())?
+            } else {
+                heads.astype(dtype)?
+            };
+            out.eval()?;
+            Ok(out)
         };
         Ok(CrossKv {
             keys: packed(&self.key.forward(source)?)?,

@@ -38,8 +38,11 @@ impl DecoderState {
         let rows = Array::from_slice(&rows, &[rows.len() as i32])?;
         for cross in &mut self.cross {
             if cross.keys.dim(0)? > 1 {
-                cross.keys = cross.keys.take(&rows, 0)?;
-                cross.values = cross.values.take(&rows, 0)?;
+                let (keys, values) = (cross.keys.take(&rows, 0)?, cross.values.take(&rows, 0)?);
+                // Layer by layer, so that only one layer's old and new
+                // copies are alive at a time.
+                mlx::eval(&[&keys, &values])?;
+                *cross = CrossKv { keys, values };
             }
         }
         self.selves.iter_mut().try_for_each(|c| c.select(&rows))
@@ -92,8 +95,7 @@ impl TextDecoder {
                     .as_ref()
                     .expect("decoder blocks have cross-attention")
                     .0
-                    .project_kv(audio)?
-                    .astype(self.cross_kv)
+                    .project_kv(audio, self.cross_kv)
             })
             .collect::<mlx::Result<_>>()?;
         Ok(DecoderState {
