@@ -328,7 +328,8 @@ impl Pipeline {
     }
 
     /// WhisperX-style: the speech regions packed into ≤ 30 s batches, each
-    /// transcribed on its own and mapped back, the results joined.
+    /// transcribed on its own (up to `decode.batch_size` of them decoded
+    /// side by side) and mapped back, the results joined.
     fn decode_packed(
         &self,
         transcriber: &Transcriber,
@@ -338,11 +339,37 @@ impl Pipeline {
     ) -> Result<Transcript, PipelineError> {
         let regions = detect_speech(samples, vad)?;
         let pad = f64::from(vad.speech_pad_ms) / 1000.0;
+        let timelines: Vec<SpeechTimeline> = pack(&regions, 30.0)
+            .into_iter()
+            .map(|batch| SpeechTimeline::new(batch).with_join_tolerance(pad))
+            .collect();
+        if timelines.is_empty() {
+            // No speech at all: an empty transcript, as the streaming path gives.
+            return Ok(transcriber.transcribe(&[], &self.decode, progress)?);
+        }
+        // Each piece's audio is gathered when its batch comes up.
+        let pieces: Vec<_> = timelines
+            .iter()
+            .map(|t| std::iter::once_with(|| Ok(t.gather(samples))))
+            .collect();
+        let starts: Vec<f64> = timelines
+            .iter()
+            .scan(0.0, |at, t| {
+                let start = *at;
+                *at += t.duration();
+                Some(start)
+            })
+            .collect();
+        let speech: f64 = timelines.iter().map(SpeechTimeline::duration).sum();
+        let parts = transcriber.transcribe_many(pieces, &self.decode, &|i, p| {
+            progress(Progress {
+                done: starts[i] + p.done,
+                total: Some(speech),
+            })
+        });
         let mut joined: Option<Transcript> = None;
-        for batch in pack(&regions, 30.0) {
-            let timeline = SpeechTimeline::new(batch).with_join_tolerance(pad);
-            let mut part =
-                transcriber.transcribe(&timeline.gather(samples), &self.decode, progress)?;
+        for (timeline, part) in timelines.iter().zip(parts) {
+            let mut part = part?;
             timeline.map_transcript(&mut part);
             match &mut joined {
                 None => joined = Some(part),
@@ -356,11 +383,7 @@ impl Pipeline {
                 }
             }
         }
-        match joined {
-            Some(t) => Ok(t),
-            // No speech at all: an empty transcript, as the streaming path gives.
-            None => Ok(transcriber.transcribe(&[], &self.decode, progress)?),
-        }
+        Ok(joined.expect("there is at least one piece"))
     }
 
     /// The stages a transcription goes through.

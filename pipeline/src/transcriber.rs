@@ -347,7 +347,7 @@ impl Transcriber {
         };
         Ok(decode_windows_greedy(
             &self.model,
-            &audio,
+            audio,
             &contexts,
             &prompt,
         )?)

@@ -262,3 +262,51 @@ fn files_transcribed_together_get_their_own_transcripts_and_errors() {
         );
     }
 }
+
+/// With `[vad] pack_into_windows`, the packed pieces of a recording are
+/// independent windows: decoded side by side, they keep the transcript
+/// they get one at a time.
+#[test]
+fn packed_speech_pieces_decoded_together_keep_their_transcript() {
+    let Some(jfk) = jfk() else {
+        return;
+    };
+    let speech = asr_pipeline::audio::load_audio(&jfk).unwrap();
+    // Four times jfk with 3 s pauses: two pieces of ≤ 30 s.
+    let mut samples = Vec::new();
+    for _ in 0..4 {
+        samples.extend_from_slice(&speech);
+        samples.extend(std::iter::repeat_n(0f32, 3 * 16_000));
+    }
+    let packed = |batch_size| {
+        let vad = asr_pipeline::vad::VadOptions {
+            pack_into_windows: true,
+            ..asr_pipeline::vad::VadOptions::default()
+        };
+        let decode = asr_pipeline::DecodeOptions {
+            batch_size,
+            ..asr_pipeline::DecodeOptions::default()
+        };
+        pipeline(Pipeline::builder().vad(vad).decode(decode))
+    };
+    let (Some(alone), Some(together)) = (packed(1), packed(8)) else {
+        return;
+    };
+    let (a, b) = (
+        alone.transcribe(&samples).unwrap(),
+        together.transcribe(&samples).unwrap(),
+    );
+    assert_eq!(a.text, b.text);
+    let times = |t: &Transcript| -> Vec<(f64, f64, String)> {
+        t.segments
+            .iter()
+            .map(|s| (s.start, s.end, s.text.clone()))
+            .collect()
+    };
+    assert_eq!(times(&a), times(&b));
+    assert!(b.segments.last().unwrap().end > 40.0, "{:?}", times(&b));
+    assert_eq!(
+        (a.timings.batched_windows, b.timings.batched_windows),
+        (0, 2)
+    );
+}

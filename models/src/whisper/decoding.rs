@@ -371,15 +371,26 @@ impl<'m> Stepper<'m> {
         if let Some(id) = prompt.rules.special.no_speech {
             let clock = Instant::now();
             let sot = prompt.rules.special.sot;
-            for (row, input) in inputs.iter().enumerate() {
-                let at = input.iter().position(|&t| t == sot).unwrap_or(0) as i32;
-                let row = row as i32;
-                let state = hidden
-                    .slice_axis(0, row, row + 1)?
-                    .slice_axis(1, at, at + 1)?;
-                let logits = self.model.decoder.logits(&state)?.reshape(&[-1])?;
-                let probs = logits.softmax(&[0], true)?;
-                no_speech[row as usize] = probs.to_vec::<f32>()?[id as usize];
+            // Each row's state at its start-of-transcript, one projection for all.
+            let states = inputs
+                .iter()
+                .enumerate()
+                .map(|(row, input)| {
+                    let (row, at) = (
+                        row as i32,
+                        input.iter().position(|&t| t == sot).unwrap_or(0),
+                    );
+                    hidden
+                        .slice_axis(0, row, row + 1)?
+                        .slice_axis(1, at as i32, at as i32 + 1)
+                })
+                .collect::<mlx::Result<Vec<_>>>()?;
+            let states = mlx::concatenate(&states.iter().collect::<Vec<_>>(), 0)?;
+            let logits = self.model.decoder.logits(&states)?;
+            let probs = logits.softmax(&[-1], true)?.to_vec::<f32>()?;
+            let vocab = probs.len() / inputs.len();
+            for (p, row) in no_speech.iter_mut().zip(probs.chunks(vocab)) {
+                *p = row[id as usize];
             }
             self.times.logits += clock.elapsed().as_secs_f64();
         }
@@ -489,7 +500,7 @@ pub fn decode_window(
 /// another order for several rows); the decoding time is shared out evenly.
 pub fn decode_windows_greedy(
     model: &Whisper,
-    audio: &Array,
+    audio: Array,
     contexts: &[&[u32]],
     prompt: &WindowPrompt<'_>,
 ) -> mlx::Result<Vec<WindowResult>> {
@@ -500,7 +511,9 @@ pub fn decode_windows_greedy(
             audio.dim(0)?
         )));
     }
-    let mut stepper = Stepper::start(model, audio)?;
+    let mut stepper = Stepper::start(model, &audio)?;
+    // Only the cross-attention keys and values are needed from here on.
+    drop(audio);
     let (first, no_speech) = stepper.contexts(contexts, prompt)?;
     let budget = Budget::after(model, contexts[0]);
     let sources = (0..rows as u32).collect();
