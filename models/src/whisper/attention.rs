@@ -217,14 +217,10 @@ impl CrossAttention {
     /// all alive at once.
     pub fn project_kv(&self, source: &Array, dtype: Dtype) -> mlx::Result<CrossKv> {
         let packed = |x: &Array| -> mlx::Result<Array> {
-            let heads = split_heads(x, self.n_head)?;
-            // Converting, or flattening, a transposed view materializes it
-            // row-major.
-            let out = if heads.dtype() == dtype {
-                heads.reshape(&[-1])?.reshape(&heads.shape())?
-            } else {
-                heads.astype(dtype)?
-            };
+            // Converted first (a conversion keeps the view's strides), then
+            // flattened: that copy materializes the transposed view row-major.
+            let heads = split_heads(x, self.n_head)?.astype(dtype)?;
+            let out = heads.reshape(&[-1])?.reshape(&heads.shape())?;
             out.eval()?;
             Ok(out)
         };
