@@ -279,7 +279,7 @@ fn profile_table(t: &asr_pipeline::Timings) -> String {
                 ms_per_token(t.decoder),
                 match t.batched_windows {
                     0 => String::new(),
-                    n => format!(", {n} windows batched"),
+                    n => format!(", {n}/{} windows batched", t.windows),
                 }
             ),
         ),
