@@ -53,6 +53,12 @@ pub enum AudioError {
     Empty { path: PathBuf },
 }
 
+/// Consecutive blocks of 16 kHz mono samples (an [`AudioStream`], or
+/// samples already in memory), each block or the error that ended them.
+pub trait AudioBlocks: Iterator<Item = Result<Vec<f32>, AudioError>> {}
+
+impl<I: Iterator<Item = Result<Vec<f32>, AudioError>>> AudioBlocks for I {}
+
 /// Reads `path` as mono f32 samples at [`SAMPLE_RATE`]: all blocks of its
 /// [`AudioStream`], end to end.
 pub fn load_audio(path: &Path) -> Result<Vec<f32>, AudioError> {

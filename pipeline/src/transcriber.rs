@@ -16,7 +16,7 @@ use asr_models::whisper::{
 use mlx::Array;
 use rand::SeedableRng;
 
-use crate::audio::{AudioError, AudioStream};
+use crate::audio::{AudioBlocks, AudioError, AudioStream};
 use crate::decode_options::{DecodeOptions, Task};
 use crate::mel_frames::{to_frames, FrameError, MelFrames, MelWindow, FRAMES_PER_SECOND};
 use crate::model_source::resolve_model;
@@ -215,15 +215,12 @@ impl Transcriber {
 
     /// Transcribes 16 kHz mono audio arriving in consecutive blocks, holding
     /// at most a few minutes of it at a time.
-    pub fn transcribe_blocks<I>(
+    pub fn transcribe_blocks<I: AudioBlocks>(
         &self,
         blocks: I,
         options: &DecodeOptions,
         progress: &dyn Fn(Progress),
-    ) -> Result<Transcript, TranscribeError>
-    where
-        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
-    {
+    ) -> Result<Transcript, TranscribeError> {
         let mut recording = self.begin(blocks, options)?;
         self.finish(&mut recording, options, progress)
     }
@@ -236,15 +233,12 @@ impl Transcriber {
     /// products. Greedy decoding only: with beam search or a first
     /// temperature above 0 the recordings are transcribed one by one.
     /// `progress` hears of recording i as `(i, progress)`.
-    pub fn transcribe_many<I>(
+    pub fn transcribe_many<I: AudioBlocks>(
         &self,
         recordings: Vec<I>,
         options: &DecodeOptions,
         progress: &dyn Fn(usize, Progress),
-    ) -> Vec<Result<Transcript, TranscribeError>>
-    where
-        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
-    {
+    ) -> Vec<Result<Transcript, TranscribeError>> {
         let batch = if self.greedy_first(options) {
             options.batch_size.clamp(1, MAX_BATCH)
         } else {
@@ -268,15 +262,12 @@ impl Transcriber {
     }
 
     /// [`Self::transcribe_many`] for one batch of recordings.
-    fn transcribe_group<I>(
+    fn transcribe_group<I: AudioBlocks>(
         &self,
         group: Vec<I>,
         options: &DecodeOptions,
         progress: &dyn Fn(usize, Progress),
-    ) -> Vec<Result<Transcript, TranscribeError>>
-    where
-        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
-    {
+    ) -> Vec<Result<Transcript, TranscribeError>> {
         let mut started: Vec<Result<Started<'_, I>, TranscribeError>> = group
             .into_iter()
             .map(|blocks| {
@@ -338,6 +329,7 @@ impl Transcriber {
         let audios: Vec<&Array> = batch.iter().map(|f| &f.audio).collect();
         let audio = mlx::concatenate(&audios, 0)?;
         let contexts: Vec<&[u32]> = batch.iter().map(|f| f.context.as_slice()).collect();
+        // One set of options: every first window has the same rules and prefix.
         let first = &batch[0];
         let prompt = WindowPrompt {
             context: &first.context,
@@ -354,14 +346,11 @@ impl Transcriber {
     }
 
     /// Starts a recording: its mel frames, language and prompt texts.
-    fn begin<'a, I>(
+    fn begin<'a, I: AudioBlocks>(
         &'a self,
         blocks: I,
         options: &DecodeOptions,
-    ) -> Result<Recording<'a, I>, TranscribeError>
-    where
-        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
-    {
+    ) -> Result<Recording<'a, I>, TranscribeError> {
         let problems = options.problems();
         if !problems.is_empty() {
             return Err(TranscribeError::Options(problems.join("; ")));
@@ -387,28 +376,22 @@ impl Transcriber {
     }
 
     /// The next window of `recording` encoded, with its context; `None` past the end.
-    fn next_window<I>(
+    fn next_window<I: AudioBlocks>(
         &self,
         recording: &mut Recording<'_, I>,
         options: &DecodeOptions,
-    ) -> Result<Option<PendingWindow>, TranscribeError>
-    where
-        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
-    {
+    ) -> Result<Option<PendingWindow>, TranscribeError> {
         let clock = Instant::now();
         let next = self.encode_next(recording, options);
         recording.busy += clock.elapsed().as_secs_f64();
         next
     }
 
-    fn encode_next<I>(
+    fn encode_next<I: AudioBlocks>(
         &self,
         recording: &mut Recording<'_, I>,
         options: &DecodeOptions,
-    ) -> Result<Option<PendingWindow>, TranscribeError>
-    where
-        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
-    {
+    ) -> Result<Option<PendingWindow>, TranscribeError> {
         let seek = recording.seek;
         let Some((window, audio)) =
             self.encode_window(&mut recording.mel, seek, &mut recording.timings)?
@@ -436,15 +419,12 @@ impl Transcriber {
     }
 
     /// Decodes the rest of `recording`, window after window.
-    fn finish<I>(
+    fn finish<I: AudioBlocks>(
         &self,
         recording: &mut Recording<'_, I>,
         options: &DecodeOptions,
         progress: &dyn Fn(Progress),
-    ) -> Result<Transcript, TranscribeError>
-    where
-        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
-    {
+    ) -> Result<Transcript, TranscribeError> {
         while let Some(next) = self.next_window(recording, options)? {
             self.window(recording, next, options, progress)?;
         }
@@ -466,16 +446,13 @@ impl Transcriber {
 
     /// Decodes one window (unless its greedy attempt was decoded already),
     /// keeps its segments and moves the recording's seek past them.
-    fn window<I>(
+    fn window<I: AudioBlocks>(
         &self,
         recording: &mut Recording<'_, I>,
         next: PendingWindow,
         options: &DecodeOptions,
         progress: &dyn Fn(Progress),
-    ) -> Result<(), TranscribeError>
-    where
-        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
-    {
+    ) -> Result<(), TranscribeError> {
         let clock = Instant::now();
         let seek = recording.seek;
         let prompt = WindowPrompt {
@@ -553,15 +530,12 @@ impl Transcriber {
 
     /// The window at frame `seek` and its encoder output (evaluated, so
     /// that each stage's time is its own); `None` past the end.
-    fn encode_window<I>(
+    fn encode_window<I: AudioBlocks>(
         &self,
         mel: &mut MelFrames<'_, I>,
         seek: usize,
         timings: &mut Timings,
-    ) -> Result<Option<(MelWindow, Array)>, TranscribeError>
-    where
-        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
-    {
+    ) -> Result<Option<(MelWindow, Array)>, TranscribeError> {
         let clock = Instant::now();
         let window = {
             let _span = tracing::debug_span!("log_mel", seek).entered();
@@ -678,14 +652,11 @@ impl Transcriber {
 
     /// Decides the language (detecting it on the first window when the
     /// model is multilingual and none is given) and the window prompt.
-    fn prelude<I>(
+    fn prelude<I: AudioBlocks>(
         &self,
         mel: &mut MelFrames<'_, I>,
         options: &DecodeOptions,
-    ) -> Result<Prelude, TranscribeError>
-    where
-        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
-    {
+    ) -> Result<Prelude, TranscribeError> {
         if !self.model.config.is_multilingual() {
             if options.task == Task::Translate
                 || options.language.as_deref().is_some_and(|l| l != "en")
