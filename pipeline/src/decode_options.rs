@@ -109,6 +109,12 @@ impl Default for DecodeOptions {
 }
 
 impl DecodeOptions {
+    /// Whether a window's first attempt is plain greedy decoding (temperature
+    /// 0 without beams): the decoding that windows share in batches.
+    pub fn greedy_first(&self) -> bool {
+        self.temperature.first() == Some(&0.0) && self.beam_size.unwrap_or(1) == 1
+    }
+
     /// Values that cannot work, each as `decode.<key>: <reason>`.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();

@@ -149,7 +149,11 @@ impl StagePlan {
             ),
             stage(
                 "decoder",
-                decoder_description(settings.decode),
+                format!(
+                    "{}{}",
+                    decoder_description(settings.decode),
+                    batching_note(settings)
+                ),
                 Data::AudioFeatures,
                 Data::Transcript,
             ),
@@ -237,6 +241,26 @@ fn decoder_description(d: &DecodeOptions) -> String {
     )
 }
 
+/// What is decoded side by side (see `Transcriber::transcribe_many`):
+/// several files' first windows, or a file's VAD-packed pieces.
+fn batching_note(settings: &PlanSettings<'_>) -> String {
+    let d = settings.decode;
+    if !d.greedy_first() || d.batch_size < 2 {
+        return String::new();
+    }
+    let hooks = settings.alignment.is_some() || settings.diarization.is_some();
+    match settings.vad {
+        None if !hooks => format!(
+            ", first windows of up to {} files side by side",
+            d.batch_size
+        ),
+        Some(vad) if vad.pack_into_windows => {
+            format!(", up to {} speech pieces side by side", d.batch_size)
+        }
+        _ => String::new(),
+    }
+}
+
 /// What int8 activations become on this machine.
 fn activations_note(activations: Activations) -> &'static str {
     match activations {
@@ -298,6 +322,52 @@ mod tests {
         let plan = StagePlan::new(&hooked).unwrap();
         assert_eq!(plan.stages[4].implementation, "hook even-words");
         assert_eq!(plan.stages[5].name, "diarization");
+    }
+
+    #[test]
+    fn the_decoder_stage_says_what_is_decoded_side_by_side() {
+        let note = |decode: &DecodeOptions, vad: Option<&VadOptions>, hook: Option<&str>| {
+            let settings = PlanSettings {
+                vad,
+                alignment: hook,
+                ..settings("tiny.en", decode)
+            };
+            let plan = StagePlan::new(&settings).unwrap();
+            let decoder = plan.stages.iter().find(|s| s.name == "decoder").unwrap();
+            decoder.implementation.clone()
+        };
+        let greedy = DecodeOptions::default();
+        let files = ", first windows of up to 8 files side by side";
+        assert!(note(&greedy, None, None).ends_with(files));
+        let packed = VadOptions {
+            pack_into_windows: true,
+            ..VadOptions::default()
+        };
+        let pieces = ", up to 8 speech pieces side by side";
+        assert!(note(&greedy, Some(&packed), Some("even-words")).ends_with(pieces));
+        // One at a time: streamed VAD, hooks, beam search, sampling first, batch_size 1.
+        let streamed = VadOptions::default();
+        let beams = DecodeOptions {
+            beam_size: Some(5),
+            ..DecodeOptions::default()
+        };
+        let sampled = DecodeOptions {
+            temperature: vec![0.2],
+            ..DecodeOptions::default()
+        };
+        let single = DecodeOptions {
+            batch_size: 1,
+            ..DecodeOptions::default()
+        };
+        for text in [
+            note(&greedy, Some(&streamed), None),
+            note(&greedy, None, Some("even-words")),
+            note(&beams, None, None),
+            note(&sampled, None, None),
+            note(&single, None, None),
+        ] {
+            assert!(!text.contains("side by side"), "{text}");
+        }
     }
 
     #[test]

@@ -239,7 +239,7 @@ impl Transcriber {
         options: &DecodeOptions,
         progress: &dyn Fn(usize, Progress),
     ) -> Vec<Result<Transcript, TranscribeError>> {
-        let batch = if self.greedy_first(options) {
+        let batch = if options.greedy_first() {
             options.batch_size.clamp(1, MAX_BATCH)
         } else {
             1
@@ -254,11 +254,6 @@ impl Transcriber {
             let first = results.len();
             results.extend(self.transcribe_group(group, options, &|i, p| progress(first + i, p)));
         }
-    }
-
-    /// Whether the first attempt at a window is plain greedy decoding.
-    fn greedy_first(&self, options: &DecodeOptions) -> bool {
-        options.temperature.first() == Some(&0.0) && options.beam_size.unwrap_or(1) == 1
     }
 
     /// [`Self::transcribe_many`] for one batch of recordings.
@@ -276,7 +271,7 @@ impl Transcriber {
                 Ok((recording, first))
             })
             .collect();
-        if self.greedy_first(options) {
+        if options.greedy_first() {
             let firsts: Vec<&mut PendingWindow> = started
                 .iter_mut()
                 .filter_map(|r| r.as_mut().ok().and_then(|(_, f)| f.as_mut()))
