@@ -1097,6 +1097,16 @@ MLX_SHIM_F16C void dequantize8_avx2(const uint32_t* words, size_t k, int bits, f
   _mm256_storeu_ps(out, v);
 }
 
+// Asks for rows [n, n + count) of a packed matrix before they are used (none
+// past row n1): one core streams a matrix from memory at about half the
+// speed it multiplies it, and the hardware prefetcher alone does not close
+// that gap (vocabulary projection 2.8 -> 2.2 ms per token on the long file).
+inline void prefetch_rows(const uint32_t* w, size_t words, size_t n, size_t count, size_t n1) {
+  if (n + count > n1) return;
+  const char* p = reinterpret_cast<const char*>(w + n * words);
+  for (size_t c = 0; c < count * words * sizeof(uint32_t); c += 64) _mm_prefetch(p + c, _MM_HINT_T0);
+}
+
 // For one row of x, sum_k x[k] (s q[k] + b) over a group is computed as
 // s <x, q> + b sum(x): the packed values are only widened, and the bias
 // meets the group sums of x (`xsum`, one per group) once per group.
@@ -1114,6 +1124,7 @@ MLX_SHIM_F16C void quant_rows_avx2(const QuantShape& sh, const float* x, const f
   if (sh.M == 1) {
     // One row of x: four weight rows at a time share its loads.
     for (; n + 4 <= n1; n += 4) {
+      prefetch_rows(w, words, n + 8, 4, n1);
       const uint32_t* wn[4] = {w + n * words, w + (n + 1) * words, w + (n + 2) * words,
                                w + (n + 3) * words};
       __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
