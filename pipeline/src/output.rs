@@ -71,7 +71,8 @@ pub struct Timings {
     /// Decoding passes over a window (temperature fallbacks included).
     pub decoder_passes: usize,
     /// Windows whose greedy pass was decoded side by side with other
-    /// recordings' windows (their decoder times are shares of the batch's).
+    /// recordings' windows (their decoder times are shares of the batch's,
+    /// by the tokens each decoded).
     pub batched_windows: usize,
     /// Word alignment (cross-attention pass + DTW), when words are timed.
     pub word_timestamps: f64,

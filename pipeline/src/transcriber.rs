@@ -304,8 +304,15 @@ impl Transcriber {
                 let clock = Instant::now();
                 match self.decode_batch(batch, options) {
                     Ok(results) => {
-                        let share = clock.elapsed().as_secs_f64() / batch.len() as f64;
+                        // Each window's share: what the decoder counted for it.
+                        let elapsed = clock.elapsed().as_secs_f64();
+                        let counted = |r: &WindowResult| {
+                            let t = &r.times;
+                            t.prompt + t.blocks + t.logits + t.picking
+                        };
+                        let all: f64 = results.iter().map(counted).sum();
                         for (first, result) in batch.iter_mut().zip(results) {
+                            let share = elapsed * counted(&result) / all.max(f64::MIN_POSITIVE);
                             first.greedy = Some((result, share));
                         }
                     }

@@ -497,7 +497,8 @@ pub fn decode_window(
 /// the prompt pass being one batch); the rest of `prompt` applies to every
 /// row. Row b's result is what [`decode_window`] with [`Search::Greedy`]
 /// gives for that window alone, up to float rounding (the products sum in
-/// another order for several rows); the decoding time is shared out evenly.
+/// another order for several rows); the prompt pass's time is shared out
+/// evenly, the steps' by the tokens each row decoded.
 pub fn decode_windows_greedy(
     model: &Whisper,
     audio: Array,
@@ -518,14 +519,27 @@ pub fn decode_windows_greedy(
     let budget = Budget::after(model, contexts[0]);
     let sources = (0..rows as u32).collect();
     let hypotheses = sample_hypotheses(&mut stepper, first, sources, prompt, None, budget)?;
-    let mut times = stepper.times;
-    let share = 1.0 / rows as f64;
-    (times.prompt, times.blocks) = (times.prompt * share, times.blocks * share);
-    (times.logits, times.picking) = (times.logits * share, times.picking * share);
+    let total = stepper.times;
+    let steps: Vec<f64> = hypotheses
+        .iter()
+        .map(|h| (h.tokens.len() + 1) as f64)
+        .collect();
+    let all_steps: f64 = steps.iter().sum();
     Ok(hypotheses
         .iter()
         .zip(no_speech)
-        .map(|(h, no_speech)| WindowResult::of(h, no_speech, 0.0, times))
+        .zip(steps)
+        .map(|((h, no_speech), steps)| {
+            let share = steps / all_steps;
+            let times = StepTimes {
+                prompt: total.prompt / rows as f64,
+                blocks: total.blocks * share,
+                logits: total.logits * share,
+                picking: total.picking * share,
+                passes: 1,
+            };
+            WindowResult::of(h, no_speech, 0.0, times)
+        })
         .collect())
 }
 
