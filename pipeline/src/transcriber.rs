@@ -142,8 +142,6 @@ struct PendingWindow {
     window: MelWindow,
     audio: Array,
     context: Vec<u32>,
-    prefix: Vec<u32>,
-    rules: TokenRules,
     /// Its greedy decode, done in a batch, and that batch's seconds per window.
     greedy: Option<(WindowResult, f64)>,
 }
@@ -271,13 +269,13 @@ impl Transcriber {
                 Ok((recording, first))
             })
             .collect();
-        if options.greedy_first() {
-            let firsts: Vec<&mut PendingWindow> = started
-                .iter_mut()
-                .filter_map(|r| r.as_mut().ok().and_then(|(_, f)| f.as_mut()))
-                .collect();
-            self.decode_side_by_side(firsts, options);
-        }
+        // Groups of one when the first attempt is not greedy (transcribe_many).
+        let firsts: Vec<(&Recording<'_, I>, &mut PendingWindow)> = started
+            .iter_mut()
+            .filter_map(|r| r.as_mut().ok())
+            .filter_map(|(recording, first)| Some((&*recording, first.as_mut()?)))
+            .collect();
+        self.decode_side_by_side(firsts, options);
         started
             .into_iter()
             .enumerate()
@@ -294,49 +292,51 @@ impl Transcriber {
     /// Greedy decoding of the windows' first attempts in batches of equal
     /// context lengths. A batch that fails is left undecoded: its windows
     /// are then decoded one by one, where the error shows per recording.
-    fn decode_side_by_side(&self, mut firsts: Vec<&mut PendingWindow>, options: &DecodeOptions) {
-        firsts.sort_by_key(|f| f.context.len());
-        for same in firsts.chunk_by_mut(|a, b| a.context.len() == b.context.len()) {
-            for batch in same.chunks_mut(options.batch_size.clamp(1, MAX_BATCH)) {
-                if batch.len() < 2 {
-                    continue;
-                }
-                let clock = Instant::now();
-                match self.decode_batch(batch, options) {
-                    Ok(results) => {
-                        // Each window's share: what the decoder counted for it.
-                        let elapsed = clock.elapsed().as_secs_f64();
-                        let counted = |r: &WindowResult| {
-                            let t = &r.times;
-                            t.prompt + t.blocks + t.logits + t.picking
-                        };
-                        let all: f64 = results.iter().map(counted).sum();
-                        for (first, result) in batch.iter_mut().zip(results) {
-                            let share = elapsed * counted(&result) / all.max(f64::MIN_POSITIVE);
-                            first.greedy = Some((result, share));
-                        }
+    fn decode_side_by_side<I: AudioBlocks>(
+        &self,
+        mut firsts: Vec<(&Recording<'_, I>, &mut PendingWindow)>,
+        options: &DecodeOptions,
+    ) {
+        firsts.sort_by_key(|(_, f)| f.context.len());
+        for batch in firsts.chunk_by_mut(|a, b| a.1.context.len() == b.1.context.len()) {
+            if batch.len() < 2 {
+                continue;
+            }
+            let clock = Instant::now();
+            match self.decode_batch(batch, options) {
+                Ok(results) => {
+                    // Each window's share: what the decoder counted for it.
+                    let elapsed = clock.elapsed().as_secs_f64();
+                    let counted = |r: &WindowResult| {
+                        let t = &r.times;
+                        t.prompt + t.blocks + t.logits + t.picking
+                    };
+                    let all: f64 = results.iter().map(counted).sum();
+                    for ((_, first), result) in batch.iter_mut().zip(results) {
+                        let share = elapsed * counted(&result) / all.max(f64::MIN_POSITIVE);
+                        first.greedy = Some((result, share));
                     }
-                    Err(e) => tracing::warn!("batched decoding failed, one at a time: {e}"),
                 }
+                Err(e) => tracing::warn!("batched decoding failed, one at a time: {e}"),
             }
         }
     }
 
-    fn decode_batch(
+    fn decode_batch<I: AudioBlocks>(
         &self,
-        batch: &[&mut PendingWindow],
+        batch: &[(&Recording<'_, I>, &mut PendingWindow)],
         options: &DecodeOptions,
     ) -> Result<Vec<WindowResult>, TranscribeError> {
         let _span = tracing::debug_span!("decoder", batch = batch.len()).entered();
-        let audios: Vec<&Array> = batch.iter().map(|f| &f.audio).collect();
+        let audios: Vec<&Array> = batch.iter().map(|(_, f)| &f.audio).collect();
         let audio = mlx::concatenate(&audios, 0)?;
-        let contexts: Vec<&[u32]> = batch.iter().map(|f| f.context.as_slice()).collect();
-        // One set of options: every first window has the same rules and prefix.
-        let first = &batch[0];
+        let contexts: Vec<&[u32]> = batch.iter().map(|(_, f)| f.context.as_slice()).collect();
+        // One set of options: every first window (seek 0) has the same rules and prefix.
+        let (recording, first) = &batch[0];
         let prompt = WindowPrompt {
             context: &first.context,
-            prefix: &first.prefix,
-            rules: &first.rules,
+            prefix: &recording.texts.prefix,
+            rules: &recording.rules,
             length_penalty: options.length_penalty,
         };
         Ok(decode_windows_greedy(
@@ -408,12 +408,6 @@ impl Transcriber {
         );
         Ok(Some(PendingWindow {
             context: self.context(&previous, &recording.prelude, options),
-            prefix: if seek == 0 {
-                recording.texts.prefix.clone()
-            } else {
-                Vec::new()
-            },
-            rules: recording.rules.clone(),
             window,
             audio,
             greedy: None,
@@ -459,8 +453,12 @@ impl Transcriber {
         let seek = recording.seek;
         let prompt = WindowPrompt {
             context: &next.context,
-            prefix: &next.prefix,
-            rules: &next.rules,
+            prefix: if seek == 0 {
+                &recording.texts.prefix
+            } else {
+                &[]
+            },
+            rules: &recording.rules,
             length_penalty: options.length_penalty,
         };
         let (greedy, batch_secs) = match next.greedy {
@@ -808,7 +806,7 @@ impl Transcriber {
         let mut times = StepTimes::default();
         for &t in &options.temperature {
             // The first attempt may have been decoded in a batch already.
-            let result = match greedy.take() {
+            let mut result = match greedy.take() {
                 Some(result) => result,
                 None => {
                     let search = match (t, options.beam_size) {
@@ -826,40 +824,25 @@ impl Transcriber {
                     decode_window(&self.model, audio, prompt, search)?
                 }
             };
-            if let Some(pass) = self.judge(result, &mut times, &mut last, t, options)? {
-                return Ok(pass);
+            // Every attempt's time counts, not only the kept one's.
+            times += result.times;
+            result.times = times;
+            let ratio = compression_ratio(self.text(&result.tokens)?.trim());
+            let low_logprob = result.avg_logprob < options.logprob_threshold;
+            let silent = result.no_speech_prob > options.no_speech_threshold && low_logprob;
+            let passes = silent || !(ratio > options.compression_ratio_threshold || low_logprob);
+            if passes {
+                return Ok((result, ratio));
             }
+            tracing::debug!(
+                temperature = t,
+                ratio,
+                avg_logprob = result.avg_logprob,
+                "fallback"
+            );
+            last = Some((result, ratio));
         }
         Ok(last.expect("decode options have at least one temperature"))
-    }
-
-    /// An attempt at temperature `t` with its compression ratio when it
-    /// passes the checks (or looks like silence); otherwise kept in `last`.
-    fn judge(
-        &self,
-        mut result: WindowResult,
-        times: &mut StepTimes,
-        last: &mut Option<(WindowResult, f32)>,
-        t: f32,
-        options: &DecodeOptions,
-    ) -> Result<Option<(WindowResult, f32)>, TranscribeError> {
-        // Every attempt's time counts, not only the kept one's.
-        *times += result.times;
-        result.times = *times;
-        let ratio = compression_ratio(self.text(&result.tokens)?.trim());
-        let low_logprob = result.avg_logprob < options.logprob_threshold;
-        let silent = result.no_speech_prob > options.no_speech_threshold && low_logprob;
-        if silent || !(ratio > options.compression_ratio_threshold || low_logprob) {
-            return Ok(Some((result, ratio)));
-        }
-        tracing::debug!(
-            temperature = t,
-            ratio,
-            avg_logprob = result.avg_logprob,
-            "fallback"
-        );
-        *last = Some((result, ratio));
-        Ok(None)
     }
 
     fn text(&self, tokens: &[u32]) -> Result<String, TranscribeError> {
