@@ -58,6 +58,29 @@ namespace mlx_shim::kernels {
 namespace {
 
 // ---------------------------------------------------------------------------
+// Buffers the kernels own start on a cache line: a 64-byte vector load from
+// an address that is not a multiple of 64 touches two lines (std::vector's
+// 16-byte alignment made the attention and int8 tiles 1.5x slower).
+
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlign{64};
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+  template <class U>
+  bool operator==(const CacheLineAllocator<U>&) const {
+    return true;
+  }
+};
+
+template <class T>
+using AlignedVec = std::vector<T, CacheLineAllocator<T>>;
+
+// ---------------------------------------------------------------------------
 // Settings and the thread pool.
 
 std::atomic<bool>& enabled_flag() {
@@ -811,7 +834,7 @@ MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q,
   size_t per_head = static_cast<size_t>(sh.D) * stride;
   size_t values_per_head = static_cast<size_t>(sh.S) * kFusedValues;
   size_t kv_heads = static_cast<size_t>(sh.B) * sh.Hk;
-  thread_local std::vector<float> transposed, values;
+  thread_local AlignedVec<float> transposed, values;
   transposed.assign(kv_heads * per_head, 0.0f);
   values.resize(kv_heads * values_per_head);
   float* kt_all = transposed.data();
@@ -836,7 +859,7 @@ MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q,
   double cost = static_cast<double>(sh.B) * sh.H * sh.L * sh.S * (sh.D + sh.Dv + 8);
   int rep = sh.H / sh.Hk;
   parallel_rows(tasks, cost, [&](size_t t0, size_t t1) {
-    thread_local std::vector<float> scores, acc;
+    thread_local AlignedVec<float> scores, acc;
     scores.resize(kFusedQueries * stride);
     acc.resize(kFusedQueries * kFusedValues);
     for (size_t t = t0; t < t1; ++t) {
@@ -1255,9 +1278,9 @@ struct Int8Rows {
 // consecutive q bytes of each column side by side ([K / 4][32] words), and
 // the scales and biases as f32 [groups][32]. Columns past N are zero.
 struct Int8Panels {
-  std::vector<uint32_t> words;  // [panels][K / 4][32]
-  std::vector<float> scales;    // [panels][groups][32]
-  std::vector<float> biases;
+  AlignedVec<uint32_t> words;  // [panels][K / 4][32]
+  AlignedVec<float> scales;    // [panels][groups][32]
+  AlignedVec<float> biases;
 };
 
 #if defined(__x86_64__) && defined(__GNUC__)
