@@ -2,8 +2,10 @@
 
 use std::ptr;
 
+use crate::array::{from_array_vec, to_array_vec};
 use crate::ffi::ffi;
-use crate::{Array, Result};
+use crate::quant::QuantizedMatrix;
+use crate::{Array, Error, Result};
 
 pub(crate) fn ptr_of(a: Option<&Array>) -> *const ffi::MlxArray {
     a.map_or(ptr::null(), |a| a.raw() as *const _)
@@ -139,4 +141,89 @@ pub fn int8_products_available() -> bool {
 /// included (the core count, or `MLX_ASR_THREADS`).
 pub fn custom_kernel_threads() -> usize {
     ffi::custom_kernel_threads().max(1) as usize
+}
+
+/// A quantized projection and its bias (`[out]`, f32).
+#[derive(Clone, Copy, Debug)]
+pub struct QuantizedLinearRef<'a> {
+    pub matrix: &'a QuantizedMatrix,
+    pub bias: &'a Array,
+}
+
+/// A pre-LN decoder layer (Whisper's, for one): self-attention over a key/value
+/// cache, cross-attention over an encoder's keys and values, a GELU MLP, each
+/// after a layer norm and added to the residual stream.
+#[derive(Clone, Copy, Debug)]
+pub struct DecoderLayerWeights<'a> {
+    pub heads: i32,
+    pub eps: f32,
+    /// Weight and bias of the norms before self-attention, cross-attention and the MLP.
+    pub norms: [(&'a Array, &'a Array); 3],
+    /// Stacked query/key/value, self-attention output, cross-attention
+    /// query, cross-attention output, MLP in, MLP out; quantized alike.
+    pub projections: [QuantizedLinearRef<'a>; 6],
+}
+
+/// What [`DecoderLayerWeights::step`] returns: the layer's output and the caches.
+#[derive(Debug)]
+pub struct DecoderLayerStep {
+    pub x: Array,
+    pub keys: Array,
+    pub values: Array,
+}
+
+/// Whether [`DecoderLayerWeights::step`] runs here: the custom kernels on
+/// and the CPU backend by default.
+pub fn decoder_layer_steps_available() -> bool {
+    ffi::custom_kernels_active()
+}
+
+impl DecoderLayerWeights<'_> {
+    /// The layer applied to one new position per row, `x` `[B <= 8, 1, D]`,
+    /// as one primitive (the same kernels, so the same values, as the layer's
+    /// ops, without ~30 dispatches). `keys` and `values`
+    /// (`[B, heads, capacity, D / heads]`, f32) are the self-attention caches
+    /// with positions `..position` filled; this position is written in place
+    /// when nothing else holds them. `cross_keys`/`cross_values` are
+    /// `[B or 1, heads, frames, D / heads]`, f16 or f32. An error when
+    /// [`decoder_layer_steps_available`] is false or the shapes do not fit.
+    pub fn step(
+        &self,
+        x: &Array,
+        keys: Array,
+        values: Array,
+        position: i32,
+        cross_keys: &Array,
+        cross_values: &Array,
+    ) -> Result<DecoderLayerStep> {
+        let first = self.projections[0].matrix;
+        let mut inputs = vec![x, &keys, &values, cross_keys, cross_values];
+        inputs.extend(self.norms.iter().flat_map(|(w, b)| [*w, *b]));
+        for p in &self.projections {
+            let m = p.matrix;
+            if (m.group_size, m.bits) != (first.group_size, first.bits) {
+                return Err(Error::Mlx(
+                    "decoder layer step: projections quantized differently".into(),
+                ));
+            }
+            inputs.extend([&m.weight, &m.scales, &m.biases, p.bias]);
+        }
+        let packed = to_array_vec(&inputs);
+        // Only the primitive may hold the caches, so that it writes them in place.
+        drop(inputs);
+        drop((keys, values));
+        let raw = ffi::decoder_layer_step(
+            &packed,
+            self.heads,
+            position,
+            first.group_size,
+            first.bits,
+            self.eps,
+        )?;
+        drop(packed);
+        let [x, keys, values]: [Array; 3] = from_array_vec(&raw)?.try_into().map_err(|_| {
+            Error::Mlx("decoder layer step: the kernels cannot take these inputs".into())
+        })?;
+        Ok(DecoderLayerStep { x, keys, values })
+    }
 }

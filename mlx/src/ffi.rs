@@ -156,6 +156,14 @@ pub(crate) mod ffi {
         ) -> Result<UniquePtr<MlxArray>>;
 
         fn quantize(w: &MlxArray, group_size: i32, bits: i32) -> Result<UniquePtr<ArrayVec>>;
+        fn decoder_layer_step(
+            inputs: &ArrayVec,
+            heads: i32,
+            position: i32,
+            group_size: i32,
+            bits: i32,
+            eps: f32,
+        ) -> Result<UniquePtr<ArrayVec>>;
         fn dequantize(
             w: &MlxArray,
             scales: &MlxArray,
@@ -240,6 +248,7 @@ pub(crate) mod ffi {
         fn custom_kernels() -> bool;
         fn custom_kernel_threads() -> i32;
         fn int8_products_available() -> bool;
+        fn custom_kernels_active() -> bool;
         fn f16_if_exact(a: &MlxArray) -> Result<UniquePtr<MlxArray>>;
     }
 }

@@ -102,6 +102,18 @@ class Pool {
     return *pool;
   }
 
+  // While one is alive, idle workers and a caller waiting for them spin
+  // instead of sleeping: a decoder step is some fifty parallel jobs of tens
+  // of microseconds, and each futex wake-up on a virtual machine costs about
+  // as much as the job.
+  class Hot {
+   public:
+    Hot() { Pool::get().hot_.fetch_add(1, std::memory_order_acq_rel); }
+    ~Hot() { Pool::get().hot_.fetch_sub(1, std::memory_order_acq_rel); }
+    Hot(const Hot&) = delete;
+    Hot& operator=(const Hot&) = delete;
+  };
+
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   void run(size_t n, const std::function<void(size_t)>& task) {
@@ -117,7 +129,7 @@ class Pool {
       count_ = n;
       next_.store(0, std::memory_order_relaxed);
       open_ = true;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     work(task, n);
@@ -125,7 +137,13 @@ class Pool {
     // schedule them soon): close the job and wait only for those inside.
     std::unique_lock<std::mutex> lock(mutex_);
     open_ = false;
-    done_.wait(lock, [&] { return active_ == 0; });
+    if (hot()) {
+      lock.unlock();
+      while (active_.load(std::memory_order_acquire) != 0) pause();
+      lock.lock();
+    } else {
+      done_.wait(lock, [&] { return active_.load() == 0; });
+    }
     task_ = nullptr;
   }
 
@@ -137,6 +155,16 @@ class Pool {
     for (int i = 1; i < n; ++i) workers_.emplace_back([this] { loop(); });
   }
 
+  bool hot() const { return hot_.load(std::memory_order_acquire) > 0; }
+
+  static void pause() {
+#if defined(__x86_64__)
+    _mm_pause();
+#else
+    std::this_thread::yield();
+#endif
+  }
+
   void work(const std::function<void(size_t)>& task, size_t n) {
     for (size_t i = next_.fetch_add(1); i < n; i = next_.fetch_add(1)) task(i);
   }
@@ -144,19 +172,26 @@ class Pool {
   void loop() {
     uint64_t seen = 0;
     for (;;) {
+      while (hot() && generation_.load(std::memory_order_acquire) == seen) pause();
       const std::function<void(size_t)>* task;
       size_t n;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return generation_ != seen && open_; });
-        seen = generation_;
+        bool fresh = generation_.load() != seen && open_;
+        if (!fresh && hot()) {
+          // A job that closed before this worker came: skip it, keep spinning.
+          seen = generation_.load();
+          continue;
+        }
+        wake_.wait(lock, [&] { return generation_.load() != seen && open_; });
+        seen = generation_.load();
         task = task_;
         n = count_;
-        ++active_;
+        active_.fetch_add(1, std::memory_order_acq_rel);
       }
       work(*task, n);
       std::lock_guard<std::mutex> lock(mutex_);
-      if (--active_ == 0) done_.notify_one();
+      if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_.notify_one();
     }
   }
 
@@ -168,9 +203,10 @@ class Pool {
   const std::function<void(size_t)>* task_ = nullptr;
   size_t count_ = 0;
   std::atomic<size_t> next_{0};
-  size_t active_ = 0;
+  std::atomic<size_t> active_{0};
   bool open_ = false;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> hot_{0};
 };
 
 // Splits [0, rows) into chunks over the pool when the work is worth it
@@ -1815,6 +1851,208 @@ class QuantizedProduct : public QuantizedPrimitive<QuantizedProduct> {
   Kernel kernel_;
 };
 
+// ---------------------------------------------------------------------------
+// One decoding step (one new position per row) of a pre-LN decoder layer:
+//   x += out(self-attention(ln1(x)) over the cache and this position)
+//   x += out(cross-attention(ln2(x)) over the encoder's keys and values)
+//   x += fc2(gelu(fc1(ln3(x))))
+// with 8-bit or 4-bit quantized projections. The same kernels as the
+// layer's ops (so the same values), as one primitive: the ~30 ops of a layer
+// each cost a dispatch to the stream's thread and a wake-up of the pool, as
+// long as their work on a decoder the size of Whisper's.
+
+// A quantized projection's host pointers: the matrix [N, K], its tables, its bias [N].
+template <class S>
+struct StepLinear {
+  const uint32_t* w;
+  const S* scales;
+  const S* biases;
+  const float* bias;
+  size_t N, K;
+};
+
+struct StepShape {
+  size_t B, D, F;  // rows, model width, MLP width
+  int H, position, cap, S, group, bits;
+  bool shared_cross;  // one window's keys and values for every row
+  float eps;
+};
+
+template <class S, class KV>
+struct StepArgs {
+  const float* x;
+  float* out;
+  float* k_cache;  // [B, H, cap, D / H]
+  float* v_cache;
+  const KV* cross_k;  // [B or 1, H, S, D / H]
+  const KV* cross_v;
+  const float* ln[6];  // weight and bias of each norm
+  StepLinear<S> qkv, self_out, cross_q, cross_out, fc1, fc2;
+};
+
+template <class S, class KV>
+void decoder_layer_step_run(const StepShape& sh, const StepArgs<S, KV>& a) {
+  Pool::Hot hot;
+  size_t B = sh.B, D = sh.D, Dh = D / sh.H;
+  thread_local AlignedVec<float> scratch;
+  scratch.resize(B * (7 * D + sh.F));
+  float* h = scratch.data();     // a norm's output [B, D]
+  float* qkv = h + B * D;        // [B, 3 D]
+  float* att = qkv + 3 * B * D;  // attention output, heads merged [B, D]
+  float* x1 = att + B * D;       // after self-attention
+  float* x2 = x1 + B * D;        // after cross-attention
+  float* f = x2 + B * D;         // [B, F]
+  auto norm = [&](const float* in, int i) {
+    for (size_t r = 0; r < B; ++r)
+      layer_norm_row(in + r * D, h + r * D, D, a.ln[2 * i], a.ln[2 * i + 1], sh.eps);
+  };
+  auto linear = [&](const StepLinear<S>& l, const float* in, bool gelu, const float* residual,
+                    float* y) {
+    QuantShape qs{B, l.K, l.N, sh.group, sh.bits};
+    quant_matmul_run(qs, in, l.w, l.scales, l.biases, EpilogueRun{l.bias, gelu, residual}, y);
+  };
+  float scale = std::pow(static_cast<float>(Dh), -0.5f);
+  int64_t cap = sh.cap, heads = sh.H;
+
+  norm(a.x, 0);
+  linear(a.qkv, h, false, nullptr, qkv);
+  for (size_t b = 0; b < B; ++b) {
+    for (int64_t hd = 0; hd < heads; ++hd) {
+      size_t at = ((b * heads + hd) * cap + sh.position) * Dh;
+      const float* row = qkv + b * 3 * D + hd * Dh;
+      std::copy(row + D, row + D + Dh, a.k_cache + at);
+      std::copy(row + 2 * D, row + 2 * D + Dh, a.v_cache + at);
+    }
+  }
+  int keys = sh.position + 1;
+  AttentionShape self{static_cast<int>(B), sh.H, sh.H, 1, keys, static_cast<int>(Dh),
+                      static_cast<int>(Dh), scale, false};
+  int64_t qs0 = static_cast<int64_t>(3 * D);
+  Operand q{qkv, qs0, static_cast<int64_t>(Dh), qs0, 1, {}};
+  Operand kc{a.k_cache, heads * cap * static_cast<int64_t>(Dh), cap * static_cast<int64_t>(Dh),
+             static_cast<int64_t>(Dh), 1, {}};
+  Operand vc{a.v_cache, kc.s0, kc.s1, kc.s2, 1, {}};
+  attention_rows(self, q, kc, vc, att);
+  linear(a.self_out, att, false, a.x, x1);
+
+  norm(x1, 1);
+  linear(a.cross_q, h, false, nullptr, qkv);
+  AttentionShape cross{static_cast<int>(B), sh.H, sh.H, 1, sh.S, static_cast<int>(Dh),
+                       static_cast<int>(Dh), scale, false};
+  int64_t per_head = static_cast<int64_t>(sh.S) * static_cast<int64_t>(Dh);
+  Operand cq{qkv, static_cast<int64_t>(D), static_cast<int64_t>(Dh), static_cast<int64_t>(D), 1,
+             {}};
+  // Every row reads the same window's keys when they are shared (stride 0).
+  int64_t row_stride = sh.shared_cross ? 0 : heads * per_head;
+  OperandOf<KV> ck{a.cross_k, row_stride, per_head, static_cast<int64_t>(Dh), 1, {}};
+  OperandOf<KV> cv{a.cross_v, row_stride, per_head, static_cast<int64_t>(Dh), 1, {}};
+  attention_rows(cross, cq, ck, cv, att);
+  linear(a.cross_out, att, false, x1, x2);
+
+  norm(x2, 2);
+  linear(a.fc1, h, true, nullptr, f);
+  linear(a.fc2, f, false, x2, a.out);
+}
+
+class DecoderLayerStep : public mx::Primitive {
+ public:
+  DecoderLayerStep(mx::Stream s, int heads, int position, int group, int bits, float eps,
+                   bool in_place)
+      : mx::Primitive(s), heads_(heads), position_(position), group_(group), bits_(bits),
+        eps_(eps), in_place_(in_place) {}
+  const char* name() const override { return "MlxAsrDecoderLayerStep"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const DecoderLayerStep*>(&other);
+    return o != nullptr && o->heads_ == heads_ && o->position_ == position_ &&
+           o->group_ == group_ && o->bits_ == bits_ && o->eps_ == eps_ &&
+           o->in_place_ == in_place_;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    return {inputs[0].shape(), inputs[1].shape(), inputs[2].shape()};
+  }
+  void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
+    throw std::runtime_error(std::string(name()) + " has no GPU kernel");
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (i != 3 && i != 4) require_row_contiguous(inputs[i], name());
+    }
+    for (int i : {3, 4}) {
+      if (inputs[i].strides().back() != 1) {
+        throw std::runtime_error(std::string(name()) + ": cross keys/values rows are strided");
+      }
+    }
+    outputs[0].set_data(mx::allocator::malloc(outputs[0].nbytes()));
+    // The caches are written in place when nothing else held them as the
+    // step was built, else copied first (in the task: the inputs may not be
+    // computed yet).
+    std::vector<std::pair<const void*, size_t>> copies;
+    for (int i : {1, 2}) {
+      const auto& in = inputs[i];
+      auto& out = outputs[i];
+      if (in_place_) {
+        out.copy_shared_buffer(in);
+        copies.emplace_back(nullptr, 0);
+      } else {
+        out.set_data(mx::allocator::malloc(out.nbytes()));
+        copies.emplace_back(in.data<void>(), in.nbytes());
+      }
+    }
+    const auto& x = inputs[0];
+    const auto& ck = inputs[3];
+    StepShape sh{static_cast<size_t>(x.shape(0)), static_cast<size_t>(x.shape(2)),
+                 static_cast<size_t>(inputs[27].shape(0)), heads_, position_,
+                 inputs[1].shape(2), ck.shape(2), group_, bits_,
+                 ck.shape(0) == 1 && x.shape(0) > 1, eps_};
+    const float* ln[6];
+    for (int i = 0; i < 6; ++i) ln[i] = inputs[5 + i].data<float>();
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    for (auto& in : inputs) enc.set_input_array(in);
+    for (auto& out : outputs) enc.set_output_array(out);
+    with_tables(inputs[12], inputs[13], [&](auto s0, auto) {
+      using S = std::remove_cv_t<std::remove_pointer_t<decltype(s0)>>;
+      auto linear = [&](int first) {
+        const auto &w = inputs[first], &sc = inputs[first + 1], &bi = inputs[first + 2];
+        return StepLinear<S>{w.data<uint32_t>(), reinterpret_cast<const S*>(sc.data<void>()),
+                             reinterpret_cast<const S*>(bi.data<void>()),
+                             inputs[first + 3].data<float>(), static_cast<size_t>(w.shape(0)),
+                             static_cast<size_t>(sc.shape(1) * group_)};
+      };
+      auto run = [&](auto kv) {
+        using KV = decltype(kv);
+        StepArgs<S, KV> args{x.data<float>(),
+                             outputs[0].data<float>(),
+                             outputs[1].data<float>(),
+                             outputs[2].data<float>(),
+                             reinterpret_cast<const KV*>(inputs[3].data<void>()),
+                             reinterpret_cast<const KV*>(inputs[4].data<void>()),
+                             {ln[0], ln[1], ln[2], ln[3], ln[4], ln[5]},
+                             linear(11),
+                             linear(15),
+                             linear(19),
+                             linear(23),
+                             linear(27),
+                             linear(31)};
+        enc.dispatch([sh, args, copies] {
+          if (copies[0].first != nullptr) std::memcpy(args.k_cache, copies[0].first, copies[0].second);
+          if (copies[1].first != nullptr) std::memcpy(args.v_cache, copies[1].first, copies[1].second);
+          decoder_layer_step_run(sh, args);
+        });
+      };
+      if (ck.dtype() == mx::float16) {
+        run(_Float16{});
+      } else {
+        run(float{});
+      }
+    });
+  }
+
+ private:
+  int heads_, position_, group_, bits_;
+  float eps_;
+  bool in_place_;
+};
+
 // The CPU stream when the default device is the CPU and the kernels are on.
 std::optional<mx::Stream> cpu_stream() {
   if (!enabled()) return std::nullopt;
@@ -1828,7 +2066,8 @@ std::optional<mx::Stream> cpu_stream() {
 bool set_enabled(bool on) { return enabled_flag().exchange(on); }
 bool enabled() { return enabled_flag().load(); }
 int threads() { return Pool::get().size(); }
-bool int8_available() { return cpu_stream().has_value() && has_vnni(); }
+bool active() { return cpu_stream().has_value(); }
+bool int8_available() { return active() && has_vnni(); }
 
 std::optional<array> softmax_last(const array& a) {
   auto s = cpu_stream();
@@ -1900,6 +2139,7 @@ std::optional<array> sdpa(const array& q, const array& k, const array& v, float 
 
 // Rows of a (all leading axes together) up to this use SmallMatmul.
 constexpr size_t kSmallMatmulRows = 8;
+constexpr size_t kDecoderStepInputs = 35;
 
 namespace {
 
@@ -2048,6 +2288,60 @@ bool narrow_exact(const float* x, _Float16* y, size_t n) {
 }
 
 }  // namespace
+
+std::optional<std::vector<array>> decoder_layer_step(const std::vector<array>& inputs,
+                                                     int heads, int position, int group_size,
+                                                     int bits, float eps) {
+  auto s = cpu_stream();
+  if (!s || inputs.size() != kDecoderStepInputs || heads <= 0) return std::nullopt;
+  const auto &x = inputs[0], &kc = inputs[1], &vc = inputs[2], &ck = inputs[3], &cv = inputs[4];
+  if (x.dtype() != mx::float32 || x.ndim() != 3 || x.shape(1) != 1) return std::nullopt;
+  int B = x.shape(0), D = x.shape(2);
+  if (B < 1 || static_cast<size_t>(B) > kSmallMatmulRows || D % heads != 0) return std::nullopt;
+  mx::Shape cache{B, heads, kc.ndim() == 4 ? kc.shape(2) : 0, D / heads};
+  for (const auto* c : {&kc, &vc}) {
+    if (c->dtype() != mx::float32 || c->shape() != cache) return std::nullopt;
+  }
+  if (position < 0 || position >= cache[2]) return std::nullopt;
+  bool half = ck.dtype() == mx::float16;
+  if (!(half || ck.dtype() == mx::float32) || cv.dtype() != ck.dtype() || ck.ndim() != 4 ||
+      cv.shape() != ck.shape() || (ck.shape(0) != B && ck.shape(0) != 1) ||
+      ck.shape(1) != heads || ck.shape(3) != D / heads || ck.shape(2) == 0) {
+    return std::nullopt;
+  }
+  for (int i = 5; i < 11; ++i) {
+    if (inputs[i].dtype() != mx::float32 || inputs[i].shape() != mx::Shape{D}) return std::nullopt;
+  }
+  // The projections in order: their widths in and out.
+  int F = inputs[27].ndim() == 2 ? inputs[27].shape(0) : 0;
+  std::pair<int, int> widths[] = {{D, 3 * D}, {D, D}, {D, D}, {D, D}, {D, F}, {F, D}};
+  auto table = inputs[12].dtype();
+  for (int p = 0; p < 6; ++p) {
+    int first = 11 + 4 * p;
+    auto [in, out] = widths[p];
+    const auto &w = inputs[first], &sc = inputs[first + 1], &bi = inputs[first + 2],
+               &bias = inputs[first + 3];
+    bool ok = in > 0 && w.ndim() == 2 && w.dtype() == mx::uint32 && w.shape(0) == out &&
+              (bits == 4 || bits == 8) && group_size > 0 && in % group_size == 0 &&
+              w.shape(1) * 32 == in * bits && sc.dtype() == table && bi.dtype() == table &&
+              sc.shape() == mx::Shape{out, in / group_size} && bi.shape() == sc.shape() &&
+              bias.dtype() == mx::float32 && bias.shape() == mx::Shape{out};
+    if (!ok) return std::nullopt;
+  }
+  if (table != mx::float32 && table != mx::float16) return std::nullopt;
+  // The outputs would each hold the inputs (siblings copy them), so whether
+  // the caches may be written in place is decided here: computed arrays that
+  // nothing but `inputs` holds (their buffers shared with nothing either).
+  // What is not computed yet may come to share a buffer, and is copied.
+  auto exclusive = [](const array& a) {
+    return a.status() != array::Status::unscheduled && a.is_donatable();
+  };
+  bool in_place = exclusive(kc) && exclusive(vc);
+  auto prim =
+      std::make_shared<DecoderLayerStep>(*s, heads, position, group_size, bits, eps, in_place);
+  return array::make_arrays({x.shape(), kc.shape(), vc.shape()},
+                            {mx::float32, mx::float32, mx::float32}, prim, inputs);
+}
 
 std::optional<array> f16_if_exact(const array& a) {
   if (a.dtype() != mx::float32) return std::nullopt;

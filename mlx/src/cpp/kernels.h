@@ -8,6 +8,7 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 
 #include "mlx/array.h"
 
@@ -22,6 +23,10 @@ bool enabled();
 
 // Worker threads used by the kernels (the calling thread included).
 int threads();
+
+// Whether the kernels are on and the default stream is the CPU's: the
+// builders below then take every input they document.
+bool active();
 
 // Whether quantized_int8_matmul can return an array now (kernels on, CPU
 // stream by default, AVX-512 VNNI).
@@ -77,5 +82,20 @@ std::optional<array> quantized_int8_matmul(const array& x, const array& w, const
 // few as above, more by dequantizing the matrix once for one GEMM.
 std::optional<array> quantized_matmul_t(const array& x, const array& w, const array& scales,
                                         const array& biases, int group_size, int bits);
+
+// One decoding step of a pre-LN decoder layer (self-attention over a cache,
+// cross-attention, GELU MLP; see kernels.cc) as one primitive, for x
+// [B <= 8, 1, D] and projections quantized alike. `inputs`, in order: x;
+// the self-attention key and value caches [B, heads, capacity, D / heads]
+// (f32, written at `position`, in place when nothing else holds them); the
+// cross-attention keys and values [B or 1, heads, S, D / heads] (f16 or
+// f32); the weight and bias of the three norms; then for the stacked
+// query/key/value, self-attention output, cross-attention query,
+// cross-attention output, first and second MLP projections: the packed
+// matrix, scales, biases and the f32 bias vector. Returns x after the layer
+// and the two caches, or nothing when the kernels cannot take these inputs.
+std::optional<std::vector<array>> decoder_layer_step(const std::vector<array>& inputs,
+                                                     int heads, int position, int group_size,
+                                                     int bits, float eps);
 
 }  // namespace mlx_shim::kernels

@@ -413,6 +413,17 @@ ArrayPtr sdpa(const array& q, const array& k, const array& v, float scale, rust:
                                                     opt(mask)));
 }
 
+std::unique_ptr<ArrayVec> decoder_layer_step(const ArrayVec& inputs, int32_t heads,
+                                             int32_t position, int32_t group_size, int32_t bits,
+                                             float eps) {
+  auto out = std::make_unique<ArrayVec>();
+  if (auto step =
+          kernels::decoder_layer_step(inputs.items, heads, position, group_size, bits, eps)) {
+    out->items = std::move(*step);
+  }
+  return out;
+}
+
 std::unique_ptr<ArrayVec> quantize(const array& w, int32_t group_size, int32_t bits) {
   auto out = std::make_unique<ArrayVec>();
   out->items = mx::quantize(w, group_size, bits, "affine");
@@ -558,6 +569,7 @@ bool set_custom_kernels(bool on) { return kernels::set_enabled(on); }
 bool custom_kernels() { return kernels::enabled(); }
 int32_t custom_kernel_threads() { return kernels::threads(); }
 bool int8_products_available() { return kernels::int8_available(); }
+bool custom_kernels_active() { return kernels::active(); }
 // The array in f16 when that changes no value; else the array itself.
 ArrayPtr f16_if_exact(const array& a) {
   if (auto out = kernels::f16_if_exact(a)) return own(std::move(*out));

@@ -90,6 +90,9 @@ ArrayPtr sdpa(const array& q, const array& k, const array& v, float scale,
 
 // Quantization (affine mode).
 std::unique_ptr<ArrayVec> quantize(const array& w, int32_t group_size, int32_t bits);
+std::unique_ptr<ArrayVec> decoder_layer_step(const ArrayVec& inputs, int32_t heads,
+                                             int32_t position, int32_t group_size, int32_t bits,
+                                             float eps);
 ArrayPtr dequantize(const array& w, const array& scales, const array& biases, int32_t group_size,
                     int32_t bits);
 ArrayPtr quantized_matmul(const array& x, const array& w, const array& scales,
@@ -169,6 +172,7 @@ bool set_custom_kernels(bool on);
 bool custom_kernels();
 int32_t custom_kernel_threads();
 bool int8_products_available();
+bool custom_kernels_active();
 ArrayPtr f16_if_exact(const array& a);
 
 }  // namespace mlx_shim

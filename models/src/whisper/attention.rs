@@ -1,9 +1,11 @@
 //! Multi-head attention and the pre-LN residual block Whisper stacks.
 
-use mlx::fast::{scaled_dot_product_attention, AttentionMask};
+use mlx::fast::{
+    scaled_dot_product_attention, AttentionMask, DecoderLayerWeights, QuantizedLinearRef,
+};
 use mlx::{Array, Dtype};
 
-use crate::nn::{LayerNorm, Linear};
+use crate::nn::{LayerNorm, Linear, Matrix};
 use crate::weights::{WeightError, Weights};
 
 /// The keys and values of the encoder output for one decoder layer's
@@ -54,6 +56,26 @@ impl KvCache {
             *v = v.take(rows, 0)?;
         }
         Ok(())
+    }
+
+    /// Runs `step` on the buffers with room for one more position (taken out
+    /// of the cache, so that nothing else holds them and the step writes
+    /// them in place) and that position; keeps the buffers it returns. The
+    /// cache must hold a prompt already.
+    pub fn step<T>(
+        &mut self,
+        step: impl FnOnce(Array, Array, i32) -> mlx::Result<(T, Array, Array)>,
+    ) -> mlx::Result<T> {
+        let end = self.len + 1;
+        let (k, v) = match self.buffers.take() {
+            Some((k, v)) if k.dim(2)? >= end => (k, v),
+            Some((k, v)) => (grow(&k, end)?, grow(&v, end)?),
+            None => return Err(mlx::Error::Mlx("a decoding step before any prompt".into())),
+        };
+        let (out, k, v) = step(k, v, self.len)?;
+        self.buffers = Some((k, v));
+        self.len = end;
+        Ok(out)
     }
 
     /// Hypotheses in the cache (`None` before the first token).
@@ -257,6 +279,14 @@ impl CrossAttention {
     }
 }
 
+/// A quantized, biased projection as a fused step takes it.
+fn quantized(l: &Linear) -> Option<QuantizedLinearRef<'_>> {
+    match (&l.weight, &l.bias) {
+        (Matrix::Quantized(matrix), Some(bias)) => Some(QuantizedLinearRef { matrix, bias }),
+        _ => None,
+    }
+}
+
 /// Pre-LN block: self-attention, optional cross-attention, then the MLP.
 #[derive(Debug, Clone)]
 pub struct ResidualAttentionBlock {
@@ -303,6 +333,30 @@ impl ResidualAttentionBlock {
         }
         self.mlp1.store_f16_when_exact()?;
         self.mlp2.store_f16_when_exact()
+    }
+
+    /// The block as one fused decoding step's weights: a decoder block whose
+    /// projections are all quantized and biased (the stacked query/key/value's
+    /// missing key bias is zeros); `None` otherwise.
+    pub fn step_weights(&self) -> Option<DecoderLayerWeights<'_>> {
+        let (cross, cross_ln) = self.cross_attn.as_ref()?;
+        let norms = [&self.attn_ln, cross_ln, &self.mlp_ln];
+        if norms.iter().any(|n| n.eps != self.attn_ln.eps) {
+            return None;
+        }
+        Some(DecoderLayerWeights {
+            heads: self.attn.n_head,
+            eps: self.attn_ln.eps,
+            norms: norms.map(|n| (&n.weight, &n.bias)),
+            projections: [
+                quantized(&self.attn.qkv)?,
+                quantized(&self.attn.out)?,
+                quantized(&cross.query)?,
+                quantized(&cross.out)?,
+                quantized(&self.mlp1)?,
+                quantized(&self.mlp2)?,
+            ],
+        })
     }
 
     /// `cache`: this layer's self-attention cache; `cross`: the keys and values

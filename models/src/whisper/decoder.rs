@@ -2,6 +2,7 @@
 //! blocks with causal self-attention (cached) and cross-attention over the
 //! encoder output, logits through the tied token embedding.
 
+use mlx::fast::DecoderLayerWeights;
 use mlx::{Array, Dtype};
 
 use super::attention::{CrossKv, KvCache, ResidualAttentionBlock};
@@ -155,12 +156,35 @@ impl TextDecoder {
             self.positional_embedding
                 .slice_axis(0, state.offset, state.offset + len)?;
         let mut x = self.token_embedding.forward(tokens)?.add(&positions)?;
+        let fused = match captured {
+            None if len == 1 => self.fused_steps(state, tokens.dim(0)?),
+            _ => None,
+        };
         let layers = self.blocks.iter().zip(&mut state.selves).zip(&state.cross);
-        for (i, ((block, cache), cross)) in layers.enumerate() {
-            let capture = captured.as_deref_mut().map(|c| &mut c[i]);
-            x = block.forward_capturing(&x, Some(cache), Some(cross), capture)?;
+        if let Some(steps) = fused {
+            for ((step, cache), cross) in steps.iter().zip(&mut state.selves).zip(&state.cross) {
+                x = cache.step(|keys, values, position| {
+                    let out = step.step(&x, keys, values, position, &cross.keys, &cross.values)?;
+                    Ok((out.x, out.keys, out.values))
+                })?;
+            }
+        } else {
+            for (i, ((block, cache), cross)) in layers.enumerate() {
+                let capture = captured.as_deref_mut().map(|c| &mut c[i]);
+                x = block.forward_capturing(&x, Some(cache), Some(cross), capture)?;
+            }
         }
         state.offset += len;
         self.ln.forward(&x)
+    }
+
+    /// Every block as one fused step each, where that runs (the CPU kernels,
+    /// quantized blocks, at most 8 rows, caches holding a prompt): the same
+    /// values as the blocks' ops, without ~30 dispatches per block and token.
+    fn fused_steps(&self, state: &DecoderState, rows: i32) -> Option<Vec<DecoderLayerWeights<'_>>> {
+        if !mlx::fast::decoder_layer_steps_available() || rows > 8 || state.batch().is_none() {
+            return None;
+        }
+        self.blocks.iter().map(|b| b.step_weights()).collect()
     }
 }
