@@ -143,10 +143,17 @@ pub fn custom_kernel_threads() -> usize {
     ffi::custom_kernel_threads().max(1) as usize
 }
 
-/// A quantized projection and its bias (`[out]`, f32).
+/// A projection's matrix `[out, in]`: dense (f32 or f16) or quantized.
 #[derive(Clone, Copy, Debug)]
-pub struct QuantizedLinearRef<'a> {
-    pub matrix: &'a QuantizedMatrix,
+pub enum StepMatrix<'a> {
+    Dense(&'a Array),
+    Quantized(&'a QuantizedMatrix),
+}
+
+/// A projection of a [`DecoderLayerWeights`] and its bias (`[out]`, f32).
+#[derive(Clone, Copy, Debug)]
+pub struct StepProjection<'a> {
+    pub matrix: StepMatrix<'a>,
     pub bias: &'a Array,
 }
 
@@ -160,8 +167,9 @@ pub struct DecoderLayerWeights<'a> {
     /// Weight and bias of the norms before self-attention, cross-attention and the MLP.
     pub norms: [(&'a Array, &'a Array); 3],
     /// Stacked query/key/value, self-attention output, cross-attention
-    /// query, cross-attention output, MLP in, MLP out; quantized alike.
-    pub projections: [QuantizedLinearRef<'a>; 6],
+    /// query, cross-attention output, MLP in, MLP out; all dense, or all
+    /// quantized alike.
+    pub projections: [StepProjection<'a>; 6],
 }
 
 /// What [`DecoderLayerWeights::step`] returns: the layer's output and the caches.
@@ -196,30 +204,33 @@ impl DecoderLayerWeights<'_> {
         cross_keys: &Array,
         cross_values: &Array,
     ) -> Result<DecoderLayerStep> {
-        let first = self.projections[0].matrix;
         let mut inputs = vec![x, &keys, &values, cross_keys, cross_values];
         inputs.extend(self.norms.iter().flat_map(|(w, b)| [*w, *b]));
+        // Quantization of the first projection (0, 0 when dense); the others must match.
+        let (group_size, bits) = match self.projections[0].matrix {
+            StepMatrix::Quantized(q) => (q.group_size, q.bits),
+            StepMatrix::Dense(_) => (0, 0),
+        };
         for p in &self.projections {
-            let m = p.matrix;
-            if (m.group_size, m.bits) != (first.group_size, first.bits) {
-                return Err(Error::Mlx(
-                    "decoder layer step: projections quantized differently".into(),
-                ));
+            match p.matrix {
+                StepMatrix::Quantized(m) if (m.group_size, m.bits) == (group_size, bits) => {
+                    inputs.extend([&m.weight, &m.scales, &m.biases])
+                }
+                StepMatrix::Dense(m) if group_size == 0 => inputs.push(m),
+                _ => {
+                    return Err(Error::Mlx(
+                        "decoder layer step: projections stored differently".into(),
+                    ))
+                }
             }
-            inputs.extend([&m.weight, &m.scales, &m.biases, p.bias]);
+            inputs.push(p.bias);
         }
         let packed = to_array_vec(&inputs);
         // Only the primitive may hold the caches, so that it writes them in place.
         drop(inputs);
         drop((keys, values));
-        let raw = ffi::decoder_layer_step(
-            &packed,
-            self.heads,
-            position,
-            first.group_size,
-            first.bits,
-            self.eps,
-        )?;
+        let raw =
+            ffi::decoder_layer_step(&packed, self.heads, position, group_size, bits, self.eps)?;
         drop(packed);
         let [x, keys, values]: [Array; 3] = from_array_vec(&raw)?.try_into().map_err(|_| {
             Error::Mlx("decoder layer step: the kernels cannot take these inputs".into())

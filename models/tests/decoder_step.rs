@@ -1,5 +1,5 @@
-//! A quantized decoder block's fused decoding step against the same block's
-//! ops: the layer's output and both caches over several steps, for one row,
+//! A decoder block's fused decoding step (quantized, f32 and f16
+//! projections) against the same block's ops: the layer's output and both caches over several steps, for one row,
 //! several rows with their own audio, several rows sharing one window's
 //! keys and values, and caches growing on the way.
 
@@ -34,8 +34,18 @@ fn array(shape: &[i32], seed: u32, scale: f32) -> Array {
     Array::from_slice(&values(n, seed, scale), shape).unwrap()
 }
 
-/// A decoder block ("b") with 8-bit, group-64 projections and random weights.
-fn block() -> ResidualAttentionBlock {
+/// How a block's projections are stored.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Storage {
+    /// 8-bit, groups of 64 (cross-attention keys and values in f16).
+    Q8,
+    F32,
+    /// f32 values that are f16 values, kept in f16 as the decoder does.
+    F16,
+}
+
+/// A decoder block ("b") with random weights stored as `storage` says.
+fn block(storage: Storage) -> ResidualAttentionBlock {
     let mut arrays = BTreeMap::new();
     let mut seed = 1;
     let mut put = |name: String, a: Array| {
@@ -60,10 +70,19 @@ fn block() -> ResidualAttentionBlock {
     for (name, out, bias) in projections {
         let input = if name == "mlp2" { 4 * STATE } else { STATE };
         let w = array(&[out, input], next(), 0.2);
-        let q = QuantizedMatrix::quantize(&w, 64, 8).unwrap();
-        put(format!("b.{name}.weight"), q.weight);
-        put(format!("b.{name}.scales"), q.scales);
-        put(format!("b.{name}.biases"), q.biases);
+        match storage {
+            Storage::Q8 => {
+                let q = QuantizedMatrix::quantize(&w, 64, 8).unwrap();
+                put(format!("b.{name}.weight"), q.weight);
+                put(format!("b.{name}.scales"), q.scales);
+                put(format!("b.{name}.biases"), q.biases);
+            }
+            Storage::F32 => put(format!("b.{name}.weight"), w),
+            Storage::F16 => {
+                let halves = w.astype(Dtype::F16).unwrap().astype(Dtype::F32).unwrap();
+                put(format!("b.{name}.weight"), halves);
+            }
+        }
         if bias {
             put(format!("b.{name}.bias"), array(&[out], next(), 0.1));
         }
@@ -76,12 +95,14 @@ fn block() -> ResidualAttentionBlock {
         );
         put(format!("b.{norm}.bias"), array(&[STATE], next(), 0.1));
     }
-    let quant = QuantConfig {
+    let quant = (storage == Storage::Q8).then_some(QuantConfig {
         group_size: 64,
         bits: 8,
-    };
-    let w = Weights::new(arrays, Some(quant));
-    ResidualAttentionBlock::load(&w, "b", STATE, HEADS, true).unwrap()
+    });
+    let w = Weights::new(arrays, quant);
+    let mut block = ResidualAttentionBlock::load(&w, "b", STATE, HEADS, true).unwrap();
+    block.store_step_weights_f16().unwrap();
+    block
 }
 
 fn read(a: &Array) -> Vec<f32> {
@@ -91,11 +112,17 @@ fn read(a: &Array) -> Vec<f32> {
 /// Runs a prompt of `prompt` positions through two caches, then `steps`
 /// single positions through one by the fused kernel and through the other
 /// by the block's ops; then one more by the ops over both.
-fn compare(block: &ResidualAttentionBlock, rows: i32, audio_rows: i32, prompt: i32, steps: i32) {
-    let label = format!("{rows} rows, {audio_rows} audio rows, prompt {prompt}");
+fn compare(storage: Storage, rows: i32, audio_rows: i32, prompt: i32, steps: i32) {
+    let block = &block(storage);
+    let label = format!("{storage:?}, {rows} rows, {audio_rows} audio rows, prompt {prompt}");
     let audio = array(&[audio_rows, FRAMES, STATE], 50 + rows as u32, 1.0);
     let (cross_attn, _) = block.cross_attn.as_ref().unwrap();
-    let cross: CrossKv = cross_attn.project_kv(&audio, Dtype::F16).unwrap();
+    // As the decoder keeps them: f16 for a quantized model, else f32.
+    let kv_dtype = match storage {
+        Storage::Q8 => Dtype::F16,
+        Storage::F32 | Storage::F16 => Dtype::F32,
+    };
+    let cross: CrossKv = cross_attn.project_kv(&audio, kv_dtype).unwrap();
     let tokens = array(&[rows, prompt, STATE], 60, 1.0);
     let (mut fused, mut by_ops) = (KvCache::default(), KvCache::default());
     for cache in [&mut fused, &mut by_ops] {
@@ -136,14 +163,15 @@ fn fused_decoding_step_equals_the_blocks_ops() {
         eprintln!("custom kernels off or not the CPU backend: nothing to compare");
         return;
     }
-    let block = block();
-    compare(&block, 1, 1, 3, 4);
-    // Rows with their own windows (batched files), and rows sharing one
-    // window (hypotheses of one window).
-    compare(&block, 5, 5, 4, 3);
-    compare(&block, 3, 1, 2, 3);
-    // Steps past the cache's first capacity (64): it grows on the way.
-    compare(&block, 2, 2, 62, 4);
+    for storage in [Storage::Q8, Storage::F32, Storage::F16] {
+        compare(storage, 1, 1, 3, 4);
+        // Rows with their own windows (batched files), and rows sharing one
+        // window (hypotheses of one window).
+        compare(storage, 5, 5, 4, 3);
+        compare(storage, 3, 1, 2, 3);
+        // Steps past the cache's first capacity (64): it grows on the way.
+        compare(storage, 2, 2, 62, 4);
+    }
 }
 
 #[test]
@@ -151,7 +179,7 @@ fn fused_step_refuses_what_it_cannot_take() {
     if !mlx::fast::decoder_layer_steps_available() {
         return;
     }
-    let block = block();
+    let block = block(Storage::Q8);
     let step = block.step_weights().unwrap();
     let cross = array(&[1, HEADS, FRAMES, STATE / HEADS], 90, 1.0);
     let caches = || Array::zeros(&[1, HEADS, 64, STATE / HEADS], Dtype::F32).unwrap();

@@ -1861,24 +1861,45 @@ class QuantizedProduct : public QuantizedPrimitive<QuantizedProduct> {
 // each cost a dispatch to the stream's thread and a wake-up of the pool, as
 // long as their work on a decoder the size of Whisper's.
 
-// A quantized projection's host pointers: the matrix [N, K], its tables, its bias [N].
-template <class S>
+// A projection's host pointers: the matrix [N, K] (dense, or quantized
+// with its tables), its bias [N], and the kernel its op would run.
 struct StepLinear {
-  const uint32_t* w;
-  const S* scales;
-  const S* biases;
+  const void* w;
+  const void* scales;
+  const void* biases;
   const float* bias;
   size_t N, K;
+  int group, bits;
+  void (*apply)(const StepLinear&, size_t rows, const float* x, bool gelu, const float* residual,
+                float* y);
 };
+
+template <class S>
+void apply_quantized(const StepLinear& l, size_t rows, const float* x, bool gelu,
+                     const float* residual, float* y) {
+  QuantShape sh{rows, l.K, l.N, l.group, l.bits};
+  quant_matmul_run(sh, x, static_cast<const uint32_t*>(l.w), static_cast<const S*>(l.scales),
+                   static_cast<const S*>(l.biases), EpilogueRun{l.bias, gelu, residual}, y);
+}
+
+// As `linear` runs a dense layer: the transposed weight's product with the
+// bias folded in by beta.
+template <class W>
+void apply_dense(const StepLinear& l, size_t rows, const float* x, bool gelu,
+                 const float* residual, float* y) {
+  MatmulShape sh{rows, l.K, l.N, 1, static_cast<int64_t>(l.K), 1.0f, 1.0f};
+  small_matmul_run(sh, x, static_cast<const W*>(l.w), l.bias, EpilogueRun{nullptr, gelu, residual},
+                   y);
+}
 
 struct StepShape {
   size_t B, D, F;  // rows, model width, MLP width
-  int H, position, cap, S, group, bits;
+  int H, position, cap, S;
   bool shared_cross;  // one window's keys and values for every row
   float eps;
 };
 
-template <class S, class KV>
+template <class KV>
 struct StepArgs {
   const float* x;
   float* out;
@@ -1887,11 +1908,11 @@ struct StepArgs {
   const KV* cross_k;  // [B or 1, H, S, D / H]
   const KV* cross_v;
   const float* ln[6];  // weight and bias of each norm
-  StepLinear<S> qkv, self_out, cross_q, cross_out, fc1, fc2;
+  StepLinear qkv, self_out, cross_q, cross_out, fc1, fc2;
 };
 
-template <class S, class KV>
-void decoder_layer_step_run(const StepShape& sh, const StepArgs<S, KV>& a) {
+template <class KV>
+void decoder_layer_step_run(const StepShape& sh, const StepArgs<KV>& a) {
   Pool::Hot hot;
   size_t B = sh.B, D = sh.D, Dh = D / sh.H;
   thread_local AlignedVec<float> scratch;
@@ -1906,11 +1927,8 @@ void decoder_layer_step_run(const StepShape& sh, const StepArgs<S, KV>& a) {
     for (size_t r = 0; r < B; ++r)
       layer_norm_row(in + r * D, h + r * D, D, a.ln[2 * i], a.ln[2 * i + 1], sh.eps);
   };
-  auto linear = [&](const StepLinear<S>& l, const float* in, bool gelu, const float* residual,
-                    float* y) {
-    QuantShape qs{B, l.K, l.N, sh.group, sh.bits};
-    quant_matmul_run(qs, in, l.w, l.scales, l.biases, EpilogueRun{l.bias, gelu, residual}, y);
-  };
+  auto linear = [&](const StepLinear& l, const float* in, bool gelu, const float* residual,
+                    float* y) { l.apply(l, B, in, gelu, residual, y); };
   float scale = std::pow(static_cast<float>(Dh), -0.5f);
   int64_t cap = sh.cap, heads = sh.H;
 
@@ -2000,54 +2018,68 @@ class DecoderLayerStep : public mx::Primitive {
     }
     const auto& x = inputs[0];
     const auto& ck = inputs[3];
+    size_t per = group_ > 0 ? 4 : 2;  // arrays per projection
     StepShape sh{static_cast<size_t>(x.shape(0)), static_cast<size_t>(x.shape(2)),
-                 static_cast<size_t>(inputs[27].shape(0)), heads_, position_,
-                 inputs[1].shape(2), ck.shape(2), group_, bits_,
-                 ck.shape(0) == 1 && x.shape(0) > 1, eps_};
-    const float* ln[6];
-    for (int i = 0; i < 6; ++i) ln[i] = inputs[5 + i].data<float>();
+                 static_cast<size_t>(inputs[11 + 4 * per].shape(0)), heads_, position_,
+                 inputs[1].shape(2), ck.shape(2), ck.shape(0) == 1 && x.shape(0) > 1, eps_};
+    StepLinear lin[6];
+    for (size_t p = 0; p < 6; ++p) lin[p] = step_linear(inputs, 11 + p * per);
     auto& enc = mx::cpu::get_command_encoder(stream());
     for (auto& in : inputs) enc.set_input_array(in);
     for (auto& out : outputs) enc.set_output_array(out);
-    with_tables(inputs[12], inputs[13], [&](auto s0, auto) {
-      using S = std::remove_cv_t<std::remove_pointer_t<decltype(s0)>>;
-      auto linear = [&](int first) {
-        const auto &w = inputs[first], &sc = inputs[first + 1], &bi = inputs[first + 2];
-        return StepLinear<S>{w.data<uint32_t>(), reinterpret_cast<const S*>(sc.data<void>()),
-                             reinterpret_cast<const S*>(bi.data<void>()),
-                             inputs[first + 3].data<float>(), static_cast<size_t>(w.shape(0)),
-                             static_cast<size_t>(sc.shape(1) * group_)};
-      };
-      auto run = [&](auto kv) {
-        using KV = decltype(kv);
-        StepArgs<S, KV> args{x.data<float>(),
-                             outputs[0].data<float>(),
-                             outputs[1].data<float>(),
-                             outputs[2].data<float>(),
-                             reinterpret_cast<const KV*>(inputs[3].data<void>()),
-                             reinterpret_cast<const KV*>(inputs[4].data<void>()),
-                             {ln[0], ln[1], ln[2], ln[3], ln[4], ln[5]},
-                             linear(11),
-                             linear(15),
-                             linear(19),
-                             linear(23),
-                             linear(27),
-                             linear(31)};
-        enc.dispatch([sh, args, copies] {
-          if (copies[0].first != nullptr) std::memcpy(args.k_cache, copies[0].first, copies[0].second);
-          if (copies[1].first != nullptr) std::memcpy(args.v_cache, copies[1].first, copies[1].second);
-          decoder_layer_step_run(sh, args);
-        });
-      };
-      if (ck.dtype() == mx::float16) {
-        run(_Float16{});
-      } else {
-        run(float{});
-      }
-    });
+    auto run = [&](auto kv) {
+      using KV = decltype(kv);
+      StepArgs<KV> args{x.data<float>(),
+                        outputs[0].data<float>(),
+                        outputs[1].data<float>(),
+                        outputs[2].data<float>(),
+                        reinterpret_cast<const KV*>(inputs[3].data<void>()),
+                        reinterpret_cast<const KV*>(inputs[4].data<void>()),
+                        {},
+                        lin[0],
+                        lin[1],
+                        lin[2],
+                        lin[3],
+                        lin[4],
+                        lin[5]};
+      for (int i = 0; i < 6; ++i) args.ln[i] = inputs[5 + i].data<float>();
+      enc.dispatch([sh, args, copies] {
+        for (int i = 0; i < 2; ++i) {
+          float* cache = i == 0 ? args.k_cache : args.v_cache;
+          if (copies[i].first != nullptr) std::memcpy(cache, copies[i].first, copies[i].second);
+        }
+        decoder_layer_step_run(sh, args);
+      });
+    };
+    if (ck.dtype() == mx::float16) {
+      run(_Float16{});
+    } else {
+      run(float{});
+    }
   }
 
  private:
+  // The projection whose arrays start at inputs[first]: the matrix, its
+  // scales and biases when quantized, then its bias.
+  StepLinear step_linear(const std::vector<mx::array>& inputs, size_t first) const {
+    const auto& w = inputs[first];
+    StepLinear l{w.data<void>(), nullptr, nullptr, nullptr, static_cast<size_t>(w.shape(0)), 0,
+                 group_, bits_, nullptr};
+    if (group_ > 0) {
+      const auto &scales = inputs[first + 1], &biases = inputs[first + 2];
+      l.scales = scales.data<void>();
+      l.biases = biases.data<void>();
+      l.bias = inputs[first + 3].data<float>();
+      l.K = static_cast<size_t>(scales.shape(1) * group_);
+      l.apply = scales.dtype() == mx::float16 ? apply_quantized<_Float16> : apply_quantized<float>;
+    } else {
+      l.bias = inputs[first + 1].data<float>();
+      l.K = static_cast<size_t>(w.shape(1));
+      l.apply = w.dtype() == mx::float16 ? apply_dense<_Float16> : apply_dense<float>;
+    }
+    return l;
+  }
+
   int heads_, position_, group_, bits_;
   float eps_;
   bool in_place_;
@@ -2139,7 +2171,6 @@ std::optional<array> sdpa(const array& q, const array& k, const array& v, float 
 
 // Rows of a (all leading axes together) up to this use SmallMatmul.
 constexpr size_t kSmallMatmulRows = 8;
-constexpr size_t kDecoderStepInputs = 35;
 
 namespace {
 
@@ -2293,7 +2324,9 @@ std::optional<std::vector<array>> decoder_layer_step(const std::vector<array>& i
                                                      int heads, int position, int group_size,
                                                      int bits, float eps) {
   auto s = cpu_stream();
-  if (!s || inputs.size() != kDecoderStepInputs || heads <= 0) return std::nullopt;
+  bool quantized = group_size > 0;
+  size_t per = quantized ? 4 : 2;  // arrays per projection
+  if (!s || inputs.size() != 11 + 6 * per || heads <= 0) return std::nullopt;
   const auto &x = inputs[0], &kc = inputs[1], &vc = inputs[2], &ck = inputs[3], &cv = inputs[4];
   if (x.dtype() != mx::float32 || x.ndim() != 3 || x.shape(1) != 1) return std::nullopt;
   int B = x.shape(0), D = x.shape(2);
@@ -2312,23 +2345,27 @@ std::optional<std::vector<array>> decoder_layer_step(const std::vector<array>& i
   for (int i = 5; i < 11; ++i) {
     if (inputs[i].dtype() != mx::float32 || inputs[i].shape() != mx::Shape{D}) return std::nullopt;
   }
-  // The projections in order: their widths in and out.
-  int F = inputs[27].ndim() == 2 ? inputs[27].shape(0) : 0;
+  // The projections in order, with their widths in and out.
+  const auto& fc1 = inputs[11 + 4 * per];
+  int F = fc1.ndim() == 2 ? fc1.shape(0) : 0;
   std::pair<int, int> widths[] = {{D, 3 * D}, {D, D}, {D, D}, {D, D}, {D, F}, {F, D}};
-  auto table = inputs[12].dtype();
-  for (int p = 0; p < 6; ++p) {
-    int first = 11 + 4 * p;
+  for (size_t p = 0; p < 6; ++p) {
+    size_t first = 11 + p * per;
     auto [in, out] = widths[p];
-    const auto &w = inputs[first], &sc = inputs[first + 1], &bi = inputs[first + 2],
-               &bias = inputs[first + 3];
-    bool ok = in > 0 && w.ndim() == 2 && w.dtype() == mx::uint32 && w.shape(0) == out &&
-              (bits == 4 || bits == 8) && group_size > 0 && in % group_size == 0 &&
-              w.shape(1) * 32 == in * bits && sc.dtype() == table && bi.dtype() == table &&
-              sc.shape() == mx::Shape{out, in / group_size} && bi.shape() == sc.shape() &&
-              bias.dtype() == mx::float32 && bias.shape() == mx::Shape{out};
+    const auto &w = inputs[first], &bias = inputs[first + per - 1];
+    bool ok = in > 0 && w.ndim() == 2 && w.shape(0) == out && bias.dtype() == mx::float32 &&
+              bias.shape() == mx::Shape{out};
+    if (quantized) {
+      const auto &sc = inputs[first + 1], &bi = inputs[first + 2];
+      bool table = sc.dtype() == mx::float32 || sc.dtype() == mx::float16;
+      ok = ok && w.dtype() == mx::uint32 && (bits == 4 || bits == 8) && in % group_size == 0 &&
+           w.shape(1) * 32 == in * bits && table && bi.dtype() == sc.dtype() &&
+           sc.shape() == mx::Shape{out, in / group_size} && bi.shape() == sc.shape();
+    } else {
+      ok = ok && (w.dtype() == mx::float32 || w.dtype() == mx::float16) && w.shape(1) == in;
+    }
     if (!ok) return std::nullopt;
   }
-  if (table != mx::float32 && table != mx::float16) return std::nullopt;
   // The outputs would each hold the inputs (siblings copy them), so whether
   // the caches may be written in place is decided here: computed arrays that
   // nothing but `inputs` holds (their buffers shared with nothing either).

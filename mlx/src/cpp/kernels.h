@@ -85,15 +85,16 @@ std::optional<array> quantized_matmul_t(const array& x, const array& w, const ar
 
 // One decoding step of a pre-LN decoder layer (self-attention over a cache,
 // cross-attention, GELU MLP; see kernels.cc) as one primitive, for x
-// [B <= 8, 1, D] and projections quantized alike. `inputs`, in order: x;
-// the self-attention key and value caches [B, heads, capacity, D / heads]
-// (f32, written at `position`, in place when nothing else holds them); the
-// cross-attention keys and values [B or 1, heads, S, D / heads] (f16 or
-// f32); the weight and bias of the three norms; then for the stacked
-// query/key/value, self-attention output, cross-attention query,
-// cross-attention output, first and second MLP projections: the packed
-// matrix, scales, biases and the f32 bias vector. Returns x after the layer
-// and the two caches, or nothing when the kernels cannot take these inputs.
+// [B <= 8, 1, D]. `inputs`, in order: x; the self-attention key and value
+// caches [B, heads, capacity, D / heads] (f32, written at `position`, in
+// place when nothing else holds them); the cross-attention keys and values
+// [B or 1, heads, S, D / heads] (f16 or f32); the weight and bias of the
+// three norms; then for the stacked query/key/value, self-attention output,
+// cross-attention query, cross-attention output, first and second MLP
+// projections: the matrix [out, in] (f32 or f16; or, when group_size > 0,
+// the packed matrix, its scales and its biases) and the f32 bias vector.
+// Returns x after the layer and the two caches, or nothing when the kernels
+// cannot take these inputs.
 std::optional<std::vector<array>> decoder_layer_step(const std::vector<array>& inputs,
                                                      int heads, int position, int group_size,
                                                      int bits, float eps);

@@ -1,7 +1,7 @@
 //! Multi-head attention and the pre-LN residual block Whisper stacks.
 
 use mlx::fast::{
-    scaled_dot_product_attention, AttentionMask, DecoderLayerWeights, QuantizedLinearRef,
+    scaled_dot_product_attention, AttentionMask, DecoderLayerWeights, StepMatrix, StepProjection,
 };
 use mlx::{Array, Dtype};
 
@@ -279,12 +279,16 @@ impl CrossAttention {
     }
 }
 
-/// A quantized, biased projection as a fused step takes it.
-fn quantized(l: &Linear) -> Option<QuantizedLinearRef<'_>> {
-    match (&l.weight, &l.bias) {
-        (Matrix::Quantized(matrix), Some(bias)) => Some(QuantizedLinearRef { matrix, bias }),
-        _ => None,
-    }
+/// A biased projection as a fused step takes it.
+fn step_projection(l: &Linear) -> Option<StepProjection<'_>> {
+    let matrix = match &l.weight {
+        Matrix::Dense(m) => StepMatrix::Dense(m),
+        Matrix::Quantized(q) => StepMatrix::Quantized(q),
+    };
+    Some(StepProjection {
+        matrix,
+        bias: l.bias.as_ref()?,
+    })
 }
 
 /// Pre-LN block: self-attention, optional cross-attention, then the MLP.
@@ -336,8 +340,8 @@ impl ResidualAttentionBlock {
     }
 
     /// The block as one fused decoding step's weights: a decoder block whose
-    /// projections are all quantized and biased (the stacked query/key/value's
-    /// missing key bias is zeros); `None` otherwise.
+    /// projections are all biased (the stacked query/key/value's missing key
+    /// bias is zeros); `None` otherwise.
     pub fn step_weights(&self) -> Option<DecoderLayerWeights<'_>> {
         let (cross, cross_ln) = self.cross_attn.as_ref()?;
         let norms = [&self.attn_ln, cross_ln, &self.mlp_ln];
@@ -349,12 +353,12 @@ impl ResidualAttentionBlock {
             eps: self.attn_ln.eps,
             norms: norms.map(|n| (&n.weight, &n.bias)),
             projections: [
-                quantized(&self.attn.qkv)?,
-                quantized(&self.attn.out)?,
-                quantized(&cross.query)?,
-                quantized(&cross.out)?,
-                quantized(&self.mlp1)?,
-                quantized(&self.mlp2)?,
+                step_projection(&self.attn.qkv)?,
+                step_projection(&self.attn.out)?,
+                step_projection(&cross.query)?,
+                step_projection(&cross.out)?,
+                step_projection(&self.mlp1)?,
+                step_projection(&self.mlp2)?,
             ],
         })
     }

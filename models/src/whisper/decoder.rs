@@ -179,8 +179,8 @@ impl TextDecoder {
     }
 
     /// Every block as one fused step each, where that runs (the CPU kernels,
-    /// quantized blocks, at most 8 rows, caches holding a prompt): the same
-    /// values as the blocks' ops, without ~30 dispatches per block and token.
+    /// at most 8 rows, caches holding a prompt): the same values as the
+    /// blocks' ops, without ~30 dispatches per block and token.
     fn fused_steps(&self, state: &DecoderState, rows: i32) -> Option<Vec<DecoderLayerWeights<'_>>> {
         if !mlx::fast::decoder_layer_steps_available() || rows > 8 || state.batch().is_none() {
             return None;
