@@ -277,7 +277,7 @@ inline float gelu_f32(float x) {
 }
 
 MLX_SHIM_MULTIVERSION
-void gelu_span_portable(const float* x, float* y, size_t n) {
+void gelu_span(const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = gelu_f32(x[i]);
 }
 
@@ -810,33 +810,6 @@ MLX_SHIM_AVX512 inline __m512 exp16(__m512 x) {
   return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
 }
 
-// gelu_f32 on 16 lanes: the same operations in the same order.
-MLX_SHIM_AVX512 inline __m512 gelu16(__m512 x) {
-  constexpr float kPoly[] = {0.17087277f, -0.82215223f, 1.48851587f, -1.13520398f,
-                             0.27886807f, -0.18628806f, 0.09678418f, 0.37409196f,
-                             1.00002368f, -1.26551223f};
-  const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
-  __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f));
-  __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(half, z, one));
-  __m512 p = _mm512_set1_ps(kPoly[0]);
-  for (int i = 1; i < 10; ++i) p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(kPoly[i]));
-  __m512 erfc = _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(z, z, p)));
-  __m512 pos = _mm512_mul_ps(x, _mm512_fnmadd_ps(half, erfc, one));
-  __m512 neg = _mm512_mul_ps(_mm512_mul_ps(half, x), erfc);
-  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), neg, pos);
-}
-
-// Twice the AVX2 clone's speed (the division costs the same per lane at
-// either width, the polynomial and exp half): GELU was 6% of the encoder.
-MLX_SHIM_AVX512 void gelu_span16(const float* x, float* y, size_t n) {
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, gelu16(_mm512_loadu_ps(x + i)));
-  if (i < n) {
-    auto tail = static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(y + i, tail, gelu16(_mm512_maskz_loadu_ps(tail, x + i)));
-  }
-}
-
 // softmax_row on 16 lanes, for the fused kernel's score rows, except that
 // the row is left unnormalized and the normalizing factor returned: the
 // caller scales the 64-wide output instead of the row.
@@ -972,13 +945,6 @@ template <class KV>
 void attention_fused(const AttentionShape&, const Operand&, const OperandOf<KV>&,
                      const OperandOf<KV>&, float*) {}
 #endif
-
-void gelu_span(const float* x, float* y, size_t n) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (has_avx512()) return gelu_span16(x, y, n);
-#endif
-  gelu_span_portable(x, y, n);
-}
 
 // Query lengths up to this use attention_rows.
 constexpr int kRowsUpTo = 16;
