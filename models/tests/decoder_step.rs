@@ -18,7 +18,7 @@ const FRAMES: i32 = 40;
 /// smooth pattern would line up the attention scores until one key takes
 /// all the weight and the others' values stop mattering).
 fn values(n: i32, seed: u32, scale: f32) -> Vec<f32> {
-    let mut state = u64::from(seed) * 0x9E37_79B9_7F4A_7C15 + 1;
+    let mut state = u64::from(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) + 1;
     (0..n)
         .map(|_| {
             state = state
