@@ -112,9 +112,13 @@ fn read(a: &Array) -> Vec<f32> {
 /// Runs a prompt of `prompt` positions through two caches, then `steps`
 /// single positions through one by the fused kernel and through the other
 /// by the block's ops; then one more by the ops over both.
-fn compare(storage: Storage, rows: i32, audio_rows: i32, prompt: i32, steps: i32) {
+/// `frames` below FRAMES attends to the first frames only, through views
+/// of the window's keys and values (strided rows and heads).
+fn compare(storage: Storage, rows: i32, audio_rows: i32, prompt: i32, steps: i32, frames: i32) {
     let block = &block(storage);
-    let label = format!("{storage:?}, {rows} rows, {audio_rows} audio rows, prompt {prompt}");
+    let label = format!(
+        "{storage:?}, {rows} rows, {audio_rows} audio rows, prompt {prompt}, {frames} frames"
+    );
     let audio = array(&[audio_rows, FRAMES, STATE], 50 + rows as u32, 1.0);
     let (cross_attn, _) = block.cross_attn.as_ref().unwrap();
     // As the decoder keeps them: f16 for a quantized model, else f32.
@@ -122,7 +126,11 @@ fn compare(storage: Storage, rows: i32, audio_rows: i32, prompt: i32, steps: i32
         Storage::Q8 => Dtype::F16,
         Storage::F32 | Storage::F16 => Dtype::F32,
     };
-    let cross: CrossKv = cross_attn.project_kv(&audio, kv_dtype).unwrap();
+    let window: CrossKv = cross_attn.project_kv(&audio, kv_dtype).unwrap();
+    let cross = CrossKv {
+        keys: window.keys.slice_axis(2, 0, frames).unwrap(),
+        values: window.values.slice_axis(2, 0, frames).unwrap(),
+    };
     let tokens = array(&[rows, prompt, STATE], 60, 1.0);
     let (mut fused, mut by_ops) = (KvCache::default(), KvCache::default());
     for cache in [&mut fused, &mut by_ops] {
@@ -164,13 +172,15 @@ fn fused_decoding_step_equals_the_blocks_ops() {
         return;
     }
     for storage in [Storage::Q8, Storage::F32, Storage::F16] {
-        compare(storage, 1, 1, 3, 4);
+        compare(storage, 1, 1, 3, 4, FRAMES);
         // Rows with their own windows (batched files), and rows sharing one
         // window (hypotheses of one window).
-        compare(storage, 5, 5, 4, 3);
-        compare(storage, 3, 1, 2, 3);
+        compare(storage, 5, 5, 4, 3, FRAMES);
+        compare(storage, 3, 1, 2, 3, FRAMES);
         // Steps past the cache's first capacity (64): it grows on the way.
-        compare(storage, 2, 2, 62, 4);
+        compare(storage, 2, 2, 62, 4, FRAMES);
+        // Keys and values that are views into a longer window.
+        compare(storage, 2, 2, 3, 2, FRAMES - 7);
     }
 }
 

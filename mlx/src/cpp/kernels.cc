@@ -1822,7 +1822,7 @@ class QuantizedProduct : public QuantizedPrimitive<QuantizedProduct> {
 //   x += out(self-attention(ln1(x)) over the cache and this position)
 //   x += out(cross-attention(ln2(x)) over the encoder's keys and values)
 //   x += fc2(gelu(fc1(ln3(x))))
-// with 8-bit or 4-bit quantized projections. The same kernels as the
+// with dense (f32, f16) or quantized projections. The same kernels as the
 // layer's ops (so the same values), as one primitive: the ~30 ops of a layer
 // each cost a dispatch to the stream's thread and a wake-up of the pool, as
 // long as their work on a decoder the size of Whisper's.
@@ -1861,7 +1861,9 @@ void apply_dense(const StepLinear& l, size_t rows, const float* x, bool gelu,
 struct StepShape {
   size_t B, D, F;  // rows, model width, MLP width
   int H, position, cap, S;
-  bool shared_cross;  // one window's keys and values for every row
+  // Cross-attention keys' and values' strides over rows (0: one window's
+  // for every row), heads and frames.
+  int64_t cross_strides[3];
   float eps;
 };
 
@@ -1923,13 +1925,11 @@ void decoder_layer_step_run(const StepShape& sh, const StepArgs<KV>& a) {
   linear(a.cross_q, h, false, nullptr, qkv);
   AttentionShape cross{static_cast<int>(B), sh.H, sh.H, 1, sh.S, static_cast<int>(Dh),
                        static_cast<int>(Dh), scale, false};
-  int64_t per_head = static_cast<int64_t>(sh.S) * static_cast<int64_t>(Dh);
   Operand cq{qkv, static_cast<int64_t>(D), static_cast<int64_t>(Dh), static_cast<int64_t>(D), 1,
              {}};
-  // Every row reads the same window's keys when they are shared (stride 0).
-  int64_t row_stride = sh.shared_cross ? 0 : heads * per_head;
-  OperandOf<KV> ck{a.cross_k, row_stride, per_head, static_cast<int64_t>(Dh), 1, {}};
-  OperandOf<KV> cv{a.cross_v, row_stride, per_head, static_cast<int64_t>(Dh), 1, {}};
+  const int64_t* cs = sh.cross_strides;
+  OperandOf<KV> ck{a.cross_k, cs[0], cs[1], cs[2], 1, {}};
+  OperandOf<KV> cv{a.cross_v, cs[0], cs[1], cs[2], 1, {}};
   attention_rows(cross, cq, ck, cv, att);
   linear(a.cross_out, att, false, x1, x2);
 
@@ -1961,10 +1961,11 @@ class DecoderLayerStep : public mx::Primitive {
     for (size_t i = 0; i < inputs.size(); ++i) {
       if (i != 3 && i != 4) require_row_contiguous(inputs[i], name());
     }
-    for (int i : {3, 4}) {
-      if (inputs[i].strides().back() != 1) {
-        throw std::runtime_error(std::string(name()) + ": cross keys/values rows are strided");
-      }
+    // The cross-attention keys and values: any strides but the last, the
+    // same for both (each row's read from where its strides say).
+    const auto &ck = inputs[3], &cv = inputs[4];
+    if (ck.strides().back() != 1 || cv.strides() != ck.strides()) {
+      throw std::runtime_error(std::string(name()) + ": cross keys/values laid out apart");
     }
     outputs[0].set_data(mx::allocator::malloc(outputs[0].nbytes()));
     // The caches are written in place when nothing else held them as the
@@ -1983,11 +1984,17 @@ class DecoderLayerStep : public mx::Primitive {
       }
     }
     const auto& x = inputs[0];
-    const auto& ck = inputs[3];
     size_t per = group_ > 0 ? 4 : 2;  // arrays per projection
-    StepShape sh{static_cast<size_t>(x.shape(0)), static_cast<size_t>(x.shape(2)),
-                 static_cast<size_t>(inputs[11 + 4 * per].shape(0)), heads_, position_,
-                 inputs[1].shape(2), ck.shape(2), ck.shape(0) == 1 && x.shape(0) > 1, eps_};
+    const auto& st = ck.strides();
+    StepShape sh{static_cast<size_t>(x.shape(0)),
+                 static_cast<size_t>(x.shape(2)),
+                 static_cast<size_t>(inputs[11 + 4 * per].shape(0)),
+                 heads_,
+                 position_,
+                 inputs[1].shape(2),
+                 ck.shape(2),
+                 {ck.shape(0) == 1 ? 0 : st[0], st[1], st[2]},
+                 eps_};
     StepLinear lin[6];
     for (size_t p = 0; p < 6; ++p) lin[p] = step_linear(inputs, 11 + p * per);
     auto& enc = mx::cpu::get_command_encoder(stream());
