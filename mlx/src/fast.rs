@@ -180,6 +180,10 @@ pub struct DecoderLayerStep {
     pub values: Array,
 }
 
+/// Rows a [`DecoderLayerWeights::step`] takes at most (its products read
+/// each matrix once for up to this many rows).
+pub const DECODER_STEP_MAX_ROWS: i32 = 8;
+
 /// Whether [`DecoderLayerWeights::step`] runs here: the custom kernels on
 /// and the CPU backend by default.
 pub fn decoder_layer_steps_available() -> bool {
@@ -187,7 +191,8 @@ pub fn decoder_layer_steps_available() -> bool {
 }
 
 impl DecoderLayerWeights<'_> {
-    /// The layer applied to one new position per row, `x` `[B <= 8, 1, D]`,
+    /// The layer applied to one new position per row, `x` `[B, 1, D]` with B
+    /// at most [`DECODER_STEP_MAX_ROWS`],
     /// as one primitive (the same kernels, so the same values, as the layer's
     /// ops, without ~30 dispatches). `keys` and `values`
     /// (`[B, heads, capacity, D / heads]`, f32) are the self-attention caches

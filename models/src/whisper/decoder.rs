@@ -160,7 +160,6 @@ impl TextDecoder {
             None if len == 1 => self.fused_steps(state, tokens.dim(0)?),
             _ => None,
         };
-        let layers = self.blocks.iter().zip(&mut state.selves).zip(&state.cross);
         if let Some(steps) = fused {
             for ((step, cache), cross) in steps.iter().zip(&mut state.selves).zip(&state.cross) {
                 x = cache.step(|keys, values, position| {
@@ -169,6 +168,7 @@ impl TextDecoder {
                 })?;
             }
         } else {
+            let layers = self.blocks.iter().zip(&mut state.selves).zip(&state.cross);
             for (i, ((block, cache), cross)) in layers.enumerate() {
                 let capture = captured.as_deref_mut().map(|c| &mut c[i]);
                 x = block.forward_capturing(&x, Some(cache), Some(cross), capture)?;
@@ -182,7 +182,8 @@ impl TextDecoder {
     /// at most 8 rows, caches holding a prompt): the same values as the
     /// blocks' ops, without ~30 dispatches per block and token.
     fn fused_steps(&self, state: &DecoderState, rows: i32) -> Option<Vec<DecoderLayerWeights<'_>>> {
-        if !mlx::fast::decoder_layer_steps_available() || rows > 8 || state.batch().is_none() {
+        let fits = rows <= mlx::fast::DECODER_STEP_MAX_ROWS;
+        if !mlx::fast::decoder_layer_steps_available() || !fits || state.batch().is_none() {
             return None;
         }
         self.blocks.iter().map(|b| b.step_weights()).collect()
