@@ -31,9 +31,8 @@ impl KvCache {
     /// position so far, as views of the buffers.
     pub fn append(&mut self, keys: &Array, values: &Array) -> mlx::Result<(Array, Array)> {
         let end = self.len + keys.dim(2)?;
-        let (k, v) = match self.buffers.take() {
-            Some((k, v)) if k.dim(2)? >= end => (k, v),
-            Some((k, v)) => (grow(&k, end)?, grow(&v, end)?),
+        let (k, v) = match self.take_with_room(end)? {
+            Some(buffers) => buffers,
             None => (empty(keys, end)?, empty(values, end)?),
         };
         let write = |buffer: &Array, new: &Array| {
@@ -67,15 +66,23 @@ impl KvCache {
         step: impl FnOnce(Array, Array, i32) -> mlx::Result<(T, Array, Array)>,
     ) -> mlx::Result<T> {
         let end = self.len + 1;
-        let (k, v) = match self.buffers.take() {
-            Some((k, v)) if k.dim(2)? >= end => (k, v),
-            Some((k, v)) => (grow(&k, end)?, grow(&v, end)?),
-            None => return Err(mlx::Error::Mlx("a decoding step before any prompt".into())),
-        };
+        let (k, v) = self
+            .take_with_room(end)?
+            .ok_or_else(|| mlx::Error::Mlx("a decoding step before any prompt".into()))?;
         let (out, k, v) = step(k, v, self.len)?;
         self.buffers = Some((k, v));
         self.len = end;
         Ok(out)
+    }
+
+    /// The buffers taken out of the cache, grown to hold `end` positions;
+    /// `None` before the first append.
+    fn take_with_room(&mut self, end: i32) -> mlx::Result<Option<(Array, Array)>> {
+        Ok(match self.buffers.take() {
+            Some((k, v)) if k.dim(2)? >= end => Some((k, v)),
+            Some((k, v)) => Some((grow(&k, end)?, grow(&v, end)?)),
+            None => None,
+        })
     }
 
     /// Hypotheses in the cache (`None` before the first token).
