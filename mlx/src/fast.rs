@@ -130,6 +130,14 @@ pub fn f16_if_exact(a: &Array) -> Result<Array> {
     Ok(Array::from_raw(ffi::f16_if_exact(a.raw())?))
 }
 
+/// `log Σ exp(x)` of a host buffer, with the vectorized exp of the CPU
+/// kernels (within a few ulp of the exact value, summed in f32 lanes);
+/// `-inf` for an empty or all `-inf` slice. A host helper, not an MLX op: the
+/// decoder's token rules normalize every vocabulary row with it.
+pub fn log_sum_exp(x: &[f32]) -> f32 {
+    ffi::log_sum_exp(x)
+}
+
 /// Whether quantized products with `int8_activations` run as int8 products
 /// here: the custom kernels on, the CPU backend by default, and a CPU with
 /// AVX-512 VNNI.

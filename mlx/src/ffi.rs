@@ -250,6 +250,7 @@ pub(crate) mod ffi {
         fn int8_products_available() -> bool;
         fn custom_kernels_active() -> bool;
         fn f16_if_exact(a: &MlxArray) -> Result<UniquePtr<MlxArray>>;
+        fn log_sum_exp(x: &[f32]) -> f32;
     }
 }
 

@@ -110,6 +110,46 @@ fn softmax_with_infinities_and_masked_rows() {
     );
 }
 
+/// The decoder's log-softmax normalizer on the host: against an f64 sum, on a
+/// vocabulary-sized row (logits of a real model's spread, a few suppressed),
+/// an odd length below one vector, a lone finite entry, and the empty and
+/// all -inf rows.
+#[test]
+fn log_sum_exp_matches_an_f64_reference() {
+    let naive = |x: &[f32]| {
+        let m = x
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+        if m == f64::NEG_INFINITY {
+            return m;
+        }
+        m + x
+            .iter()
+            .map(|&v| (f64::from(v) - m).exp())
+            .sum::<f64>()
+            .ln()
+    };
+    let inf = f32::INFINITY;
+    let mut vocabulary = rand_vec(7, 51864, -20.0, 12.0);
+    for i in (0..vocabulary.len()).step_by(97) {
+        vocabulary[i] = -inf;
+    }
+    for x in [
+        vocabulary,
+        rand_vec(8, 13, -3.0, 3.0),
+        vec![-inf, 2.5, -inf],
+    ] {
+        let (got, want) = (fast::log_sum_exp(&x), naive(&x));
+        assert!(
+            (f64::from(got) - want).abs() <= 4e-7 * want.abs().max(1.0),
+            "{} entries: {got} vs {want}",
+            x.len()
+        );
+    }
+    assert_eq!(fast::log_sum_exp(&[]), -inf);
+    assert_eq!(fast::log_sum_exp(&[-inf, -inf]), -inf);
+}
+
 #[test]
 fn softmax_of_views_in_lazy_graphs_and_other_axes() {
     let _g = lock();

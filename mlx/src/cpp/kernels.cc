@@ -317,10 +317,36 @@ float exp_shifted(const float* x, float* y, size_t n, float m) {
   return s;
 }
 
+// sum of exp(x[i] - m), accumulated in f64 lanes: a vocabulary row has tens
+// of thousands of terms far below the largest, which an f32 sum of about 1
+// would round away (1e-5 of the log-sum, measured).
+MLX_SHIM_MULTIVERSION
+double exp_shifted_sum(const float* x, size_t n, float m) {
+  double lanes[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) lanes[j] += exp_f32(x[i + j] - m);
+  }
+  double s = 0.0;
+  for (; i < n; ++i) s += exp_f32(x[i] - m);
+  for (int j = 0; j < kLanes; ++j) s += lanes[j];
+  return s;
+}
+
 MLX_SHIM_MULTIVERSION
 void scale_span(float* y, size_t n, float s) {
   for (size_t i = 0; i < n; ++i) y[i] *= s;
 }
+
+}  // namespace
+
+float log_sum_exp(const float* x, size_t n) {
+  float m = max_of(x, n);
+  if (n == 0 || m == kNegInf || std::isnan(m)) return n == 0 ? kNegInf : m;
+  return m + static_cast<float>(std::log(exp_shifted_sum(x, n, m)));
+}
+
+namespace {
 
 // softmax of x[0, valid) into y[0, valid), zeros in y[valid, n). A row whose
 // entries are all -inf (or that has a NaN maximum) becomes NaN, as in MLX.

@@ -83,6 +83,11 @@ std::optional<array> quantized_int8_matmul(const array& x, const array& w, const
 std::optional<array> quantized_matmul_t(const array& x, const array& w, const array& scales,
                                         const array& biases, int group_size, int bits);
 
+// log(sum(exp(x))) over a host buffer with the kernels' vectorized exp (the
+// decoder's log-softmax normalizer, once per vocabulary row and token); -inf
+// when x is empty or all -inf.
+float log_sum_exp(const float* x, size_t n);
+
 // One decoding step of a pre-LN decoder layer (self-attention over a cache,
 // cross-attention, GELU MLP; see kernels.cc) as one primitive, for x
 // [B <= 8, 1, D]. `inputs`, in order: x; the self-attention key and value

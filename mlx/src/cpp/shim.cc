@@ -570,6 +570,7 @@ bool custom_kernels() { return kernels::enabled(); }
 int32_t custom_kernel_threads() { return kernels::threads(); }
 bool int8_products_available() { return kernels::int8_available(); }
 bool custom_kernels_active() { return kernels::active(); }
+float log_sum_exp(rust::Slice<const float> x) { return kernels::log_sum_exp(x.data(), x.size()); }
 // The array in f16 when that changes no value; else the array itself.
 ArrayPtr f16_if_exact(const array& a) {
   if (auto out = kernels::f16_if_exact(a)) return own(std::move(*out));

@@ -174,5 +174,6 @@ int32_t custom_kernel_threads();
 bool int8_products_available();
 bool custom_kernels_active();
 ArrayPtr f16_if_exact(const array& a);
+float log_sum_exp(rust::Slice<const float> x);
 
 }  // namespace mlx_shim

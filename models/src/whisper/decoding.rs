@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use mlx::fast::log_sum_exp;
 use mlx::{Array, Dtype};
 use rand::Rng;
 
@@ -121,16 +122,6 @@ impl TokenRules {
             logits[..begin].fill(f32::NEG_INFINITY);
         }
     }
-}
-
-/// `log Σ exp(x)`, computed stably; `-inf` for an empty or all `-inf` slice.
-fn log_sum_exp(x: &[f32]) -> f32 {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return max;
-    }
-    let sum: f64 = x.iter().map(|&v| f64::from(v - max).exp()).sum();
-    max + sum.ln() as f32
 }
 
 /// How a window's tokens are chosen.
