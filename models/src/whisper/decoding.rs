@@ -326,10 +326,13 @@ struct Stepper<'m> {
 impl<'m> Stepper<'m> {
     /// A stepper over the windows whose encoder output is `audio`, one batch row each.
     fn start(model: &'m Whisper, audio: &Array) -> mlx::Result<Stepper<'m>> {
+        let clock = Instant::now();
+        let state = model.decoder.start(audio)?;
         Ok(Stepper {
             model,
-            state: model.decoder.start(audio)?,
+            state,
             times: StepTimes {
+                prompt: clock.elapsed().as_secs_f64(),
                 passes: 1,
                 ..StepTimes::default()
             },
@@ -357,7 +360,7 @@ impl<'m> Stepper<'m> {
         }
         let clock = Instant::now();
         let hidden = self.hidden(&inputs.concat(), inputs.len())?;
-        self.times.prompt = clock.elapsed().as_secs_f64();
+        self.times.prompt += clock.elapsed().as_secs_f64();
         let mut no_speech = vec![0.0; inputs.len()];
         if let Some(id) = prompt.rules.special.no_speech {
             let clock = Instant::now();
