@@ -5,7 +5,7 @@ use std::ptr;
 use crate::array::{from_array_vec, to_array_vec};
 use crate::ffi::ffi;
 use crate::quant::QuantizedMatrix;
-use crate::{Array, Error, Result};
+use crate::{Array, Dtype, Error, Result};
 
 pub(crate) fn ptr_of(a: Option<&Array>) -> *const ffi::MlxArray {
     a.map_or(ptr::null(), |a| a.raw() as *const _)
@@ -128,6 +128,15 @@ pub fn custom_kernels() -> bool {
 /// storage changes nothing; otherwise `a` as it is. Evaluates `a`.
 pub fn f16_if_exact(a: &Array) -> Result<Array> {
     Ok(Array::from_raw(ffi::f16_if_exact(a.raw())?))
+}
+
+/// A row-major copy of `a` as `dtype` (for example the heads of a transposed
+/// view, converted to f16): on the CPU backend, for f32 `a` of up to four
+/// axes and an f32 or f16 result, one multi-threaded pass of this crate's
+/// kernels (f16 rounded to nearest, ties to even, as [`Array::astype`]);
+/// otherwise MLX's conversion and copy.
+pub fn row_major(a: &Array, dtype: Dtype) -> Result<Array> {
+    Ok(Array::from_raw(ffi::row_major(a.raw(), dtype as u8)?))
 }
 
 /// `log Σ exp(x)` of a host buffer, with the vectorized exp of the CPU

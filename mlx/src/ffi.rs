@@ -251,6 +251,7 @@ pub(crate) mod ffi {
         fn custom_kernels_active() -> bool;
         fn f16_if_exact(a: &MlxArray) -> Result<UniquePtr<MlxArray>>;
         fn log_sum_exp(x: &[f32]) -> f32;
+        fn row_major(a: &MlxArray, dtype: u8) -> Result<UniquePtr<MlxArray>>;
     }
 }
 

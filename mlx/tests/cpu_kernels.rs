@@ -110,6 +110,59 @@ fn softmax_with_infinities_and_masked_rows() {
     );
 }
 
+/// `fast::row_major` against the permuted values on the host, f16 rounded by
+/// the `half` crate (to nearest, ties to even): a transposed 4-D view (a
+/// layer's heads), a view whose last axis is strided, and a 2-D one; values
+/// at f16's edges (subnormal, halfway between two f16s, past its largest
+/// value, -0) compared bit for bit.
+#[test]
+fn row_major_copies_of_views_are_exact() {
+    let _g = lock();
+    let shape = [2, 5, 3, 24];
+    let mut values = rand_vec(9, 2 * 5 * 3 * 24, -4.0, 4.0);
+    let edges = [
+        6.0e-8,
+        -3.0e-5,
+        65504.0,
+        65520.0,
+        1e6,
+        -0.0,
+        1.0 + 1.0 / 2048.0,
+        2049.0,
+        1.0 + 3.0 / 2048.0,
+    ];
+    values[..edges.len()].copy_from_slice(&edges);
+    let a = arr(&values, &shape);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let cases: [(&[usize], &str); 3] = [
+        (&[0, 2, 1, 3], "heads"),
+        (&[0, 1, 3, 2], "strided last axis"),
+        (&[1, 0, 2, 3], "outer axes swapped"),
+    ];
+    for (perm, what) in cases {
+        let axes: Vec<i32> = perm.iter().map(|&p| p as i32).collect();
+        let view = a.transpose(&axes).unwrap();
+        let (want, want_shape) = permute(&values, &shape, perm);
+        let copy = fast::row_major(&view, Dtype::F32).unwrap();
+        assert_eq!(copy.shape(), want_shape, "{what}");
+        assert_eq!(bits(&read(&copy)), bits(&want), "{what}, f32");
+        let half_copy = fast::row_major(&view, Dtype::F16).unwrap();
+        assert_eq!(half_copy.dtype(), Dtype::F16);
+        let want_half: Vec<f32> = want
+            .iter()
+            .map(|&v| half::f16::from_f32(v).to_f32())
+            .collect();
+        assert_eq!(bits(&read_f16(&half_copy)), bits(&want_half), "{what}, f16");
+    }
+    let flat = arr(&values[..24], &[4, 6]).transpose(&[1, 0]).unwrap();
+    let (want, _) = permute(&values[..24], &[4, 6], &[1, 0]);
+    assert_eq!(
+        bits(&read(&fast::row_major(&flat, Dtype::F32).unwrap())),
+        bits(&want),
+        "2-D"
+    );
+}
+
 /// The decoder's log-softmax normalizer on the host: against an f64 sum, on a
 /// vocabulary-sized row (logits of a real model's spread, a few suppressed),
 /// an odd length below one vector, a lone finite entry, and the empty and

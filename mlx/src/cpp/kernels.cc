@@ -14,6 +14,7 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cmath>
@@ -756,7 +757,7 @@ void attention_blas(const AttentionShape& sh, const Operand& q, const Operand& k
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#define MLX_SHIM_AVX512 __attribute__((target("avx512f,fma")))
+#define MLX_SHIM_AVX512 __attribute__((target("avx512f,fma,f16c")))
 
 bool has_avx512() {
   static const bool yes = __builtin_cpu_supports("avx512f");
@@ -887,6 +888,23 @@ void in_row_groups(int rows, F&& f) {
   row_group_rest<Tile - 1>(rows - r, r, f);
 }
 
+// One head's keys into tiles [S / 64][D][64] and values into rows [S][64],
+// as f32. A function of its own for the target attribute: the lambdas that
+// call it do not inherit it, and without F16C each f16 key would be widened
+// by a library call.
+template <class KV>
+MLX_SHIM_AVX512 void pack_head(const OperandOf<KV>& k, const OperandOf<KV>& v, int b, int hk,
+                               int S, int D, float* kt, float* packed_values) {
+  for (int j = 0; j < S; ++j) {
+    const KV* kj = k.row(b, hk, j);
+    float* tile = kt + static_cast<size_t>(j / kFusedKeys) * D * kFusedKeys + j % kFusedKeys;
+    for (int d = 0; d < D; ++d) tile[static_cast<size_t>(d) * kFusedKeys] = static_cast<float>(kj[d]);
+    const KV* vj = v.row(b, hk, j);
+    float* vrow = packed_values + static_cast<size_t>(j) * kFusedValues;
+    for (int c = 0; c < kFusedValues; ++c) vrow[c] = static_cast<float>(vj[c]);
+  }
+}
+
 template <class KV>
 MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q,
                                      const OperandOf<KV>& k, const OperandOf<KV>& v, float* out) {
@@ -905,16 +923,7 @@ MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q,
   parallel_rows(kv_heads, static_cast<double>(kv_heads) * per_head, [&](size_t h0, size_t h1) {
     for (size_t bh = h0; bh < h1; ++bh) {
       int b = static_cast<int>(bh / sh.Hk), hk = static_cast<int>(bh % sh.Hk);
-      float* kt = kt_all + bh * per_head;
-      for (int j = 0; j < sh.S; ++j) {
-        const KV* kj = k.row(b, hk, j);
-        float* tile = kt + static_cast<size_t>(j / kFusedKeys) * sh.D * kFusedKeys + j % kFusedKeys;
-        for (int d = 0; d < sh.D; ++d)
-          tile[static_cast<size_t>(d) * kFusedKeys] = static_cast<float>(kj[d]);
-        const KV* vj = v.row(b, hk, j);
-        float* packed_v = v_all + bh * values_per_head + static_cast<size_t>(j) * kFusedValues;
-        for (int c = 0; c < kFusedValues; ++c) packed_v[c] = static_cast<float>(vj[c]);
-      }
+      pack_head(k, v, b, hk, sh.S, sh.D, kt_all + bh * per_head, v_all + bh * values_per_head);
     }
   });
   int blocks = (sh.L + kFusedQueries - 1) / kFusedQueries;
@@ -1638,6 +1647,83 @@ class LayerNormLast : public CpuOnly {
  private:
   float eps_;
   bool has_w_, has_b_;
+};
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// y = x rounded to f16 (to nearest, ties to even), eight at a time.
+MLX_SHIM_F16C void narrow_f16c(const float* x, _Float16* y, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), h);
+  }
+  for (; i < n; ++i) y[i] = static_cast<_Float16>(x[i]);
+}
+#endif
+
+// y[i] = x[i * stride] for i < n, as T (f32, or f16 rounded to nearest even).
+template <class T>
+void copy_span(const float* x, int64_t stride, T* y, size_t n) {
+  if (stride == 1) {
+    if constexpr (std::is_same_v<T, float>) {
+      std::memcpy(y, x, n * sizeof(float));
+      return;
+    } else {
+#if defined(__x86_64__) && defined(__GNUC__)
+      if (has_f16c()) return narrow_f16c(x, y, n);
+#endif
+    }
+  }
+  for (size_t i = 0; i < n; ++i) y[i] = static_cast<T>(x[static_cast<int64_t>(i) * stride]);
+}
+
+// The rows of a [d0, d1, d2, d3] view with strides s into y, row-major.
+template <class T>
+void row_major_run(const float* x, std::array<int64_t, 4> d, std::array<int64_t, 4> s, T* y) {
+  size_t rows = static_cast<size_t>(d[0] * d[1] * d[2]), n = static_cast<size_t>(d[3]);
+  parallel_rows(rows, static_cast<double>(rows) * n, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) {
+      int64_t i = static_cast<int64_t>(r);
+      const float* row = x + i / (d[1] * d[2]) * s[0] + i / d[2] % d[1] * s[1] + i % d[2] * s[2];
+      copy_span(row, s[3], y + r * n, n);
+    }
+  });
+}
+
+// A row-major copy of an f32 view of up to four axes, in f32 or f16. MLX's
+// own copy walks a transposed view value by value, and its f32 -> f16
+// conversion is a software routine in builds for baseline x86-64 (about
+// 5 ns a value); the decoder's cross-attention keys and values take both,
+// per window.
+class RowMajorCopy : public CpuOnly {
+ public:
+  RowMajorCopy(mx::Stream s, mx::Dtype dtype) : CpuOnly(s), dtype_(dtype) {}
+  const char* name() const override { return "MlxAsrRowMajorCopy"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const RowMajorCopy*>(&other);
+    return o != nullptr && o->dtype_ == dtype_;
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    const auto& in = inputs[0];
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    std::array<int64_t, 4> dims{1, 1, 1, 1}, strides{0, 0, 0, 0};
+    int lead = 4 - static_cast<int>(in.ndim());
+    for (int i = 0; i < static_cast<int>(in.ndim()); ++i) {
+      dims[lead + i] = in.shape(i);
+      strides[lead + i] = in.strides()[i];
+    }
+    const float* x = in.data<float>();
+    if (dtype_ == mx::float16) {
+      auto* y = out.data<_Float16>();
+      encode(inputs, out, [=] { row_major_run(x, dims, strides, y); });
+    } else {
+      float* y = out.data<float>();
+      encode(inputs, out, [=] { row_major_run(x, dims, strides, y); });
+    }
+  }
+
+ private:
+  mx::Dtype dtype_;
 };
 
 class Attention : public CpuOnly {
@@ -2378,6 +2464,15 @@ std::optional<std::vector<array>> decoder_layer_step(const std::vector<array>& i
       std::make_shared<DecoderLayerStep>(*s, heads, position, group_size, bits, eps, in_place);
   return array::make_arrays({x.shape(), kc.shape(), vc.shape()},
                             {mx::float32, mx::float32, mx::float32}, prim, inputs);
+}
+
+std::optional<array> row_major(const array& a, mx::Dtype dtype) {
+  auto s = cpu_stream();
+  if (!s || a.dtype() != mx::float32 || a.ndim() > 4 || a.size() == 0 ||
+      (dtype != mx::float32 && dtype != mx::float16)) {
+    return std::nullopt;
+  }
+  return array(a.shape(), dtype, std::make_shared<RowMajorCopy>(*s, dtype), {a});
 }
 
 std::optional<array> f16_if_exact(const array& a) {

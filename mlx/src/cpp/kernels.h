@@ -39,6 +39,9 @@ std::optional<array> gelu(const array& a);
 // softmax(scale q kᵀ [+ causal mask]) v for [B, H, L, D] q and [B, Hkv, S, D] k, v.
 std::optional<array> sdpa(const array& q, const array& k, const array& v, float scale,
                           bool causal);
+// A row-major copy of f32 `a` (up to four axes, any strides) in f32 or f16
+// (rounded to nearest, ties to even, as MLX's astype), in one pass.
+std::optional<array> row_major(const array& a, mlx::core::Dtype dtype);
 // The f32 array in f16 when every value is an f16 value (evaluates it).
 std::optional<array> f16_if_exact(const array& a);
 // Layer norm over the last axis with optional weight and bias.

@@ -570,6 +570,13 @@ bool custom_kernels() { return kernels::enabled(); }
 int32_t custom_kernel_threads() { return kernels::threads(); }
 bool int8_products_available() { return kernels::int8_available(); }
 bool custom_kernels_active() { return kernels::active(); }
+// A row-major copy of `a` as `dtype`: the kernels' one-pass copy where they
+// take it, else MLX's conversion and copy.
+ArrayPtr row_major(const array& a, uint8_t dtype) {
+  auto dt = to_dtype(dtype);
+  if (auto out = kernels::row_major(a, dt)) return own(std::move(*out));
+  return own(mx::contiguous(mx::astype(a, dt), false));
+}
 float log_sum_exp(rust::Slice<const float> x) { return kernels::log_sum_exp(x.data(), x.size()); }
 // The array in f16 when that changes no value; else the array itself.
 ArrayPtr f16_if_exact(const array& a) {

@@ -174,6 +174,7 @@ int32_t custom_kernel_threads();
 bool int8_products_available();
 bool custom_kernels_active();
 ArrayPtr f16_if_exact(const array& a);
+ArrayPtr row_major(const array& a, uint8_t dtype);
 float log_sum_exp(rust::Slice<const float> x);
 
 }  // namespace mlx_shim

@@ -246,10 +246,9 @@ impl CrossAttention {
     /// all alive at once.
     pub fn project_kv(&self, source: &Array, dtype: Dtype) -> mlx::Result<CrossKv> {
         let packed = |x: &Array| -> mlx::Result<Array> {
-            // Converted first (a conversion keeps the view's strides), then
-            // flattened: that copy materializes the transposed view row-major.
-            let heads = split_heads(x, self.n_head)?.astype(dtype)?;
-            let out = heads.reshape(&[-1])?.reshape(&heads.shape())?;
+            // Row-major: the attention kernels read each head's keys and
+            // values as one contiguous block.
+            let out = mlx::fast::row_major(&split_heads(x, self.n_head)?, dtype)?;
             out.eval()?;
             Ok(out)
         };
