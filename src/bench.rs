@@ -475,6 +475,15 @@ pub fn measure_kernels() -> mlx::Result<Vec<KernelRow>> {
             })?,
         );
     }
+    // A window's cross-attention keys, split into heads and stored f16
+    // row-major (MLX: astype, then a copy of the transposed view).
+    let keys = normal(&[1, 1500, D], 40)?;
+    mlx::eval(&[&keys])?;
+    let heads = split(&keys, 1500)?;
+    add(
+        "keys 1500x384 -> 6 heads, f16 row-major",
+        both_ms(3, 10, &|| mlx::fast::row_major(&heads, Dtype::F16)?.eval())?,
+    );
     // Decoder self-attention: the prompt (causal) and one step over 224 cached keys.
     let p = normal(&[1, HEADS, 64, D / HEADS], 32)?;
     let kv = normal(&[1, HEADS, 224, D / HEADS], 33)?;
