@@ -140,7 +140,7 @@ pub fn row_major(a: &Array, dtype: Dtype) -> Result<Array> {
 }
 
 /// `log Σ exp(x)` of a host buffer, with the vectorized exp of the CPU
-/// kernels (within a few ulp of the exact value, summed in f32 lanes);
+/// kernels (within a few ulp of the exact value, summed in f64 lanes);
 /// `-inf` for an empty or all `-inf` slice. A host helper, not an MLX op: the
 /// decoder's token rules normalize every vocabulary row with it.
 pub fn log_sum_exp(x: &[f32]) -> f32 {

@@ -340,16 +340,6 @@ void scale_span(float* y, size_t n, float s) {
   for (size_t i = 0; i < n; ++i) y[i] *= s;
 }
 
-}  // namespace
-
-float log_sum_exp(const float* x, size_t n) {
-  float m = max_of(x, n);
-  if (n == 0 || m == kNegInf || std::isnan(m)) return n == 0 ? kNegInf : m;
-  return m + static_cast<float>(std::log(exp_shifted_sum(x, n, m)));
-}
-
-namespace {
-
 // softmax of x[0, valid) into y[0, valid), zeros in y[valid, n). A row whose
 // entries are all -inf (or that has a NaN maximum) becomes NaN, as in MLX.
 void softmax_row(const float* x, float* y, size_t valid, size_t n) {
@@ -2464,6 +2454,12 @@ std::optional<std::vector<array>> decoder_layer_step(const std::vector<array>& i
       std::make_shared<DecoderLayerStep>(*s, heads, position, group_size, bits, eps, in_place);
   return array::make_arrays({x.shape(), kc.shape(), vc.shape()},
                             {mx::float32, mx::float32, mx::float32}, prim, inputs);
+}
+
+float log_sum_exp(const float* x, size_t n) {
+  float m = max_of(x, n);
+  if (n == 0 || m == kNegInf || std::isnan(m)) return n == 0 ? kNegInf : m;
+  return m + static_cast<float>(std::log(exp_shifted_sum(x, n, m)));
 }
 
 std::optional<array> row_major(const array& a, mx::Dtype dtype) {
