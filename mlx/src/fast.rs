@@ -160,6 +160,35 @@ pub fn custom_kernel_threads() -> usize {
     ffi::custom_kernel_threads().max(1) as usize
 }
 
+/// Keeps the CPU kernels' idle worker threads spinning, instead of sleeping
+/// between jobs, for as long as it lives. A sleeping worker is woken through
+/// the kernel, which on a virtual machine can take as long as a decoder
+/// token's short jobs themselves; a decoding loop holds one so that every
+/// step finds the workers awake. The spinning costs a core each while held:
+/// hold it around work, not idle time. Holds nest.
+#[must_use = "the threads spin only while the hold lives"]
+#[derive(Debug)]
+pub struct ThreadHold(());
+
+impl ThreadHold {
+    pub fn new() -> ThreadHold {
+        ffi::hold_kernel_threads();
+        ThreadHold(())
+    }
+}
+
+impl Default for ThreadHold {
+    fn default() -> ThreadHold {
+        ThreadHold::new()
+    }
+}
+
+impl Drop for ThreadHold {
+    fn drop(&mut self) {
+        ffi::release_kernel_threads();
+    }
+}
+
 /// A projection's matrix `[out, in]`: dense (f32 or f16) or quantized.
 #[derive(Clone, Copy, Debug)]
 pub enum StepMatrix<'a> {

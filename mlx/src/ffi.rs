@@ -247,6 +247,8 @@ pub(crate) mod ffi {
         fn set_custom_kernels(on: bool) -> bool;
         fn custom_kernels() -> bool;
         fn custom_kernel_threads() -> i32;
+        fn hold_kernel_threads();
+        fn release_kernel_threads();
         fn int8_products_available() -> bool;
         fn custom_kernels_active() -> bool;
         fn f16_if_exact(a: &MlxArray) -> Result<UniquePtr<MlxArray>>;

@@ -551,6 +551,35 @@ fn attention_of_split_heads_views() {
     );
 }
 
+/// Held threads spin between jobs and a hot pool splits smaller jobs (from
+/// 2e4 element operations instead of 2e5): the same values, bit for bit, in
+/// and out of (nested) holds, and jobs still finish once the holds are gone.
+#[test]
+fn thread_holds_change_no_value() {
+    let _g = lock();
+    // softmax and GELU costs of 3.2e4 and 1.2e5: split only when hot.
+    let x = arr(&rand_vec(70, 10 * 400, -4.0, 4.0), &[10, 400]);
+    let q = arr(&rand_vec(71, 6 * 40 * 64, -2.0, 2.0), &[1, 6, 40, 64]);
+    let k = arr(&rand_vec(72, 6 * 300 * 64, -2.0, 2.0), &[1, 6, 300, 64]);
+    let work = || {
+        let a = fast::scaled_dot_product_attention(&q, &k, &k, 0.125, AttentionMask::None);
+        let mut out = read(&a.unwrap());
+        out.extend(read(&x.softmax(&[-1], true).unwrap()));
+        out.extend(read(&x.gelu().unwrap()));
+        out
+    };
+    let alone = work();
+    let held = {
+        let _outer = fast::ThreadHold::new();
+        let first = work();
+        let _inner = fast::ThreadHold::new();
+        assert_eq!(first, work(), "under nested holds");
+        first
+    };
+    assert_eq!(alone, held, "under a hold");
+    assert_eq!(alone, work(), "after the holds");
+}
+
 #[test]
 fn kernels_inside_compiled_functions() {
     let _g = lock();

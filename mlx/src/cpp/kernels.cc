@@ -109,11 +109,14 @@ class Pool {
   // as much as the job.
   class Hot {
    public:
-    Hot() { Pool::get().hot_.fetch_add(1, std::memory_order_acq_rel); }
-    ~Hot() { Pool::get().hot_.fetch_sub(1, std::memory_order_acq_rel); }
+    Hot() { Pool::get().heat(1); }
+    ~Hot() { Pool::get().heat(-1); }
     Hot(const Hot&) = delete;
     Hot& operator=(const Hot&) = delete;
   };
+
+  // Opens (+1) or closes (-1) a hold that keeps the pool hot.
+  void heat(int delta) { hot_.fetch_add(delta, std::memory_order_acq_rel); }
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
   bool hot() const { return hot_.load(std::memory_order_acquire) > 0; }
@@ -2174,6 +2177,8 @@ std::optional<mx::Stream> cpu_stream() {
 bool set_enabled(bool on) { return enabled_flag().exchange(on); }
 bool enabled() { return enabled_flag().load(); }
 int threads() { return Pool::get().size(); }
+void hold_threads() { Pool::get().heat(1); }
+void release_threads() { Pool::get().heat(-1); }
 bool active() { return cpu_stream().has_value(); }
 bool int8_available() { return active() && has_vnni(); }
 

@@ -24,6 +24,12 @@ bool enabled();
 // Worker threads used by the kernels (the calling thread included).
 int threads();
 
+// While at least one hold is open, idle workers spin instead of sleeping, so
+// a job finds them awake. For a stretch of many short jobs with host work in
+// between (a window's decoding); each hold must be released once.
+void hold_threads();
+void release_threads();
+
 // Whether the kernels are on and the default stream is the CPU's: the
 // builders below then take every input they document.
 bool active();

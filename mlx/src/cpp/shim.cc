@@ -568,6 +568,8 @@ rust::String openblas_config() {
 bool set_custom_kernels(bool on) { return kernels::set_enabled(on); }
 bool custom_kernels() { return kernels::enabled(); }
 int32_t custom_kernel_threads() { return kernels::threads(); }
+void hold_kernel_threads() { kernels::hold_threads(); }
+void release_kernel_threads() { kernels::release_threads(); }
 bool int8_products_available() { return kernels::int8_available(); }
 bool custom_kernels_active() { return kernels::active(); }
 // A row-major copy of `a` as `dtype`: the kernels' one-pass copy where they

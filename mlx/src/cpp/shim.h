@@ -171,6 +171,8 @@ rust::String openblas_config();
 bool set_custom_kernels(bool on);
 bool custom_kernels();
 int32_t custom_kernel_threads();
+void hold_kernel_threads();
+void release_kernel_threads();
 bool int8_products_available();
 bool custom_kernels_active();
 ArrayPtr f16_if_exact(const array& a);
