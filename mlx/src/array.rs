@@ -108,6 +108,16 @@ impl Array {
         Ok(ffi::eval_one(&self.raw)?)
     }
 
+    /// Evaluates the array and asks the OS to back its buffer with 2 MiB
+    /// pages (Linux, CPU backend; the 2 MiB-aligned part of the buffer). A
+    /// large matrix streamed once per decoded token otherwise needs a TLB
+    /// entry per 4 KiB. Returns whether the pages were collapsed now; `false`
+    /// when the buffer is too small or the OS declines, which costs nothing
+    /// but the speed-up.
+    pub fn prefer_huge_pages(&self) -> Result<bool> {
+        Ok(ffi::prefer_huge_pages(&self.raw)?)
+    }
+
     /// Evaluates and copies the elements out, row-major.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         let dtype = self.dtype();

@@ -32,6 +32,7 @@ pub(crate) mod ffi {
         fn arange(start: f64, stop: f64, step: f64, dtype: u8) -> Result<UniquePtr<MlxArray>>;
         fn clone_array(a: &MlxArray) -> UniquePtr<MlxArray>;
         fn copy_to_bytes(a: &MlxArray, out: &mut [u8]) -> Result<()>;
+        fn prefer_huge_pages(a: &MlxArray) -> Result<bool>;
         fn shape_of(a: &MlxArray) -> Vec<i32>;
         fn dtype_of(a: &MlxArray) -> u8;
         fn size_of_array(a: &MlxArray) -> usize;

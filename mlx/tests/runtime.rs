@@ -94,6 +94,35 @@ fn affine_exp(xs: &[Array]) -> mlx::Result<Vec<Array>> {
     Ok(vec![xs[0].mul_scalar(2.0)?.add_scalar(1.0)?.exp()?])
 }
 
+/// Huge-page advice moves no value, and leaves buffers without a whole
+/// 2 MiB page alone. Whether the OS grants the pages depends on its
+/// settings (transparent huge pages off, kernels before 6.1), so a large
+/// buffer's answer is only checked for what it says about the pages: when
+/// granted, the process holds huge pages.
+#[test]
+fn huge_page_advice_keeps_values() {
+    let values = rand_vec(80, 3 << 20, -1.0, 1.0);
+    let lazy = arr(&values, &[3 << 10, 1 << 10]).mul_scalar(2.0).unwrap();
+    let granted = lazy.prefer_huge_pages().unwrap();
+    let doubled: Vec<f32> = values.iter().map(|v| v * 2.0).collect();
+    assert_eq!(lazy.to_vec::<f32>().unwrap(), doubled);
+    if granted {
+        let smaps = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap();
+        let huge_kb: u64 = smaps
+            .lines()
+            .find_map(|l| l.strip_prefix("AnonHugePages:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        assert!(
+            huge_kb >= 2048,
+            "granted, but AnonHugePages is {huge_kb} kB"
+        );
+    }
+    let small = arr(&values[..1000], &[1000]);
+    assert!(!small.prefer_huge_pages().unwrap(), "under 2 MiB");
+    assert_eq!(small.to_vec::<f32>().unwrap(), values[..1000]);
+}
+
 #[test]
 fn compiled_function_equals_uncompiled_and_naive() {
     let calls = Arc::new(AtomicUsize::new(0));

@@ -1,6 +1,9 @@
 #include "mlx/src/cpp/shim.h"
 
 #include <dlfcn.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include <cstring>
 #include <sstream>
@@ -117,6 +120,31 @@ void copy_to_bytes(const array& a, rust::Slice<uint8_t> out) {
                                 " bytes, array has " + std::to_string(c.nbytes()));
   }
   if (c.nbytes() > 0) std::memcpy(out.data(), c.data<uint8_t>(), c.nbytes());
+}
+
+// Linux's synchronous collapse into huge pages (6.1+); older headers lack it.
+#if defined(__linux__) && !defined(MADV_COLLAPSE)
+#define MADV_COLLAPSE 25
+#endif
+
+bool prefer_huge_pages(const array& a) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  array c = a;
+  c.eval();
+  // GPU backends keep their own buffers: advice is for host memory.
+  if (mx::default_device() != mx::Device::cpu) return false;
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  auto start = reinterpret_cast<uintptr_t>(c.data<uint8_t>());
+  uintptr_t first = (start + kHuge - 1) & ~(kHuge - 1);
+  uintptr_t last = (start + c.data_size() * c.itemsize()) & ~(kHuge - 1);
+  if (last <= first) return false;
+  void* p = reinterpret_cast<void*>(first);
+  size_t n = last - first;
+  if (madvise(p, n, MADV_HUGEPAGE) != 0) return false;
+  return madvise(p, n, MADV_COLLAPSE) == 0;
+#else
+  return false;
+#endif
 }
 
 rust::Vec<int32_t> shape_of(const array& a) {

@@ -34,6 +34,7 @@ ArrayPtr from_bytes(rust::Slice<const uint8_t> data, I32s shape, uint8_t dtype);
 ArrayPtr full(I32s shape, double value, uint8_t dtype);
 ArrayPtr arange(double start, double stop, double step, uint8_t dtype);
 ArrayPtr clone_array(const array& a);
+bool prefer_huge_pages(const array& a);
 void copy_to_bytes(const array& a, rust::Slice<uint8_t> out);
 rust::Vec<int32_t> shape_of(const array& a);
 uint8_t dtype_of(const array& a);

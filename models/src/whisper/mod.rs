@@ -67,6 +67,10 @@ impl Whisper {
         let decoder = TextDecoder::load(&weights, &config).map_err(werr)?;
         let all: Vec<&mlx::Array> = weights.arrays().map(|(_, a)| a).collect();
         mlx::eval(&all).map_err(|e| werr(WeightError::Mlx(e)))?;
+        for a in all.iter().filter(|a| a.nbytes() >= HUGE_PAGE_WORTHY) {
+            a.prefer_huge_pages()
+                .map_err(|e| werr(WeightError::Mlx(e)))?;
+        }
         let alignment_heads = alignment_heads(&weights, &config).map_err(werr)?;
         Ok(Whisper {
             config,
@@ -76,6 +80,10 @@ impl Whisper {
         })
     }
 }
+
+/// Matrices from this size up (the token embedding, read whole for every
+/// token's logits) are asked for huge pages after loading.
+const HUGE_PAGE_WORTHY: usize = 4 << 20;
 
 /// The stored `alignment_heads` (`[n, 2]` integers), or every head of the
 /// upper half of the decoder layers.
