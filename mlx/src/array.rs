@@ -127,7 +127,9 @@ impl Array {
                 requested: T::DTYPE,
             });
         }
-        Ok(T::from_bytes(&self.to_bytes()?))
+        T::read(self.size(), |bytes| {
+            Ok(ffi::copy_to_bytes(&self.raw, bytes)?)
+        })
     }
 
     /// Evaluates and copies the raw bytes out, row-major.

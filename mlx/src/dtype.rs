@@ -64,8 +64,13 @@ pub trait Element: Copy + Send + Sync + 'static {
     const DTYPE: Dtype;
     /// The elements as MLX stores them (native endianness).
     fn to_bytes(data: &[Self]) -> Cow<'_, [u8]>;
-    /// Rebuilds elements from bytes produced by MLX for this dtype.
-    fn from_bytes(bytes: &[u8]) -> Vec<Self>;
+    /// `len` elements from `fill`, which writes the bytes MLX stores for
+    /// them into the buffer it is given (the elements' own memory where
+    /// their layout allows: one copy out of MLX, not two).
+    fn read(
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> crate::Result<()>,
+    ) -> crate::Result<Vec<Self>>;
 }
 
 macro_rules! pod_element {
@@ -75,10 +80,13 @@ macro_rules! pod_element {
             fn to_bytes(data: &[Self]) -> Cow<'_, [u8]> {
                 Cow::Borrowed(bytemuck::cast_slice(data))
             }
-            fn from_bytes(bytes: &[u8]) -> Vec<Self> {
-                let mut out = vec![<$t>::default(); bytes.len() / std::mem::size_of::<$t>()];
-                bytemuck::cast_slice_mut(&mut out).copy_from_slice(bytes);
-                out
+            fn read(
+                len: usize,
+                fill: impl FnOnce(&mut [u8]) -> crate::Result<()>,
+            ) -> crate::Result<Vec<Self>> {
+                let mut out = vec![<$t>::default(); len];
+                fill(bytemuck::cast_slice_mut(&mut out))?;
+                Ok(out)
             }
         }
     )*};
@@ -97,7 +105,12 @@ impl Element for bool {
     fn to_bytes(data: &[Self]) -> Cow<'_, [u8]> {
         Cow::Owned(data.iter().map(|&b| b as u8).collect())
     }
-    fn from_bytes(bytes: &[u8]) -> Vec<Self> {
-        bytes.iter().map(|&b| b != 0).collect()
+    fn read(
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> crate::Result<()>,
+    ) -> crate::Result<Vec<Self>> {
+        let mut bytes = vec![0u8; len];
+        fill(&mut bytes)?;
+        Ok(bytes.iter().map(|&b| b != 0).collect())
     }
 }

@@ -419,8 +419,12 @@ impl<'m> Stepper<'m> {
             .astype(Dtype::F32)?
             .to_vec::<f32>()?;
         self.times.logits += clock.elapsed().as_secs_f64();
-        let vocab = flat.len() / hidden.dim(0)? as usize;
-        Ok(flat.chunks(vocab).map(<[f32]>::to_vec).collect())
+        let rows = hidden.dim(0)? as usize;
+        if rows == 1 {
+            // Greedy decoding of one window: its row as read, not a copy.
+            return Ok(vec![flat]);
+        }
+        Ok(flat.chunks(flat.len() / rows).map(<[f32]>::to_vec).collect())
     }
 }
 
