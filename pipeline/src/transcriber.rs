@@ -549,8 +549,6 @@ impl Transcriber {
         let clock = Instant::now();
         let audio = {
             let _span = tracing::debug_span!("encoder", seek).entered();
-            // Some forty kernel jobs, each finding the workers awake.
-            let _threads = mlx::fast::ThreadHold::new();
             let audio = self.model.encoder.forward(&window.mel)?;
             audio.eval()?;
             audio

@@ -321,23 +321,24 @@ struct Stepper<'m> {
     model: &'m Whisper,
     state: DecoderState,
     times: StepTimes,
-    /// Decoding is dozens of short kernel jobs per token with host work in
-    /// between; a worker that sleeps between them joins each job late. Held,
-    /// on the long file (3 alternating runs): vocabulary 2.8-3.3 -> 2.5-2.6
-    /// ms per token, blocks 3.3-4.3 -> 2.9-3.0.
-    _threads: mlx::fast::ThreadHold,
+    /// Held from the first token on: a token is dozens of short kernel jobs
+    /// with host work in between, and a worker that sleeps between them
+    /// joins each job late (long file, 3 alternating runs: vocabulary
+    /// 2.8-3.3 -> 2.5-2.6 ms per token, blocks 3.3-4.3 -> 2.9-3.0). Not
+    /// during the prompt pass: a spinning worker takes a core from
+    /// OpenBLAS's threads (q8 and f32 prompt products), 110 -> 165 ms.
+    threads: Option<mlx::fast::ThreadHold>,
 }
 
 impl<'m> Stepper<'m> {
     /// A stepper over the windows whose encoder output is `audio`, one batch row each.
     fn start(model: &'m Whisper, audio: &Array) -> mlx::Result<Stepper<'m>> {
         let clock = Instant::now();
-        let threads = mlx::fast::ThreadHold::new();
         let state = model.decoder.start(audio)?;
         Ok(Stepper {
             model,
             state,
-            _threads: threads,
+            threads: None,
             times: StepTimes {
                 prompt: clock.elapsed().as_secs_f64(),
                 passes: 1,
@@ -424,12 +425,16 @@ impl<'m> Stepper<'m> {
             // Greedy decoding of one window: its row as read, not a copy.
             return Ok(vec![flat]);
         }
-        Ok(flat.chunks(flat.len() / rows).map(<[f32]>::to_vec).collect())
+        Ok(flat
+            .chunks(flat.len() / rows)
+            .map(<[f32]>::to_vec)
+            .collect())
     }
 }
 
 impl NextLogits for Stepper<'_> {
     fn step(&mut self, tokens: &[u32]) -> mlx::Result<Vec<Vec<f32>>> {
+        self.threads.get_or_insert_with(mlx::fast::ThreadHold::new);
         let clock = Instant::now();
         let hidden = self.hidden(tokens, tokens.len())?;
         self.times.blocks += clock.elapsed().as_secs_f64();
