@@ -162,8 +162,8 @@ pub fn custom_kernel_threads() -> usize {
 
 /// Keeps the CPU kernels' idle worker threads spinning, instead of sleeping
 /// between jobs, for as long as it lives. A sleeping worker is woken through
-/// the kernel, which on a virtual machine can take as long as a decoder
-/// token's short jobs themselves; a decoding loop holds one so that every
+/// the OS, which on a virtual machine can take as long as a decoder token's
+/// short jobs themselves; a decoding loop holds one so that every
 /// step finds the workers awake. The spinning costs a core each while held:
 /// hold it around work, not idle time. Holds nest.
 #[must_use = "the threads spin only while the hold lives"]
@@ -171,15 +171,10 @@ pub fn custom_kernel_threads() -> usize {
 pub struct ThreadHold(());
 
 impl ThreadHold {
-    pub fn new() -> ThreadHold {
+    /// Opens a hold (no `Default`: making one has an effect).
+    pub fn hold() -> ThreadHold {
         ffi::hold_kernel_threads();
         ThreadHold(())
-    }
-}
-
-impl Default for ThreadHold {
-    fn default() -> ThreadHold {
-        ThreadHold::new()
     }
 }
 

@@ -570,9 +570,9 @@ fn thread_holds_change_no_value() {
     };
     let alone = work();
     let held = {
-        let _outer = fast::ThreadHold::new();
+        let _outer = fast::ThreadHold::hold();
         let first = work();
-        let _inner = fast::ThreadHold::new();
+        let _inner = fast::ThreadHold::hold();
         assert_eq!(first, work(), "under nested holds");
         first
     };

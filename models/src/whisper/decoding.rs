@@ -434,7 +434,7 @@ impl<'m> Stepper<'m> {
 
 impl NextLogits for Stepper<'_> {
     fn step(&mut self, tokens: &[u32]) -> mlx::Result<Vec<Vec<f32>>> {
-        self.threads.get_or_insert_with(mlx::fast::ThreadHold::new);
+        self.threads.get_or_insert_with(mlx::fast::ThreadHold::hold);
         let clock = Instant::now();
         let hidden = self.hidden(tokens, tokens.len())?;
         self.times.blocks += clock.elapsed().as_secs_f64();
