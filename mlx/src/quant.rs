@@ -55,6 +55,12 @@ impl QuantizedMatrix {
         Ok(Array::from_raw(raw))
     }
 
+    /// Whether [`Self::linear`] runs on this crate's kernel pool at any
+    /// number of rows (the int8 products), never on OpenBLAS's threads.
+    pub fn multiplies_on_kernel_pool(&self) -> bool {
+        self.int8_activations && self.bits == 8 && crate::fast::int8_products_available()
+    }
+
     /// `x @ Wᵀ` then `epilogue`, as [`crate::fast::linear`] does for a dense weight.
     pub fn linear(&self, x: &Array, epilogue: LinearEpilogue<'_>) -> Result<Array> {
         // SAFETY: the pointers are null or borrowed from live arrays for the call.

@@ -1164,6 +1164,17 @@ fn int8_activations_fuse_the_epilogue_and_fall_back_where_they_cannot_apply() {
     };
     let got = q4.linear(&x, fast::LinearEpilogue::default()).unwrap();
     assert_eq!(read(&got), read(&plain(&q4, &x)));
+    // What the decoder's thread hold goes by: the rounded int8 product ran
+    // exactly where the matrix says it multiplies on the kernel pool.
+    let rounded = read(&product) != read(&plain(&q8, &x));
+    assert_eq!(q8.multiplies_on_kernel_pool(), rounded);
+    assert_eq!(rounded, fast::int8_products_available());
+    assert!(!q4.multiplies_on_kernel_pool());
+    let f32_activations = QuantizedMatrix {
+        int8_activations: false,
+        ..q8.clone()
+    };
+    assert!(!f32_activations.multiplies_on_kernel_pool());
     // Kernels off: MLX's ops, the f32 product.
     let off = with_mlx_ops(|| q8.linear(&x, fast::LinearEpilogue::default()).unwrap());
     let off_plain = with_mlx_ops(|| plain(&q8, &x));

@@ -59,6 +59,13 @@ impl Matrix {
         }
     }
 
+    /// Whether products with this matrix, at any number of rows, run on the
+    /// mlx crate's kernel pool rather than on OpenBLAS's threads.
+    pub fn multiplies_on_kernel_pool(&self) -> bool {
+        self.quantized()
+            .is_some_and(QuantizedMatrix::multiplies_on_kernel_pool)
+    }
+
     fn quantized(&self) -> Option<&QuantizedMatrix> {
         match self {
             Matrix::Quantized(q) => Some(q),

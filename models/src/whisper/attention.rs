@@ -334,6 +334,16 @@ impl ResidualAttentionBlock {
         })
     }
 
+    /// Whether every projection of the block multiplies on the mlx crate's
+    /// kernel pool (see [`Matrix::multiplies_on_kernel_pool`]).
+    pub fn multiplies_on_kernel_pool(&self) -> bool {
+        let mut linears = vec![&self.attn.qkv, &self.attn.out, &self.mlp1, &self.mlp2];
+        if let Some((cross, _)) = &self.cross_attn {
+            linears.extend([&cross.query, &cross.key, &cross.value, &cross.out]);
+        }
+        linears.iter().all(|l| l.weight.multiplies_on_kernel_pool())
+    }
+
     /// Stores the weights a decoder block applies to each token in f16
     /// where exact (see [`Linear::store_f16_when_exact`]).
     pub fn store_step_weights_f16(&mut self) -> mlx::Result<()> {

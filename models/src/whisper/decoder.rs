@@ -86,6 +86,15 @@ impl TextDecoder {
         })
     }
 
+    /// Whether all of a window's products (the cross-attention keys and
+    /// values, the prompt pass) run on the mlx crate's kernel pool, with
+    /// none on OpenBLAS's threads.
+    pub fn multiplies_on_kernel_pool(&self) -> bool {
+        self.blocks
+            .iter()
+            .all(ResidualAttentionBlock::multiplies_on_kernel_pool)
+    }
+
     /// Starts a window: projects the encoder output once for every layer.
     pub fn start(&self, audio: &Array) -> mlx::Result<DecoderState> {
         let cross = self

@@ -324,9 +324,10 @@ struct Stepper<'m> {
     /// Held from the first token on: a token is dozens of short kernel jobs
     /// with host work in between, and a worker that sleeps between them
     /// joins each job late (long file, 3 alternating runs: vocabulary
-    /// 2.8-3.3 -> 2.5-2.6 ms per token, blocks 3.3-4.3 -> 2.9-3.0). Not
-    /// during the prompt pass: a spinning worker takes a core from
-    /// OpenBLAS's threads (q8 and f32 prompt products), 110 -> 165 ms.
+    /// 2.8-3.3 -> 2.5-2.6 ms per token, blocks 3.3-4.3 -> 2.9-3.0). From
+    /// the start when every product runs on the kernel pool (int8: 49-59 ->
+    /// 41-50 ms per prompt pass); otherwise a spinning worker would take a
+    /// core from OpenBLAS's threads (q8 and f32 prompt products, 110 -> 165 ms).
     threads: Option<mlx::fast::ThreadHold>,
 }
 
@@ -334,11 +335,15 @@ impl<'m> Stepper<'m> {
     /// A stepper over the windows whose encoder output is `audio`, one batch row each.
     fn start(model: &'m Whisper, audio: &Array) -> mlx::Result<Stepper<'m>> {
         let clock = Instant::now();
+        let threads = model
+            .decoder
+            .multiplies_on_kernel_pool()
+            .then(mlx::fast::ThreadHold::hold);
         let state = model.decoder.start(audio)?;
         Ok(Stepper {
             model,
             state,
-            threads: None,
+            threads,
             times: StepTimes {
                 prompt: clock.elapsed().as_secs_f64(),
                 passes: 1,
