@@ -218,6 +218,12 @@ fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
         .with_context(|| format!("loading model {}", config.model))?;
     // scripts/bench-peers reads these two timings from `-v` output.
     tracing::info!(secs = started.elapsed().as_secs_f64(), "model loaded");
+    // After loading: asked before, the weights came from the heap as well
+    // and decoding was slower (blocks +0.1-0.2, vocabulary +0.05-0.15 ms
+    // per token in 6 runs; not traced further).
+    if !mlx::keep_freed_memory() {
+        tracing::debug!("freed memory goes back to the OS as the C library decides");
+    }
     let pending: Vec<&std::path::Path> = files
         .iter()
         .map(PathBuf::as_path)

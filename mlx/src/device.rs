@@ -82,6 +82,22 @@ pub fn set_cache_limit(bytes: usize) -> usize {
     ffi::set_cache_limit(bytes)
 }
 
+/// Asks the C library to keep freed memory for the buffers that follow
+/// rather than hand it back to the OS at once; `false` where that cannot be
+/// asked (C libraries other than glibc). Process-wide, so for programs that
+/// own their process, such as the CLI.
+///
+/// MLX caches 32 MiB of freed buffers and frees the rest. glibc then serves
+/// buffers above a threshold (which moves with what was freed) by new
+/// mappings, and returns any free heap top of more than twice that: each
+/// encoder window's activations arrived as fresh pages, one fault each.
+/// With this, buffers up to 32 MiB come from the heap and up to 256 MiB of
+/// free heap top is kept (5-minute file, int8: 262k -> 91k minor faults,
+/// encoder 0.21-0.26 -> 0.18-0.23 s per window, same peak RSS).
+pub fn keep_freed_memory() -> bool {
+    ffi::keep_freed_memory()
+}
+
 /// Version string of the loaded libmlx.
 pub fn version() -> String {
     ffi::mlx_version()

@@ -242,6 +242,7 @@ pub(crate) mod ffi {
         fn clear_cache();
         fn set_memory_limit(bytes: usize) -> usize;
         fn set_cache_limit(bytes: usize) -> usize;
+        fn keep_freed_memory() -> bool;
         fn mlx_version() -> String;
         fn blas_provider() -> String;
         fn openblas_config() -> String;

@@ -90,6 +90,66 @@ fn memory_stats_limits_and_cache() {
     assert_eq!(mlx::memory_stats().unwrap().limit, s.limit);
 }
 
+/// Minor page faults of this process so far (`/proc/self/stat`, field 10).
+fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // The fields after the command name in parentheses, which may hold spaces.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split(' ').nth(7).unwrap().parse().unwrap()
+}
+
+const REFAULT_CHILD: &str = "MLX_TEST_REFAULT_CHILD";
+
+/// In a fresh process (glibc's thresholds move with what a process freed
+/// before): the page faults of filling an 8 MiB buffer a second time, after
+/// freeing the first, with or without `keep_freed_memory`.
+fn refaults(keep: bool) -> u64 {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "freed_buffers_come_back_without_new_pages",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(REFAULT_CHILD, if keep { "keep" } else { "default" })
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}");
+    // The harness may print the test's name on the same line first.
+    let count = stdout.lines().find_map(|l| l.split("refaults ").nth(1));
+    let count = count.unwrap_or_else(|| panic!("no count in {stdout}"));
+    count.trim().parse().unwrap()
+}
+
+#[test]
+fn freed_buffers_come_back_without_new_pages() {
+    const BYTES: usize = 8 << 20;
+    if let Ok(mode) = std::env::var(REFAULT_CHILD) {
+        if mode == "keep" {
+            assert!(mlx::keep_freed_memory());
+        }
+        let fill = || std::hint::black_box(vec![1u8; BYTES]);
+        drop(fill());
+        let before = minor_faults();
+        drop(fill());
+        println!("refaults {}", minor_faults() - before);
+        return;
+    }
+    if !cfg!(all(target_os = "linux", target_env = "gnu")) {
+        assert!(!mlx::keep_freed_memory());
+        return;
+    }
+    let pages = (BYTES / 4096) as u64;
+    let (default, kept) = (refaults(false), refaults(true));
+    // glibc maps the size it just freed afresh; kept, its heap serves it.
+    assert!(
+        default > pages * 9 / 10,
+        "{default} faults of {pages} pages"
+    );
+    assert!(kept < pages / 10, "{kept} faults of {pages} pages kept");
+}
+
 fn affine_exp(xs: &[Array]) -> mlx::Result<Vec<Array>> {
     Ok(vec![xs[0].mul_scalar(2.0)?.add_scalar(1.0)?.exp()?])
 }

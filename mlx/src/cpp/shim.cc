@@ -1,6 +1,9 @@
 #include "mlx/src/cpp/shim.h"
 
 #include <dlfcn.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -574,6 +577,15 @@ void reset_peak_memory() { mx::reset_peak_memory(); }
 void clear_cache() { mx::clear_cache(); }
 size_t set_memory_limit(size_t bytes) { return mx::set_memory_limit(bytes); }
 size_t set_cache_limit(size_t bytes) { return mx::set_cache_limit(bytes); }
+
+bool keep_freed_memory() {
+#if defined(__GLIBC__)
+  // 32 MiB is the largest threshold glibc takes on 64-bit targets.
+  return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1;
+#else
+  return false;
+#endif
+}
 rust::String mlx_version() { return rust::String(mx::version()); }
 
 rust::String blas_provider() {

@@ -161,6 +161,7 @@ void reset_peak_memory();
 void clear_cache();
 size_t set_memory_limit(size_t bytes);
 size_t set_cache_limit(size_t bytes);
+bool keep_freed_memory();
 rust::String mlx_version();
 
 // Which shared object serves `cblas_sgemm` at run time, and OpenBLAS's
