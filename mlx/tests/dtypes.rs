@@ -200,6 +200,37 @@ fn to_vec_with_the_wrong_type_is_a_dtype_mismatch() {
     assert!(matches!(b.to_vec::<u8>(), Err(Error::DtypeMismatch { .. })));
 }
 
+/// `read_into` gives what `to_vec` gives, in the buffer it was handed:
+/// the same allocation when it holds the array, grown or shrunk to its
+/// size, and untouched on a dtype mismatch.
+#[test]
+fn read_into_fills_the_given_buffer() {
+    let values: Vec<f32> = (0..1000).map(|i| (i as f32).sin()).collect();
+    let a = arr(&values, &[10, 100]).mul_scalar(3.0).unwrap();
+    let mut out: Vec<f32> = Vec::with_capacity(1000);
+    let at = out.as_ptr();
+    a.read_into(&mut out).unwrap();
+    assert_eq!(out, a.to_vec::<f32>().unwrap());
+    assert_eq!(out.as_ptr(), at, "reallocated");
+    let row = a.slice_axis(0, 3, 4).unwrap();
+    row.read_into(&mut out).unwrap();
+    assert_eq!(out, row.to_vec::<f32>().unwrap());
+    assert_eq!(out.len(), 100);
+    let mut stale = vec![7.0f64; 3];
+    assert!(matches!(
+        a.read_into(&mut stale),
+        Err(Error::DtypeMismatch {
+            array: Dtype::F32,
+            requested: Dtype::F64
+        })
+    ));
+    assert_eq!(stale, vec![7.0; 3]);
+    let halves = a.astype(Dtype::F16).unwrap();
+    let mut h: Vec<f16> = Vec::new();
+    halves.read_into(&mut h).unwrap();
+    assert_eq!(h, halves.to_vec::<f16>().unwrap());
+}
+
 #[test]
 fn item_and_scalar() {
     let s = Array::scalar(2.5f32).unwrap();

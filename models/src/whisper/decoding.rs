@@ -292,8 +292,9 @@ fn best_ranked(hypotheses: &[Hypothesis], length_penalty: Option<f32>) -> usize 
 /// What a search asks of the model: the next-token logits of a batch of
 /// hypotheses, one row each.
 trait NextLogits {
-    /// Feeds one token per row and returns each row's next logits.
-    fn step(&mut self, tokens: &[u32]) -> mlx::Result<Vec<Vec<f32>>>;
+    /// Feeds one token per row and writes each row's next logits into
+    /// `rows` (one per row; their buffers are reused).
+    fn step(&mut self, tokens: &[u32], rows: &mut Vec<Vec<f32>>) -> mlx::Result<()>;
     /// Keeps the rows `rows`, in that order (hypotheses that were extended,
     /// or dropped once finished).
     fn select(&mut self, rows: &[u32]) -> mlx::Result<()>;
@@ -329,6 +330,9 @@ struct Stepper<'m> {
     /// 41-50 ms per prompt pass); otherwise a spinning worker would take a
     /// core from OpenBLAS's threads (q8 and f32 prompt products, 110 -> 165 ms).
     threads: Option<mlx::fast::ThreadHold>,
+    /// Several rows' logits as read, before they are split into rows (kept
+    /// from token to token, as the rows' own buffers are).
+    flat: Vec<f32>,
 }
 
 impl<'m> Stepper<'m> {
@@ -344,6 +348,7 @@ impl<'m> Stepper<'m> {
             model,
             state,
             threads,
+            flat: Vec::new(),
             times: StepTimes {
                 prompt: clock.elapsed().as_secs_f64(),
                 passes: 1,
@@ -401,7 +406,9 @@ impl<'m> Stepper<'m> {
             }
             self.times.logits += clock.elapsed().as_secs_f64();
         }
-        Ok((self.logits(&hidden, len as i32 - 1)?, no_speech))
+        let mut rows = Vec::new();
+        self.logits(&hidden, len as i32 - 1, &mut rows)?;
+        Ok((rows, no_speech))
     }
 
     /// Feeds `tokens` (`rows` × `len`, row-major) and returns the hidden
@@ -414,36 +421,36 @@ impl<'m> Stepper<'m> {
         Ok(hidden)
     }
 
-    /// Logits of position `at` of every row, one `Vec` per row.
-    fn logits(&mut self, hidden: &Array, at: i32) -> mlx::Result<Vec<Vec<f32>>> {
+    /// Logits of position `at` of every row into `out`, one `Vec` per row.
+    fn logits(&mut self, hidden: &Array, at: i32, out: &mut Vec<Vec<f32>>) -> mlx::Result<()> {
         let clock = Instant::now();
         let last = hidden.slice_axis(1, at, at + 1)?;
-        let flat = self
-            .model
-            .decoder
-            .logits(&last)?
-            .astype(Dtype::F32)?
-            .to_vec::<f32>()?;
-        self.times.logits += clock.elapsed().as_secs_f64();
+        let logits = self.model.decoder.logits(&last)?.astype(Dtype::F32)?;
         let rows = hidden.dim(0)? as usize;
-        if rows == 1 {
-            // Greedy decoding of one window: its row as read, not a copy.
-            return Ok(vec![flat]);
+        out.resize_with(rows, Vec::new);
+        if let [row] = out.as_mut_slice() {
+            // Greedy decoding of one window: read straight into its row.
+            logits.read_into(row)?;
+        } else {
+            logits.read_into(&mut self.flat)?;
+            let vocab = self.flat.len() / rows;
+            for (row, values) in out.iter_mut().zip(self.flat.chunks(vocab)) {
+                row.clear();
+                row.extend_from_slice(values);
+            }
         }
-        Ok(flat
-            .chunks(flat.len() / rows)
-            .map(<[f32]>::to_vec)
-            .collect())
+        self.times.logits += clock.elapsed().as_secs_f64();
+        Ok(())
     }
 }
 
 impl NextLogits for Stepper<'_> {
-    fn step(&mut self, tokens: &[u32]) -> mlx::Result<Vec<Vec<f32>>> {
+    fn step(&mut self, tokens: &[u32], rows: &mut Vec<Vec<f32>>) -> mlx::Result<()> {
         self.threads.get_or_insert_with(mlx::fast::ThreadHold::hold);
         let clock = Instant::now();
         let hidden = self.hidden(tokens, tokens.len())?;
         self.times.blocks += clock.elapsed().as_secs_f64();
-        self.logits(&hidden, 0)
+        self.logits(&hidden, 0, rows)
     }
 
     fn select(&mut self, rows: &[u32]) -> mlx::Result<()> {
@@ -638,7 +645,7 @@ fn sample_hypotheses(
             .iter()
             .map(|&(h, _)| hypotheses[h].tokens[hypotheses[h].tokens.len() - 1])
             .collect();
-        rows = stepper.step(&tokens)?;
+        stepper.step(&tokens, &mut rows)?;
         active = next
             .iter()
             .enumerate()
@@ -713,7 +720,7 @@ fn beam_hypotheses(
         }
         stepper.select(&sources)?;
         let tokens: Vec<u32> = beams.iter().map(|b| b.tokens[b.tokens.len() - 1]).collect();
-        rows = stepper.step(&tokens)?;
+        stepper.step(&tokens, &mut rows)?;
     }
     if finished.len() < beam_size {
         beams.sort_by(|a, b| b.sum_logprob.total_cmp(&a.sum_logprob));
@@ -870,13 +877,14 @@ mod tests {
     }
 
     impl<F: Fn(&[u32]) -> Vec<f32>> NextLogits for Toy<F> {
-        fn step(&mut self, tokens: &[u32]) -> mlx::Result<Vec<Vec<f32>>> {
+        fn step(&mut self, tokens: &[u32], rows: &mut Vec<Vec<f32>>) -> mlx::Result<()> {
             assert_eq!(tokens.len(), self.rows.len(), "one token per row");
             self.batches.push(tokens.len());
             for (row, &t) in self.rows.iter_mut().zip(tokens) {
                 row.push(t);
             }
-            Ok(self.rows.iter().map(|h| (self.next)(h)).collect())
+            *rows = self.rows.iter().map(|h| (self.next)(h)).collect();
+            Ok(())
         }
 
         fn select(&mut self, rows: &[u32]) -> mlx::Result<()> {
