@@ -118,8 +118,8 @@ impl Array {
         Ok(ffi::prefer_huge_pages(&self.raw)?)
     }
 
-    /// Evaluates and copies the elements out, row-major.
-    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+    /// `Ok` when the array's elements are `T`s.
+    fn expect_dtype<T: Element>(&self) -> Result<()> {
         let dtype = self.dtype();
         if dtype != T::DTYPE {
             return Err(Error::DtypeMismatch {
@@ -127,6 +127,12 @@ impl Array {
                 requested: T::DTYPE,
             });
         }
+        Ok(())
+    }
+
+    /// Evaluates and copies the elements out, row-major.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        self.expect_dtype::<T>()?;
         T::read(self.size(), |bytes| {
             Ok(ffi::copy_to_bytes(&self.raw, bytes)?)
         })
@@ -134,16 +140,10 @@ impl Array {
 
     /// As [`Self::to_vec`], into `out`, whose allocation is kept (resized to
     /// the array's size): a read repeated per token allocates and zeroes
-    /// nothing (the vocabulary's logits: ≈ 50 µs per token of glibc's
-    /// `malloc_consolidate`, `memset` and fresh memory).
+    /// nothing (the vocabulary's logits: 40-60 µs per token of glibc's
+    /// `malloc_consolidate`, `memset` and fresh memory, by perf's samples).
     pub fn read_into<T: Element + bytemuck::Pod>(&self, out: &mut Vec<T>) -> Result<()> {
-        let dtype = self.dtype();
-        if dtype != T::DTYPE {
-            return Err(Error::DtypeMismatch {
-                array: dtype,
-                requested: T::DTYPE,
-            });
-        }
+        self.expect_dtype::<T>()?;
         out.resize(self.size(), T::zeroed());
         Ok(ffi::copy_to_bytes(
             &self.raw,
