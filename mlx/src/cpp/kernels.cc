@@ -29,6 +29,7 @@
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "mlx/allocator.h"
@@ -1188,6 +1189,10 @@ void small_matmul_run(const MatmulShape& sh, const float* x, const W* w, const f
 // scale[n, g] * q[n, k] + bias[n, g] for k in group g, the q packed `bits`
 // wide into u32 words, lowest bits first.
 
+// Rows of a (all leading axes together) up to this use SmallMatmul and the
+// few-row quantized product.
+constexpr size_t kSmallMatmulRows = 8;
+
 struct QuantShape {
   size_t M, K, N;
   int group, bits;
@@ -1264,6 +1269,39 @@ inline void prefetch_rows(const uint32_t* w, size_t words, size_t n, size_t coun
   if (n + count <= n1) prefetch_bytes(w + n * words, count * words * sizeof(uint32_t));
 }
 
+// Several rows (beams): each weight is dequantized once for all of them.
+// M is a template argument so that the M sums stay in registers: with a
+// runtime count GCC kept them in memory, and 5 beams' vocabulary projection
+// took 4x one row's time where the weights are read once for all.
+template <size_t M, class S>
+MLX_SHIM_F16C void quant_rows_several(const QuantShape& sh, const float* x, const uint32_t* w,
+                                      const S* scales, const S* biases, float* y, size_t n0,
+                                      size_t n1) {
+  size_t words = sh.K * sh.bits / 32, groups = sh.K / sh.group;
+  for (size_t n = n0; n < n1; ++n) {
+    prefetch_rows(w, words, n + 8, 1, n1);
+    const uint32_t* wn = w + n * words;
+    __m256 acc[M];
+    for (size_t r = 0; r < M; ++r) acc[r] = _mm256_setzero_ps();
+    for (size_t g = 0; g < groups; ++g) {
+      __m256 s = _mm256_set1_ps(as_f32(scales[n * groups + g]));
+      __m256 b = _mm256_set1_ps(as_f32(biases[n * groups + g]));
+      for (size_t k = g * sh.group; k < (g + 1) * sh.group; k += 8) {
+        __m256 wv = _mm256_fmadd_ps(s, unpack8_avx2(wn, k, sh.bits), b);
+        for (size_t r = 0; r < M; ++r)
+          acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * sh.K + k), wv, acc[r]);
+      }
+    }
+    for (size_t r = 0; r < M; ++r) y[r * sh.N + n] = sum8(acc[r]);
+  }
+}
+
+// quant_rows_several<M> for M = 1 .. sizeof...(I).
+template <class S, size_t... I>
+constexpr auto several_rows_kernels(std::index_sequence<I...>) {
+  return std::array{&quant_rows_several<I + 1, S>...};
+}
+
 // For one row of x, sum_k x[k] (s q[k] + b) over a group is computed as
 // s <x, q> + b sum(x): the packed values are only widened, and the bias
 // meets the group sums of x (`xsum`, one per group) once per group.
@@ -1301,22 +1339,8 @@ MLX_SHIM_F16C void quant_rows_avx2(const QuantShape& sh, const float* x, const f
       for (int t = 0; t < 4; ++t) y[n + t] = sum8(acc[t]) + bias_terms(n + t);
     }
   }
-  // Several rows (beams): each weight is dequantized once for all of them.
-  for (; n < n1; ++n) {
-    const uint32_t* wn = w + n * words;
-    __m256 acc[8];
-    for (size_t r = 0; r < sh.M; ++r) acc[r] = _mm256_setzero_ps();
-    for (size_t g = 0; g < groups; ++g) {
-      __m256 s = _mm256_set1_ps(as_f32(scales[n * groups + g]));
-      __m256 b = _mm256_set1_ps(as_f32(biases[n * groups + g]));
-      for (size_t k = g * sh.group; k < (g + 1) * sh.group; k += 8) {
-        __m256 wv = _mm256_fmadd_ps(s, unpack8_avx2(wn, k, sh.bits), b);
-        for (size_t r = 0; r < sh.M; ++r)
-          acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * sh.K + k), wv, acc[r]);
-      }
-    }
-    for (size_t r = 0; r < sh.M; ++r) y[r * sh.N + n] = sum8(acc[r]);
-  }
+  if (n < n1) several_rows_kernels<S>(std::make_index_sequence<kSmallMatmulRows>())[sh.M - 1](
+      sh, x, w, scales, biases, y, n, n1);
 }
 #endif
 
@@ -2098,14 +2122,28 @@ void decoder_layer_step_run(const StepShape& sh, const StepArgs<KV>& a) {
 
   norm(x1, 1);
   linear(a.cross_q, h, false, nullptr, qkv);
-  AttentionShape cross{static_cast<int>(B), sh.H, sh.H, 1, sh.S, static_cast<int>(Dh),
-                       static_cast<int>(Dh), scale, false};
-  Operand cq{qkv, static_cast<int64_t>(D), static_cast<int64_t>(Dh), static_cast<int64_t>(D), 1,
-             {}};
   const int64_t* cs = sh.cross_strides;
   OperandOf<KV> ck{a.cross_k, cs[0], cs[1], cs[2], 1, {}};
   OperandOf<KV> cv{a.cross_v, cs[0], cs[1], cs[2], 1, {}};
-  attention_rows(cross, cq, ck, cv, att);
+  if (cs[0] == 0 && B > 1) {
+    // The beams of one window share its keys and values: their B queries
+    // attend as one head's B queries, each key and value row read once for
+    // all of them (B times before; each query's sums are the same). The
+    // output comes head by head, [H, B, Dh], into f (free until fc1).
+    AttentionShape shared{1, sh.H, sh.H, static_cast<int>(B), sh.S, static_cast<int>(Dh),
+                          static_cast<int>(Dh), scale, false};
+    Operand cq{qkv, 0, static_cast<int64_t>(Dh), static_cast<int64_t>(D), 1, {}};
+    attention_rows(shared, cq, ck, cv, f);
+    for (int64_t hd = 0; hd < heads; ++hd)
+      for (size_t b = 0; b < B; ++b)
+        std::copy_n(f + (hd * B + b) * Dh, Dh, att + b * D + hd * Dh);
+  } else {
+    AttentionShape cross{static_cast<int>(B), sh.H, sh.H, 1, sh.S, static_cast<int>(Dh),
+                         static_cast<int>(Dh), scale, false};
+    Operand cq{qkv, static_cast<int64_t>(D), static_cast<int64_t>(Dh), static_cast<int64_t>(D),
+               1, {}};
+    attention_rows(cross, cq, ck, cv, att);
+  }
   linear(a.cross_out, att, false, x1, x2);
 
   norm(x2, 2);
@@ -2319,8 +2357,6 @@ std::optional<array> sdpa(const array& q, const array& k, const array& v, float 
                std::move(inputs));
 }
 
-// Rows of a (all leading axes together) up to this use SmallMatmul.
-constexpr size_t kSmallMatmulRows = 8;
 
 namespace {
 
