@@ -139,6 +139,16 @@ pub fn row_major(a: &Array, dtype: Dtype) -> Result<Array> {
     Ok(Array::from_raw(ffi::row_major(a.raw(), dtype as u8)?))
 }
 
+/// Rows `rows` of a `[B, H, C, D]` cache (hypotheses × heads × capacity ×
+/// head width) as `[rows.len(), H, C, D]`, of which only the first `filled`
+/// positions of axis 2 are defined: on the CPU backend one multi-threaded
+/// copy of just those positions; otherwise MLX's `take` (all of them). For
+/// caches that write every later position before reading it. A row out of
+/// range is an error.
+pub fn select_rows(a: &Array, rows: &[i32], filled: i32) -> Result<Array> {
+    Ok(Array::from_raw(ffi::select_rows(a.raw(), rows, filled)?))
+}
+
 /// `log Σ exp(x)` of a host buffer, with the vectorized exp of the CPU
 /// kernels (within a few ulp of the exact value, summed in f64 lanes);
 /// `-inf` for an empty or all `-inf` slice. A host helper, not an MLX op: the

@@ -256,6 +256,7 @@ pub(crate) mod ffi {
         fn f16_if_exact(a: &MlxArray) -> Result<UniquePtr<MlxArray>>;
         fn log_sum_exp(x: &[f32]) -> f32;
         fn row_major(a: &MlxArray, dtype: u8) -> Result<UniquePtr<MlxArray>>;
+        fn select_rows(a: &MlxArray, rows: &[i32], filled: i32) -> Result<UniquePtr<MlxArray>>;
     }
 }
 

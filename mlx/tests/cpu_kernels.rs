@@ -1198,3 +1198,55 @@ fn int8_activations_fuse_the_epilogue_and_fall_back_where_they_cannot_apply() {
         }
     }
 }
+
+/// Row `rows[r]`'s first `filled` positions of a `[B, H, C, D]` array, for
+/// every r, read by index: what `select_rows` must copy.
+fn selected_ref(x: &[f32], shape: [usize; 4], rows: &[i32], filled: usize) -> Vec<f32> {
+    let [_, h, c, d] = shape;
+    let mut out = Vec::new();
+    for &r in rows {
+        for head in 0..h {
+            let at = (r as usize * h + head) * c * d;
+            out.extend_from_slice(&x[at..at + filled * d]);
+        }
+    }
+    out
+}
+
+#[test]
+fn select_rows_copies_the_filled_positions_of_each_picked_row() {
+    let _g = lock();
+    let shape = [3usize, 2, 8, 4];
+    let x = rand_vec(300, shape.iter().product(), -1.0, 1.0);
+    let dims: Vec<i32> = shape.iter().map(|&d| d as i32).collect();
+    for dtype in [Dtype::F32, Dtype::F16] {
+        let a = arr(&x, &dims).astype(dtype).unwrap();
+        // What the array holds, as f32 (f16 rounding happens before).
+        let held = read(&a.astype(Dtype::F32).unwrap());
+        // Repeated, reordered and dropped rows; none, some and all positions.
+        for (rows, filled) in [(vec![1, 0, 1], 5), (vec![2], 8), (vec![0, 0, 0, 2], 0)] {
+            for kernels in [true, false] {
+                let previous = fast::set_custom_kernels(kernels);
+                let got = fast::select_rows(&a, &rows, filled as i32).unwrap();
+                let got_shape = got.shape();
+                let got = read(&got.astype(Dtype::F32).unwrap());
+                fast::set_custom_kernels(previous);
+                let what = format!("{dtype:?} rows {rows:?} filled {filled} kernels {kernels}");
+                assert_eq!(got_shape, vec![rows.len() as i32, 2, 8, 4], "{what}");
+                let want = selected_ref(&held, shape, &rows, filled);
+                let got_filled = selected_ref(
+                    &got,
+                    [rows.len(), 2, 8, 4],
+                    &(0..rows.len() as i32).collect::<Vec<_>>(),
+                    filled,
+                );
+                assert_eq!(got_filled, want, "{what}");
+            }
+        }
+    }
+    let a = arr(&x, &dims);
+    for bad in [3, -1] {
+        let err = fast::select_rows(&a, &[0, bad], 2).unwrap_err();
+        assert!(err.to_string().contains(&format!("no row {bad}")), "{err}");
+    }
+}

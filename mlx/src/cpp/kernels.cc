@@ -1812,6 +1812,52 @@ class RowMajorCopy : public CpuOnly {
   mx::Dtype dtype_;
 };
 
+// Rows `rows` of a [B, H, C, D] cache as a new [N, H, C, D], of which
+// only the first `filled` positions of each (row, head) are copied: beam
+// search reorders its self-attention caches most steps, and MLX's take
+// copied all C positions (C up to twice the filled ones), on one thread.
+// The other positions are left as the allocator gives them; the caches
+// write each before anything reads it.
+class SelectRows : public CpuOnly {
+ public:
+  SelectRows(mx::Stream s, std::vector<int32_t> rows, int filled)
+      : CpuOnly(s), rows_(std::move(rows)), filled_(filled) {}
+  const char* name() const override { return "MlxAsrSelectRows"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const SelectRows*>(&other);
+    return o != nullptr && o->rows_ == rows_ && o->filled_ == filled_;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    auto shape = inputs[0].shape();
+    shape[0] = static_cast<int>(rows_.size());
+    return {shape};
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    const auto& in = inputs[0];
+    require_row_contiguous(in, name());
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    size_t heads = static_cast<size_t>(in.shape(1));
+    size_t block = static_cast<size_t>(in.shape(2)) * in.shape(3) * in.itemsize();
+    size_t bytes = static_cast<size_t>(filled_) * in.shape(3) * in.itemsize();
+    const auto* x = in.data<uint8_t>();
+    auto* y = out.data<uint8_t>();
+    encode(inputs, out, [x, y, heads, block, bytes, rows = rows_] {
+      size_t n = rows.size() * heads;
+      parallel_rows(n, static_cast<double>(n * bytes), [&](size_t i0, size_t i1) {
+        for (size_t i = i0; i < i1; ++i) {
+          size_t r = i / heads, h = i % heads;
+          const uint8_t* from = x + (static_cast<size_t>(rows[r]) * heads + h) * block;
+          std::memcpy(y + i * block, from, bytes);
+        }
+      });
+    });
+  }
+
+ private:
+  std::vector<int32_t> rows_;
+  int filled_;
+};
+
 class Attention : public CpuOnly {
  public:
   Attention(mx::Stream s, float scale, bool causal) : CpuOnly(s), scale_(scale), causal_(causal) {}
@@ -2579,6 +2625,17 @@ std::optional<array> row_major(const array& a, mx::Dtype dtype) {
     return std::nullopt;
   }
   return array(a.shape(), dtype, std::make_shared<RowMajorCopy>(*s, dtype), {a});
+}
+
+std::optional<array> select_rows(const array& a, const std::vector<int32_t>& rows, int filled) {
+  auto s = cpu_stream();
+  if (!s || a.ndim() != 4 || rows.empty() || filled < 0 || filled > a.shape(2)) {
+    return std::nullopt;
+  }
+  auto shape = a.shape();
+  shape[0] = static_cast<int>(rows.size());
+  return array(shape, a.dtype(), std::make_shared<SelectRows>(*s, rows, filled),
+               {mx::contiguous(a, false, *s)});
 }
 
 std::optional<array> f16_if_exact(const array& a) {

@@ -48,6 +48,9 @@ std::optional<array> sdpa(const array& q, const array& k, const array& v, float 
 // A row-major copy of f32 `a` (up to four axes, any strides) in f32 or f16
 // (rounded to nearest, ties to even, as MLX's astype), in one pass.
 std::optional<array> row_major(const array& a, mlx::core::Dtype dtype);
+// Rows `rows` of a [B, H, C, D] array as [N, H, C, D], only the first
+// `filled` positions of axis 2 copied (the rest unwritten).
+std::optional<array> select_rows(const array& a, const std::vector<int32_t>& rows, int filled);
 // The f32 array in f16 when every value is an f16 value (evaluates it).
 std::optional<array> f16_if_exact(const array& a);
 // Layer norm over the last axis with optional weight and bias.

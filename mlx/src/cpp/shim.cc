@@ -619,6 +619,20 @@ ArrayPtr row_major(const array& a, uint8_t dtype) {
   if (auto out = kernels::row_major(a, dt)) return own(std::move(*out));
   return own(mx::contiguous(mx::astype(a, dt), false));
 }
+// Rows `rows` of a cache, their first `filled` positions: the kernels' copy
+// where they take it, else MLX's take (every position).
+ArrayPtr select_rows(const array& a, rust::Slice<const int32_t> rows, int32_t filled) {
+  std::vector<int32_t> picked(rows.begin(), rows.end());
+  for (int32_t r : picked) {
+    if (a.ndim() == 0 || r < 0 || r >= a.shape(0)) {
+      throw std::invalid_argument("select_rows: no row " + std::to_string(r) + " among " +
+                                  std::to_string(a.ndim() == 0 ? 0 : a.shape(0)));
+    }
+  }
+  if (auto out = kernels::select_rows(a, picked, filled)) return own(std::move(*out));
+  array at(picked.begin(), {static_cast<int>(picked.size())}, mx::int32);
+  return own(mx::take(a, at, 0));
+}
 float log_sum_exp(rust::Slice<const float> x) { return kernels::log_sum_exp(x.data(), x.size()); }
 // The array in f16 when that changes no value; else the array itself.
 ArrayPtr f16_if_exact(const array& a) {

@@ -179,6 +179,7 @@ bool int8_products_available();
 bool custom_kernels_active();
 ArrayPtr f16_if_exact(const array& a);
 ArrayPtr row_major(const array& a, uint8_t dtype);
+ArrayPtr select_rows(const array& a, rust::Slice<const int32_t> rows, int32_t filled);
 float log_sum_exp(rust::Slice<const float> x);
 
 }  // namespace mlx_shim

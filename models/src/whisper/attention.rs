@@ -47,12 +47,13 @@ impl KvCache {
         Ok(filled)
     }
 
-    /// Keeps the batch rows `rows` (`[N]` int32), in that order: repeats a
-    /// prompt's cache for each hypothesis, or follows the beams' sources.
-    pub fn select(&mut self, rows: &Array) -> mlx::Result<()> {
+    /// Keeps the batch rows `rows`, in that order: repeats a prompt's cache
+    /// for each hypothesis, or follows the beams' sources (copying only the
+    /// filled positions).
+    pub fn select(&mut self, rows: &[i32]) -> mlx::Result<()> {
         if let Some((k, v)) = &mut self.buffers {
-            *k = k.take(rows, 0)?;
-            *v = v.take(rows, 0)?;
+            *k = mlx::fast::select_rows(k, rows, self.len)?;
+            *v = mlx::fast::select_rows(v, rows, self.len)?;
         }
         Ok(())
     }
@@ -454,8 +455,8 @@ mod tests {
             );
         }
         // Beams: rows repeated and reordered, then appended to again.
+        cache.select(&[1, 0, 1]).unwrap();
         let rows = Array::from_slice(&[1i32, 0, 1], &[3]).unwrap();
-        cache.select(&rows).unwrap();
         assert_eq!(cache.batch(), Some(3));
         let k = ramp(&[3, 3, 1, 4], 5.0e5);
         let (got_k, _) = cache.append(&k, &k).unwrap();

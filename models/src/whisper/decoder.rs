@@ -36,10 +36,10 @@ impl DecoderState {
     /// its own window (one window's are shared by all of its hypotheses).
     pub fn select(&mut self, rows: &[u32]) -> mlx::Result<()> {
         let rows: Vec<i32> = rows.iter().map(|&r| r as i32).collect();
-        let rows = Array::from_slice(&rows, &[rows.len() as i32])?;
+        let picked = Array::from_slice(&rows, &[rows.len() as i32])?;
         for cross in &mut self.cross {
             if cross.keys.dim(0)? > 1 {
-                let (keys, values) = (cross.keys.take(&rows, 0)?, cross.values.take(&rows, 0)?);
+                let (keys, values) = (cross.keys.take(&picked, 0)?, cross.values.take(&picked, 0)?);
                 // Layer by layer, so that only one layer's old and new
                 // copies are alive at a time.
                 mlx::eval(&[&keys, &values])?;
