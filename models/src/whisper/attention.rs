@@ -54,6 +54,10 @@ impl KvCache {
         if let Some((k, v)) = &mut self.buffers {
             *k = mlx::fast::select_rows(k, rows, self.len)?;
             *v = mlx::fast::select_rows(v, rows, self.len)?;
+            // Evaluated now, the new buffers are the cache's alone, and the
+            // next step writes into them in place; left lazy, the step's
+            // graph still held them and it copied them once more.
+            mlx::eval(&[&*k, &*v])?;
         }
         Ok(())
     }
