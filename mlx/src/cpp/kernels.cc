@@ -1378,6 +1378,11 @@ void dequantize_run(const QuantShape& sh, const uint32_t* w, const S* scales, co
 template <class S>
 void quant_matmul_run(const QuantShape& sh, const float* x, const uint32_t* w, const S* scales,
                       const S* biases, const EpilogueRun& e, float* y) {
+  // The several-row kernels exist for 1 .. kSmallMatmulRows rows (the
+  // primitive is only built for those).
+  if (sh.M == 0 || sh.M > kSmallMatmulRows) {
+    throw std::invalid_argument("few-row quantized product of " + std::to_string(sh.M) + " rows");
+  }
   // Group sums of x: only the one-row AVX2 path folds the biases in with them.
   size_t groups = sh.K / sh.group;
   std::vector<float> xsum(sh.M == 1 ? groups : 0);
