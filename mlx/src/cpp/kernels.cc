@@ -2176,24 +2176,22 @@ void decoder_layer_step_run(const StepShape& sh, const StepArgs<KV>& a) {
   const int64_t* cs = sh.cross_strides;
   OperandOf<KV> ck{a.cross_k, cs[0], cs[1], cs[2], 1, {}};
   OperandOf<KV> cv{a.cross_v, cs[0], cs[1], cs[2], 1, {}};
-  if (cs[0] == 0 && B > 1) {
-    // The beams of one window share its keys and values: their B queries
-    // attend as one head's B queries, each key and value row read once for
-    // all of them (B times before; each query's sums are the same). The
-    // output comes head by head, [H, B, Dh], into f (free until fc1).
-    AttentionShape shared{1, sh.H, sh.H, static_cast<int>(B), sh.S, static_cast<int>(Dh),
-                          static_cast<int>(Dh), scale, false};
-    Operand cq{qkv, 0, static_cast<int64_t>(Dh), static_cast<int64_t>(D), 1, {}};
-    attention_rows(shared, cq, ck, cv, f);
+  // Rows sharing one window's keys and values (beams) attend as one head's
+  // B queries, each key and value row read once for all of them (each
+  // query's sums are the same as alone); their output comes head by head,
+  // [H, B, Dh], into f (free until fc1). Otherwise each row is a batch of
+  // one query.
+  bool shared = cs[0] == 0 && B > 1;
+  int batch = shared ? 1 : static_cast<int>(B), queries = shared ? static_cast<int>(B) : 1;
+  AttentionShape cross{batch, sh.H, sh.H, queries, sh.S, static_cast<int>(Dh),
+                       static_cast<int>(Dh), scale, false};
+  Operand cq{qkv, shared ? 0 : static_cast<int64_t>(D), static_cast<int64_t>(Dh),
+             static_cast<int64_t>(D), 1, {}};
+  attention_rows(cross, cq, ck, cv, shared ? f : att);
+  if (shared) {
     for (int64_t hd = 0; hd < heads; ++hd)
       for (size_t b = 0; b < B; ++b)
         std::copy_n(f + (hd * B + b) * Dh, Dh, att + b * D + hd * Dh);
-  } else {
-    AttentionShape cross{static_cast<int>(B), sh.H, sh.H, 1, sh.S, static_cast<int>(Dh),
-                         static_cast<int>(Dh), scale, false};
-    Operand cq{qkv, static_cast<int64_t>(D), static_cast<int64_t>(Dh), static_cast<int64_t>(D),
-               1, {}};
-    attention_rows(cross, cq, ck, cv, att);
   }
   linear(a.cross_out, att, false, x1, x2);
 
