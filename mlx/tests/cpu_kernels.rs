@@ -993,11 +993,19 @@ fn linear_epilogue_equals_the_separate_ops() {
     assert_eq!(read(&got), read(&want));
 }
 
+/// The largest magnitude of each `group`-wide span of `row`.
+fn group_maxima(row: &[f32], group: usize) -> Vec<f32> {
+    row.chunks(group)
+        .map(|g| g.iter().fold(0.0f32, |m, v| m.max(v.abs())))
+        .collect()
+}
+
 /// `x` [rows, k] times a quantized matrix's transpose as the int8 kernel
-/// defines it, in f64: each row rounded to int8 with its largest magnitude at
-/// 127 (f32 arithmetic, ties to even as the CPU converts), exact integer dot
-/// products per group times the group's scale, the group's bias against the
-/// sum of the unrounded row; all times the row's scale.
+/// defines it, in f64: each group of a row (the matrix's groups) rounded to
+/// int8 with its largest magnitude at 127 (f32 arithmetic, ties to even as
+/// the CPU converts), then the exact product of the rounded values with the
+/// dequantized matrix: integer dot products per group times the group's
+/// scale and x's, plus the group's bias against the sum of the rounded values.
 fn int8_linear_ref(
     x: &[f32],
     rows: usize,
@@ -1009,27 +1017,28 @@ fn int8_linear_ref(
     let mut y = vec![0.0; rows * n];
     for r in 0..rows {
         let row = &x[r * k..(r + 1) * k];
-        let m = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let (a, inv) = if m > 0.0 {
-            (m / 127.0, 127.0 / m)
-        } else {
-            (0.0, 0.0)
-        };
+        let maxima = group_maxima(row, group);
         let xq: Vec<i64> = row
             .iter()
-            .map(|&v| (v * inv).round_ties_even() as i64)
+            .enumerate()
+            .map(|(i, &v)| {
+                let m = maxima[i / group];
+                let inv = if m > 0.0 { 127.0 / m } else { 0.0 };
+                (v * inv).round_ties_even() as i64
+            })
             .collect();
         for c in 0..n {
             let mut total = 0.0;
-            for g in 0..k / group {
+            for (g, &m) in maxima.iter().enumerate() {
+                let a = if m > 0.0 { m / 127.0 } else { 0.0 };
                 let span = g * group..(g + 1) * group;
                 let dot: i64 = span
                     .clone()
                     .map(|i| xq[i] * u.values[c * k + i] as i64)
                     .sum();
-                let sum: f64 = row[span].iter().map(|&v| v as f64).sum();
+                let sum: i64 = xq[span].iter().sum();
                 let t = c * (k / group) + g;
-                total += a as f64 * u.scales[t] * dot as f64 + u.biases[t] * sum;
+                total += a as f64 * (u.scales[t] * dot as f64 + u.biases[t] * sum as f64);
             }
             y[r * n + c] = total;
         }
@@ -1086,22 +1095,22 @@ fn int8_activations_match_their_definition_and_bound_the_f32_product() {
         let want = int8_linear_ref(&x_values, rows, &q, (k, n));
         check(&got, &[rows as i32, n as i32], &want, 1e-5, 1e-5, &what);
         // Against the f32 product: each element of x moves by at most half a
-        // step (its row's largest magnitude / 254), so y by at most that
-        // times the sum of |w| over the row of w.
+        // step (its group's largest magnitude / 254), so y by at most that
+        // times the sum of |w| over the group, summed over the groups. With
+        // one scale per row instead, the row holding 40.0 would break this.
         let w_ref = dequantize_ref(&q, n, k);
         let w_ref32: Vec<f32> = w_ref.iter().map(|&v| v as f32).collect();
         let exact = matmul_ref(&x_values, rows, k, &w_ref32, n);
         let got = read(&got);
         let mut largest_share = 0.0f64;
         for r in 0..rows {
-            let row = &x_values[r * k..(r + 1) * k];
-            let half_step = row.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64 / 254.0;
+            let maxima = group_maxima(&x_values[r * k..(r + 1) * k], group as usize);
             for c in 0..n {
-                let bound = half_step
-                    * w_ref[c * k..(c + 1) * k]
-                        .iter()
-                        .map(|v| v.abs())
-                        .sum::<f64>();
+                let bound: f64 = w_ref[c * k..(c + 1) * k]
+                    .chunks(group as usize)
+                    .zip(&maxima)
+                    .map(|(wg, &m)| m as f64 / 254.0 * wg.iter().map(|v| v.abs()).sum::<f64>())
+                    .sum();
                 let err = (got[r * n + c] as f64 - exact[r * n + c]).abs();
                 assert!(
                     err <= bound + 1e-5,

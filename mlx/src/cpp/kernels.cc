@@ -1408,16 +1408,20 @@ void quant_matmul_run(const QuantShape& sh, const float* x, const uint32_t* w, c
 
 // ---------------------------------------------------------------------------
 // Many rows times an 8-bit affine-quantized matrix with 8-bit activations
-// (the encoder and prompt passes of a quantized model): each row of x is
-// scaled to int8 (its largest magnitude to 127, as CTranslate2's int8 does)
-// and the products are summed in int32 by AVX-512 VNNI, 64 multiply-adds
-// per instruction where an f32 FMA does 16.
+// (the encoder and prompt passes of a quantized model): each group of a row
+// of x (the matrix's quantization groups, 64 values in Whisper's) is scaled
+// to int8, its largest magnitude to 127, and the products are summed in int32
+// by AVX-512 VNNI, 64 multiply-adds per instruction where an f32 FMA does 16.
 //
-// For a row r with scale a (x ≈ a xq) and a group g of the matrix
-// (w = s q + b, q in 0..255):
-//   sum_k x[k] w[k] ≈ a (s sum_k xq[k] q[k] + b sum_k x[k] / a)
-// The integer dot product is exact; the group sums of x stay f32, so only
-// the s q part sees the rounding of x.
+// For a row r, a group g with scale a (x ≈ a xq there) and the matrix's
+// w = s q + b (q in 0..255) in that group:
+//   sum_k x[k] w[k] ≈ s a sum_k xq[k] q[k] + b a sum_k xq[k]
+// which is the exact product of the rounded x with w. (With the bias against
+// the unrounded sum of x instead, the rounding meets s q = w - b, whose offset
+// b is about the group's largest |w|: in Whisper tiny.en's encoder, 2x the
+// error.) One scale per group rather than per row (CTranslate2's int8)
+// costs a multiply per group and output, and keeps a few large channels
+// from coarsening the rounding of the whole row.
 
 // Columns per packed panel: two 16-lane vectors.
 constexpr size_t kPanel = 32;
@@ -1430,11 +1434,11 @@ struct Int8Shape {
   size_t panels() const { return (N + kPanel - 1) / kPanel; }
 };
 
-// x as int8 rows plus, per row, its scale and its group sums over that scale.
+// x as int8 rows plus, per row and group, its scale a and a sum_k xq[k].
 struct Int8Rows {
   std::vector<int8_t> q;       // [M, K]
-  std::vector<float> scale;    // [M]
-  std::vector<float> sums;     // [M, groups]: sum of x over the group / scale
+  std::vector<float> scale;    // [M, groups]
+  std::vector<float> sums;     // [M, groups]
 };
 
 // The matrix repacked for the kernel: per panel of 32 columns, four
@@ -1458,27 +1462,31 @@ bool has_vnni() {
 
 MLX_SHIM_VNNI void quantize_row_s8(const float* x, size_t K, size_t group, int8_t* q,
                                    float* scale, float* sums) {
-  __m512 amax = _mm512_setzero_ps();
-  for (size_t k = 0; k < K; k += 16) {
-    amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
-  }
-  float m = _mm512_reduce_max_ps(amax);
-  // A row of zeros has scale 0 and contributes nothing; a non-finite value
-  // makes the whole row NaN, as the f32 product would be NaN or infinite.
-  float a = m > 0.0f ? m / 127.0f : 0.0f;
-  if (!std::isfinite(m)) a = std::numeric_limits<float>::quiet_NaN();
-  __m512 inv = _mm512_set1_ps(m > 0.0f ? 127.0f / m : 0.0f);
-  *scale = a;
   for (size_t g = 0; g < K / group; ++g) {
-    __m512 sum = _mm512_setzero_ps();
-    for (size_t k = g * group; k < (g + 1) * group; k += 16) {
-      __m512 v = _mm512_loadu_ps(x + k);
-      sum = _mm512_add_ps(sum, v);
-      __m512i i = _mm512_cvtps_epi32(_mm512_mul_ps(v, inv));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + k), _mm512_cvtsepi32_epi8(i));
+    const float* xg = x + g * group;
+    __m512 amax = _mm512_setzero_ps();
+    __mmask16 nan = 0;
+    for (size_t k = 0; k < group; k += 16) {
+      __m512 v = _mm512_loadu_ps(xg + k);
+      amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+      nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);  // max_ps drops NaNs
     }
-    float s = _mm512_reduce_add_ps(sum);
-    sums[g] = a > 0.0f ? s / a : 0.0f;
+    float m = _mm512_reduce_max_ps(amax);
+    // A group of zeros has scale 0 and contributes nothing; a non-finite
+    // value makes the group's terms, and so the row, NaN, as the f32 product
+    // would be NaN or infinite.
+    float a = m > 0.0f ? m / 127.0f : 0.0f;
+    if (nan != 0 || !std::isfinite(m)) a = std::numeric_limits<float>::quiet_NaN();
+    __m512 inv = _mm512_set1_ps(m > 0.0f ? 127.0f / m : 0.0f);
+    __m512i sum = _mm512_setzero_si512();
+    for (size_t k = 0; k < group; k += 16) {
+      __m512i i = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xg + k), inv));
+      i = _mm512_max_epi32(_mm512_min_epi32(i, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
+      sum = _mm512_add_epi32(sum, i);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + g * group + k), _mm512_cvtepi32_epi8(i));
+    }
+    scale[g] = a;
+    sums[g] = a * static_cast<float>(_mm512_reduce_add_epi32(sum));
   }
 }
 
@@ -1490,8 +1498,8 @@ MLX_SHIM_VNNI inline void dpbusd(__m512i& acc, __m512i w, __m512i x) {
 }
 
 // y[r, panel columns] for rows r0..r0 + R: per group, R x 32 int32 dot
-// products, then widened and folded into f32 with the group's scales and
-// biases; finally times each row's scale.
+// products, then widened and folded into f32 with the group's scales (the
+// matrix's times x's) and biases.
 template <size_t R>
 MLX_SHIM_VNNI void int8_tile(const Int8Shape& sh, const Int8Rows& x, const Int8Panels& w,
                              size_t r0, size_t panel, float* y) {
@@ -1522,9 +1530,10 @@ MLX_SHIM_VNNI void int8_tile(const Int8Shape& sh, const Int8Rows& x, const Int8P
     __m512 s0 = _mm512_loadu_ps(ps + g * kPanel), s1 = _mm512_loadu_ps(ps + g * kPanel + 16);
     __m512 b0 = _mm512_loadu_ps(pb + g * kPanel), b1 = _mm512_loadu_ps(pb + g * kPanel + 16);
     for (size_t r = 0; r < R; ++r) {
+      __m512 xa = _mm512_set1_ps(x.scale[(r0 + r) * groups + g]);
       __m512 xs = _mm512_set1_ps(x.sums[(r0 + r) * groups + g]);
-      f[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][0]), s0, f[r][0]);
-      f[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][1]), s1, f[r][1]);
+      f[r][0] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][0]), xa), s0, f[r][0]);
+      f[r][1] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][1]), xa), s1, f[r][1]);
       f[r][0] = _mm512_fmadd_ps(b0, xs, f[r][0]);
       f[r][1] = _mm512_fmadd_ps(b1, xs, f[r][1]);
     }
@@ -1533,10 +1542,9 @@ MLX_SHIM_VNNI void int8_tile(const Int8Shape& sh, const Int8Rows& x, const Int8P
   uint32_t lanes = width >= 32 ? ~0u : (1u << width) - 1;  // the panel's real columns
   auto m0 = static_cast<__mmask16>(lanes), m1 = static_cast<__mmask16>(lanes >> 16);
   for (size_t r = 0; r < R; ++r) {
-    __m512 a = _mm512_set1_ps(x.scale[r0 + r]);
     float* yr = y + (r0 + r) * sh.N + n0;
-    _mm512_mask_storeu_ps(yr, m0, _mm512_mul_ps(f[r][0], a));
-    _mm512_mask_storeu_ps(yr + 16, m1, _mm512_mul_ps(f[r][1], a));
+    _mm512_mask_storeu_ps(yr, m0, f[r][0]);
+    _mm512_mask_storeu_ps(yr + 16, m1, f[r][1]);
   }
 }
 
@@ -1577,12 +1585,12 @@ void int8_matmul_run(const Int8Shape& sh, const float* x, const uint32_t* w, con
   size_t groups = sh.groups(), panels = sh.panels();
   Int8Rows xq;
   xq.q.resize(sh.M * sh.K);
-  xq.scale.resize(sh.M);
+  xq.scale.resize(sh.M * groups);
   xq.sums.resize(sh.M * groups);
   parallel_rows(sh.M, static_cast<double>(sh.M) * sh.K * 4, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; ++r)
-      quantize_row_s8(x + r * sh.K, sh.K, sh.group, xq.q.data() + r * sh.K, &xq.scale[r],
-                      xq.sums.data() + r * groups);
+      quantize_row_s8(x + r * sh.K, sh.K, sh.group, xq.q.data() + r * sh.K,
+                      xq.scale.data() + r * groups, xq.sums.data() + r * groups);
   });
   Int8Panels wp;
   wp.words.resize(panels * (sh.K / 4) * kPanel);
