@@ -7,16 +7,23 @@ between them, going round the set again until the file lasts at least
 bytes. Writes OUT.wav and OUT.txt, the concatenated reference texts (LJ
 Speech's normalized text, LibriSpeech's transcripts) for WER.
 
+With --shuffle SEED the same clips make a different file, for a WER over
+more than one arrangement of the same speech: each round in its own random
+order, each clip at a random level (-6 to 0 dB), gaps of 0.3-1.5 s, and
+0-5 s of silence first, so that the 30-second windows fall elsewhere and
+each clip follows other text. The same seed gives the same bytes.
+
 With --clips DIR it writes each clip instead, as DIR/NN-name.wav (16 kHz
 16-bit) with its reference in DIR/NN-name.txt, the set repeated --rounds
 times (the many-short-files throughput benchmark).
 
-Usage: make_long_audio.py OUT.wav [--data ../shared/data] [--min-seconds 300]
+Usage: make_long_audio.py OUT.wav [--data ../shared/data] [--min-seconds 300] [--shuffle SEED]
        make_long_audio.py --clips DIR [--rounds 3]
 Needs numpy, scipy and av (PyAV): run it with the peers venv
 (scripts/setup-peers.sh).
 """
 import argparse
+import itertools
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -79,6 +86,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="with --clips: copies of the set")
     ap.add_argument("--data", type=Path, default=here.parent.parent / "shared" / "data")
     ap.add_argument("--min-seconds", type=float, default=300.0)
+    ap.add_argument("--shuffle", type=int, help="seed of a random arrangement (see above)")
     args = ap.parse_args()
 
     loaded = [(read_any(path), text) for path, text in clips(args.data)]
@@ -86,16 +94,43 @@ def main():
         return write_clips(args.clips, loaded, clips(args.data), args.rounds)
     if args.out is None:
         ap.error("give OUT.wav or --clips DIR")
-    gap = np.zeros(int(GAP_SECONDS * RATE))
+    arrange = fixed_arrangement if args.shuffle is None else shuffled_arrangement(args.shuffle)
     pieces, texts, total = [], [], 0
-    while total < args.min_seconds * RATE:
-        samples, text = loaded[len(texts) % len(loaded)]
-        pieces += [samples, gap]
+    for samples, text, lead in arrange(loaded):
+        if total >= args.min_seconds * RATE:
+            break
+        pieces += [lead, samples]
         texts.append(text)
-        total += len(samples) + len(gap)
+        total += len(lead) + len(samples)
+    pieces.append(np.zeros(int(GAP_SECONDS * RATE)))
     pcm = write_wav(args.out, np.concatenate(pieces))
     args.out.with_suffix(".txt").write_text(" ".join(texts) + "\n", encoding="utf-8")
     print(f"{args.out}: {len(pcm) / RATE:.1f} s, {len(texts)} clips")
+
+
+def fixed_arrangement(loaded):
+    """The clips in their fixed order, round after round, GAP_SECONDS apart:
+    (samples, text, silence before) for ever."""
+    gap = np.zeros(int(GAP_SECONDS * RATE))
+    for n in itertools.count():
+        samples, text = loaded[n % len(loaded)]
+        yield samples, text, gap if n else gap[:0]
+
+
+def shuffled_arrangement(seed):
+    """A seeded random arrangement of the clips (see --shuffle)."""
+    rng = np.random.default_rng(seed)
+
+    def arrange(loaded):
+        lead = rng.uniform(0.0, 5.0)
+        while True:
+            for i in rng.permutation(len(loaded)):
+                samples, text = loaded[i]
+                gain = 10.0 ** (rng.uniform(-6.0, 0.0) / 20.0)
+                yield samples * gain, text, np.zeros(int(lead * RATE))
+                lead = rng.uniform(0.3, 1.5)
+
+    return arrange
 
 
 def write_wav(path, samples):
