@@ -16,12 +16,14 @@ pub struct QuantizedMatrix {
     pub group_size: i32,
     pub bits: i32,
     /// In [`Self::linear`] with many rows of `x` (more than 8: an encoder
-    /// window, a prompt), round each row to int8 and sum the products in
-    /// int32, as CTranslate2's int8 does: 1.5–3× the speed of the f32 GEMM
-    /// on the dequantized matrix (an encoder window's projections, 2-core
-    /// VNNI CPU), for an error of up to 1/254 of each row's largest magnitude
-    /// per element of `x`. Applies to 8-bit matrices
-    /// on the CPU backend of such CPUs; elsewhere `linear` is unchanged.
+    /// window, a prompt), round `x` to int8 and sum the products in int32,
+    /// like CTranslate2's int8: 1.5–3× the speed of the f32 GEMM on the
+    /// dequantized matrix (an encoder window's projections, 2-core VNNI
+    /// CPU). The result is the exact product of the rounded `x` with the
+    /// matrix, each element of `x` moved by up to 1/254 of the largest
+    /// magnitude in its group (one scale per row and quantization group).
+    /// Applies to 8-bit matrices on the CPU backend of such CPUs; elsewhere
+    /// `linear` is unchanged.
     pub int8_activations: bool,
 }
 

@@ -35,8 +35,9 @@ pub enum Activations {
     /// Kept in f32: the product of the dequantized matrix.
     #[default]
     F32,
-    /// Rounded to int8 per row in products with many rows (the encoder, a
-    /// prompt), where the CPU kernels can: see
+    /// Rounded to int8 (one scale per group of the matrix's quantization) in
+    /// products with many rows (the encoder, a prompt), where the CPU kernels
+    /// can: see
     /// [`mlx::quant::QuantizedMatrix::int8_activations`].
     Int8,
 }

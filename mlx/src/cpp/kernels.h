@@ -82,10 +82,11 @@ std::optional<array> quantized_small_matmul(const array& x, const array& w, cons
                                             const Epilogue& e);
 
 // x times the transpose of an 8-bit affine-quantized matrix, then the
-// epilogue, with x's rows rounded to int8 (one scale per row) and the
-// products summed in int32 (AVX-512 VNNI): about four times the multiply-adds
-// per instruction of f32, at the cost of x's rounding (relative 1/254 of each
-// row's largest magnitude). Nothing on CPUs without VNNI.
+// epilogue, with x rounded to int8 (one scale per row and group of the
+// matrix) and the products summed in int32 (AVX-512 VNNI): about four times
+// the multiply-adds per instruction of f32, at the cost of x's rounding
+// (relative 1/254 of each group's largest magnitude). Nothing on CPUs
+// without VNNI.
 std::optional<array> quantized_int8_matmul(const array& x, const array& w, const array& scales,
                                            const array& biases, int group_size, int bits,
                                            const Epilogue& e);
