@@ -1125,6 +1125,31 @@ fn int8_activations_match_their_definition_and_bound_the_f32_product() {
         assert!(largest_share > 0.01, "{what}: {largest_share}");
         assert_eq!(&got[..n], &vec![0.0; n][..], "{what}: zero row");
     }
+    // A NaN or an infinity makes its row NaN (the f32 product would be NaN
+    // or infinite there: the integer sums cannot carry either) and leaves
+    // the other rows as they were.
+    let (rows, k, n) = (12usize, 128usize, 20usize);
+    let w = arr(&rand_vec(127, n * k, -0.2, 0.2), &[n as i32, k as i32]);
+    let q = flagged(&QuantizedMatrix::quantize(&w, 64, 8).unwrap());
+    let product = |x: &[f32]| {
+        read(
+            &q.linear(&arr(x, &[rows as i32, k as i32]), Default::default())
+                .unwrap(),
+        )
+    };
+    let mut x_values = rand_vec(128, rows * k, -1.0, 1.0);
+    let clean = product(&x_values);
+    x_values[3 * k + 70] = f32::NAN;
+    x_values[5 * k + 1] = f32::INFINITY;
+    let got = product(&x_values);
+    for r in 0..rows {
+        let row = &got[r * n..(r + 1) * n];
+        if r == 3 || r == 5 {
+            assert!(row.iter().all(|v| v.is_nan()), "row {r}: {row:?}");
+        } else {
+            assert_eq!(row, &clean[r * n..(r + 1) * n], "row {r}");
+        }
+    }
 }
 
 #[test]

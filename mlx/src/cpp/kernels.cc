@@ -1418,7 +1418,7 @@ void quant_matmul_run(const QuantShape& sh, const float* x, const uint32_t* w, c
 //   sum_k x[k] w[k] ≈ s a sum_k xq[k] q[k] + b a sum_k xq[k]
 // which is the exact product of the rounded x with w. (With the bias against
 // the unrounded sum of x instead, the rounding meets s q = w - b, whose offset
-// b is about the group's largest |w|: in Whisper tiny.en's encoder, 2x the
+// b is about the group's largest |w|: in Whisper tiny.en's encoder, 3x the
 // error.) One scale per group rather than per row (CTranslate2's int8)
 // costs a multiply per group and output, and keeps a few large channels
 // from coarsening the rounding of the whole row.
