@@ -1,27 +1,36 @@
-//! The speech pipeline around the models: configuration, audio input, the
-//! transcription loop and the output writers.
+//! The speech pipeline around the models: a run is a plan of stages built
+//! from one configuration and checked before any audio is read,
+//!
+//! ```text
+//! audio → [vad] → features → recognizer → [align] → [diarize] → output
+//! ```
+//!
+//! - [`config`]: the TOML file behind `pipeline run` (and `[decode]`);
+//! - [`plan`]: the stages a configuration runs, validated in one pass;
+//! - [`stages`]: one folder per stage, each entering through one trait;
+//! - [`transcript`]: what the stages produce;
+//! - [`Pipeline`]: the loaded plan, for embedding;
+//! - [`regress`]: snapshot regression runs; [`wer`]: word error rates.
 
-pub mod audio;
 pub mod config;
-pub mod decode_options;
-pub mod graph;
-pub mod hooks;
-pub mod mel_frames;
 pub mod model_source;
-pub mod output;
-pub mod pipeline;
+mod pipeline;
+pub mod plan;
 pub mod regress;
-pub mod transcriber;
-pub mod vad;
+pub mod stages;
+pub mod transcript;
 pub mod wer;
-pub mod word_timestamps;
 
 pub use asr_converters::whisper::Quantization;
 pub use asr_models::Activations;
-pub use config::{Config, DeviceName, Format};
-pub use decode_options::{DecodeOptions, Task};
-pub use hooks::{AlignmentHook, DiarizationHook, HookError, SpeakerTurn, Word};
+pub use config::decode::{DecodeOptions, Task};
+pub use config::{Config, DeviceName};
 pub use model_source::resolve_model;
-pub use output::{Segment, Timings, Transcript};
 pub use pipeline::{Pipeline, PipelineBuilder, PipelineError};
-pub use transcriber::{Progress, Transcriber};
+pub use stages::align::Aligner;
+pub use stages::diarize::Diarizer;
+pub use stages::output::Format;
+pub use stages::transcribe::whisper::WhisperTranscriber;
+pub use stages::transcribe::Recognizer;
+pub use stages::{StageError, StageInfo, TranscriptStage};
+pub use transcript::{Progress, Segment, SpeakerTurn, Timings, Transcript, Word};

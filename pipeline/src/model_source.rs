@@ -132,15 +132,32 @@ pub fn resolve_model_in(
     Ok(cached)
 }
 
+/// What is wrong with `spec` as a model to resolve with `quantize`, found
+/// without fetching or loading anything: it must name something
+/// [`resolve_model`] knows, and a finished MLX folder can only be used as
+/// it is stored.
+pub fn problem(spec: &str, quantize: Option<Quantization>) -> Option<String> {
+    let path = Path::new(spec);
+    match classify(spec, path.exists()) {
+        SpecKind::Unknown => Some(format!(
+            "model: {spec:?} is not an existing path, a registry model ({}) or a Hugging Face repo id (org/name)",
+            registry::known_models().join(", ")
+        )),
+        SpecKind::Local if is_mlx_folder(path) => quantization_mismatch(path, quantize)
+            .map(|problem| format!("quantize: {spec} is {problem}")),
+        _ => None,
+    }
+}
+
 /// A folder the pipeline loads as it is (a `pipeline convert` output).
-pub fn is_mlx_folder(path: &Path) -> bool {
+fn is_mlx_folder(path: &Path) -> bool {
     path.join("weights.safetensors").is_file() && path.join("config.json").is_file()
 }
 
 /// Why `quantize` does not fit the MLX folder at `path`, if it does not: a
 /// finished folder is used as it is stored, so `quantize` may only repeat
 /// the quantization it was written with.
-pub fn quantization_mismatch(path: &Path, quantize: Option<Quantization>) -> Option<String> {
+fn quantization_mismatch(path: &Path, quantize: Option<Quantization>) -> Option<String> {
     let wanted = quantize?;
     let stored = WhisperConfig::load(&path.join("config.json"))
         .ok()

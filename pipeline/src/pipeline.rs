@@ -1,22 +1,25 @@
-//! The embedding API: a [`Pipeline`] is built once (from a config file, a
-//! TOML string or a builder), holds the loaded model, and transcribes any
-//! number of files or sample buffers, from any number of threads.
+//! The embedding API: a [`Pipeline`] is a loaded [`StagePlan`]. It is
+//! built once (from a config file, a TOML string or a builder), holds the
+//! loaded stages, and runs them on any number of files or sample buffers,
+//! from any number of threads.
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use asr_converters::whisper::Quantization;
 use asr_models::Activations;
-use std::time::Instant;
 
-use crate::audio::{load_audio, AudioError, AudioStream};
+use crate::config::decode::DecodeOptions;
 use crate::config::{Config, DeviceName};
-use crate::decode_options::DecodeOptions;
-use crate::graph::{PlanSettings, StagePlan};
-use crate::hooks::{assign_speakers, AlignmentHook, DiarizationHook, HookError};
-use crate::output::Transcript;
-use crate::transcriber::{Progress, TranscribeError, Transcriber};
-use crate::vad::{detect_speech, pack, SpeechBlocks, SpeechTimeline, VadError, VadOptions};
+use crate::plan::{PlanSettings, StagePlan};
+use crate::stages::align::{AlignStage, Aligner};
+use crate::stages::audio::{load_audio, AudioError, AudioStream};
+use crate::stages::diarize::{DiarizeStage, Diarizer};
+use crate::stages::transcribe::{family_for, Blocks, Recognizer, TranscribeError};
+use crate::stages::vad::{detect_speech, pack, SpeechBlocks, SpeechTimeline, VadError, VadOptions};
+use crate::stages::{StageError, TranscriptStage};
+use crate::transcript::{Progress, Transcript};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -27,7 +30,7 @@ pub enum PipelineError {
     #[error(transparent)]
     Audio(#[from] AudioError),
     #[error(transparent)]
-    Hook(#[from] HookError),
+    Stage(#[from] StageError),
     #[error(transparent)]
     Vad(#[from] VadError),
     #[error("MLX: {0}")]
@@ -56,12 +59,12 @@ pub enum PipelineError {
 /// # Ok::<(), asr_pipeline::PipelineError>(())
 /// ```
 pub struct Pipeline {
-    transcriber: Mutex<Transcriber>,
     plan: StagePlan,
+    recognizer: Mutex<Box<dyn Recognizer>>,
     decode: DecodeOptions,
     vad: Option<VadOptions>,
-    alignment: Option<Box<dyn AlignmentHook>>,
-    diarization: Option<Box<dyn DiarizationHook>>,
+    /// Aligners, diarizers and any other stage after recognition, in order.
+    after_recognition: Vec<Box<dyn TranscriptStage>>,
 }
 
 /// Settings for [`Pipeline::builder`]; defaults are `pipeline run`'s.
@@ -72,8 +75,7 @@ pub struct PipelineBuilder {
     device: DeviceName,
     decode: DecodeOptions,
     vad: Option<VadOptions>,
-    alignment: Option<Box<dyn AlignmentHook>>,
-    diarization: Option<Box<dyn DiarizationHook>>,
+    after_recognition: Vec<Box<dyn TranscriptStage>>,
 }
 
 impl PipelineBuilder {
@@ -120,46 +122,48 @@ impl PipelineBuilder {
         self
     }
 
-    pub fn alignment(mut self, hook: impl AlignmentHook + 'static) -> Self {
-        self.alignment = Some(Box::new(hook));
-        self
+    /// Times the words after recognition (runs in the order added).
+    pub fn aligner(self, aligner: impl Aligner + 'static) -> Self {
+        self.after_recognition(AlignStage(Box::new(aligner)))
     }
 
-    pub fn diarization(mut self, hook: impl DiarizationHook + 'static) -> Self {
-        self.diarization = Some(Box::new(hook));
+    /// Labels segments and words with speakers after recognition.
+    pub fn diarizer(self, diarizer: impl Diarizer + 'static) -> Self {
+        self.after_recognition(DiarizeStage(Box::new(diarizer)))
+    }
+
+    /// Any stage that works on the recording and its transcript.
+    pub fn after_recognition(mut self, stage: impl TranscriptStage + 'static) -> Self {
+        self.after_recognition.push(Box::new(stage));
         self
     }
 
     /// Validates every setting (all problems reported at once), then loads
     /// the model, fetching or converting it first when needed.
     pub fn build(self) -> Result<Pipeline, PipelineError> {
-        let plan = StagePlan::new(&PlanSettings {
+        let settings = PlanSettings {
             model: &self.model,
             quantize: self.quantize,
             activations: self.activations,
             device: self.device,
             decode: &self.decode,
             vad: self.vad.as_ref(),
-            alignment: self.alignment.as_ref().map(|h| h.name()),
-            diarization: self.diarization.as_ref().map(|h| h.name()),
+            after_recognition: self.after_recognition.iter().map(|s| s.info()).collect(),
             formats: &[],
-        })
-        .map_err(PipelineError::Invalid)?;
+        };
+        let plan = StagePlan::new(&settings).map_err(PipelineError::Invalid)?;
+        let family = family_for(&self.model).expect("the plan found a model family");
         mlx::set_default_device(match self.device {
             DeviceName::Cpu => mlx::Device::Cpu,
             DeviceName::Gpu => mlx::Device::Gpu,
         })?;
+        let recognizer = family.load(&settings.recognizer())?;
         Ok(Pipeline {
-            transcriber: Mutex::new(Transcriber::load_with(
-                &self.model,
-                self.quantize,
-                self.activations,
-            )?),
             plan,
+            recognizer: Mutex::new(recognizer),
             decode: self.decode,
             vad: self.vad,
-            alignment: self.alignment,
-            diarization: self.diarization,
+            after_recognition: self.after_recognition,
         })
     }
 }
@@ -173,8 +177,7 @@ impl Pipeline {
             device: DeviceName::Cpu,
             decode: DecodeOptions::default(),
             vad: None,
-            alignment: None,
-            diarization: None,
+            after_recognition: Vec::new(),
         }
     }
 
@@ -198,8 +201,9 @@ impl Pipeline {
         Pipeline::from_config(&config)
     }
 
-    /// Transcribes an audio file. Without hooks the file is streamed in
-    /// bounded memory; hooks need the whole recording, so it is loaded.
+    /// Transcribes an audio file. Without stages after recognition the file
+    /// is streamed in bounded memory; those stages need the whole
+    /// recording, so it is loaded.
     pub fn transcribe_file(&self, path: &Path) -> Result<Transcript, PipelineError> {
         self.transcribe_file_with_progress(path, &|_| {})
     }
@@ -210,32 +214,32 @@ impl Pipeline {
         progress: &dyn Fn(Progress),
     ) -> Result<Transcript, PipelineError> {
         let _span = tracing::info_span!("file", path = %path.display()).entered();
-        match (
-            &self.vad,
-            self.alignment.is_some() || self.diarization.is_some(),
-        ) {
-            (None, false) => {
-                let transcriber = self.lock();
-                return Ok(transcriber.transcribe_file(path, &self.decode, progress)?);
-            }
-            (Some(_), false) => return self.decode_blocks(AudioStream::open(path)?, progress),
-            (_, true) => {}
+        if !self.after_recognition.is_empty() {
+            return self.transcribe_with_progress(&load_audio(path)?, progress);
         }
-        let samples = load_audio(path)?;
-        self.transcribe_with_progress(&samples, progress)
+        let stream = AudioStream::open(path)?;
+        // With voice activity detection only the speech is counted.
+        let duration = stream.duration().filter(|_| self.vad.is_none());
+        self.recognize(Box::new(stream), &|p| {
+            progress(Progress {
+                total: p.total.or(duration),
+                ..p
+            })
+        })
     }
 
     /// Transcribes several audio files, one result per file in order (a
-    /// file that fails does not stop the others). Without voice activity
-    /// detection and hooks, the first windows of up to `decode.batch_size`
-    /// files are decoded side by side (see [`Transcriber::transcribe_many`]):
-    /// the same transcripts, sooner. `progress` hears of file i as `(i, progress)`.
+    /// file that fails does not stop the others). When the plan hands
+    /// whole files to the recognizer together (no voice activity
+    /// detection, nothing after recognition), it may decode them side by
+    /// side: the same transcripts, sooner. `progress` hears of file i as
+    /// `(i, progress)`.
     pub fn transcribe_files(
         &self,
         paths: &[&Path],
         progress: &dyn Fn(usize, Progress),
     ) -> Vec<Result<Transcript, PipelineError>> {
-        if self.vad.is_some() || self.alignment.is_some() || self.diarization.is_some() {
+        if self.vad.is_some() || !self.after_recognition.is_empty() {
             return paths
                 .iter()
                 .enumerate()
@@ -244,12 +248,12 @@ impl Pipeline {
         }
         let _span = tracing::info_span!("files", count = paths.len()).entered();
         let mut results: Vec<Option<Result<Transcript, PipelineError>>> = Vec::new();
-        let (mut streams, mut durations, mut opened) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut streams, mut durations, mut opened) = (Vec::<Blocks>::new(), Vec::new(), Vec::new());
         for (i, path) in paths.iter().enumerate() {
             match AudioStream::open(path) {
                 Ok(stream) => {
                     durations.push(stream.duration());
-                    streams.push(stream);
+                    streams.push(Box::new(stream));
                     opened.push(i);
                     results.push(None);
                 }
@@ -279,44 +283,39 @@ impl Pipeline {
         samples: &[f32],
         progress: &dyn Fn(Progress),
     ) -> Result<Transcript, PipelineError> {
-        let mut transcript = self.decode_blocks(std::iter::once(Ok(samples.to_vec())), progress)?;
-        if let Some(hook) = &self.alignment {
-            let _span = tracing::info_span!("alignment", hook = hook.name()).entered();
+        let mut transcript =
+            self.recognize(Box::new(std::iter::once(Ok(samples.to_vec()))), progress)?;
+        for stage in &self.after_recognition {
+            let info = stage.info();
+            let _span = tracing::info_span!("stage", name = info.name).entered();
             let started = Instant::now();
-            hook.align(samples, &mut transcript)?;
-            transcript.timings.alignment = started.elapsed().as_secs_f64();
-        }
-        if let Some(hook) = &self.diarization {
-            let _span = tracing::info_span!("diarization", hook = hook.name()).entered();
-            let started = Instant::now();
-            let turns = hook.diarize(samples)?;
-            assign_speakers(&mut transcript, &turns);
-            transcript.timings.diarization = started.elapsed().as_secs_f64();
+            stage.run(samples, &mut transcript)?;
+            transcript
+                .timings
+                .after_recognition
+                .push((info.implementation, started.elapsed().as_secs_f64()));
         }
         Ok(transcript)
     }
 
-    /// Decodes consecutive 16 kHz blocks, through voice activity detection
-    /// when it is on (segment and word times mapped back to the recording).
-    fn decode_blocks<I>(
+    /// The voice-activity and recognizer stages over consecutive 16 kHz
+    /// blocks (segment and word times mapped back to the recording).
+    fn recognize(
         &self,
-        blocks: I,
+        blocks: Blocks<'_>,
         progress: &dyn Fn(Progress),
-    ) -> Result<Transcript, PipelineError>
-    where
-        I: Iterator<Item = Result<Vec<f32>, AudioError>>,
-    {
-        let transcriber = self.lock();
+    ) -> Result<Transcript, PipelineError> {
+        let recognizer = self.lock();
         let Some(vad) = &self.vad else {
-            return Ok(transcriber.transcribe_blocks(blocks, &self.decode, progress)?);
+            return Ok(recognizer.transcribe(blocks, &self.decode, progress)?);
         };
         if vad.pack_into_windows {
             let samples = blocks.collect::<Result<Vec<Vec<f32>>, _>>()?.concat();
-            return self.decode_packed(&transcriber, &samples, vad, progress);
+            return self.recognize_packed(&**recognizer, &samples, vad, progress);
         }
         let mut speech = SpeechBlocks::new(blocks, vad)?;
         let mut transcript =
-            transcriber.transcribe_blocks(speech.by_ref(), &self.decode, progress)?;
+            recognizer.transcribe(Box::new(speech.by_ref()), &self.decode, progress)?;
         let timeline = speech.into_timeline()?;
         tracing::info!(
             regions = timeline.len(),
@@ -328,11 +327,11 @@ impl Pipeline {
     }
 
     /// WhisperX-style: the speech regions packed into ≤ 30 s batches, each
-    /// transcribed on its own (up to `decode.batch_size` of them decoded
-    /// side by side) and mapped back, the results joined.
-    fn decode_packed(
+    /// transcribed on its own (handed to the recognizer together, which may
+    /// decode them side by side) and mapped back, the results joined.
+    fn recognize_packed(
         &self,
-        transcriber: &Transcriber,
+        recognizer: &dyn Recognizer,
         samples: &[f32],
         vad: &VadOptions,
         progress: &dyn Fn(Progress),
@@ -345,12 +344,13 @@ impl Pipeline {
             .collect();
         if timelines.is_empty() {
             // No speech at all: an empty transcript, as the streaming path gives.
-            return Ok(transcriber.transcribe(&[], &self.decode, progress)?);
+            let nothing = Box::new(std::iter::once(Ok(Vec::new())));
+            return Ok(recognizer.transcribe(nothing, &self.decode, progress)?);
         }
         // Each piece's audio is gathered when its batch comes up.
-        let pieces: Vec<_> = timelines
+        let pieces: Vec<Blocks> = timelines
             .iter()
-            .map(|t| std::iter::once_with(|| Ok(t.gather(samples))))
+            .map(|t| Box::new(std::iter::once_with(|| Ok(t.gather(samples)))) as Blocks)
             .collect();
         let starts: Vec<f64> = timelines
             .iter()
@@ -361,7 +361,7 @@ impl Pipeline {
             })
             .collect();
         let speech: f64 = timelines.iter().map(SpeechTimeline::duration).sum();
-        let parts = transcriber.transcribe_many(pieces, &self.decode, &|i, p| {
+        let parts = recognizer.transcribe_many(pieces, &self.decode, &|i, p| {
             progress(Progress {
                 done: starts[i] + p.done,
                 total: Some(speech),
@@ -397,8 +397,8 @@ impl Pipeline {
 
     /// The model, for one caller at a time (a panicked holder does not
     /// poison it for the others: the model itself is never left half-changed).
-    fn lock(&self) -> std::sync::MutexGuard<'_, Transcriber> {
-        self.transcriber
+    fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn Recognizer>> {
+        self.recognizer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
 use crate::config::{is_audio, Config, DeviceName};
-use crate::decode_options::DecodeOptions;
-use crate::output::Transcript;
-use crate::pipeline::{Pipeline, PipelineError};
-use crate::transcriber::Progress;
+use crate::config::decode::DecodeOptions;
+use crate::transcript::Transcript;
+use crate::{Pipeline, PipelineError};
+use crate::transcript::Progress;
 use crate::wer::{word_errors, WordErrors};
 
 /// One audio file of a regression set.

@@ -4,6 +4,10 @@
 
 use serde::Deserialize;
 
+/// Windows decoded side by side at most: the decoder's product kernels read
+/// a matrix once for up to 8 rows (more take the many-row route).
+pub const MAX_BATCH_SIZE: usize = 8;
+
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
@@ -133,11 +137,11 @@ impl DecodeOptions {
         if self.max_initial_timestamp.is_nan() || self.max_initial_timestamp < 0.0 {
             out.push("decode.max_initial_timestamp: must be ≥ 0 (inf for no limit)".into());
         }
-        if !(1..=crate::transcriber::MAX_BATCH).contains(&self.batch_size) {
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
             out.push(format!(
                 "decode.batch_size: {} is not between 1 and {}",
                 self.batch_size,
-                crate::transcriber::MAX_BATCH
+                MAX_BATCH_SIZE
             ));
         }
         if self.beam_size == Some(0) {

@@ -1,38 +1,17 @@
 //! The TOML file behind `pipeline run`. Unknown keys and bad values are
 //! errors that name the file, the key and the reason.
 
+pub mod decode;
+
 use std::path::{Path, PathBuf};
 
 use asr_converters::whisper::Quantization;
 use asr_models::Activations;
 use serde::Deserialize;
 
-use crate::decode_options::DecodeOptions;
-use crate::output::SubtitleOptions;
-use crate::vad::VadOptions;
-
-/// Output formats of a transcript.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Txt,
-    Json,
-    Srt,
-    Vtt,
-    Tsv,
-}
-
-impl Format {
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Txt => "txt",
-            Format::Json => "json",
-            Format::Srt => "srt",
-            Format::Vtt => "vtt",
-            Format::Tsv => "tsv",
-        }
-    }
-}
+use decode::DecodeOptions;
+use crate::stages::output::{Format, SubtitleOptions};
+use crate::stages::vad::VadOptions;
 
 /// Where MLX runs.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -194,7 +173,8 @@ impl Config {
         })
     }
 
-    /// Problems that would stop the run, all of them at once.
+    /// Problems of the file's own settings (inputs, outputs, subtitles);
+    /// the stages' settings are checked by [`crate::plan::StagePlan::of_config`].
     pub fn problems(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .inputs
@@ -208,14 +188,12 @@ impl Config {
         if self.formats.is_empty() {
             out.push("formats: empty list".into());
         }
-        out.extend(self.decode.problems());
         if self.subtitles.uses_words() && !self.decode.word_timestamps {
             out.push("subtitles: highlight_words and max_words_per_line need decode.word_timestamps = true".into());
         }
         if self.subtitles.max_words_per_line == Some(0) {
             out.push("subtitles.max_words_per_line: must be at least 1".into());
         }
-        out.extend(self.vad.iter().flat_map(VadOptions::problems));
         out
     }
 

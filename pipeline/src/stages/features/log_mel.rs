@@ -12,7 +12,7 @@
 use asr_models::features::{normalize, LogMel, HOP_LENGTH, N_FFT, SAMPLE_RATE};
 use mlx::Array;
 
-use crate::audio::AudioError;
+use crate::stages::audio::AudioError;
 
 /// Frames in one 30-second decoding window.
 pub const WINDOW_FRAMES: usize = 3000;

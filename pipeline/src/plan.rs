@@ -1,50 +1,26 @@
-//! A run as a chain of stages, planned from the settings and checked before
-//! any audio is read: each stage states what it consumes and produces, so a
-//! switched-off or replaced stage that breaks the chain is an error, and
-//! every problem (model, device, parameters) is reported at once.
+//! The plan of a run: the stages it goes through, in order, built from the
+//! settings in one validation pass before any audio is read or any model
+//! loaded. Each stage states what it consumes and produces, so a stage
+//! that breaks the chain is an error, and every problem (model, device,
+//! parameters) is reported at once. [`crate::Pipeline`] loads the plan's
+//! stages and runs them in this order.
 
 use std::fmt;
-use std::path::Path;
 
 use asr_converters::whisper::Quantization;
-use asr_converters::{hub::HubSpec, registry};
 use asr_models::Activations;
 
-use crate::config::{Config, DeviceName, Format};
-use crate::decode_options::DecodeOptions;
-use crate::model_source::{is_mlx_folder, quantization_mismatch};
-use crate::vad::VadOptions;
-
-/// What flows between stages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Data {
-    /// An audio file path.
-    File,
-    /// 16 kHz mono samples (CPU: file decoding is inherently CPU work).
-    Samples,
-    /// Log-mel frames (MLX array).
-    LogMel,
-    /// Encoder output per 30 s window (MLX array).
-    AudioFeatures,
-    Transcript,
-    /// Files written in the output formats.
-    Outputs,
-}
-
-/// One step of the run.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Stage {
-    pub name: &'static str,
-    /// What does the work, in words (e.g. the model or the hook's name).
-    pub implementation: String,
-    pub input: Data,
-    pub output: Data,
-}
+use crate::config::decode::DecodeOptions;
+use crate::config::{Config, DeviceName};
+use crate::stages::output::Format;
+use crate::stages::transcribe::{family_for, Batching, RecognizerSettings};
+use crate::stages::vad::{detector, VadOptions};
+use crate::stages::{Data, StageInfo};
 
 /// The planned stages, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StagePlan {
-    pub stages: Vec<Stage>,
+    pub stages: Vec<StageInfo>,
 }
 
 /// What a plan is made from: the settings that shape the stages.
@@ -55,8 +31,8 @@ pub struct PlanSettings<'a> {
     pub device: DeviceName,
     pub decode: &'a DecodeOptions,
     pub vad: Option<&'a VadOptions>,
-    pub alignment: Option<&'a str>,
-    pub diarization: Option<&'a str>,
+    /// The stages after recognition (aligners, diarizers), in order.
+    pub after_recognition: Vec<StageInfo>,
     /// Output formats; none when the caller keeps the transcript in memory.
     pub formats: &'a [Format],
 }
@@ -71,8 +47,7 @@ impl<'a> PlanSettings<'a> {
             device: config.device,
             decode: &config.decode,
             vad: config.vad.as_ref(),
-            alignment: None,
-            diarization: None,
+            after_recognition: Vec::new(),
             formats: if config.output_dir.is_some() {
                 &config.formats
             } else {
@@ -80,103 +55,81 @@ impl<'a> PlanSettings<'a> {
             },
         }
     }
-}
 
-fn stage(name: &'static str, implementation: String, input: Data, output: Data) -> Stage {
-    Stage {
-        name,
-        implementation,
-        input,
-        output,
+    /// How recordings reach the recognizer: whole files together when
+    /// nothing needs a file on its own, speech pieces together when voice
+    /// activity packs them, else one at a time.
+    pub fn batching(&self) -> Batching {
+        match self.vad {
+            Some(vad) if vad.pack_into_windows => Batching::SpeechPieces,
+            None if self.after_recognition.is_empty() => Batching::Files,
+            _ => Batching::Single,
+        }
+    }
+
+    pub fn recognizer(&self) -> RecognizerSettings<'a> {
+        RecognizerSettings {
+            model: self.model,
+            quantize: self.quantize,
+            activations: self.activations,
+            decode: self.decode,
+            batching: self.batching(),
+        }
     }
 }
 
 impl StagePlan {
+    /// Plans the stages of a run config, the config's own problems (inputs,
+    /// outputs) listed with the stages'.
+    pub fn of_config(config: &Config) -> Result<StagePlan, Vec<String>> {
+        let mut problems = config.problems();
+        match StagePlan::new(&PlanSettings::of_config(config)) {
+            Ok(plan) if problems.is_empty() => return Ok(plan),
+            Ok(_) => {}
+            Err(more) => problems.extend(more),
+        }
+        Err(problems)
+    }
+
     /// Plans the stages and checks everything that can be checked without
     /// audio or loading the model; `Err` lists every problem.
     pub fn new(settings: &PlanSettings<'_>) -> Result<StagePlan, Vec<String>> {
-        let mut problems = settings.decode.problems();
-        problems.extend(settings.vad.iter().flat_map(|v| v.problems()));
-        problems.extend(model_problem(settings.model, settings.quantize));
-        if settings.activations == Activations::Int8
-            && settings.quantize.is_some_and(|q| q.bits != 8)
-        {
-            problems.push("activations: int8 activations need 8-bit weights".into());
-        }
+        let mut problems = Vec::new();
         if settings.device == DeviceName::Gpu && !mlx::is_available(mlx::Device::Gpu) {
             problems.push(
                 "device: gpu is not available in this MLX build (a CUDA or Metal build is needed)"
                     .into(),
             );
         }
-        let mut stages = vec![stage(
+        let mut stages = vec![StageInfo::new(
             "audio",
             "symphonia decode + rubato resampling, streamed in 1 s blocks".into(),
             Data::File,
             Data::Samples,
         )];
-        if let Some(v) = settings.vad {
-            stages.push(stage(
-                "vad",
-                format!(
-                    "WebRTC VAD mode {}, {} ms frames, {} ms padding; times mapped back",
-                    v.mode, v.frame_ms, v.speech_pad_ms
-                ),
-                Data::Samples,
-                Data::Samples,
-            ));
+        if let Some(vad) = settings.vad {
+            let vad_problems = vad.problems();
+            match detector(vad) {
+                Ok(detector) if vad_problems.is_empty() => stages.push(StageInfo::new(
+                    "vad",
+                    detector.describe(vad),
+                    Data::Samples,
+                    Data::Samples,
+                )),
+                _ => problems.extend(vad_problems),
+            }
         }
-        stages.extend([
-            stage(
-                "log-mel",
-                "Whisper log-mel on MLX, 5-minute chunks".into(),
-                Data::Samples,
-                Data::LogMel,
-            ),
-            stage(
-                "encoder",
-                format!(
-                    "Whisper encoder ({}{}{}), per 30 s window",
-                    settings.model,
-                    settings.quantize.map_or(String::new(), |q| format!(
-                        ", {}-bit weights in groups of {}",
-                        q.bits, q.group_size
-                    )),
-                    activations_note(settings.activations)
-                ),
-                Data::LogMel,
-                Data::AudioFeatures,
-            ),
-            stage(
-                "decoder",
-                format!(
-                    "{}{}",
-                    decoder_description(settings.decode),
-                    batching_note(settings)
-                ),
-                Data::AudioFeatures,
-                Data::Transcript,
-            ),
-        ]);
-        if let Some(name) = settings.alignment {
-            stages.push(stage(
-                "alignment",
-                format!("hook {name}"),
-                Data::Transcript,
-                Data::Transcript,
-            ));
+        match family_for(settings.model) {
+            Some(family) => match family.plan(&settings.recognizer()) {
+                Ok(recognizer) => stages.extend(recognizer),
+                Err(more) => problems.extend(more),
+            },
+            None => problems.push(format!("model: no model family reads {:?}", settings.model)),
         }
-        if let Some(name) = settings.diarization {
-            stages.push(stage(
-                "diarization",
-                format!("hook {name}"),
-                Data::Transcript,
-                Data::Transcript,
-            ));
-        }
+        stages.extend(settings.after_recognition.iter().cloned());
         if !settings.formats.is_empty() {
             let names: Vec<&str> = settings.formats.iter().map(|f| f.extension()).collect();
-            stages.push(stage(
+            stages.push(StageInfo::new(
                 "output",
                 names.join(", "),
                 Data::Transcript,
@@ -184,7 +137,9 @@ impl StagePlan {
             ));
         }
         let plan = StagePlan { stages };
-        problems.extend(plan.chain_problems());
+        if problems.is_empty() {
+            problems.extend(plan.chain_problems());
+        }
         if problems.is_empty() {
             Ok(plan)
         } else {
@@ -222,71 +177,6 @@ impl fmt::Display for StagePlan {
         }
         Ok(())
     }
-}
-
-fn decoder_description(d: &DecodeOptions) -> String {
-    let mode = if d.without_timestamps {
-        "text only"
-    } else {
-        "timestamps, seek loop"
-    };
-    let language = d.language.as_deref().unwrap_or("detected");
-    let search = match d.beam_size {
-        Some(beams) if beams > 1 => format!("beam search ({beams} beams)"),
-        _ => "greedy decoding".to_string(),
-    };
-    format!(
-        "Whisper {search} ({mode}; {:?}; language {language}; temperatures {:?})",
-        d.task, d.temperature
-    )
-}
-
-/// What is decoded side by side (see `Transcriber::transcribe_many`):
-/// several files' first windows, or a file's VAD-packed pieces.
-fn batching_note(settings: &PlanSettings<'_>) -> String {
-    let d = settings.decode;
-    if !d.greedy_first() || d.batch_size < 2 {
-        return String::new();
-    }
-    let hooks = settings.alignment.is_some() || settings.diarization.is_some();
-    match settings.vad {
-        None if !hooks => format!(
-            ", first windows of up to {} files side by side",
-            d.batch_size
-        ),
-        Some(vad) if vad.pack_into_windows => {
-            format!(", up to {} speech pieces side by side", d.batch_size)
-        }
-        _ => String::new(),
-    }
-}
-
-/// What int8 activations become on this machine.
-fn activations_note(activations: Activations) -> &'static str {
-    match activations {
-        Activations::F32 => "",
-        Activations::Int8 if mlx::fast::int8_products_available() => {
-            ", int8 activations (AVX-512 VNNI)"
-        }
-        Activations::Int8 => ", int8 activations unavailable here (no AVX-512 VNNI): f32",
-    }
-}
-
-/// Whether `spec` can name a model at all (without fetching or loading it),
-/// and be quantized as asked.
-fn model_problem(spec: &str, quantize: Option<Quantization>) -> Option<String> {
-    let path = Path::new(spec);
-    let known = path.exists() || registry::is_known(spec) || HubSpec::parse(spec).is_some();
-    if !known {
-        return Some(format!(
-            "model: {spec:?} is not an existing path, a registry model ({}) or a Hugging Face repo id (org/name)",
-            registry::known_models().join(", ")
-        ));
-    }
-    if !is_mlx_folder(path) {
-        return None;
-    }
-    quantization_mismatch(path, quantize).map(|problem| format!("quantize: {spec} is {problem}"))
 }
 
 #[cfg(test)]

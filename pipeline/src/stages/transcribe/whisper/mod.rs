@@ -4,77 +4,44 @@
 //! cut into segments at the timestamps, and the window advanced to the last
 //! complete segment.
 
+mod family;
+mod word_timestamps;
+
+pub use family::WhisperFamily;
+
 use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
 use asr_models::features::{LogMel, HOP_LENGTH, SAMPLE_RATE};
 use asr_models::whisper::{
-    decode_window, decode_windows_greedy, detect_language, find_alignment, LoadError, Search,
+    decode_window, decode_windows_greedy, detect_language, find_alignment, Search,
     StepTimes, TokenRules, Whisper, WhisperTokenizer, WindowPrompt, WindowResult, TIME_PRECISION,
 };
 use mlx::Array;
 use rand::SeedableRng;
 
-use crate::audio::{AudioBlocks, AudioError, AudioStream};
-use crate::decode_options::{DecodeOptions, Task};
-use crate::mel_frames::{to_frames, FrameError, MelFrames, MelWindow, FRAMES_PER_SECOND};
+use crate::stages::audio::{AudioBlocks, AudioStream};
+use crate::config::decode::{DecodeOptions, Task, MAX_BATCH_SIZE};
+use crate::stages::features::{to_frames, MelFrames, MelWindow, FRAMES_PER_SECOND};
 use crate::model_source::resolve_model;
-use crate::output::{Segment, Timings, Transcript};
-use crate::word_timestamps::{
+use crate::stages::transcribe::TranscribeError;
+use crate::transcript::{Progress, Segment, Timings, Transcript};
+use word_timestamps::{
     add_word_timestamps, last_word_end, separates_words_with_spaces, skip_hallucinations,
     WindowFrames,
 };
 use asr_converters::whisper::Quantization;
-use asr_converters::ConvertError;
 use asr_models::Activations;
-
-/// Windows decoded side by side at most: the decoder's product kernels read
-/// a matrix once for up to 8 rows (more take the many-row route).
-pub const MAX_BATCH: usize = 8;
 
 /// Mel frames per timestamp step (the encoder halves the frame rate).
 const FRAMES_PER_TIMESTAMP: usize = 2;
 
-#[derive(Debug, thiserror::Error)]
-pub enum TranscribeError {
-    #[error(transparent)]
-    Convert(#[from] ConvertError),
-    #[error(transparent)]
-    Load(#[from] LoadError),
-    #[error(transparent)]
-    Audio(#[from] AudioError),
-    #[error("{0}")]
-    Tokenizer(String),
-    #[error("{0}")]
-    Options(String),
-    #[error("MLX: {0}")]
-    Mlx(#[from] mlx::Error),
-}
-
-impl From<FrameError> for TranscribeError {
-    fn from(e: FrameError) -> Self {
-        match e {
-            FrameError::Audio(e) => TranscribeError::Audio(e),
-            FrameError::Mlx(e) => TranscribeError::Mlx(e),
-        }
-    }
-}
-
 /// A loaded model ready to transcribe any number of recordings.
-pub struct Transcriber {
+pub struct WhisperTranscriber {
     model: Whisper,
     tokenizer: WhisperTokenizer,
     log_mel: LogMel,
-}
-
-/// How far a transcription has got, for progress bars.
-#[derive(Copy, Clone, Debug, PartialEq)]
-pub struct Progress {
-    /// Seconds of audio transcribed.
-    pub done: f64,
-    /// Length of the recording, once known.
-    pub total: Option<f64>,
 }
 
 /// Where a decoded window lies in the recording.
@@ -153,10 +120,10 @@ struct Prelude {
     sot_sequence: Vec<u32>,
 }
 
-impl Transcriber {
+impl WhisperTranscriber {
     /// The model `spec` names, as published (see [`Self::load_with`]).
-    pub fn load(spec: &str) -> Result<Transcriber, TranscribeError> {
-        Transcriber::load_with(spec, None, Activations::F32)
+    pub fn load(spec: &str) -> Result<WhisperTranscriber, TranscribeError> {
+        WhisperTranscriber::load_with(spec, None, Activations::F32)
     }
 
     /// The model `spec` names, its weights quantized on conversion when
@@ -166,13 +133,13 @@ impl Transcriber {
         spec: &str,
         quantize: Option<Quantization>,
         activations: Activations,
-    ) -> Result<Transcriber, TranscribeError> {
+    ) -> Result<WhisperTranscriber, TranscribeError> {
         let dir = resolve_model(spec, quantize)?;
         let model = Whisper::load_with(&dir, activations)?;
         let tokenizer = WhisperTokenizer::load(&dir.join("tokenizer.json"))
             .map_err(TranscribeError::Tokenizer)?;
         let log_mel = LogMel::new(model.config.n_mels as usize)?;
-        Ok(Transcriber {
+        Ok(WhisperTranscriber {
             model,
             tokenizer,
             log_mel,
@@ -238,7 +205,7 @@ impl Transcriber {
         progress: &dyn Fn(usize, Progress),
     ) -> Vec<Result<Transcript, TranscribeError>> {
         let batch = if options.greedy_first() {
-            options.batch_size.clamp(1, MAX_BATCH)
+            options.batch_size.clamp(1, MAX_BATCH_SIZE)
         } else {
             1
         };
@@ -442,7 +409,7 @@ impl Transcriber {
             timings: Timings {
                 audio: recording.mel.seconds_read(),
                 transcribe: recording.busy + clock.elapsed().as_secs_f64(),
-                ..recording.timings
+                ..std::mem::take(&mut recording.timings)
             },
         })
     }

@@ -5,9 +5,9 @@
 
 use asr_models::whisper::WordTiming;
 
-use crate::hooks::{SegmentWord, Word};
-use crate::mel_frames::{to_frames, FRAMES_PER_SECOND, WINDOW_FRAMES};
-use crate::output::Segment;
+use crate::transcript::{SegmentWord, Word};
+use crate::stages::features::{to_frames, FRAMES_PER_SECOND, WINDOW_FRAMES};
+use crate::transcript::Segment;
 
 /// Punctuation joined to the following word.
 pub const PREPEND_PUNCTUATIONS: &str = "\"'“¿([{-";

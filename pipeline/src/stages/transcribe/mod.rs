@@ -1,0 +1,123 @@
+//! Recognition: audio in, a transcript with segments, words and language
+//! out. A model family plugs in with two types: a [`RecognizerFamily`]
+//! that checks settings and describes its stages without loading anything
+//! (what `pipeline check` prints), and the [`Recognizer`] it loads. Its
+//! family is then listed in [`FAMILIES`]; the plan picks the first that
+//! accepts the configured model.
+//!
+//! A recognizer takes samples rather than features so that each family
+//! owns its front end (Whisper's log-mel and 30 s windows, a CTC model's
+//! own mel and subsampling, an LLM decoder's audio encoder) and streams it
+//! as it likes; its stages show the parts.
+
+pub mod whisper;
+
+use asr_converters::whisper::Quantization;
+use asr_converters::ConvertError;
+use asr_models::whisper::LoadError;
+use asr_models::Activations;
+
+use super::audio::{AudioBlocks, AudioError};
+use super::features::FrameError;
+use super::StageInfo;
+use crate::config::decode::DecodeOptions;
+use crate::transcript::{Progress, Transcript};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranscribeError {
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    #[error("{0}")]
+    Tokenizer(String),
+    #[error("{0}")]
+    Options(String),
+    #[error("MLX: {0}")]
+    Mlx(#[from] mlx::Error),
+}
+
+impl From<FrameError> for TranscribeError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Audio(e) => TranscribeError::Audio(e),
+            FrameError::Mlx(e) => TranscribeError::Mlx(e),
+        }
+    }
+}
+
+/// 16 kHz mono audio as consecutive blocks, behind a pointer so that any
+/// source (a file stream, voice-activity output, a buffer) fits one trait.
+pub type Blocks<'a> = Box<dyn AudioBlocks + 'a>;
+
+/// A loaded model that turns audio into transcripts.
+pub trait Recognizer: Send {
+    /// Transcribes one recording arriving block by block.
+    fn transcribe(
+        &self,
+        audio: Blocks<'_>,
+        options: &DecodeOptions,
+        progress: &dyn Fn(Progress),
+    ) -> Result<Transcript, TranscribeError>;
+
+    /// Transcribes several recordings, one result each in order; a family
+    /// that decodes recordings side by side overrides this. `progress`
+    /// hears of recording i as `(i, progress)`.
+    fn transcribe_many(
+        &self,
+        recordings: Vec<Blocks<'_>>,
+        options: &DecodeOptions,
+        progress: &dyn Fn(usize, Progress),
+    ) -> Vec<Result<Transcript, TranscribeError>> {
+        recordings
+            .into_iter()
+            .enumerate()
+            .map(|(i, audio)| self.transcribe(audio, options, &|p| progress(i, p)))
+            .collect()
+    }
+}
+
+/// How recordings reach the recognizer, which its stage description states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Batching {
+    /// One recording at a time.
+    Single,
+    /// Whole files handed over together ([`Recognizer::transcribe_many`]).
+    Files,
+    /// A file's speech pieces handed over together.
+    SpeechPieces,
+}
+
+/// The settings a recognizer is planned and loaded from.
+#[derive(Clone, Copy, Debug)]
+pub struct RecognizerSettings<'a> {
+    /// A registry name, Hugging Face repo id, MLX folder or checkpoint.
+    pub model: &'a str,
+    pub quantize: Option<Quantization>,
+    pub activations: Activations,
+    pub decode: &'a DecodeOptions,
+    pub batching: Batching,
+}
+
+/// A model family, before anything is loaded.
+pub trait RecognizerFamily: Sync {
+    fn name(&self) -> &'static str;
+    /// Whether this family reads the model `settings.model` names.
+    fn accepts(&self, model: &str) -> bool;
+    /// The stages its recognizer runs, from samples to a transcript, or
+    /// every problem with the settings.
+    fn plan(&self, settings: &RecognizerSettings<'_>) -> Result<Vec<StageInfo>, Vec<String>>;
+    /// Loads (fetching or converting first, when needed) the recognizer.
+    fn load(&self, settings: &RecognizerSettings<'_>)
+        -> Result<Box<dyn Recognizer>, TranscribeError>;
+}
+
+/// The registered model families, asked in order.
+pub static FAMILIES: &[&dyn RecognizerFamily] = &[&whisper::WhisperFamily];
+
+/// The family that reads `model`, if any does.
+pub fn family_for(model: &str) -> Option<&'static dyn RecognizerFamily> {
+    FAMILIES.iter().copied().find(|f| f.accepts(model))
+}
