@@ -7,9 +7,10 @@ use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use asr_pipeline::graph::{PlanSettings, StagePlan};
+use asr_pipeline::plan::StagePlan;
+use asr_pipeline::stages::output;
 use asr_pipeline::{
-    output, Config, DeviceName, Format, Pipeline, PipelineError, Progress, Task, Transcript,
+    Config, DeviceName, Format, Pipeline, PipelineError, Progress, Task, Transcript,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use mlx_asr::bench;
@@ -157,36 +158,16 @@ fn run_config(args: &RunArgs) -> Result<Config> {
             TaskArg::Translate => Task::Translate,
         };
     }
-    let problems = run_problems(&config);
-    if !problems.is_empty() {
-        anyhow::bail!("{}: {}", args.config.display(), problems.join("; "));
-    }
+    StagePlan::of_config(&config)
+        .map_err(|problems| anyhow::anyhow!("{}: {}", args.config.display(), problems.join("; ")))?;
     Ok(config)
-}
-
-/// Everything wrong with a run config (inputs, outputs, model, device,
-/// decoding), found without reading audio or loading the model.
-fn run_problems(config: &Config) -> Vec<String> {
-    let mut problems = config.problems();
-    if let Err(more) = StagePlan::new(&PlanSettings::of_config(config)) {
-        for p in more {
-            if !problems.contains(&p) {
-                problems.push(p);
-            }
-        }
-    }
-    problems
 }
 
 /// `pipeline check`: the planned stages of a config, or all its problems.
 fn check_config(path: &std::path::Path) -> Result<()> {
     let config = Config::from_file(path)?;
-    let problems = run_problems(&config);
-    if !problems.is_empty() {
-        anyhow::bail!("{}: {}", path.display(), problems.join("; "));
-    }
-    let plan = StagePlan::new(&PlanSettings::of_config(&config))
-        .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    let plan = StagePlan::of_config(&config)
+        .map_err(|problems| anyhow::anyhow!("{}: {}", path.display(), problems.join("; ")))?;
     print!("{plan}");
     let files = config.input_files()?;
     println!("{}: ok, {} input file(s)", path.display(), files.len());
@@ -262,7 +243,8 @@ fn run_transcription(args: RunArgs, quiet: bool) -> Result<()> {
 /// Per-stage times of one file, the decoder split by kind of work, each
 /// with its share of the whole.
 fn profile_table(t: &asr_pipeline::Timings) -> String {
-    let total = t.transcribe + t.alignment + t.diarization;
+    let after: f64 = t.after_recognition.iter().map(|(_, secs)| secs).sum();
+    let total = t.transcribe + after;
     let per = |n: usize| n.max(1) as f64;
     let ms_per_token = |secs: f64| format!("{:.2} ms/token", 1e3 * secs / per(t.tokens));
     let rows = [
@@ -315,9 +297,12 @@ fn profile_table(t: &asr_pipeline::Timings) -> String {
             t.transcribe - t.mel - t.encoder - t.decoder - t.word_timestamps,
             String::new(),
         ),
-        ("alignment hook", t.alignment, String::new()),
-        ("diarization hook", t.diarization, String::new()),
     ];
+    let rows = rows.into_iter().chain(
+        t.after_recognition
+            .iter()
+            .map(|(name, secs)| (name.as_str(), *secs, String::new())),
+    );
     let mut out = format!("{:<26} {:>9} {:>7}\n", "stage", "seconds", "share");
     for (stage, secs, note) in rows {
         let share = 100.0 * secs / total.max(f64::EPSILON);

@@ -43,7 +43,7 @@ pub enum PipelineError {
 ///
 /// ```no_run
 /// use asr_pipeline::{DecodeOptions, Pipeline};
-/// use asr_pipeline::vad::VadOptions;
+/// use asr_pipeline::stages::vad::VadOptions;
 ///
 /// let pipeline = Pipeline::builder()
 ///     .model("tiny.en")

@@ -191,10 +191,13 @@ mod tests {
             device: DeviceName::Cpu,
             decode,
             vad: None,
-            alignment: None,
-            diarization: None,
+            after_recognition: Vec::new(),
             formats: &[Format::Json],
         }
+    }
+
+    fn after(name: &'static str, implementation: &str) -> StageInfo {
+        StageInfo::new(name, implementation.into(), Data::Transcript, Data::Transcript)
     }
 
     #[test]
@@ -205,13 +208,12 @@ mod tests {
         assert_eq!(names, ["audio", "log-mel", "encoder", "decoder", "output"]);
         assert!(plan.chain_problems().is_empty());
         let hooked = PlanSettings {
-            alignment: Some("even-words"),
-            diarization: Some("two-speakers"),
+            after_recognition: vec![after("align", "even-words"), after("diarize", "two-speakers")],
             ..settings("tiny.en", &decode)
         };
         let plan = StagePlan::new(&hooked).unwrap();
-        assert_eq!(plan.stages[4].implementation, "hook even-words");
-        assert_eq!(plan.stages[5].name, "diarization");
+        assert_eq!(plan.stages[4].implementation, "even-words");
+        assert_eq!(plan.stages[5].name, "diarize");
     }
 
     #[test]
@@ -219,7 +221,7 @@ mod tests {
         let note = |decode: &DecodeOptions, vad: Option<&VadOptions>, hook: Option<&str>| {
             let settings = PlanSettings {
                 vad,
-                alignment: hook,
+                after_recognition: hook.map(|name| after("align", name)).into_iter().collect(),
                 ..settings("tiny.en", decode)
             };
             let plan = StagePlan::new(&settings).unwrap();

@@ -19,9 +19,9 @@
 
 use std::path::{Path, PathBuf};
 
-use asr_pipeline::audio::load_audio;
+use asr_pipeline::stages::audio::load_audio;
 use asr_pipeline::wer::{word_errors, words, WordErrors};
-use asr_pipeline::{Activations, DecodeOptions, Quantization, Transcriber};
+use asr_pipeline::{Activations, DecodeOptions, Quantization, WhisperTranscriber};
 
 #[derive(serde::Deserialize)]
 struct Clip {
@@ -36,20 +36,20 @@ struct Clip {
 
 /// The shared data folder, the registry's tiny.en and the fixture; `None`
 /// (the test is skipped) where the data or the model cannot be had.
-fn setup() -> Option<(PathBuf, Transcriber, Vec<Clip>)> {
+fn setup() -> Option<(PathBuf, WhisperTranscriber, Vec<Clip>)> {
     setup_with(None, Activations::F32)
 }
 
 fn setup_with(
     quantize: Option<Quantization>,
     activations: Activations,
-) -> Option<(PathBuf, Transcriber, Vec<Clip>)> {
+) -> Option<(PathBuf, WhisperTranscriber, Vec<Clip>)> {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
     if !data.is_dir() {
         eprintln!("skipped: ../shared/data not present");
         return None;
     }
-    let transcriber = match Transcriber::load_with("tiny.en", quantize, activations) {
+    let transcriber = match WhisperTranscriber::load_with("tiny.en", quantize, activations) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("skipped: cannot load tiny.en from the registry: {e}");
@@ -94,7 +94,7 @@ fn ffmpeg_audio(path: &Path) -> Option<Vec<f32>> {
 /// Each clip's text, from openai-whisper's own samples where ffmpeg exists
 /// (so that comparisons are of the decoders), else from our audio input.
 fn texts_of(
-    transcriber: &Transcriber,
+    transcriber: &WhisperTranscriber,
     data: &Path,
     clips: &[Clip],
     options: &DecodeOptions,
@@ -357,14 +357,14 @@ fn batched_clips_get_their_own_transcripts() {
         .iter()
         .map(|s| transcriber.transcribe(s, &options, &|_| {}).unwrap())
         .collect();
-    type Blocks = std::vec::IntoIter<Result<Vec<f32>, asr_pipeline::audio::AudioError>>;
+    type Blocks = std::vec::IntoIter<Result<Vec<f32>, asr_pipeline::stages::audio::AudioError>>;
     let mut recordings: Vec<Blocks> = samples
         .iter()
         .map(|s| vec![Ok(s.clone())].into_iter())
         .collect();
     // An empty recording in the first batch, one failing in the second.
     recordings.insert(3, Vec::new().into_iter());
-    let broken = asr_pipeline::audio::AudioError::Empty {
+    let broken = asr_pipeline::stages::audio::AudioError::Empty {
         path: "broken.wav".into(),
     };
     recordings.insert(11, vec![Err(broken)].into_iter());

@@ -10,17 +10,17 @@
 
 use std::path::{Path, PathBuf};
 
-use asr_pipeline::audio::load_audio;
+use asr_pipeline::stages::audio::load_audio;
 use asr_pipeline::wer::word_errors;
-use asr_pipeline::{DecodeOptions, Transcriber, Transcript};
+use asr_pipeline::{DecodeOptions, WhisperTranscriber, Transcript};
 
-fn setup() -> Option<(PathBuf, Transcriber)> {
+fn setup() -> Option<(PathBuf, WhisperTranscriber)> {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
     if !data.is_dir() {
         eprintln!("skipped: ../shared/data not present");
         return None;
     }
-    match Transcriber::load("tiny.en") {
+    match WhisperTranscriber::load("tiny.en") {
         Ok(t) => Some((data, t)),
         Err(e) => {
             eprintln!("skipped: cannot load tiny.en from the registry: {e}");

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use asr_pipeline::hooks::SegmentWord;
-use asr_pipeline::output::render;
+use asr_pipeline::transcript::SegmentWord;
+use asr_pipeline::stages::output::render;
 use asr_pipeline::{
-    AlignmentHook, DiarizationHook, Format, HookError, Pipeline, PipelineError, SpeakerTurn,
+    Aligner, Diarizer, Format, StageError, Pipeline, PipelineError, SpeakerTurn,
     Transcript, Word,
 };
 
@@ -64,12 +64,12 @@ fn one_pipeline_serves_several_threads_with_the_single_threaded_results() {
 /// Spreads each segment's time evenly over its words.
 struct EvenWords;
 
-impl AlignmentHook for EvenWords {
+impl Aligner for EvenWords {
     fn name(&self) -> &str {
         "even-words"
     }
 
-    fn align(&self, samples: &[f32], transcript: &mut Transcript) -> Result<(), HookError> {
+    fn align(&self, samples: &[f32], transcript: &mut Transcript) -> Result<(), StageError> {
         assert!(!samples.is_empty(), "hooks see the recording");
         for segment in &mut transcript.segments {
             let words: Vec<&str> = segment.text.split_whitespace().collect();
@@ -94,12 +94,12 @@ impl AlignmentHook for EvenWords {
 /// Speaker A for the first five seconds, B after.
 struct TwoSpeakers;
 
-impl DiarizationHook for TwoSpeakers {
+impl Diarizer for TwoSpeakers {
     fn name(&self) -> &str {
         "two-speakers"
     }
 
-    fn diarize(&self, samples: &[f32]) -> Result<Vec<SpeakerTurn>, HookError> {
+    fn diarize(&self, samples: &[f32]) -> Result<Vec<SpeakerTurn>, StageError> {
         let end = samples.len() as f64 / 16_000.0;
         Ok(vec![
             SpeakerTurn {
@@ -118,14 +118,14 @@ impl DiarizationHook for TwoSpeakers {
 
 struct Failing;
 
-impl DiarizationHook for Failing {
+impl Diarizer for Failing {
     fn name(&self) -> &str {
         "failing"
     }
 
-    fn diarize(&self, _: &[f32]) -> Result<Vec<SpeakerTurn>, HookError> {
-        Err(HookError {
-            hook: "failing".into(),
+    fn diarize(&self, _: &[f32]) -> Result<Vec<SpeakerTurn>, StageError> {
+        Err(StageError {
+            stage: "failing".into(),
             message: "no speakers today".into(),
         })
     }
@@ -135,8 +135,8 @@ impl DiarizationHook for Failing {
 fn hooks_put_words_and_speakers_into_the_transcript_and_outputs() {
     let Some(jfk) = jfk() else { return };
     let builder = Pipeline::builder()
-        .alignment(EvenWords)
-        .diarization(TwoSpeakers);
+        .aligner(EvenWords)
+        .diarizer(TwoSpeakers);
     let Some(pipeline) = pipeline(builder) else {
         return;
     };
@@ -156,18 +156,20 @@ fn hooks_put_words_and_speakers_into_the_transcript_and_outputs() {
     assert_eq!(json["segments"][0]["words"][0]["start"], 0.0);
     let srt = render(&t, Format::Srt);
     assert!(srt.contains("00:00:07,740\n[A] And so my fellow"), "{srt}");
-    assert!(t.timings.diarization >= 0.0 && t.timings.transcribe > 0.0);
+    let after: Vec<&str> = t.timings.after_recognition.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(after, ["even-words", "two-speakers"]);
+    assert!(t.timings.transcribe > 0.0);
 
     let failing = pipeline_with_failing_hook();
     if let Some(p) = failing {
         let err = p.transcribe_file(&jfk).unwrap_err();
-        assert!(matches!(err, PipelineError::Hook(_)));
+        assert!(matches!(err, PipelineError::Stage(_)));
         assert_eq!(err.to_string(), "failing: no speakers today");
     }
 }
 
 fn pipeline_with_failing_hook() -> Option<Pipeline> {
-    pipeline(Pipeline::builder().diarization(Failing))
+    pipeline(Pipeline::builder().diarizer(Failing))
 }
 
 #[test]
@@ -190,13 +192,13 @@ fn bad_settings_are_all_reported_before_the_model_loads() {
 #[test]
 fn with_vad_only_speech_is_transcribed_at_its_original_time() {
     let Some(jfk) = jfk() else { return };
-    let vad = asr_pipeline::vad::VadOptions::default();
+    let vad = asr_pipeline::stages::vad::VadOptions::default();
     let Some(pipeline) = pipeline(Pipeline::builder().vad(vad)) else {
         return;
     };
     assert!(pipeline.stages().stages.iter().any(|s| s.name == "vad"));
     // 20 s of digital silence, jfk, 10 s of silence.
-    let speech = asr_pipeline::audio::load_audio(&jfk).unwrap();
+    let speech = asr_pipeline::stages::audio::load_audio(&jfk).unwrap();
     let mut samples = vec![0f32; 20 * 16_000];
     samples.extend_from_slice(&speech);
     samples.extend(std::iter::repeat_n(0f32, 10 * 16_000));
@@ -210,9 +212,9 @@ fn with_vad_only_speech_is_transcribed_at_its_original_time() {
     let last = with_vad.segments.last().unwrap();
     assert!(last.end <= 31.5, "{last:?}");
     // WhisperX-style packing of the speech into 30 s batches: same result here.
-    let packed = asr_pipeline::vad::VadOptions {
+    let packed = asr_pipeline::stages::vad::VadOptions {
         pack_into_windows: true,
-        ..asr_pipeline::vad::VadOptions::default()
+        ..asr_pipeline::stages::vad::VadOptions::default()
     };
     let packed = Pipeline::builder().vad(packed).build().unwrap();
     let t = packed.transcribe(&samples).unwrap();
@@ -271,7 +273,7 @@ fn packed_speech_pieces_decoded_together_keep_their_transcript() {
     let Some(jfk) = jfk() else {
         return;
     };
-    let speech = asr_pipeline::audio::load_audio(&jfk).unwrap();
+    let speech = asr_pipeline::stages::audio::load_audio(&jfk).unwrap();
     // Four times jfk with 3 s pauses: two pieces of ≤ 30 s.
     let mut samples = Vec::new();
     for _ in 0..4 {
@@ -279,9 +281,9 @@ fn packed_speech_pieces_decoded_together_keep_their_transcript() {
         samples.extend(std::iter::repeat_n(0f32, 3 * 16_000));
     }
     let packed = |batch_size| {
-        let vad = asr_pipeline::vad::VadOptions {
+        let vad = asr_pipeline::stages::vad::VadOptions {
             pack_into_windows: true,
-            ..asr_pipeline::vad::VadOptions::default()
+            ..asr_pipeline::stages::vad::VadOptions::default()
         };
         let decode = asr_pipeline::DecodeOptions {
             batch_size,

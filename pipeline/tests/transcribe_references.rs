@@ -18,11 +18,11 @@
 
 use std::path::{Path, PathBuf};
 
-use asr_pipeline::audio::load_audio;
-use asr_pipeline::output::{render_with, SubtitleOptions};
+use asr_pipeline::stages::audio::load_audio;
+use asr_pipeline::stages::output::{render_with, SubtitleOptions};
 use asr_pipeline::wer::word_errors;
 use asr_pipeline::Format;
-use asr_pipeline::{DecodeOptions, Task, Transcriber, Transcript};
+use asr_pipeline::{DecodeOptions, Task, WhisperTranscriber, Transcript};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -128,8 +128,8 @@ fn shared_data() -> Option<PathBuf> {
     }
 }
 
-fn load(model: &str) -> Option<Transcriber> {
-    match Transcriber::load(model) {
+fn load(model: &str) -> Option<WhisperTranscriber> {
+    match WhisperTranscriber::load(model) {
         Ok(t) => Some(t),
         Err(e) => {
             eprintln!("skipped: cannot load {model} from the registry: {e}");

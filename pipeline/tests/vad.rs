@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-use asr_pipeline::audio::{load_audio, AudioStream};
-use asr_pipeline::vad::{detect_speech, SpeechBlocks, SpeechRegion, SpeechTimeline, VadOptions};
-use asr_pipeline::{DecodeOptions, Transcriber, Transcript};
+use asr_pipeline::stages::audio::{load_audio, AudioStream};
+use asr_pipeline::stages::vad::{detect_speech, SpeechBlocks, SpeechRegion, SpeechTimeline, VadOptions};
+use asr_pipeline::{DecodeOptions, WhisperTranscriber, Transcript};
 
 const RATE: usize = 16_000;
 
@@ -382,7 +382,7 @@ fn show(label: &str, t: &Transcript) {
 
 #[test]
 fn tiny_en_transcribes_only_the_speech_at_its_original_times() {
-    let transcriber = match Transcriber::load("tiny.en") {
+    let transcriber = match WhisperTranscriber::load("tiny.en") {
         Ok(t) => t,
         Err(e) => {
             eprintln!("skipped: cannot load tiny.en: {e}");

@@ -200,7 +200,7 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transcript::{Segment, Word};
+    use crate::transcript::{Segment, Timings, Word};
 
     fn transcript() -> Transcript {
         let word = |w: &str, start: f64, end: f64| {

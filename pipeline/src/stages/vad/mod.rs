@@ -31,7 +31,7 @@
 //! can be a second implementation of the same stage.
 //!
 //! ```
-//! use asr_pipeline::vad::{detect_speech, SpeechTimeline, VadOptions};
+//! use asr_pipeline::stages::vad::{detect_speech, SpeechTimeline, VadOptions};
 //!
 //! let samples = vec![0.0f32; 16_000 * 5]; // five seconds of silence
 //! let regions = detect_speech(&samples, &VadOptions::default()).unwrap();

@@ -14,9 +14,9 @@ use crate::stages::audio::BLOCK_SAMPLES;
 /// detector error ends it too and is returned by [`Self::into_timeline`].
 ///
 /// ```no_run
-/// # use asr_pipeline::{audio::AudioStream, vad::{SpeechBlocks, VadOptions}, DecodeOptions, Transcriber};
+/// # use asr_pipeline::{audio::AudioStream, vad::{SpeechBlocks, VadOptions}, DecodeOptions, WhisperTranscriber};
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let transcriber = Transcriber::load("tiny.en")?;
+/// let transcriber = WhisperTranscriber::load("tiny.en")?;
 /// let stream = AudioStream::open("talk.wav".as_ref())?;
 /// let mut speech = SpeechBlocks::new(stream, &VadOptions::default())?;
 /// let mut transcript =

@@ -1,4 +1,6 @@
 use super::*;
+use crate::stages::audio::BLOCK_SAMPLES;
+use crate::transcript::Transcript;
 use crate::transcript::{SegmentWord, Word};
 use crate::transcript::{Segment, Timings};
 
