@@ -375,7 +375,7 @@ mod tests {
         plan.stages.remove(1); // no log-mel: the encoder gets samples
         assert_eq!(
             plan.chain_problems(),
-            ["stages: audio produces Samples but encoder needs LogMel"]
+            ["stages: audio produces Samples but encoder needs Features"]
         );
     }
 }
