@@ -158,8 +158,9 @@ fn run_config(args: &RunArgs) -> Result<Config> {
             TaskArg::Translate => Task::Translate,
         };
     }
-    StagePlan::of_config(&config)
-        .map_err(|problems| anyhow::anyhow!("{}: {}", args.config.display(), problems.join("; ")))?;
+    StagePlan::of_config(&config).map_err(|problems| {
+        anyhow::anyhow!("{}: {}", args.config.display(), problems.join("; "))
+    })?;
     Ok(config)
 }
 

@@ -248,7 +248,8 @@ impl Pipeline {
         }
         let _span = tracing::info_span!("files", count = paths.len()).entered();
         let mut results: Vec<Option<Result<Transcript, PipelineError>>> = Vec::new();
-        let (mut streams, mut durations, mut opened) = (Vec::<Blocks>::new(), Vec::new(), Vec::new());
+        let (mut streams, mut durations, mut opened) =
+            (Vec::<Blocks>::new(), Vec::new(), Vec::new());
         for (i, path) in paths.iter().enumerate() {
             match AudioStream::open(path) {
                 Ok(stream) => {

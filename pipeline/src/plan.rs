@@ -197,7 +197,12 @@ mod tests {
     }
 
     fn after(name: &'static str, implementation: &str) -> StageInfo {
-        StageInfo::new(name, implementation.into(), Data::Transcript, Data::Transcript)
+        StageInfo::new(
+            name,
+            implementation.into(),
+            Data::Transcript,
+            Data::Transcript,
+        )
     }
 
     #[test]
@@ -208,7 +213,10 @@ mod tests {
         assert_eq!(names, ["audio", "log-mel", "encoder", "decoder", "output"]);
         assert!(plan.chain_problems().is_empty());
         let hooked = PlanSettings {
-            after_recognition: vec![after("align", "even-words"), after("diarize", "two-speakers")],
+            after_recognition: vec![
+                after("align", "even-words"),
+                after("diarize", "two-speakers"),
+            ],
             ..settings("tiny.en", &decode)
         };
         let plan = StagePlan::new(&hooked).unwrap();

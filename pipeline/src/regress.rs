@@ -17,12 +17,12 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
-use crate::config::{is_audio, Config, DeviceName};
 use crate::config::decode::DecodeOptions;
-use crate::transcript::Transcript;
-use crate::{Pipeline, PipelineError};
+use crate::config::{is_audio, Config, DeviceName};
 use crate::transcript::Progress;
+use crate::transcript::Transcript;
 use crate::wer::{word_errors, WordErrors};
+use crate::{Pipeline, PipelineError};
 
 /// One audio file of a regression set.
 #[derive(Clone, Debug, PartialEq)]

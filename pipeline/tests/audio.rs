@@ -5,7 +5,9 @@
 use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
 
-use asr_pipeline::stages::audio::{load_audio, AudioError, AudioStream, BLOCK_SAMPLES, SAMPLE_RATE};
+use asr_pipeline::stages::audio::{
+    load_audio, AudioError, AudioStream, BLOCK_SAMPLES, SAMPLE_RATE,
+};
 use rubato::{
     Resampler, SincFixedIn, SincInterpolationParameters, SincInterpolationType, WindowFunction,
 };

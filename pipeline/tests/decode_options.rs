@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use asr_pipeline::stages::audio::load_audio;
 use asr_pipeline::wer::word_errors;
-use asr_pipeline::{DecodeOptions, WhisperTranscriber, Transcript};
+use asr_pipeline::{DecodeOptions, Transcript, WhisperTranscriber};
 
 fn setup() -> Option<(PathBuf, WhisperTranscriber)> {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");

@@ -4,11 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use asr_pipeline::transcript::SegmentWord;
 use asr_pipeline::stages::output::render;
+use asr_pipeline::transcript::SegmentWord;
 use asr_pipeline::{
-    Aligner, Diarizer, Format, StageError, Pipeline, PipelineError, SpeakerTurn,
-    Transcript, Word,
+    Aligner, Diarizer, Format, Pipeline, PipelineError, SpeakerTurn, StageError, Transcript, Word,
 };
 
 fn jfk() -> Option<PathBuf> {
@@ -134,9 +133,7 @@ impl Diarizer for Failing {
 #[test]
 fn hooks_put_words_and_speakers_into_the_transcript_and_outputs() {
     let Some(jfk) = jfk() else { return };
-    let builder = Pipeline::builder()
-        .aligner(EvenWords)
-        .diarizer(TwoSpeakers);
+    let builder = Pipeline::builder().aligner(EvenWords).diarizer(TwoSpeakers);
     let Some(pipeline) = pipeline(builder) else {
         return;
     };
@@ -156,7 +153,12 @@ fn hooks_put_words_and_speakers_into_the_transcript_and_outputs() {
     assert_eq!(json["segments"][0]["words"][0]["start"], 0.0);
     let srt = render(&t, Format::Srt);
     assert!(srt.contains("00:00:07,740\n[A] And so my fellow"), "{srt}");
-    let after: Vec<&str> = t.timings.after_recognition.iter().map(|(name, _)| name.as_str()).collect();
+    let after: Vec<&str> = t
+        .timings
+        .after_recognition
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
     assert_eq!(after, ["even-words", "two-speakers"]);
     assert!(t.timings.transcribe > 0.0);
 

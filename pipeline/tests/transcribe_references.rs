@@ -22,7 +22,7 @@ use asr_pipeline::stages::audio::load_audio;
 use asr_pipeline::stages::output::{render_with, SubtitleOptions};
 use asr_pipeline::wer::word_errors;
 use asr_pipeline::Format;
-use asr_pipeline::{DecodeOptions, Task, WhisperTranscriber, Transcript};
+use asr_pipeline::{DecodeOptions, Task, Transcript, WhisperTranscriber};
 use serde::Deserialize;
 
 #[derive(Deserialize)]

@@ -7,8 +7,10 @@
 use std::path::Path;
 
 use asr_pipeline::stages::audio::{load_audio, AudioStream};
-use asr_pipeline::stages::vad::{detect_speech, SpeechBlocks, SpeechRegion, SpeechTimeline, VadOptions};
-use asr_pipeline::{DecodeOptions, WhisperTranscriber, Transcript};
+use asr_pipeline::stages::vad::{
+    detect_speech, SpeechBlocks, SpeechRegion, SpeechTimeline, VadOptions,
+};
+use asr_pipeline::{DecodeOptions, Transcript, WhisperTranscriber};
 
 const RATE: usize = 16_000;
 

@@ -140,8 +140,7 @@ impl DecodeOptions {
         if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
             out.push(format!(
                 "decode.batch_size: {} is not between 1 and {}",
-                self.batch_size,
-                MAX_BATCH_SIZE
+                self.batch_size, MAX_BATCH_SIZE
             ));
         }
         if self.beam_size == Some(0) {

@@ -9,9 +9,9 @@ use asr_converters::whisper::Quantization;
 use asr_models::Activations;
 use serde::Deserialize;
 
-use decode::DecodeOptions;
 use crate::stages::output::{Format, SubtitleOptions};
 use crate::stages::vad::VadOptions;
+use decode::DecodeOptions;
 
 /// Where MLX runs.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]

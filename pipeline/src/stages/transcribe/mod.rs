@@ -110,8 +110,10 @@ pub trait RecognizerFamily: Sync {
     /// every problem with the settings.
     fn plan(&self, settings: &RecognizerSettings<'_>) -> Result<Vec<StageInfo>, Vec<String>>;
     /// Loads (fetching or converting first, when needed) the recognizer.
-    fn load(&self, settings: &RecognizerSettings<'_>)
-        -> Result<Box<dyn Recognizer>, TranscribeError>;
+    fn load(
+        &self,
+        settings: &RecognizerSettings<'_>,
+    ) -> Result<Box<dyn Recognizer>, TranscribeError>;
 }
 
 /// The registered model families, asked in order.

@@ -1,8 +1,8 @@
 use super::*;
 use crate::stages::audio::BLOCK_SAMPLES;
 use crate::transcript::Transcript;
-use crate::transcript::{SegmentWord, Word};
 use crate::transcript::{Segment, Timings};
+use crate::transcript::{SegmentWord, Word};
 
 /// 30 ms frames.
 const F: usize = 480;

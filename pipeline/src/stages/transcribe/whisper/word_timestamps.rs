@@ -5,9 +5,9 @@
 
 use asr_models::whisper::WordTiming;
 
-use crate::transcript::{SegmentWord, Word};
 use crate::stages::features::{to_frames, FRAMES_PER_SECOND, WINDOW_FRAMES};
 use crate::transcript::Segment;
+use crate::transcript::{SegmentWord, Word};
 
 /// Punctuation joined to the following word.
 pub const PREPEND_PUNCTUATIONS: &str = "\"'“¿([{-";
