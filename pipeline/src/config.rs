@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use asr_converters::whisper::Quantization;
-use asr_models::Activations;
+use asr_models::quantization::{Activations, Quantization, Quantize};
 use serde::Deserialize;
 
 use crate::decode_options::DecodeOptions;
@@ -43,40 +42,6 @@ pub enum DeviceName {
     Gpu,
 }
 
-/// `quantize = "q8" | "q4" | "int8" | "none"`: how a converted model's
-/// weights are stored, and for `int8` (8-bit weights, as `q8`) that the
-/// encoder's and prompts' products round their activations to int8 too.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum QuantizeName {
-    #[default]
-    None,
-    Q8,
-    Q4,
-    Int8,
-}
-
-impl QuantizeName {
-    fn quantization(self) -> Option<Quantization> {
-        let bits = match self {
-            QuantizeName::None => return None,
-            QuantizeName::Q8 | QuantizeName::Int8 => 8,
-            QuantizeName::Q4 => 4,
-        };
-        Some(Quantization {
-            bits,
-            group_size: 64,
-        })
-    }
-
-    fn activations(self) -> Activations {
-        match self {
-            QuantizeName::Int8 => Activations::Int8,
-            _ => Activations::F32,
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum OneOrMany {
@@ -92,8 +57,14 @@ struct RawConfig {
     input: Option<OneOrMany>,
     #[serde(default = "default_model")]
     model: String,
+    /// `"none" | "q8" | "q4" | "int8"`: how a converted model's weights are
+    /// stored, and for `int8` (8-bit weights, as `q8`) that the encoder's
+    /// and prompts' products round their activations to int8 too.
     #[serde(default)]
-    quantize: QuantizeName,
+    quantize: Quantize,
+    /// Weights per quantization group (32, 64 or 128; 64 when unset); only
+    /// with a `quantize` other than `"none"`.
+    quantize_group_size: Option<i32>,
     #[serde(default)]
     device: DeviceName,
     output_dir: Option<PathBuf>,
@@ -124,7 +95,8 @@ pub struct Config {
     /// A registry name (`tiny.en`) or a path to any checkpoint `convert` reads.
     pub model: String,
     /// Quantize the model's linear and embedding weights when converting it
-    /// (MLX affine, groups of 64); `None` keeps them as published.
+    /// (MLX affine, in groups of `quantize_group_size`, 64 when unset);
+    /// `None` keeps them as published.
     pub quantize: Option<Quantization>,
     /// `Int8` for `quantize = "int8"`.
     pub activations: Activations,
@@ -174,6 +146,17 @@ impl Config {
             Some(OneOrMany::Many(ps)) => ps,
             None => Vec::new(),
         };
+        let quantize = match raw.quantize_group_size {
+            None => raw.quantize,
+            Some(_) if raw.quantize.weights.is_none() => {
+                return Err("quantize_group_size: set, but quantize is \"none\"".into())
+            }
+            Some(n) => {
+                Quantization::check_group_size(n)
+                    .map_err(|e| format!("quantize_group_size: {e}"))?;
+                raw.quantize.with_group_size(n)
+            }
+        };
         let model_path = base.join(&raw.model);
         let model = if model_path.exists() {
             model_path.display().to_string()
@@ -183,8 +166,8 @@ impl Config {
         Ok(Config {
             inputs: inputs.into_iter().map(resolve).collect(),
             model,
-            quantize: raw.quantize.quantization(),
-            activations: raw.quantize.activations(),
+            quantize: quantize.weights,
+            activations: quantize.activations,
             device: raw.device,
             output_dir: raw.output_dir.map(resolve),
             formats: raw.formats,
@@ -276,5 +259,21 @@ mod tests {
         );
         let err = parse("quantize = \"q3\"").unwrap_err();
         assert!(err.contains("quantize") && err.contains("q8"), "{err}");
+
+        let grouped = parse("quantize = \"q4\"\nquantize_group_size = 32").unwrap();
+        assert_eq!(
+            grouped.quantize,
+            Some(Quantization {
+                bits: 4,
+                group_size: 32,
+            })
+        );
+        let err = parse("quantize = \"q8\"\nquantize_group_size = 48").unwrap_err();
+        assert!(
+            err.contains("quantize_group_size") && err.contains("48"),
+            "{err}"
+        );
+        let err = parse("quantize_group_size = 32").unwrap_err();
+        assert!(err.contains("quantize_group_size"), "{err}");
     }
 }

@@ -6,9 +6,8 @@
 use std::fmt;
 use std::path::Path;
 
-use asr_converters::whisper::Quantization;
 use asr_converters::{hub::HubSpec, registry};
-use asr_models::Activations;
+use asr_models::{Activations, Quantization};
 
 use crate::config::{Config, DeviceName, Format};
 use crate::decode_options::DecodeOptions;

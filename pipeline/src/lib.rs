@@ -16,8 +16,7 @@ pub mod vad;
 pub mod wer;
 pub mod word_timestamps;
 
-pub use asr_converters::whisper::Quantization;
-pub use asr_models::Activations;
+pub use asr_models::{Activations, Quantization, Quantize};
 pub use config::{Config, DeviceName, Format};
 pub use decode_options::{DecodeOptions, Task};
 pub use hooks::{AlignmentHook, DiarizationHook, HookError, SpeakerTurn, Word};

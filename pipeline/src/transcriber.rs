@@ -8,33 +8,32 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use asr_models::features::{LogMel, HOP_LENGTH, SAMPLE_RATE};
+use asr_models::features::LogMel;
+use asr_models::whisper::constants::{
+    FRAMES_PER_SECOND, FRAMES_PER_TIMESTAMP, HOP_LENGTH, SAMPLE_RATE, TIME_PRECISION,
+};
 use asr_models::whisper::{
     decode_window, decode_windows_greedy, detect_language, find_alignment, LoadError, Search,
-    StepTimes, TokenRules, Whisper, WhisperTokenizer, WindowPrompt, WindowResult, TIME_PRECISION,
+    StepTimes, TokenRules, Whisper, WhisperTokenizer, WindowPrompt, WindowResult,
 };
 use mlx::Array;
 use rand::SeedableRng;
 
 use crate::audio::{AudioBlocks, AudioError, AudioStream};
 use crate::decode_options::{DecodeOptions, Task};
-use crate::mel_frames::{to_frames, FrameError, MelFrames, MelWindow, FRAMES_PER_SECOND};
+use crate::mel_frames::{to_frames, FrameError, MelFrames, MelWindow};
 use crate::model_source::resolve_model;
 use crate::output::{Segment, Timings, Transcript};
 use crate::word_timestamps::{
     add_word_timestamps, last_word_end, separates_words_with_spaces, skip_hallucinations,
     WindowFrames,
 };
-use asr_converters::whisper::Quantization;
 use asr_converters::ConvertError;
-use asr_models::Activations;
+use asr_models::{Activations, Quantization};
 
 /// Windows decoded side by side at most: the decoder's product kernels read
 /// a matrix once for up to 8 rows (more take the many-row route).
 pub const MAX_BATCH: usize = 8;
-
-/// Mel frames per timestamp step (the encoder halves the frame rate).
-const FRAMES_PER_TIMESTAMP: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TranscribeError {
@@ -171,7 +170,7 @@ impl Transcriber {
         let model = Whisper::load_with(&dir, activations)?;
         let tokenizer = WhisperTokenizer::load(&dir.join("tokenizer.json"))
             .map_err(TranscribeError::Tokenizer)?;
-        let log_mel = LogMel::new(model.config.n_mels as usize)?;
+        let log_mel = LogMel::new(model.config.dims.n_mels as usize)?;
         Ok(Transcriber {
             model,
             tokenizer,
@@ -664,7 +663,7 @@ impl Transcriber {
         mel: &mut MelFrames<'_, I>,
         options: &DecodeOptions,
     ) -> Result<Prelude, TranscribeError> {
-        if !self.model.config.is_multilingual() {
+        if !self.model.config.dims.is_multilingual() {
             if options.task == Task::Translate
                 || options.language.as_deref().is_some_and(|l| l != "en")
             {
@@ -711,7 +710,7 @@ impl Transcriber {
 
     /// The token rules `options` ask for; suppressed ids must exist.
     fn token_rules(&self, options: &DecodeOptions) -> Result<TokenRules, TranscribeError> {
-        let vocabulary = i64::from(self.model.config.n_vocab);
+        let vocabulary = i64::from(self.model.config.dims.n_vocab);
         if let Some(t) = options.suppress_tokens.iter().find(|&&t| t >= vocabulary) {
             return Err(TranscribeError::Options(format!(
                 "decode.suppress_tokens: {t} is not a token of this model (vocabulary of {vocabulary})"
@@ -756,7 +755,7 @@ impl Transcriber {
     /// Earlier text a window's prompt may hold: half the text context,
     /// less `<|startofprev|>`.
     fn prompt_room(&self) -> usize {
-        self.model.config.n_text_ctx as usize / 2 - 1
+        self.model.config.dims.n_text_ctx as usize / 2 - 1
     }
 
     /// The text before a window (hotwords, the initial prompt when carried,

@@ -42,9 +42,10 @@
 
 use std::collections::VecDeque;
 
+use asr_models::whisper::constants::SAMPLE_RATE;
 use serde::{Deserialize, Serialize};
 
-use crate::audio::{BLOCK_SAMPLES, SAMPLE_RATE};
+use crate::audio::BLOCK_SAMPLES;
 use crate::output::Transcript;
 
 const RATE: usize = SAMPLE_RATE as usize;

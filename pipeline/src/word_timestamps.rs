@@ -3,10 +3,11 @@
 //! over-long words clamped around sentence ends and pauses, punctuation
 //! merged into its neighbours, and segment bounds moved to their words.
 
+use asr_models::whisper::constants::{FRAMES_PER_SECOND, WINDOW_FRAMES};
 use asr_models::whisper::WordTiming;
 
 use crate::hooks::{SegmentWord, Word};
-use crate::mel_frames::{to_frames, FRAMES_PER_SECOND, WINDOW_FRAMES};
+use crate::mel_frames::to_frames;
 use crate::output::Segment;
 
 /// Punctuation joined to the following word.

@@ -6,11 +6,11 @@
 
 use std::path::Path;
 
-use asr_pipeline::audio::{load_audio, AudioStream};
+use asr_pipeline::audio::{load_audio, AudioStream, SAMPLE_RATE};
 use asr_pipeline::vad::{detect_speech, SpeechBlocks, SpeechRegion, SpeechTimeline, VadOptions};
 use asr_pipeline::{DecodeOptions, Transcriber, Transcript};
 
-const RATE: usize = 16_000;
+const RATE: usize = SAMPLE_RATE as usize;
 
 fn here() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
