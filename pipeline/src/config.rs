@@ -1,5 +1,10 @@
 //! The TOML file behind `pipeline run`. Unknown keys and bad values are
 //! errors that name the file, the key and the reason.
+//!
+//! Quantization takes two top-level keys, as `pipeline convert` takes
+//! `--quantize` and `--group-size`: `quantize = "q8"` (a name
+//! [`Quantize`] reads) and an optional `quantize_group_size = 32` (64 when
+//! unset).
 
 use std::path::{Path, PathBuf};
 

@@ -838,7 +838,7 @@ fn check_item(
             input_file: Some(item.input.clone()),
             body,
         };
-        match write_atomically(&snapshot_path, &file.to_text()) {
+        match write_atomically(&snapshot_path, file.to_text()) {
             Ok(()) => report.written = true,
             Err(e) => report.error = Some(format!("writing {}: {e}", snapshot_path.display())),
         }
