@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use asr_pipeline::plan::StagePlan;
 use asr_pipeline::stages::output;
 use asr_pipeline::{
-    Config, DeviceName, Format, Pipeline, PipelineError, Progress, Task, Transcript,
+    Config, DeviceName, Format, Pipeline, PipelineError, Progress, Quantization, Quantize, Task,
+    Transcript,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use mlx_asr::bench;
@@ -427,11 +427,12 @@ struct ConvertArgs {
     #[arg(long, value_enum, default_value_t = DtypeArg::F16)]
     dtype: DtypeArg,
     /// Affine-quantize linear and embedding weights (norms, convolutions and
-    /// positional tables stay unquantized).
-    #[arg(long, value_enum)]
-    quantize: Option<QuantizeArg>,
-    /// Quantization group size.
-    #[arg(long, default_value_t = 64, value_parser = clap::builder::PossibleValuesParser::new(["32", "64", "128"]).map(|s| s.parse::<i32>().expect("listed values are numbers")))]
+    /// positional tables stay unquantized): none, q8, q4, or int8 (stored as
+    /// q8; int8 activations are a run setting).
+    #[arg(long, value_name = "NAME")]
+    quantize: Option<Quantize>,
+    /// Quantization group size (32, 64 or 128).
+    #[arg(long, default_value_t = Quantization::DEFAULT_GROUP_SIZE, value_parser = parse_group_size)]
     group_size: i32,
     /// Replace an existing output folder.
     #[arg(long)]
@@ -445,27 +446,23 @@ enum DtypeArg {
     Bf16,
 }
 
-#[derive(Copy, Clone, clap::ValueEnum)]
-enum QuantizeArg {
-    Q4,
-    Q8,
+fn parse_group_size(text: &str) -> Result<i32, String> {
+    let n = text.parse().map_err(|e| format!("{e}"))?;
+    Quantization::check_group_size(n).map_err(|e| e.to_string())?;
+    Ok(n)
 }
 
 fn run_convert(args: ConvertArgs, quiet: bool) -> Result<()> {
-    use asr_converters::whisper::{convert_whisper, OutputDtype, Quantization, WriteOptions};
+    use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
     let opts = WriteOptions {
         dtype: match args.dtype {
             DtypeArg::F32 => OutputDtype::F32,
             DtypeArg::F16 => OutputDtype::F16,
             DtypeArg::Bf16 => OutputDtype::BF16,
         },
-        quantization: args.quantize.map(|q| Quantization {
-            bits: match q {
-                QuantizeArg::Q4 => 4,
-                QuantizeArg::Q8 => 8,
-            },
-            group_size: args.group_size,
-        }),
+        quantization: args
+            .quantize
+            .and_then(|q| q.with_group_size(args.group_size).weights),
         force: args.force,
     };
     let bar = progress_bar(quiet, "{msg} [{bar:40}] {pos}/{len} tensors");

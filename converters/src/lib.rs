@@ -3,6 +3,7 @@
 //! Readers turn published formats into [`RawTensor`]s (host bytes); the
 //! Whisper module maps them onto one canonical layout and writes MLX weights.
 
+pub mod atomic;
 pub mod ct2;
 pub mod error;
 pub mod hub;

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::ct2;
 use crate::error::{ConvertError, Result};
@@ -166,27 +165,21 @@ pub fn fetch_in(name: &str, cache: &Path) -> Result<PathBuf> {
         return Ok(dest);
     }
     std::fs::create_dir_all(&models).map_err(ConvertError::io(&models))?;
-    let work = tempdir_in(&models)?;
-    let result = download(model, &work).and_then(|folder| move_into_place(&folder, &dest, &stamp));
-    let _ = std::fs::remove_dir_all(&work);
-    result.map(|()| dest)
+    // Unique per process and call (tests fetch from several threads at
+    // once); removed with everything left in it.
+    let work = tempfile::Builder::new()
+        .prefix(".fetch-")
+        .tempdir_in(&models)
+        .map_err(ConvertError::io(&models))?;
+    let folder = download(model, work.path())?;
+    move_into_place(&folder, &dest, &stamp)?;
+    Ok(dest)
 }
 
 fn is_complete(dir: &Path, stamp: &str) -> bool {
     dir.join("model.bin").is_file()
         && dir.join("config.json").is_file()
         && std::fs::read_to_string(dir.join(STAMP)).is_ok_and(|s| s == stamp)
-}
-
-/// A fresh work folder, unique per process and call (tests fetch from
-/// several threads at once).
-fn tempdir_in(parent: &Path) -> Result<PathBuf> {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = parent.join(format!(".fetch-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir(&dir).map_err(ConvertError::io(&dir))?;
-    Ok(dir)
 }
 
 /// Downloads and unpacks every wheel of `model` under `work` and returns the

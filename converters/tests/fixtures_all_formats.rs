@@ -6,9 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use asr_converters::whisper::{
-    convert_whisper, OutputDtype, SourceLayout, WhisperDims, WriteOptions,
-};
+use asr_converters::whisper::{convert_whisper, OutputDtype, SourceLayout, WriteOptions};
+use asr_models::whisper::WhisperDims;
 use mlx::Array;
 
 fn fixture(name: &str) -> PathBuf {

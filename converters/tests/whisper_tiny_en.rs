@@ -10,10 +10,10 @@ mod common;
 use common::{tiny_en_ct2 as tiny_en, tiny_en_openai_pt as shared_pt};
 
 use asr_converters::ct2::read_model_bin;
-use asr_converters::whisper::{
-    convert_whisper, OutputDtype, Quantization, WhisperDims, WriteError, WriteOptions,
-};
+use asr_converters::whisper::{convert_whisper, OutputDtype, WriteError, WriteOptions};
 use asr_converters::{ConvertError, RawTensor};
+use asr_models::whisper::WhisperDims;
+use asr_models::Quantization;
 use mlx::Array;
 
 fn opts(dtype: OutputDtype, quantization: Option<Quantization>) -> WriteOptions {

@@ -6,10 +6,7 @@ use std::f64::consts::PI;
 
 use mlx::{fft, Array, Dtype};
 
-/// Whisper's sample rate, FFT size and hop.
-pub const SAMPLE_RATE: usize = 16_000;
-pub const N_FFT: usize = 400;
-pub const HOP_LENGTH: usize = 160;
+use crate::whisper::constants::{HOP_LENGTH, N_FFT, SAMPLE_RATE};
 
 /// Hertz → mel on the Slaney scale (linear below 1 kHz, logarithmic above).
 fn hz_to_mel(hz: f64) -> f64 {
@@ -77,7 +74,7 @@ impl LogMel {
     pub fn new(n_mels: usize) -> mlx::Result<LogMel> {
         let n_freqs = (N_FFT / 2 + 1) as i32;
         let filters = Array::from_slice(
-            &mel_filterbank(SAMPLE_RATE, N_FFT, n_mels),
+            &mel_filterbank(SAMPLE_RATE as usize, N_FFT, n_mels),
             &[n_mels as i32, n_freqs],
         )?;
         Ok(LogMel {

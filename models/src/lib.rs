@@ -7,7 +7,9 @@
 
 pub mod features;
 pub mod nn;
+pub mod quantization;
 pub mod weights;
 pub mod whisper;
 
-pub use weights::{Activations, WeightError, Weights};
+pub use quantization::{Activations, Quantization, Quantize};
+pub use weights::{WeightError, Weights};

@@ -4,7 +4,8 @@ use mlx::fast::{self, LinearEpilogue};
 use mlx::quant::QuantizedMatrix;
 use mlx::{Array, Dtype};
 
-use crate::weights::{Activations, WeightError, Weights};
+use crate::quantization::Activations;
+use crate::weights::{WeightError, Weights};
 
 type Result<T> = std::result::Result<T, WeightError>;
 

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use mlx::Array;
 
+use crate::quantization::{Activations, Quantization};
+
 #[derive(Debug, thiserror::Error)]
 pub enum WeightError {
     #[error("missing weight `{0}`")]
@@ -22,36 +24,16 @@ pub enum WeightError {
     Mlx(#[from] mlx::Error),
 }
 
-/// Affine quantization parameters from a model's config.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Deserialize)]
-pub struct QuantConfig {
-    pub group_size: i32,
-    pub bits: i32,
-}
-
-/// What products with the quantized matrices do with their activations.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub enum Activations {
-    /// Kept in f32: the product of the dequantized matrix.
-    #[default]
-    F32,
-    /// Rounded to int8 (one scale per group of the matrix's quantization) in
-    /// products with many rows (the encoder, a prompt), where the CPU kernels
-    /// can: see
-    /// [`mlx::quant::QuantizedMatrix::int8_activations`].
-    Int8,
-}
-
 /// Named arrays plus the quantization they were written with.
 #[derive(Debug, Clone, Default)]
 pub struct Weights {
     arrays: BTreeMap<String, Array>,
-    quantization: Option<QuantConfig>,
+    quantization: Option<Quantization>,
     activations: Activations,
 }
 
 impl Weights {
-    pub fn new(arrays: BTreeMap<String, Array>, quantization: Option<QuantConfig>) -> Weights {
+    pub fn new(arrays: BTreeMap<String, Array>, quantization: Option<Quantization>) -> Weights {
         Weights {
             arrays,
             quantization,
@@ -69,14 +51,14 @@ impl Weights {
     }
 
     /// Loads a safetensors file.
-    pub fn load(path: &Path, quantization: Option<QuantConfig>) -> Result<Weights, WeightError> {
+    pub fn load(path: &Path, quantization: Option<Quantization>) -> Result<Weights, WeightError> {
         Ok(Weights::new(
             mlx::io::load_safetensors(path)?.tensors,
             quantization,
         ))
     }
 
-    pub fn quantization(&self) -> Option<QuantConfig> {
+    pub fn quantization(&self) -> Option<Quantization> {
         self.quantization
     }
 

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use asr_models::weights::{QuantConfig, Weights};
+use asr_models::weights::Weights;
 use asr_models::whisper::{CrossKv, KvCache, ResidualAttentionBlock};
+use asr_models::Quantization;
 use mlx::quant::QuantizedMatrix;
 use mlx::{Array, Dtype};
 
@@ -95,7 +96,7 @@ fn block(storage: Storage) -> ResidualAttentionBlock {
         );
         put(format!("b.{norm}.bias"), array(&[STATE], next(), 0.1));
     }
-    let quant = (storage == Storage::Q8).then_some(QuantConfig {
+    let quant = (storage == Storage::Q8).then_some(Quantization {
         group_size: 64,
         bits: 8,
     });

@@ -4,7 +4,8 @@
 use std::f64::consts::PI;
 use std::path::PathBuf;
 
-use asr_models::features::{hann_window, mel_filterbank, LogMel, HOP_LENGTH, N_FFT, SAMPLE_RATE};
+use asr_models::features::{hann_window, mel_filterbank, LogMel};
+use asr_models::whisper::constants::{HOP_LENGTH, N_FFT, SAMPLE_RATE};
 use mlx::Array;
 
 fn whisper_assets() -> Option<PathBuf> {
@@ -23,7 +24,7 @@ fn filterbank_matches_openai_whisper_mel_filters_npz() {
     for n_mels in [80usize, 128] {
         let reference: ndarray::Array2<f32> = npz.by_name(&format!("mel_{n_mels}")).unwrap();
         assert_eq!(reference.shape(), &[n_mels, N_FFT / 2 + 1]);
-        let ours = mel_filterbank(SAMPLE_RATE, N_FFT, n_mels);
+        let ours = mel_filterbank(SAMPLE_RATE as usize, N_FFT, n_mels);
         let max_err = ours
             .iter()
             .zip(reference.iter())
@@ -61,7 +62,7 @@ fn naive_log_mel(x: &[f32], n_mels: usize) -> Vec<f64> {
         x[j as usize] as f64
     };
     let window = hann_window(N_FFT);
-    let filters = mel_filterbank(SAMPLE_RATE, N_FFT, n_mels);
+    let filters = mel_filterbank(SAMPLE_RATE as usize, N_FFT, n_mels);
     let n_freqs = N_FFT / 2 + 1;
     let frames = n / HOP_LENGTH; // 1 + n / hop, minus the dropped last frame
     let mut out = vec![0f64; frames * n_mels];

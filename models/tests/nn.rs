@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use asr_models::nn::{Conv1d, Embedding, LayerNorm, Linear, Matrix};
-use asr_models::weights::{QuantConfig, WeightError, Weights};
+use asr_models::weights::{WeightError, Weights};
+use asr_models::Quantization;
 use mlx::quant::QuantizedMatrix;
 use mlx::Array;
 
@@ -46,7 +47,7 @@ fn naive_linear(
     y
 }
 
-fn weights(entries: Vec<(&str, Array)>, q: Option<QuantConfig>) -> Weights {
+fn weights(entries: Vec<(&str, Array)>, q: Option<Quantization>) -> Weights {
     Weights::new(
         entries
             .into_iter()
@@ -106,7 +107,7 @@ fn quantized_linear_equals_linear_on_the_dequantized_matrix() {
             ("l.biases", q.biases.clone()),
             ("l.bias", array(&values(output, 5), &[8])),
         ],
-        Some(QuantConfig {
+        Some(Quantization {
             group_size: 64,
             bits: 8,
         }),
@@ -217,7 +218,7 @@ fn quantized_embedding_rows_equal_dequantized_rows() {
             ("e.scales", q.scales),
             ("e.biases", q.biases),
         ],
-        Some(QuantConfig {
+        Some(Quantization {
             group_size: 32,
             bits: 4,
         }),

@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use asr_converters::whisper::{convert_whisper, OutputDtype, Quantization, WriteOptions};
+use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
 use asr_models::features::LogMel;
+use asr_models::whisper::constants::WINDOW_SAMPLES;
 use asr_models::whisper::{greedy_without_timestamps, Whisper, WhisperTokenizer};
-use asr_models::Activations;
+use asr_models::{Activations, Quantization};
 use mlx::Array;
 
 fn shared() -> Option<PathBuf> {
@@ -47,7 +48,7 @@ fn jfk_window(shared: &Path) -> Vec<f32> {
         .samples::<i16>()
         .map(|s| s.unwrap() as f32 / 32768.0)
         .collect();
-    samples.resize(16_000 * 30, 0.0);
+    samples.resize(WINDOW_SAMPLES, 0.0);
     samples
 }
 

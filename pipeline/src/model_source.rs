@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 
 use asr_converters::hub::{self, HubOptions, HubSpec};
 use asr_converters::registry;
-use asr_converters::whisper::{
-    convert_whisper, OutputDtype, Quantization, WriteError, WriteOptions,
-};
+use asr_converters::whisper::{convert_whisper, OutputDtype, WriteError, WriteOptions};
 use asr_converters::ConvertError;
 use asr_models::whisper::WhisperConfig;
+use asr_models::Quantization;
 
 /// Where [`resolve_model_in`] looks for models and writes converted ones.
 #[derive(Clone, Debug)]

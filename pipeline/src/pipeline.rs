@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use asr_converters::whisper::Quantization;
-use asr_models::Activations;
+use asr_models::whisper::constants::WINDOW_SECONDS;
+use asr_models::{Activations, Quantization};
 
 use crate::config::decode::DecodeOptions;
 use crate::config::{Config, DeviceName};
@@ -339,7 +339,7 @@ impl Pipeline {
     ) -> Result<Transcript, PipelineError> {
         let regions = detect_speech(samples, vad)?;
         let pad = f64::from(vad.speech_pad_ms) / 1000.0;
-        let timelines: Vec<SpeechTimeline> = pack(&regions, 30.0)
+        let timelines: Vec<SpeechTimeline> = pack(&regions, WINDOW_SECONDS as f64)
             .into_iter()
             .map(|batch| SpeechTimeline::new(batch).with_join_tolerance(pad))
             .collect();

@@ -7,8 +7,7 @@
 
 use std::fmt;
 
-use asr_converters::whisper::Quantization;
-use asr_models::Activations;
+use asr_models::{Activations, Quantization};
 
 use crate::config::decode::DecodeOptions;
 use crate::config::{Config, DeviceName};

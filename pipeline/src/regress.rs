@@ -10,10 +10,10 @@
 //! caller's callback as [`Event`]s.
 
 use std::collections::HashSet;
-use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
+use asr_converters::atomic::write_atomically;
 use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
@@ -573,28 +573,6 @@ fn yaml_unquote(value: &str) -> String {
     value.to_string()
 }
 
-/// Writes `path` whole or not at all: a temporary file in the same folder,
-/// flushed, then renamed over it.
-pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(contents.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
-
 // ---------------------------------------------------------------------------
 // Runs
 
@@ -860,7 +838,7 @@ fn check_item(
             input_file: Some(item.input.clone()),
             body,
         };
-        match write_atomically(&snapshot_path, &file.to_text()) {
+        match write_atomically(&snapshot_path, file.to_text()) {
             Ok(()) => report.written = true,
             Err(e) => report.error = Some(format!("writing {}: {e}", snapshot_path.display())),
         }

@@ -93,7 +93,7 @@ fn a_hub_repo_in_the_local_cache_is_converted_once_per_commit() {
     );
     assert!(main.join("tokenizer.json").is_file());
     let model = Whisper::load(&main).unwrap();
-    assert!(model.config.n_vocab > 0);
+    assert!(model.config.dims.n_vocab > 0);
 
     // Converted once: the second resolution reuses the folder.
     let stamp = std::fs::metadata(main.join("weights.safetensors"))

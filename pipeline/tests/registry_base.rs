@@ -32,7 +32,7 @@ fn base_resolves_to_a_loadable_multilingual_model() {
         }
     };
     let model = Whisper::load(&dir).unwrap();
-    let c = &model.config;
+    let c = &model.config.dims;
     assert_eq!(c.n_vocab, 51865);
     assert!(c.is_multilingual());
     assert_eq!(

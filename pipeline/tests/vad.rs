@@ -6,13 +6,13 @@
 
 use std::path::Path;
 
-use asr_pipeline::stages::audio::{load_audio, AudioStream};
+use asr_pipeline::stages::audio::{load_audio, AudioStream, SAMPLE_RATE};
 use asr_pipeline::stages::vad::{
     detect_speech, SpeechBlocks, SpeechRegion, SpeechTimeline, VadOptions,
 };
 use asr_pipeline::{DecodeOptions, Transcript, WhisperTranscriber};
 
-const RATE: usize = 16_000;
+const RATE: usize = SAMPLE_RATE as usize;
 
 fn here() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -3,8 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use asr_models::whisper::WhisperDims;
+
+use super::hf_dims::dims_from_hf_config;
 use super::published_heads::published_alignment_heads;
-use super::{canonicalize, SourceLayout, WhisperDims, WhisperWeights};
+use super::{canonicalize, SourceLayout, WhisperWeights};
 use crate::ct2;
 use crate::error::{ConvertError, Result};
 use crate::pickle::Value;
@@ -92,7 +95,7 @@ fn load_hf_folder(dir: &Path) -> Result<LoadedWhisper> {
     let config_path = dir.join("config.json");
     let config_text =
         std::fs::read_to_string(&config_path).map_err(ConvertError::io(&config_path))?;
-    let dims = WhisperDims::from_hf_config(&config_text)
+    let dims = dims_from_hf_config(&config_text)
         .map_err(|e| ConvertError::format(&config_path, format!("not a Whisper config: {e}")))?;
     let candidates = [
         "model.safetensors",
@@ -220,7 +223,7 @@ fn ct2_dims(vars: &BTreeMap<String, RawTensor>) -> std::result::Result<WhisperDi
     let heads = |name: &str| {
         vars.get(name)
             .and_then(RawTensor::scalar_i64)
-            .map(|h| h as usize)
+            .and_then(|h| i32::try_from(h).ok())
             .ok_or_else(|| format!("missing integer setting {name}"))
     };
     let layers = |side: &str| {
@@ -230,7 +233,7 @@ fn ct2_dims(vars: &BTreeMap<String, RawTensor>) -> std::result::Result<WhisperDi
                 k.strip_prefix(&prefix)?
                     .split('/')
                     .next()?
-                    .parse::<usize>()
+                    .parse::<i32>()
                     .ok()
             })
             .max()
@@ -244,7 +247,7 @@ fn ct2_dims(vars: &BTreeMap<String, RawTensor>) -> std::result::Result<WhisperDi
     );
     let dim = |s: &[usize], i: usize, name: &str| {
         s.get(i)
-            .copied()
+            .and_then(|&d| i32::try_from(d).ok())
             .ok_or_else(|| format!("{name} has shape {s:?}"))
     };
     Ok(WhisperDims {

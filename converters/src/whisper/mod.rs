@@ -1,7 +1,7 @@
 //! Whisper checkpoints from any published layout → one canonical tensor set
 //! (mlx-whisper's names and shapes), ready to be written as MLX weights.
 
-mod dims;
+mod hf_dims;
 mod load;
 mod names;
 mod published_heads;
@@ -9,12 +9,11 @@ mod write;
 
 use std::collections::BTreeMap;
 
-pub use dims::WhisperDims;
 pub use load::{load_whisper, LoadedWhisper};
 pub use names::{expected_tensors, is_quantizable, rule, Rule, SourceLayout};
-pub use write::{
-    raw_to_array, write_mlx_whisper, OutputDtype, Quantization, WriteError, WriteOptions,
-};
+pub use write::{raw_to_array, write_mlx_whisper, OutputDtype, WriteError, WriteOptions};
+
+use asr_models::whisper::WhisperDims;
 
 use crate::tensor::RawTensor;
 
@@ -77,10 +76,8 @@ pub fn convert_whisper(
     opts: &WriteOptions,
     progress: &dyn Fn(usize, usize),
 ) -> crate::Result<LoadedWhisper> {
-    if out.exists() && !opts.force {
-        // Fail before the (slow) read.
-        return Err(WriteError::OutputExists(out.to_path_buf()).into());
-    }
+    // Fail before the (slow) read.
+    write::check(opts, out)?;
     let loaded = load_whisper(from)?;
     write_mlx_whisper(
         &loaded.weights,

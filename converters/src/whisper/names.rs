@@ -6,7 +6,7 @@
 //! `decoder.blocks.N.{attn,attn_ln,cross_attn,cross_attn_ln,mlp1,mlp2,mlp_ln}`,
 //! `decoder.ln`; attentions hold `query`, `key` (no bias), `value`, `out`.
 
-use super::dims::WhisperDims;
+use asr_models::whisper::WhisperDims;
 
 /// The published layouts a Whisper checkpoint can come in.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -180,45 +180,35 @@ fn ct2_block_rule(block: &str, rest: &[&str]) -> Option<Rule> {
 
 /// Every tensor a complete canonical model has, with its shape.
 pub fn expected_tensors(d: &WhisperDims) -> Vec<(String, Vec<usize>)> {
+    // Host shapes; a negative dimension (which `validate` refuses) as 0.
+    let size = |n: i32| usize::try_from(n).unwrap_or(0);
+    let (audio, text) = (size(d.n_audio_state), size(d.n_text_state));
     let mut out = vec![
         (
             "encoder.conv1.weight".to_string(),
-            vec![d.n_audio_state, 3, d.n_mels],
+            vec![audio, 3, size(d.n_mels)],
         ),
-        ("encoder.conv1.bias".to_string(), vec![d.n_audio_state]),
-        (
-            "encoder.conv2.weight".to_string(),
-            vec![d.n_audio_state, 3, d.n_audio_state],
-        ),
-        ("encoder.conv2.bias".to_string(), vec![d.n_audio_state]),
-        ("encoder.ln_post.weight".to_string(), vec![d.n_audio_state]),
-        ("encoder.ln_post.bias".to_string(), vec![d.n_audio_state]),
+        ("encoder.conv1.bias".to_string(), vec![audio]),
+        ("encoder.conv2.weight".to_string(), vec![audio, 3, audio]),
+        ("encoder.conv2.bias".to_string(), vec![audio]),
+        ("encoder.ln_post.weight".to_string(), vec![audio]),
+        ("encoder.ln_post.bias".to_string(), vec![audio]),
         (
             "decoder.token_embedding.weight".to_string(),
-            vec![d.n_vocab, d.n_text_state],
+            vec![size(d.n_vocab), text],
         ),
         (
             "decoder.positional_embedding".to_string(),
-            vec![d.n_text_ctx, d.n_text_state],
+            vec![size(d.n_text_ctx), text],
         ),
-        ("decoder.ln.weight".to_string(), vec![d.n_text_state]),
-        ("decoder.ln.bias".to_string(), vec![d.n_text_state]),
+        ("decoder.ln.weight".to_string(), vec![text]),
+        ("decoder.ln.bias".to_string(), vec![text]),
     ];
     for i in 0..d.n_audio_layer {
-        block_tensors(
-            &mut out,
-            &format!("encoder.blocks.{i}"),
-            d.n_audio_state,
-            false,
-        );
+        block_tensors(&mut out, &format!("encoder.blocks.{i}"), audio, false);
     }
     for i in 0..d.n_text_layer {
-        block_tensors(
-            &mut out,
-            &format!("decoder.blocks.{i}"),
-            d.n_text_state,
-            true,
-        );
+        block_tensors(&mut out, &format!("decoder.blocks.{i}"), text, true);
     }
     out
 }

@@ -3,11 +3,11 @@
 //! cross-attention follows the speech in time. Word timestamps read them;
 //! `.pt` sources get them from here, as the other formats carry their own.
 
-use super::WhisperDims;
+use asr_models::whisper::WhisperDims;
 
 /// A model's published heads: name, `n_mels`, `n_vocab`, `n_text_layer`,
 /// and the heads as `layer * n_text_head + head`.
-type Published = (&'static str, usize, usize, usize, &'static [usize]);
+type Published = (&'static str, i32, i32, i32, &'static [usize]);
 
 #[rustfmt::skip]
 const PUBLISHED: &[Published] = &[
@@ -43,7 +43,7 @@ pub fn published_alignment_heads(
         [one] => *one,
         several => *several.iter().find(|p| Some(p.0) == name)?,
     };
-    let per_layer = dims.n_text_head;
+    let per_layer = usize::try_from(dims.n_text_head).ok().filter(|&n| n > 0)?;
     Some(
         heads
             .iter()

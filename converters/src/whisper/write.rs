@@ -3,16 +3,19 @@
 //! `model_type`, optional `quantization`) and `weights.safetensors`.
 //!
 //! The folder appears only when complete: everything is written into a
-//! sibling staging directory that is renamed into place at the end.
+//! sibling staging folder that is renamed into place at the end.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use asr_models::quantization::{Quantization, QuantizeError};
+use asr_models::whisper::WhisperConfig;
 use mlx::quant::QuantizedMatrix;
 use mlx::{Array, Dtype};
 
 use super::{is_quantizable, WhisperWeights};
+use crate::atomic::StagedFolder;
 use crate::tensor::{RawTensor, TensorDtype};
 
 /// Floating-point type of the written weights.
@@ -31,13 +34,6 @@ impl OutputDtype {
             OutputDtype::BF16 => Dtype::BF16,
         }
     }
-}
-
-/// MLX affine quantization of linear and embedding weights.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Quantization {
-    pub bits: i32,
-    pub group_size: i32,
 }
 
 #[derive(Clone, Debug)]
@@ -60,27 +56,13 @@ pub enum WriteError {
     #[error("{name}: {error}")]
     Mlx { name: String, error: mlx::Error },
     #[error("unsupported quantization: {0}")]
-    Quantization(String),
+    Quantization(#[from] QuantizeError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
     move |error| WriteError::Io {
         path: path.to_path_buf(),
         error,
-    }
-}
-
-/// Removes the staging directory unless the write completed.
-struct Staging {
-    dir: PathBuf,
-    done: bool,
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
     }
 }
 
@@ -93,30 +75,10 @@ pub fn write_mlx_whisper(
     extra_files: &[PathBuf],
     progress: &dyn Fn(usize, usize),
 ) -> Result<(), WriteError> {
-    if let Some(q) = opts.quantization {
-        validate_quantization(q)?;
-    }
-    if out_dir.exists() && !opts.force {
-        return Err(WriteError::OutputExists(out_dir.to_path_buf()));
-    }
-    let name = out_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let parent = out_dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(io_err(parent))?;
-    let mut staging = Staging {
-        dir: parent.join(format!(".{name}.partial-{}", std::process::id())),
-        done: false,
-    };
-    let _ = fs::remove_dir_all(&staging.dir);
-    fs::create_dir(&staging.dir).map_err(io_err(&staging.dir))?;
-
+    check(opts, out_dir)?;
+    let staging = StagedFolder::beside(out_dir).map_err(io_err(out_dir))?;
     let tensors = to_mlx_tensors(weights, opts, progress)?;
-    let weights_path = staging.dir.join("weights.safetensors");
+    let weights_path = staging.path().join("weights.safetensors");
     let metadata = BTreeMap::from([("format".to_string(), "mlx".to_string())]);
     mlx::io::save_safetensors(&weights_path, &tensors, &metadata).map_err(|error| {
         WriteError::Mlx {
@@ -124,44 +86,32 @@ pub fn write_mlx_whisper(
             error,
         }
     })?;
-    write_config(weights, opts, &staging.dir.join("config.json"))?;
+    let config_path = staging.path().join("config.json");
+    let config = WhisperConfig {
+        dims: weights.dims.clone(),
+        quantization: opts.quantization,
+    };
+    fs::write(&config_path, config.to_json()).map_err(io_err(&config_path))?;
     for file in extra_files {
         let target = staging
-            .dir
+            .path()
             .join(file.file_name().unwrap_or(file.as_os_str()));
         fs::copy(file, &target).map_err(io_err(file))?;
     }
-    replace_dir(&staging.dir, out_dir)?;
-    staging.done = true;
-    Ok(())
+    staging.finish(out_dir).map_err(io_err(out_dir))
 }
 
-fn validate_quantization(q: Quantization) -> Result<(), WriteError> {
-    if ![4, 8].contains(&q.bits) {
-        return Err(WriteError::Quantization(format!(
-            "{} bits (use 4 or 8)",
-            q.bits
-        )));
+/// Refuses what the write cannot do before anything is read or written: a
+/// quantization the converter does not write, or an existing folder
+/// without `force`.
+pub(super) fn check(opts: &WriteOptions, out_dir: &Path) -> Result<(), WriteError> {
+    if let Some(q) = opts.quantization {
+        q.check()?;
     }
-    if ![32, 64, 128].contains(&q.group_size) {
-        return Err(WriteError::Quantization(format!(
-            "group size {} (use 32, 64 or 128)",
-            q.group_size
-        )));
+    if out_dir.exists() && !opts.force {
+        return Err(WriteError::OutputExists(out_dir.to_path_buf()));
     }
     Ok(())
-}
-
-/// Moves the finished staging dir to `out_dir`, replacing an old one.
-fn replace_dir(staging: &Path, out_dir: &Path) -> Result<(), WriteError> {
-    if out_dir.exists() {
-        let old = staging.with_extension("old");
-        fs::rename(out_dir, &old).map_err(io_err(out_dir))?;
-        fs::rename(staging, out_dir).map_err(io_err(out_dir))?;
-        fs::remove_dir_all(&old).map_err(io_err(&old))
-    } else {
-        fs::rename(staging, out_dir).map_err(io_err(out_dir))
-    }
 }
 
 fn mlx_dtype(dtype: TensorDtype) -> Dtype {
@@ -236,22 +186,4 @@ fn to_mlx_tensors(
         out.insert("alignment_heads".to_string(), array);
     }
     Ok(out)
-}
-
-fn write_config(
-    weights: &WhisperWeights,
-    opts: &WriteOptions,
-    path: &Path,
-) -> Result<(), WriteError> {
-    let mut config = serde_json::to_value(&weights.dims).expect("dims serialize");
-    let map = config.as_object_mut().expect("dims serialize to an object");
-    map.insert("model_type".into(), "whisper".into());
-    if let Some(q) = opts.quantization {
-        map.insert(
-            "quantization".into(),
-            serde_json::json!({ "group_size": q.group_size, "bits": q.bits }),
-        );
-    }
-    let text = serde_json::to_string_pretty(&config).expect("config serializes");
-    fs::write(path, text + "\n").map_err(io_err(path))
 }

@@ -6,7 +6,7 @@ use mlx::fast::DecoderLayerWeights;
 use mlx::{Array, Dtype};
 
 use super::attention::{CrossKv, KvCache, ResidualAttentionBlock};
-use super::config::WhisperConfig;
+use super::config::WhisperDims;
 use crate::nn::{Embedding, LayerNorm, Matrix};
 use crate::weights::{WeightError, Weights};
 
@@ -56,7 +56,7 @@ impl DecoderState {
 }
 
 impl TextDecoder {
-    pub fn load(w: &Weights, c: &WhisperConfig) -> Result<TextDecoder, WeightError> {
+    pub fn load(w: &Weights, c: &WhisperDims) -> Result<TextDecoder, WeightError> {
         let n = c.n_text_state;
         let blocks = (0..c.n_text_layer)
             .map(|i| {

@@ -9,12 +9,9 @@ use mlx::fast::log_sum_exp;
 use mlx::{Array, Dtype};
 use rand::Rng;
 
+use super::constants::TIME_PRECISION;
 use super::tokenizer::{SpecialTokens, WhisperTokenizer};
 use super::{DecoderState, Whisper};
-
-/// Seconds per timestamp token: 3000 mel frames become 1500 encoder
-/// positions over 30 s.
-pub const TIME_PRECISION: f64 = 0.02;
 
 /// Token suppression as openai-whisper's `SuppressTokens` and
 /// `SuppressBlank` filters apply it.
@@ -589,7 +586,7 @@ struct Budget {
 
 impl Budget {
     fn after(model: &Whisper, context: &[u32]) -> Budget {
-        let ctx = model.config.n_text_ctx as usize;
+        let ctx = model.config.dims.n_text_ctx as usize;
         Budget {
             steps: ctx / 2,
             context: ctx.saturating_sub(context.len()),

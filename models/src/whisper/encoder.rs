@@ -4,7 +4,7 @@
 use mlx::Array;
 
 use super::attention::ResidualAttentionBlock;
-use super::config::WhisperConfig;
+use super::config::WhisperDims;
 use crate::nn::{Conv1d, LayerNorm};
 use crate::weights::{WeightError, Weights};
 
@@ -46,7 +46,7 @@ pub struct AudioEncoder {
 }
 
 impl AudioEncoder {
-    pub fn load(w: &Weights, c: &WhisperConfig) -> Result<AudioEncoder, WeightError> {
+    pub fn load(w: &Weights, c: &WhisperDims) -> Result<AudioEncoder, WeightError> {
         let n = c.n_audio_state;
         let blocks = (0..c.n_audio_layer)
             .map(|i| {

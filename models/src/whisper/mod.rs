@@ -3,6 +3,7 @@
 
 mod attention;
 mod config;
+pub mod constants;
 mod decoder;
 mod decoding;
 mod encoder;
@@ -12,17 +13,18 @@ mod tokenizer;
 use std::path::Path;
 
 pub use attention::{CrossAttention, CrossKv, KvCache, ResidualAttentionBlock, SelfAttention};
-pub use config::WhisperConfig;
+pub use config::{WhisperConfig, WhisperDims};
 pub use decoder::{DecoderState, TextDecoder};
 pub use decoding::{
     decode_window, decode_windows_greedy, detect_language, greedy_without_timestamps, Search,
-    StepTimes, Suppression, TokenRules, WindowPrompt, WindowResult, TIME_PRECISION,
+    StepTimes, Suppression, TokenRules, WindowPrompt, WindowResult,
 };
 pub use encoder::{sinusoids, AudioEncoder};
-pub use timing::{dtw, find_alignment, median_filter, WordTiming, TOKENS_PER_SECOND};
+pub use timing::{dtw, find_alignment, median_filter, WordTiming};
 pub use tokenizer::{SpecialTokens, WhisperTokenizer};
 
-use crate::weights::{Activations, WeightError, Weights};
+use crate::quantization::Activations;
+use crate::weights::{WeightError, Weights};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -63,15 +65,15 @@ impl Whisper {
         let weights = Weights::load(&path, config.quantization)
             .map_err(werr)?
             .with_activations(activations);
-        let encoder = AudioEncoder::load(&weights, &config).map_err(werr)?;
-        let decoder = TextDecoder::load(&weights, &config).map_err(werr)?;
+        let encoder = AudioEncoder::load(&weights, &config.dims).map_err(werr)?;
+        let decoder = TextDecoder::load(&weights, &config.dims).map_err(werr)?;
         let all: Vec<&mlx::Array> = weights.arrays().map(|(_, a)| a).collect();
         mlx::eval(&all).map_err(|e| werr(WeightError::Mlx(e)))?;
         for a in all.iter().filter(|a| a.nbytes() >= HUGE_PAGE_WORTHY) {
             a.prefer_huge_pages()
                 .map_err(|e| werr(WeightError::Mlx(e)))?;
         }
-        let alignment_heads = alignment_heads(&weights, &config).map_err(werr)?;
+        let alignment_heads = alignment_heads(&weights, &config.dims).map_err(werr)?;
         Ok(Whisper {
             config,
             encoder,
@@ -87,7 +89,7 @@ const HUGE_PAGE_WORTHY: usize = 4 << 20;
 
 /// The stored `alignment_heads` (`[n, 2]` integers), or every head of the
 /// upper half of the decoder layers.
-fn alignment_heads(w: &Weights, c: &WhisperConfig) -> Result<Vec<(usize, usize)>, WeightError> {
+fn alignment_heads(w: &Weights, c: &WhisperDims) -> Result<Vec<(usize, usize)>, WeightError> {
     if !w.contains("alignment_heads") {
         let (layers, heads) = (c.n_text_layer as usize, c.n_text_head as usize);
         return Ok((layers / 2..layers)

@@ -5,11 +5,10 @@
 
 use mlx::{Array, Dtype};
 
+use super::constants::TOKENS_PER_SECOND;
 use super::tokenizer::WhisperTokenizer;
 use super::Whisper;
 
-/// Encoder positions per second (1500 over 30 s).
-pub const TOKENS_PER_SECOND: f64 = 50.0;
 const MEDIAN_FILTER_WIDTH: usize = 7;
 
 /// A word with its times (seconds from the window start), tokens and the

@@ -1,12 +1,16 @@
 //! The TOML file behind `pipeline run`. Unknown keys and bad values are
 //! errors that name the file, the key and the reason.
+//!
+//! Quantization takes two top-level keys, as `pipeline convert` takes
+//! `--quantize` and `--group-size`: `quantize = "q8"` (a name
+//! [`Quantize`] reads) and an optional `quantize_group_size = 32` (64 when
+//! unset).
 
 pub mod decode;
 
 use std::path::{Path, PathBuf};
 
-use asr_converters::whisper::Quantization;
-use asr_models::Activations;
+use asr_models::quantization::{Activations, Quantization, Quantize};
 use serde::Deserialize;
 
 use crate::stages::output::{Format, SubtitleOptions};
@@ -20,40 +24,6 @@ pub enum DeviceName {
     #[default]
     Cpu,
     Gpu,
-}
-
-/// `quantize = "q8" | "q4" | "int8" | "none"`: how a converted model's
-/// weights are stored, and for `int8` (8-bit weights, as `q8`) that the
-/// encoder's and prompts' products round their activations to int8 too.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum QuantizeName {
-    #[default]
-    None,
-    Q8,
-    Q4,
-    Int8,
-}
-
-impl QuantizeName {
-    fn quantization(self) -> Option<Quantization> {
-        let bits = match self {
-            QuantizeName::None => return None,
-            QuantizeName::Q8 | QuantizeName::Int8 => 8,
-            QuantizeName::Q4 => 4,
-        };
-        Some(Quantization {
-            bits,
-            group_size: 64,
-        })
-    }
-
-    fn activations(self) -> Activations {
-        match self {
-            QuantizeName::Int8 => Activations::Int8,
-            _ => Activations::F32,
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -71,8 +41,14 @@ struct RawConfig {
     input: Option<OneOrMany>,
     #[serde(default = "default_model")]
     model: String,
+    /// `"none" | "q8" | "q4" | "int8"`: how a converted model's weights are
+    /// stored, and for `int8` (8-bit weights, as `q8`) that the encoder's
+    /// and prompts' products round their activations to int8 too.
     #[serde(default)]
-    quantize: QuantizeName,
+    quantize: Quantize,
+    /// Weights per quantization group (32, 64 or 128; 64 when unset); only
+    /// with a `quantize` other than `"none"`.
+    quantize_group_size: Option<i32>,
     #[serde(default)]
     device: DeviceName,
     output_dir: Option<PathBuf>,
@@ -103,7 +79,8 @@ pub struct Config {
     /// A registry name (`tiny.en`) or a path to any checkpoint `convert` reads.
     pub model: String,
     /// Quantize the model's linear and embedding weights when converting it
-    /// (MLX affine, groups of 64); `None` keeps them as published.
+    /// (MLX affine, in groups of `quantize_group_size`, 64 when unset);
+    /// `None` keeps them as published.
     pub quantize: Option<Quantization>,
     /// `Int8` for `quantize = "int8"`.
     pub activations: Activations,
@@ -153,6 +130,17 @@ impl Config {
             Some(OneOrMany::Many(ps)) => ps,
             None => Vec::new(),
         };
+        let quantize = match raw.quantize_group_size {
+            None => raw.quantize,
+            Some(_) if raw.quantize.weights.is_none() => {
+                return Err("quantize_group_size: set, but quantize is \"none\"".into())
+            }
+            Some(n) => {
+                Quantization::check_group_size(n)
+                    .map_err(|e| format!("quantize_group_size: {e}"))?;
+                raw.quantize.with_group_size(n)
+            }
+        };
         let model_path = base.join(&raw.model);
         let model = if model_path.exists() {
             model_path.display().to_string()
@@ -162,8 +150,8 @@ impl Config {
         Ok(Config {
             inputs: inputs.into_iter().map(resolve).collect(),
             model,
-            quantize: raw.quantize.quantization(),
-            activations: raw.quantize.activations(),
+            quantize: quantize.weights,
+            activations: quantize.activations,
             device: raw.device,
             output_dir: raw.output_dir.map(resolve),
             formats: raw.formats,
@@ -254,5 +242,21 @@ mod tests {
         );
         let err = parse("quantize = \"q3\"").unwrap_err();
         assert!(err.contains("quantize") && err.contains("q8"), "{err}");
+
+        let grouped = parse("quantize = \"q4\"\nquantize_group_size = 32").unwrap();
+        assert_eq!(
+            grouped.quantize,
+            Some(Quantization {
+                bits: 4,
+                group_size: 32,
+            })
+        );
+        let err = parse("quantize = \"q8\"\nquantize_group_size = 48").unwrap_err();
+        assert!(
+            err.contains("quantize_group_size") && err.contains("48"),
+            "{err}"
+        );
+        let err = parse("quantize_group_size = 32").unwrap_err();
+        assert!(err.contains("quantize_group_size"), "{err}");
     }
 }

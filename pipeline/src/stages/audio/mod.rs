@@ -26,8 +26,7 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-/// The rate every model in this project consumes.
-pub const SAMPLE_RATE: u32 = 16_000;
+pub use asr_models::whisper::constants::SAMPLE_RATE;
 
 /// The longest block an [`AudioStream`] yields: one second at
 /// [`SAMPLE_RATE`]. Every block but the last has exactly this length.

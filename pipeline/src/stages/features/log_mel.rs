@@ -9,15 +9,13 @@
 //! over the chunks computed so far, which is the same for any recording
 //! that fits in one chunk (5 minutes).
 
-use asr_models::features::{normalize, LogMel, HOP_LENGTH, N_FFT, SAMPLE_RATE};
+use asr_models::features::{normalize, LogMel};
+use asr_models::whisper::constants::{
+    FRAMES_PER_SECOND, HOP_LENGTH, N_FFT, SAMPLE_RATE, WINDOW_FRAMES,
+};
 use mlx::Array;
 
 use crate::stages::audio::AudioError;
-
-/// Frames in one 30-second decoding window.
-pub const WINDOW_FRAMES: usize = 3000;
-/// Frames per second of audio.
-pub const FRAMES_PER_SECOND: f64 = (SAMPLE_RATE / HOP_LENGTH) as f64;
 
 /// The frame nearest to `seconds` (0 for negative times).
 pub fn to_frames(seconds: f64) -> usize {
@@ -211,14 +209,14 @@ mod tests {
     /// running maximum is the global one), as 1-second blocks.
     fn recording(seconds: usize) -> Vec<f32> {
         let mut state = 0x2545F4914F6CDD1Du64;
-        (0..seconds * SAMPLE_RATE)
+        (0..seconds * SAMPLE_RATE as usize)
             .map(|i| {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
                 let noise = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
                 let tone = (i as f32 * 0.07).sin();
-                let loudness = if i < SAMPLE_RATE { 1.0 } else { 0.2 };
+                let loudness = if i < SAMPLE_RATE as usize { 1.0 } else { 0.2 };
                 loudness * (0.5 * tone + 0.1 * noise)
             })
             .collect()
@@ -238,13 +236,13 @@ mod tests {
     #[test]
     fn chunked_frames_equal_the_whole_recording_at_every_seek() {
         let log_mel = LogMel::new(80).unwrap();
-        let samples = recording(CHUNK_FRAMES * HOP_LENGTH / SAMPLE_RATE + 95);
+        let samples = recording(CHUNK_FRAMES * HOP_LENGTH / SAMPLE_RATE as usize + 95);
         let mut padded = samples.clone();
         padded.resize(samples.len() + WINDOW_FRAMES * HOP_LENGTH, 0.0);
         let whole = log_mel
             .forward(&Array::from_slice(&padded, &[padded.len() as i32]).unwrap())
             .unwrap();
-        let blocks = samples.chunks(SAMPLE_RATE).map(|b| Ok(b.to_vec()));
+        let blocks = samples.chunks(SAMPLE_RATE as usize).map(|b| Ok(b.to_vec()));
         let mut frames = MelFrames::new(&log_mel, blocks);
         let first = frames.first_frames().unwrap();
         let expected = whole.slice_axis(0, 0, WINDOW_FRAMES as i32).unwrap();

@@ -4,4 +4,4 @@
 
 mod log_mel;
 
-pub use log_mel::{to_frames, FrameError, MelFrames, MelWindow, FRAMES_PER_SECOND, WINDOW_FRAMES};
+pub use log_mel::{to_frames, FrameError, MelFrames, MelWindow};

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use asr_converters::atomic::write_atomically;
 use serde::Deserialize;
 
 use crate::transcript::{SegmentWord, Transcript};
@@ -183,17 +184,8 @@ pub fn write(
     dir: &Path,
     stem: &str,
 ) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("{stem}.{}", format.extension()));
-    let tmp = dir.join(format!(
-        ".{stem}.{}.partial-{}",
-        format.extension(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, render_with(t, format, subtitles))?;
-    std::fs::rename(&tmp, &path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })?;
+    write_atomically(&path, render_with(t, format, subtitles))?;
     Ok(path)
 }
 

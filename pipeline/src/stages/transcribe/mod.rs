@@ -12,10 +12,10 @@
 
 pub mod whisper;
 
-use asr_converters::whisper::Quantization;
 use asr_converters::ConvertError;
 use asr_models::whisper::LoadError;
 use asr_models::Activations;
+use asr_models::Quantization;
 
 use super::audio::{AudioBlocks, AudioError};
 use super::features::FrameError;

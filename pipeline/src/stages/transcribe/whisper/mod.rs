@@ -15,7 +15,8 @@ use segments::cut_segments;
 use std::path::Path;
 use std::time::Instant;
 
-use asr_models::features::{LogMel, HOP_LENGTH, SAMPLE_RATE};
+use asr_models::features::LogMel;
+use asr_models::whisper::constants::{FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE};
 use asr_models::whisper::{
     decode_window, decode_windows_greedy, detect_language, find_alignment, Search, StepTimes,
     TokenRules, Whisper, WhisperTokenizer, WindowPrompt, WindowResult,
@@ -26,18 +27,14 @@ use rand::SeedableRng;
 use crate::config::decode::{DecodeOptions, Task, MAX_BATCH_SIZE};
 use crate::model_source::resolve_model;
 use crate::stages::audio::{AudioBlocks, AudioStream};
-use crate::stages::features::{to_frames, MelFrames, MelWindow, FRAMES_PER_SECOND};
+use crate::stages::features::{to_frames, MelFrames, MelWindow};
 use crate::stages::transcribe::TranscribeError;
 use crate::transcript::{Progress, Segment, Timings, Transcript};
-use asr_converters::whisper::Quantization;
-use asr_models::Activations;
+use asr_models::{Activations, Quantization};
 use word_timestamps::{
     add_word_timestamps, last_word_end, separates_words_with_spaces, skip_hallucinations,
     WindowFrames,
 };
-
-/// Mel frames per timestamp step (the encoder halves the frame rate).
-const FRAMES_PER_TIMESTAMP: usize = 2;
 
 /// A loaded model ready to transcribe any number of recordings.
 pub struct WhisperTranscriber {
@@ -140,7 +137,7 @@ impl WhisperTranscriber {
         let model = Whisper::load_with(&dir, activations)?;
         let tokenizer = WhisperTokenizer::load(&dir.join("tokenizer.json"))
             .map_err(TranscribeError::Tokenizer)?;
-        let log_mel = LogMel::new(model.config.n_mels as usize)?;
+        let log_mel = LogMel::new(model.config.dims.n_mels as usize)?;
         Ok(WhisperTranscriber {
             model,
             tokenizer,
@@ -633,7 +630,7 @@ impl WhisperTranscriber {
         mel: &mut MelFrames<'_, I>,
         options: &DecodeOptions,
     ) -> Result<Prelude, TranscribeError> {
-        if !self.model.config.is_multilingual() {
+        if !self.model.config.dims.is_multilingual() {
             if options.task == Task::Translate
                 || options.language.as_deref().is_some_and(|l| l != "en")
             {
@@ -680,7 +677,7 @@ impl WhisperTranscriber {
 
     /// The token rules `options` ask for; suppressed ids must exist.
     fn token_rules(&self, options: &DecodeOptions) -> Result<TokenRules, TranscribeError> {
-        let vocabulary = i64::from(self.model.config.n_vocab);
+        let vocabulary = i64::from(self.model.config.dims.n_vocab);
         if let Some(t) = options.suppress_tokens.iter().find(|&&t| t >= vocabulary) {
             return Err(TranscribeError::Options(format!(
                 "decode.suppress_tokens: {t} is not a token of this model (vocabulary of {vocabulary})"
@@ -725,7 +722,7 @@ impl WhisperTranscriber {
     /// Earlier text a window's prompt may hold: half the text context,
     /// less `<|startofprev|>`.
     fn prompt_room(&self) -> usize {
-        self.model.config.n_text_ctx as usize / 2 - 1
+        self.model.config.dims.n_text_ctx as usize / 2 - 1
     }
 
     /// The text before a window (hotwords, the initial prompt when carried,

@@ -3,9 +3,9 @@
 
 use std::io::Write as _;
 
-use super::FRAMES_PER_TIMESTAMP;
-use asr_models::features::{HOP_LENGTH, SAMPLE_RATE};
-use asr_models::whisper::TIME_PRECISION;
+use asr_models::whisper::constants::{
+    FRAMES_PER_TIMESTAMP, HOP_LENGTH, SAMPLE_RATE, TIME_PRECISION,
+};
 
 use crate::stages::features::MelWindow;
 

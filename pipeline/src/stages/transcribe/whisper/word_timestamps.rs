@@ -3,11 +3,11 @@
 //! over-long words clamped around sentence ends and pauses, punctuation
 //! merged into its neighbours, and segment bounds moved to their words.
 
+use asr_models::whisper::constants::{FRAMES_PER_SECOND, WINDOW_FRAMES};
 use asr_models::whisper::WordTiming;
 
-use crate::stages::features::{to_frames, FRAMES_PER_SECOND, WINDOW_FRAMES};
-use crate::transcript::Segment;
-use crate::transcript::{SegmentWord, Word};
+use crate::stages::features::to_frames;
+use crate::transcript::{Segment, SegmentWord, Word};
 
 /// Punctuation joined to the following word.
 pub const PREPEND_PUNCTUATIONS: &str = "\"'“¿([{-";
