@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use asr_models::whisper::constants::WINDOW_SECONDS;
-use asr_models::{Activations, Quantization};
+use asr_models::Quantize;
 
 use crate::config::decode::DecodeOptions;
 use crate::config::{Config, DeviceName};
@@ -70,8 +70,7 @@ pub struct Pipeline {
 /// Settings for [`Pipeline::builder`]; defaults are `pipeline run`'s.
 pub struct PipelineBuilder {
     model: String,
-    quantize: Option<Quantization>,
-    activations: Activations,
+    quantize: Quantize,
     device: DeviceName,
     decode: DecodeOptions,
     vad: Option<VadOptions>,
@@ -88,19 +87,14 @@ impl PipelineBuilder {
 
     /// Quantize the weights when the pipeline converts the model (registry
     /// names, Hub repos, checkpoints): 8-bit reads half the bytes of f16 per
-    /// decoded token. `None` (the default) keeps the published weights.
-    pub fn quantize(mut self, quantize: Option<Quantization>) -> Self {
+    /// decoded token. With `Activations::Int8` (8-bit weights, converted
+    /// here or an MLX folder stored so) the encoder's and prompts' products
+    /// round their activations to int8 on CPUs with AVX-512 VNNI, as
+    /// faster-whisper's `compute_type="int8"` does: a faster encoder,
+    /// outputs no longer those of the f32 product. The default keeps the
+    /// published weights and f32 activations.
+    pub fn quantize(mut self, quantize: Quantize) -> Self {
         self.quantize = quantize;
-        self
-    }
-
-    /// `Activations::Int8`: with 8-bit weights (`quantize` 8 bits, or an MLX
-    /// folder stored so), the encoder's and prompts' products round their
-    /// activations to int8 on CPUs with AVX-512 VNNI, as faster-whisper's
-    /// `compute_type="int8"` does: a faster encoder, outputs no longer those
-    /// of the f32 product. The default keeps f32 activations.
-    pub fn activations(mut self, activations: Activations) -> Self {
-        self.activations = activations;
         self
     }
 
@@ -144,7 +138,6 @@ impl PipelineBuilder {
         let settings = PlanSettings {
             model: &self.model,
             quantize: self.quantize,
-            activations: self.activations,
             device: self.device,
             decode: &self.decode,
             vad: self.vad.as_ref(),
@@ -172,8 +165,7 @@ impl Pipeline {
     pub fn builder() -> PipelineBuilder {
         PipelineBuilder {
             model: "tiny.en".into(),
-            quantize: None,
-            activations: Activations::F32,
+            quantize: Quantize::default(),
             device: DeviceName::Cpu,
             decode: DecodeOptions::default(),
             vad: None,
@@ -187,7 +179,6 @@ impl Pipeline {
         let mut builder = Pipeline::builder()
             .model(config.model.clone())
             .quantize(config.quantize)
-            .activations(config.activations)
             .device(config.device)
             .decode(config.decode.clone());
         builder.vad = config.vad.clone();

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use asr_models::{Activations, Quantization};
+use asr_models::Quantize;
 
 use crate::config::decode::DecodeOptions;
 use crate::config::{Config, DeviceName};
@@ -25,8 +25,7 @@ pub struct StagePlan {
 /// What a plan is made from: the settings that shape the stages.
 pub struct PlanSettings<'a> {
     pub model: &'a str,
-    pub quantize: Option<Quantization>,
-    pub activations: Activations,
+    pub quantize: Quantize,
     pub device: DeviceName,
     pub decode: &'a DecodeOptions,
     pub vad: Option<&'a VadOptions>,
@@ -42,7 +41,6 @@ impl<'a> PlanSettings<'a> {
         PlanSettings {
             model: &config.model,
             quantize: config.quantize,
-            activations: config.activations,
             device: config.device,
             decode: &config.decode,
             vad: config.vad.as_ref(),
@@ -70,7 +68,6 @@ impl<'a> PlanSettings<'a> {
         RecognizerSettings {
             model: self.model,
             quantize: self.quantize,
-            activations: self.activations,
             decode: self.decode,
             batching: self.batching(),
         }
@@ -181,12 +178,12 @@ impl fmt::Display for StagePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use asr_models::{Activations, Quantization};
 
     fn settings<'a>(model: &'a str, decode: &'a DecodeOptions) -> PlanSettings<'a> {
         PlanSettings {
             model,
-            quantize: None,
-            activations: Activations::F32,
+            quantize: Quantize::default(),
             device: DeviceName::Cpu,
             decode,
             vad: None,
@@ -297,25 +294,25 @@ mod tests {
     #[test]
     fn quantize_may_repeat_how_an_mlx_folder_is_stored() {
         let decode = DecodeOptions::default();
-        let q = |bits| {
-            Some(Quantization {
+        let q = |bits, activations| Quantize {
+            weights: Some(Quantization {
                 bits,
                 group_size: 64,
-            })
+            }),
+            activations,
         };
         let q8_folder = mlx_folder(r#", "quantization": {"bits": 8, "group_size": 64}"#);
         let spec = q8_folder.path().display().to_string();
         for activations in [Activations::F32, Activations::Int8] {
             let plan = StagePlan::new(&PlanSettings {
-                quantize: q(8),
-                activations,
+                quantize: q(8, activations),
                 ..settings(&spec, &decode)
             });
             assert!(plan.is_ok(), "{plan:?}");
         }
         // Another width, or an unquantized folder: refused, saying what it holds.
         let problems = StagePlan::new(&PlanSettings {
-            quantize: q(4),
+            quantize: q(4, Activations::F32),
             ..settings(&spec, &decode)
         })
         .unwrap_err();
@@ -326,15 +323,14 @@ mod tests {
         let f32_folder = mlx_folder("");
         let spec = f32_folder.path().display().to_string();
         let problems = StagePlan::new(&PlanSettings {
-            quantize: q(8),
+            quantize: q(8, Activations::F32),
             ..settings(&spec, &decode)
         })
         .unwrap_err();
         assert!(problems[0].contains("(unquantized)"), "{problems:?}");
         // int8 activations need 8-bit weights.
         let problems = StagePlan::new(&PlanSettings {
-            quantize: q(4),
-            activations: Activations::Int8,
+            quantize: q(4, Activations::Int8),
             ..settings("tiny.en", &decode)
         })
         .unwrap_err();
@@ -347,10 +343,13 @@ mod tests {
     #[test]
     fn quantize_is_shown_and_refused_for_a_finished_mlx_folder() {
         let decode = DecodeOptions::default();
-        let q8 = Some(Quantization {
-            bits: 8,
-            group_size: 64,
-        });
+        let q8 = Quantize {
+            weights: Some(Quantization {
+                bits: 8,
+                group_size: 64,
+            }),
+            ..Quantize::default()
+        };
         let plan = StagePlan::new(&PlanSettings {
             quantize: q8,
             ..settings("tiny.en", &decode)

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use asr_pipeline::stages::audio::load_audio;
 use asr_pipeline::wer::{word_errors, words, WordErrors};
-use asr_pipeline::{Activations, DecodeOptions, Quantization, WhisperTranscriber};
+use asr_pipeline::{Activations, DecodeOptions, Quantization, Quantize, WhisperTranscriber};
 
 #[derive(serde::Deserialize)]
 struct Clip {
@@ -49,7 +49,13 @@ fn setup_with(
         eprintln!("skipped: ../shared/data not present");
         return None;
     }
-    let transcriber = match WhisperTranscriber::load_with("tiny.en", quantize, activations) {
+    let transcriber = match WhisperTranscriber::load_with(
+        "tiny.en",
+        Quantize {
+            weights: quantize,
+            activations,
+        },
+    ) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("skipped: cannot load tiny.en from the registry: {e}");

@@ -10,7 +10,7 @@ pub mod decode;
 
 use std::path::{Path, PathBuf};
 
-use asr_models::quantization::{Activations, Quantization, Quantize};
+use asr_models::{Quantization, Quantize};
 use serde::Deserialize;
 
 use crate::stages::output::{Format, SubtitleOptions};
@@ -78,12 +78,10 @@ pub struct Config {
     pub inputs: Vec<PathBuf>,
     /// A registry name (`tiny.en`) or a path to any checkpoint `convert` reads.
     pub model: String,
-    /// Quantize the model's linear and embedding weights when converting it
-    /// (MLX affine, in groups of `quantize_group_size`, 64 when unset);
-    /// `None` keeps them as published.
-    pub quantize: Option<Quantization>,
-    /// `Int8` for `quantize = "int8"`.
-    pub activations: Activations,
+    /// How the model's linear and embedding weights are stored when the
+    /// pipeline converts it (MLX affine, in groups of `quantize_group_size`,
+    /// 64 when unset), and for `"int8"` int8 activations in its products.
+    pub quantize: Quantize,
     pub device: DeviceName,
     /// Where output files go; none are written when unset.
     pub output_dir: Option<PathBuf>,
@@ -150,8 +148,7 @@ impl Config {
         Ok(Config {
             inputs: inputs.into_iter().map(resolve).collect(),
             model,
-            quantize: quantize.weights,
-            activations: quantize.activations,
+            quantize,
             device: raw.device,
             output_dir: raw.output_dir.map(resolve),
             formats: raw.formats,
@@ -219,25 +216,32 @@ pub(crate) fn is_audio(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use asr_models::Activations;
 
     #[test]
     fn quantize_names_the_storage_of_converted_weights() {
         let parse = |text: &str| Config::from_toml(text, Path::new("."));
-        assert_eq!(parse("").unwrap().quantize, None);
-        assert_eq!(parse("quantize = \"none\"").unwrap().quantize, None);
+        assert_eq!(parse("").unwrap().quantize, Quantize::default());
+        assert_eq!(
+            parse("quantize = \"none\"").unwrap().quantize,
+            Quantize::default()
+        );
         let q = |bits| {
             Some(Quantization {
                 bits,
                 group_size: 64,
             })
         };
-        assert_eq!(parse("quantize = \"q8\"").unwrap().quantize, q(8));
-        assert_eq!(parse("quantize = \"q4\"").unwrap().quantize, q(4));
+        assert_eq!(parse("quantize = \"q8\"").unwrap().quantize.weights, q(8));
+        assert_eq!(parse("quantize = \"q4\"").unwrap().quantize.weights, q(4));
         // int8: stored as q8, multiplied with int8 activations.
         let int8 = parse("quantize = \"int8\"").unwrap();
-        assert_eq!((int8.quantize, int8.activations), (q(8), Activations::Int8));
         assert_eq!(
-            parse("quantize = \"q8\"").unwrap().activations,
+            (int8.quantize.weights, int8.quantize.activations),
+            (q(8), Activations::Int8)
+        );
+        assert_eq!(
+            parse("quantize = \"q8\"").unwrap().quantize.activations,
             Activations::F32
         );
         let err = parse("quantize = \"q3\"").unwrap_err();
@@ -245,7 +249,7 @@ mod tests {
 
         let grouped = parse("quantize = \"q4\"\nquantize_group_size = 32").unwrap();
         assert_eq!(
-            grouped.quantize,
+            grouped.quantize.weights,
             Some(Quantization {
                 bits: 4,
                 group_size: 32,

@@ -14,8 +14,7 @@ pub mod whisper;
 
 use asr_converters::ConvertError;
 use asr_models::whisper::LoadError;
-use asr_models::Activations;
-use asr_models::Quantization;
+use asr_models::Quantize;
 
 use super::audio::{AudioBlocks, AudioError};
 use super::features::FrameError;
@@ -95,8 +94,7 @@ pub enum Batching {
 pub struct RecognizerSettings<'a> {
     /// A registry name, Hugging Face repo id, MLX folder or checkpoint.
     pub model: &'a str,
-    pub quantize: Option<Quantization>,
-    pub activations: Activations,
+    pub quantize: Quantize,
     pub decode: &'a DecodeOptions,
     pub batching: Batching,
 }

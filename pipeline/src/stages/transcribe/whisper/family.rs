@@ -28,9 +28,10 @@ impl RecognizerFamily for WhisperFamily {
 
     fn plan(&self, settings: &RecognizerSettings<'_>) -> Result<Vec<StageInfo>, Vec<String>> {
         let mut problems = settings.decode.problems();
-        problems.extend(model_source::problem(settings.model, settings.quantize));
-        if settings.activations == Activations::Int8
-            && settings.quantize.is_some_and(|q| q.bits != 8)
+        let quantize = settings.quantize;
+        problems.extend(model_source::problem(settings.model, quantize.weights));
+        if quantize.activations == Activations::Int8
+            && quantize.weights.is_some_and(|q| q.bits != 8)
         {
             problems.push("activations: int8 activations need 8-bit weights".into());
         }
@@ -49,11 +50,11 @@ impl RecognizerFamily for WhisperFamily {
                 format!(
                     "Whisper encoder ({}{}{}), per 30 s window",
                     settings.model,
-                    settings.quantize.map_or(String::new(), |q| format!(
+                    quantize.weights.map_or(String::new(), |q| format!(
                         ", {}-bit weights in groups of {}",
                         q.bits, q.group_size
                     )),
-                    activations_note(settings.activations)
+                    activations_note(quantize.activations)
                 ),
                 Data::Features,
                 Data::AudioFeatures,
@@ -85,8 +86,7 @@ impl RecognizerFamily for WhisperFamily {
         &self,
         settings: &RecognizerSettings<'_>,
     ) -> Result<Box<dyn Recognizer>, TranscribeError> {
-        let transcriber =
-            WhisperTranscriber::load_with(settings.model, settings.quantize, settings.activations)?;
+        let transcriber = WhisperTranscriber::load_with(settings.model, settings.quantize)?;
         Ok(Box::new(transcriber))
     }
 }

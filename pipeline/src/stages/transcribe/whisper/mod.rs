@@ -30,7 +30,7 @@ use crate::stages::audio::{AudioBlocks, AudioStream};
 use crate::stages::features::{to_frames, MelFrames, MelWindow};
 use crate::stages::transcribe::TranscribeError;
 use crate::transcript::{Progress, Segment, Timings, Transcript};
-use asr_models::{Activations, Quantization};
+use asr_models::Quantize;
 use word_timestamps::{
     add_word_timestamps, last_word_end, separates_words_with_spaces, skip_hallucinations,
     WindowFrames,
@@ -122,19 +122,18 @@ struct Prelude {
 impl WhisperTranscriber {
     /// The model `spec` names, as published (see [`Self::load_with`]).
     pub fn load(spec: &str) -> Result<WhisperTranscriber, TranscribeError> {
-        WhisperTranscriber::load_with(spec, None, Activations::F32)
+        WhisperTranscriber::load_with(spec, Quantize::default())
     }
 
-    /// The model `spec` names, its weights quantized on conversion when
-    /// `quantize` is set, its quantized matrices (converted here or stored
-    /// so) multiplying activations as `activations` says.
+    /// The model `spec` names, its weights quantized on conversion as
+    /// `quantize.weights` says, its quantized matrices (converted here or
+    /// stored so) multiplying activations as `quantize.activations` says.
     pub fn load_with(
         spec: &str,
-        quantize: Option<Quantization>,
-        activations: Activations,
+        quantize: Quantize,
     ) -> Result<WhisperTranscriber, TranscribeError> {
-        let dir = resolve_model(spec, quantize)?;
-        let model = Whisper::load_with(&dir, activations)?;
+        let dir = resolve_model(spec, quantize.weights)?;
+        let model = Whisper::load_with(&dir, quantize.activations)?;
         let tokenizer = WhisperTokenizer::load(&dir.join("tokenizer.json"))
             .map_err(TranscribeError::Tokenizer)?;
         let log_mel = LogMel::new(model.config.dims.n_mels as usize)?;
