@@ -14,6 +14,37 @@ use std::process::Command;
 const MLX_VERSION: &str = "0.32.2";
 const MLX_MINOR: &str = "#define MLX_VERSION_MINOR 32";
 
+/// The C++ shim over MLX and this crate's CPU kernels, compiled with the bridge.
+const CPP_SOURCES: [&str; 11] = [
+    "src/cpp/shim.cc",
+    "src/cpp/kernels/attention.cc",
+    "src/cpp/kernels/copy.cc",
+    "src/cpp/kernels/decoder_step.cc",
+    "src/cpp/kernels/dots.cc",
+    "src/cpp/kernels/elementwise.cc",
+    "src/cpp/kernels/int8.cc",
+    "src/cpp/kernels/matmul.cc",
+    "src/cpp/kernels/pool.cc",
+    "src/cpp/kernels/primitives.cc",
+    "src/cpp/kernels/quantized.cc",
+];
+
+/// The headers those include, for rebuilds when one changes.
+const CPP_HEADERS: [&str; 12] = [
+    "src/cpp/shim.h",
+    "src/cpp/kernels.h",
+    "src/cpp/kernels/attention.h",
+    "src/cpp/kernels/copy.h",
+    "src/cpp/kernels/dots.h",
+    "src/cpp/kernels/elementwise.h",
+    "src/cpp/kernels/int8.h",
+    "src/cpp/kernels/matmul.h",
+    "src/cpp/kernels/pool.h",
+    "src/cpp/kernels/primitive.h",
+    "src/cpp/kernels/quantized.h",
+    "src/cpp/kernels/simd.h",
+];
+
 /// Which PyPI wheel provides libmlx for this build.
 struct Backend {
     wheel: &'static str,
@@ -67,10 +98,9 @@ fn main() {
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
-    println!("cargo:rerun-if-changed=src/cpp/shim.h");
-    println!("cargo:rerun-if-changed=src/cpp/shim.cc");
-    println!("cargo:rerun-if-changed=src/cpp/kernels.h");
-    println!("cargo:rerun-if-changed=src/cpp/kernels.cc");
+    for file in CPP_HEADERS.iter().chain(&CPP_SOURCES) {
+        println!("cargo:rerun-if-changed={file}");
+    }
     println!("cargo:rerun-if-changed=src/ffi.rs");
 
     let backend = Backend::select();
@@ -98,13 +128,12 @@ fn main() {
 
     let mut build = cxx_build::bridge("src/ffi.rs");
     build
-        .file("src/cpp/shim.cc")
-        .file("src/cpp/kernels.cc")
+        .files(CPP_SOURCES)
         .include(&include)
         .std("c++20")
         .flag_if_supported("-Wno-deprecated-declarations")
         .flag_if_supported("-Wno-unused-parameter")
-        // The CPU kernels (kernels.cc) rely on the vectorizer (-O3), on FMA
+        // The CPU kernels (src/cpp/kernels/) rely on the vectorizer (-O3), on FMA
         // contraction, and on if-converting their selects, which GCC only does
         // when floating-point exceptions are not observed. None of these
         // reorders arithmetic the way -ffast-math would.

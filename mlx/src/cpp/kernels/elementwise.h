@@ -1,0 +1,20 @@
+// Row kernels on f32: GELU, softmax, layer norm and the sums they need.
+#pragma once
+
+#include <cstddef>
+
+namespace mlx_shim::kernels::detail {
+
+// y[i] = 0.5 x (1 + erf(x / sqrt 2)) for i < n.
+void gelu_span(const float* x, float* y, size_t n);
+// The largest of x[0, n) (-inf when n is 0; NaNs are passed over).
+float max_of(const float* x, size_t n);
+// sum of exp(x[i] - m) for i < n, in f64.
+double exp_shifted_sum(const float* x, size_t n, float m);
+// softmax of x[0, valid) into y[0, valid), zeros in y[valid, n).
+void softmax_row(const float* x, float* y, size_t valid, size_t n);
+// Layer norm of one row of n values, with optional weight and bias.
+void layer_norm_row(const float* x, float* y, size_t n, const float* w, const float* b,
+                    float eps);
+
+}  // namespace mlx_shim::kernels::detail
