@@ -7,8 +7,8 @@
 #include <limits>
 #include <vector>
 
-#include "dots.h"
 #include "elementwise.h"
+#include "matmul.h"
 #include "pool.h"
 
 namespace mlx_shim::kernels::detail {

@@ -1,11 +1,23 @@
-// A few rows times a dense matrix (f32 or f16), with a linear layer's
-// epilogue applied in the same pass.
+// Products of f32 rows with dense matrices (f32 or f16) for few rows: dot
+// products with many rows, weighted sums of rows, and a few rows times a
+// matrix with a linear layer's epilogue applied in the same pass.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 namespace mlx_shim::kernels::detail {
+
+// out[j * out_stride] = scale * <x, w_j> for rows w_j = w + j * row, j < count.
+void dots(const float* x, const float* w, int64_t row, size_t count, size_t n, float scale,
+          float* out, size_t out_stride);
+void dots(const float* x, const _Float16* w, int64_t row, size_t count, size_t n, float scale,
+          float* out, size_t out_stride);
+// o += sum_j p[j] v_j for rows v_j = v + j * row, j < count; o has n entries.
+void weighted_rows(float* o, const float* p, const float* v, int64_t row, size_t count,
+                   size_t n);
+void weighted_rows(float* o, const float* p, const _Float16* v, int64_t row, size_t count,
+                   size_t n);
 
 // Rows of a (all leading axes together) up to this use SmallMatmul and the
 // few-row quantized product.

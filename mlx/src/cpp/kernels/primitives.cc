@@ -27,9 +27,7 @@
 #include "mlx/stream.h"
 
 #include "attention.h"
-#include "copy.h"
 #include "elementwise.h"
-#include "int8.h"
 #include "matmul.h"
 #include "pool.h"
 #include "primitive.h"
