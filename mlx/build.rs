@@ -4,7 +4,7 @@
 //! Search order: `MLX_DIR`, then the Python installations on PATH, then a
 //! cache directory into which the pinned PyPI wheel is installed with pip.
 //! On Linux CPU builds, Debian's OpenBLAS is linked ahead of the reference
-//! BLAS that the wheel bundles (37x faster fp32 GEMM, see DESIGN.md §3).
+//! BLAS that the wheel bundles (far faster fp32 GEMM, see DESIGN.md §3).
 
 use std::env;
 use std::path::{Path, PathBuf};

@@ -140,8 +140,8 @@ impl Array {
 
     /// As [`Self::to_vec`], into `out`, whose allocation is kept (resized to
     /// the array's size): a read repeated per token allocates and zeroes
-    /// nothing (the vocabulary's logits: 40-60 µs per token of glibc's
-    /// `malloc_consolidate`, `memset` and fresh memory, by perf's samples).
+    /// nothing (the vocabulary's logits would cost glibc's
+    /// `malloc_consolidate`, `memset` and fresh memory every token).
     pub fn read_into<T: Element + bytemuck::Pod>(&self, out: &mut Vec<T>) -> Result<()> {
         self.expect_dtype::<T>()?;
         out.resize(self.size(), T::zeroed());

@@ -17,9 +17,8 @@ pub struct QuantizedMatrix {
     pub bits: i32,
     /// In [`Self::linear`] with many rows of `x` (more than 8: an encoder
     /// window, a prompt), round `x` to int8 and sum the products in int32,
-    /// like CTranslate2's int8: 1.5–3× the speed of the f32 GEMM on the
-    /// dequantized matrix (an encoder window's projections, 2-core VNNI
-    /// CPU). The result is the exact product of the rounded `x` with the
+    /// like CTranslate2's int8: four times the multiply-adds per
+    /// instruction of the f32 GEMM on the dequantized matrix. The result is the exact product of the rounded `x` with the
     /// matrix, each element of `x` moved by up to 1/254 of the largest
     /// magnitude in its group (one scale per row and quantization group).
     /// Applies to 8-bit matrices on the CPU backend of such CPUs; elsewhere

@@ -49,9 +49,9 @@ Operand packed(const Operand& a, std::vector<float>& store) {
 // across calls (no fresh pages to fault in each time).
 void attention_blas(const AttentionShape& sh, const Operand& q, const Operand& k,
                     const Operand& v, float* out, CblasSgemm sgemm) {
-  // Measured on Whisper's encoder (1500 queries): one block per head beats
-  // blocks of 64-256 queries (24.5 vs 27-36 ms for 6 heads), the GEMM calls'
-  // own overhead outweighing the cache misses; blocks only bound the memory.
+  // One block per head at Whisper's encoder length (1500 queries): smaller
+  // blocks save cache misses but cost more in the GEMM calls' own overhead;
+  // blocks only bound the memory.
   constexpr int kQueryBlock = 2048;
   thread_local std::vector<float> scores;
   size_t need = static_cast<size_t>(std::min(sh.L, kQueryBlock)) * sh.S;

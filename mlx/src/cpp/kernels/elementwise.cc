@@ -160,7 +160,7 @@ float max_of(const float* x, size_t n) {
 
 // sum of exp(x[i] - m), accumulated in f64 lanes: a vocabulary row has tens
 // of thousands of terms far below the largest, which an f32 sum of about 1
-// would round away (1e-5 of the log-sum, measured).
+// would round away (of the order of 1e-5 of the log-sum).
 MLX_SHIM_MULTIVERSION
 double exp_shifted_sum(const float* x, size_t n, float m) {
   double lanes[kLanes] = {};

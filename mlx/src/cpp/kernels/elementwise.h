@@ -10,7 +10,7 @@ namespace mlx_shim::kernels::detail {
 
 // y[i] = 0.5 x (1 + erf(x / sqrt 2)) for i < n.
 void gelu_span(const float* x, float* y, size_t n);
-// The largest of x[0, n) (-inf when n is 0; NaNs are passed over).
+// The largest of x[0, n) (-inf when n is 0).
 float max_of(const float* x, size_t n);
 // sum of exp(x[i] - m) for i < n, in f64.
 double exp_shifted_sum(const float* x, size_t n, float m);

@@ -13,8 +13,8 @@ namespace {
 
 // How many rows ahead the attention kernels ask for keys and values: at one
 // query per head they stream 2 KiB of f16 rows per 16, and the memory's
-// latency is that many rows' work (standalone, one query over 1500 keys and
-// 64 dims, 6 heads: 16 to 64 rows ahead alike, 8 slower).
+// latency is about that many rows' work (fewer rows ahead arrive late; more
+// gain nothing).
 constexpr size_t kRowsAhead = 16;
 
 // Dot products of x with four rows at once, sharing the loads of x and
@@ -123,8 +123,7 @@ constexpr size_t kHeadWidth = 64;
 // weighted_rows for a 64-wide head: all 64 sums stay in registers while the
 // rows stream by once, in order, each asked for kRowsAhead early. Each sum
 // adds the same products in the same order as the general loop, which
-// walks the rows once per eight outputs (one query over 1500 f16 rows and
-// 6 heads, with the keys' prefetch, standalone: 365 -> 238 us per layer).
+// walks the rows once per eight outputs and so reads each row eight times.
 // `Load` widens eight values of a row.
 template <class V, v8 (*Load)(const V*)>
 MLX_SHIM_INLINE void weighted_head_rows(float* o, const float* p, const V* v, int64_t row,

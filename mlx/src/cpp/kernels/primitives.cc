@@ -180,9 +180,8 @@ OperandOf<T> operand_of(const mx::array& a) {
 
 // A row-major copy of an f32 view of up to four axes, in f32 or f16. MLX's
 // own copy walks a transposed view value by value, and its f32 -> f16
-// conversion is a software routine in builds for baseline x86-64 (about
-// 5 ns a value); the decoder's cross-attention keys and values take both,
-// per window.
+// conversion is a software routine in builds for baseline x86-64; the
+// decoder's cross-attention keys and values take both, per window.
 class RowMajorCopy : public CpuOnly {
  public:
   RowMajorCopy(mx::Stream s, mx::Dtype dtype) : CpuOnly(s), dtype_(dtype) {}

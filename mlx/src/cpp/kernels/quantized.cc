@@ -78,19 +78,17 @@ MLX_SHIM_F16C void dequantize8_avx2(const uint32_t* words, size_t k, int bits, f
 }
 
 // Asks for rows [n, n + count) of a packed matrix before they are used (none
-// past row n1; see prefetch_bytes). Until the prefetch was written as an
-// instruction GCC had deleted it here, found by timing a standalone copy of
-// this kernel against one whose prefetch survived (22 MB, 2 threads:
-// 2.2-2.7 vs 1.4-1.6 ms). With it, the vocabulary projection in a
-// transcription: 2.44 -> 2.02 ms.
+// past row n1). The matrix streams from memory, the vocabulary projection's
+// most of all; see prefetch_bytes for why the prefetch is an instruction
+// (GCC deleted the intrinsic's loop here).
 inline void prefetch_rows(const uint32_t* w, size_t words, size_t n, size_t count, size_t n1) {
   if (n + count <= n1) prefetch_bytes(w + n * words, count * words * sizeof(uint32_t));
 }
 
 // Several rows (beams): each weight is dequantized once for all of them.
 // M is a template argument so that the M sums stay in registers: with a
-// runtime count GCC kept them in memory, and 5 beams' vocabulary projection
-// took 4x one row's time where the weights are read once for all.
+// runtime count GCC keeps them in memory, and several rows then cost
+// several times one row's time although the weights are read once for all.
 template <size_t M, class S>
 MLX_SHIM_F16C void quant_rows_several(const QuantShape& sh, const float* x, const uint32_t* w,
                                       const S* scales, const S* biases, float* y, size_t n0,
@@ -198,8 +196,8 @@ void dequantize_rows(const QuantShape& sh, const uint32_t* w, const S* scales, c
 //   sum_k x[k] w[k] ≈ s a sum_k xq[k] q[k] + b a sum_k xq[k]
 // which is the exact product of the rounded x with w. (With the bias against
 // the unrounded sum of x instead, the rounding meets s q = w - b, whose offset
-// b is about the group's largest |w|: in Whisper tiny.en's encoder, 3x the
-// error.) One scale per group rather than per row (CTranslate2's int8)
+// b is about the group's largest |w|: a larger error than the rounding of x
+// alone.) One scale per group rather than per row (CTranslate2's int8)
 // costs a multiply per group and output, and keeps a few large channels
 // from coarsening the rounding of the whole row.
 

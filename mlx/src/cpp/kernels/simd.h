@@ -27,6 +27,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
+// Hot functions are built for AVX2+FMA and for the baseline, the right one
+// picked at load time. Their declarations in headers go without the
+// attribute: GCC would build a second resolver in each file that calls them.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MLX_SHIM_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
@@ -40,16 +43,13 @@
 #else
 #define MLX_SHIM_INLINE inline
 #endif
-//
-// Declarations in other files carry no MLX_SHIM_MULTIVERSION: with it, GCC
-// would build a second resolver in each file that calls the function.
 
 namespace mlx_shim::kernels::detail {
 
 // ---------------------------------------------------------------------------
 // Buffers the kernels own start on a cache line: a 64-byte vector load from
-// an address that is not a multiple of 64 touches two lines (std::vector's
-// 16-byte alignment made the attention and int8 tiles 1.5x slower).
+// an address that is not a multiple of 64 touches two lines, which with
+// std::vector's 16-byte alignment would slow the attention and int8 tiles.
 
 template <class T>
 struct CacheLineAllocator {
@@ -70,7 +70,6 @@ template <class T>
 using AlignedVec = std::vector<T, CacheLineAllocator<T>>;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
 
 // Eight floats in a vector register (two SSE registers on the baseline
 // target); GCC's and Clang's vector extension.
@@ -102,7 +101,7 @@ inline float lane_sum(const v8& v) {
 // the hardware prefetcher alone does not close that gap (it stops at every
 // 4 KiB page). Written as an instruction: GCC deletes a loop whose only
 // statements are _mm_prefetch calls (they have no side effects it must
-// keep), which it did to an earlier prefetch of ours without a word.
+// keep), and does so without a warning.
 inline void prefetch_bytes(const void* p, size_t bytes) {
   const char* c = static_cast<const char*>(p);
   for (size_t at = 0; at < bytes; at += 64) {
