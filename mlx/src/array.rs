@@ -1,4 +1,5 @@
 use std::fmt;
+use std::ptr;
 
 use cxx::UniquePtr;
 
@@ -198,6 +199,12 @@ impl fmt::Debug for Array {
 }
 
 /// Packs arrays into the C++ list type used for multi-array arguments.
+/// The raw pointer of an optional array operand (null for `None`), for the
+/// bridge's functions that take optional arrays.
+pub(crate) fn ptr_of(a: Option<&Array>) -> *const ffi::MlxArray {
+    a.map_or(ptr::null(), |a| a.raw() as *const _)
+}
+
 pub(crate) fn to_array_vec(arrays: &[&Array]) -> UniquePtr<ffi::ArrayVec> {
     let mut v = ffi::array_vec_new();
     for a in arrays {

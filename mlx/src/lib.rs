@@ -1,4 +1,5 @@
-//! Safe Rust bindings to the MLX C++ array framework.
+//! Safe Rust bindings to the MLX C++ array framework, plus this crate's own
+//! CPU kernels for the ops where MLX's CPU backend is slow.
 //!
 //! MLX itself comes from the official PyPI wheels (`mlx-cpu` on Linux,
 //! `mlx-cuda-12`/`mlx-cuda-13` with the `cuda12`/`cuda13` features, `mlx-metal`
@@ -14,8 +15,16 @@
 //! assert_eq!(b.dtype(), Dtype::F32);
 //! # Ok::<(), mlx::Error>(())
 //! ```
+//!
+//! Modules: [`Array`] and its ops at the top level; [`fast`] for MLX's fused
+//! ops (norms, RoPE, attention); [`kernels`] for this crate's CPU kernels
+//! (their switch and thread pool, the fused linear layer); [`decoder_step`]
+//! for a whole transformer decoder layer's decoding step as one primitive;
+//! [`quant`] for quantized matrices; [`fft`], [`io`] (safetensors) and
+//! [`random`].
 
 mod array;
+pub mod decoder_step;
 mod device;
 mod dtype;
 mod error;
@@ -23,6 +32,7 @@ pub mod fast;
 mod ffi;
 pub mod fft;
 pub mod io;
+pub mod kernels;
 mod ops;
 pub mod quant;
 pub mod random;
