@@ -259,8 +259,11 @@ void attention_rows(const AttentionShape& sh, const Operand& q, const OperandOf<
   });
 }
 
-template void attention_rows<float>(const AttentionShape&, const Operand&, const OperandOf<float>&, const OperandOf<float>&, float*);
-template void attention_rows<_Float16>(const AttentionShape&, const Operand&, const OperandOf<_Float16>&, const OperandOf<_Float16>&, float*);
+template void attention_rows<float>(const AttentionShape&, const Operand&,
+                                    const OperandOf<float>&, const OperandOf<float>&, float*);
+template void attention_rows<_Float16>(const AttentionShape&, const Operand&,
+                                       const OperandOf<_Float16>&, const OperandOf<_Float16>&,
+                                       float*);
 
 #if defined(__x86_64__) && defined(__GNUC__)
 template <class KV>
@@ -339,10 +342,12 @@ void attention_fused(const AttentionShape&, const Operand&, const OperandOf<KV>&
                      const OperandOf<KV>&, float*) {}
 #endif
 
-template void attention_fused<float>(const AttentionShape&, const Operand&, const OperandOf<float>&, const OperandOf<float>&, float*);
-template void attention_fused<_Float16>(const AttentionShape&, const Operand&, const OperandOf<_Float16>&, const OperandOf<_Float16>&, float*);
+template void attention_fused<float>(const AttentionShape&, const Operand&,
+                                     const OperandOf<float>&, const OperandOf<float>&, float*);
+template void attention_fused<_Float16>(const AttentionShape&, const Operand&,
+                                        const OperandOf<_Float16>&, const OperandOf<_Float16>&,
+                                        float*);
 
-// Whether attention_fused serves L queries with Dv-wide values here.
 bool fused_attention_for(int L, int Dv) {
   return L > kRowsUpTo && Dv == kFusedValues && has_avx512();
 }

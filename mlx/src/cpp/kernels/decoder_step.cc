@@ -5,6 +5,7 @@
 // with dense (f32, f16) or quantized projections. The same kernels as the
 // layer's ops (so the same values), as one primitive: the ~30 ops of a layer
 // each cost a dispatch to the stream's thread and a wake-up of the pool, as
+// long as their work on a decoder the size of Whisper's.
 #include "mlx/src/cpp/kernels.h"
 
 #include <algorithm>
@@ -17,9 +18,7 @@
 
 #include "mlx/allocator.h"
 #include "mlx/backend/cpu/encoder.h"
-#include "mlx/ops.h"
 #include "mlx/primitives.h"
-#include "mlx/stream.h"
 
 #include "attention.h"
 #include "elementwise.h"

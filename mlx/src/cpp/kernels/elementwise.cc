@@ -225,7 +225,6 @@ void layer_norm_row(const float* x, float* y, size_t n, const float* w, const fl
   }
 }
 
-// The rows of a [d0, d1, d2, d3] view with strides s into y, row-major.
 template <class T>
 void row_major_run(const float* x, std::array<int64_t, 4> d, std::array<int64_t, 4> s, T* y) {
   size_t rows = static_cast<size_t>(d[0] * d[1] * d[2]), n = static_cast<size_t>(d[3]);
@@ -238,8 +237,10 @@ void row_major_run(const float* x, std::array<int64_t, 4> d, std::array<int64_t,
   });
 }
 
-template void row_major_run<float>(const float*, std::array<int64_t, 4>, std::array<int64_t, 4>, float*);
-template void row_major_run<_Float16>(const float*, std::array<int64_t, 4>, std::array<int64_t, 4>, _Float16*);
+template void row_major_run<float>(const float*, std::array<int64_t, 4>,
+                                   std::array<int64_t, 4>, float*);
+template void row_major_run<_Float16>(const float*, std::array<int64_t, 4>,
+                                      std::array<int64_t, 4>, _Float16*);
 
 bool narrow_exact(const float* x, _Float16* y, size_t n) {
 #if defined(__x86_64__) && defined(__GNUC__)

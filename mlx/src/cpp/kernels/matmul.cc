@@ -250,7 +250,6 @@ void weighted_rows(float* o, const float* p, const _Float16* v, int64_t row, siz
   weighted_rows_of(o, p, v, row, count, n);
 }
 
-// Applies the epilogue to rows [r0, r1) and columns [n0, n1) of y [M, N].
 void finish_block(const EpilogueRun& e, float* y, size_t N, size_t r0, size_t r1, size_t n0,
                   size_t n1) {
   for (size_t r = r0; r < r1; ++r) {
@@ -313,7 +312,9 @@ void small_matmul_run(const MatmulShape& sh, const float* x, const W* w, const f
   });
 }
 
-template void small_matmul_run<float>(const MatmulShape&, const float*, const float*, const float*, const EpilogueRun&, float*);
-template void small_matmul_run<_Float16>(const MatmulShape&, const float*, const _Float16*, const float*, const EpilogueRun&, float*);
+template void small_matmul_run<float>(const MatmulShape&, const float*, const float*,
+                                      const float*, const EpilogueRun&, float*);
+template void small_matmul_run<_Float16>(const MatmulShape&, const float*, const _Float16*,
+                                         const float*, const EpilogueRun&, float*);
 
 }  // namespace mlx_shim::kernels::detail

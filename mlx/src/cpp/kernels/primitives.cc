@@ -1,10 +1,9 @@
 // The MLX primitives that run the CPU kernels, and the entry points of
 // kernels.h that build them.
 //
-//
 // Each primitive's eval_cpu allocates its output and hands the work to the
 // stream's command encoder, as MLX's own CPU primitives do, so the kernels run
-// in order with the rest of the lazy graph. The work itself is split over a
+// in order with the rest of the lazy graph.
 #include "mlx/src/cpp/kernels.h"
 
 #include <algorithm>

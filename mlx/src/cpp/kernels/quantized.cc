@@ -377,10 +377,15 @@ void quant_matmul_run(const QuantShape& sh, const float* x, const uint32_t* w, c
   });
 }
 
-template void dequantize_run<float>(const QuantShape&, const uint32_t*, const float*, const float*, float*);
-template void dequantize_run<_Float16>(const QuantShape&, const uint32_t*, const _Float16*, const _Float16*, float*);
-template void quant_matmul_run<float>(const QuantShape&, const float*, const uint32_t*, const float*, const float*, const EpilogueRun&, float*);
-template void quant_matmul_run<_Float16>(const QuantShape&, const float*, const uint32_t*, const _Float16*, const _Float16*, const EpilogueRun&, float*);
+template void dequantize_run<float>(const QuantShape&, const uint32_t*, const float*,
+                                    const float*, float*);
+template void dequantize_run<_Float16>(const QuantShape&, const uint32_t*, const _Float16*,
+                                       const _Float16*, float*);
+template void quant_matmul_run<float>(const QuantShape&, const float*, const uint32_t*,
+                                      const float*, const float*, const EpilogueRun&, float*);
+template void quant_matmul_run<_Float16>(const QuantShape&, const float*, const uint32_t*,
+                                         const _Float16*, const _Float16*, const EpilogueRun&,
+                                         float*);
 
 template <class S>
 void int8_matmul_run(const Int8Shape& sh, const float* x, const uint32_t* w, const S* scales,
@@ -422,7 +427,10 @@ void int8_matmul_run(const Int8Shape& sh, const float* x, const uint32_t* w, con
 #endif
 }
 
-template void int8_matmul_run<float>(const Int8Shape&, const float*, const uint32_t*, const float*, const float*, const EpilogueRun&, float*);
-template void int8_matmul_run<_Float16>(const Int8Shape&, const float*, const uint32_t*, const _Float16*, const _Float16*, const EpilogueRun&, float*);
+template void int8_matmul_run<float>(const Int8Shape&, const float*, const uint32_t*,
+                                     const float*, const float*, const EpilogueRun&, float*);
+template void int8_matmul_run<_Float16>(const Int8Shape&, const float*, const uint32_t*,
+                                        const _Float16*, const _Float16*, const EpilogueRun&,
+                                        float*);
 
 }  // namespace mlx_shim::kernels::detail
