@@ -39,11 +39,10 @@ pub fn linear(x: &Array, weight: &Array, epilogue: LinearEpilogue<'_>) -> Result
 /// Turns this crate's own CPU kernels on or off and returns the previous
 /// setting. On the CPU backend, f32 [`Array::softmax`] over the last axis,
 /// [`Array::gelu`], [`crate::fast::layer_norm`] and
-/// [`crate::fast::scaled_dot_product_attention`]
-/// without an array mask run as vectorized, multi-threaded primitives of this
-/// crate; switched off (or with `MLX_ASR_CUSTOM_KERNELS=0` in the
-/// environment at start-up), and on GPU backends, they are MLX's own ops.
-/// Affects arrays built afterwards.
+/// [`crate::fast::scaled_dot_product_attention`] without an array mask run as
+/// vectorized, multi-threaded primitives of this crate; switched off (or with
+/// `MLX_ASR_CUSTOM_KERNELS=0` in the environment at start-up), and on GPU
+/// backends, they are MLX's own ops. Affects arrays built afterwards.
 pub fn set_custom_kernels(on: bool) -> bool {
     ffi::set_custom_kernels(on)
 }

@@ -16,12 +16,14 @@
 //! # Ok::<(), mlx::Error>(())
 //! ```
 //!
-//! Modules: [`Array`] and its ops at the top level; [`fast`] for MLX's fused
-//! ops (norms, RoPE, attention); [`kernels`] for this crate's CPU kernels
-//! (their switch and thread pool, the fused linear layer); [`decoder_step`]
-//! for a whole transformer decoder layer's decoding step as one primitive;
-//! [`quant`] for quantized matrices; [`fft`], [`io`] (safetensors) and
-//! [`random`].
+//! At the top level: [`Array`] and its ops, devices and memory, [`eval`] and
+//! [`compile`]. Modules:
+//! - [`fast`]: MLX's fused ops (norms, RoPE, attention);
+//! - [`kernels`]: this crate's CPU kernels (their switch and thread pool, the
+//!   linear layer with its epilogue fused, cache row selection and copies);
+//! - [`decoder_step`]: a transformer decoder layer's decoding step as one
+//!   primitive of those kernels;
+//! - [`quant`]: quantized matrices; [`fft`]; [`io`] (safetensors); [`random`].
 
 mod array;
 pub mod decoder_step;
