@@ -4,7 +4,7 @@
 //! Search order: `MLX_DIR`, then the Python installations on PATH, then a
 //! cache directory into which the pinned PyPI wheel is installed with pip.
 //! On Linux CPU builds, Debian's OpenBLAS is linked ahead of the reference
-//! BLAS that the wheel bundles (37x faster fp32 GEMM, see DESIGN.md §3).
+//! BLAS that the wheel bundles (far faster fp32 GEMM, see DESIGN.md §3).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,31 @@ use std::process::Command;
 /// The MLX release the bindings are written against.
 const MLX_VERSION: &str = "0.32.2";
 const MLX_MINOR: &str = "#define MLX_VERSION_MINOR 32";
+
+/// The C++ shim over MLX and this crate's CPU kernels, compiled with the bridge.
+const CPP_SOURCES: [&str; 8] = [
+    "src/cpp/shim.cc",
+    "src/cpp/kernels/attention.cc",
+    "src/cpp/kernels/decoder_step.cc",
+    "src/cpp/kernels/elementwise.cc",
+    "src/cpp/kernels/matmul.cc",
+    "src/cpp/kernels/pool.cc",
+    "src/cpp/kernels/primitives.cc",
+    "src/cpp/kernels/quantized.cc",
+];
+
+/// The headers those include, for rebuilds when one changes.
+const CPP_HEADERS: [&str; 9] = [
+    "src/cpp/shim.h",
+    "src/cpp/kernels.h",
+    "src/cpp/kernels/attention.h",
+    "src/cpp/kernels/elementwise.h",
+    "src/cpp/kernels/matmul.h",
+    "src/cpp/kernels/pool.h",
+    "src/cpp/kernels/primitive.h",
+    "src/cpp/kernels/quantized.h",
+    "src/cpp/kernels/simd.h",
+];
 
 /// Which PyPI wheel provides libmlx for this build.
 struct Backend {
@@ -67,10 +92,9 @@ fn main() {
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
-    println!("cargo:rerun-if-changed=src/cpp/shim.h");
-    println!("cargo:rerun-if-changed=src/cpp/shim.cc");
-    println!("cargo:rerun-if-changed=src/cpp/kernels.h");
-    println!("cargo:rerun-if-changed=src/cpp/kernels.cc");
+    for file in CPP_HEADERS.iter().chain(&CPP_SOURCES) {
+        println!("cargo:rerun-if-changed={file}");
+    }
     println!("cargo:rerun-if-changed=src/ffi.rs");
 
     let backend = Backend::select();
@@ -98,13 +122,12 @@ fn main() {
 
     let mut build = cxx_build::bridge("src/ffi.rs");
     build
-        .file("src/cpp/shim.cc")
-        .file("src/cpp/kernels.cc")
+        .files(CPP_SOURCES)
         .include(&include)
         .std("c++20")
         .flag_if_supported("-Wno-deprecated-declarations")
         .flag_if_supported("-Wno-unused-parameter")
-        // The CPU kernels (kernels.cc) rely on the vectorizer (-O3), on FMA
+        // The CPU kernels (src/cpp/kernels/) rely on the vectorizer (-O3), on FMA
         // contraction, and on if-converting their selects, which GCC only does
         // when floating-point exceptions are not observed. None of these
         // reorders arithmetic the way -ffast-math would.

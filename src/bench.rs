@@ -365,18 +365,18 @@ pub struct KernelRow {
 /// Median milliseconds of `f` with MLX's ops and with this crate's kernels,
 /// the two measured in alternating rounds so load changes hit both alike.
 fn both_ms(rounds: usize, reps: usize, f: &dyn Fn() -> mlx::Result<()>) -> mlx::Result<(f64, f64)> {
-    let previous = mlx::fast::custom_kernels();
+    let previous = mlx::kernels::custom_kernels();
     let mut times = [Vec::new(), Vec::new()];
     let result = (|| -> mlx::Result<()> {
         for _ in 0..rounds {
             for (i, on) in [false, true].into_iter().enumerate() {
-                mlx::fast::set_custom_kernels(on);
+                mlx::kernels::set_custom_kernels(on);
                 times[i].push(median_secs(reps, f)?);
             }
         }
         Ok(())
     })();
-    mlx::fast::set_custom_kernels(previous);
+    mlx::kernels::set_custom_kernels(previous);
     result?;
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -482,7 +482,9 @@ pub fn measure_kernels() -> mlx::Result<Vec<KernelRow>> {
     let heads = split(&keys, 1500)?;
     add(
         "keys 1500x384 -> 6 heads, f16 row-major",
-        both_ms(3, 10, &|| mlx::fast::row_major(&heads, Dtype::F16)?.eval())?,
+        both_ms(3, 10, &|| {
+            mlx::kernels::row_major(&heads, Dtype::F16)?.eval()
+        })?,
     );
     // Decoder self-attention: the prompt (causal) and one step over 224 cached keys.
     let p = normal(&[1, HEADS, 64, D / HEADS], 32)?;
@@ -543,7 +545,7 @@ pub fn measure_kernels() -> mlx::Result<Vec<KernelRow>> {
         ("linear 1500x384 . 1536x384 q8 g64", &q),
         ("... int8 activations (VNNI)", &int8),
     ] {
-        if m.int8_activations && !mlx::fast::int8_products_available() {
+        if m.int8_activations && !mlx::kernels::int8_products_available() {
             continue;
         }
         add(

@@ -547,7 +547,7 @@ fn run_bench(no_peer: bool, peer_python: Option<PathBuf>) -> Result<()> {
     println!();
     println!(
         "CPU kernels: {} thread(s); the mlx op column is MLX's own CPU op",
-        mlx::fast::custom_kernel_threads()
+        mlx::kernels::custom_kernel_threads()
     );
     print!("{}", bench::render_kernels(&kernels));
     Ok(())

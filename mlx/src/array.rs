@@ -1,4 +1,5 @@
 use std::fmt;
+use std::ptr;
 
 use cxx::UniquePtr;
 
@@ -140,8 +141,8 @@ impl Array {
 
     /// As [`Self::to_vec`], into `out`, whose allocation is kept (resized to
     /// the array's size): a read repeated per token allocates and zeroes
-    /// nothing (the vocabulary's logits: 40-60 µs per token of glibc's
-    /// `malloc_consolidate`, `memset` and fresh memory, by perf's samples).
+    /// nothing (the vocabulary's logits would cost glibc's
+    /// `malloc_consolidate`, `memset` and fresh memory every token).
     pub fn read_into<T: Element + bytemuck::Pod>(&self, out: &mut Vec<T>) -> Result<()> {
         self.expect_dtype::<T>()?;
         out.resize(self.size(), T::zeroed());
@@ -198,6 +199,12 @@ impl fmt::Debug for Array {
 }
 
 /// Packs arrays into the C++ list type used for multi-array arguments.
+/// The raw pointer of an optional array operand (null for `None`), for the
+/// bridge's functions that take optional arrays.
+pub(crate) fn ptr_of(a: Option<&Array>) -> *const ffi::MlxArray {
+    a.map_or(ptr::null(), |a| a.raw() as *const _)
+}
+
 pub(crate) fn to_array_vec(arrays: &[&Array]) -> UniquePtr<ffi::ArrayVec> {
     let mut v = ffi::array_vec_new();
     for a in arrays {

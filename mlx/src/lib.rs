@@ -1,4 +1,5 @@
-//! Safe Rust bindings to the MLX C++ array framework.
+//! Safe Rust bindings to the MLX C++ array framework, plus this crate's own
+//! CPU kernels for the ops where MLX's CPU backend is slow.
 //!
 //! MLX itself comes from the official PyPI wheels (`mlx-cpu` on Linux,
 //! `mlx-cuda-12`/`mlx-cuda-13` with the `cuda12`/`cuda13` features, `mlx-metal`
@@ -14,8 +15,18 @@
 //! assert_eq!(b.dtype(), Dtype::F32);
 //! # Ok::<(), mlx::Error>(())
 //! ```
+//!
+//! At the top level: [`Array`] and its ops, devices and memory, [`eval`] and
+//! [`compile`]. Modules:
+//! - [`fast`]: MLX's fused ops (norms, RoPE, attention);
+//! - [`kernels`]: this crate's CPU kernels (their switch and thread pool, the
+//!   linear layer with its epilogue fused, cache row selection and copies);
+//! - [`decoder_step`]: a transformer decoder layer's decoding step as one
+//!   primitive of those kernels;
+//! - [`quant`]: quantized matrices; [`fft`]; [`io`] (safetensors); [`random`].
 
 mod array;
+pub mod decoder_step;
 mod device;
 mod dtype;
 mod error;
@@ -23,6 +34,7 @@ pub mod fast;
 mod ffi;
 pub mod fft;
 pub mod io;
+pub mod kernels;
 mod ops;
 pub mod quant;
 pub mod random;

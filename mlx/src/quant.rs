@@ -2,9 +2,9 @@
 //! the last axis share a scale and a bias; values are packed `bits` wide
 //! into u32 words.
 
-use crate::array::from_array_vec;
-use crate::fast::{ptr_of, LinearEpilogue};
+use crate::array::{from_array_vec, ptr_of};
 use crate::ffi::ffi;
+use crate::kernels::LinearEpilogue;
 use crate::{Array, Error, Result};
 
 /// A weight matrix in MLX's quantized form.
@@ -17,9 +17,8 @@ pub struct QuantizedMatrix {
     pub bits: i32,
     /// In [`Self::linear`] with many rows of `x` (more than 8: an encoder
     /// window, a prompt), round `x` to int8 and sum the products in int32,
-    /// like CTranslate2's int8: 1.5–3× the speed of the f32 GEMM on the
-    /// dequantized matrix (an encoder window's projections, 2-core VNNI
-    /// CPU). The result is the exact product of the rounded `x` with the
+    /// like CTranslate2's int8: four times the multiply-adds per
+    /// instruction of the f32 GEMM on the dequantized matrix. The result is the exact product of the rounded `x` with the
     /// matrix, each element of `x` moved by up to 1/254 of the largest
     /// magnitude in its group (one scale per row and quantization group).
     /// Applies to 8-bit matrices on the CPU backend of such CPUs; elsewhere
@@ -60,10 +59,10 @@ impl QuantizedMatrix {
     /// Whether [`Self::linear`] runs on this crate's kernel pool at any
     /// number of rows (the int8 products), never on OpenBLAS's threads.
     pub fn multiplies_on_kernel_pool(&self) -> bool {
-        self.int8_activations && self.bits == 8 && crate::fast::int8_products_available()
+        self.int8_activations && self.bits == 8 && crate::kernels::int8_products_available()
     }
 
-    /// `x @ Wᵀ` then `epilogue`, as [`crate::fast::linear`] does for a dense weight.
+    /// `x @ Wᵀ` then `epilogue`, as [`crate::kernels::linear`] does for a dense weight.
     pub fn linear(&self, x: &Array, epilogue: LinearEpilogue<'_>) -> Result<Array> {
         // SAFETY: the pointers are null or borrowed from live arrays for the call.
         let raw = unsafe {

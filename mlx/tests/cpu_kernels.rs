@@ -1,5 +1,5 @@
 //! The crate's own CPU kernels (softmax over the last axis, GELU, layer norm,
-//! attention; `cpp/kernels.cc`) against naive f64 references and against
+//! attention; `src/cpp/kernels/`) against naive f64 references and against
 //! MLX's own ops (the kernels switched off), on odd sizes, masks, -inf rows,
 //! strided inputs, lazy graphs and compiled functions.
 //!
@@ -14,6 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use common::*;
 use mlx::fast::{self, AttentionMask};
+use mlx::kernels;
 use mlx::quant::QuantizedMatrix;
 use mlx::{Array, Dtype};
 
@@ -22,15 +23,15 @@ static SWITCH: Mutex<()> = Mutex::new(());
 
 fn lock() -> MutexGuard<'static, ()> {
     let guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
-    fast::set_custom_kernels(true);
+    kernels::set_custom_kernels(true);
     guard
 }
 
 /// `f` evaluated with MLX's own ops (the kernels off), read back.
 fn with_mlx_ops(f: impl Fn() -> Array) -> Vec<f32> {
-    let previous = fast::set_custom_kernels(false);
+    let previous = kernels::set_custom_kernels(false);
     let out = read(&f());
-    fast::set_custom_kernels(previous);
+    kernels::set_custom_kernels(previous);
     out
 }
 
@@ -52,9 +53,9 @@ fn softmax_naive(x: &[f32], n: usize) -> Vec<f64> {
 fn kernels_are_on_by_default_and_use_the_cores() {
     let _g = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     if std::env::var_os("MLX_ASR_CUSTOM_KERNELS").is_none() {
-        assert!(fast::custom_kernels());
+        assert!(kernels::custom_kernels());
     }
-    assert!(fast::custom_kernel_threads() >= 1);
+    assert!(kernels::custom_kernel_threads() >= 1);
 }
 
 #[test]
@@ -110,7 +111,7 @@ fn softmax_with_infinities_and_masked_rows() {
     );
 }
 
-/// `fast::row_major` against the permuted values on the host, f16 rounded by
+/// `kernels::row_major` against the permuted values on the host, f16 rounded by
 /// the `half` crate (to nearest, ties to even): a transposed 4-D view (a
 /// layer's heads), a view whose last axis is strided, and a 2-D one; values
 /// at f16's edges (subnormal, halfway between two f16s, past its largest
@@ -143,10 +144,10 @@ fn row_major_copies_of_views_are_exact() {
         let axes: Vec<i32> = perm.iter().map(|&p| p as i32).collect();
         let view = a.transpose(&axes).unwrap();
         let (want, want_shape) = permute(&values, &shape, perm);
-        let copy = fast::row_major(&view, Dtype::F32).unwrap();
+        let copy = kernels::row_major(&view, Dtype::F32).unwrap();
         assert_eq!(copy.shape(), want_shape, "{what}");
         assert_eq!(bits(&read(&copy)), bits(&want), "{what}, f32");
-        let half_copy = fast::row_major(&view, Dtype::F16).unwrap();
+        let half_copy = kernels::row_major(&view, Dtype::F16).unwrap();
         assert_eq!(half_copy.dtype(), Dtype::F16);
         let want_half: Vec<f32> = want
             .iter()
@@ -157,7 +158,7 @@ fn row_major_copies_of_views_are_exact() {
     let flat = arr(&values[..24], &[4, 6]).transpose(&[1, 0]).unwrap();
     let (want, _) = permute(&values[..24], &[4, 6], &[1, 0]);
     assert_eq!(
-        bits(&read(&fast::row_major(&flat, Dtype::F32).unwrap())),
+        bits(&read(&kernels::row_major(&flat, Dtype::F32).unwrap())),
         bits(&want),
         "2-D"
     );
@@ -192,15 +193,15 @@ fn log_sum_exp_matches_an_f64_reference() {
         rand_vec(8, 13, -3.0, 3.0),
         vec![-inf, 2.5, -inf],
     ] {
-        let (got, want) = (fast::log_sum_exp(&x), naive(&x));
+        let (got, want) = (kernels::log_sum_exp(&x), naive(&x));
         assert!(
             (f64::from(got) - want).abs() <= 4e-7 * want.abs().max(1.0),
             "{} entries: {got} vs {want}",
             x.len()
         );
     }
-    assert_eq!(fast::log_sum_exp(&[]), -inf);
-    assert_eq!(fast::log_sum_exp(&[-inf, -inf]), -inf);
+    assert_eq!(kernels::log_sum_exp(&[]), -inf);
+    assert_eq!(kernels::log_sum_exp(&[-inf, -inf]), -inf);
 }
 
 #[test]
@@ -570,9 +571,9 @@ fn thread_holds_change_no_value() {
     };
     let alone = work();
     let held = {
-        let _outer = fast::ThreadHold::hold();
+        let _outer = kernels::ThreadHold::hold();
         let first = work();
-        let _inner = fast::ThreadHold::hold();
+        let _inner = kernels::ThreadHold::hold();
         assert_eq!(first, work(), "under nested holds");
         first
     };
@@ -841,7 +842,7 @@ fn f16_if_exact_narrows_only_tables_of_f16_values() {
         .astype(Dtype::F32)
         .unwrap();
     let exact = read(&halves);
-    let narrowed = fast::f16_if_exact(&halves).unwrap();
+    let narrowed = kernels::f16_if_exact(&halves).unwrap();
     assert_eq!(narrowed.dtype(), Dtype::F16);
     assert_eq!(read(&narrowed.astype(Dtype::F32).unwrap()), exact);
     // One value that f16 cannot hold (the last, past the vector lanes, and
@@ -850,7 +851,7 @@ fn f16_if_exact_narrows_only_tables_of_f16_values() {
         let mut off = exact.clone();
         off[at] += 1e-4;
         let table = arr(&off, &[3005]);
-        let kept = fast::f16_if_exact(&table).unwrap();
+        let kept = kernels::f16_if_exact(&table).unwrap();
         assert_eq!((kept.dtype(), read(&kept)), (Dtype::F32, off), "value {at}");
     }
 }
@@ -910,7 +911,7 @@ fn linear_epilogue_equals_the_separate_ops() {
         let q4 = QuantizedMatrix::quantize(&w, 32, 4).unwrap();
         let dense_f16 = w.astype(Dtype::F16).unwrap();
         for (bias, gelu, residual) in epilogues {
-            let epilogue = fast::LinearEpilogue {
+            let epilogue = kernels::LinearEpilogue {
                 bias: bias.then_some(&b),
                 gelu,
                 residual: residual.then_some(&r),
@@ -939,7 +940,7 @@ fn linear_epilogue_equals_the_separate_ops() {
             // Dense: the bias goes into the product as addmm's does.
             for weight in [&w, &dense_f16] {
                 let what = format!("{what} {:?}", weight.dtype());
-                let got = fast::linear(&x, weight, epilogue).unwrap();
+                let got = kernels::linear(&x, weight, epilogue).unwrap();
                 let wt = weight.transpose(&[]).unwrap();
                 let product = if bias {
                     b.addmm(&x, &wt, 1.0, 1.0).unwrap()
@@ -957,7 +958,7 @@ fn linear_epilogue_equals_the_separate_ops() {
                 let w_read = read(&weight.astype(Dtype::F32).unwrap());
                 let want = linear_ref(&x_values, rows, &w_read, (k, n), refs);
                 check(&got, &shape, &want, 1e-4, 1e-4, &what);
-                let mlx = with_mlx_ops(|| fast::linear(&x, weight, epilogue).unwrap());
+                let mlx = with_mlx_ops(|| kernels::linear(&x, weight, epilogue).unwrap());
                 assert_close(
                     &read(&got),
                     &to_f64(&mlx),
@@ -982,11 +983,11 @@ fn linear_epilogue_equals_the_separate_ops() {
     let w = arr(&rand_vec(113, 8 * 16, -1.0, 1.0), &[8, 16]);
     let x = arr(&rand_vec(114, 2 * 16, -1.0, 1.0), &[2, 16]);
     let r = arr(&rand_vec(115, 8, -1.0, 1.0), &[8]);
-    let epilogue = fast::LinearEpilogue {
+    let epilogue = kernels::LinearEpilogue {
         residual: Some(&r),
         ..Default::default()
     };
-    let got = fast::linear(&x, &w, epilogue).unwrap();
+    let got = kernels::linear(&x, &w, epilogue).unwrap();
     let want = r
         .add(&x.matmul(&w.transpose(&[]).unwrap()).unwrap())
         .unwrap();
@@ -1053,15 +1054,15 @@ fn int8_activations_match_their_definition_and_bound_the_f32_product() {
         int8_activations: true,
         ..q.clone()
     };
-    if !fast::int8_products_available() {
+    if !kernels::int8_products_available() {
         // Documented fallback: the f32 product, exactly.
         eprintln!("no AVX-512 VNNI here: int8 activations must fall back to the f32 product");
         let w = arr(&rand_vec(120, 40 * 128, -0.2, 0.2), &[40, 128]);
         let q = QuantizedMatrix::quantize(&w, 64, 8).unwrap();
         let x = arr(&rand_vec(121, 30 * 128, -1.0, 1.0), &[30, 128]);
-        let plain = q.linear(&x, fast::LinearEpilogue::default()).unwrap();
+        let plain = q.linear(&x, kernels::LinearEpilogue::default()).unwrap();
         let int8 = flagged(&q)
-            .linear(&x, fast::LinearEpilogue::default())
+            .linear(&x, kernels::LinearEpilogue::default())
             .unwrap();
         assert_eq!(read(&int8), read(&plain));
         return;
@@ -1090,7 +1091,7 @@ fn int8_activations_match_their_definition_and_bound_the_f32_product() {
         }
         let x = arr(&x_values, &[rows as i32, k as i32]);
         let got = flagged(&q)
-            .linear(&x, fast::LinearEpilogue::default())
+            .linear(&x, kernels::LinearEpilogue::default())
             .unwrap();
         let want = int8_linear_ref(&x_values, rows, &q, (k, n));
         check(&got, &[rows as i32, n as i32], &want, 1e-5, 1e-5, &what);
@@ -1173,13 +1174,13 @@ fn int8_activations_fuse_the_epilogue_and_fall_back_where_they_cannot_apply() {
             int8_activations: false,
             ..q.clone()
         }
-        .linear(x, fast::LinearEpilogue::default())
+        .linear(x, kernels::LinearEpilogue::default())
         .unwrap()
     };
     // Bias, GELU, residual inside the kernel: the same values as the ops
     // applied to its plain product.
-    let product = q8.linear(&x, fast::LinearEpilogue::default()).unwrap();
-    let epilogue = fast::LinearEpilogue {
+    let product = q8.linear(&x, kernels::LinearEpilogue::default()).unwrap();
+    let epilogue = kernels::LinearEpilogue {
         bias: Some(&b),
         gelu: true,
         residual: Some(&r),
@@ -1189,20 +1190,20 @@ fn int8_activations_fuse_the_epilogue_and_fall_back_where_they_cannot_apply() {
     assert_eq!(read(&fused), read(&ops));
     // Few rows (decoding): the f32 small-matmul kernel, exactly.
     let few = arr(&x_values[..5 * k], &[5, k as i32]);
-    let got = q8.linear(&few, fast::LinearEpilogue::default()).unwrap();
+    let got = q8.linear(&few, kernels::LinearEpilogue::default()).unwrap();
     assert_eq!(read(&got), read(&plain(&q8, &few)));
     // 4-bit matrices: the f32 product, exactly.
     let q4 = QuantizedMatrix {
         int8_activations: true,
         ..QuantizedMatrix::quantize(&w, 64, 4).unwrap()
     };
-    let got = q4.linear(&x, fast::LinearEpilogue::default()).unwrap();
+    let got = q4.linear(&x, kernels::LinearEpilogue::default()).unwrap();
     assert_eq!(read(&got), read(&plain(&q4, &x)));
     // What the decoder's thread hold goes by: the rounded int8 product ran
     // exactly where the matrix says it multiplies on the kernel pool.
     let rounded = read(&product) != read(&plain(&q8, &x));
     assert_eq!(q8.multiplies_on_kernel_pool(), rounded);
-    assert_eq!(rounded, fast::int8_products_available());
+    assert_eq!(rounded, kernels::int8_products_available());
     assert!(!q4.multiplies_on_kernel_pool());
     let f32_activations = QuantizedMatrix {
         int8_activations: false,
@@ -1210,7 +1211,7 @@ fn int8_activations_fuse_the_epilogue_and_fall_back_where_they_cannot_apply() {
     };
     assert!(!f32_activations.multiplies_on_kernel_pool());
     // Kernels off: MLX's ops, the f32 product.
-    let off = with_mlx_ops(|| q8.linear(&x, fast::LinearEpilogue::default()).unwrap());
+    let off = with_mlx_ops(|| q8.linear(&x, kernels::LinearEpilogue::default()).unwrap());
     let off_plain = with_mlx_ops(|| plain(&q8, &x));
     assert_eq!(off, off_plain);
     // A NaN in one row makes that row NaN and leaves the others alone.
@@ -1227,7 +1228,7 @@ fn int8_activations_fuse_the_epilogue_and_fall_back_where_they_cannot_apply() {
     for (i, (g, c)) in got.iter().zip(&clean).enumerate() {
         if i / n == 3 {
             assert!(g.is_nan(), "row 3 col {}: {g}", i % n);
-        } else if fast::int8_products_available() {
+        } else if kernels::int8_products_available() {
             assert_eq!(g, c, "element {i}");
         }
     }
@@ -1260,11 +1261,11 @@ fn select_rows_copies_the_filled_positions_of_each_picked_row() {
         // Repeated, reordered and dropped rows; none, some and all positions.
         for (rows, filled) in [(vec![1, 0, 1], 5), (vec![2], 8), (vec![0, 0, 0, 2], 0)] {
             for kernels in [true, false] {
-                let previous = fast::set_custom_kernels(kernels);
-                let got = fast::select_rows(&a, &rows, filled as i32).unwrap();
+                let previous = kernels::set_custom_kernels(kernels);
+                let got = kernels::select_rows(&a, &rows, filled as i32).unwrap();
                 let got_shape = got.shape();
                 let got = read(&got.astype(Dtype::F32).unwrap());
-                fast::set_custom_kernels(previous);
+                kernels::set_custom_kernels(previous);
                 let what = format!("{dtype:?} rows {rows:?} filled {filled} kernels {kernels}");
                 assert_eq!(got_shape, vec![rows.len() as i32, 2, 8, 4], "{what}");
                 let want = selected_ref(&held, shape, &rows, filled);
@@ -1280,7 +1281,7 @@ fn select_rows_copies_the_filled_positions_of_each_picked_row() {
     }
     let a = arr(&x, &dims);
     for bad in [3, -1] {
-        let err = fast::select_rows(&a, &[0, bad], 2).unwrap_err();
+        let err = kernels::select_rows(&a, &[0, bad], 2).unwrap_err();
         assert!(err.to_string().contains(&format!("no row {bad}")), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! Layers shared by the models, each loaded from [`Weights`] by name prefix.
 
-use mlx::fast::{self, LinearEpilogue};
+use mlx::fast;
+use mlx::kernels::{self, LinearEpilogue};
 use mlx::quant::QuantizedMatrix;
 use mlx::{Array, Dtype};
 
@@ -40,7 +41,7 @@ impl Matrix {
     /// `x @ Mᵀ` (each row of the matrix is one output feature), then `epilogue`.
     pub fn linear(&self, x: &Array, epilogue: LinearEpilogue<'_>) -> mlx::Result<Array> {
         match self {
-            Matrix::Dense(m) => fast::linear(x, m, epilogue),
+            Matrix::Dense(m) => kernels::linear(x, m, epilogue),
             Matrix::Quantized(q) => q.linear(x, epilogue),
         }
     }
@@ -157,7 +158,7 @@ impl Linear {
     /// applied a token at a time (the decoder's) then read half the bytes.
     pub fn store_f16_when_exact(&mut self) -> mlx::Result<()> {
         if let Matrix::Dense(m) = &self.weight {
-            self.weight = Matrix::Dense(fast::f16_if_exact(m)?);
+            self.weight = Matrix::Dense(kernels::f16_if_exact(m)?);
         }
         Ok(())
     }
@@ -242,7 +243,7 @@ impl Embedding {
     /// products (rows are widened exactly, sums stay f32).
     pub fn load(w: &Weights, prefix: &str, vocab: i32, dims: i32) -> Result<Embedding> {
         let weight = match Matrix::load(w, prefix, vocab, dims)? {
-            Matrix::Dense(table) => Matrix::Dense(fast::f16_if_exact(&table)?),
+            Matrix::Dense(table) => Matrix::Dense(kernels::f16_if_exact(&table)?),
             quantized => quantized,
         };
         Ok(Embedding { weight })

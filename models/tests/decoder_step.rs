@@ -168,7 +168,7 @@ fn compare(storage: Storage, rows: i32, audio_rows: i32, prompt: i32, steps: i32
 
 #[test]
 fn fused_decoding_step_equals_the_blocks_ops() {
-    if !mlx::fast::decoder_layer_steps_available() {
+    if !mlx::decoder_step::decoder_layer_steps_available() {
         eprintln!("custom kernels off or not the CPU backend: nothing to compare");
         return;
     }
@@ -187,7 +187,7 @@ fn fused_decoding_step_equals_the_blocks_ops() {
 
 #[test]
 fn fused_step_refuses_what_it_cannot_take() {
-    if !mlx::fast::decoder_layer_steps_available() {
+    if !mlx::decoder_step::decoder_layer_steps_available() {
         return;
     }
     let block = block(Storage::Q8);

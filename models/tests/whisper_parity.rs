@@ -194,7 +194,7 @@ fn int8_activations_keep_the_q8_encoder_near_openai_whisper() {
     let (weights_only, int8) = (error(Activations::F32), error(Activations::Int8));
     eprintln!("encoder relative RMS error vs openai-whisper: q8 {weights_only:.4}, int8 activations {int8:.4}");
     assert!(weights_only < 0.05, "q8 weights: {weights_only}");
-    if mlx::fast::int8_products_available() {
+    if mlx::kernels::int8_products_available() {
         assert!(
             int8 > weights_only,
             "int8 activations were not rounded: {int8} vs {weights_only}"

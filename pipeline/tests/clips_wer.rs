@@ -305,7 +305,7 @@ fn q8_weights_keep_openai_whisper_wer_on_the_clips() {
 
 #[test]
 fn int8_activations_keep_openai_whisper_wer_on_the_clips() {
-    if !mlx::fast::int8_products_available() {
+    if !mlx::kernels::int8_products_available() {
         eprintln!(
             "int8 activations run as f32 on this CPU (no AVX-512 VNNI): the q8 case covers it"
         );

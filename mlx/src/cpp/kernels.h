@@ -102,7 +102,7 @@ std::optional<array> quantized_matmul_t(const array& x, const array& w, const ar
 float log_sum_exp(const float* x, size_t n);
 
 // One decoding step of a pre-LN decoder layer (self-attention over a cache,
-// cross-attention, GELU MLP; see kernels.cc) as one primitive, for x
+// cross-attention, GELU MLP; see kernels/decoder_step.cc) as one primitive, for x
 // [B <= 8, 1, D]. `inputs`, in order: x; the self-attention key and value
 // caches [B, heads, capacity, D / heads] (f32, written at `position`, in
 // place when nothing else holds them); the cross-attention keys and values

@@ -1,8 +1,7 @@
 //! Multi-head attention and the pre-LN residual block Whisper stacks.
 
-use mlx::fast::{
-    scaled_dot_product_attention, AttentionMask, DecoderLayerWeights, StepMatrix, StepProjection,
-};
+use mlx::decoder_step::{DecoderLayerWeights, StepMatrix, StepProjection};
+use mlx::fast::{scaled_dot_product_attention, AttentionMask};
 use mlx::{Array, Dtype};
 
 use crate::nn::{LayerNorm, Linear, Matrix};
@@ -52,8 +51,8 @@ impl KvCache {
     /// filled positions).
     pub fn select(&mut self, rows: &[i32]) -> mlx::Result<()> {
         if let Some((k, v)) = &mut self.buffers {
-            *k = mlx::fast::select_rows(k, rows, self.len)?;
-            *v = mlx::fast::select_rows(v, rows, self.len)?;
+            *k = mlx::kernels::select_rows(k, rows, self.len)?;
+            *v = mlx::kernels::select_rows(v, rows, self.len)?;
             // Evaluated now, the new buffers are the cache's alone, and the
             // next step writes into them in place; left lazy, the step's
             // graph still held them and it copied them once more.
@@ -253,7 +252,7 @@ impl CrossAttention {
         let packed = |x: &Array| -> mlx::Result<Array> {
             // Row-major: the attention kernels read each head's keys and
             // values as one contiguous block.
-            let out = mlx::fast::row_major(&split_heads(x, self.n_head)?, dtype)?;
+            let out = mlx::kernels::row_major(&split_heads(x, self.n_head)?, dtype)?;
             out.eval()?;
             Ok(out)
         };

@@ -2,7 +2,7 @@
 //! blocks with causal self-attention (cached) and cross-attention over the
 //! encoder output, logits through the tied token embedding.
 
-use mlx::fast::DecoderLayerWeights;
+use mlx::decoder_step::DecoderLayerWeights;
 use mlx::{Array, Dtype};
 
 use super::attention::{CrossKv, KvCache, ResidualAttentionBlock};
@@ -191,8 +191,8 @@ impl TextDecoder {
     /// at most 8 rows, caches holding a prompt): the same values as the
     /// blocks' ops, without ~30 dispatches per block and token.
     fn fused_steps(&self, state: &DecoderState, rows: i32) -> Option<Vec<DecoderLayerWeights<'_>>> {
-        let fits = rows <= mlx::fast::DECODER_STEP_MAX_ROWS;
-        if !mlx::fast::decoder_layer_steps_available() || !fits || state.batch().is_none() {
+        let fits = rows <= mlx::decoder_step::DECODER_STEP_MAX_ROWS;
+        if !mlx::decoder_step::decoder_layer_steps_available() || !fits || state.batch().is_none() {
             return None;
         }
         self.blocks.iter().map(|b| b.step_weights()).collect()

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use mlx::fast::log_sum_exp;
+use mlx::kernels::log_sum_exp;
 use mlx::{Array, Dtype};
 use rand::Rng;
 
@@ -326,7 +326,7 @@ struct Stepper<'m> {
     /// the start when every product runs on the kernel pool (int8: 49-59 ->
     /// 41-50 ms per prompt pass); otherwise a spinning worker would take a
     /// core from OpenBLAS's threads (q8 and f32 prompt products, 110 -> 165 ms).
-    threads: Option<mlx::fast::ThreadHold>,
+    threads: Option<mlx::kernels::ThreadHold>,
     /// Several rows' logits as read, before they are split into rows (kept
     /// from token to token, as the rows' own buffers are).
     flat: Vec<f32>,
@@ -339,7 +339,7 @@ impl<'m> Stepper<'m> {
         let threads = model
             .decoder
             .multiplies_on_kernel_pool()
-            .then(mlx::fast::ThreadHold::hold);
+            .then(mlx::kernels::ThreadHold::hold);
         let state = model.decoder.start(audio)?;
         Ok(Stepper {
             model,
@@ -443,7 +443,8 @@ impl<'m> Stepper<'m> {
 
 impl NextLogits for Stepper<'_> {
     fn step(&mut self, tokens: &[u32], rows: &mut Vec<Vec<f32>>) -> mlx::Result<()> {
-        self.threads.get_or_insert_with(mlx::fast::ThreadHold::hold);
+        self.threads
+            .get_or_insert_with(mlx::kernels::ThreadHold::hold);
         let clock = Instant::now();
         let hidden = self.hidden(tokens, tokens.len())?;
         self.times.blocks += clock.elapsed().as_secs_f64();

@@ -148,7 +148,7 @@ fn batching_note(d: &DecodeOptions, batching: Batching) -> String {
 fn activations_note(activations: Activations) -> &'static str {
     match activations {
         Activations::F32 => "",
-        Activations::Int8 if mlx::fast::int8_products_available() => {
+        Activations::Int8 if mlx::kernels::int8_products_available() => {
             ", int8 activations (AVX-512 VNNI)"
         }
         Activations::Int8 => ", int8 activations unavailable here (no AVX-512 VNNI): f32",

@@ -1,0 +1,179 @@
+// What the CPU kernels' inner loops are built from: the targets each hot
+// function is compiled for, eight-float vectors, prefetching, the CPU's
+// features and register tiles of a compile-time height. The inner loops are
+// written so that the compiler vectorizes them, and on x86-64 every hot
+// function is built twice (AVX2+FMA and the baseline) with the right one
+// picked at load time.
+#pragma once
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <vector>
+
+#if defined(__GNUC__) && !defined(__clang__)
+// v8 below is passed in registers only inside the kernels; the note about the
+// AVX calling convention does not concern it.
+#pragma GCC diagnostic ignored "-Wpsabi"
+// GCC 12's AVX-512 headers initialize their "undefined" vectors from
+// themselves, which its own -Wuninitialized reports at every use.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+// Hot functions are built for AVX2+FMA and for the baseline, the right one
+// picked at load time. Their declarations in headers go without the
+// attribute: GCC would build a second resolver in each file that calls them.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MLX_SHIM_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define MLX_SHIM_MULTIVERSION
+#endif
+
+// For helpers of MLX_SHIM_MULTIVERSION functions: compiled out of line, a
+// helper gets the baseline target (no FMA: other rounding, and slower).
+#if defined(__GNUC__)
+#define MLX_SHIM_INLINE inline __attribute__((always_inline))
+#else
+#define MLX_SHIM_INLINE inline
+#endif
+
+namespace mlx_shim::kernels::detail {
+
+// ---------------------------------------------------------------------------
+// Buffers the kernels own start on a cache line: a 64-byte vector load from
+// an address that is not a multiple of 64 touches two lines, which with
+// std::vector's 16-byte alignment would slow the attention and int8 tiles.
+
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlign{64};
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+  template <class U>
+  bool operator==(const CacheLineAllocator<U>&) const {
+    return true;
+  }
+};
+
+template <class T>
+using AlignedVec = std::vector<T, CacheLineAllocator<T>>;
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Eight floats in a vector register (two SSE registers on the baseline
+// target); GCC's and Clang's vector extension.
+typedef float v8 __attribute__((vector_size(32)));
+
+inline v8 load8(const float* p) {
+  v8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// Eight halves widened to floats, portably (CPUs without F16C; those with
+// it take dots_f16c).
+inline v8 load8(const _Float16* p) {
+  v8 v;
+  for (int i = 0; i < 8; ++i) v[i] = static_cast<float>(p[i]);
+  return v;
+}
+
+inline void store8(float* p, const v8& v) { std::memcpy(p, &v, sizeof(v)); }
+
+inline float lane_sum(const v8& v) {
+  float a0 = v[0] + v[4], a1 = v[1] + v[5], a2 = v[2] + v[6], a3 = v[3] + v[7];
+  return (a0 + a2) + (a1 + a3);
+}
+
+// Asks for `bytes` from `p` on before they are read. One core streams
+// from memory at about half the speed it computes on what it reads, and
+// the hardware prefetcher alone does not close that gap (it stops at every
+// 4 KiB page). Written as an instruction: GCC deletes a loop whose only
+// statements are _mm_prefetch calls (they have no side effects it must
+// keep), and does so without a warning.
+inline void prefetch_bytes(const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (size_t at = 0; at < bytes; at += 64) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    asm volatile("prefetcht0 %0" : : "m"(c[at]));
+#else
+    __builtin_prefetch(c + at);
+#endif
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define MLX_SHIM_F16C __attribute__((target("avx2,fma,f16c")))
+
+// Whether this CPU runs the MLX_SHIM_F16C functions (checked once).
+inline bool has_f16c() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                          __builtin_cpu_supports("f16c");
+  return yes;
+}
+MLX_SHIM_F16C inline __m256 widen8(const _Float16* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+MLX_SHIM_F16C inline float sum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+#define MLX_SHIM_AVX512 __attribute__((target("avx512f,fma,f16c")))
+
+inline bool has_avx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+}
+
+#define MLX_SHIM_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
+
+inline bool has_vnni() {
+  static const bool yes = has_avx512() && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512vnni");
+  return yes;
+}
+#else
+// No target attributes off x86-64 GCC: the fused attention's fallback is plain.
+#define MLX_SHIM_AVX512
+inline bool has_avx512() { return false; }
+inline bool has_vnni() { return false; }
+#endif
+
+// f.template operator()<left>(r) when 0 < left <= R.
+template <int R, class F>
+void row_group_rest(int left, int r, F& f) {
+  if constexpr (R > 0) {
+    if (left == R) {
+      f.template operator()<R>(r);
+    } else {
+      row_group_rest<R - 1>(left, r, f);
+    }
+  }
+}
+
+// Calls f.template operator()<R>(first row) for groups of Tile rows, then
+// once for the rest (R < Tile): register tiles with a compile-time height.
+template <int Tile, class F>
+void in_row_groups(int rows, F&& f) {
+  int r = 0;
+  for (; r + Tile <= rows; r += Tile) f.template operator()<Tile>(r);
+  row_group_rest<Tile - 1>(rows - r, r, f);
+}
+
+}  // namespace mlx_shim::kernels::detail

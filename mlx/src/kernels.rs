@@ -1,0 +1,123 @@
+//! This crate's own CPU kernels: the switch that puts them in place of some of
+//! MLX's ops, their thread pool, and the ops built on them (a linear layer
+//! with its epilogue fused, row selection and row-major copies of caches, f16
+//! narrowing, a host log-sum-exp). Each op says what runs where the kernels
+//! do not (GPU backends, or the kernels switched off).
+
+use crate::array::ptr_of;
+use crate::ffi::ffi;
+use crate::{Array, Dtype, Result};
+
+/// What a linear layer applies to `x wᵀ`, in this order: adds `bias`
+/// (`[out]`), applies GELU (the exact, erf form), adds `residual` (the
+/// output's shape). Each part is optional.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinearEpilogue<'a> {
+    pub bias: Option<&'a Array>,
+    pub gelu: bool,
+    pub residual: Option<&'a Array>,
+}
+
+/// `x wᵀ` for a weight `[out, in]`, then `epilogue`. On the CPU with few
+/// rows (decoding) the epilogue runs inside the matmul kernel: one op and
+/// one pass over the output instead of up to four; otherwise it is MLX's
+/// ops, with the same values.
+pub fn linear(x: &Array, weight: &Array, epilogue: LinearEpilogue<'_>) -> Result<Array> {
+    // SAFETY: the pointers are null or borrowed from live arrays for the call.
+    let raw = unsafe {
+        ffi::linear(
+            x.raw(),
+            weight.raw(),
+            ptr_of(epilogue.bias),
+            epilogue.gelu,
+            ptr_of(epilogue.residual),
+        )?
+    };
+    Ok(Array::from_raw(raw))
+}
+
+/// Turns this crate's own CPU kernels on or off and returns the previous
+/// setting. On the CPU backend, f32 [`Array::softmax`] over the last axis,
+/// [`Array::gelu`], [`crate::fast::layer_norm`] and
+/// [`crate::fast::scaled_dot_product_attention`] without an array mask run as
+/// vectorized, multi-threaded primitives of this crate; switched off (or with
+/// `MLX_ASR_CUSTOM_KERNELS=0` in the environment at start-up), and on GPU
+/// backends, they are MLX's own ops. Affects arrays built afterwards.
+pub fn set_custom_kernels(on: bool) -> bool {
+    ffi::set_custom_kernels(on)
+}
+
+/// Whether this crate's CPU kernels are in use (see [`set_custom_kernels`]).
+pub fn custom_kernels() -> bool {
+    ffi::custom_kernels()
+}
+
+/// `a` (f32) in f16 when every value is exactly an f16 value, so that f16
+/// storage changes nothing; otherwise `a` as it is. Evaluates `a`.
+pub fn f16_if_exact(a: &Array) -> Result<Array> {
+    Ok(Array::from_raw(ffi::f16_if_exact(a.raw())?))
+}
+
+/// A row-major copy of `a` as `dtype` (for example the heads of a transposed
+/// view, converted to f16): on the CPU backend, for f32 `a` of up to four
+/// axes and an f32 or f16 result, one multi-threaded pass of this crate's
+/// kernels (f16 rounded to nearest, ties to even, as [`Array::astype`]);
+/// otherwise MLX's conversion and copy.
+pub fn row_major(a: &Array, dtype: Dtype) -> Result<Array> {
+    Ok(Array::from_raw(ffi::row_major(a.raw(), dtype as u8)?))
+}
+
+/// Rows `rows` of a `[B, H, C, D]` cache (hypotheses × heads × capacity ×
+/// head width) as `[rows.len(), H, C, D]`, of which only the first `filled`
+/// positions of axis 2 are defined: on the CPU backend one multi-threaded
+/// copy of just those positions; otherwise MLX's `take` (all of them). For
+/// caches that write every later position before reading it. A row out of
+/// range is an error.
+pub fn select_rows(a: &Array, rows: &[i32], filled: i32) -> Result<Array> {
+    Ok(Array::from_raw(ffi::select_rows(a.raw(), rows, filled)?))
+}
+
+/// `log Σ exp(x)` of a host buffer, with the vectorized exp of the CPU
+/// kernels (within a few ulp of the exact value, summed in f64 lanes);
+/// `-inf` for an empty or all `-inf` slice. A host helper, not an MLX op: the
+/// decoder's token rules normalize every vocabulary row with it.
+pub fn log_sum_exp(x: &[f32]) -> f32 {
+    ffi::log_sum_exp(x)
+}
+
+/// Whether quantized products with `int8_activations` run as int8 products
+/// here: the custom kernels on, the CPU backend by default, and a CPU with
+/// AVX-512 VNNI.
+pub fn int8_products_available() -> bool {
+    ffi::int8_products_available()
+}
+
+/// Threads the CPU kernels split their work over, the evaluating thread
+/// included (the core count, or `MLX_ASR_THREADS`).
+pub fn custom_kernel_threads() -> usize {
+    ffi::custom_kernel_threads().max(1) as usize
+}
+
+/// Keeps the CPU kernels' idle worker threads spinning, instead of sleeping
+/// between jobs, for as long as it lives. A sleeping worker is woken through
+/// the OS, which on a virtual machine can take as long as a decoder token's
+/// short jobs themselves; a decoding loop holds one so that every
+/// step finds the workers awake. The spinning costs a core each while held:
+/// hold it around work, not idle time. Holds nest.
+#[must_use = "the threads spin only while the hold lives"]
+#[derive(Debug)]
+pub struct ThreadHold(());
+
+impl ThreadHold {
+    /// Opens a hold (no `Default`: making one has an effect).
+    pub fn hold() -> ThreadHold {
+        ffi::hold_kernel_threads();
+        ThreadHold(())
+    }
+}
+
+impl Drop for ThreadHold {
+    fn drop(&mut self) {
+        ffi::release_kernel_threads();
+    }
+}
