@@ -321,11 +321,9 @@ struct Stepper<'m> {
     times: StepTimes,
     /// Held from the first token on: a token is dozens of short kernel jobs
     /// with host work in between, and a worker that sleeps between them
-    /// joins each job late (long file, 3 alternating runs: vocabulary
-    /// 2.8-3.3 -> 2.5-2.6 ms per token, blocks 3.3-4.3 -> 2.9-3.0). From
-    /// the start when every product runs on the kernel pool (int8: 49-59 ->
-    /// 41-50 ms per prompt pass); otherwise a spinning worker would take a
-    /// core from OpenBLAS's threads (q8 and f32 prompt products, 110 -> 165 ms).
+    /// joins each job late. From the start of the window when every
+    /// product runs on the kernel pool; otherwise a spinning worker would
+    /// take a core from OpenBLAS's threads during the prompt's products.
     threads: Option<mlx::kernels::ThreadHold>,
     /// Several rows' logits as read, before they are split into rows (kept
     /// from token to token, as the rows' own buffers are).
