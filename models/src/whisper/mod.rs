@@ -8,6 +8,7 @@ mod decoder;
 mod decoding;
 mod encoder;
 mod timing;
+mod token_rules;
 mod tokenizer;
 
 use std::path::Path;
@@ -17,10 +18,11 @@ pub use config::{WhisperConfig, WhisperDims};
 pub use decoder::{DecoderState, TextDecoder};
 pub use decoding::{
     decode_window, decode_windows_greedy, detect_language, greedy_without_timestamps, Search,
-    StepTimes, Suppression, TokenRules, WindowPrompt, WindowResult,
+    StepTimes, WindowPrompt, WindowResult,
 };
 pub use encoder::{sinusoids, AudioEncoder};
 pub use timing::{dtw, find_alignment, median_filter, WordTiming};
+pub use token_rules::{Suppression, TokenRules};
 pub use tokenizer::{SpecialTokens, WhisperTokenizer};
 
 use crate::quantization::Activations;
