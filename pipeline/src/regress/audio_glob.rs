@@ -28,25 +28,34 @@ fn has_wildcard(part: &str) -> bool {
 /// that the run reports it), the audio files directly inside a folder, or
 /// the audio files a glob matches. Files come in name order, a folder's own
 /// files before those of its subfolders; names starting with a dot are
-/// skipped unless the pattern's part for them starts with a dot (`**` never
-/// enters such folders).
+/// skipped unless a pattern part that can meet them starts with a dot.
 pub fn expand(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, ExpandError> {
     let full = base.join(pattern);
-    if !has_wildcard(pattern) {
-        if !full.is_dir() {
-            return Ok(vec![full]);
-        }
-        let mut inside: Vec<PathBuf> = std::fs::read_dir(&full)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()?;
-        inside.retain(|p| p.is_file() && is_audio(p));
-        inside.sort();
-        return Ok(inside);
+    if has_wildcard(pattern) {
+        glob_files(&full)
+    } else if full.is_dir() {
+        Ok(folder_files(&full)?)
+    } else {
+        Ok(vec![full])
     }
+}
+
+/// The audio files directly inside `folder`, in name order.
+fn folder_files(folder: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut inside: Vec<PathBuf> = std::fs::read_dir(folder)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    inside.retain(|p| p.is_file() && is_audio(p));
+    inside.sort();
+    Ok(inside)
+}
+
+/// The audio files `pattern` (a path with wildcards) matches.
+fn glob_files(pattern: &Path) -> Result<Vec<PathBuf>, ExpandError> {
     // The walk starts at the folders before the first part with a wildcard.
     let mut root = PathBuf::new();
     let mut parts: Vec<String> = Vec::new();
-    for component in full.components() {
+    for component in pattern.components() {
         let text = component.as_os_str().to_string_lossy().into_owned();
         if parts.is_empty() && !matches!(component, Component::Normal(_) if has_wildcard(&text)) {
             root.push(component);
@@ -54,19 +63,17 @@ pub fn expand(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, ExpandError> {
             parts.push(text);
         }
     }
+    if parts.last().is_some_and(|p| p == "**") {
+        parts.push("*".into());
+    }
     let matcher = matcher(&parts)?;
     let recursive = parts.iter().any(|p| p == "**");
-    let walk = WalkDir::new(&root)
+    let mut found: Vec<PathBuf> = WalkDir::new(&root)
         .min_depth(1)
         .max_depth(if recursive { usize::MAX } else { parts.len() })
         .follow_links(true)
-        .sort_by(|a, b| {
-            let folder = |e: &DirEntry| e.file_type().is_dir();
-            (folder(a), a.file_name()).cmp(&(folder(b), b.file_name()))
-        })
         .into_iter()
-        .filter_entry(|entry| !hidden(entry) || dot_part(&parts, entry.depth()));
-    Ok(walk
+        .filter_entry(|entry| !hidden(entry) || dot_part(&parts, entry.depth()))
         // Unreadable folders hold nothing to match.
         .filter_map(Result::ok)
         .filter(|entry| entry.file_type().is_file() && is_audio(entry.path()))
@@ -77,7 +84,16 @@ pub fn expand(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, ExpandError> {
                 .is_ok_and(|relative| matcher.is_match(relative))
         })
         .map(DirEntry::into_path)
-        .collect())
+        .collect();
+    // What `**` finds in a folder comes before what it finds deeper: the
+    // order is that of the folders it spans, then of the parts after it.
+    let after = parts.len() - parts.iter().rposition(|p| p == "**").map_or(0, |at| at + 1);
+    found.sort_by_cached_key(|path| {
+        let components: Vec<Component> = path.components().collect();
+        let (spanned, rest) = components.split_at(components.len().saturating_sub(after));
+        (PathBuf::from_iter(spanned), PathBuf::from_iter(rest))
+    });
+    Ok(found)
 }
 
 /// The parts below the walk's root as one glob, `/` matched only by `/`.
@@ -110,14 +126,15 @@ fn hidden(entry: &DirEntry) -> bool {
     entry.file_name().to_string_lossy().starts_with('.')
 }
 
-/// Whether the pattern part that meets entries at `depth` (1: just below
-/// the root) asks for a dot-name; after a `**` no part has a fixed depth.
+/// Whether a pattern part that can meet entries at `depth` (1: just below
+/// the root) asks for a dot-name: the part at that depth, or from a `**`
+/// at or above it on, any part after it.
 fn dot_part(parts: &[String], depth: usize) -> bool {
-    let before = &parts[..(depth - 1).min(parts.len())];
-    !before.iter().any(|p| p == "**")
-        && parts
-            .get(depth - 1)
-            .is_some_and(|part| part.starts_with('.'))
+    let asks = |part: &String| part.starts_with('.');
+    match parts.iter().position(|p| p == "**") {
+        Some(globstar) if globstar < depth => parts[globstar..].iter().any(asks),
+        _ => parts.get(depth - 1).is_some_and(asks),
+    }
 }
 
 #[cfg(test)]
@@ -148,7 +165,7 @@ mod tests {
             "a/deeper/3.flac",
             "b/10.flac",
             ".hidden/4.flac",
-            "a/.5.flac",
+            "b/.5.flac",
             "take [2].flac",
             "take 2.flac",
         ] {
@@ -160,7 +177,7 @@ mod tests {
             ["a/1.flac", "a/2.flac", "b/10.flac"],
             "no dot-names"
         );
-        assert_eq!(names(base, "a/.*.flac"), ["a/.5.flac"]);
+        assert_eq!(names(base, "b/.*.flac"), ["b/.5.flac"]);
         assert_eq!(
             names(base, "**/*.flac"),
             [
