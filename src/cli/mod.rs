@@ -7,5 +7,4 @@ pub mod info;
 pub mod regress;
 pub mod run;
 
-mod profile;
 mod progress;

@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use asr_pipeline::{
-    output, Config, DeviceName, Format, Pipeline, PipelineError, Progress, Task, Transcript,
-};
+use asr_pipeline::{output, Config, Pipeline, PipelineError, Progress, Transcript};
 
-use super::check::run_problems;
-use super::profile::profile_table;
 use super::progress::progress_bar;
+use overrides::{run_config, DeviceArg, FormatArg, TaskArg};
+use profile::profile_table;
+
+mod overrides;
+mod profile;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -44,74 +45,6 @@ pub struct RunArgs {
     /// Print where the time went, per stage, after each file (stderr).
     #[arg(long)]
     profile: bool,
-}
-
-#[derive(Copy, Clone, clap::ValueEnum)]
-enum TaskArg {
-    Transcribe,
-    Translate,
-}
-
-#[derive(Copy, Clone, clap::ValueEnum)]
-enum FormatArg {
-    Txt,
-    Json,
-    Srt,
-    Vtt,
-    Tsv,
-}
-
-#[derive(Copy, Clone, clap::ValueEnum)]
-enum DeviceArg {
-    Cpu,
-    Gpu,
-}
-
-/// The config file with command-line overrides applied.
-fn run_config(args: &RunArgs) -> Result<Config> {
-    let mut config = Config::from_file(&args.config)?;
-    if !args.input.is_empty() {
-        config.inputs = args.input.clone();
-    }
-    if let Some(dir) = &args.output_dir {
-        config.output_dir = Some(dir.clone());
-    }
-    if !args.formats.is_empty() {
-        config.formats = args
-            .formats
-            .iter()
-            .map(|f| match f {
-                FormatArg::Txt => Format::Txt,
-                FormatArg::Json => Format::Json,
-                FormatArg::Srt => Format::Srt,
-                FormatArg::Vtt => Format::Vtt,
-                FormatArg::Tsv => Format::Tsv,
-            })
-            .collect();
-    }
-    if let Some(model) = &args.model {
-        config.model = model.clone();
-    }
-    if let Some(device) = args.device {
-        config.device = match device {
-            DeviceArg::Cpu => DeviceName::Cpu,
-            DeviceArg::Gpu => DeviceName::Gpu,
-        };
-    }
-    if let Some(language) = &args.language {
-        config.decode.language = Some(language.clone());
-    }
-    if let Some(task) = args.task {
-        config.decode.task = match task {
-            TaskArg::Transcribe => Task::Transcribe,
-            TaskArg::Translate => Task::Translate,
-        };
-    }
-    let problems = run_problems(&config);
-    if !problems.is_empty() {
-        anyhow::bail!("{}: {}", args.config.display(), problems.join("; "));
-    }
-    Ok(config)
 }
 
 /// Transcribes every input file not yet done, in groups of the batch size;
