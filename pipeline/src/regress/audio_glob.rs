@@ -140,7 +140,7 @@ fn dot_part(parts: &[String], depth: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::regress::touch;
+    use crate::regress::folder_with;
 
     fn names(base: &Path, pattern: &str) -> Vec<String> {
         expand(base, pattern)
@@ -155,9 +155,7 @@ mod tests {
 
     #[test]
     fn globs_list_audio_files_in_name_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path();
-        for f in [
+        let dir = folder_with(&[
             "z.flac",
             "a/2.flac",
             "a/1.flac",
@@ -168,9 +166,8 @@ mod tests {
             "b/.5.flac",
             "take [2].flac",
             "take 2.flac",
-        ] {
-            touch(&base.join(f));
-        }
+        ]);
+        let base = dir.path();
         assert_eq!(names(base, "a/?.flac"), ["a/1.flac", "a/2.flac"]);
         assert_eq!(
             names(base, "*/*.flac"),

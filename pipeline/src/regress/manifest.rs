@@ -251,22 +251,19 @@ fn item(id: String, path: PathBuf, base: &Path, reference: Option<String>) -> It
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::regress::touch;
+    use crate::regress::folder_with;
 
     #[test]
     fn audio_lists_tables_folders_and_globs() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path();
-        for f in [
+        let dir = folder_with(&[
             "clips/a/1.flac",
             "clips/a/2.wav",
             "clips/a/notes.txt",
             "clips/b/3.flac",
             "clips/.hidden/4.flac",
             "top.wav",
-        ] {
-            touch(&base.join(f));
-        }
+        ]);
+        let base = dir.path();
         let manifest = Manifest::from_toml(
             r#"
             model = "tiny.en"

@@ -30,9 +30,14 @@ pub use runner::{run, run_pipeline, Event, RunOptions, TranscribeItem};
 pub use snapshot::render_snapshot;
 pub use snapshot_file::{write_atomically, SnapshotFile};
 
-/// An empty file at `path`, its folders created.
+/// A temporary folder holding empty files at the given relative paths.
 #[cfg(test)]
-fn touch(path: &std::path::Path) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, b"").unwrap();
+fn folder_with(files: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for file in files {
+        let path = dir.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"").unwrap();
+    }
+    dir
 }

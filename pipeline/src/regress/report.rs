@@ -79,10 +79,7 @@ impl Report {
 
     /// Summed word errors of the items with a reference and a transcript.
     pub fn vs_references(&self) -> WordErrors {
-        self.items
-            .iter()
-            .filter_map(|i| i.vs_reference)
-            .fold(WordErrors::default(), |a, b| a + b)
+        self.summed(|i| i.vs_reference)
     }
 
     /// Items with a reference and a transcript.
@@ -95,9 +92,13 @@ impl Report {
 
     /// Summed word errors against the stored snapshots' texts.
     pub fn vs_snapshots(&self) -> WordErrors {
+        self.summed(|i| i.vs_snapshot)
+    }
+
+    fn summed(&self, errors: impl Fn(&ItemReport) -> Option<WordErrors>) -> WordErrors {
         self.items
             .iter()
-            .filter_map(|i| i.vs_snapshot)
+            .filter_map(errors)
             .fold(WordErrors::default(), |a, b| a + b)
     }
 
