@@ -93,6 +93,8 @@ fn summary(report: &Report) -> String {
     out
 }
 
+/// Checks every item of the manifest, a line each, then the summary; an
+/// error when any item needs attention.
 pub fn run(args: RegressArgs, quiet: bool) -> Result<()> {
     let manifest = Manifest::from_file(&args.manifest)?;
     let id_width = manifest.items.iter().map(|i| i.id.len()).max().unwrap_or(0);
