@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The Python MLX side of `pipeline bench`: the same measurements as
-src/bench.rs, printed as one JSON object keyed like BenchRow::key."""
+"""The Python MLX side of `cargo bench --bench mlx_binding`: the same
+measurements as benches/mlx_binding/binding.rs, printed as one JSON object
+keyed like BenchRow::key."""
 import json
 import math
 import time

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates the Python venv of the peers: Python MLX on the CPU wheel (for
-# `pipeline bench`), mlx-whisper (converter interop check), openai-whisper on
+# `cargo bench --bench mlx_binding`), mlx-whisper (converter interop check), openai-whisper on
 # PyTorch CPU (reference transcripts for fixtures) and faster-whisper
 # (CTranslate2) — the tools scripts/bench-peers compares against.
 # Idempotent: rebuilt (atomically, under a temporary name) only when an import

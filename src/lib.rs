@@ -3,7 +3,7 @@
 //! This facade re-exports the workspace crates; the `pipeline` binary in
 //! `src/main.rs` is its command-line front end.
 
-pub mod bench;
+pub mod build_info;
 
 pub use mlx;
 

@@ -8,6 +8,8 @@ use anyhow::{Context, Result};
 use asr_pipeline::regress::{self, Event, ItemReport, Manifest, Report, RunOptions, Status};
 use asr_pipeline::wer::WordErrors;
 
+use super::progress::progress_bar;
+
 #[derive(clap::Args)]
 pub struct RegressArgs {
     /// The regression manifest (see README: Regression runs).
@@ -91,10 +93,12 @@ fn summary(report: &Report) -> String {
     out
 }
 
+/// Checks every item of the manifest, a line each, then the summary; an
+/// error when any item needs attention.
 pub fn run(args: RegressArgs, quiet: bool) -> Result<()> {
     let manifest = Manifest::from_file(&args.manifest)?;
     let id_width = manifest.items.iter().map(|i| i.id.len()).max().unwrap_or(0);
-    let bar = crate::progress_bar(quiet, "{msg} [{bar:30}] {pos}/{len} items");
+    let bar = progress_bar(quiet, "{msg} [{bar:30}] {pos}/{len} items");
     bar.set_length(manifest.items.len() as u64);
     let on_event = |event: Event<'_>| match event {
         Event::Started { item, .. } => bar.set_message(item.id.clone()),

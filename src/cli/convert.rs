@@ -1,0 +1,101 @@
+//! `pipeline convert`: a Whisper checkpoint written as an MLX model folder.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
+use asr_pipeline::{Quantization, Quantize};
+
+use super::progress::progress_bar;
+
+pub const LONG_HELP: &str = "Convert a Whisper checkpoint into an MLX model folder.
+
+Input formats (--from):
+  CTranslate2 model folder   model.bin + config.json, as faster-whisper uses
+                             (float32/float16/bfloat16/int8/int16 weights)
+  Hugging Face model folder  config.json + model.safetensors or
+                             pytorch_model.bin, either possibly sharded
+                             (*.index.json); alignment heads from
+                             generation_config.json
+  openai-whisper checkpoint  a .pt file holding {dims, model_state_dict}
+
+PyTorch files are read by a pickle reader that runs no code: only tensor,
+storage and container globals are accepted, anything else is refused by name.
+Legacy (pre-1.6, non-zip) torch files are refused: re-save them with torch.
+
+Output (--out): a folder that this project and Python mlx-whisper both load:
+  config.json          openai-whisper ModelDimensions keys, model_type, and
+                       `quantization` {group_size, bits} when quantized
+  weights.safetensors  mlx-whisper names; conv weights channels-last
+  tokenizer files      copied from the input folder when present
+
+The output appears only when complete (written to a temporary folder, then
+renamed); an existing output is replaced only with --force.";
+
+#[derive(clap::Args)]
+pub struct ConvertArgs {
+    /// Checkpoint file or model folder to read.
+    #[arg(long = "from", value_name = "PATH")]
+    from: PathBuf,
+    /// Model folder to write.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Floating-point type of the written weights.
+    #[arg(long, value_enum, default_value_t = DtypeArg::F16)]
+    dtype: DtypeArg,
+    /// Affine-quantize linear and embedding weights (norms, convolutions and
+    /// positional tables stay unquantized): none, q8, q4, or int8 (stored as
+    /// q8; int8 activations are a run setting).
+    #[arg(long, value_name = "NAME")]
+    quantize: Option<Quantize>,
+    /// Quantization group size (32, 64 or 128).
+    #[arg(long, default_value_t = Quantization::DEFAULT_GROUP_SIZE, value_parser = parse_group_size)]
+    group_size: i32,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Copy, Clone, clap::ValueEnum)]
+enum DtypeArg {
+    F32,
+    F16,
+    Bf16,
+}
+
+fn parse_group_size(text: &str) -> Result<i32, String> {
+    let n = text.parse().map_err(|e| format!("{e}"))?;
+    Quantization::check_group_size(n).map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+/// Converts `--from` into `--out`, with a progress bar over the tensors.
+pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
+    let opts = WriteOptions {
+        dtype: match args.dtype {
+            DtypeArg::F32 => OutputDtype::F32,
+            DtypeArg::F16 => OutputDtype::F16,
+            DtypeArg::Bf16 => OutputDtype::BF16,
+        },
+        quantization: args
+            .quantize
+            .and_then(|q| q.with_group_size(args.group_size).weights),
+        force: args.force,
+    };
+    let bar = progress_bar(quiet, "{msg} [{bar:40}] {pos}/{len} tensors");
+    bar.set_message("converting");
+    let progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let loaded = convert_whisper(&args.from, &args.out, &opts, &progress)?;
+    bar.finish_and_clear();
+    tracing::info!(layout = ?loaded.layout, dims = ?loaded.weights.dims, "converted");
+    eprintln!(
+        "wrote {} ({} tensors from a {:?} checkpoint)",
+        args.out.display(),
+        loaded.weights.tensors.len(),
+        loaded.layout
+    );
+    Ok(())
+}
