@@ -6,11 +6,9 @@ use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
 
 use asr_pipeline::stages::audio::{
-    load_audio, AudioError, AudioStream, BLOCK_SAMPLES, SAMPLE_RATE,
+    load_audio, sinc_parameters, AudioError, AudioStream, BLOCK_SAMPLES, SAMPLE_RATE,
 };
-use rubato::{
-    Resampler, SincFixedIn, SincInterpolationParameters, SincInterpolationType, WindowFunction,
-};
+use rubato::{Resampler, SincFixedIn};
 
 fn shared_audio(name: &str) -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -107,13 +105,7 @@ fn reference_resample(mono: &[f32], rate: u32) -> Vec<f32> {
     if rate == SAMPLE_RATE {
         return mono.to_vec();
     }
-    let params = SincInterpolationParameters {
-        sinc_len: 256,
-        f_cutoff: 0.95,
-        interpolation: SincInterpolationType::Linear,
-        oversampling_factor: 256,
-        window: WindowFunction::BlackmanHarris2,
-    };
+    let params = sinc_parameters();
     let ratio = f64::from(SAMPLE_RATE) / f64::from(rate);
     let mut resampler = SincFixedIn::<f32>::new(ratio, 1.0, params, 4096, 1).unwrap();
     let delay = resampler.output_delay();

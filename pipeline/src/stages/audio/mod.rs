@@ -361,16 +361,20 @@ struct StreamResampler {
     released: u64,
 }
 
+/// The band-limited sinc interpolation every resampled input goes through.
+pub fn sinc_parameters() -> SincInterpolationParameters {
+    SincInterpolationParameters {
+        sinc_len: 256,
+        f_cutoff: 0.95,
+        interpolation: SincInterpolationType::Linear,
+        oversampling_factor: 256,
+        window: WindowFunction::BlackmanHarris2,
+    }
+}
+
 impl StreamResampler {
     fn new(rate: u32) -> Result<Self, String> {
-        let params = SincInterpolationParameters {
-            sinc_len: 256,
-            f_cutoff: 0.95,
-            interpolation: SincInterpolationType::Linear,
-            oversampling_factor: 256,
-            window: WindowFunction::BlackmanHarris2,
-        };
-        let sinc = SincFixedIn::<f32>::new(ratio(rate), 1.0, params, RESAMPLER_CHUNK, 1)
+        let sinc = SincFixedIn::<f32>::new(ratio(rate), 1.0, sinc_parameters(), RESAMPLER_CHUNK, 1)
             .map_err(|e| e.to_string())?;
         Ok(StreamResampler {
             delay: sinc.output_delay() as u64,
