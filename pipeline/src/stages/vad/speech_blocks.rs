@@ -14,7 +14,8 @@ use crate::stages::audio::BLOCK_SAMPLES;
 /// detector error ends it too and is returned by [`Self::into_timeline`].
 ///
 /// ```no_run
-/// # use asr_pipeline::{audio::AudioStream, vad::{SpeechBlocks, VadOptions}, DecodeOptions, WhisperTranscriber};
+/// # use asr_pipeline::stages::{audio::AudioStream, vad::{SpeechBlocks, VadOptions}};
+/// # use asr_pipeline::{DecodeOptions, WhisperTranscriber};
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let transcriber = WhisperTranscriber::load("tiny.en")?;
 /// let stream = AudioStream::open("talk.wav".as_ref())?;
