@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use asr_models::{Quantization, Quantize};
 use serde::Deserialize;
 
+use crate::stages::audio::audio_files_in;
 use crate::stages::output::{Format, SubtitleOptions};
 use crate::stages::vad::VadOptions;
 use decode::DecodeOptions;
@@ -191,26 +192,10 @@ impl Config {
                 files.push(input.clone());
                 continue;
             }
-            let mut inside: Vec<PathBuf> = std::fs::read_dir(input)?
-                .map(|e| e.map(|e| e.path()))
-                .collect::<Result<_, _>>()?;
-            inside.retain(|p| p.is_file() && is_audio(p));
-            inside.sort();
-            files.extend(inside);
+            files.extend(audio_files_in(input)?);
         }
         Ok(files)
     }
-}
-
-/// Extensions of the containers the audio reader opens.
-const AUDIO_EXTENSIONS: &[&str] = &[
-    "wav", "wave", "flac", "mp3", "ogg", "oga", "m4a", "mp4", "aac", "caf", "aiff", "aif",
-];
-
-pub(crate) fn is_audio(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 #[cfg(test)]

@@ -10,6 +10,10 @@
 //! filter delay trimmed at the start and `round(n * 16000 / rate)` samples
 //! in all for `n` input frames.
 
+mod files;
+
+pub use files::{audio_files_in, is_audio};
+
 use std::fmt;
 use std::fs::File;
 use std::iter::FusedIterator;
