@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use asr_pipeline::config::output_stem;
 use asr_pipeline::stages::output;
 use asr_pipeline::{Config, Pipeline, PipelineError, Progress, Transcript};
 
@@ -69,7 +70,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
         .iter()
         .map(PathBuf::as_path)
         .filter(|input| {
-            let done = !args.force && outputs_complete(&config, &stem_of(input));
+            let done = !args.force && outputs_complete(&config, &output_stem(input));
             if done {
                 tracing::warn!(input = %input.display(), "skipped: its outputs exist (--force redoes it)");
             }
@@ -82,7 +83,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
         for (input, transcript) in group.iter().zip(transcripts) {
             let reported = transcript
                 .with_context(|| format!("transcribing {}", input.display()))
-                .and_then(|t| report(&config, &t, &stem_of(input), args.profile));
+                .and_then(|t| report(&config, &t, &output_stem(input), args.profile));
             if let Err(e) = reported {
                 eprintln!("error: {e:#}");
                 failed.push(input.display().to_string());
@@ -109,13 +110,6 @@ fn outputs_complete(config: &Config, stem: &str) -> bool {
             .iter()
             .all(|f| dir.join(format!("{stem}.{}", f.extension())).is_file())
     })
-}
-
-fn stem_of(input: &Path) -> String {
-    input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "audio".into())
 }
 
 /// Transcribes `group` together (see `Pipeline::transcribe_files`), one
