@@ -58,6 +58,8 @@ pub enum AudioError {
     Empty { path: PathBuf },
     #[error("{path}: a sample rate of {rate} Hz, below the {MIN_SAMPLE_RATE} Hz minimum")]
     SampleRate { path: PathBuf, rate: u32 },
+    #[error("{path}: non-finite samples (NaN or infinity) at {seconds:.2} s")]
+    NonFinite { path: PathBuf, seconds: f64 },
 }
 
 /// Consecutive blocks of 16 kHz mono samples (an [`AudioStream`], or
@@ -87,7 +89,8 @@ pub fn load_audio(path: &Path) -> Result<Vec<f32>, AudioError> {
 ///
 /// Packets are mixed to mono one by one, so a channel count that changes
 /// mid-stream is handled; a sample rate that changes mid-stream is a
-/// [`AudioError::Decode`] error. Corrupt frames of compressed streams are
+/// [`AudioError::Decode`] error, a NaN or infinite sample an
+/// [`AudioError::NonFinite`] one. Corrupt frames of compressed streams are
 /// skipped, as players do.
 pub struct AudioStream {
     path: PathBuf,
@@ -103,6 +106,8 @@ pub struct AudioStream {
     /// Scratch for one packet: interleaved, then mixed to mono.
     interleaved: Option<SampleBuffer<f32>>,
     mono: Vec<f32>,
+    /// Input frames decoded so far, to say where a bad sample is.
+    decoded_frames: u64,
     /// 16 kHz samples not handed out yet.
     ready: Vec<f32>,
     emitted: u64,
@@ -178,6 +183,7 @@ impl AudioStream {
             input: None,
             interleaved: None,
             mono: Vec::new(),
+            decoded_frames: 0,
             ready: Vec::new(),
             emitted: 0,
             state: State::Decoding,
@@ -236,6 +242,14 @@ impl AudioStream {
         };
         interleaved.copy_interleaved_ref(audio);
         downmix(interleaved.samples(), channels, &mut self.mono);
+        // NaN or infinity would pass through every stage as garbage text.
+        if let Some(frame) = self.mono.iter().position(|s| !s.is_finite()) {
+            return Err(AudioError::NonFinite {
+                path: self.path.clone(),
+                seconds: (self.decoded_frames + frame as u64) as f64 / f64::from(spec.rate),
+            });
+        }
+        self.decoded_frames += self.mono.len() as u64;
 
         let input = match &mut self.input {
             Some(input) if input.rate == spec.rate => input,
