@@ -367,11 +367,17 @@ fn sample_rates_below_the_minimum_are_refused_naming_the_file() {
 #[test]
 fn non_finite_float_samples_are_an_error_naming_the_file_and_the_time() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, u32, fn(usize) -> f64, &str); 3] = [
+    type Signal = fn(usize) -> f64;
+    let cases: [(&str, u32, Signal, &str); 3] = [
         ("nan.wav", 16_000, |_| f64::NAN, "0.00"),
         ("minus-inf.wav", 44_100, |_| f64::NEG_INFINITY, "0.00"),
         // One NaN every 1000 samples, the first at 0.05 s.
-        ("sparse-nan.wav", 16_000, |n| if n % 1000 == 800 { f64::NAN } else { 0.1 }, "0.05"),
+        (
+            "sparse-nan.wav",
+            16_000,
+            |n| if n % 1000 == 800 { f64::NAN } else { 0.1 },
+            "0.05",
+        ),
     ];
     for (name, rate, signal, at) in cases {
         let path = dir.path().join(name);

@@ -361,5 +361,9 @@ fn a_panic_while_transcribing_one_file_is_its_error_and_the_others_go_on() {
             && text.ends_with("(a bug: please report it)"),
         "{text}"
     );
-    assert!(results[1].as_ref().unwrap().text.contains("fellow Americans"));
+    assert!(results[1]
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("fellow Americans"));
 }

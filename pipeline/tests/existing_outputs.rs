@@ -15,14 +15,31 @@ fn empty_or_unparsable_outputs_are_not_finished() {
     let cases = [
         (at("a.txt", "hello\n"), Format::Txt, Existing::Finished),
         (at("b.txt", ""), Format::Txt, Existing::Damaged("is empty")),
-        (at("c.json", "{\"text\": \"hi\"}\n"), Format::Json, Existing::Finished),
-        (at("d.json", ""), Format::Json, Existing::Damaged("is empty")),
-        (at("e.json", "{\"text\": \"h"), Format::Json, Existing::Damaged("is not valid JSON")),
+        (
+            at("c.json", "{\"text\": \"hi\"}\n"),
+            Format::Json,
+            Existing::Finished,
+        ),
+        (
+            at("d.json", ""),
+            Format::Json,
+            Existing::Damaged("is empty"),
+        ),
+        (
+            at("e.json", "{\"text\": \"h"),
+            Format::Json,
+            Existing::Damaged("is not valid JSON"),
+        ),
         // A silent recording's SRT has no cues.
         (at("f.srt", ""), Format::Srt, Existing::Finished),
         (dir.path().join("g.vtt"), Format::Vtt, Existing::Missing),
     ];
     for (path, format, expected) in cases {
-        assert_eq!(existing_output(&path, format), expected, "{}", path.display());
+        assert_eq!(
+            existing_output(&path, format),
+            expected,
+            "{}",
+            path.display()
+        );
     }
 }

@@ -105,7 +105,10 @@ fn an_output_dir_that_cannot_be_written_is_found_first() {
     let problems = config(&[&wav], Some(&blocked)).problems();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
-        problems[0].starts_with(&format!("output_dir: cannot create {}: ", blocked.display())),
+        problems[0].starts_with(&format!(
+            "output_dir: cannot create {}: ",
+            blocked.display()
+        )),
         "{problems:?}"
     );
     // A writable one is created, and left without the probe.

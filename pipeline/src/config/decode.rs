@@ -152,14 +152,17 @@ impl DecodeOptions {
         for (key, count) in [("beam_size", self.beam_size), ("best_of", self.best_of)] {
             match count {
                 Some(0) => out.push(format!("decode.{key}: must be at least 1")),
-                Some(n) if n > MAX_BEAMS => {
-                    out.push(format!("decode.{key}: {n} is more than the {MAX_BEAMS} allowed"))
-                }
+                Some(n) if n > MAX_BEAMS => out.push(format!(
+                    "decode.{key}: {n} is more than the {MAX_BEAMS} allowed"
+                )),
                 _ => {}
             }
         }
         for (key, threshold) in [
-            ("compression_ratio_threshold", self.compression_ratio_threshold),
+            (
+                "compression_ratio_threshold",
+                self.compression_ratio_threshold,
+            ),
             ("logprob_threshold", self.logprob_threshold),
             ("no_speech_threshold", self.no_speech_threshold),
         ] {
@@ -318,9 +321,11 @@ logprob_threshold = nan
                 "decode.no_speech_threshold: nan is not a number (inf or -inf switch it off)",
             ]
         );
-        let at_the_limit = parse("beam_size = 32
+        let at_the_limit = parse(
+            "beam_size = 32
 best_of = 32
-logprob_threshold = -inf");
+logprob_threshold = -inf",
+        );
         assert!(at_the_limit.problems().is_empty());
     }
 }

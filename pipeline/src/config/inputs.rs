@@ -50,7 +50,11 @@ impl Config {
     /// Inputs that are missing, not regular files, directories without
     /// audio, or files whose outputs would overwrite each other's.
     pub(super) fn input_problems(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.inputs.iter().filter_map(|p| input_problem(p)).collect();
+        let mut out: Vec<String> = self
+            .inputs
+            .iter()
+            .filter_map(|p| input_problem(p))
+            .collect();
         if self.inputs.is_empty() {
             out.push("input: no files given".into());
         }
@@ -92,9 +96,9 @@ fn input_problem(input: &Path) -> Option<String> {
         )),
         Ok(_) => match audio_files(input) {
             Err(e) => Some(format!("input: {shown}: {e}")),
-            Ok(files) if files.is_empty() => Some(format!(
-                "input: {shown} is a directory with no audio files"
-            )),
+            Ok(files) if files.is_empty() => {
+                Some(format!("input: {shown} is a directory with no audio files"))
+            }
             Ok(_) => None,
         },
     }

@@ -170,7 +170,11 @@ impl Config {
         if self.formats.is_empty() {
             out.push("formats: empty list".into());
         }
-        out.extend(self.output_dir.as_deref().and_then(output_dir::output_dir_problem));
+        out.extend(
+            self.output_dir
+                .as_deref()
+                .and_then(output_dir::output_dir_problem),
+        );
         if self.subtitles.uses_words() && !self.decode.word_timestamps {
             out.push("subtitles: highlight_words and max_words_per_line need decode.word_timestamps = true".into());
         }

@@ -33,7 +33,9 @@ fn find_rate(file: &mut (impl Read + Seek)) -> std::io::Result<Option<u32>> {
             // Format tag and channels (2 bytes each), then the rate.
             let mut fmt = [0u8; 8];
             file.read_exact(&mut fmt)?;
-            return Ok(Some(u32::from_le_bytes(fmt[4..].try_into().expect("4 bytes"))));
+            return Ok(Some(u32::from_le_bytes(
+                fmt[4..].try_into().expect("4 bytes"),
+            )));
         }
         // Chunks are padded to an even length.
         file.seek(SeekFrom::Current(i64::from(size) + i64::from(size & 1)))?;
