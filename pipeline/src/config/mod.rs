@@ -7,13 +7,16 @@
 //! unset).
 
 pub mod decode;
+mod inputs;
+mod output_dir;
+
+pub use inputs::output_stem;
 
 use std::path::{Path, PathBuf};
 
 use asr_models::{Quantization, Quantize};
 use serde::Deserialize;
 
-use crate::stages::audio::audio_files_in;
 use crate::stages::output::{Format, SubtitleOptions};
 use crate::stages::vad::VadOptions;
 use decode::DecodeOptions;
@@ -161,19 +164,17 @@ impl Config {
 
     /// Problems of the file's own settings (inputs, outputs, subtitles);
     /// the stages' settings are checked by [`crate::plan::StagePlan::of_config`].
+    /// The output directory is created if missing, and tried.
     pub fn problems(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .inputs
-            .iter()
-            .filter(|p| !p.is_file() && !p.is_dir())
-            .map(|p| format!("input: no such file or directory {}", p.display()))
-            .collect();
-        if self.inputs.is_empty() {
-            out.push("input: no files given".into());
-        }
+        let mut out = self.input_problems();
         if self.formats.is_empty() {
             out.push("formats: empty list".into());
         }
+        out.extend(
+            self.output_dir
+                .as_deref()
+                .and_then(output_dir::output_dir_problem),
+        );
         if self.subtitles.uses_words() && !self.decode.word_timestamps {
             out.push("subtitles: highlight_words and max_words_per_line need decode.word_timestamps = true".into());
         }
@@ -181,20 +182,6 @@ impl Config {
             out.push("subtitles.max_words_per_line: must be at least 1".into());
         }
         out
-    }
-
-    /// The audio files to transcribe: the inputs, with each directory
-    /// replaced by the audio files directly inside it (sorted by name).
-    pub fn input_files(&self) -> std::io::Result<Vec<PathBuf>> {
-        let mut files = Vec::new();
-        for input in &self.inputs {
-            if !input.is_dir() {
-                files.push(input.clone());
-                continue;
-            }
-            files.extend(audio_files_in(input)?);
-        }
-        Ok(files)
     }
 }
 

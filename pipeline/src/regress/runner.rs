@@ -10,6 +10,7 @@ use super::manifest::{Item, Manifest};
 use super::report::{ItemReport, Report, Status};
 use super::snapshot::render_snapshot;
 use super::snapshot_file::SnapshotFile;
+use crate::panic_guard::guard_file;
 use crate::transcript::{Progress, Transcript};
 use crate::wer::word_errors;
 use crate::{Pipeline, PipelineError};
@@ -47,7 +48,7 @@ pub struct RunOptions {
 
 /// Transcribes every item with `transcribe` (which reports audio progress
 /// through its second argument) and compares it with its snapshot. A
-/// failing item is reported and the run goes on.
+/// failing item (a panicking one too) is reported and the run goes on.
 pub fn run(
     manifest: &Manifest,
     options: &RunOptions,
@@ -138,7 +139,7 @@ fn check_item(
     };
     report.stored_text = stored.as_ref().and_then(SnapshotFile::text);
     let transcript = if item.path.is_file() {
-        transcribe(item, progress)
+        guard_file(&item.path, || transcribe(item, progress)).unwrap_or_else(|e| Err(e.to_string()))
     } else {
         Err(format!("no such audio file: {}", item.path.display()))
     };

@@ -4,15 +4,18 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use asr_pipeline::config::output_stem;
 use asr_pipeline::stages::output;
 use asr_pipeline::{Config, Pipeline, PipelineError, Progress, Transcript};
 
 use super::progress::progress_bar;
 use overrides::{run_config, DeviceArg, FormatArg, TaskArg};
 use profile::profile_table;
+use resume::outputs_complete;
 
 mod overrides;
 mod profile;
+mod resume;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -69,7 +72,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
         .iter()
         .map(PathBuf::as_path)
         .filter(|input| {
-            let done = !args.force && outputs_complete(&config, &stem_of(input));
+            let done = !args.force && outputs_complete(&config, &output_stem(input));
             if done {
                 tracing::warn!(input = %input.display(), "skipped: its outputs exist (--force redoes it)");
             }
@@ -82,7 +85,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
         for (input, transcript) in group.iter().zip(transcripts) {
             let reported = transcript
                 .with_context(|| format!("transcribing {}", input.display()))
-                .and_then(|t| report(&config, &t, &stem_of(input), args.profile));
+                .and_then(|t| report(&config, &t, &output_stem(input), args.profile));
             if let Err(e) = reported {
                 eprintln!("error: {e:#}");
                 failed.push(input.display().to_string());
@@ -98,24 +101,6 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Whether every output of `stem` is already written (outputs are renamed
-/// into place whole, so an existing file is a complete one).
-fn outputs_complete(config: &Config, stem: &str) -> bool {
-    config.output_dir.as_ref().is_some_and(|dir| {
-        config
-            .formats
-            .iter()
-            .all(|f| dir.join(format!("{stem}.{}", f.extension())).is_file())
-    })
-}
-
-fn stem_of(input: &Path) -> String {
-    input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "audio".into())
 }
 
 /// Transcribes `group` together (see `Pipeline::transcribe_files`), one

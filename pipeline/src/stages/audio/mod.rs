@@ -41,6 +41,12 @@ pub const BLOCK_SAMPLES: usize = SAMPLE_RATE as usize;
 /// whole-buffer reference must use the same value.
 const RESAMPLER_CHUNK: usize = 4096;
 
+/// The lowest sample rate read: below it a file is broken rather than
+/// speech (a 1 Hz file would be resampled 16000-fold).
+pub const MIN_SAMPLE_RATE: u32 = 1000;
+
+mod wav_header;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
     #[error("{path}: {error}")]
@@ -54,6 +60,10 @@ pub enum AudioError {
     Decode { path: PathBuf, reason: String },
     #[error("{path}: contains no audio samples")]
     Empty { path: PathBuf },
+    #[error("{path}: a sample rate of {rate} Hz, below the {MIN_SAMPLE_RATE} Hz minimum")]
+    SampleRate { path: PathBuf, rate: u32 },
+    #[error("{path}: non-finite samples (NaN or infinity) at {seconds:.2} s")]
+    NonFinite { path: PathBuf, seconds: f64 },
 }
 
 /// Consecutive blocks of 16 kHz mono samples (an [`AudioStream`], or
@@ -83,7 +93,8 @@ pub fn load_audio(path: &Path) -> Result<Vec<f32>, AudioError> {
 ///
 /// Packets are mixed to mono one by one, so a channel count that changes
 /// mid-stream is handled; a sample rate that changes mid-stream is a
-/// [`AudioError::Decode`] error. Corrupt frames of compressed streams are
+/// [`AudioError::Decode`] error, a NaN or infinite sample an
+/// [`AudioError::NonFinite`] one. Corrupt frames of compressed streams are
 /// skipped, as players do.
 pub struct AudioStream {
     path: PathBuf,
@@ -99,6 +110,8 @@ pub struct AudioStream {
     /// Scratch for one packet: interleaved, then mixed to mono.
     interleaved: Option<SampleBuffer<f32>>,
     mono: Vec<f32>,
+    /// Input frames decoded so far, to say where a bad sample is.
+    decoded_frames: u64,
     /// 16 kHz samples not handed out yet.
     ready: Vec<f32>,
     emitted: u64,
@@ -128,10 +141,14 @@ impl AudioStream {
             path: path.to_path_buf(),
             reason,
         };
-        let file = File::open(path).map_err(|error| AudioError::Open {
+        let open_error = |error| AudioError::Open {
             path: path.to_path_buf(),
             error,
-        })?;
+        };
+        let mut file = File::open(path).map_err(open_error)?;
+        if let Some(rate) = wav_header::wav_sample_rate(&mut file).map_err(open_error)? {
+            check_rate(path, rate)?;
+        }
         let source = MediaSourceStream::new(Box::new(file), Default::default());
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -156,6 +173,7 @@ impl AudioStream {
             .sample_rate
             .filter(|&r| r > 0)
             .ok_or_else(|| unsupported("unknown sample rate".into()))?;
+        check_rate(path, container_rate)?;
         let decoder = symphonia::default::get_codecs()
             .make(params, &DecoderOptions::default())
             .map_err(|e| unsupported(e.to_string()))?;
@@ -169,6 +187,7 @@ impl AudioStream {
             input: None,
             interleaved: None,
             mono: Vec::new(),
+            decoded_frames: 0,
             ready: Vec::new(),
             emitted: 0,
             state: State::Decoding,
@@ -227,6 +246,14 @@ impl AudioStream {
         };
         interleaved.copy_interleaved_ref(audio);
         downmix(interleaved.samples(), channels, &mut self.mono);
+        // NaN or infinity would pass through every stage as garbage text.
+        if let Some(frame) = self.mono.iter().position(|s| !s.is_finite()) {
+            return Err(AudioError::NonFinite {
+                path: self.path.clone(),
+                seconds: (self.decoded_frames + frame as u64) as f64 / f64::from(spec.rate),
+            });
+        }
+        self.decoded_frames += self.mono.len() as u64;
 
         let input = match &mut self.input {
             Some(input) if input.rate == spec.rate => input,
@@ -317,6 +344,17 @@ impl fmt::Debug for AudioStream {
             .field("emitted", &self.emitted)
             .finish_non_exhaustive()
     }
+}
+
+/// Refuses a sample rate below [`MIN_SAMPLE_RATE`].
+fn check_rate(path: &Path, rate: u32) -> Result<(), AudioError> {
+    if rate < MIN_SAMPLE_RATE {
+        return Err(AudioError::SampleRate {
+            path: path.to_path_buf(),
+            rate,
+        });
+    }
+    Ok(())
 }
 
 /// Averages interleaved channels into `mono` (replacing its contents).

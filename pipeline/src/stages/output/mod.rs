@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 use crate::transcript::{SegmentWord, Transcript};
 
+mod existing;
+pub use existing::{existing_output, Existing};
+
 /// Output formats of a transcript.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
