@@ -111,8 +111,9 @@ fn an_output_dir_that_cannot_be_written_is_found_first() {
         )),
         "{problems:?}"
     );
-    // A writable one is created, and left without the probe.
+    // A writable one passes; checking creates nothing and leaves no probe.
     let fine = dir.path().join("new/out");
     assert!(config(&[&wav], Some(&fine)).problems().is_empty());
-    assert_eq!(std::fs::read_dir(&fine).unwrap().count(), 0);
+    assert!(!dir.path().join("new").exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
