@@ -4,6 +4,7 @@
 mod hf_dims;
 mod load;
 mod names;
+mod out_folder;
 mod published_heads;
 mod write;
 
@@ -77,6 +78,7 @@ pub fn convert_whisper(
     progress: &dyn Fn(usize, usize),
 ) -> crate::Result<LoadedWhisper> {
     // Fail before the (slow) read.
+    out_folder::check_apart_from_source(from, out)?;
     write::check(opts, out)?;
     let loaded = load_whisper(from)?;
     write_mlx_whisper(
