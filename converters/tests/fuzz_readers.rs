@@ -7,7 +7,7 @@
 //! many more through `PROPTEST_CASES`.
 
 use std::fs;
-use std::io::{Cursor, Read, Write};
+use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
 use asr_converters::ct2::read_model_bin;
@@ -16,6 +16,8 @@ use asr_converters::safetensors::read_safetensors;
 use asr_converters::torch::read_checkpoint;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
+
+mod torch_zips;
 
 /// proptest's default run (256 cases per property, or `PROPTEST_CASES`),
 /// with no failure files written into the source tree: a failure found is
@@ -71,24 +73,11 @@ fn data_pkl(zip: &[u8]) -> Vec<u8> {
 
 /// `zip` with its `data.pkl` replaced, storages unchanged.
 fn with_pickle(zip: &[u8], pickle: &[u8]) -> Vec<u8> {
-    let mut src = zip::ZipArchive::new(Cursor::new(zip)).unwrap();
-    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let stored =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for i in 0..src.len() {
-        let mut entry = src.by_index(i).unwrap();
-        let name = entry.name().to_string();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).unwrap();
-        out.start_file(&name, stored).unwrap();
-        let contents = if name.ends_with("data.pkl") {
-            pickle
-        } else {
-            &bytes
-        };
-        out.write_all(contents).unwrap();
-    }
-    out.finish().unwrap().into_inner()
+    torch_zips::rebuilt(zip, |name, bytes| {
+        if name.ends_with("data.pkl") {
+            *bytes = pickle.to_vec();
+        }
+    })
 }
 
 /// Writes `bytes` as `name` in a fresh folder and reads it; an error must

@@ -5,14 +5,13 @@
 //! tensors.
 
 use std::fs;
-use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
 use asr_converters::pickle::read_pickle;
 use asr_converters::torch::{read_checkpoint, MAX_PICKLE_BYTES};
 use asr_converters::whisper::load_whisper;
-use zip::write::SimpleFileOptions;
-use zip::CompressionMethod;
+
+mod torch_zips;
 
 fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,32 +19,12 @@ fn fixture(path: &str) -> PathBuf {
         .join(path)
 }
 
-/// `mixed.pt` as zip bytes, with `change` applied to each entry's bytes;
-/// entries it changes are deflated, the others stored as torch stores them.
+/// `mixed.pt` as zip bytes, with `change` applied to each entry's bytes.
 fn rebuilt_mixed(change: impl Fn(&str, &mut Vec<u8>)) -> Vec<u8> {
-    let mut src =
-        zip::ZipArchive::new(fs::File::open(fixture("readers/torch/mixed.pt")).unwrap()).unwrap();
-    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for i in 0..src.len() {
-        let mut entry = src.by_index(i).unwrap();
-        let name = entry.name().to_string();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).unwrap();
-        let original = bytes.clone();
-        change(&name, &mut bytes);
-        let method = if bytes == original {
-            CompressionMethod::Stored
-        } else {
-            CompressionMethod::Deflated
-        };
-        out.start_file(
-            &name,
-            SimpleFileOptions::default().compression_method(method),
-        )
-        .unwrap();
-        out.write_all(&bytes).unwrap();
-    }
-    out.finish().unwrap().into_inner()
+    torch_zips::rebuilt(
+        &fs::read(fixture("readers/torch/mixed.pt")).unwrap(),
+        change,
+    )
 }
 
 /// Rewrites the uncompressed size `name` declares, in its local header and
