@@ -250,9 +250,12 @@ fn existing_output_is_kept_without_force_and_replaced_with_it_only_if_a_conversi
 #[test]
 fn a_folder_that_is_not_a_checkpoint_is_refused_and_nothing_is_written() {
     let out = tempfile::tempdir().unwrap();
+    // Beside the output: an output inside the source is refused before the
+    // source is looked at.
+    let empty = out.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
     let dst = out.path().join("model");
-    let err =
-        convert_whisper(out.path(), &dst, &opts(OutputDtype::F16, None), &|_, _| {}).unwrap_err();
+    let err = convert_whisper(&empty, &dst, &opts(OutputDtype::F16, None), &|_, _| {}).unwrap_err();
     assert!(
         err.to_string()
             .contains("not a recognized Whisper checkpoint"),
