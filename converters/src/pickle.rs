@@ -21,6 +21,11 @@ use crate::tensor::TensorDtype;
 /// levels; the bound keeps every recursive walk of the result safe.
 pub const MAX_DEPTH: usize = 256;
 
+/// Most opcodes run. Each makes at most one object of about a hundred
+/// bytes, so this bounds the machine's memory whatever the pickle's size;
+/// Whisper large's object tree takes some tens of thousands.
+pub const MAX_OPS: usize = 1 << 22;
+
 /// A view of a storage, as `torch._utils._rebuild_tensor_v2` describes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorRef {
@@ -428,7 +433,7 @@ impl<'a> Machine<'a> {
     }
 
     fn run(&mut self) -> Res<Value> {
-        loop {
+        for _ in 0..MAX_OPS {
             let op = self.take(1)?[0];
             match op {
                 0x80 => drop(self.take(1)?),                                 // PROTO
@@ -590,6 +595,9 @@ impl<'a> Machine<'a> {
                 }
             }
         }
+        Err(format!(
+            "pickle runs more than {MAX_OPS} operations, far more than a checkpoint's object tree needs"
+        ))
     }
 }
 

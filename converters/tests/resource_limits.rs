@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use asr_converters::pickle::read_pickle;
+use asr_converters::pickle::{read_pickle, MAX_OPS};
 use asr_converters::torch::{read_checkpoint, MAX_PICKLE_BYTES};
 use asr_converters::whisper::load_whisper;
 
@@ -123,6 +123,20 @@ fn nesting_beyond_the_limit_is_refused_as_it_is_built() {
     p.extend(std::iter::repeat_n(b'l', levels));
     let err = read_pickle(&p).unwrap_err();
     assert!(err.contains("nests deeper than 256 levels"), "{err}");
+}
+
+#[test]
+fn a_pickle_running_more_operations_than_any_checkpoint_is_refused() {
+    // NONE × (MAX_OPS + 1): one small object per byte, a few hundred MB of
+    // objects per ten MB of pickle without the bound.
+    let mut p = b"\x80\x02".to_vec();
+    p.extend(std::iter::repeat_n(b'N', MAX_OPS));
+    p.push(b'.');
+    let err = read_pickle(&p).unwrap_err();
+    assert!(
+        err.contains(&format!("more than {MAX_OPS} operations")),
+        "{err}"
+    );
 }
 
 #[test]
