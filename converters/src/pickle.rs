@@ -21,10 +21,11 @@ use crate::tensor::TensorDtype;
 /// levels; the bound keeps every recursive walk of the result safe.
 pub const MAX_DEPTH: usize = 256;
 
-/// Most opcodes run. Each makes at most one object of about a hundred
-/// bytes, so this bounds the machine's memory whatever the pickle's size;
-/// Whisper large's object tree takes some tens of thousands.
-pub const MAX_OPS: usize = 1 << 22;
+/// Most opcodes run. Each makes at most one object (and memo entry) of a
+/// few hundred bytes at most, so this bounds the machine's memory to some
+/// hundreds of MB whatever the pickle holds; Whisper large's object tree
+/// takes some tens of thousands of opcodes.
+pub const MAX_OPS: usize = 1 << 20;
 
 /// A view of a storage, as `torch._utils._rebuild_tensor_v2` describes it.
 #[derive(Clone, Debug, PartialEq)]
