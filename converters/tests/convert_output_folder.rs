@@ -40,10 +40,10 @@ fn the_source_itself_is_never_the_output() {
     let dir = tempfile::tempdir().unwrap();
     let src = source_folder(&dir.path().join("x"));
     let err = convert(&src, &src, true).unwrap_err();
-    assert!(err.contains("is the source itself"), "{err}");
+    assert!(err.contains("is the source ("), "{err}");
     // The same folder spelled another way.
     let err = convert(&src, &src.join("../x/."), true).unwrap_err();
-    assert!(err.contains("is the source itself"), "{err}");
+    assert!(err.contains("is the source ("), "{err}");
     assert_eq!(entries(&src), 3, "nothing written into the source");
     assert_eq!(entries(dir.path()), 1, "nothing written beside it");
 }
@@ -70,7 +70,7 @@ fn a_symbolic_link_to_the_source_is_the_source() {
     let link = dir.path().join("link");
     std::os::unix::fs::symlink(&src, &link).unwrap();
     let err = convert(&src, &link, true).unwrap_err();
-    assert!(err.contains("is the source itself"), "{err}");
+    assert!(err.contains("is the source ("), "{err}");
     assert!(src.join("model.safetensors").is_file());
 }
 

@@ -17,7 +17,7 @@ pub(super) fn check_apart_from_source(from: &Path, out: &Path) -> Result<(), Wri
     let source = resolved(from);
     let target = resolved(out);
     let relation = if source == target {
-        "the source itself"
+        "the source"
     } else if source.starts_with(&target) {
         "a folder holding the source"
     } else if target.starts_with(&source) {

@@ -48,7 +48,7 @@ pub struct WriteOptions {
 pub enum WriteError {
     #[error("{0} already exists (pass --force to replace it)")]
     OutputExists(PathBuf),
-    #[error("{out} is {relation} {from}: refusing to write the output there")]
+    #[error("{out} is {relation} ({from}): choose an output folder apart from the source")]
     OverlapsSource {
         out: PathBuf,
         from: PathBuf,
