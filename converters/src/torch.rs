@@ -22,7 +22,7 @@ pub struct TorchCheckpoint {
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 
 /// Largest `data.pkl` read. The object tree of a checkpoint takes a few
-/// hundred KB even for the largest Whisper; parsing costs memory per byte.
+/// hundred KB even for the largest Whisper.
 pub const MAX_PICKLE_BYTES: u64 = 64 << 20;
 
 /// Deflate's largest expansion: a 258-byte match per 2-bit code, rounded up.
@@ -182,7 +182,7 @@ fn read_entry(
     }
     let mut bytes = Vec::new();
     entry
-        .take(declared + 1)
+        .take(declared.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| ConvertError::format(path, format!("{name}: corrupt entry: {e}")))?;
     if bytes.len() as u64 > declared {
