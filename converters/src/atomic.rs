@@ -85,7 +85,7 @@ fn parent_of(path: &Path) -> &Path {
 }
 
 /// A hidden temporary name that says what it will become.
-fn staging_prefix(dest: &Path) -> String {
+pub(crate) fn staging_prefix(dest: &Path) -> String {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

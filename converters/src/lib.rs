@@ -4,6 +4,7 @@
 //! Whisper module maps them onto one canonical layout and writes MLX weights.
 
 pub mod atomic;
+pub mod cache_lock;
 pub mod ct2;
 pub mod error;
 pub mod hub;

@@ -6,11 +6,12 @@
 //! dicts, sizes, sets, byte decoding; any other global is refused with its
 //! name, before anything it names could matter.
 //!
-//! Hostile input is bounded: nesting deeper than [`MAX_DEPTH`] and shared
-//! references that would expand the tree far beyond the pickle's size are
-//! errors, and no walk over the machine's objects recurses.
+//! Hostile input is bounded: nesting deeper than [`MAX_DEPTH`] is an error
+//! as soon as it is built, shared references that would expand the tree far
+//! beyond the pickle's size are errors, and no walk over the machine's
+//! objects recurses.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -19,6 +20,12 @@ use crate::tensor::TensorDtype;
 /// Deepest nesting of containers accepted. Checkpoints nest a handful of
 /// levels; the bound keeps every recursive walk of the result safe.
 pub const MAX_DEPTH: usize = 256;
+
+/// Most opcodes run. Each makes at most one object (and memo entry) of a
+/// few hundred bytes at most, so this bounds the machine's memory to some
+/// hundreds of MB whatever the pickle holds; Whisper large's object tree
+/// takes some tens of thousands of opcodes.
+pub const MAX_OPS: usize = 1 << 20;
 
 /// A view of a storage, as `torch._utils._rebuild_tensor_v2` describes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -149,19 +156,61 @@ enum Kind {
 struct Node {
     kind: Kind,
     items: RefCell<Vec<Obj>>,
+    /// Levels of containers below this one: 0 when it holds none.
+    height: Cell<usize>,
+    /// Set once this container is an item of another. It then takes no
+    /// more items (a pickler fills each container before placing it), so
+    /// every height stays exact and nesting is bounded while parsing.
+    placed: Cell<bool>,
+}
+
+impl Node {
+    /// Adds `items`, refusing a container that is already placed or one
+    /// that would nest deeper than [`MAX_DEPTH`].
+    fn add(&self, items: Vec<Obj>) -> Res<()> {
+        if self.placed.get() {
+            return Err(format!(
+                "pickle adds to a container already inside another, which could nest deeper than {MAX_DEPTH} levels unseen"
+            ));
+        }
+        for item in &items {
+            if let Obj::Node(child) = item {
+                child.placed.set(true);
+                let height = child.height.get() + 1;
+                if height > MAX_DEPTH {
+                    return Err(too_deep());
+                }
+                self.height.set(self.height.get().max(height));
+            }
+        }
+        self.items.borrow_mut().extend(items);
+        Ok(())
+    }
+}
+
+fn too_deep() -> String {
+    format!("pickle nests deeper than {MAX_DEPTH} levels (or holds a cycle)")
 }
 
 impl Obj {
-    fn node(kind: Kind, items: Vec<Obj>) -> Obj {
-        Obj::Node(Rc::new(Node {
+    fn empty(kind: Kind) -> Rc<Node> {
+        Rc::new(Node {
             kind,
-            items: RefCell::new(items),
-        }))
+            items: RefCell::new(Vec::new()),
+            height: Cell::new(0),
+            placed: Cell::new(false),
+        })
+    }
+
+    fn node(kind: Kind, items: Vec<Obj>) -> Res<Obj> {
+        let node = Obj::empty(kind);
+        node.add(items)?;
+        Ok(Obj::Node(node))
     }
 
     /// A call's result: containers become nodes so that SETITEMS can fill
     /// the dict an `OrderedDict()` call returns.
-    fn from_value(v: Value) -> Obj {
+    fn from_value(v: Value) -> Res<Obj> {
         let leaves = |items: Vec<Value>| items.into_iter().map(Obj::Value).collect();
         match v {
             Value::List(items) => Obj::node(Kind::List, leaves(items)),
@@ -173,7 +222,7 @@ impl Obj {
                     .flat_map(|(k, v)| [Obj::Value(k), Obj::Value(v)])
                     .collect(),
             ),
-            other => Obj::Value(other),
+            other => Ok(Obj::Value(other)),
         }
     }
 }
@@ -303,15 +352,11 @@ impl<'a> Machine<'a> {
         if !items.len().is_multiple_of(2) {
             return Err("odd number of items for SETITEMS".into());
         }
-        let dict = self.top_node(Kind::Dict, "SETITEM(S)")?;
-        dict.items.borrow_mut().extend(items);
-        Ok(())
+        self.top_node(Kind::Dict, "SETITEM(S)")?.add(items)
     }
 
     fn append(&mut self, items: Vec<Obj>) -> Res<()> {
-        let list = self.top_node(Kind::List, "APPEND(S)")?;
-        list.items.borrow_mut().extend(items);
-        Ok(())
+        self.top_node(Kind::List, "APPEND(S)")?.add(items)
     }
 
     fn global(&mut self, module: &str, name: &str) -> Res<()> {
@@ -324,9 +369,7 @@ impl<'a> Machine<'a> {
     /// The value tree of `obj`, bounded in depth and in total size.
     fn freeze(&mut self, obj: &Obj, depth: usize) -> Res<Value> {
         if depth > MAX_DEPTH {
-            return Err(format!(
-                "pickle nests deeper than {MAX_DEPTH} levels (or holds a cycle)"
-            ));
+            return Err(too_deep());
         }
         self.budget = self
             .budget
@@ -386,12 +429,12 @@ impl<'a> Machine<'a> {
             return Err("call of a non-global".into());
         };
         let result = call(g, args)?;
-        self.stack.push(Obj::from_value(result));
+        self.stack.push(Obj::from_value(result)?);
         Ok(())
     }
 
     fn run(&mut self) -> Res<Value> {
-        loop {
+        for _ in 0..MAX_OPS {
             let op = self.take(1)?[0];
             match op {
                 0x80 => drop(self.take(1)?),                                 // PROTO
@@ -403,9 +446,9 @@ impl<'a> Machine<'a> {
                 b'N' => self.push(Value::None),                              // NONE
                 0x88 => self.push(Value::Bool(true)),                        // NEWTRUE
                 0x89 => self.push(Value::Bool(false)),                       // NEWFALSE
-                b'}' => self.stack.push(Obj::node(Kind::Dict, Vec::new())),  // EMPTY_DICT
-                b']' => self.stack.push(Obj::node(Kind::List, Vec::new())),  // EMPTY_LIST
-                b')' => self.stack.push(Obj::node(Kind::Tuple, Vec::new())), // EMPTY_TUPLE
+                b'}' => self.stack.push(Obj::Node(Obj::empty(Kind::Dict))),  // EMPTY_DICT
+                b']' => self.stack.push(Obj::Node(Obj::empty(Kind::List))),  // EMPTY_LIST
+                b')' => self.stack.push(Obj::Node(Obj::empty(Kind::Tuple))), // EMPTY_TUPLE
                 b'2' => {
                     // DUP
                     let top = self.stack.last().ok_or("pickle stack underflow")?.clone();
@@ -461,7 +504,7 @@ impl<'a> Machine<'a> {
                 0x8e => self.push_bytes(8)?, // BINBYTES8
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Obj::node(Kind::Tuple, items));
+                    self.stack.push(Obj::node(Kind::Tuple, items)?);
                 }
                 0x85..=0x87 => {
                     // TUPLE1..TUPLE3
@@ -473,15 +516,15 @@ impl<'a> Machine<'a> {
                     if items.iter().any(|o| matches!(o, Obj::Mark)) {
                         return Err("pickle MARK inside a tuple".into());
                     }
-                    self.stack.push(Obj::node(Kind::Tuple, items));
+                    self.stack.push(Obj::node(Kind::Tuple, items)?);
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Obj::node(Kind::List, items));
+                    self.stack.push(Obj::node(Kind::List, items)?);
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Obj::node(Kind::Dict, Vec::new()));
+                    self.stack.push(Obj::Node(Obj::empty(Kind::Dict)));
                     self.set_items(items)?;
                 }
                 b's' => {
@@ -553,6 +596,9 @@ impl<'a> Machine<'a> {
                 }
             }
         }
+        Err(format!(
+            "pickle runs more than {MAX_OPS} operations, far more than a checkpoint's object tree needs"
+        ))
     }
 }
 

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::atomic::staging_prefix;
+use crate::cache_lock::lock_entry;
 use crate::ct2;
 use crate::error::{ConvertError, Result};
 
@@ -164,11 +166,16 @@ pub fn fetch_in(name: &str, cache: &Path) -> Result<PathBuf> {
     if is_complete(&dest, &stamp) {
         return Ok(dest);
     }
-    std::fs::create_dir_all(&models).map_err(ConvertError::io(&models))?;
-    // Unique per process and call (tests fetch from several threads at
-    // once); removed with everything left in it.
+    // Another process fetching the same model finishes first; then its
+    // folder is used.
+    let _lock = lock_entry(&dest).map_err(ConvertError::io(&dest))?;
+    if is_complete(&dest, &stamp) {
+        return Ok(dest);
+    }
+    // Removed with everything left in it; named as a staging folder of
+    // `dest`, so the next locker removes it if this process dies.
     let work = tempfile::Builder::new()
-        .prefix(".fetch-")
+        .prefix(&staging_prefix(&dest))
         .tempdir_in(&models)
         .map_err(ConvertError::io(&models))?;
     let folder = download(model, work.path())?;

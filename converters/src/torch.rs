@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::{ConvertError, Result};
-use crate::pickle::{read_pickle, TensorRef, Value};
+use crate::pickle::{read_pickle, StorageRef, TensorRef, Value};
 use crate::tensor::{byte_size, element_count, RawTensor};
 
 /// A checkpoint's object tree with its tensors materialized.
@@ -20,6 +20,16 @@ pub struct TorchCheckpoint {
 }
 
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+
+/// Largest `data.pkl` read. The object tree of a checkpoint takes a few
+/// hundred KB even for the largest Whisper.
+pub const MAX_PICKLE_BYTES: u64 = 64 << 20;
+
+/// Deflate's largest expansion: a 258-byte match per 2-bit code, rounded up.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// `little` or `big`.
+const BYTEORDER_BYTES: u64 = 16;
 
 /// Reads a `torch.save` zip checkpoint.
 pub fn read_checkpoint(path: &Path) -> Result<TorchCheckpoint> {
@@ -32,7 +42,7 @@ pub fn read_checkpoint(path: &Path) -> Result<TorchCheckpoint> {
         .map(str::to_owned)
         .ok_or_else(|| ConvertError::format(path, "zip archive has no data.pkl"))?;
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
-    let pickle = read_entry(&mut archive, &pkl_name, path)?;
+    let pickle = read_entry(&mut archive, &pkl_name, MAX_PICKLE_BYTES, path)?;
     let root =
         read_pickle(&pickle).map_err(|m| ConvertError::format(path, format!("{pkl_name}: {m}")))?;
     let big_endian = is_big_endian(&mut archive, &prefix, path)?;
@@ -44,7 +54,7 @@ pub fn read_checkpoint(path: &Path) -> Result<TorchCheckpoint> {
     for (name, t) in refs {
         if !storages.contains_key(&t.storage.key) {
             let entry = format!("{prefix}data/{}", t.storage.key);
-            let mut bytes = read_entry(&mut archive, &entry, path)?;
+            let mut bytes = read_entry(&mut archive, &entry, storage_bytes(&t.storage), path)?;
             if big_endian {
                 swap_bytes(&mut bytes, t.storage.dtype.size());
             }
@@ -89,7 +99,7 @@ fn is_big_endian(archive: &mut zip::ZipArchive<File>, prefix: &str, path: &Path)
     if archive.index_for_name(&name).is_none() {
         return Ok(false);
     }
-    match read_entry(archive, &name, path)?.as_slice() {
+    match read_entry(archive, &name, BYTEORDER_BYTES, path)?.as_slice() {
         b"little" => Ok(false),
         b"big" => Ok(true),
         other => Err(ConvertError::format(
@@ -100,6 +110,11 @@ fn is_big_endian(archive: &mut zip::ZipArchive<File>, prefix: &str, path: &Path)
             ),
         )),
     }
+}
+
+/// The bytes a storage holds, as its record in the pickle declares.
+fn storage_bytes(storage: &StorageRef) -> u64 {
+    (storage.numel as u64).saturating_mul(storage.dtype.size() as u64)
 }
 
 /// Reverses the bytes of every `size`-byte element.
@@ -139,14 +154,43 @@ impl TorchCheckpoint {
     }
 }
 
-fn read_entry(archive: &mut zip::ZipArchive<File>, name: &str, path: &Path) -> Result<Vec<u8>> {
-    let mut entry = archive
+/// Reads the entry `name`, refusing one that declares more than `limit`
+/// bytes or inflates to more than it declares: memory follows the bytes
+/// the reader needs, never a compressed stream's whim.
+fn read_entry(
+    archive: &mut zip::ZipArchive<File>,
+    name: &str,
+    limit: u64,
+    path: &Path,
+) -> Result<Vec<u8>> {
+    let entry = archive
         .by_name(name)
         .map_err(|e| ConvertError::format(path, format!("{name}: {e}")))?;
-    let mut bytes = Vec::with_capacity(entry.size() as usize);
+    let declared = entry.size();
+    if declared > limit {
+        return Err(ConvertError::format(
+            path,
+            format!("{name}: declares {declared} bytes, more than the {limit} it may hold"),
+        ));
+    }
+    let compressed = entry.compressed_size();
+    if declared > compressed.saturating_mul(MAX_DEFLATE_RATIO) {
+        return Err(ConvertError::format(
+            path,
+            format!("{name}: declares {declared} bytes, more than its {compressed} compressed bytes can hold"),
+        ));
+    }
+    let mut bytes = Vec::new();
     entry
+        .take(declared.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| ConvertError::format(path, format!("{name}: corrupt entry: {e}")))?;
+    if bytes.len() as u64 > declared {
+        return Err(ConvertError::format(
+            path,
+            format!("{name}: inflates to more than the {declared} bytes it declares"),
+        ));
+    }
     Ok(bytes)
 }
 

@@ -198,7 +198,7 @@ fn quantized_output_keeps_norms_and_convs_dense_and_stays_close() {
 }
 
 #[test]
-fn existing_output_is_kept_without_force_and_replaced_with_it() {
+fn existing_output_is_kept_without_force_and_replaced_with_it_only_if_a_conversion_wrote_it() {
     let Some(src_dir) = tiny_en() else { return };
     let out = tempfile::tempdir().unwrap();
     let dst = out.path().join("model");
@@ -215,8 +215,27 @@ fn existing_output_is_kept_without_force_and_replaced_with_it() {
         force: true,
         ..opts(OutputDtype::F16, None)
     };
+    // --force replaces only what a conversion wrote.
+    let err = convert_whisper(&src_dir, &dst, &force, &|_, _| {}).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConvertError::Write(WriteError::NotConverterOutput { .. })
+        ),
+        "{err}"
+    );
+    assert!(dst.join("keep.txt").exists());
+    std::fs::remove_dir_all(&dst).unwrap();
+    convert_whisper(&src_dir, &dst, &opts(OutputDtype::F16, None), &|_, _| {}).unwrap();
+    // A new file, made while the old one still exists: another inode.
+    let inode = || {
+        std::os::unix::fs::MetadataExt::ino(
+            &std::fs::metadata(dst.join("weights.safetensors")).unwrap(),
+        )
+    };
+    let first = inode();
     convert_whisper(&src_dir, &dst, &force, &|_, _| {}).unwrap();
-    assert!(!dst.join("keep.txt").exists() && dst.join("weights.safetensors").exists());
+    assert_ne!(inode(), first);
     let leftovers: Vec<_> = std::fs::read_dir(out.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -231,9 +250,12 @@ fn existing_output_is_kept_without_force_and_replaced_with_it() {
 #[test]
 fn a_folder_that_is_not_a_checkpoint_is_refused_and_nothing_is_written() {
     let out = tempfile::tempdir().unwrap();
+    // Beside the output: an output inside the source is refused before the
+    // source is looked at.
+    let empty = out.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
     let dst = out.path().join("model");
-    let err =
-        convert_whisper(out.path(), &dst, &opts(OutputDtype::F16, None), &|_, _| {}).unwrap_err();
+    let err = convert_whisper(&empty, &dst, &opts(OutputDtype::F16, None), &|_, _| {}).unwrap_err();
     assert!(
         err.to_string()
             .contains("not a recognized Whisper checkpoint"),

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use asr_converters::cache_lock::lock_entry;
 use asr_converters::hub::{self, HubOptions, HubSpec};
 use asr_converters::registry;
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteError, WriteOptions};
@@ -117,18 +118,32 @@ pub fn resolve_model_in(
         .join("models")
         .join(format!("mlx-{key}-{storage}"));
     if !cached.join("weights.safetensors").is_file() {
-        tracing::info!(source = %source.display(), target = %cached.display(), "converting model");
-        let opts = WriteOptions {
-            dtype: OutputDtype::F32,
-            quantization: quantize,
-            force: false,
-        };
-        match convert_whisper(&source, &cached, &opts, &|_, _| {}) {
-            Ok(_) | Err(ConvertError::Write(WriteError::OutputExists(_))) => {}
-            Err(e) => return Err(e),
+        // Another process converting the same model finishes first; then
+        // its folder is used.
+        let _lock = lock_entry(&cached).map_err(ConvertError::io(&cached))?;
+        if !cached.join("weights.safetensors").is_file() {
+            convert_into_cache(&source, &cached, quantize)?;
         }
     }
     Ok(cached)
+}
+
+/// Converts `source` into the cache folder `cached` (whose lock is held).
+fn convert_into_cache(
+    source: &Path,
+    cached: &Path,
+    quantize: Option<Quantization>,
+) -> Result<(), ConvertError> {
+    tracing::info!(source = %source.display(), target = %cached.display(), "converting model");
+    let opts = WriteOptions {
+        dtype: OutputDtype::F32,
+        quantization: quantize,
+        force: false,
+    };
+    match convert_whisper(source, cached, &opts, &|_, _| {}) {
+        Ok(_) | Err(ConvertError::Write(WriteError::OutputExists(_))) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// What is wrong with `spec` as a model to resolve with `quantize`, found
@@ -196,6 +211,38 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_sharing_a_cache_wait_for_one_folder_and_clear_what_killed_runs_left() {
+        let root = tempfile::tempdir().unwrap();
+        let sources = ModelSources {
+            cache: root.path().join("cache"),
+            hub: HubOptions::from_env(),
+        };
+        let checkpoint = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../converters/tests/fixtures/tiny-whisper/openai.pt");
+        let spec = checkpoint.to_str().unwrap();
+        let cached = resolve_model_in(spec, None, &sources).unwrap();
+        let name = cached.file_name().unwrap().to_string_lossy().into_owned();
+        // A run killed while converting: its staging folder, and no output.
+        std::fs::remove_dir_all(&cached).unwrap();
+        let staging = cached.with_file_name(format!(".{name}.partial-dead01"));
+        std::fs::create_dir(&staging).unwrap();
+        std::fs::write(staging.join("weights.safetensors"), "half").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                let (spec, sources) = (spec.to_string(), sources.clone());
+                std::thread::spawn(move || resolve_model_in(&spec, None, &sources).unwrap())
+            })
+            .collect();
+        for run in runs {
+            assert_eq!(run.join().unwrap(), cached);
+        }
+        assert!(!staging.exists());
+        assert!(cached.join("weights.safetensors").is_file());
+    }
 
     #[test]
     fn local_paths_win_over_hub_ids_and_hf_prefix_wins_over_paths() {

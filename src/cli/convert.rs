@@ -30,7 +30,9 @@ Output (--out): a folder that this project and Python mlx-whisper both load:
   tokenizer files      copied from the input folder when present
 
 The output appears only when complete (written to a temporary folder, then
-renamed); an existing output is replaced only with --force.";
+renamed); an existing output is replaced only with --force, and only when
+it holds nothing but what a conversion writes. The output may not be the
+source, hold it or lie inside it.";
 
 #[derive(clap::Args)]
 pub struct ConvertArgs {
@@ -51,7 +53,7 @@ pub struct ConvertArgs {
     /// Quantization group size (32, 64 or 128).
     #[arg(long, default_value_t = Quantization::DEFAULT_GROUP_SIZE, value_parser = parse_group_size)]
     group_size: i32,
-    /// Replace an existing output folder.
+    /// Replace an existing output folder that a conversion wrote.
     #[arg(long)]
     force: bool,
 }

@@ -4,6 +4,7 @@
 mod hf_dims;
 mod load;
 mod names;
+mod out_folder;
 mod published_heads;
 mod write;
 
@@ -77,6 +78,7 @@ pub fn convert_whisper(
     progress: &dyn Fn(usize, usize),
 ) -> crate::Result<LoadedWhisper> {
     // Fail before the (slow) read.
+    out_folder::check_apart_from_source(from, out)?;
     write::check(opts, out)?;
     let loaded = load_whisper(from)?;
     write_mlx_whisper(
@@ -98,6 +100,7 @@ pub fn canonicalize(
     dims: &WhisperDims,
 ) -> Result<BTreeMap<String, RawTensor>, MappingError> {
     dims.validate().map_err(MappingError::Dims)?;
+    check_layer_count(dims, source.len())?;
     let mut out = BTreeMap::new();
     let (mut unused, mut nonzero) = (Vec::new(), Vec::new());
     for (name, tensor) in source {
@@ -158,6 +161,20 @@ pub fn canonicalize(
         });
     }
     Ok(out)
+}
+
+/// Refuses dimensions declaring more layers than the checkpoint has tensors
+/// (every layer holds several) before the per-layer list of expected
+/// tensors is built: a million declared layers would take gigabytes.
+fn check_layer_count(dims: &WhisperDims, tensors: usize) -> Result<(), MappingError> {
+    let layers = i64::from(dims.n_audio_layer) + i64::from(dims.n_text_layer);
+    if layers > tensors as i64 {
+        return Err(MappingError::Dims(format!(
+            "{} encoder and {} decoder layers declared, but the checkpoint holds only {tensors} tensors",
+            dims.n_audio_layer, dims.n_text_layer
+        )));
+    }
+    Ok(())
 }
 
 /// `[out, in, k]` (PyTorch) → `[out, k, in]` (MLX).

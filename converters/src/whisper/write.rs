@@ -14,7 +14,7 @@ use asr_models::whisper::WhisperConfig;
 use mlx::quant::QuantizedMatrix;
 use mlx::{Array, Dtype};
 
-use super::{is_quantizable, WhisperWeights};
+use super::{is_quantizable, out_folder, WhisperWeights};
 use crate::atomic::StagedFolder;
 use crate::tensor::{RawTensor, TensorDtype};
 
@@ -48,6 +48,14 @@ pub struct WriteOptions {
 pub enum WriteError {
     #[error("{0} already exists (pass --force to replace it)")]
     OutputExists(PathBuf),
+    #[error("{out} is {relation} ({from}): choose an output folder apart from the source")]
+    OverlapsSource {
+        out: PathBuf,
+        from: PathBuf,
+        relation: &'static str,
+    },
+    #[error("{out}: not replaced with --force, as {reason}; only a folder a conversion wrote is replaced")]
+    NotConverterOutput { out: PathBuf, reason: String },
     #[error("{path}: {error}")]
     Io {
         path: PathBuf,
@@ -102,16 +110,19 @@ pub fn write_mlx_whisper(
 }
 
 /// Refuses what the write cannot do before anything is read or written: a
-/// quantization the converter does not write, or an existing folder
-/// without `force`.
+/// quantization the converter does not write, an existing folder without
+/// `force`, or with `force` one that a conversion did not write.
 pub(super) fn check(opts: &WriteOptions, out_dir: &Path) -> Result<(), WriteError> {
     if let Some(q) = opts.quantization {
         q.check()?;
     }
-    if out_dir.exists() && !opts.force {
+    if out_dir.symlink_metadata().is_err() {
+        return Ok(());
+    }
+    if !opts.force {
         return Err(WriteError::OutputExists(out_dir.to_path_buf()));
     }
-    Ok(())
+    out_folder::check_replaceable(out_dir)
 }
 
 fn mlx_dtype(dtype: TensorDtype) -> Dtype {
