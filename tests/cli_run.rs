@@ -273,3 +273,28 @@ fn a_resumed_run_redoes_empty_or_unparsable_outputs() {
     let json = std::fs::read_to_string(dir.path().join("jfk.json")).unwrap();
     serde_json::from_str::<serde_json::Value>(&json).unwrap();
 }
+
+#[test]
+fn a_truncated_file_is_transcribed_as_far_as_it_goes_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let jfk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/audio/jfk.wav");
+    let bytes = std::fs::read(&jfk).unwrap();
+    // The header still states 11 s; only the first 5 s of samples remain.
+    let cut = dir.path().join("cut.wav");
+    let data = bytes.windows(4).position(|w| w == b"data").unwrap() + 8;
+    std::fs::write(&cut, &bytes[..data + 5 * 32_000]).unwrap();
+    let out = pipeline(&["run", "examples/jfk.toml", "--input", cut.to_str().unwrap()]);
+    let Some(stderr) = stderr_with_model(&out) else {
+        return;
+    };
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cut.wav: truncated: the audio ends at 5.0 s of the 11.0 s"),
+        "{stderr}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Americans"), "{text}");
+    // The whole file warns of nothing.
+    let whole = pipeline(&["run", "examples/jfk.toml"]);
+    assert!(!String::from_utf8_lossy(&whole.stderr).contains("truncated"));
+}

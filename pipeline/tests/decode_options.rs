@@ -142,3 +142,27 @@ fn best_of_draws_are_reproducible_from_the_seed() {
         first.text
     );
 }
+
+#[test]
+fn an_english_only_model_refuses_unknown_languages_and_ignores_known_ones() {
+    let Some((_, transcriber)) = setup() else {
+        return;
+    };
+    let silence = vec![0.0f32; 16_000];
+    let with = |language: &str| {
+        let options = DecodeOptions {
+            language: Some(language.into()),
+            ..greedy()
+        };
+        transcriber.transcribe(&silence, &options, &|_| {})
+    };
+    let err = with("xx").unwrap_err().to_string();
+    assert!(
+        err.starts_with("decode.language: \"xx\" is not one of the model's languages"),
+        "{err}"
+    );
+    for known in ["en", "de"] {
+        let transcript = with(known).unwrap();
+        assert_eq!(transcript.language.as_deref(), Some("en"), "{known}");
+    }
+}

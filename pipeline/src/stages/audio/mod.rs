@@ -289,6 +289,7 @@ impl AudioStream {
 
     fn finish(&mut self) -> Result<(), AudioError> {
         self.state = State::Draining;
+        self.warn_if_truncated();
         if let Some(resampler) = self.input.as_mut().and_then(|i| i.resampler.as_mut()) {
             resampler
                 .finish(&mut self.ready)
@@ -301,6 +302,34 @@ impl AudioStream {
         Ok(())
     }
 }
+
+impl AudioStream {
+    /// A file that ends well before the length its header states (a cut
+    /// download, a recording that was killed) is transcribed as far as it
+    /// goes, but not silently. Small differences are estimates of
+    /// compressed formats, not truncation.
+    fn warn_if_truncated(&self) {
+        let Some(declared) = self.container_frames else {
+            return;
+        };
+        let missing = declared.saturating_sub(self.decoded_frames);
+        let rate = f64::from(self.container_rate.max(1));
+        let short_by = missing as f64 / rate;
+        if short_by > TRUNCATION_SECONDS && missing * 50 > declared {
+            tracing::warn!(
+                "{}: truncated: the audio ends at {:.1} s of the {:.1} s its header states; \
+                 transcribing what is there",
+                self.path.display(),
+                self.decoded_frames as f64 / rate,
+                declared as f64 / rate
+            );
+        }
+    }
+}
+
+/// Audio missing at the end beyond which a file counts as truncated (and
+/// beyond 2 % of its stated length).
+const TRUNCATION_SECONDS: f64 = 1.0;
 
 impl Iterator for AudioStream {
     type Item = Result<Vec<f32>, AudioError>;

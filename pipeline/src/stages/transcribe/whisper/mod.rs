@@ -630,6 +630,9 @@ impl WhisperTranscriber {
         options: &DecodeOptions,
     ) -> Result<Prelude, TranscribeError> {
         if !self.model.config.dims.is_multilingual() {
+            if let Some(code) = &options.language {
+                self.language_id(code)?;
+            }
             if options.task == Task::Translate
                 || options.language.as_deref().is_some_and(|l| l != "en")
             {
@@ -643,7 +646,6 @@ impl WhisperTranscriber {
                 sot_sequence: self.tokenizer.sot_sequence(None, false),
             });
         }
-        let languages = self.tokenizer.languages();
         let (code, probability) = match &options.language {
             Some(code) => (code.clone(), None),
             None => {
@@ -654,17 +656,7 @@ impl WhisperTranscriber {
                 (code, Some(p))
             }
         };
-        let id = languages
-            .iter()
-            .find(|(c, _)| *c == code)
-            .map(|(_, id)| *id)
-            .ok_or_else(|| {
-                let known: Vec<&str> = languages.iter().map(|(c, _)| c.as_str()).collect();
-                TranscribeError::Options(format!(
-                    "decode.language: {code:?} is not one of the model's languages ({})",
-                    known.join(", ")
-                ))
-            })?;
+        let id = self.language_id(&code)?;
         Ok(Prelude {
             language: Some(code),
             language_probability: probability,
@@ -672,6 +664,23 @@ impl WhisperTranscriber {
                 .tokenizer
                 .sot_sequence(Some(id), options.task == Task::Translate),
         })
+    }
+
+    /// The token of language `code`; a code the tokenizer does not know is
+    /// an error, for English-only models too (where a known one is ignored).
+    fn language_id(&self, code: &str) -> Result<u32, TranscribeError> {
+        let languages = self.tokenizer.languages();
+        languages
+            .iter()
+            .find(|(c, _)| c == code)
+            .map(|(_, id)| *id)
+            .ok_or_else(|| {
+                let known: Vec<&str> = languages.iter().map(|(c, _)| c.as_str()).collect();
+                TranscribeError::Options(format!(
+                    "decode.language: {code:?} is not one of the model's languages ({})",
+                    known.join(", ")
+                ))
+            })
     }
 
     /// The token rules `options` ask for; suppressed ids must exist.
