@@ -3,6 +3,7 @@
 //! offsets inside the data, byte counts matching dtype × shape).
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors};
@@ -45,4 +46,40 @@ pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, RawTensor>> {
             Ok((name, tensor))
         })
         .collect()
+}
+
+/// Checks that a `.safetensors` file is as long as its header says, reading
+/// only the header: a file cut short (a copy that stopped, a full disk) is
+/// found without loading the weights.
+pub fn check_length(path: &Path) -> Result<()> {
+    let mut file = std::fs::File::open(path).map_err(ConvertError::io(path))?;
+    let actual = file.metadata().map_err(ConvertError::io(path))?.len();
+    let mut prefix = [0u8; 8];
+    file.read_exact(&mut prefix)
+        .map_err(|_| ConvertError::format(path, "shorter than a safetensors header"))?;
+    let header_len = u64::from_le_bytes(prefix);
+    if header_len > actual.saturating_sub(8) {
+        return Err(ConvertError::format(
+            path,
+            format!("header of {header_len} bytes in a file of {actual}"),
+        ));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header)
+        .map_err(ConvertError::io(path))?;
+    let entries: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&header)
+        .map_err(|e| ConvertError::format(path, format!("invalid safetensors header: {e}")))?;
+    let data_end = entries
+        .values()
+        .filter_map(|entry| entry.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    let expected = 8 + header_len + data_end;
+    if actual != expected {
+        return Err(ConvertError::format(
+            path,
+            format!("{actual} bytes where its header needs {expected}: the file is damaged"),
+        ));
+    }
+    Ok(())
 }

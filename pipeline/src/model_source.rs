@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use asr_converters::cache_lock::lock_entry;
 use asr_converters::hub::{self, HubOptions, HubSpec};
-use asr_converters::registry;
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteError, WriteOptions};
 use asr_converters::ConvertError;
+use asr_converters::{registry, safetensors};
 use asr_models::whisper::WhisperConfig;
 use asr_models::Quantization;
 
@@ -117,15 +117,27 @@ pub fn resolve_model_in(
         .cache
         .join("models")
         .join(format!("mlx-{key}-{storage}"));
-    if !cached.join("weights.safetensors").is_file() {
+    if !is_whole_conversion(&cached) {
         // Another process converting the same model finishes first; then
         // its folder is used.
         let _lock = lock_entry(&cached).map_err(ConvertError::io(&cached))?;
-        if !cached.join("weights.safetensors").is_file() {
+        if !is_whole_conversion(&cached) {
+            if cached.exists() {
+                tracing::warn!(folder = %cached.display(), "damaged cached model: converting it again");
+                std::fs::remove_dir_all(&cached).map_err(ConvertError::io(&cached))?;
+            }
             convert_into_cache(&source, &cached, quantize)?;
         }
     }
     Ok(cached)
+}
+
+/// Whether the cache folder holds a finished conversion whose weights file
+/// is as long as its header says (conversions are renamed into place whole,
+/// so anything else was damaged afterwards).
+fn is_whole_conversion(cached: &Path) -> bool {
+    let weights = cached.join("weights.safetensors");
+    weights.is_file() && safetensors::check_length(&weights).is_ok()
 }
 
 /// Converts `source` into the cache folder `cached` (whose lock is held).
@@ -242,6 +254,25 @@ mod tests {
         }
         assert!(!staging.exists());
         assert!(cached.join("weights.safetensors").is_file());
+    }
+
+    #[test]
+    fn a_damaged_cached_conversion_is_converted_again() {
+        let root = tempfile::tempdir().unwrap();
+        let sources = ModelSources {
+            cache: root.path().join("cache"),
+            hub: HubOptions::from_env(),
+        };
+        let checkpoint = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../converters/tests/fixtures/tiny-whisper/openai.pt");
+        let spec = checkpoint.to_str().unwrap();
+        let cached = resolve_model_in(spec, None, &sources).unwrap();
+        let weights = cached.join("weights.safetensors");
+        let whole = std::fs::read(&weights).unwrap();
+        std::fs::write(&weights, &whole[..whole.len() - 100]).unwrap();
+        assert!(safetensors::check_length(&weights).is_err());
+        assert_eq!(resolve_model_in(spec, None, &sources).unwrap(), cached);
+        assert_eq!(std::fs::read(&weights).unwrap(), whole);
     }
 
     #[test]
