@@ -6,6 +6,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use tempfile::{Builder, TempDir};
 
@@ -82,6 +83,33 @@ fn parent_of(path: &Path) -> &Path {
     path.parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
+}
+
+/// Removes the staging files and folders of `dest` last changed before
+/// `changed_before`: left by a writer that died (a killed run), since a
+/// live writer keeps its staging entry fresh or holds a lock that says so.
+pub fn remove_stale_staging(dest: &Path, changed_before: SystemTime) -> io::Result<()> {
+    let Some(parent) = dest.parent().filter(|p| p.is_dir()) else {
+        return Ok(());
+    };
+    let prefix = staging_prefix(dest);
+    for entry in fs::read_dir(parent)? {
+        let entry = entry?;
+        if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        if meta.modified()? >= changed_before {
+            continue;
+        }
+        tracing::info!(path = %entry.path().display(), "removing what a killed run left");
+        if meta.is_dir() {
+            fs::remove_dir_all(entry.path())?;
+        } else {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// A hidden temporary name that says what it will become.

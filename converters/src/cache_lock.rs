@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::atomic::staging_prefix;
+use crate::atomic::remove_stale_staging;
 
 /// Exclusive use of a cache entry, released when dropped (or when the
 /// process dies: the lock belongs to the open file).
@@ -45,32 +45,6 @@ fn lock_path(dest: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     dest.with_file_name(format!(".{name}.lock"))
-}
-
-/// Removes the staging entries of `dest` last changed before the lock was
-/// taken: written by a process that held the lock before and died.
-fn remove_stale_staging(dest: &Path, locked_at: SystemTime) -> io::Result<()> {
-    let Some(parent) = dest.parent().filter(|p| p.is_dir()) else {
-        return Ok(());
-    };
-    let prefix = staging_prefix(dest);
-    for entry in fs::read_dir(parent)? {
-        let entry = entry?;
-        if !entry.file_name().to_string_lossy().starts_with(&prefix) {
-            continue;
-        }
-        let meta = entry.metadata()?;
-        if meta.modified()? >= locked_at {
-            continue;
-        }
-        tracing::info!(path = %entry.path().display(), "removing an abandoned staging folder");
-        if meta.is_dir() {
-            fs::remove_dir_all(entry.path())?;
-        } else {
-            fs::remove_file(entry.path())?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use asr_converters::atomic::write_atomically;
+use asr_converters::atomic::{remove_stale_staging, write_atomically};
 use serde::Deserialize;
 
 use crate::transcript::{SegmentWord, Transcript};
@@ -189,8 +190,17 @@ pub fn write(
 ) -> std::io::Result<PathBuf> {
     let path = dir.join(format!("{stem}.{}", format.extension()));
     write_atomically(&path, render_with(t, format, subtitles))?;
+    // An output is staged for milliseconds: one staged long before this
+    // write belongs to a run that was killed while writing it.
+    let long_ago = SystemTime::now() - ABANDONED_AFTER;
+    if let Err(e) = remove_stale_staging(&path, long_ago) {
+        tracing::warn!(path = %path.display(), "leftovers of a killed run stay: {e}");
+    }
     Ok(path)
 }
+
+/// How old a staged output must be to count as abandoned.
+const ABANDONED_AFTER: Duration = Duration::from_secs(600);
 
 #[cfg(test)]
 mod tests {
@@ -261,5 +271,30 @@ mod tests {
         // Without options a segment is one cue.
         let plain = render(&transcript(), Format::Srt);
         assert_eq!(plain, "1\n00:00:00,000 --> 00:00:01,200\nAnd so my\n\n");
+    }
+
+    #[test]
+    fn writing_an_output_removes_what_a_killed_run_left_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = |name: &str, age: Duration| {
+            let path = dir.path().join(name);
+            let file = std::fs::File::create(&path).unwrap();
+            file.set_modified(SystemTime::now() - age).unwrap();
+            path
+        };
+        let abandoned = staged(".jfk.txt.partial-dead01", Duration::from_secs(3600));
+        let live = staged(".jfk.txt.partial-live01", Duration::ZERO);
+        let other = staged(".other.txt.partial-dead02", Duration::from_secs(3600));
+        let path = write(
+            &transcript(),
+            Format::Txt,
+            &SubtitleOptions::default(),
+            dir.path(),
+            "jfk",
+        )
+        .unwrap();
+        assert!(path.is_file());
+        assert!(!abandoned.exists());
+        assert!(live.exists() && other.exists());
     }
 }
