@@ -224,8 +224,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn runs_sharing_a_cache_wait_for_one_folder_and_clear_what_killed_runs_left() {
+    /// An empty cache in a temporary folder, and a small openai-whisper
+    /// checkpoint to convert into it.
+    fn fixture_cache() -> (tempfile::TempDir, ModelSources, String) {
         let root = tempfile::tempdir().unwrap();
         let sources = ModelSources {
             cache: root.path().join("cache"),
@@ -233,7 +234,13 @@ mod tests {
         };
         let checkpoint = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../converters/tests/fixtures/tiny-whisper/openai.pt");
-        let spec = checkpoint.to_str().unwrap();
+        (root, sources, checkpoint.to_str().unwrap().to_string())
+    }
+
+    #[test]
+    fn runs_sharing_a_cache_wait_for_one_folder_and_clear_what_killed_runs_left() {
+        let (_root, sources, spec) = fixture_cache();
+        let spec = spec.as_str();
         let cached = resolve_model_in(spec, None, &sources).unwrap();
         let name = cached.file_name().unwrap().to_string_lossy().into_owned();
         // A run killed while converting: its staging folder, and no output.
@@ -258,14 +265,8 @@ mod tests {
 
     #[test]
     fn a_damaged_cached_conversion_is_converted_again() {
-        let root = tempfile::tempdir().unwrap();
-        let sources = ModelSources {
-            cache: root.path().join("cache"),
-            hub: HubOptions::from_env(),
-        };
-        let checkpoint = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../converters/tests/fixtures/tiny-whisper/openai.pt");
-        let spec = checkpoint.to_str().unwrap();
+        let (_root, sources, spec) = fixture_cache();
+        let spec = spec.as_str();
         let cached = resolve_model_in(spec, None, &sources).unwrap();
         let weights = cached.join("weights.safetensors");
         let whole = std::fs::read(&weights).unwrap();
