@@ -18,12 +18,17 @@
 
 use std::path::{Path, PathBuf};
 
-use asr_pipeline::stages::audio::load_audio;
+use asr_pipeline::stages::audio::{load_audio, AudioStream};
 use asr_pipeline::stages::output::{render_with, SubtitleOptions};
 use asr_pipeline::wer::word_errors;
 use asr_pipeline::Format;
 use asr_pipeline::{DecodeOptions, Task, Transcript, WhisperTranscriber};
 use serde::Deserialize;
+
+/// A file streamed block by block, as `Pipeline::transcribe_file` reads it.
+fn stream(path: &Path) -> AudioStream {
+    AudioStream::open(path).unwrap()
+}
 
 #[derive(Deserialize)]
 struct Reference {
@@ -250,8 +255,8 @@ fn tiny_en_long_form_matches_openai_whisper_segment_for_segment() {
     };
     let fixture = fixture();
     let jfk = transcriber
-        .transcribe_file(
-            &data.join("audio/jfk.wav"),
+        .transcribe_blocks(
+            stream(&data.join("audio/jfk.wav")),
             &DecodeOptions::default(),
             &|_| {},
         )
@@ -262,7 +267,7 @@ fn tiny_en_long_form_matches_openai_whisper_segment_for_segment() {
         ..DecodeOptions::default()
     };
     let jfk_words = transcriber
-        .transcribe_file(&data.join("audio/jfk.wav"), &words, &|_| {})
+        .transcribe_blocks(stream(&data.join("audio/jfk.wav")), &words, &|_| {})
         .unwrap();
     assert_same_segments("jfk words", &jfk_words, &fixture.jfk_words);
     // openai-whisper's VTT writer on the same words.
@@ -382,7 +387,7 @@ fn base_detects_the_language_then_transcribes_and_translates_like_mlx_whisper() 
     let reference = fixture().multilingual;
     let path = data.join("audio/multilingual.mp3");
     let transcribed = transcriber
-        .transcribe_file(&path, &DecodeOptions::default(), &|_| {})
+        .transcribe_blocks(stream(&path), &DecodeOptions::default(), &|_| {})
         .unwrap();
     assert_eq!(
         transcribed.language.as_deref(),
@@ -399,7 +404,7 @@ fn base_detects_the_language_then_transcribes_and_translates_like_mlx_whisper() 
         ..DecodeOptions::default()
     };
     let translated = transcriber
-        .transcribe_file(&path, &translate, &|_| {})
+        .transcribe_blocks(stream(&path), &translate, &|_| {})
         .unwrap();
     // The first window is clear English speech; after it the two decodes
     // of the mp3 (symphonia + rubato vs ffmpeg) part ways: where the first

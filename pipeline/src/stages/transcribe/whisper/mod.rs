@@ -12,7 +12,6 @@ pub use family::WhisperFamily;
 pub use segments::compression_ratio;
 use segments::cut_segments;
 
-use std::path::Path;
 use std::time::Instant;
 
 use asr_models::features::LogMel;
@@ -26,7 +25,7 @@ use rand::SeedableRng;
 
 use crate::config::decode::{DecodeOptions, Task, MAX_BATCH_SIZE};
 use crate::model_source::resolve_model;
-use crate::stages::audio::{AudioBlocks, AudioStream};
+use crate::stages::audio::AudioBlocks;
 use crate::stages::features::{to_frames, MelFrames, MelWindow};
 use crate::stages::transcribe::TranscribeError;
 use crate::transcript::{Progress, Segment, Timings, Transcript};
@@ -156,24 +155,6 @@ impl WhisperTranscriber {
         progress: &dyn Fn(Progress),
     ) -> Result<Transcript, TranscribeError> {
         self.transcribe_blocks(std::iter::once(Ok(samples.to_vec())), options, progress)
-    }
-
-    /// Transcribes an audio file of any format [`AudioStream`] reads,
-    /// decoding it block by block (bounded memory for any length).
-    pub fn transcribe_file(
-        &self,
-        path: &Path,
-        options: &DecodeOptions,
-        progress: &dyn Fn(Progress),
-    ) -> Result<Transcript, TranscribeError> {
-        let stream = AudioStream::open(path)?;
-        let duration = stream.duration();
-        self.transcribe_blocks(stream, options, &|p| {
-            progress(Progress {
-                total: p.total.or(duration),
-                ..p
-            })
-        })
     }
 
     /// Transcribes 16 kHz mono audio arriving in consecutive blocks, holding
