@@ -15,11 +15,12 @@ const MLX_VERSION: &str = "0.32.2";
 const MLX_MINOR: &str = "#define MLX_VERSION_MINOR 32";
 
 /// The C++ shim over MLX and this crate's CPU kernels, compiled with the bridge.
-const CPP_SOURCES: [&str; 8] = [
+const CPP_SOURCES: [&str; 9] = [
     "src/cpp/shim.cc",
     "src/cpp/kernels/attention.cc",
     "src/cpp/kernels/decoder_step.cc",
     "src/cpp/kernels/elementwise.cc",
+    "src/cpp/kernels/isa.cc",
     "src/cpp/kernels/matmul.cc",
     "src/cpp/kernels/pool.cc",
     "src/cpp/kernels/primitives.cc",
@@ -27,11 +28,12 @@ const CPP_SOURCES: [&str; 8] = [
 ];
 
 /// The headers those include, for rebuilds when one changes.
-const CPP_HEADERS: [&str; 9] = [
+const CPP_HEADERS: [&str; 10] = [
     "src/cpp/shim.h",
     "src/cpp/kernels.h",
     "src/cpp/kernels/attention.h",
     "src/cpp/kernels/elementwise.h",
+    "src/cpp/kernels/isa.h",
     "src/cpp/kernels/matmul.h",
     "src/cpp/kernels/pool.h",
     "src/cpp/kernels/primitive.h",

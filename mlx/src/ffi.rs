@@ -253,6 +253,12 @@ pub(crate) mod ffi {
         fn release_kernel_threads();
         fn int8_products_available() -> bool;
         fn custom_kernels_active() -> bool;
+        fn isa_supported() -> u8;
+        fn isa_has(level: u8) -> bool;
+        fn isa_active() -> u8;
+        fn isa_cap() -> u8;
+        fn set_isa_cap(level: u8) -> u8;
+        fn isa_env_problem() -> String;
         fn f16_if_exact(a: &MlxArray) -> Result<UniquePtr<MlxArray>>;
         fn log_sum_exp(x: &[f32]) -> f32;
         fn row_major(a: &MlxArray, dtype: u8) -> Result<UniquePtr<MlxArray>>;

@@ -92,6 +92,108 @@ pub fn int8_products_available() -> bool {
     ffi::int8_products_available()
 }
 
+/// An instruction-set level of the CPU kernels. Each includes the ones
+/// before it; a kernel takes the best path of a level at most
+/// [`active_isa`]. `AvxVnni` is the 256-bit form of the int8 dot-product
+/// instructions (Intel since Alder Lake, AMD since Zen 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// Portable loops (SSE2 on x86-64, whatever the compiler makes elsewhere).
+    Baseline,
+    /// AVX2 + FMA + F16C (x86-64-v3).
+    Avx2,
+    /// AVX2 plus 256-bit VNNI.
+    AvxVnni,
+    /// AVX-512 F/BW/VL.
+    Avx512,
+    /// AVX-512 with 512-bit VNNI.
+    Avx512Vnni,
+}
+
+impl Isa {
+    /// Every level, lowest first.
+    pub const ALL: [Isa; 5] = [
+        Isa::Baseline,
+        Isa::Avx2,
+        Isa::AvxVnni,
+        Isa::Avx512,
+        Isa::Avx512Vnni,
+    ];
+
+    /// The name `MLX_ASR_ISA` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Baseline => "baseline",
+            Isa::Avx2 => "avx2",
+            Isa::AvxVnni => "avx-vnni",
+            Isa::Avx512 => "avx512",
+            Isa::Avx512Vnni => "avx512-vnni",
+        }
+    }
+
+    fn from_code(code: u8) -> Isa {
+        Isa::ALL[usize::from(code).min(Isa::ALL.len() - 1)]
+    }
+
+    /// Whether this CPU has the level (whatever the cap).
+    pub fn supported(self) -> bool {
+        ffi::isa_has(self as u8)
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Isa {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Isa, String> {
+        Isa::ALL
+            .into_iter()
+            .find(|level| level.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Isa::ALL.iter().map(|l| l.name()).collect();
+                format!(
+                    "`{s}` is not an instruction-set level ({})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// The highest level this CPU supports.
+pub fn supported_isa() -> Isa {
+    Isa::from_code(ffi::isa_supported())
+}
+
+/// The level the CPU kernels run at: the highest supported one within the
+/// cap.
+pub fn active_isa() -> Isa {
+    Isa::from_code(ffi::isa_active())
+}
+
+/// The cap on the kernels' level: `MLX_ASR_ISA` in the environment at
+/// start-up, else none ([`Isa::Avx512Vnni`]).
+pub fn isa_cap() -> Isa {
+    Isa::from_code(ffi::isa_cap())
+}
+
+/// Caps the kernels' level (so that a CPU with AVX-512 runs, and tests, the
+/// AVX2 paths), returning the previous cap. Process-wide; affects kernels run
+/// afterwards.
+pub fn set_isa_cap(cap: Isa) -> Isa {
+    Isa::from_code(ffi::set_isa_cap(cap as u8))
+}
+
+/// What is wrong with `MLX_ASR_ISA`, when it holds an unknown name (the
+/// kernels then run at [`Isa::Baseline`]).
+pub fn isa_env_problem() -> Option<String> {
+    Some(ffi::isa_env_problem()).filter(|p| !p.is_empty())
+}
+
 /// Threads the CPU kernels split their work over, the evaluating thread
 /// included (the core count, or `MLX_ASR_THREADS`).
 pub fn custom_kernel_threads() -> usize {

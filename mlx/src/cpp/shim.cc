@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #endif
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
@@ -25,6 +26,7 @@
 #include "mlx/transforms.h"
 #include "mlx/version.h"
 #include "mlx/src/cpp/kernels.h"
+#include "mlx/src/cpp/kernels/isa.h"
 #include "mlx/src/ffi.rs.h"
 
 #ifdef MLX_SHIM_OPENBLAS
@@ -612,6 +614,18 @@ void hold_kernel_threads() { kernels::hold_threads(); }
 void release_kernel_threads() { kernels::release_threads(); }
 bool int8_products_available() { return kernels::int8_available(); }
 bool custom_kernels_active() { return kernels::active(); }
+uint8_t isa_supported() { return static_cast<uint8_t>(kernels::isa_supported()); }
+bool isa_has(uint8_t level) {
+  return level <= static_cast<uint8_t>(kernels::Isa::Avx512Vnni) &&
+         kernels::isa_supports(static_cast<kernels::Isa>(level));
+}
+uint8_t isa_active() { return static_cast<uint8_t>(kernels::isa_active()); }
+uint8_t isa_cap() { return static_cast<uint8_t>(kernels::isa_cap()); }
+uint8_t set_isa_cap(uint8_t level) {
+  auto top = static_cast<uint8_t>(kernels::Isa::Avx512Vnni);
+  return static_cast<uint8_t>(kernels::set_isa_cap(static_cast<kernels::Isa>(std::min(level, top))));
+}
+rust::String isa_env_problem() { return rust::String(kernels::isa_env_problem()); }
 // A row-major copy of `a` as `dtype`: the kernels' one-pass copy where they
 // take it, else MLX's conversion and copy.
 ArrayPtr row_major(const array& a, uint8_t dtype) {

@@ -17,6 +17,8 @@
 #include <new>
 #include <vector>
 
+#include "isa.h"
+
 #if defined(__GNUC__) && !defined(__clang__)
 // v8 below is passed in registers only inside the kernels; the note about the
 // AVX calling convention does not concern it.
@@ -116,12 +118,9 @@ inline void prefetch_bytes(const void* p, size_t bytes) {
 #if defined(__x86_64__) && defined(__GNUC__)
 #define MLX_SHIM_F16C __attribute__((target("avx2,fma,f16c")))
 
-// Whether this CPU runs the MLX_SHIM_F16C functions (checked once).
-inline bool has_f16c() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                          __builtin_cpu_supports("f16c");
-  return yes;
-}
+// Whether the MLX_SHIM_F16C functions may run now (isa.h: the CPU's
+// features within the cap).
+inline bool has_f16c() { return isa_allows(Isa::Avx2); }
 MLX_SHIM_F16C inline __m256 widen8(const _Float16* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
@@ -135,19 +134,11 @@ MLX_SHIM_F16C inline float sum8(__m256 v) {
 
 #define MLX_SHIM_AVX512 __attribute__((target("avx512f,fma,f16c")))
 
-inline bool has_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f");
-  return yes;
-}
+inline bool has_avx512() { return isa_allows(Isa::Avx512); }
 
 #define MLX_SHIM_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
 
-inline bool has_vnni() {
-  static const bool yes = has_avx512() && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512vnni");
-  return yes;
-}
+inline bool has_vnni() { return isa_allows(Isa::Avx512Vnni); }
 #else
 // No target attributes off x86-64 GCC: the fused attention's fallback is plain.
 #define MLX_SHIM_AVX512
