@@ -3,12 +3,23 @@
 //!
 //! Search order: `MLX_DIR`, then the Python installations on PATH, then a
 //! cache directory into which the pinned PyPI wheel is installed with pip.
-//! On Linux CPU builds, Debian's OpenBLAS is linked ahead of the reference
-//! BLAS that the wheel bundles (far faster fp32 GEMM, see DESIGN.md §3).
+//! On Linux CPU builds, MLX's matrix products go to OpenBLAS instead of the
+//! reference BLAS that the wheel bundles (far faster fp32 GEMM, see
+//! DESIGN.md §3): the OpenBLAS of the pinned `scipy-openblas32` wheel,
+//! installed into the same cache, through a small forwarding library built
+//! here (src/cpp/blas/cblas_forward.c), so no system package is needed.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The OpenBLAS wheel (numpy's and scipy's own; symbols prefixed `scipy_`).
+const OPENBLAS_WHEEL: &str = "scipy-openblas32";
+const OPENBLAS_VERSION: &str = "0.3.34.481.3";
+const OPENBLAS_LIB: &str = "scipy_openblas32/lib/libscipy_openblas.so";
+/// What libmlx links against in place of `cblas_*` of the bundled BLAS.
+const CBLAS_FORWARD_SOURCE: &str = "src/cpp/blas/cblas_forward.c";
+const CBLAS_FORWARD_LIB: &str = "libmlx_asr_cblas.so";
 
 /// The MLX release the bindings are written against.
 const MLX_VERSION: &str = "0.32.2";
@@ -85,19 +96,14 @@ impl Backend {
 }
 
 fn main() {
-    for var in [
-        "MLX_DIR",
-        "MLX_ASR_CACHE",
-        "MLX_OPENBLAS",
-        "PYTHON",
-        "XDG_CACHE_HOME",
-    ] {
+    for var in ["MLX_DIR", "MLX_ASR_CACHE", "PYTHON", "XDG_CACHE_HOME"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     for file in CPP_HEADERS.iter().chain(&CPP_SOURCES) {
         println!("cargo:rerun-if-changed={file}");
     }
     println!("cargo:rerun-if-changed=src/ffi.rs");
+    println!("cargo:rerun-if-changed={CBLAS_FORWARD_SOURCE}");
 
     let backend = Backend::select();
     let mlx_root = match locate_mlx(&backend) {
@@ -116,8 +122,24 @@ fn main() {
     let include = mlx_root.join("include");
     let libdir = mlx_root.join("lib");
 
-    let openblas = if backend.is_cpu() {
-        find_openblas()
+    // The libraries this build links from the cache: when one disappears (a
+    // cleared cache), the next build installs it again.
+    for lib in ["libmlx.so", "libmlx.dylib"] {
+        if libdir.join(lib).exists() {
+            println!("cargo:rerun-if-changed={}", libdir.join(lib).display());
+        }
+    }
+    let cblas = if backend.is_cpu() && env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        match cblas_forwarder() {
+            Ok(lib) => Some(lib),
+            Err(why) => {
+                println!(
+                    "cargo:warning=OpenBLAS unavailable ({why}): MLX will use its bundled \
+                     reference BLAS, ~37x slower for fp32 GEMM"
+                );
+                None
+            }
+        }
     } else {
         None
     };
@@ -137,41 +159,37 @@ fn main() {
         .flag_if_supported("-fno-trapping-math")
         .flag_if_supported("-fno-math-errno")
         .opt_level(3);
-    if openblas.is_some() {
-        build.define("MLX_SHIM_OPENBLAS", None);
+    if cblas.is_some() {
+        build.define("MLX_SHIM_CBLAS_FORWARD", None);
     }
     build.compile("mlx_shim");
 
     println!("cargo:rustc-link-search=native={}", libdir.display());
     println!("cargo:rustc-link-lib=dylib=mlx");
-    match &openblas {
-        Some(path) => {
-            // The shim references an OpenBLAS-only symbol from a static
-            // initializer, so --as-needed keeps this library, and as a direct
-            // dependency of the binary it
-            // precedes the bundled BLAS (a dependency of libmlx) in symbol
-            // lookup: `cblas_*` resolve to OpenBLAS without LD_PRELOAD.
-            let dir = path.parent().expect("library path has a parent");
-            let name = path.file_name().expect("library path has a file name");
-            println!("cargo:rustc-link-search=native={}", dir.display());
-            println!(
-                "cargo:rustc-link-lib=dylib:+verbatim={}",
-                name.to_string_lossy()
-            );
-            println!("cargo:openblas={}", path.display());
-            println!("cargo:rustc-env=MLX_BUILD_OPENBLAS={}", path.display());
-        }
-        None if backend.is_cpu() && env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") => {
-            println!(
-                "cargo:warning=OpenBLAS not found: MLX will use its bundled reference BLAS, ~37x \
-                 slower for fp32 GEMM. Install it with `apt-get install libopenblas0-pthread`."
-            );
-        }
-        None => {}
+    let mut rpath = vec![libdir.clone()];
+    if let Some(lib) = &cblas {
+        // The shim references the forwarder from a static initializer, so
+        // with --as-needed every binary keeps it as a direct dependency, and
+        // as one it precedes the bundled BLAS (a dependency of libmlx) in
+        // symbol lookup: `cblas_*` resolve to OpenBLAS without LD_PRELOAD.
+        let dir = lib.parent().expect("library path has a parent");
+        println!("cargo:rustc-link-search=native={}", dir.display());
+        println!("cargo:rustc-link-lib=dylib=mlx_asr_cblas");
+        println!("cargo:rerun-if-changed={}", lib.display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            dir.join("libscipy_openblas.so").display()
+        );
+        println!("cargo:rustc-env=MLX_BUILD_OPENBLAS={}", lib.display());
+        rpath.push(dir.to_path_buf());
     }
     // Own tests/benches get the rpath here; dependents re-emit it via rpath.rs.
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", libdir.display());
-    println!("cargo:libdir={}", libdir.display());
+    let rpath = env::join_paths(&rpath).expect("cache paths hold no ':'");
+    println!(
+        "cargo:rustc-link-arg=-Wl,-rpath,{}",
+        rpath.to_string_lossy()
+    );
+    println!("cargo:rpath={}", rpath.to_string_lossy());
     println!("cargo:rustc-env=MLX_BUILD_LIBDIR={}", libdir.display());
     println!("cargo:rustc-env=MLX_BUILD_WHEEL={}", backend.wheel);
 }
@@ -258,23 +276,37 @@ fn cache_root() -> Result<PathBuf, String> {
         .ok_or_else(|| "neither MLX_ASR_CACHE, XDG_CACHE_HOME nor HOME is set".to_string())
 }
 
-/// Installs the pinned wheel with pip into `<cache>/<wheel>-<version>`;
-/// the directory appears only once the install completed (temp dir + rename).
+/// Installs the pinned MLX wheel into the cache (see `install_wheel`).
 fn install_into_cache(backend: &Backend) -> Result<PathBuf, String> {
-    let target = cache_root()?.join(format!("{}-{MLX_VERSION}", backend.wheel));
-    if is_mlx_package(&target.join("mlx")) {
-        return Ok(target.join("mlx"));
+    let spec = format!("{}=={MLX_VERSION}", backend.wheel);
+    let target = install_wheel(&spec, backend.with_deps, |dir| {
+        is_mlx_package(&dir.join("mlx"))
+    })?;
+    Ok(target.join("mlx"))
+}
+
+/// Installs `spec` (`name==version`) with pip into `<cache>/<name>-<version>`
+/// unless `complete` already holds there; the directory appears only once
+/// the install completed (temp dir + rename).
+fn install_wheel(
+    spec: &str,
+    with_deps: bool,
+    complete: impl Fn(&Path) -> bool,
+) -> Result<PathBuf, String> {
+    let target = cache_root()?.join(spec.replace("==", "-"));
+    if complete(&target) {
+        return Ok(target);
     }
     let parent = target.parent().expect("cache dir has a parent");
     std::fs::create_dir_all(parent)
         .map_err(|e| format!("cannot create cache dir {}: {e}", parent.display()))?;
+    let name = target.file_name().expect("cache entry has a name");
     let staging = parent.join(format!(
-        ".{}-{MLX_VERSION}.partial-{}",
-        backend.wheel,
+        ".{}.partial-{}",
+        name.to_string_lossy(),
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&staging);
-    let spec = format!("{}=={MLX_VERSION}", backend.wheel);
     let mut pip = Command::new(python());
     pip.args([
         "-m",
@@ -285,8 +317,8 @@ fn install_into_cache(backend: &Backend) -> Result<PathBuf, String> {
         "--target",
     ])
     .arg(&staging)
-    .arg(&spec);
-    if !backend.with_deps {
+    .arg(spec);
+    if !with_deps {
         pip.arg("--no-deps");
     }
     println!("cargo:warning=installing {spec} into {}", target.display());
@@ -300,38 +332,66 @@ fn install_into_cache(backend: &Backend) -> Result<PathBuf, String> {
     if let Err(e) = std::fs::rename(&staging, &target) {
         // Another build may have won the race; use its result if complete.
         let _ = std::fs::remove_dir_all(&staging);
-        if !is_mlx_package(&target.join("mlx")) {
+        if !complete(&target) {
             return Err(format!(
                 "cannot move pip's output to {}: {e}",
                 target.display()
             ));
         }
     }
-    if is_mlx_package(&target.join("mlx")) {
-        Ok(target.join("mlx"))
+    if complete(&target) {
+        Ok(target)
     } else {
         Err(format!(
-            "{spec} installed into {} lacks headers or libmlx",
+            "{spec} installed into {} lacks the files this build needs",
             target.display()
         ))
     }
 }
 
-/// Debian/Ubuntu install OpenBLAS's pthread flavour as `libopenblas.so.0`.
-fn find_openblas() -> Option<PathBuf> {
-    if let Some(path) = env::var_os("MLX_OPENBLAS") {
-        let path = PathBuf::from(path);
-        return (!path.as_os_str().is_empty() && path.exists()).then_some(path);
+/// The forwarding library next to the wheel's OpenBLAS in the cache, built
+/// (again) when missing or when its source changed. Written through a
+/// temporary name and a rename, so that a running binary keeps its copy
+/// and a concurrent build never links a half-written one.
+fn cblas_forwarder() -> Result<PathBuf, String> {
+    let spec = format!("{OPENBLAS_WHEEL}=={OPENBLAS_VERSION}");
+    let root = install_wheel(&spec, false, |dir| dir.join(OPENBLAS_LIB).exists())?;
+    let openblas = root.join(OPENBLAS_LIB);
+    let dir = openblas.parent().expect("library path has a parent");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
+    // Not under the library's name: cargo puts OUT_DIR on the library path
+    // of `cargo test`, where this copy would not find the wheel beside it.
+    let built = out_dir.join("cblas_forward.build");
+    // The compiler alone, without the profile's flags: the same bytes from
+    // debug and release builds, so neither rewrites the other's copy.
+    let compiler = cc::Build::new().get_compiler();
+    let status = Command::new(compiler.path())
+        .args(["-shared", "-fPIC", "-O2", "-Wall"])
+        .arg(CBLAS_FORWARD_SOURCE)
+        .arg("-o")
+        .arg(&built)
+        .arg(format!("-Wl,-soname,{CBLAS_FORWARD_LIB}"))
+        // Finds the wheel's library beside itself, wherever the cache is.
+        .arg("-Wl,-rpath,$ORIGIN")
+        .arg(&openblas)
+        .status()
+        .map_err(|e| format!("cannot run the C compiler: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "compiling {CBLAS_FORWARD_SOURCE} failed ({status})"
+        ));
     }
-    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
-    let multiarch = format!("/usr/lib/{arch}-linux-gnu");
-    [
-        format!("{multiarch}/openblas-pthread/libopenblas.so.0"),
-        format!("{multiarch}/libopenblas.so.0"),
-        "/usr/lib64/libopenblas.so.0".to_string(),
-        "/usr/lib/libopenblas.so.0".to_string(),
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
+    let installed = dir.join(CBLAS_FORWARD_LIB);
+    let bytes =
+        std::fs::read(&built).map_err(|e| format!("cannot read {}: {e}", built.display()))?;
+    if std::fs::read(&installed).ok().as_deref() != Some(bytes.as_slice()) {
+        let staging = dir.join(format!(
+            ".{CBLAS_FORWARD_LIB}.partial-{}",
+            std::process::id()
+        ));
+        std::fs::write(&staging, &bytes)
+            .and_then(|()| std::fs::rename(&staging, &installed))
+            .map_err(|e| format!("cannot write {}: {e}", installed.display()))?;
+    }
+    Ok(installed)
 }

@@ -14,6 +14,16 @@ pub fn report() -> String {
         "gpu available: {}",
         mlx::is_available(mlx::Device::Gpu)
     );
+    let _ = writeln!(
+        out,
+        "instruction set: {} (this CPU: {}, cap: {})",
+        mlx::kernels::active_isa(),
+        mlx::kernels::supported_isa(),
+        match mlx::kernels::isa_cap() {
+            mlx::kernels::Isa::Avx512Vnni => "none".to_string(),
+            cap => format!("{cap}, from MLX_ASR_ISA or the API"),
+        }
+    );
     let _ = writeln!(out, "cblas_sgemm served by: {}", mlx::blas_provider());
     let _ = match mlx::openblas_config() {
         Some(config) => writeln!(out, "OpenBLAS: {config}"),

@@ -70,6 +70,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
+    if let Some(problem) = mlx::kernels::isa_env_problem() {
+        anyhow::bail!("{problem}");
+    }
     match cli.command {
         Command::Run(args) => run::run(args, cli.quiet),
         Command::Check(args) => check::run(&args),

@@ -1,17 +1,23 @@
-//! A binary that never calls into OpenBLAS directly must still have
-//! `cblas_sgemm` served by OpenBLAS (not the wheel's reference BLAS) when the
-//! build linked it — without LD_PRELOAD or LD_LIBRARY_PATH.
+//! On Linux CPU builds, MLX's matrix products (the encoder's, the prompt
+//! passes') go to the OpenBLAS of the `scipy-openblas32` wheel that the build
+//! fetched, not the reference BLAS bundled with the MLX wheel, and not a
+//! system library: a fresh machine gets the fast GEMM with no system
+//! package, and a binary that never calls into OpenBLAS itself still has
+//! `cblas_sgemm` served by it, without LD_PRELOAD or LD_LIBRARY_PATH.
 
 #[test]
-fn cblas_sgemm_resolves_to_the_linked_openblas() {
-    let provider = mlx::blas_provider();
-    match mlx::linked_openblas() {
-        Some(path) => {
-            assert!(
-                provider.contains("openblas"),
-                "cblas_sgemm served by {provider}, expected {path}"
-            );
-        }
-        None => eprintln!("skipped: this build linked no OpenBLAS (provider: {provider})"),
+#[cfg(target_os = "linux")]
+fn cblas_sgemm_resolves_to_the_wheels_openblas() {
+    if mlx::wheel() != "mlx-cpu" {
+        return; // GPU builds keep MLX's own BLAS; their products run on the GPU.
     }
+    let linked = mlx::linked_openblas().expect("a Linux CPU build links the OpenBLAS forwarder");
+    let provider = mlx::blas_provider();
+    assert_eq!(provider, linked, "cblas_sgemm is served by {provider}");
+    assert!(
+        provider.contains("/scipy-openblas32-") && provider.ends_with("/libmlx_asr_cblas.so"),
+        "{provider}"
+    );
+    let config = mlx::openblas_config().expect("OpenBLAS reports its build");
+    assert!(config.starts_with("OpenBLAS 0.3."), "{config}");
 }

@@ -26,10 +26,42 @@ fn info_reports_mlx_version_and_the_blas_that_serves_sgemm() {
         .lines()
         .find(|l| l.starts_with("cblas_sgemm served by:"))
         .expect("BLAS line");
-    if mlx::openblas_config().is_some() {
+    if let Some(linked) = mlx::linked_openblas() {
         // The binary runs without LD_LIBRARY_PATH/LD_PRELOAD and still gets OpenBLAS.
-        assert!(blas_line.contains("openblas"), "{blas_line}");
+        assert!(blas_line.ends_with(linked), "{blas_line}");
     }
+    let isa_line = stdout
+        .lines()
+        .find(|l| l.starts_with("instruction set:"))
+        .expect("instruction-set line");
+    let active = mlx::kernels::active_isa().to_string();
+    assert!(isa_line.contains(&active), "{isa_line}");
+}
+
+#[test]
+fn an_instruction_set_cap_shows_in_info_and_a_bad_one_is_an_error() {
+    let capped = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .arg("info")
+        .env("MLX_ASR_ISA", "baseline")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&capped.stdout);
+    assert!(
+        stdout.contains("instruction set: baseline (this CPU: ")
+            && stdout.contains("cap: baseline"),
+        "{stdout}"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .arg("info")
+        .env("MLX_ASR_ISA", "avx9")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("MLX_ASR_ISA=avx9 is not an instruction-set level"),
+        "{stderr}"
+    );
 }
 
 #[test]

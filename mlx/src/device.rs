@@ -35,7 +35,7 @@ pub fn set_default_device(device: Device) -> Result<()> {
     if !is_available(device) {
         return Err(crate::Error::Mlx(format!(
             "{device:?} is not available in this MLX build ({})",
-            env!("MLX_BUILD_WHEEL")
+            wheel()
         )));
     }
     Ok(ffi::set_default_device(device.code())?)
@@ -108,7 +108,14 @@ pub fn blas_provider() -> String {
     ffi::blas_provider()
 }
 
-/// The OpenBLAS library this crate was built to link, if any (build time).
+/// The PyPI wheel that provides libmlx in this build (`mlx-cpu`,
+/// `mlx-cuda-12`, ...).
+pub fn wheel() -> &'static str {
+    env!("MLX_BUILD_WHEEL")
+}
+
+/// The library this crate was built to link for `cblas_*` (Linux CPU builds:
+/// the forwarder to the `scipy-openblas32` wheel's OpenBLAS), if any.
 pub fn linked_openblas() -> Option<&'static str> {
     option_env!("MLX_BUILD_OPENBLAS")
 }

@@ -44,7 +44,7 @@ pub use array::Array;
 pub use device::{
     blas_provider, clear_cache, default_device, is_available, keep_freed_memory, linked_openblas,
     memory_stats, openblas_config, reset_peak_memory, set_cache_limit, set_default_device,
-    set_memory_limit, version, Device, MemoryStats,
+    set_memory_limit, version, wheel, Device, MemoryStats,
 };
 pub use dtype::{Dtype, Element};
 pub use error::{Error, Result};

@@ -10,26 +10,16 @@ use common::*;
 use mlx::{Array, Device, Dtype, Error};
 
 #[test]
-fn cblas_sgemm_is_served_by_openblas_when_linked() {
+fn cblas_sgemm_is_served_by_the_linked_openblas() {
     let provider = mlx::blas_provider();
     assert!(
         !provider.is_empty(),
         "no shared object serves cblas_sgemm in this process"
     );
-    match mlx::openblas_config() {
-        Some(config) => {
-            assert!(!config.is_empty());
-            assert!(
-                provider.to_lowercase().contains("openblas"),
-                "OpenBLAS is linked ({config}) but cblas_sgemm resolves to {provider}"
-            );
-            if let Some(linked) = mlx::linked_openblas() {
-                assert!(!linked.is_empty());
-            }
-        }
-        None => eprintln!(
-            "skipping the OpenBLAS check: not linked in this build (cblas_sgemm from {provider})"
-        ),
+    if cfg!(target_os = "linux") && mlx::wheel() == "mlx-cpu" {
+        assert_eq!(Some(provider.as_str()), mlx::linked_openblas());
+        let config = mlx::openblas_config().expect("OpenBLAS reports its build");
+        assert!(config.starts_with("OpenBLAS "), "{config}");
     }
     // Whichever BLAS it is, a GEMM large enough to go through it is right.
     let (m, k, n) = (48, 40, 36);

@@ -29,13 +29,13 @@
 #include "mlx/src/cpp/kernels/isa.h"
 #include "mlx/src/ffi.rs.h"
 
-#ifdef MLX_SHIM_OPENBLAS
-extern "C" char* openblas_get_config(void);
+#ifdef MLX_SHIM_CBLAS_FORWARD
+extern "C" const char* mlx_asr_openblas_config(void);
 // A reference from a static initializer survives --gc-sections, so with
-// --as-needed every binary keeps libopenblas as a direct dependency, even one
-// that never calls openblas_config(); that is what makes cblas_* resolve to
-// OpenBLAS ahead of the wheel's bundled reference BLAS.
-[[maybe_unused]] static const char* const kOpenblasConfig = openblas_get_config();
+// --as-needed every binary keeps the forwarder (src/cpp/blas/) as a direct
+// dependency, even one that never calls openblas_config(); that is what makes
+// cblas_* resolve to OpenBLAS ahead of the wheel's bundled reference BLAS.
+[[maybe_unused]] static const char* const kOpenblasConfig = mlx_asr_openblas_config();
 #endif
 
 namespace mx = mlx::core;
@@ -600,8 +600,8 @@ rust::String blas_provider() {
 }
 
 rust::String openblas_config() {
-#ifdef MLX_SHIM_OPENBLAS
-  return rust::String(openblas_get_config());
+#ifdef MLX_SHIM_CBLAS_FORWARD
+  return rust::String(mlx_asr_openblas_config());
 #else
   return rust::String("");
 #endif

@@ -55,7 +55,7 @@ struct EnvCap {
       cap = Isa::Baseline;
       problem = std::string("MLX_ASR_ISA=") + v +
                 " is not an instruction-set level (baseline, avx2, avx-vnni, avx512, "
-                "avx512-vnni); the CPU kernels run at baseline";
+                "avx512-vnni)";
     }
   }
 };
