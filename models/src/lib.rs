@@ -11,5 +11,5 @@ pub mod quantization;
 pub mod weights;
 pub mod whisper;
 
-pub use quantization::{Activations, Quantization, Quantize};
+pub use quantization::{Activations, Quantization, Quantize, QuantizeChoice};
 pub use weights::{WeightError, Weights};

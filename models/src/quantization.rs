@@ -1,8 +1,10 @@
 //! Quantization, in one place: how a model's weights are stored
 //! ([`Quantization`], the `quantization` entry of a converted model's
 //! `config.json`), how products with them treat activations
-//! ([`Activations`]), and the names users write for the two together
-//! ([`Quantize`]: `pipeline convert --quantize`, the config's `quantize`).
+//! ([`Activations`]), the names users write for the two together
+//! ([`Quantize`]: `pipeline convert --quantize`), and the config's
+//! `quantize`, which may also leave the choice to the CPU at hand
+//! ([`QuantizeChoice`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -49,6 +51,8 @@ impl Quantization {
 pub enum QuantizeError {
     #[error("unknown quantization {0:?} (use {names})", names = Quantize::NAMES.join(", "))]
     Name(String),
+    #[error("unknown quantization {0:?} (use {names})", names = QuantizeChoice::NAMES.join(", "))]
+    ChoiceName(String),
     #[error("{0} bits (use 4 or 8)")]
     Bits(i32),
     #[error("group size {0} (use 32, 64 or 128)")]
@@ -114,6 +118,23 @@ impl FromStr for Quantize {
     }
 }
 
+impl Quantize {
+    /// What `quantize = "auto"` picks on this CPU for a model the pipeline
+    /// converts: the fastest setting whose word error rate equals or beats
+    /// f32's on the benchmark set (docs/benchmarks.md). That is 8-bit
+    /// weights everywhere (half the bytes of f16 per decoded token, the
+    /// same pooled WER), and int8 activations where the CPU kernels have an
+    /// int8 product ([`mlx::kernels::int8_products_available`]).
+    pub fn auto() -> Quantize {
+        let name = if mlx::kernels::int8_products_available() {
+            "int8"
+        } else {
+            "q8"
+        };
+        name.parse().expect("a known name")
+    }
+}
+
 /// The name [`FromStr`] reads back (the group size is not part of it).
 impl fmt::Display for Quantize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -128,6 +149,77 @@ impl fmt::Display for Quantize {
 /// Reads one of [`Quantize::NAMES`], as a config file writes it.
 impl<'de> Deserialize<'de> for Quantize {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Quantize, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The config's `quantize`: a [`Quantize`], or `auto` (the default) to
+/// take the fastest setting that keeps f32's accuracy on this CPU.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum QuantizeChoice {
+    #[default]
+    Auto,
+    Fixed(Quantize),
+}
+
+impl QuantizeChoice {
+    /// The names [`FromStr`] accepts.
+    pub const NAMES: [&'static str; 5] = ["auto", "none", "q8", "q4", "int8"];
+
+    /// The setting to run with. `auto` is [`Quantize::auto`] for a model the
+    /// pipeline converts; for an MLX folder, used as stored (`stored`: its
+    /// weights' quantization), it is that storage, with int8 activations
+    /// where `auto` would take them.
+    pub fn resolve(self, stored: Option<Option<Quantization>>) -> Quantize {
+        match (self, stored) {
+            (QuantizeChoice::Fixed(q), _) => q,
+            (QuantizeChoice::Auto, None) => Quantize::auto(),
+            (QuantizeChoice::Auto, Some(weights)) => Quantize {
+                weights,
+                activations: match weights {
+                    Some(q) if q.bits == 8 => Quantize::auto().activations,
+                    _ => Activations::F32,
+                },
+            },
+        }
+    }
+}
+
+impl From<Quantize> for QuantizeChoice {
+    fn from(q: Quantize) -> QuantizeChoice {
+        QuantizeChoice::Fixed(q)
+    }
+}
+
+impl FromStr for QuantizeChoice {
+    type Err = QuantizeError;
+
+    fn from_str(name: &str) -> Result<QuantizeChoice, QuantizeError> {
+        match name {
+            "auto" => Ok(QuantizeChoice::Auto),
+            _ => name
+                .parse()
+                .map(QuantizeChoice::Fixed)
+                .map_err(|_| QuantizeError::ChoiceName(name.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for QuantizeChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QuantizeChoice::Auto => f.write_str("auto"),
+            QuantizeChoice::Fixed(q) => q.fmt(f),
+        }
+    }
+}
+
+/// Reads one of [`QuantizeChoice::NAMES`], as a config file writes it.
+impl<'de> Deserialize<'de> for QuantizeChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<QuantizeChoice, D::Error> {
         let name = String::deserialize(deserializer)?;
         name.parse().map_err(serde::de::Error::custom)
     }
@@ -157,6 +249,35 @@ mod tests {
         }
         let err = "q3".parse::<Quantize>().unwrap_err().to_string();
         assert!(err.contains("q3") && err.contains("q8"), "{err}");
+    }
+
+    #[test]
+    fn auto_resolves_by_the_cpu_and_by_how_a_folder_is_stored() {
+        let auto: QuantizeChoice = "auto".parse().unwrap();
+        assert_eq!(auto, QuantizeChoice::default());
+        assert_eq!(auto.to_string(), "auto");
+        let picked = auto.resolve(None);
+        let q8 = Some(Quantization {
+            bits: 8,
+            group_size: 64,
+        });
+        assert_eq!(picked.weights, q8);
+        let int8 = mlx::kernels::int8_products_available();
+        assert_eq!(picked.activations == Activations::Int8, int8);
+        // Folders used as stored: their storage, int8 only with 8 bits.
+        assert_eq!(auto.resolve(Some(None)), Quantize::default());
+        let q4 = Some(Quantization {
+            bits: 4,
+            group_size: 32,
+        });
+        assert_eq!(auto.resolve(Some(q4)).weights, q4);
+        assert_eq!(auto.resolve(Some(q4)).activations, Activations::F32);
+        assert_eq!(auto.resolve(Some(q8)), picked);
+        // A fixed choice is what it says, whatever the folder.
+        let none: QuantizeChoice = "none".parse().unwrap();
+        assert_eq!(none.resolve(Some(q8)), Quantize::default());
+        let err = "q3".parse::<QuantizeChoice>().unwrap_err().to_string();
+        assert!(err.contains("q3") && err.contains("auto"), "{err}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod stages;
 pub mod transcript;
 pub mod wer;
 
-pub use asr_models::{Activations, Quantization, Quantize};
+pub use asr_models::{Activations, Quantization, Quantize, QuantizeChoice};
 pub use config::decode::{DecodeOptions, Task};
 pub use config::{Config, DeviceName};
 pub use model_source::resolve_model;

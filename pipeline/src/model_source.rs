@@ -175,6 +175,21 @@ pub fn problem(spec: &str, quantize: Option<Quantization>) -> Option<String> {
     }
 }
 
+/// How the weights of `spec` are stored when it is an MLX folder, used as
+/// it is (`Some(None)`: unquantized); `None` for a model the pipeline
+/// fetches or converts.
+pub fn stored_quantization(spec: &str) -> Option<Option<Quantization>> {
+    let path = Path::new(spec);
+    let local = classify(spec, path.exists()) == SpecKind::Local && is_mlx_folder(path);
+    local.then(|| stored_in(path))
+}
+
+fn stored_in(folder: &Path) -> Option<Quantization> {
+    WhisperConfig::load(&folder.join("config.json"))
+        .ok()
+        .and_then(|c| c.quantization)
+}
+
 /// A folder the pipeline loads as it is (a `pipeline convert` output).
 fn is_mlx_folder(path: &Path) -> bool {
     path.join("weights.safetensors").is_file() && path.join("config.json").is_file()
@@ -185,9 +200,7 @@ fn is_mlx_folder(path: &Path) -> bool {
 /// the quantization it was written with.
 fn quantization_mismatch(path: &Path, quantize: Option<Quantization>) -> Option<String> {
     let wanted = quantize?;
-    let stored = WhisperConfig::load(&path.join("config.json"))
-        .ok()
-        .and_then(|c| c.quantization);
+    let stored = stored_in(path);
     if stored.is_some_and(|s| (s.bits, s.group_size) == (wanted.bits, wanted.group_size)) {
         return None;
     }

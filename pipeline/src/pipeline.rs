@@ -8,12 +8,12 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use asr_models::whisper::constants::WINDOW_SECONDS;
-use asr_models::Quantize;
+use asr_models::QuantizeChoice;
 
 use crate::config::decode::DecodeOptions;
 use crate::config::{Config, DeviceName};
 use crate::panic_guard::{catch_panic, guard_file, InternalError};
-use crate::plan::{PlanSettings, StagePlan};
+use crate::plan::{resolve_quantize, PlanSettings, StagePlan};
 use crate::stages::align::{AlignStage, Aligner};
 use crate::stages::audio::{load_audio, AudioError, AudioStream};
 use crate::stages::diarize::{DiarizeStage, Diarizer};
@@ -73,7 +73,7 @@ pub struct Pipeline {
 /// Settings for [`Pipeline::builder`]; defaults are `pipeline run`'s.
 pub struct PipelineBuilder {
     model: String,
-    quantize: Quantize,
+    quantize: QuantizeChoice,
     device: DeviceName,
     decode: DecodeOptions,
     vad: Option<VadOptions>,
@@ -92,12 +92,14 @@ impl PipelineBuilder {
     /// names, Hub repos, checkpoints): 8-bit reads half the bytes of f16 per
     /// decoded token. With `Activations::Int8` (8-bit weights, converted
     /// here or an MLX folder stored so) the encoder's and prompts' products
-    /// round their activations to int8 on CPUs with AVX-512 VNNI, as
-    /// faster-whisper's `compute_type="int8"` does: a faster encoder,
-    /// outputs no longer those of the f32 product. The default keeps the
-    /// published weights and f32 activations.
-    pub fn quantize(mut self, quantize: Quantize) -> Self {
-        self.quantize = quantize;
+    /// round their activations to int8 where the CPU kernels have an int8
+    /// product, as faster-whisper's `compute_type="int8"` does: a faster
+    /// encoder, outputs no longer those of the f32 product. The default,
+    /// [`QuantizeChoice::Auto`], picks for the CPU at hand (see
+    /// [`asr_models::Quantize::auto`]); `Quantize::default()` keeps the
+    /// published weights and f32 activations, openai-whisper's outputs.
+    pub fn quantize(mut self, quantize: impl Into<QuantizeChoice>) -> Self {
+        self.quantize = quantize.into();
         self
     }
 
@@ -140,7 +142,7 @@ impl PipelineBuilder {
     pub fn build(self) -> Result<Pipeline, PipelineError> {
         let settings = PlanSettings {
             model: &self.model,
-            quantize: self.quantize,
+            quantize: resolve_quantize(self.quantize, &self.model),
             device: self.device,
             decode: &self.decode,
             vad: self.vad.as_ref(),
@@ -168,7 +170,7 @@ impl Pipeline {
     pub fn builder() -> PipelineBuilder {
         PipelineBuilder {
             model: "tiny.en".into(),
-            quantize: Quantize::default(),
+            quantize: QuantizeChoice::Auto,
             device: DeviceName::Cpu,
             decode: DecodeOptions::default(),
             vad: None,

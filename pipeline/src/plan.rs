@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use asr_models::Quantize;
+use asr_models::{Quantize, QuantizeChoice};
 
 use crate::config::decode::DecodeOptions;
 use crate::config::{Config, DeviceName};
@@ -40,7 +40,7 @@ impl<'a> PlanSettings<'a> {
     pub fn of_config(config: &'a Config) -> Self {
         PlanSettings {
             model: &config.model,
-            quantize: config.quantize,
+            quantize: resolve_quantize(config.quantize, &config.model),
             device: config.device,
             decode: &config.decode,
             vad: config.vad.as_ref(),
@@ -72,6 +72,11 @@ impl<'a> PlanSettings<'a> {
             batching: self.batching(),
         }
     }
+}
+
+/// The setting a run uses for `model` (see [`QuantizeChoice::resolve`]).
+pub fn resolve_quantize(choice: QuantizeChoice, model: &str) -> Quantize {
+    choice.resolve(crate::model_source::stored_quantization(model))
 }
 
 impl StagePlan {

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use asr_pipeline::plan::StagePlan;
-use asr_pipeline::Config;
+use asr_pipeline::plan::{resolve_quantize, StagePlan};
+use asr_pipeline::{Config, QuantizeChoice};
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
@@ -19,6 +19,13 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     let config = Config::from_file(path)?;
     let plan = checked_plan(path, &config)?;
     print!("{plan}");
+    if config.quantize == QuantizeChoice::Auto {
+        let picked = resolve_quantize(config.quantize, &config.model);
+        println!(
+            "quantize = \"auto\": {picked} on this CPU (kernels at {})",
+            mlx::kernels::active_isa()
+        );
+    }
     let files = config.input_files()?;
     println!("{}: ok, {} input file(s)", path.display(), files.len());
     Ok(())

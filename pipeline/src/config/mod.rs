@@ -14,7 +14,7 @@ pub use inputs::output_stem;
 
 use std::path::{Path, PathBuf};
 
-use asr_models::{Quantization, Quantize};
+use asr_models::{Quantization, QuantizeChoice};
 use serde::Deserialize;
 
 use crate::stages::output::{Format, SubtitleOptions};
@@ -45,11 +45,12 @@ struct RawConfig {
     input: Option<OneOrMany>,
     #[serde(default = "default_model")]
     model: String,
-    /// `"none" | "q8" | "q4" | "int8"`: how a converted model's weights are
-    /// stored, and for `int8` (8-bit weights, as `q8`) that the encoder's
-    /// and prompts' products round their activations to int8 too.
+    /// `"auto" | "none" | "q8" | "q4" | "int8"`: how a converted model's
+    /// weights are stored, and for `int8` (8-bit weights, as `q8`) that the
+    /// encoder's and prompts' products round their activations to int8
+    /// too; `auto` (the default) picks for the CPU at hand.
     #[serde(default)]
-    quantize: Quantize,
+    quantize: QuantizeChoice,
     /// Weights per quantization group (32, 64 or 128; 64 when unset); only
     /// with a `quantize` other than `"none"`.
     quantize_group_size: Option<i32>,
@@ -84,8 +85,9 @@ pub struct Config {
     pub model: String,
     /// How the model's linear and embedding weights are stored when the
     /// pipeline converts it (MLX affine, in groups of `quantize_group_size`,
-    /// 64 when unset), and for `"int8"` int8 activations in its products.
-    pub quantize: Quantize,
+    /// 64 when unset), and for `"int8"` int8 activations in its products;
+    /// `auto` resolves when the run is planned.
+    pub quantize: QuantizeChoice,
     pub device: DeviceName,
     /// Where output files go; none are written when unset.
     pub output_dir: Option<PathBuf>,
@@ -132,15 +134,21 @@ impl Config {
             Some(OneOrMany::Many(ps)) => ps,
             None => Vec::new(),
         };
-        let quantize = match raw.quantize_group_size {
-            None => raw.quantize,
-            Some(_) if raw.quantize.weights.is_none() => {
+        let quantize = match (raw.quantize_group_size, raw.quantize) {
+            (None, choice) => choice,
+            (Some(_), QuantizeChoice::Auto) => {
+                return Err(
+                    "quantize_group_size: set, but quantize is \"auto\" (name q8, q4 or int8)"
+                        .into(),
+                )
+            }
+            (Some(_), QuantizeChoice::Fixed(q)) if q.weights.is_none() => {
                 return Err("quantize_group_size: set, but quantize is \"none\"".into())
             }
-            Some(n) => {
+            (Some(n), QuantizeChoice::Fixed(q)) => {
                 Quantization::check_group_size(n)
                     .map_err(|e| format!("quantize_group_size: {e}"))?;
-                raw.quantize.with_group_size(n)
+                QuantizeChoice::Fixed(q.with_group_size(n))
             }
         };
         let model_path = base.join(&raw.model);
@@ -188,40 +196,42 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use asr_models::Activations;
+    use asr_models::{Activations, Quantize};
 
     #[test]
     fn quantize_names_the_storage_of_converted_weights() {
         let parse = |text: &str| Config::from_toml(text, Path::new("."));
-        assert_eq!(parse("").unwrap().quantize, Quantize::default());
+        let fixed = |text: &str| match parse(text).unwrap().quantize {
+            QuantizeChoice::Fixed(q) => q,
+            QuantizeChoice::Auto => panic!("{text}: auto"),
+        };
+        assert_eq!(parse("").unwrap().quantize, QuantizeChoice::Auto);
         assert_eq!(
-            parse("quantize = \"none\"").unwrap().quantize,
-            Quantize::default()
+            parse("quantize = \"auto\"").unwrap().quantize,
+            QuantizeChoice::Auto
         );
+        assert_eq!(fixed("quantize = \"none\""), Quantize::default());
         let q = |bits| {
             Some(Quantization {
                 bits,
                 group_size: 64,
             })
         };
-        assert_eq!(parse("quantize = \"q8\"").unwrap().quantize.weights, q(8));
-        assert_eq!(parse("quantize = \"q4\"").unwrap().quantize.weights, q(4));
+        assert_eq!(fixed("quantize = \"q8\"").weights, q(8));
+        assert_eq!(fixed("quantize = \"q4\"").weights, q(4));
         // int8: stored as q8, multiplied with int8 activations.
-        let int8 = parse("quantize = \"int8\"").unwrap();
-        assert_eq!(
-            (int8.quantize.weights, int8.quantize.activations),
-            (q(8), Activations::Int8)
-        );
-        assert_eq!(
-            parse("quantize = \"q8\"").unwrap().quantize.activations,
-            Activations::F32
-        );
+        let int8 = fixed("quantize = \"int8\"");
+        assert_eq!((int8.weights, int8.activations), (q(8), Activations::Int8));
+        assert_eq!(fixed("quantize = \"q8\"").activations, Activations::F32);
         let err = parse("quantize = \"q3\"").unwrap_err();
-        assert!(err.contains("quantize") && err.contains("q8"), "{err}");
+        assert!(
+            err.contains("quantize") && err.contains("q8") && err.contains("auto"),
+            "{err}"
+        );
 
-        let grouped = parse("quantize = \"q4\"\nquantize_group_size = 32").unwrap();
+        let grouped = fixed("quantize = \"q4\"\nquantize_group_size = 32");
         assert_eq!(
-            grouped.quantize.weights,
+            grouped.weights,
             Some(Quantization {
                 bits: 4,
                 group_size: 32,
@@ -232,7 +242,12 @@ mod tests {
             err.contains("quantize_group_size") && err.contains("48"),
             "{err}"
         );
-        let err = parse("quantize_group_size = 32").unwrap_err();
-        assert!(err.contains("quantize_group_size"), "{err}");
+        for text in [
+            "quantize_group_size = 32",
+            "quantize = \"none\"\nquantize_group_size = 32",
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains("quantize_group_size"), "{err}");
+        }
     }
 }

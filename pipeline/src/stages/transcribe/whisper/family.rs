@@ -145,12 +145,16 @@ fn batching_note(d: &DecodeOptions, batching: Batching) -> String {
 }
 
 /// What int8 activations become on this machine.
-fn activations_note(activations: Activations) -> &'static str {
+fn activations_note(activations: Activations) -> String {
     match activations {
-        Activations::F32 => "",
-        Activations::Int8 if mlx::kernels::int8_products_available() => {
-            ", int8 activations (AVX-512 VNNI)"
-        }
-        Activations::Int8 => ", int8 activations unavailable here (no AVX-512 VNNI): f32",
+        Activations::F32 => String::new(),
+        Activations::Int8 if mlx::kernels::int8_products_available() => format!(
+            ", int8 activations ({} kernels)",
+            mlx::kernels::active_isa()
+        ),
+        Activations::Int8 => format!(
+            ", int8 activations unavailable here (no int8 kernel at {}): f32",
+            mlx::kernels::active_isa()
+        ),
     }
 }
