@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::audio_glob::expand;
 use crate::config::decode::DecodeOptions;
 use crate::config::{Config, DeviceName};
+use asr_models::QuantizeChoice;
 
 /// One audio file of a regression set.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,6 +59,7 @@ struct RawManifest {
     config: Option<PathBuf>,
     /// Or the same settings inline.
     model: Option<String>,
+    quantize: Option<QuantizeChoice>,
     device: Option<DeviceName>,
     decode: Option<DecodeOptions>,
     snapshots: Option<PathBuf>,
@@ -104,11 +106,14 @@ impl Manifest {
                 base.join(p)
             }
         };
-        let inline = raw.model.is_some() || raw.device.is_some() || raw.decode.is_some();
+        let inline = raw.model.is_some()
+            || raw.quantize.is_some()
+            || raw.device.is_some()
+            || raw.decode.is_some();
         let config = match raw.config {
             Some(_) if inline => {
                 problems.push(
-                    "config: give either a config file or inline model/device/[decode] settings, not both"
+                    "config: give either a config file or inline model/quantize/device/[decode] settings, not both"
                         .into(),
                 );
                 None
@@ -130,6 +135,7 @@ impl Manifest {
                         model
                     };
                 }
+                config.quantize = raw.quantize.unwrap_or_default();
                 config.device = raw.device.unwrap_or_default();
                 config.decode = raw.decode.unwrap_or_default();
                 Some(config)
