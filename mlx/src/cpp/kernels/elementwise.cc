@@ -14,12 +14,13 @@ namespace mlx_shim::kernels::detail {
 namespace {
 
 // Element kernels. Fixed-width lane arrays let the compiler keep the
-// reductions in vector registers without reassociating on its own.
+// reductions in vector registers without reassociating on its own. Each
+// public kernel runs its body through by_isa (simd.h).
 
 constexpr int kLanes = 16;
 
 // exp(x) within ~2 ulp on [-87.3, 88]; exactly 0 below -87.3 (so -inf gives 0).
-inline float exp_f32(float x) {
+MLX_SHIM_INLINE float exp_f32(float x) {
   constexpr float kLo = -87.3365447504f;
   constexpr float kHi = 88.0f;
   float xc = x > kHi ? kHi : x;
@@ -46,7 +47,7 @@ inline float exp_f32(float x) {
 // 0.5 x (1 + erf(x / sqrt 2)) through erfc(|x| / sqrt 2), computed as
 // t exp(-z^2 + poly(t)) with t = 1 / (1 + z / 2) (relative error < 1.2e-7),
 // which keeps the negative tail accurate.
-inline float gelu_f32(float x) {
+MLX_SHIM_INLINE float gelu_f32(float x) {
   float z = (x < 0.0f ? -x : x) * 0.70710678118654752f;
   float t = 1.0f / (1.0f + 0.5f * z);
   float p = 0.17087277f;
@@ -64,30 +65,32 @@ inline float gelu_f32(float x) {
 }
 
 // y[i] = exp(x[i] - m); returns the sum.
-MLX_SHIM_MULTIVERSION
 float exp_shifted(const float* x, float* y, size_t n, float m) {
-  float lanes[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) {
-      float e = exp_f32(x[i + j] - m);
-      y[i + j] = e;
-      lanes[j] += e;
+  return by_isa([=]() MLX_SHIM_ALWAYS_INLINE {
+    float lanes[kLanes] = {};
+    size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      for (int j = 0; j < kLanes; ++j) {
+        float e = exp_f32(x[i + j] - m);
+        y[i + j] = e;
+        lanes[j] += e;
+      }
     }
-  }
-  float s = 0.0f;
-  for (; i < n; ++i) {
-    float e = exp_f32(x[i] - m);
-    y[i] = e;
-    s += e;
-  }
-  for (int j = 0; j < kLanes; ++j) s += lanes[j];
-  return s;
+    float s = 0.0f;
+    for (; i < n; ++i) {
+      float e = exp_f32(x[i] - m);
+      y[i] = e;
+      s += e;
+    }
+    for (int j = 0; j < kLanes; ++j) s += lanes[j];
+    return s;
+  });
 }
 
-MLX_SHIM_MULTIVERSION
 void scale_span(float* y, size_t n, float s) {
-  for (size_t i = 0; i < n; ++i) y[i] *= s;
+  by_isa([=]() MLX_SHIM_ALWAYS_INLINE {
+    for (size_t i = 0; i < n; ++i) y[i] *= s;
+  });
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -137,59 +140,8 @@ MLX_SHIM_F16C bool narrow_exact_f16c(const float* x, _Float16* y, size_t n) {
 }
 #endif
 
-}  // namespace
-
-MLX_SHIM_MULTIVERSION
-void gelu_span(const float* x, float* y, size_t n) {
-  for (size_t i = 0; i < n; ++i) y[i] = gelu_f32(x[i]);
-}
-
-MLX_SHIM_MULTIVERSION
-float max_of(const float* x, size_t n) {
-  float lanes[kLanes];
-  for (int j = 0; j < kLanes; ++j) lanes[j] = kNegInf;
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) lanes[j] = x[i + j] > lanes[j] ? x[i + j] : lanes[j];
-  }
-  float m = kNegInf;
-  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
-  for (int j = 0; j < kLanes; ++j) m = lanes[j] > m ? lanes[j] : m;
-  return m;
-}
-
-// sum of exp(x[i] - m), accumulated in f64 lanes: a vocabulary row has tens
-// of thousands of terms far below the largest, which an f32 sum of about 1
-// would round away (of the order of 1e-5 of the log-sum).
-MLX_SHIM_MULTIVERSION
-double exp_shifted_sum(const float* x, size_t n, float m) {
-  double lanes[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) lanes[j] += exp_f32(x[i + j] - m);
-  }
-  double s = 0.0;
-  for (; i < n; ++i) s += exp_f32(x[i] - m);
-  for (int j = 0; j < kLanes; ++j) s += lanes[j];
-  return s;
-}
-
-// softmax of x[0, valid) into y[0, valid), zeros in y[valid, n). A row whose
-// entries are all -inf (or that has a NaN maximum) becomes NaN, as in MLX.
-void softmax_row(const float* x, float* y, size_t valid, size_t n) {
-  float m = max_of(x, valid);
-  if (valid == 0 || m == kNegInf || std::isnan(m)) {
-    std::fill(y, y + valid, std::numeric_limits<float>::quiet_NaN());
-  } else {
-    float s = exp_shifted(x, y, valid, m);
-    scale_span(y, valid, 1.0f / s);
-  }
-  std::fill(y + valid, y + n, 0.0f);
-}
-
-MLX_SHIM_MULTIVERSION
-void layer_norm_row(const float* x, float* y, size_t n, const float* w, const float* b,
-                    float eps) {
+MLX_SHIM_INLINE void layer_norm_row_of(const float* x, float* y, size_t n, const float* w,
+                                       const float* b, float eps) {
   // The mean of x - x[0], which keeps an offset common to the row out of the
   // f32 sums.
   const float shift = x[0];
@@ -223,6 +175,69 @@ void layer_norm_row(const float* x, float* y, size_t n, const float* w, const fl
   } else {
     for (i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd;
   }
+}
+
+}  // namespace
+
+void gelu_span(const float* x, float* y, size_t n) {
+  by_isa([=]() MLX_SHIM_ALWAYS_INLINE {
+    for (size_t i = 0; i < n; ++i) y[i] = gelu_f32(x[i]);
+  });
+}
+
+float max_of(const float* x, size_t n) {
+  return by_isa([=]() MLX_SHIM_ALWAYS_INLINE {
+    float lanes[kLanes];
+    for (int j = 0; j < kLanes; ++j) lanes[j] = kNegInf;
+    size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      for (int j = 0; j < kLanes; ++j) lanes[j] = x[i + j] > lanes[j] ? x[i + j] : lanes[j];
+    }
+    float m = kNegInf;
+    for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+    for (int j = 0; j < kLanes; ++j) m = lanes[j] > m ? lanes[j] : m;
+    return m;
+  });
+}
+
+// sum of exp(x[i] - m), accumulated in f64 lanes: a vocabulary row has tens
+// of thousands of terms far below the largest, which an f32 sum of about 1
+// would round away (of the order of 1e-5 of the log-sum).
+double exp_shifted_sum(const float* x, size_t n, float m) {
+  return by_isa([=]() MLX_SHIM_ALWAYS_INLINE {
+    double lanes[kLanes] = {};
+    size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      for (int j = 0; j < kLanes; ++j) lanes[j] += exp_f32(x[i + j] - m);
+    }
+    double s = 0.0;
+    for (; i < n; ++i) s += exp_f32(x[i] - m);
+    for (int j = 0; j < kLanes; ++j) s += lanes[j];
+    return s;
+  });
+}
+
+// A row whose entries are all -inf (or that has a NaN maximum) becomes NaN,
+// as in MLX.
+float softmax_row_unscaled(const float* x, float* y, size_t valid, size_t n) {
+  float m = max_of(x, valid);
+  float factor = 1.0f;
+  if (valid == 0 || m == kNegInf || std::isnan(m)) {
+    std::fill(y, y + valid, std::numeric_limits<float>::quiet_NaN());
+  } else {
+    factor = 1.0f / exp_shifted(x, y, valid, m);
+  }
+  std::fill(y + valid, y + n, 0.0f);
+  return factor;
+}
+
+void softmax_row(const float* x, float* y, size_t valid, size_t n) {
+  scale_span(y, valid, softmax_row_unscaled(x, y, valid, n));
+}
+
+void layer_norm_row(const float* x, float* y, size_t n, const float* w, const float* b,
+                    float eps) {
+  by_isa([=]() MLX_SHIM_ALWAYS_INLINE { layer_norm_row_of(x, y, n, w, b, eps); });
 }
 
 template <class T>
