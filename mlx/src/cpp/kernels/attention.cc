@@ -97,7 +97,6 @@ void attention_blas(const AttentionShape& sh, const Operand& q, const Operand& k
 // which stay cached for the head's blocks. The blocks are the same on every
 // target; the register tiles (`Tiles`) are the target's.
 constexpr int kFusedValues = 64;
-constexpr int kFusedQueries = 16;
 constexpr int kFusedKeys = 64;  // keys per score tile and per value chunk
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -105,6 +104,7 @@ constexpr int kFusedKeys = 64;  // keys per score tile and per value chunk
 // and 4 vectors of keys (values), 20 of the 32 registers.
 struct Avx512Tiles {
   static constexpr int kRows = 4;
+  static constexpr int kQueries = 16;  // per block: whole tiles
 
   // s[r][j0, j0 + 64) = scale q_r · k_j for R query rows; kt is the tile of
   // keys j0.. as [D][64].
@@ -203,6 +203,7 @@ struct Avx512Tiles {
 // The 64 keys of a tile (values of a row) are four such column chunks.
 struct Avx2Tiles {
   static constexpr int kRows = 6;
+  static constexpr int kQueries = 18;  // per block: whole tiles
   static constexpr int kChunk = 16;
 
   template <int R>
@@ -266,7 +267,7 @@ struct Avx2Tiles {
 template <class KV>
 void pack_head(const OperandOf<KV>& k, const OperandOf<KV>& v, int b, int hk, int S, int D,
                float* kt, float* packed_values) {
-  by_isa([=]() MLX_SHIM_ALWAYS_INLINE {
+  by_isa([=](auto) MLX_SHIM_ALWAYS_INLINE {
     for (int j = 0; j < S; ++j) {
       const KV* kj = k.row(b, hk, j);
       float* tile = kt + static_cast<size_t>(j / kFusedKeys) * D * kFusedKeys + j % kFusedKeys;
@@ -301,25 +302,25 @@ void fused_blocks(const AttentionShape& sh, const Operand& q, const OperandOf<KV
       pack_head(k, v, b, hk, sh.S, sh.D, kt_all + bh * per_head, v_all + bh * values_per_head);
     }
   });
-  int blocks = (sh.L + kFusedQueries - 1) / kFusedQueries;
+  int blocks = (sh.L + Tiles::kQueries - 1) / Tiles::kQueries;
   size_t tasks = static_cast<size_t>(sh.B) * sh.H * blocks;
   double cost = static_cast<double>(sh.B) * sh.H * sh.L * sh.S * (sh.D + sh.Dv + 8);
   int rep = sh.H / sh.Hk;
   parallel_rows(tasks, cost, [&](size_t t0, size_t t1) {
     thread_local AlignedVec<float> scores, acc;
-    scores.resize(kFusedQueries * stride);
-    acc.resize(kFusedQueries * kFusedValues);
+    scores.resize(Tiles::kQueries * stride);
+    acc.resize(Tiles::kQueries * kFusedValues);
     for (size_t t = t0; t < t1; ++t) {
       int blk = static_cast<int>(t % blocks);
       int h = static_cast<int>(t / blocks % sh.H), b = static_cast<int>(t / blocks / sh.H);
       int hk = h / rep;
-      int i0 = blk * kFusedQueries, rows = std::min(kFusedQueries, sh.L - i0);
+      int i0 = blk * Tiles::kQueries, rows = std::min(Tiles::kQueries, sh.L - i0);
       int keys = sh.valid(i0 + rows - 1);  // the most any row of the block sees
       const float* kt = kt_all + (static_cast<size_t>(b) * sh.Hk + hk) * per_head;
-      const float* qr[kFusedQueries];
-      float* sr[kFusedQueries];
-      float* orow[kFusedQueries];
-      float factor[kFusedQueries];
+      const float* qr[Tiles::kQueries];
+      float* sr[Tiles::kQueries];
+      float* orow[Tiles::kQueries];
+      float factor[Tiles::kQueries];
       for (int r = 0; r < rows; ++r) {
         qr[r] = q.row(b, h, i0 + r);
         sr[r] = scores.data() + static_cast<size_t>(r) * stride;

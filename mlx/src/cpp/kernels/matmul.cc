@@ -182,7 +182,7 @@ MLX_SHIM_F16C void weighted_rows_f16c(float* o, const float* p, const _Float16* 
 
 // y += a x
 void axpy(float* y, const float* x, float a, size_t n) {
-  by_isa([=]() MLX_SHIM_ALWAYS_INLINE {
+  by_isa([=](auto) MLX_SHIM_ALWAYS_INLINE {
     for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
   });
 }
@@ -224,7 +224,7 @@ void matmul_axpy_form(const MatmulShape& sh, const float* x, const float* w, int
 
 void dots(const float* x, const float* w, int64_t row, size_t count, size_t n, float scale,
           float* out, size_t out_stride) {
-  by_isa([=]() MLX_SHIM_ALWAYS_INLINE { dots_of(x, w, row, count, n, scale, out, out_stride); });
+  by_isa([=](auto) MLX_SHIM_ALWAYS_INLINE { dots_of(x, w, row, count, n, scale, out, out_stride); });
 }
 
 void dots(const float* x, const _Float16* w, int64_t row, size_t count, size_t n, float scale,
@@ -237,7 +237,7 @@ void dots(const float* x, const _Float16* w, int64_t row, size_t count, size_t n
 
 void weighted_rows(float* o, const float* p, const float* v, int64_t row, size_t count,
                    size_t n) {
-  by_isa([=]() MLX_SHIM_ALWAYS_INLINE { weighted_rows_of(o, p, v, row, count, n); });
+  by_isa([=](auto) MLX_SHIM_ALWAYS_INLINE { weighted_rows_of(o, p, v, row, count, n); });
 }
 
 // f16 values (cross-attention keys and values of a quantized model).

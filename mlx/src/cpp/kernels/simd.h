@@ -69,6 +69,30 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // Eight floats in a vector register (two SSE registers on the baseline
 // target); GCC's and Clang's vector extension.
 typedef float v8 __attribute__((vector_size(32)));
+// Four: the baseline's (SSE2, NEON) registers.
+typedef float v4 __attribute__((vector_size(16)));
+
+// A float vector of `p`'s type V (v4 or v8) from p, or into it.
+template <class V>
+MLX_SHIM_INLINE V load_vec(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <class V>
+MLX_SHIM_INLINE void store_vec(float* p, const V& v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+// What by_isa hands the body it runs: the target's float vector, for bodies
+// whose vector code is written out rather than left to the vectorizer (a
+// 256-bit vector's comparisons come apart lane by lane on the baseline).
+struct Avx2Target {
+  using Vec = v8;
+};
+struct BaselineTarget {
+  using Vec = v4;
+};
 
 MLX_SHIM_INLINE v8 load8(const float* p) {
   v8 v;
@@ -133,11 +157,11 @@ inline bool has_avx512() { return isa_allows(Isa::Avx512); }
 
 inline bool has_vnni() { return isa_allows(Isa::Avx512Vnni); }
 
-// f() compiled for AVX2+FMA+F16C. Not inlined into its caller, whose target
-// is the baseline.
+// f(Avx2Target) compiled for AVX2+FMA+F16C. Not inlined into its caller,
+// whose target is the baseline.
 template <class F>
 MLX_SHIM_F16C __attribute__((noinline)) auto run_avx2(F f) {
-  return f();
+  return f(Avx2Target{});
 }
 #else
 // Elsewhere only the portable paths exist (see by_isa).
@@ -148,15 +172,16 @@ inline bool has_vnni() { return false; }
 
 // Runs f, a lambda marked MLX_SHIM_ALWAYS_INLINE whose callees are
 // MLX_SHIM_INLINE, with all of it compiled for the best target allowed now:
-// AVX2+FMA+F16C where has_f16c(), the baseline otherwise. One body, one
-// copy per target; a further target (NEON, say) is one more run_* twin and
-// one more test here.
+// AVX2+FMA+F16C where has_f16c(), the baseline otherwise; f's argument
+// (Avx2Target, BaselineTarget) names the target's vector. One body, one
+// copy per target; a further target (NEON, say) is one more run_* twin,
+// target type and test here.
 template <class F>
 MLX_SHIM_INLINE auto by_isa(F f) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (has_f16c()) return run_avx2(f);
 #endif
-  return f();
+  return f(BaselineTarget{});
 }
 
 // f.template operator()<left>(r) when 0 < left <= R.
