@@ -20,8 +20,8 @@ constexpr size_t kRowsAhead = 16;
 // Dot products of x with four rows at once, sharing the loads of x and
 // the final lane sums.
 template <class W>
-MLX_SHIM_INLINE void dot4(const float* x, const W* w0, const W* w1, const W* w2, const W* w3, size_t n,
-                 float* out) {
+MLX_SHIM_INLINE void dot4(const float* x, const W* w0, const W* w1, const W* w2, const W* w3,
+                          size_t n, float* out) {
   v8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -67,7 +67,7 @@ MLX_SHIM_INLINE void prefetch_ahead(const W* wj, int64_t row, size_t j, size_t c
 // (f32 rows, or f16 rows widened exactly: same sums in the same order).
 template <class W>
 MLX_SHIM_INLINE void dots_of(const float* x, const W* w, int64_t row, size_t count, size_t n,
-                    float scale, float* out, size_t out_stride) {
+                             float scale, float* out, size_t out_stride) {
   size_t j = 0;
   float r[4];
   for (; j + 4 <= count; j += 4) {
@@ -224,7 +224,9 @@ void matmul_axpy_form(const MatmulShape& sh, const float* x, const float* w, int
 
 void dots(const float* x, const float* w, int64_t row, size_t count, size_t n, float scale,
           float* out, size_t out_stride) {
-  by_isa([=](auto) MLX_SHIM_ALWAYS_INLINE { dots_of(x, w, row, count, n, scale, out, out_stride); });
+  by_isa([=](auto) MLX_SHIM_ALWAYS_INLINE {
+    dots_of(x, w, row, count, n, scale, out, out_stride);
+  });
 }
 
 void dots(const float* x, const _Float16* w, int64_t row, size_t count, size_t n, float scale,

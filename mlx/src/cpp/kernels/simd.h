@@ -1,9 +1,9 @@
 // What the CPU kernels' inner loops are built from: the targets each hot
 // function is compiled for, eight-float vectors, prefetching, the CPU's
 // features and register tiles of a compile-time height. The inner loops are
-// written so that the compiler vectorizes them; on x86-64 each hot function
-// is built twice (AVX2+FMA and the baseline) and by_isa picks one per call
-// from the instruction-set level allowed now (isa.h).
+// written on vector types or so that the compiler vectorizes them; on x86-64
+// each hot function is built twice (AVX2+FMA and the baseline) and by_isa
+// picks one per call from the instruction-set level allowed now (isa.h).
 #pragma once
 
 #if defined(__x86_64__)
@@ -72,7 +72,7 @@ typedef float v8 __attribute__((vector_size(32)));
 // Four: the baseline's (SSE2, NEON) registers.
 typedef float v4 __attribute__((vector_size(16)));
 
-// A float vector of `p`'s type V (v4 or v8) from p, or into it.
+// A float vector V (v4 or v8) loaded from p, or stored to it.
 template <class V>
 MLX_SHIM_INLINE V load_vec(const float* p) {
   V v;
