@@ -3,6 +3,9 @@
 //! MLX's own ops (the kernels switched off), on odd sizes, masks, -inf rows,
 //! strided inputs, lazy graphs and compiled functions.
 //!
+//! Each kernel runs at every instruction-set level this CPU supports (the
+//! kernels' cap set to each in turn) against the same references.
+//!
 //! Tolerances: against the f64 references `|got - want| <= atol + rtol |want|`
 //! with the atol/rtol named at each check (f32 rounding of sums over up to
 //! 1500 terms); against MLX's op the same bound, as both are f32 computations
@@ -14,7 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use common::*;
 use mlx::fast::{self, AttentionMask};
-use mlx::kernels;
+use mlx::kernels::{self, Isa};
 use mlx::quant::QuantizedMatrix;
 use mlx::{Array, Dtype};
 
@@ -33,6 +36,42 @@ fn with_mlx_ops(f: impl Fn() -> Array) -> Vec<f32> {
     let out = read(&f());
     kernels::set_custom_kernels(previous);
     out
+}
+
+/// Caps the kernels' instruction-set level while it lives; the previous cap
+/// comes back on drop, also when a check fails.
+struct IsaCap(Isa);
+
+impl IsaCap {
+    fn set(level: Isa) -> IsaCap {
+        IsaCap(kernels::set_isa_cap(level))
+    }
+}
+
+impl Drop for IsaCap {
+    fn drop(&mut self) {
+        kernels::set_isa_cap(self.0);
+    }
+}
+
+/// Runs `case` once per instruction-set level this CPU supports, the kernels
+/// capped at it; `case` checks the kernels' results (against references
+/// computed once, outside) and returns them. Only the AVX2 and later paths
+/// fuse multiplies and adds, so with `fma_visible` (products enough for the
+/// rounding to differ somewhere) the baseline's results must differ from
+/// AVX2's: the cap reached the kernels and each level's path ran.
+fn at_each_isa(what: &str, fma_visible: bool, mut case: impl FnMut(Isa) -> Vec<f32>) {
+    let mut results = Vec::new();
+    for level in Isa::ALL.into_iter().filter(|l| l.supported()) {
+        let _cap = IsaCap::set(level);
+        assert_eq!(kernels::active_isa(), level, "{what}");
+        let bits: Vec<u32> = case(level).iter().map(|v| v.to_bits()).collect();
+        results.push((level, bits));
+    }
+    let at = |level| results.iter().find(|(l, _)| *l == level).map(|(_, b)| b);
+    if let (true, Some(baseline), Some(avx2)) = (fma_visible, at(Isa::Baseline), at(Isa::Avx2)) {
+        assert_ne!(baseline, avx2, "{what}: the same bits at baseline and AVX2");
+    }
 }
 
 fn softmax_naive(x: &[f32], n: usize) -> Vec<f64> {
@@ -61,22 +100,41 @@ fn kernels_are_on_by_default_and_use_the_cores() {
 #[test]
 fn softmax_matches_reference_and_mlx_on_odd_sizes() {
     let _g = lock();
-    for (seed, shape) in [
+    let cases: Vec<_> = [
         (1u64, vec![1, 1]),
         (2, vec![3, 7]),
         (3, vec![2, 5, 1031]),
         (4, vec![1, 51864]),
         (5, vec![6, 40, 1500]),
         (6, vec![17]),
-    ] {
+    ]
+    .into_iter()
+    .map(|(seed, shape)| {
         let n = *shape.last().unwrap() as usize;
         let x = rand_vec(seed, numel(&shape), -30.0, 30.0);
         let xa = arr(&x, &shape);
-        let got = xa.softmax(&[-1], true).unwrap();
-        check(&got, &shape, &softmax_naive(&x, n), 1e-7, 2e-6, "softmax");
         let mlx = with_mlx_ops(|| xa.softmax(&[-1], true).unwrap());
-        assert_close(&read(&got), &to_f64(&mlx), 1e-7, 2e-6, "softmax vs mlx");
-    }
+        (xa, shape, softmax_naive(&x, n), to_f64(&mlx))
+    })
+    .collect();
+    at_each_isa("softmax", true, |level| {
+        let mut all = Vec::new();
+        for (xa, shape, want, mlx) in &cases {
+            let got = xa.softmax(&[-1], true).unwrap();
+            check(
+                &got,
+                shape,
+                want,
+                1e-7,
+                2e-6,
+                &format!("softmax at {level}"),
+            );
+            let got = read(&got);
+            assert_close(&got, mlx, 1e-7, 2e-6, &format!("softmax vs mlx at {level}"));
+            all.extend(got);
+        }
+        all
+    });
 }
 
 #[test]
@@ -92,23 +150,18 @@ fn softmax_with_infinities_and_masked_rows() {
         1.0, 2.0, 3.0, 4.0, 5.0,
     ];
     let xa = arr(&x, &[4, 5]);
-    let got = xa.softmax(&[-1], false).unwrap();
-    check(
-        &got,
-        &[4, 5],
-        &softmax_naive(&x, 5),
-        1e-7,
-        2e-6,
-        "softmax -inf",
+    let (want, mlx) = (
+        softmax_naive(&x, 5),
+        to_f64(&with_mlx_ops(|| xa.softmax(&[-1], false).unwrap())),
     );
-    let mlx = with_mlx_ops(|| xa.softmax(&[-1], false).unwrap());
-    assert_close(
-        &read(&got),
-        &to_f64(&mlx),
-        1e-7,
-        2e-6,
-        "softmax -inf vs mlx",
-    );
+    at_each_isa("softmax -inf", false, |level| {
+        let got = xa.softmax(&[-1], false).unwrap();
+        let what = format!("softmax -inf at {level}");
+        check(&got, &[4, 5], &want, 1e-7, 2e-6, &what);
+        let got = read(&got);
+        assert_close(&got, &mlx, 1e-7, 2e-6, &format!("{what} vs mlx"));
+        got
+    });
 }
 
 /// `kernels::row_major` against the permuted values on the host, f16 rounded by
@@ -140,28 +193,33 @@ fn row_major_copies_of_views_are_exact() {
         (&[0, 1, 3, 2], "strided last axis"),
         (&[1, 0, 2, 3], "outer axes swapped"),
     ];
-    for (perm, what) in cases {
-        let axes: Vec<i32> = perm.iter().map(|&p| p as i32).collect();
-        let view = a.transpose(&axes).unwrap();
-        let (want, want_shape) = permute(&values, &shape, perm);
-        let copy = kernels::row_major(&view, Dtype::F32).unwrap();
-        assert_eq!(copy.shape(), want_shape, "{what}");
-        assert_eq!(bits(&read(&copy)), bits(&want), "{what}, f32");
-        let half_copy = kernels::row_major(&view, Dtype::F16).unwrap();
-        assert_eq!(half_copy.dtype(), Dtype::F16);
-        let want_half: Vec<f32> = want
-            .iter()
-            .map(|&v| half::f16::from_f32(v).to_f32())
-            .collect();
-        assert_eq!(bits(&read_f16(&half_copy)), bits(&want_half), "{what}, f16");
-    }
     let flat = arr(&values[..24], &[4, 6]).transpose(&[1, 0]).unwrap();
-    let (want, _) = permute(&values[..24], &[4, 6], &[1, 0]);
-    assert_eq!(
-        bits(&read(&kernels::row_major(&flat, Dtype::F32).unwrap())),
-        bits(&want),
-        "2-D"
-    );
+    let (want_flat, _) = permute(&values[..24], &[4, 6], &[1, 0]);
+    // Exact at every level: F16C narrows as the portable conversion does.
+    at_each_isa("row_major", false, |level| {
+        let mut all = Vec::new();
+        for (perm, what) in cases {
+            let what = format!("{what} at {level}");
+            let axes: Vec<i32> = perm.iter().map(|&p| p as i32).collect();
+            let view = a.transpose(&axes).unwrap();
+            let (want, want_shape) = permute(&values, &shape, perm);
+            let copy = kernels::row_major(&view, Dtype::F32).unwrap();
+            assert_eq!(copy.shape(), want_shape, "{what}");
+            assert_eq!(bits(&read(&copy)), bits(&want), "{what}, f32");
+            let half_copy = kernels::row_major(&view, Dtype::F16).unwrap();
+            assert_eq!(half_copy.dtype(), Dtype::F16);
+            let want_half: Vec<f32> = want
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_f32())
+                .collect();
+            let got_half = read_f16(&half_copy);
+            assert_eq!(bits(&got_half), bits(&want_half), "{what}, f16");
+            all.extend(got_half);
+        }
+        let got_flat = read(&kernels::row_major(&flat, Dtype::F32).unwrap());
+        assert_eq!(bits(&got_flat), bits(&want_flat), "2-D at {level}");
+        all
+    });
 }
 
 /// The decoder's log-softmax normalizer on the host: against an f64 sum, on a
@@ -170,6 +228,7 @@ fn row_major_copies_of_views_are_exact() {
 /// all -inf rows.
 #[test]
 fn log_sum_exp_matches_an_f64_reference() {
+    let _g = lock();
     let naive = |x: &[f32]| {
         let m = x
             .iter()
@@ -188,20 +247,33 @@ fn log_sum_exp_matches_an_f64_reference() {
     for i in (0..vocabulary.len()).step_by(97) {
         vocabulary[i] = -inf;
     }
-    for x in [
+    let rows: Vec<_> = [
         vocabulary,
         rand_vec(8, 13, -3.0, 3.0),
         vec![-inf, 2.5, -inf],
-    ] {
-        let (got, want) = (kernels::log_sum_exp(&x), naive(&x));
-        assert!(
-            (f64::from(got) - want).abs() <= 4e-7 * want.abs().max(1.0),
-            "{} entries: {got} vs {want}",
-            x.len()
-        );
-    }
-    assert_eq!(kernels::log_sum_exp(&[]), -inf);
-    assert_eq!(kernels::log_sum_exp(&[-inf, -inf]), -inf);
+    ]
+    .into_iter()
+    .map(|x| {
+        let want = naive(&x);
+        (x, want)
+    })
+    .collect();
+    // One f32 per row: FMA's rounding need not show.
+    at_each_isa("log_sum_exp", false, |level| {
+        let mut all = Vec::new();
+        for (x, want) in &rows {
+            let got = kernels::log_sum_exp(x);
+            assert!(
+                (f64::from(got) - want).abs() <= 4e-7 * want.abs().max(1.0),
+                "{} entries at {level}: {got} vs {want}",
+                x.len()
+            );
+            all.push(got);
+        }
+        assert_eq!(kernels::log_sum_exp(&[]), -inf);
+        assert_eq!(kernels::log_sum_exp(&[-inf, -inf]), -inf);
+        all
+    });
 }
 
 #[test]
@@ -210,29 +282,42 @@ fn softmax_of_views_in_lazy_graphs_and_other_axes() {
     let x = rand_vec(7, 6 * 9, -4.0, 4.0);
     let xa = arr(&x, &[6, 9]);
     // A transposed input, inside a lazy graph.
-    let y = xa
-        .transpose(&[])
-        .unwrap()
-        .mul_scalar(2.0)
-        .unwrap()
-        .softmax(&[-1], true)
-        .unwrap()
-        .add_scalar(1.0)
-        .unwrap();
     let (xt, _) = permute(&x, &[6, 9], &[1, 0]);
     let doubled: Vec<f32> = xt.iter().map(|v| v * 2.0).collect();
     let want: Vec<f64> = softmax_naive(&doubled, 6).iter().map(|v| v + 1.0).collect();
-    check(&y, &[9, 6], &want, 1e-6, 2e-6, "softmax of a view");
     // Axis 0 is MLX's op; axis 1 of a 2-D array (the last) is ours: same values.
-    let a0 = xa.transpose(&[]).unwrap().softmax(&[1], true).unwrap();
-    let b0 = xa.softmax(&[0], true).unwrap().transpose(&[]).unwrap();
-    assert_close(
-        &read(&a0),
-        &to_f64(&read(&b0)),
-        1e-7,
-        2e-6,
-        "softmax axis 1 vs 0",
-    );
+    let b0 = to_f64(&read(
+        &xa.softmax(&[0], true).unwrap().transpose(&[]).unwrap(),
+    ));
+    at_each_isa("softmax of views", false, |level| {
+        // A new graph at each level: an evaluated array keeps its values.
+        let y = xa
+            .transpose(&[])
+            .unwrap()
+            .mul_scalar(2.0)
+            .unwrap()
+            .softmax(&[-1], true)
+            .unwrap()
+            .add_scalar(1.0)
+            .unwrap();
+        check(
+            &y,
+            &[9, 6],
+            &want,
+            1e-6,
+            2e-6,
+            &format!("softmax of a view at {level}"),
+        );
+        let a0 = read(&xa.transpose(&[]).unwrap().softmax(&[1], true).unwrap());
+        assert_close(
+            &a0,
+            &b0,
+            1e-7,
+            2e-6,
+            &format!("softmax axis 1 vs 0 at {level}"),
+        );
+        a0
+    });
 }
 
 #[test]
@@ -249,51 +334,76 @@ fn softmax_of_f16_falls_back_to_mlx() {
 #[test]
 fn gelu_matches_reference_and_mlx() {
     let _g = lock();
-    for (seed, shape, lo, hi) in [
+    let cases: Vec<_> = [
         (10u64, vec![1001], -12.0f32, 12.0f32),
         (11, vec![3, 1536], -5.0, 5.0),
         (12, vec![2, 7, 33], -40.0, 40.0),
         (13, vec![1], 0.0, 1.0),
-    ] {
+    ]
+    .into_iter()
+    .map(|(seed, shape, lo, hi)| {
         let mut x = rand_vec(seed, numel(&shape), lo, hi);
         x[0] = 0.0;
         let xa = arr(&x, &shape);
-        let got = xa.gelu().unwrap();
         let want: Vec<f64> = x.iter().map(|&v| gelu_naive(v)).collect();
-        check(&got, &shape, &want, 1e-7, 1e-6, "gelu");
-        let mlx = with_mlx_ops(|| xa.gelu().unwrap());
-        assert_close(&read(&got), &to_f64(&mlx), 1e-6, 1e-5, "gelu vs mlx");
-    }
+        let mlx = to_f64(&with_mlx_ops(|| xa.gelu().unwrap()));
+        (xa, shape, want, mlx)
+    })
+    .collect();
     // Special values.
-    let x = [
-        f32::NEG_INFINITY,
-        f32::INFINITY,
-        -0.0,
-        1e-30,
-        -1e-30,
-        f32::NAN,
-    ];
+    let special = arr(
+        &[
+            f32::NEG_INFINITY,
+            f32::INFINITY,
+            -0.0,
+            1e-30,
+            -1e-30,
+            f32::NAN,
+        ],
+        &[6],
+    );
+    let mlx = with_mlx_ops(|| special.gelu().unwrap());
     // -inf gives NaN (-inf * 0), as MLX's composed op does.
-    let xa = arr(&x, &[6]);
-    let got = read(&xa.gelu().unwrap());
-    let mlx = with_mlx_ops(|| xa.gelu().unwrap());
-    assert!(got[0].is_nan() && mlx[0].is_nan());
-    assert_eq!(got[1], f32::INFINITY);
+    assert!(mlx[0].is_nan());
     assert_eq!(mlx[1], f32::INFINITY);
-    assert_eq!(got[2], 0.0);
-    assert!((got[3] - 0.5e-30).abs() < 1e-36);
-    assert!((got[4] + 0.5e-30).abs() < 1e-36);
-    assert!(got[5].is_nan());
+    at_each_isa("gelu", true, |level| {
+        let mut all = Vec::new();
+        for (xa, shape, want, mlx) in &cases {
+            let got = xa.gelu().unwrap();
+            check(&got, shape, want, 1e-7, 1e-6, &format!("gelu at {level}"));
+            let got = read(&got);
+            assert_close(&got, mlx, 1e-6, 1e-5, &format!("gelu vs mlx at {level}"));
+            all.extend(got);
+        }
+        let got = read(&special.gelu().unwrap());
+        assert!(got[0].is_nan(), "{level}");
+        assert_eq!(got[1], f32::INFINITY, "{level}");
+        assert_eq!(got[2], 0.0, "{level}");
+        assert!((got[3] - 0.5e-30).abs() < 1e-36, "{level}");
+        assert!((got[4] + 0.5e-30).abs() < 1e-36, "{level}");
+        assert!(got[5].is_nan(), "{level}");
+        all
+    });
 }
 
 #[test]
 fn gelu_of_a_transposed_input() {
     let _g = lock();
     let x = rand_vec(14, 5 * 13, -3.0, 3.0);
-    let got = arr(&x, &[5, 13]).transpose(&[]).unwrap().gelu().unwrap();
     let (xt, shape) = permute(&x, &[5, 13], &[1, 0]);
     let want: Vec<f64> = xt.iter().map(|&v| gelu_naive(v)).collect();
-    check(&got, &shape, &want, 1e-7, 1e-6, "gelu of a view");
+    at_each_isa("gelu of a view", false, |level| {
+        let got = arr(&x, &[5, 13]).transpose(&[]).unwrap().gelu().unwrap();
+        check(
+            &got,
+            &shape,
+            &want,
+            1e-7,
+            1e-6,
+            &format!("gelu of a view at {level}"),
+        );
+        read(&got)
+    });
 }
 
 fn layer_norm_ref(x: &[f32], n: usize, w: Option<&[f32]>, b: Option<&[f32]>) -> Vec<f64> {
@@ -317,6 +427,7 @@ fn layer_norm_ref(x: &[f32], n: usize, w: Option<&[f32]>, b: Option<&[f32]>) -> 
 #[test]
 fn layer_norm_matches_reference_and_mlx() {
     let _g = lock();
+    let mut cases = Vec::new();
     for (seed, shape) in [
         (20u64, vec![3, 385]),
         (21, vec![1, 1500, 384]),
@@ -332,21 +443,44 @@ fn layer_norm_matches_reference_and_mlx() {
         let b = rand_vec(seed + 200, n, -1.0, 1.0);
         let (xa, wa, ba) = (arr(&x, &shape), arr(&w, &[n as i32]), arr(&b, &[n as i32]));
         for (wo, bo) in [(false, false), (true, false), (false, true), (true, true)] {
-            let (wm, bm) = (wo.then_some(&wa), bo.then_some(&ba));
-            let got = fast::layer_norm(&xa, wm, bm, 1e-5).unwrap();
+            let (wm, bm) = (wo.then_some(wa.clone()), bo.then_some(ba.clone()));
             let want = layer_norm_ref(
                 &x,
                 n,
                 wo.then_some(w.as_slice()),
                 bo.then_some(b.as_slice()),
             );
-            check(&got, &shape, &want, 2e-5, 1e-5, "layer_norm");
-            // MLX's op loses more to the +50 offset than ours (both are
-            // checked against f64 above; MLX's differs by up to ~5e-5).
-            let mlx = with_mlx_ops(|| fast::layer_norm(&xa, wm, bm, 1e-5).unwrap());
-            assert_close(&read(&got), &to_f64(&mlx), 1e-4, 1e-5, "layer_norm vs mlx");
+            let mlx =
+                with_mlx_ops(|| fast::layer_norm(&xa, wm.as_ref(), bm.as_ref(), 1e-5).unwrap());
+            cases.push((xa.clone(), wm, bm, shape.clone(), want, to_f64(&mlx)));
         }
     }
+    at_each_isa("layer_norm", true, |level| {
+        let mut all = Vec::new();
+        for (xa, wm, bm, shape, want, mlx) in &cases {
+            let got = fast::layer_norm(xa, wm.as_ref(), bm.as_ref(), 1e-5).unwrap();
+            check(
+                &got,
+                shape,
+                want,
+                2e-5,
+                1e-5,
+                &format!("layer_norm at {level}"),
+            );
+            // MLX's op loses more to the +50 offset than ours (both are
+            // checked against f64 above; MLX's differs by up to ~5e-5).
+            let got = read(&got);
+            assert_close(
+                &got,
+                mlx,
+                1e-4,
+                1e-5,
+                &format!("layer_norm vs mlx at {level}"),
+            );
+            all.extend(got);
+        }
+        all
+    });
 }
 
 /// `softmax(scale q kᵀ + causal) v` in f64; `[B, H, L, D]` q, `[B, Hk, S, D]`
@@ -398,73 +532,113 @@ fn attention_ref(
     out
 }
 
-fn attention_case(dims: [usize; 7], causal: bool, seed: u64, spread: f32) {
-    attention_case_kv(dims, causal, seed, spread, Dtype::F32);
+/// One attention call: its operands, the f64 reference and, for f32 keys
+/// and values, MLX's own op's result.
+struct AttentionCase {
+    q: Array,
+    k: Array,
+    v: Array,
+    scale: f32,
+    mask: AttentionMask<'static>,
+    shape: [i32; 4],
+    want: Vec<f64>,
+    mlx: Option<Vec<f64>>,
+    what: String,
 }
 
-/// [`attention_case`] with keys and values stored as `kv` (f32 or f16; the
-/// reference takes the stored values exactly). MLX's own op is compared
-/// for f32 only.
-fn attention_case_kv(dims: [usize; 7], causal: bool, seed: u64, spread: f32, kv: Dtype) {
-    let [b, h, hk, l, s, d, dv] = dims;
-    let q = rand_vec(seed, b * h * l * d, -spread, spread);
-    let i = |x: usize| x as i32;
-    let stored = |values: Vec<f32>, shape: &[i32]| {
-        let a = arr(&values, shape).astype(kv).unwrap();
-        let exact = if kv == Dtype::F16 {
-            read_f16(&a)
-        } else {
-            values
-        };
-        (a, exact)
-    };
-    let (ka, k) = stored(
-        rand_vec(seed + 1, b * hk * s * d, -spread, spread),
-        &[i(b), i(hk), i(s), i(d)],
-    );
-    let (va, v) = stored(
-        rand_vec(seed + 2, b * hk * s * dv, -1.0, 1.0),
-        &[i(b), i(hk), i(s), i(dv)],
-    );
-    let qa = arr(&q, &[i(b), i(h), i(l), i(d)]);
-    let scale = 1.0 / (d as f64).sqrt();
-    let mask = if causal {
-        AttentionMask::Causal
-    } else {
-        AttentionMask::None
-    };
-    let run = || fast::scaled_dot_product_attention(&qa, &ka, &va, scale as f32, mask).unwrap();
-    let got = run();
-    let what = format!("attention {dims:?} causal={causal} {kv:?} keys/values");
-    let want = attention_ref(&q, &k, &v, dims, scale, causal);
-    check(&got, &[i(b), i(h), i(l), i(dv)], &want, 2e-6, 1e-4, &what);
-    if kv != Dtype::F32 {
-        return;
+impl AttentionCase {
+    fn new(dims: [usize; 7], causal: bool, seed: u64, spread: f32) -> AttentionCase {
+        AttentionCase::with_kv(dims, causal, seed, spread, Dtype::F32)
     }
-    let mlx = with_mlx_ops(run);
-    assert_close(
-        &read(&got),
-        &to_f64(&mlx),
-        2e-6,
-        1e-4,
-        &format!("{what} vs mlx"),
-    );
+
+    /// Keys and values stored as `kv` (f32 or f16; the reference takes the
+    /// stored values exactly). MLX's own op is compared for f32 only.
+    fn with_kv(dims: [usize; 7], causal: bool, seed: u64, spread: f32, kv: Dtype) -> AttentionCase {
+        let [b, h, hk, l, s, d, dv] = dims;
+        let q = rand_vec(seed, b * h * l * d, -spread, spread);
+        let i = |x: usize| x as i32;
+        let stored = |values: Vec<f32>, shape: &[i32]| {
+            let a = arr(&values, shape).astype(kv).unwrap();
+            let exact = if kv == Dtype::F16 {
+                read_f16(&a)
+            } else {
+                values
+            };
+            (a, exact)
+        };
+        let (ka, k) = stored(
+            rand_vec(seed + 1, b * hk * s * d, -spread, spread),
+            &[i(b), i(hk), i(s), i(d)],
+        );
+        let (va, v) = stored(
+            rand_vec(seed + 2, b * hk * s * dv, -1.0, 1.0),
+            &[i(b), i(hk), i(s), i(dv)],
+        );
+        let scale = 1.0 / (d as f64).sqrt();
+        let mask = if causal {
+            AttentionMask::Causal
+        } else {
+            AttentionMask::None
+        };
+        let mut case = AttentionCase {
+            q: arr(&q, &[i(b), i(h), i(l), i(d)]),
+            k: ka,
+            v: va,
+            scale: scale as f32,
+            mask,
+            shape: [i(b), i(h), i(l), i(dv)],
+            want: attention_ref(&q, &k, &v, dims, scale, causal),
+            mlx: None,
+            what: format!("attention {dims:?} causal={causal} {kv:?} keys/values"),
+        };
+        if kv == Dtype::F32 {
+            case.mlx = Some(to_f64(&with_mlx_ops(|| case.run())));
+        }
+        case
+    }
+
+    fn run(&self) -> Array {
+        fast::scaled_dot_product_attention(&self.q, &self.k, &self.v, self.scale, self.mask)
+            .unwrap()
+    }
+
+    /// The kernels' result, checked against the reference and MLX's op.
+    fn check(&self, level: Isa) -> Vec<f32> {
+        let got = self.run();
+        let what = format!("{} at {level}", self.what);
+        check(&got, &self.shape, &self.want, 2e-6, 1e-4, &what);
+        let got = read(&got);
+        if let Some(mlx) = &self.mlx {
+            assert_close(&got, mlx, 2e-6, 1e-4, &format!("{what} vs mlx"));
+        }
+        got
+    }
+}
+
+/// Every case at every level.
+fn attention_cases(what: &str, cases: &[AttentionCase]) {
+    at_each_isa(what, true, |level| {
+        cases.iter().flat_map(|c| c.check(level)).collect()
+    });
 }
 
 #[test]
 fn attention_decoding_shapes() {
     let _g = lock();
     // [B, H, Hk, L, S, D, Dv]: one query, a few beams, odd sizes, GQA, Dv != D.
-    attention_case([1, 6, 6, 1, 1500, 64, 64], false, 30, 2.0);
-    attention_case([5, 6, 6, 1, 37, 64, 64], false, 31, 2.0);
-    attention_case([1, 6, 6, 5, 1500, 64, 64], false, 32, 2.0);
-    attention_case([2, 3, 3, 1, 7, 5, 5], false, 33, 2.0);
-    attention_case([1, 4, 2, 3, 9, 8, 8], false, 34, 2.0);
-    attention_case([1, 2, 2, 2, 11, 6, 3], false, 35, 2.0);
-    attention_case([1, 1, 1, 1, 1, 1, 1], false, 36, 2.0);
-    // Causal with fewer queries than keys (a decoder step over its cache).
-    attention_case([1, 6, 6, 4, 30, 64, 64], true, 37, 2.0);
-    attention_case([3, 2, 2, 5, 5, 16, 16], true, 38, 2.0);
+    let cases = [
+        AttentionCase::new([1, 6, 6, 1, 1500, 64, 64], false, 30, 2.0),
+        AttentionCase::new([5, 6, 6, 1, 37, 64, 64], false, 31, 2.0),
+        AttentionCase::new([1, 6, 6, 5, 1500, 64, 64], false, 32, 2.0),
+        AttentionCase::new([2, 3, 3, 1, 7, 5, 5], false, 33, 2.0),
+        AttentionCase::new([1, 4, 2, 3, 9, 8, 8], false, 34, 2.0),
+        AttentionCase::new([1, 2, 2, 2, 11, 6, 3], false, 35, 2.0),
+        AttentionCase::new([1, 1, 1, 1, 1, 1, 1], false, 36, 2.0),
+        // Causal with fewer queries than keys (a decoder step over its cache).
+        AttentionCase::new([1, 6, 6, 4, 30, 64, 64], true, 37, 2.0),
+        AttentionCase::new([3, 2, 2, 5, 5, 16, 16], true, 38, 2.0),
+    ];
+    attention_cases("decoding shapes", &cases);
 }
 
 #[test]
@@ -473,39 +647,43 @@ fn attention_over_f16_keys_and_values() {
     // f32 queries against f16 keys and values (a quantized model's cross-
     // attention cache): the reference takes the f16 values exactly. Few
     // queries read them directly, many with 64-wide values as the fused
-    // kernel packs them (AVX-512), others through widened f32 copies.
-    for (seed, dims) in [
+    // kernel packs them (AVX2, AVX-512), others through widened f32 copies.
+    let cases: Vec<_> = [
         (120u64, [1usize, 6, 6, 1, 1500, 64, 64]),
         (121, [1, 6, 6, 5, 1500, 64, 64]),
         (122, [2, 4, 2, 3, 37, 12, 12]),
         (123, [1, 6, 6, 40, 300, 64, 64]),
         (124, [2, 4, 2, 21, 90, 64, 64]),
         (125, [1, 2, 2, 30, 50, 32, 32]),
-    ] {
-        attention_case_kv(dims, false, seed, 2.0, Dtype::F16);
-    }
+    ]
+    .into_iter()
+    .map(|(seed, dims)| AttentionCase::with_kv(dims, false, seed, 2.0, Dtype::F16))
+    .collect();
+    attention_cases("f16 keys and values", &cases);
 }
 
 #[test]
 fn attention_long_query_shapes() {
     let _g = lock();
-    // Longer queries go through GEMM calls.
-    attention_case([1, 6, 6, 150, 150, 64, 64], false, 40, 2.0);
-    attention_case([1, 2, 2, 33, 47, 16, 16], false, 41, 2.0);
-    attention_case([2, 4, 2, 40, 41, 24, 12], false, 42, 2.0);
-    attention_case([1, 6, 6, 100, 100, 64, 64], true, 43, 2.0);
-    attention_case([1, 3, 3, 17, 60, 32, 32], true, 44, 2.0);
-    // Peaked softmax: large logits.
-    attention_case([1, 2, 2, 20, 50, 64, 64], false, 45, 6.0);
-    // 64-wide values (every Whisper head) take the fused kernel on AVX-512
-    // CPUs: blocks of 16 queries that leave a partial block and partial row
-    // groups, key counts past and short of a 64-key tile, shared key heads
-    // in a batch of two, keys of another width, a causal prompt after
-    // cached keys (S > L).
-    attention_case([2, 4, 2, 37, 130, 64, 64], true, 46, 2.0);
-    attention_case([1, 2, 1, 70, 70, 48, 64], false, 47, 2.0);
-    attention_case([1, 3, 3, 18, 64, 64, 64], false, 48, 2.0);
-    attention_case([1, 1, 1, 33, 300, 64, 64], true, 49, 6.0);
+    // Longer queries: 64-wide values (every Whisper head) take the fused
+    // kernel on AVX2 and AVX-512 CPUs, the rest GEMM calls. Blocks of 16
+    // queries that leave a partial block and partial row groups, key counts
+    // past and short of a 64-key tile, shared key heads in a batch of two,
+    // keys of another width, a causal prompt after cached keys (S > L),
+    // peaked softmax rows (large logits).
+    let cases = [
+        AttentionCase::new([1, 6, 6, 150, 150, 64, 64], false, 40, 2.0),
+        AttentionCase::new([1, 2, 2, 33, 47, 16, 16], false, 41, 2.0),
+        AttentionCase::new([2, 4, 2, 40, 41, 24, 12], false, 42, 2.0),
+        AttentionCase::new([1, 6, 6, 100, 100, 64, 64], true, 43, 2.0),
+        AttentionCase::new([1, 3, 3, 17, 60, 32, 32], true, 44, 2.0),
+        AttentionCase::new([1, 2, 2, 20, 50, 64, 64], false, 45, 6.0),
+        AttentionCase::new([2, 4, 2, 37, 130, 64, 64], true, 46, 2.0),
+        AttentionCase::new([1, 2, 1, 70, 70, 48, 64], false, 47, 2.0),
+        AttentionCase::new([1, 3, 3, 18, 64, 64, 64], false, 48, 2.0),
+        AttentionCase::new([1, 1, 1, 33, 300, 64, 64], true, 49, 6.0),
+    ];
+    attention_cases("long queries", &cases);
 }
 
 #[test]
@@ -521,35 +699,30 @@ fn attention_of_split_heads_views() {
             .unwrap()
     };
     let (qa, ka) = (heads(&x), heads(&y));
-    for mask in [AttentionMask::None, AttentionMask::Causal] {
-        let got = fast::scaled_dot_product_attention(&qa, &ka, &ka, 0.3, mask).unwrap();
-        let (qp, _) = permute(&x, &[1, 45, 3, 8], &[0, 2, 1, 3]);
-        let (kp, _) = permute(&y, &[1, 45, 3, 8], &[0, 2, 1, 3]);
-        let causal = matches!(mask, AttentionMask::Causal);
-        let want = attention_ref(&qp, &kp, &kp, [1, 3, 3, 45, 45, 8, 8], 0.3, causal);
-        check(
-            &got,
-            &[1, 3, 45, 8],
-            &want,
-            2e-6,
-            1e-4,
-            "attention of views",
-        );
-    }
+    let (qp, _) = permute(&x, &[1, 45, 3, 8], &[0, 2, 1, 3]);
+    let (kp, _) = permute(&y, &[1, 45, 3, 8], &[0, 2, 1, 3]);
+    let dims = [1, 3, 3, 45, 45, 8, 8];
+    let want_none = attention_ref(&qp, &kp, &kp, dims, 0.3, false);
+    let want_causal = attention_ref(&qp, &kp, &kp, dims, 0.3, true);
     // A key view whose last axis is strided.
     let kt = arr(&y, &[1, 3, 8, 45]).transpose(&[0, 1, 3, 2]).unwrap();
-    let got = fast::scaled_dot_product_attention(&qa, &kt, &kt, 0.3, AttentionMask::None).unwrap();
-    let (qp, _) = permute(&x, &[1, 45, 3, 8], &[0, 2, 1, 3]);
-    let (kp, _) = permute(&y, &[1, 3, 8, 45], &[0, 1, 3, 2]);
-    let want = attention_ref(&qp, &kp, &kp, [1, 3, 3, 45, 45, 8, 8], 0.3, false);
-    check(
-        &got,
-        &[1, 3, 45, 8],
-        &want,
-        2e-6,
-        1e-4,
-        "attention, strided last axis",
-    );
+    let (ktp, _) = permute(&y, &[1, 3, 8, 45], &[0, 1, 3, 2]);
+    let want_strided = attention_ref(&qp, &ktp, &ktp, dims, 0.3, false);
+    let cases = [
+        (&ka, AttentionMask::None, &want_none, "views"),
+        (&ka, AttentionMask::Causal, &want_causal, "causal views"),
+        (&kt, AttentionMask::None, &want_strided, "strided last axis"),
+    ];
+    at_each_isa("attention of views", true, |level| {
+        let mut all = Vec::new();
+        for (k, mask, want, what) in cases {
+            let got = fast::scaled_dot_product_attention(&qa, k, k, 0.3, mask).unwrap();
+            let what = format!("attention, {what} at {level}");
+            check(&got, &[1, 3, 45, 8], want, 2e-6, 1e-4, &what);
+            all.extend(read(&got));
+        }
+        all
+    });
 }
 
 /// Held threads spin between jobs and a hot pool splits smaller jobs (from
@@ -622,19 +795,35 @@ fn matmul_ref(x: &[f32], m: usize, k: usize, w_nk: &[f32], n: usize) -> Vec<f64>
     out
 }
 
+/// A few rows times a matrix: the operands, the f64 references and MLX's own
+/// op's results.
+struct FewRows {
+    x: Array,
+    w_nk: Array,
+    w_kn: Array,
+    bias: Array,
+    out_shape: Vec<i32>,
+    want: Vec<f64>,
+    want_addmm: Vec<f64>,
+    mlx: Vec<f64>,
+    mlx_addmm: Vec<f64>,
+}
+
 #[test]
 fn matmul_with_few_rows_matches_reference_and_mlx() {
     let _g = lock();
     // [rows, K] x [K, N] for a transposed [N, K] weight (the decoder's
     // linear layers and the vocabulary projection), a row-major [K, N]
     // matrix, and a strided one; with and without a bias (addmm).
-    for (seed, lead, k, n) in [
+    let cases: Vec<_> = [
         (70u64, vec![1, 1], 384usize, 1536usize),
         (71, vec![5, 1], 384, 51864),
         (72, vec![2, 3], 37, 101),
         (73, vec![1, 1], 5, 3),
         (74, vec![8], 64, 64),
-    ] {
+    ]
+    .into_iter()
+    .map(|(seed, lead, k, n)| {
         let m: usize = lead.iter().product::<i32>() as usize;
         let x = rand_vec(seed, m * k, -1.0, 1.0);
         let w = rand_vec(seed + 1, n * k, -0.1, 0.1);
@@ -642,50 +831,36 @@ fn matmul_with_few_rows_matches_reference_and_mlx() {
         let mut shape = lead.clone();
         shape.push(k as i32);
         let xa = arr(&x, &shape);
-        let wa = arr(&w, &[n as i32, k as i32]);
+        let wt = arr(&w, &[n as i32, k as i32]).transpose(&[]).unwrap();
         let ba = arr(&bias, &[n as i32]);
         let mut out_shape = lead.clone();
         out_shape.push(n as i32);
         let want = matmul_ref(&x, m, k, &w, n);
-        let wt = wa.transpose(&[]).unwrap();
-        let got = xa.matmul(&wt).unwrap();
-        check(
-            &got,
-            &out_shape,
-            &want,
-            1e-5,
-            1e-5,
-            "matmul, transposed weight",
-        );
-        let mlx = with_mlx_ops(|| xa.matmul(&wt).unwrap());
-        assert_close(&read(&got), &to_f64(&mlx), 1e-5, 1e-5, "matmul vs mlx");
-        // Row-major [K, N].
-        let (w_kn, _) = permute(&w, &[n as i32, k as i32], &[1, 0]);
-        let kn = arr(&w_kn, &[k as i32, n as i32]);
-        check(
-            &xa.matmul(&kn).unwrap(),
-            &out_shape,
-            &want,
-            1e-5,
-            1e-5,
-            "matmul, [K, N]",
-        );
         // addmm: 0.5 x w + 2 bias.
-        let got = ba.addmm(&xa, &wt, 0.5, 2.0).unwrap();
-        let want_mm: Vec<f64> = want
+        let want_addmm = want
             .iter()
             .enumerate()
             .map(|(i, v)| 0.5 * v + 2.0 * bias[i % n] as f64)
             .collect();
-        check(&got, &out_shape, &want_mm, 1e-5, 1e-5, "addmm");
-        let mlx = with_mlx_ops(|| ba.addmm(&xa, &wt, 0.5, 2.0).unwrap());
-        assert_close(&read(&got), &to_f64(&mlx), 1e-5, 1e-5, "addmm vs mlx");
-    }
+        let (w_kn, _) = permute(&w, &[n as i32, k as i32], &[1, 0]);
+        FewRows {
+            mlx: to_f64(&with_mlx_ops(|| xa.matmul(&wt).unwrap())),
+            mlx_addmm: to_f64(&with_mlx_ops(|| ba.addmm(&xa, &wt, 0.5, 2.0).unwrap())),
+            x: xa,
+            w_nk: wt,
+            w_kn: arr(&w_kn, &[k as i32, n as i32]),
+            bias: ba,
+            out_shape,
+            want,
+            want_addmm,
+        }
+    })
+    .collect();
     // Neither axis contiguous: every other column of a wider matrix.
     let (k, n) = (9usize, 7usize);
     let x = rand_vec(80, 2 * k, -1.0, 1.0);
     let wide = rand_vec(81, k * 2 * n, -1.0, 1.0);
-    let wa = arr(&wide, &[k as i32, 2 * n as i32])
+    let strided = arr(&wide, &[k as i32, 2 * n as i32])
         .slice(&[0, 0], &[k as i32, 2 * n as i32], &[1, 2])
         .unwrap()
         .transpose(&[])
@@ -696,15 +871,52 @@ fn matmul_with_few_rows_matches_reference_and_mlx() {
         .flat_map(|c| (0..k).map(move |r| (r, c)))
         .map(|(r, c)| wide[r * 2 * n + 2 * c])
         .collect();
-    let got = arr(&x, &[2, k as i32]).matmul(&wa).unwrap();
-    check(
-        &got,
-        &[2, n as i32],
-        &matmul_ref(&x, 2, k, &w_nk, n),
-        1e-5,
-        1e-5,
-        "matmul, strided",
-    );
+    let want_strided = matmul_ref(&x, 2, k, &w_nk, n);
+    let x_strided = arr(&x, &[2, k as i32]);
+    at_each_isa("few-row matmul", true, |level| {
+        let mut all = Vec::new();
+        for c in &cases {
+            let what = |form: &str| format!("matmul, {form} at {level}");
+            let got = c.x.matmul(&c.w_nk).unwrap();
+            check(
+                &got,
+                &c.out_shape,
+                &c.want,
+                1e-5,
+                1e-5,
+                &what("transposed weight"),
+            );
+            let got = read(&got);
+            assert_close(&got, &c.mlx, 1e-5, 1e-5, &what("vs mlx"));
+            all.extend(got);
+            let got = c.x.matmul(&c.w_kn).unwrap();
+            check(&got, &c.out_shape, &c.want, 1e-5, 1e-5, &what("[K, N]"));
+            all.extend(read(&got));
+            let got = c.bias.addmm(&c.x, &c.w_nk, 0.5, 2.0).unwrap();
+            check(
+                &got,
+                &c.out_shape,
+                &c.want_addmm,
+                1e-5,
+                1e-5,
+                &what("addmm"),
+            );
+            let got = read(&got);
+            assert_close(&got, &c.mlx_addmm, 1e-5, 1e-5, &what("addmm vs mlx"));
+            all.extend(got);
+        }
+        let got = x_strided.matmul(&strided).unwrap();
+        check(
+            &got,
+            &[2, n as i32],
+            &want_strided,
+            1e-5,
+            1e-5,
+            &format!("matmul, strided at {level}"),
+        );
+        all.extend(read(&got));
+        all
+    });
 }
 
 #[test]
@@ -713,14 +925,16 @@ fn matmul_against_f16_weights_equals_the_f32_kernel_on_the_widened_weights() {
     // f16 weights (as a checkpoint published in f16 stores them) are widened
     // exactly, and the sums run in the same order as for f32 weights: for
     // widths in whole vectors (every Whisper size) the results are bit for
-    // bit those of the f32 kernel; a scalar tail may round its last
-    // products differently (fused or not).
-    for (seed, rows, k, n) in [
+    // bit those of the f32 kernel at the same level; a scalar tail may round
+    // its last products differently (fused or not).
+    let cases: Vec<_> = [
         (90u64, 1usize, 384usize, 51864usize),
         (91, 5, 384, 1537),
         (92, 3, 37, 13),
         (93, 8, 1536, 384),
-    ] {
+    ]
+    .into_iter()
+    .map(|(seed, rows, k, n)| {
         let x = arr(
             &rand_vec(seed, rows * k, -1.0, 1.0),
             &[rows as i32, 1, k as i32],
@@ -728,22 +942,48 @@ fn matmul_against_f16_weights_equals_the_f32_kernel_on_the_widened_weights() {
         let half = arr(&rand_vec(seed + 1, n * k, -0.5, 0.5), &[n as i32, k as i32])
             .astype(Dtype::F16)
             .unwrap();
-        let widened = half.astype(Dtype::F32).unwrap();
-        let got = read(&x.matmul(&half.transpose(&[]).unwrap()).unwrap());
-        let want = read(&x.matmul(&widened.transpose(&[]).unwrap()).unwrap());
-        if k % 8 == 0 {
-            assert_eq!(got, want, "{rows}x{k} . {n}x{k}");
-        } else {
-            assert_close(&got, &to_f64(&want), 1e-6, 1e-6, "f16 weights, tail");
-        }
+        let widened = arr(
+            &read(&half.astype(Dtype::F32).unwrap()),
+            &[n as i32, k as i32],
+        );
         // Not the transposed layout: widened to f32 first, same values.
         let kn = half.transpose(&[]).unwrap().astype(Dtype::F32).unwrap();
         let row_major = arr(&read(&kn), &[k as i32, n as i32])
             .astype(Dtype::F16)
             .unwrap();
-        let got = read(&x.matmul(&row_major).unwrap());
-        assert_close(&got, &to_f64(&want), 1e-5, 1e-5, "f16 [K, N]");
-    }
+        (
+            x,
+            half,
+            widened,
+            row_major,
+            format!("{rows}x{k} . {n}x{k}"),
+            k,
+        )
+    })
+    .collect();
+    at_each_isa("f16 weights", true, |level| {
+        let mut all = Vec::new();
+        for (x, half, widened, row_major, what, k) in &cases {
+            let what = format!("{what} at {level}");
+            let got = read(&x.matmul(&half.transpose(&[]).unwrap()).unwrap());
+            let want = read(&x.matmul(&widened.transpose(&[]).unwrap()).unwrap());
+            if k % 8 == 0 {
+                assert_eq!(got, want, "{what}");
+            } else {
+                assert_close(&got, &to_f64(&want), 1e-6, 1e-6, &format!("{what}, tail"));
+            }
+            let got_kn = read(&x.matmul(row_major).unwrap());
+            assert_close(
+                &got_kn,
+                &to_f64(&want),
+                1e-5,
+                1e-5,
+                &format!("{what}, [K, N]"),
+            );
+            all.extend(got);
+        }
+        all
+    });
 }
 
 /// A quantized `[n, k]` matrix unpacked from MLX's words: the integer values
@@ -791,7 +1031,7 @@ fn quantized_matmul_matches_unpacked_reference_and_mlx() {
     // Decoding shapes (a few rows against a linear layer or the vocabulary),
     // a prompt and an encoder-like batch (many rows: dequantized GEMM),
     // every supported width and group size, f32 and f16 scale tables.
-    for (seed, rows, k, n, bits, group, table) in [
+    let cases: Vec<_> = [
         (100u64, 1usize, 384usize, 1536usize, 8, 64, Dtype::F32),
         (101, 5, 384, 5187, 8, 64, Dtype::F32),
         (102, 1, 1536, 384, 4, 64, Dtype::F32),
@@ -800,7 +1040,9 @@ fn quantized_matmul_matches_unpacked_reference_and_mlx() {
         (105, 1, 64, 1, 8, 32, Dtype::F32),
         (106, 40, 384, 96, 8, 64, Dtype::F32),
         (107, 9, 128, 20, 4, 128, Dtype::F16),
-    ] {
+    ]
+    .into_iter()
+    .map(|(seed, rows, k, n, bits, group, table)| {
         let what = format!("{rows}x{k} . {n}x{k}, q{bits} g{group} {table:?}");
         let w = arr(&rand_vec(seed, n * k, -0.2, 0.2), &[n as i32, k as i32])
             .astype(table)
@@ -808,11 +1050,9 @@ fn quantized_matmul_matches_unpacked_reference_and_mlx() {
         let q = QuantizedMatrix::quantize(&w, group, bits).unwrap();
         let x_values = rand_vec(seed + 1, rows * k, -1.0, 1.0);
         let x = arr(&x_values, &[rows as i32, 1, k as i32]);
-        let got = q.matmul(&x, true).unwrap();
         let w_ref = dequantize_ref(&q, n, k);
         let w_ref32: Vec<f32> = w_ref.iter().map(|&v| v as f32).collect();
         let want = matmul_ref(&x_values, rows, k, &w_ref32, n);
-        check(&got, &[rows as i32, 1, n as i32], &want, 1e-4, 1e-4, &what);
         // MLX's own op dequantizes f16 tables to f16 weights when it takes
         // the dequantize + GEMM route (2^-11 relative); ours stay f32.
         let tol = if table == Dtype::F16 && rows > 8 {
@@ -820,15 +1060,22 @@ fn quantized_matmul_matches_unpacked_reference_and_mlx() {
         } else {
             1e-4
         };
-        let mlx = with_mlx_ops(|| q.matmul(&x, true).unwrap());
-        assert_close(
-            &read(&got),
-            &to_f64(&mlx),
-            tol,
-            tol,
-            &format!("{what} vs mlx"),
-        );
-    }
+        let mlx = to_f64(&with_mlx_ops(|| q.matmul(&x, true).unwrap()));
+        (q, x, [rows as i32, 1, n as i32], want, mlx, tol, what)
+    })
+    .collect();
+    at_each_isa("quantized matmul", true, |level| {
+        let mut all = Vec::new();
+        for (q, x, shape, want, mlx, tol, what) in &cases {
+            let what = format!("{what} at {level}");
+            let got = q.matmul(x, true).unwrap();
+            check(&got, shape, want, 1e-4, 1e-4, &what);
+            let got = read(&got);
+            assert_close(&got, mlx, *tol, *tol, &format!("{what} vs mlx"));
+            all.extend(got);
+        }
+        all
+    });
 }
 
 #[test]
@@ -842,18 +1089,27 @@ fn f16_if_exact_narrows_only_tables_of_f16_values() {
         .astype(Dtype::F32)
         .unwrap();
     let exact = read(&halves);
-    let narrowed = kernels::f16_if_exact(&halves).unwrap();
-    assert_eq!(narrowed.dtype(), Dtype::F16);
-    assert_eq!(read(&narrowed.astype(Dtype::F32).unwrap()), exact);
-    // One value that f16 cannot hold (the last, past the vector lanes, and
-    // one inside them): the table stays f32, untouched.
-    for at in [3004, 17] {
-        let mut off = exact.clone();
-        off[at] += 1e-4;
-        let table = arr(&off, &[3005]);
-        let kept = kernels::f16_if_exact(&table).unwrap();
-        assert_eq!((kept.dtype(), read(&kept)), (Dtype::F32, off), "value {at}");
-    }
+    let exact_table = arr(&exact, &[3005]);
+    at_each_isa("f16_if_exact", false, |level| {
+        let narrowed = kernels::f16_if_exact(&exact_table).unwrap();
+        assert_eq!(narrowed.dtype(), Dtype::F16, "{level}");
+        let got = read(&narrowed.astype(Dtype::F32).unwrap());
+        assert_eq!(got, exact, "{level}");
+        // One value that f16 cannot hold (the last, past the vector lanes,
+        // and one inside them): the table stays f32, untouched.
+        for at in [3004, 17] {
+            let mut off = exact.clone();
+            off[at] += 1e-4;
+            let table = arr(&off, &[3005]);
+            let kept = kernels::f16_if_exact(&table).unwrap();
+            assert_eq!(
+                (kept.dtype(), read(&kept)),
+                (Dtype::F32, off),
+                "value {at} at {level}"
+            );
+        }
+        got
+    });
 }
 
 /// `x wᵀ (+ b)`, then GELU, then `+ residual`, in f64.
@@ -883,101 +1139,110 @@ fn linear_ref(
 #[test]
 fn linear_epilogue_equals_the_separate_ops() {
     let _g = lock();
-    // Decoding rows (the fused kernel), a prompt (GEMM, then the epilogue as
-    // ops); dense f32, f16 and q8/q4 weights; every combination of bias,
-    // GELU and residual the decoder uses, and none.
-    let epilogues = [
-        (true, false, false),
-        (true, true, false),
-        (true, false, true),
-        (false, false, true),
-        (true, true, true),
-        (false, false, false),
-    ];
-    for (seed, rows, k, n) in [
-        (110u64, 1usize, 384usize, 1536usize),
-        (111, 5, 128, 70),
-        (112, 12, 64, 33),
-    ] {
-        let w_values = rand_vec(seed, n * k, -0.2, 0.2);
-        let w = arr(&w_values, &[n as i32, k as i32]);
-        let x_values = rand_vec(seed + 1, rows * k, -1.0, 1.0);
-        let x = arr(&x_values, &[rows as i32, 1, k as i32]);
-        let b_values = rand_vec(seed + 2, n, -0.5, 0.5);
-        let b = arr(&b_values, &[n as i32]);
-        let r_values = rand_vec(seed + 3, rows * n, -1.0, 1.0);
-        let r = arr(&r_values, &[rows as i32, 1, n as i32]);
-        let q8 = QuantizedMatrix::quantize(&w, 64, 8).unwrap();
-        let q4 = QuantizedMatrix::quantize(&w, 32, 4).unwrap();
-        let dense_f16 = w.astype(Dtype::F16).unwrap();
-        for (bias, gelu, residual) in epilogues {
-            let epilogue = kernels::LinearEpilogue {
-                bias: bias.then_some(&b),
-                gelu,
-                residual: residual.then_some(&r),
-            };
-            // The same computation as separate ops.
-            let separate = |product: Array| {
-                let mut y = product;
-                if bias {
-                    y = y.add(&b).unwrap();
-                }
-                if gelu {
-                    y = y.gelu().unwrap();
-                }
-                if residual {
-                    y = r.add(&y).unwrap();
-                }
-                y
-            };
-            let what = format!("{rows}x{k} . {n}x{k}, bias {bias} gelu {gelu} residual {residual}");
-            let shape = [rows as i32, 1, n as i32];
-            let refs = (
-                bias.then_some(&b_values[..]),
-                gelu,
-                residual.then_some(&r_values[..]),
-            );
-            // Dense: the bias goes into the product as addmm's does.
-            for weight in [&w, &dense_f16] {
-                let what = format!("{what} {:?}", weight.dtype());
-                let got = kernels::linear(&x, weight, epilogue).unwrap();
-                let wt = weight.transpose(&[]).unwrap();
-                let product = if bias {
-                    b.addmm(&x, &wt, 1.0, 1.0).unwrap()
-                } else {
-                    x.matmul(&wt).unwrap()
+    at_each_isa("linear epilogue", true, |level| {
+        let mut all = Vec::new();
+        // Decoding rows (the fused kernel), a prompt (GEMM, then the epilogue as
+        // ops); dense f32, f16 and q8/q4 weights; every combination of bias,
+        // GELU and residual the decoder uses, and none.
+        let epilogues = [
+            (true, false, false),
+            (true, true, false),
+            (true, false, true),
+            (false, false, true),
+            (true, true, true),
+            (false, false, false),
+        ];
+        for (seed, rows, k, n) in [
+            (110u64, 1usize, 384usize, 1536usize),
+            (111, 5, 128, 70),
+            (112, 12, 64, 33),
+        ] {
+            let w_values = rand_vec(seed, n * k, -0.2, 0.2);
+            let w = arr(&w_values, &[n as i32, k as i32]);
+            let x_values = rand_vec(seed + 1, rows * k, -1.0, 1.0);
+            let x = arr(&x_values, &[rows as i32, 1, k as i32]);
+            let b_values = rand_vec(seed + 2, n, -0.5, 0.5);
+            let b = arr(&b_values, &[n as i32]);
+            let r_values = rand_vec(seed + 3, rows * n, -1.0, 1.0);
+            let r = arr(&r_values, &[rows as i32, 1, n as i32]);
+            let q8 = QuantizedMatrix::quantize(&w, 64, 8).unwrap();
+            let q4 = QuantizedMatrix::quantize(&w, 32, 4).unwrap();
+            let dense_f16 = w.astype(Dtype::F16).unwrap();
+            for (bias, gelu, residual) in epilogues {
+                let epilogue = kernels::LinearEpilogue {
+                    bias: bias.then_some(&b),
+                    gelu,
+                    residual: residual.then_some(&r),
                 };
-                let mut want_ops = product;
-                if gelu {
-                    want_ops = want_ops.gelu().unwrap();
-                }
-                if residual {
-                    want_ops = r.add(&want_ops).unwrap();
-                }
-                assert_eq!(read(&got), read(&want_ops), "{what}: fused vs ops");
-                let w_read = read(&weight.astype(Dtype::F32).unwrap());
-                let want = linear_ref(&x_values, rows, &w_read, (k, n), refs);
-                check(&got, &shape, &want, 1e-4, 1e-4, &what);
-                let mlx = with_mlx_ops(|| kernels::linear(&x, weight, epilogue).unwrap());
-                assert_close(
-                    &read(&got),
-                    &to_f64(&mlx),
-                    1e-4,
-                    1e-4,
-                    &format!("{what} vs mlx"),
+                // The same computation as separate ops.
+                let separate = |product: Array| {
+                    let mut y = product;
+                    if bias {
+                        y = y.add(&b).unwrap();
+                    }
+                    if gelu {
+                        y = y.gelu().unwrap();
+                    }
+                    if residual {
+                        y = r.add(&y).unwrap();
+                    }
+                    y
+                };
+                let what = format!(
+                    "{rows}x{k} . {n}x{k}, bias {bias} gelu {gelu} residual {residual} at {level}"
                 );
-            }
-            for q in [&q8, &q4] {
-                let what = format!("{what} q{}", q.bits);
-                let got = q.linear(&x, epilogue).unwrap();
-                let want_ops = separate(q.matmul(&x, true).unwrap());
-                assert_eq!(read(&got), read(&want_ops), "{what}: fused vs ops");
-                let w_ref: Vec<f32> = dequantize_ref(q, n, k).iter().map(|&v| v as f32).collect();
-                let want = linear_ref(&x_values, rows, &w_ref, (k, n), refs);
-                check(&got, &shape, &want, 1e-4, 1e-4, &what);
+                let shape = [rows as i32, 1, n as i32];
+                let refs = (
+                    bias.then_some(&b_values[..]),
+                    gelu,
+                    residual.then_some(&r_values[..]),
+                );
+                // Dense: the bias goes into the product as addmm's does.
+                for weight in [&w, &dense_f16] {
+                    let what = format!("{what} {:?}", weight.dtype());
+                    let got = kernels::linear(&x, weight, epilogue).unwrap();
+                    let wt = weight.transpose(&[]).unwrap();
+                    let product = if bias {
+                        b.addmm(&x, &wt, 1.0, 1.0).unwrap()
+                    } else {
+                        x.matmul(&wt).unwrap()
+                    };
+                    let mut want_ops = product;
+                    if gelu {
+                        want_ops = want_ops.gelu().unwrap();
+                    }
+                    if residual {
+                        want_ops = r.add(&want_ops).unwrap();
+                    }
+                    assert_eq!(read(&got), read(&want_ops), "{what}: fused vs ops");
+                    let w_read = read(&weight.astype(Dtype::F32).unwrap());
+                    let want = linear_ref(&x_values, rows, &w_read, (k, n), refs);
+                    check(&got, &shape, &want, 1e-4, 1e-4, &what);
+                    all.extend(read(&got));
+                    let mlx = with_mlx_ops(|| kernels::linear(&x, weight, epilogue).unwrap());
+                    assert_close(
+                        &read(&got),
+                        &to_f64(&mlx),
+                        1e-4,
+                        1e-4,
+                        &format!("{what} vs mlx"),
+                    );
+                }
+                for q in [&q8, &q4] {
+                    let what = format!("{what} q{}", q.bits);
+                    let got = q.linear(&x, epilogue).unwrap();
+                    let want_ops = separate(q.matmul(&x, true).unwrap());
+                    assert_eq!(read(&got), read(&want_ops), "{what}: fused vs ops");
+                    let w_ref: Vec<f32> =
+                        dequantize_ref(q, n, k).iter().map(|&v| v as f32).collect();
+                    let want = linear_ref(&x_values, rows, &w_ref, (k, n), refs);
+                    check(&got, &shape, &want, 1e-4, 1e-4, &what);
+                    all.extend(read(&got));
+                }
             }
         }
-    }
+        all
+    });
     // A residual that does not match the output's shape is broadcast, as the
     // separate add would.
     let w = arr(&rand_vec(113, 8 * 16, -1.0, 1.0), &[8, 16]);

@@ -87,127 +87,270 @@ void attention_blas(const AttentionShape& sh, const Operand& q, const Operand& k
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-// Many queries with 64-wide values on AVX-512: per task, a block of queries
-// takes its scores against every key it may see (the keys transposed once
-// per head in tiles of 64 keys, [D][64] each, so that 64 consecutive keys
-// are four vectors per dimension in one contiguous block), the
-// softmax of those rows and their weighted sum of values, all while the
-// block's scores stay in L2. Where the BLAS route writes each head's
-// [L, S] scores to memory and reads them back three times, this one streams
-// only the keys and values, which stay cached for the head's blocks.
+// Many queries with 64-wide values: per task, a block of queries takes its
+// scores against every key it may see (the keys transposed once per head in
+// tiles of 64 keys, [D][64] each, so that 64 consecutive keys are a few
+// vectors per dimension in one contiguous block), the softmax of those rows
+// and their weighted sum of values, all while the block's scores stay in
+// L2. Where the BLAS route writes each head's [L, S] scores to memory and
+// reads them back three times, this one streams only the keys and values,
+// which stay cached for the head's blocks. The blocks are the same on every
+// target; the register tiles (`Tiles`) are the target's.
 constexpr int kFusedValues = 64;
-constexpr int kFusedQueries = 16;
 constexpr int kFusedKeys = 64;  // keys per score tile and per value chunk
 
-// s[r][j0, j0 + 64) = scale q_r · k_j for R query rows; kt is the tile of
-// keys j0.. as [D][64].
-template <int R>
-MLX_SHIM_AVX512 void score_tile(const float* const* q, const float* kt, int D, int j0,
-                                float scale, float* const* s) {
-  __m512 acc[R][4];
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_setzero_ps();
-  for (int d = 0; d < D; ++d) {
-    const float* kd = kt + static_cast<size_t>(d) * kFusedKeys;
-    __m512 k[4] = {_mm512_loadu_ps(kd), _mm512_loadu_ps(kd + 16), _mm512_loadu_ps(kd + 32),
-                   _mm512_loadu_ps(kd + 48)};
-    for (int r = 0; r < R; ++r) {
-      __m512 qd = _mm512_set1_ps(q[r][d]);
-      for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(qd, k[c], acc[r][c]);
+#if defined(__x86_64__) && defined(__GNUC__)
+// AVX-512: a tile of 4 rows by the 64 keys (or values) is 16 accumulators
+// and 4 vectors of keys (values), 20 of the 32 registers.
+struct Avx512Tiles {
+  static constexpr int kRows = 4;
+  static constexpr int kQueries = 16;  // per block: whole tiles
+
+  // s[r][j0, j0 + 64) = scale q_r · k_j for R query rows; kt is the tile of
+  // keys j0.. as [D][64].
+  template <int R>
+  MLX_SHIM_AVX512 static void scores(const float* const* q, const float* kt, int D, int j0,
+                                     float scale, float* const* s) {
+    __m512 acc[R][4];
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_setzero_ps();
+    for (int d = 0; d < D; ++d) {
+      const float* kd = kt + static_cast<size_t>(d) * kFusedKeys;
+      __m512 k[4] = {_mm512_loadu_ps(kd), _mm512_loadu_ps(kd + 16), _mm512_loadu_ps(kd + 32),
+                     _mm512_loadu_ps(kd + 48)};
+      for (int r = 0; r < R; ++r) {
+        __m512 qd = _mm512_set1_ps(q[r][d]);
+        for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(qd, k[c], acc[r][c]);
+      }
+    }
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < 4; ++c)
+        _mm512_storeu_ps(s[r] + j0 + 16 * c, _mm512_mul_ps(acc[r][c], sc));
+  }
+
+  // o_r += sum over j in [j0, j1) of p_r[j] v_j for R rows of 64 values.
+  template <int R>
+  MLX_SHIM_AVX512 static void values(const float* const* p, const float* v, int64_t stride,
+                                     int j0, int j1, float* const* o) {
+    __m512 acc[R][4];
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_loadu_ps(o[r] + 16 * c);
+    for (int j = j0; j < j1; ++j) {
+      const float* vj = v + j * stride;
+      __m512 w[4] = {_mm512_loadu_ps(vj), _mm512_loadu_ps(vj + 16), _mm512_loadu_ps(vj + 32),
+                     _mm512_loadu_ps(vj + 48)};
+      for (int r = 0; r < R; ++r) {
+        __m512 pj = _mm512_set1_ps(p[r][j]);
+        for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(pj, w[c], acc[r][c]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < 4; ++c) _mm512_storeu_ps(o[r] + 16 * c, acc[r][c]);
+  }
+
+  // exp_f32 on 16 lanes (the same reduction and polynomial; 2^n applied by
+  // scalef). Below the range it gives 0; a NaN stays NaN.
+  MLX_SHIM_AVX512 static __m512 exp16(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-87.3365447504f);
+    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lo), _mm512_set1_ps(88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512 y =
+        _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, lo, _CMP_NLT_UQ), _mm512_scalef_ps(p, n));
+    return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+  }
+
+  // softmax_row_unscaled on 16 lanes, the tail masked.
+  MLX_SHIM_AVX512 static float softmax(float* y, size_t valid, size_t n) {
+    __m512 mv = _mm512_set1_ps(kNegInf);
+    size_t i = 0;
+    for (; i + 16 <= valid; i += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(y + i));
+    __mmask16 tail = static_cast<__mmask16>((1u << (valid - i)) - 1);
+    mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(_mm512_set1_ps(kNegInf), tail, y + i));
+    float m = _mm512_reduce_max_ps(mv);
+    float factor = 1.0f;
+    if (valid == 0 || m == kNegInf || std::isnan(m)) {
+      std::fill(y, y + valid, std::numeric_limits<float>::quiet_NaN());
+    } else {
+      __m512 mm = _mm512_set1_ps(m), sum = _mm512_setzero_ps();
+      for (i = 0; i + 16 <= valid; i += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(y + i), mm));
+        _mm512_storeu_ps(y + i, e);
+        sum = _mm512_add_ps(sum, e);
+      }
+      __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, y + i), mm));
+      _mm512_mask_storeu_ps(y + i, tail, e);
+      sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(tail, e));
+      factor = 1.0f / _mm512_reduce_add_ps(sum);
+    }
+    std::fill(y + valid, y + n, 0.0f);
+    return factor;
+  }
+};
+
+// AVX2+FMA: with 16 registers of 8 floats, a tile is 6 rows by 16 keys (or
+// values): 12 accumulators, 2 vectors of keys (values) and a broadcast.
+// The 64 keys of a tile (values of a row) are four such column chunks.
+struct Avx2Tiles {
+  static constexpr int kRows = 6;
+  static constexpr int kQueries = 18;  // per block: whole tiles
+  static constexpr int kChunk = 16;
+
+  template <int R>
+  MLX_SHIM_F16C static void scores(const float* const* q, const float* kt, int D, int j0,
+                                   float scale, float* const* s) {
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (int c0 = 0; c0 < kFusedKeys; c0 += kChunk) {
+      __m256 acc[R][2];
+      for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+      for (int d = 0; d < D; ++d) {
+        const float* kd = kt + static_cast<size_t>(d) * kFusedKeys + c0;
+        __m256 k0 = _mm256_loadu_ps(kd), k1 = _mm256_loadu_ps(kd + 8);
+        for (int r = 0; r < R; ++r) {
+          __m256 qd = _mm256_broadcast_ss(q[r] + d);
+          acc[r][0] = _mm256_fmadd_ps(qd, k0, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps(qd, k1, acc[r][1]);
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        _mm256_storeu_ps(s[r] + j0 + c0, _mm256_mul_ps(acc[r][0], sc));
+        _mm256_storeu_ps(s[r] + j0 + c0 + 8, _mm256_mul_ps(acc[r][1], sc));
+      }
     }
   }
-  __m512 sc = _mm512_set1_ps(scale);
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < 4; ++c) _mm512_storeu_ps(s[r] + j0 + 16 * c, _mm512_mul_ps(acc[r][c], sc));
-}
 
-// o_r += sum over j in [j0, j1) of p_r[j] v_j for R rows of 64 values.
-template <int R>
-MLX_SHIM_AVX512 void value_tile(const float* const* p, const float* v, int64_t stride, int j0,
-                                int j1, float* const* o) {
-  __m512 acc[R][4];
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_loadu_ps(o[r] + 16 * c);
-  for (int j = j0; j < j1; ++j) {
-    const float* vj = v + j * stride;
-    __m512 w[4] = {_mm512_loadu_ps(vj), _mm512_loadu_ps(vj + 16), _mm512_loadu_ps(vj + 32),
-                   _mm512_loadu_ps(vj + 48)};
-    for (int r = 0; r < R; ++r) {
-      __m512 pj = _mm512_set1_ps(p[r][j]);
-      for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(pj, w[c], acc[r][c]);
+  template <int R>
+  MLX_SHIM_F16C static void values(const float* const* p, const float* v, int64_t stride, int j0,
+                                   int j1, float* const* o) {
+    for (int c0 = 0; c0 < kFusedValues; c0 += kChunk) {
+      __m256 acc[R][2];
+      for (int r = 0; r < R; ++r) {
+        acc[r][0] = _mm256_loadu_ps(o[r] + c0);
+        acc[r][1] = _mm256_loadu_ps(o[r] + c0 + 8);
+      }
+      for (int j = j0; j < j1; ++j) {
+        const float* vj = v + j * stride + c0;
+        __m256 w0 = _mm256_loadu_ps(vj), w1 = _mm256_loadu_ps(vj + 8);
+        for (int r = 0; r < R; ++r) {
+          __m256 pj = _mm256_broadcast_ss(p[r] + j);
+          acc[r][0] = _mm256_fmadd_ps(pj, w0, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps(pj, w1, acc[r][1]);
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        _mm256_storeu_ps(o[r] + c0, acc[r][0]);
+        _mm256_storeu_ps(o[r] + c0 + 8, acc[r][1]);
+      }
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < 4; ++c) _mm512_storeu_ps(o[r] + 16 * c, acc[r][c]);
-}
 
-// exp_f32 on 16 lanes (the same reduction and polynomial; 2^n applied by
-// scalef). Below the range it gives 0; a NaN stays NaN.
-MLX_SHIM_AVX512 inline __m512 exp16(__m512 x) {
-  const __m512 lo = _mm512_set1_ps(-87.3365447504f);
-  __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lo), _mm512_set1_ps(88.0f));
-  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
-                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
-  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  __m512 y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, lo, _CMP_NLT_UQ), _mm512_scalef_ps(p, n));
-  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
-}
-
-// softmax_row on 16 lanes, for the fused kernel's score rows, except that
-// the row is left unnormalized and the normalizing factor returned: the
-// caller scales the 64-wide output instead of the row.
-MLX_SHIM_AVX512 float softmax_row_unscaled16(float* y, size_t valid, size_t n) {
-  __m512 mv = _mm512_set1_ps(kNegInf);
-  size_t i = 0;
-  for (; i + 16 <= valid; i += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(y + i));
-  __mmask16 tail = static_cast<__mmask16>((1u << (valid - i)) - 1);
-  mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(_mm512_set1_ps(kNegInf), tail, y + i));
-  float m = _mm512_reduce_max_ps(mv);
-  float factor = 1.0f;
-  if (valid == 0 || m == kNegInf || std::isnan(m)) {
-    std::fill(y, y + valid, std::numeric_limits<float>::quiet_NaN());
-  } else {
-    __m512 mm = _mm512_set1_ps(m), sum = _mm512_setzero_ps();
-    for (i = 0; i + 16 <= valid; i += 16) {
-      __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(y + i), mm));
-      _mm512_storeu_ps(y + i, e);
-      sum = _mm512_add_ps(sum, e);
-    }
-    __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, y + i), mm));
-    _mm512_mask_storeu_ps(y + i, tail, e);
-    sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(tail, e));
-    factor = 1.0f / _mm512_reduce_add_ps(sum);
+  // The row kernels' softmax, which runs at this level too.
+  static float softmax(float* y, size_t valid, size_t n) {
+    return softmax_row_unscaled(y, y, valid, n);
   }
-  std::fill(y + valid, y + n, 0.0f);
-  return factor;
-}
+};
+#endif
 
 // One head's keys into tiles [S / 64][D][64] and values into rows [S][64],
-// as f32. A function of its own for the target attribute: the lambdas that
-// call it do not inherit it, and without F16C each f16 key would be widened
-// by a library call.
+// as f32. F16C where allowed: without it each f16 value would be widened by
+// a library call.
 template <class KV>
-MLX_SHIM_AVX512 void pack_head(const OperandOf<KV>& k, const OperandOf<KV>& v, int b, int hk,
-                               int S, int D, float* kt, float* packed_values) {
-  for (int j = 0; j < S; ++j) {
-    const KV* kj = k.row(b, hk, j);
-    float* tile = kt + static_cast<size_t>(j / kFusedKeys) * D * kFusedKeys + j % kFusedKeys;
-    for (int d = 0; d < D; ++d) tile[static_cast<size_t>(d) * kFusedKeys] = static_cast<float>(kj[d]);
-    const KV* vj = v.row(b, hk, j);
-    float* vrow = packed_values + static_cast<size_t>(j) * kFusedValues;
-    for (int c = 0; c < kFusedValues; ++c) vrow[c] = static_cast<float>(vj[c]);
-  }
+void pack_head(const OperandOf<KV>& k, const OperandOf<KV>& v, int b, int hk, int S, int D,
+               float* kt, float* packed_values) {
+  by_isa([=](auto) MLX_SHIM_ALWAYS_INLINE {
+    for (int j = 0; j < S; ++j) {
+      const KV* kj = k.row(b, hk, j);
+      float* tile = kt + static_cast<size_t>(j / kFusedKeys) * D * kFusedKeys + j % kFusedKeys;
+      for (int d = 0; d < D; ++d)
+        tile[static_cast<size_t>(d) * kFusedKeys] = static_cast<float>(kj[d]);
+      const KV* vj = v.row(b, hk, j);
+      float* vrow = packed_values + static_cast<size_t>(j) * kFusedValues;
+      for (int c = 0; c < kFusedValues; ++c) vrow[c] = static_cast<float>(vj[c]);
+    }
+  });
 }
-#endif
+
+// The fused attention with one target's register tiles.
+template <class Tiles, class KV>
+void fused_blocks(const AttentionShape& sh, const Operand& q, const OperandOf<KV>& k,
+                  const OperandOf<KV>& v, float* out) {
+  // Keys transposed per (batch, key head): tiles [stride / 64][D][64], zero
+  // past S. Values packed per head, [S][64]: a view's rows (a slice of the
+  // stacked q/k/v projection) lie a page or more apart, one TLB entry each.
+  size_t stride = static_cast<size_t>((sh.S + kFusedKeys - 1) / kFusedKeys) * kFusedKeys;
+  size_t per_head = static_cast<size_t>(sh.D) * stride;
+  size_t values_per_head = static_cast<size_t>(sh.S) * kFusedValues;
+  size_t kv_heads = static_cast<size_t>(sh.B) * sh.Hk;
+  thread_local AlignedVec<float> transposed, values;
+  transposed.assign(kv_heads * per_head, 0.0f);
+  values.resize(kv_heads * values_per_head);
+  float* kt_all = transposed.data();
+  float* v_all = values.data();
+  parallel_rows(kv_heads, static_cast<double>(kv_heads) * per_head, [&](size_t h0, size_t h1) {
+    for (size_t bh = h0; bh < h1; ++bh) {
+      int b = static_cast<int>(bh / sh.Hk), hk = static_cast<int>(bh % sh.Hk);
+      pack_head(k, v, b, hk, sh.S, sh.D, kt_all + bh * per_head, v_all + bh * values_per_head);
+    }
+  });
+  int blocks = (sh.L + Tiles::kQueries - 1) / Tiles::kQueries;
+  size_t tasks = static_cast<size_t>(sh.B) * sh.H * blocks;
+  double cost = static_cast<double>(sh.B) * sh.H * sh.L * sh.S * (sh.D + sh.Dv + 8);
+  int rep = sh.H / sh.Hk;
+  parallel_rows(tasks, cost, [&](size_t t0, size_t t1) {
+    thread_local AlignedVec<float> scores, acc;
+    scores.resize(Tiles::kQueries * stride);
+    acc.resize(Tiles::kQueries * kFusedValues);
+    for (size_t t = t0; t < t1; ++t) {
+      int blk = static_cast<int>(t % blocks);
+      int h = static_cast<int>(t / blocks % sh.H), b = static_cast<int>(t / blocks / sh.H);
+      int hk = h / rep;
+      int i0 = blk * Tiles::kQueries, rows = std::min(Tiles::kQueries, sh.L - i0);
+      int keys = sh.valid(i0 + rows - 1);  // the most any row of the block sees
+      const float* kt = kt_all + (static_cast<size_t>(b) * sh.Hk + hk) * per_head;
+      const float* qr[Tiles::kQueries];
+      float* sr[Tiles::kQueries];
+      float* orow[Tiles::kQueries];
+      float factor[Tiles::kQueries];
+      for (int r = 0; r < rows; ++r) {
+        qr[r] = q.row(b, h, i0 + r);
+        sr[r] = scores.data() + static_cast<size_t>(r) * stride;
+        orow[r] = acc.data() + static_cast<size_t>(r) * kFusedValues;
+      }
+      for (int j0 = 0; j0 < keys; j0 += kFusedKeys) {
+        in_row_groups<Tiles::kRows>(rows, [&]<int R>(int r) {
+          Tiles::template scores<R>(qr + r, kt + static_cast<size_t>(j0) * sh.D, sh.D, j0,
+                                    sh.scale, sr + r);
+        });
+      }
+      for (int r = 0; r < rows; ++r) {
+        int valid = sh.valid(i0 + r);
+        factor[r] = Tiles::softmax(sr[r], static_cast<size_t>(valid), static_cast<size_t>(keys));
+      }
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      const float* vh = v_all + (static_cast<size_t>(b) * sh.Hk + hk) * values_per_head;
+      for (int j0 = 0; j0 < keys; j0 += kFusedKeys) {
+        int j1 = std::min(keys, j0 + kFusedKeys);
+        in_row_groups<Tiles::kRows>(rows, [&]<int R>(int r) {
+          Tiles::template values<R>(sr + r, vh, kFusedValues, j0, j1, orow + r);
+        });
+      }
+      for (int r = 0; r < rows; ++r) {
+        float* o = out + ((static_cast<size_t>(b) * sh.H + h) * sh.L + i0 + r) * sh.Dv;
+        for (int c = 0; c < kFusedValues; ++c) o[c] = orow[r][c] * factor[r];
+      }
+    }
+  });
+}
 
 }  // namespace
 
@@ -265,82 +408,16 @@ template void attention_rows<_Float16>(const AttentionShape&, const Operand&,
                                        const OperandOf<_Float16>&, const OperandOf<_Float16>&,
                                        float*);
 
+template <class KV>
+void attention_fused(const AttentionShape& sh, const Operand& q, const OperandOf<KV>& k,
+                     const OperandOf<KV>& v, float* out) {
 #if defined(__x86_64__) && defined(__GNUC__)
-template <class KV>
-MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q,
-                                     const OperandOf<KV>& k, const OperandOf<KV>& v, float* out) {
-  // Keys transposed per (batch, key head): tiles [stride / 64][D][64], zero
-  // past S. Values packed per head, [S][64]: a view's rows (a slice of the
-  // stacked q/k/v projection) lie a page or more apart, one TLB entry each.
-  size_t stride = static_cast<size_t>((sh.S + kFusedKeys - 1) / kFusedKeys) * kFusedKeys;
-  size_t per_head = static_cast<size_t>(sh.D) * stride;
-  size_t values_per_head = static_cast<size_t>(sh.S) * kFusedValues;
-  size_t kv_heads = static_cast<size_t>(sh.B) * sh.Hk;
-  thread_local AlignedVec<float> transposed, values;
-  transposed.assign(kv_heads * per_head, 0.0f);
-  values.resize(kv_heads * values_per_head);
-  float* kt_all = transposed.data();
-  float* v_all = values.data();
-  parallel_rows(kv_heads, static_cast<double>(kv_heads) * per_head, [&](size_t h0, size_t h1) {
-    for (size_t bh = h0; bh < h1; ++bh) {
-      int b = static_cast<int>(bh / sh.Hk), hk = static_cast<int>(bh % sh.Hk);
-      pack_head(k, v, b, hk, sh.S, sh.D, kt_all + bh * per_head, v_all + bh * values_per_head);
-    }
-  });
-  int blocks = (sh.L + kFusedQueries - 1) / kFusedQueries;
-  size_t tasks = static_cast<size_t>(sh.B) * sh.H * blocks;
-  double cost = static_cast<double>(sh.B) * sh.H * sh.L * sh.S * (sh.D + sh.Dv + 8);
-  int rep = sh.H / sh.Hk;
-  parallel_rows(tasks, cost, [&](size_t t0, size_t t1) {
-    thread_local AlignedVec<float> scores, acc;
-    scores.resize(kFusedQueries * stride);
-    acc.resize(kFusedQueries * kFusedValues);
-    for (size_t t = t0; t < t1; ++t) {
-      int blk = static_cast<int>(t % blocks);
-      int h = static_cast<int>(t / blocks % sh.H), b = static_cast<int>(t / blocks / sh.H);
-      int hk = h / rep;
-      int i0 = blk * kFusedQueries, rows = std::min(kFusedQueries, sh.L - i0);
-      int keys = sh.valid(i0 + rows - 1);  // the most any row of the block sees
-      const float* kt = kt_all + (static_cast<size_t>(b) * sh.Hk + hk) * per_head;
-      const float* qr[kFusedQueries];
-      float* sr[kFusedQueries];
-      float* orow[kFusedQueries];
-      float factor[kFusedQueries];
-      for (int r = 0; r < rows; ++r) {
-        qr[r] = q.row(b, h, i0 + r);
-        sr[r] = scores.data() + static_cast<size_t>(r) * stride;
-        orow[r] = acc.data() + static_cast<size_t>(r) * kFusedValues;
-      }
-      for (int j0 = 0; j0 < keys; j0 += kFusedKeys) {
-        in_row_groups<4>(rows, [&]<int R>(int r) {
-          score_tile<R>(qr + r, kt + static_cast<size_t>(j0) * sh.D, sh.D, j0, sh.scale, sr + r);
-        });
-      }
-      for (int r = 0; r < rows; ++r) {
-        int valid = sh.valid(i0 + r);
-        factor[r] = softmax_row_unscaled16(sr[r], static_cast<size_t>(valid),
-                                           static_cast<size_t>(keys));
-      }
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      const float* vh = v_all + (static_cast<size_t>(b) * sh.Hk + hk) * values_per_head;
-      for (int j0 = 0; j0 < keys; j0 += kFusedKeys) {
-        int j1 = std::min(keys, j0 + kFusedKeys);
-        in_row_groups<4>(rows, [&]<int R>(int r) {
-          value_tile<R>(sr + r, vh, kFusedValues, j0, j1, orow + r);
-        });
-      }
-      for (int r = 0; r < rows; ++r) {
-        float* o = out + ((static_cast<size_t>(b) * sh.H + h) * sh.L + i0 + r) * sh.Dv;
-        for (int c = 0; c < kFusedValues; ++c) o[c] = orow[r][c] * factor[r];
-      }
-    }
-  });
-}
-#else
-template <class KV>
-void attention_fused(const AttentionShape&, const Operand&, const OperandOf<KV>&,
-                     const OperandOf<KV>&, float*) {}
+  if (has_avx512()) return fused_blocks<Avx512Tiles>(sh, q, k, v, out);
+  if (has_f16c()) return fused_blocks<Avx2Tiles>(sh, q, k, v, out);
 #endif
+  // The level was lowered after fused_attention_for said yes.
+  attention_rows(sh, q, k, v, out);
+}
 
 template void attention_fused<float>(const AttentionShape&, const Operand&,
                                      const OperandOf<float>&, const OperandOf<float>&, float*);
@@ -349,7 +426,7 @@ template void attention_fused<_Float16>(const AttentionShape&, const Operand&,
                                         float*);
 
 bool fused_attention_for(int L, int Dv) {
-  return L > kRowsUpTo && Dv == kFusedValues && has_avx512();
+  return L > kRowsUpTo && Dv == kFusedValues && (has_avx512() || has_f16c());
 }
 
 void attention(const AttentionShape& sh, Operand q, Operand k, Operand v, float* out) {
@@ -361,12 +438,14 @@ void attention(const AttentionShape& sh, Operand q, Operand k, Operand v, float*
   // BLAS wants its leading dimensions at least the row length.
   bool blas_ok = sgemm != nullptr && q.s2 >= sh.D && k.s2 >= sh.D && v.s2 >= sh.Dv &&
                  q.s2 <= INT32_MAX && k.s2 <= INT32_MAX && v.s2 <= INT32_MAX;
-  if (sh.L <= kRowsUpTo || !blas_ok) {
+  if (sh.L <= kRowsUpTo) {
     attention_rows(sh, q, k, v, out);
   } else if (fused_attention_for(sh.L, sh.Dv)) {
     attention_fused(sh, q, k, v, out);
-  } else {
+  } else if (blas_ok) {
     attention_blas(sh, q, k, v, out, sgemm);
+  } else {
+    attention_rows(sh, q, k, v, out);
   }
 }
 

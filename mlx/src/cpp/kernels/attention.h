@@ -1,6 +1,6 @@
 // softmax(scale q kᵀ [+ causal mask]) v on the CPU, by three routes: few
-// queries per head (attention_rows), many with 64-wide values on AVX-512
-// (attention_fused), and the rest through BLAS.
+// queries per head (attention_rows), many with 64-wide values on AVX2 or
+// AVX-512 (attention_fused), and the rest through BLAS.
 #pragma once
 
 #include <algorithm>
@@ -37,8 +37,8 @@ void attention_rows(const AttentionShape& sh, const Operand& q, const OperandOf<
                     const OperandOf<KV>& v, float* out);
 // Many queries with 64-wide values (see fused_attention_for); keys and values f32 or f16.
 template <class KV>
-MLX_SHIM_AVX512 void attention_fused(const AttentionShape& sh, const Operand& q,
-                                     const OperandOf<KV>& k, const OperandOf<KV>& v, float* out);
+void attention_fused(const AttentionShape& sh, const Operand& q, const OperandOf<KV>& k,
+                     const OperandOf<KV>& v, float* out);
 // Whether attention_fused serves L queries with Dv-wide values here.
 bool fused_attention_for(int L, int Dv);
 // f32 operands of any strides, by whichever route fits.

@@ -14,42 +14,76 @@ namespace mlx_shim::kernels::detail {
 namespace {
 
 // Element kernels. Fixed-width lane arrays let the compiler keep the
-// reductions in vector registers without reassociating on its own.
+// reductions in vector registers without reassociating on its own. Each
+// public kernel runs its body through by_isa (simd.h).
 
 constexpr int kLanes = 16;
 
+// The element functions below take a float or a vector (the same
+// arithmetic on each lane): the vector form gives the loops their vector
+// code directly instead of leaving it to the vectorizer, which turns the
+// range checks into chains of blends and keeps the constants in memory.
+typedef int32_t vi4 __attribute__((vector_size(16)));
+typedef int32_t vi8 __attribute__((vector_size(32)));
+
+MLX_SHIM_INLINE int32_t to_int(float x) { return static_cast<int32_t>(x); }
+MLX_SHIM_INLINE vi4 to_int(const v4& x) { return __builtin_convertvector(x, vi4); }
+MLX_SHIM_INLINE vi8 to_int(const v8& x) { return __builtin_convertvector(x, vi8); }
+template <class I>
+MLX_SHIM_INLINE auto from_bits(const I& x) {
+  if constexpr (std::is_same_v<I, int32_t>) {
+    return std::bit_cast<float>(x);
+  } else if constexpr (std::is_same_v<I, vi4>) {
+    return std::bit_cast<v4>(x);
+  } else {
+    return std::bit_cast<v8>(x);
+  }
+}
+
+// c ? a : b, lane by lane for vectors.
+template <class C, class T>
+MLX_SHIM_INLINE T pick(const C& c, const T& a, const T& b) {
+  return c ? a : b;
+}
+
+template <class T>
+MLX_SHIM_INLINE T splat(float c) {
+  return T{} + c;
+}
+
 // exp(x) within ~2 ulp on [-87.3, 88]; exactly 0 below -87.3 (so -inf gives 0).
-inline float exp_f32(float x) {
-  constexpr float kLo = -87.3365447504f;
-  constexpr float kHi = 88.0f;
-  float xc = x > kHi ? kHi : x;
-  xc = xc < kLo ? kLo : xc;
+template <class T>
+MLX_SHIM_INLINE T exp_of(const T& x) {
+  const T lo = splat<T>(-87.3365447504f), hi = splat<T>(88.0f);
+  T xc = pick(x > hi, hi, x);
+  xc = pick(xc < lo, lo, xc);
   // n = round(x / ln 2) by the 1.5 * 2^23 trick (no rounding instruction needed).
-  float t = xc * 1.44269504088896341f + 12582912.0f;
-  float n = t - 12582912.0f;
+  T t = xc * 1.44269504088896341f + 12582912.0f;
+  T n = t - 12582912.0f;
   // r = x - n ln 2, with ln 2 split in two for accuracy.
-  float r = xc - n * 0.693359375f;
+  T r = xc - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
   // exp(r) on |r| <= ln(2)/2: 1 + r + r^2 P(r), minimax coefficients.
-  float p = 1.9875691500e-4f;
+  T p = splat<T>(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  int32_t e = (static_cast<int32_t>(n) + 127) << 23;
-  float y = p * std::bit_cast<float>(e);
-  return x < kLo ? 0.0f : y;
+  T y = p * from_bits((to_int(n) + 127) << 23);
+  return pick(x < lo, T{}, y);
 }
 
 // 0.5 x (1 + erf(x / sqrt 2)) through erfc(|x| / sqrt 2), computed as
 // t exp(-z^2 + poly(t)) with t = 1 / (1 + z / 2) (relative error < 1.2e-7),
 // which keeps the negative tail accurate.
-inline float gelu_f32(float x) {
-  float z = (x < 0.0f ? -x : x) * 0.70710678118654752f;
-  float t = 1.0f / (1.0f + 0.5f * z);
-  float p = 0.17087277f;
+template <class T>
+MLX_SHIM_INLINE T gelu_of(const T& x) {
+  const T zero{};
+  T z = pick(x < zero, -x, x) * 0.70710678118654752f;
+  T t = 1.0f / (1.0f + 0.5f * z);
+  T p = splat<T>(0.17087277f);
   p = p * t - 0.82215223f;
   p = p * t + 1.48851587f;
   p = p * t - 1.13520398f;
@@ -59,35 +93,40 @@ inline float gelu_f32(float x) {
   p = p * t + 0.37409196f;
   p = p * t + 1.00002368f;
   p = p * t - 1.26551223f;
-  float erfc = t * exp_f32(p - z * z);
-  return x >= 0.0f ? x * (1.0f - 0.5f * erfc) : 0.5f * x * erfc;
+  T erfc = t * exp_of(p - z * z);
+  return pick(x >= zero, x * (1.0f - 0.5f * erfc), 0.5f * x * erfc);
 }
 
 // y[i] = exp(x[i] - m); returns the sum.
-MLX_SHIM_MULTIVERSION
 float exp_shifted(const float* x, float* y, size_t n, float m) {
-  float lanes[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) {
-      float e = exp_f32(x[i + j] - m);
-      y[i + j] = e;
-      lanes[j] += e;
+  return by_isa([=](auto target) MLX_SHIM_ALWAYS_INLINE {
+    using V = typename decltype(target)::Vec;
+    constexpr size_t w = sizeof(V) / sizeof(float);
+    V a0 = {}, a1 = {};
+    size_t i = 0;
+    for (; i + 2 * w <= n; i += 2 * w) {
+      V e0 = exp_of(load_vec<V>(x + i) - m), e1 = exp_of(load_vec<V>(x + i + w) - m);
+      store_vec(y + i, e0);
+      store_vec(y + i + w, e1);
+      a0 += e0;
+      a1 += e1;
     }
-  }
-  float s = 0.0f;
-  for (; i < n; ++i) {
-    float e = exp_f32(x[i] - m);
-    y[i] = e;
-    s += e;
-  }
-  for (int j = 0; j < kLanes; ++j) s += lanes[j];
-  return s;
+    float s = 0.0f;
+    for (; i < n; ++i) {
+      float e = exp_of(x[i] - m);
+      y[i] = e;
+      s += e;
+    }
+    for (size_t j = 0; j < w; ++j) s += a0[j];
+    for (size_t j = 0; j < w; ++j) s += a1[j];
+    return s;
+  });
 }
 
-MLX_SHIM_MULTIVERSION
 void scale_span(float* y, size_t n, float s) {
-  for (size_t i = 0; i < n; ++i) y[i] *= s;
+  by_isa([=](auto) MLX_SHIM_ALWAYS_INLINE {
+    for (size_t i = 0; i < n; ++i) y[i] *= s;
+  });
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -137,59 +176,8 @@ MLX_SHIM_F16C bool narrow_exact_f16c(const float* x, _Float16* y, size_t n) {
 }
 #endif
 
-}  // namespace
-
-MLX_SHIM_MULTIVERSION
-void gelu_span(const float* x, float* y, size_t n) {
-  for (size_t i = 0; i < n; ++i) y[i] = gelu_f32(x[i]);
-}
-
-MLX_SHIM_MULTIVERSION
-float max_of(const float* x, size_t n) {
-  float lanes[kLanes];
-  for (int j = 0; j < kLanes; ++j) lanes[j] = kNegInf;
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) lanes[j] = x[i + j] > lanes[j] ? x[i + j] : lanes[j];
-  }
-  float m = kNegInf;
-  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
-  for (int j = 0; j < kLanes; ++j) m = lanes[j] > m ? lanes[j] : m;
-  return m;
-}
-
-// sum of exp(x[i] - m), accumulated in f64 lanes: a vocabulary row has tens
-// of thousands of terms far below the largest, which an f32 sum of about 1
-// would round away (of the order of 1e-5 of the log-sum).
-MLX_SHIM_MULTIVERSION
-double exp_shifted_sum(const float* x, size_t n, float m) {
-  double lanes[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) lanes[j] += exp_f32(x[i + j] - m);
-  }
-  double s = 0.0;
-  for (; i < n; ++i) s += exp_f32(x[i] - m);
-  for (int j = 0; j < kLanes; ++j) s += lanes[j];
-  return s;
-}
-
-// softmax of x[0, valid) into y[0, valid), zeros in y[valid, n). A row whose
-// entries are all -inf (or that has a NaN maximum) becomes NaN, as in MLX.
-void softmax_row(const float* x, float* y, size_t valid, size_t n) {
-  float m = max_of(x, valid);
-  if (valid == 0 || m == kNegInf || std::isnan(m)) {
-    std::fill(y, y + valid, std::numeric_limits<float>::quiet_NaN());
-  } else {
-    float s = exp_shifted(x, y, valid, m);
-    scale_span(y, valid, 1.0f / s);
-  }
-  std::fill(y + valid, y + n, 0.0f);
-}
-
-MLX_SHIM_MULTIVERSION
-void layer_norm_row(const float* x, float* y, size_t n, const float* w, const float* b,
-                    float eps) {
+MLX_SHIM_INLINE void layer_norm_row_of(const float* x, float* y, size_t n, const float* w,
+                                       const float* b, float eps) {
   // The mean of x - x[0], which keeps an offset common to the row out of the
   // f32 sums.
   const float shift = x[0];
@@ -223,6 +211,78 @@ void layer_norm_row(const float* x, float* y, size_t n, const float* w, const fl
   } else {
     for (i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd;
   }
+}
+
+}  // namespace
+
+void gelu_span(const float* x, float* y, size_t n) {
+  by_isa([=](auto target) MLX_SHIM_ALWAYS_INLINE {
+    using V = typename decltype(target)::Vec;
+    constexpr size_t w = sizeof(V) / sizeof(float);
+    size_t i = 0;
+    for (; i + w <= n; i += w) store_vec(y + i, gelu_of(load_vec<V>(x + i)));
+    for (; i < n; ++i) y[i] = gelu_of(x[i]);
+  });
+}
+
+float max_of(const float* x, size_t n) {
+  return by_isa([=](auto) MLX_SHIM_ALWAYS_INLINE {
+    float lanes[kLanes];
+    for (int j = 0; j < kLanes; ++j) lanes[j] = kNegInf;
+    size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      for (int j = 0; j < kLanes; ++j) lanes[j] = x[i + j] > lanes[j] ? x[i + j] : lanes[j];
+    }
+    float m = kNegInf;
+    for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+    for (int j = 0; j < kLanes; ++j) m = lanes[j] > m ? lanes[j] : m;
+    return m;
+  });
+}
+
+// sum of exp(x[i] - m), accumulated in f64 lanes: a vocabulary row has tens
+// of thousands of terms far below the largest, which an f32 sum of about 1
+// would round away (of the order of 1e-5 of the log-sum).
+double exp_shifted_sum(const float* x, size_t n, float m) {
+  return by_isa([=](auto target) MLX_SHIM_ALWAYS_INLINE {
+    using V = typename decltype(target)::Vec;
+    constexpr size_t w = sizeof(V) / sizeof(float);
+    double lanes[kLanes] = {};
+    size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      for (size_t c = 0; c < kLanes; c += w) {
+        V e = exp_of(load_vec<V>(x + i + c) - m);
+        for (size_t j = 0; j < w; ++j) lanes[c + j] += e[j];
+      }
+    }
+    double s = 0.0;
+    for (; i < n; ++i) s += exp_of(x[i] - m);
+    for (int j = 0; j < kLanes; ++j) s += lanes[j];
+    return s;
+  });
+}
+
+// A row whose entries are all -inf (or that has a NaN maximum) becomes NaN,
+// as in MLX.
+float softmax_row_unscaled(const float* x, float* y, size_t valid, size_t n) {
+  float m = max_of(x, valid);
+  float factor = 1.0f;
+  if (valid == 0 || m == kNegInf || std::isnan(m)) {
+    std::fill(y, y + valid, std::numeric_limits<float>::quiet_NaN());
+  } else {
+    factor = 1.0f / exp_shifted(x, y, valid, m);
+  }
+  std::fill(y + valid, y + n, 0.0f);
+  return factor;
+}
+
+void softmax_row(const float* x, float* y, size_t valid, size_t n) {
+  scale_span(y, valid, softmax_row_unscaled(x, y, valid, n));
+}
+
+void layer_norm_row(const float* x, float* y, size_t n, const float* w, const float* b,
+                    float eps) {
+  by_isa([=](auto) MLX_SHIM_ALWAYS_INLINE { layer_norm_row_of(x, y, n, w, b, eps); });
 }
 
 template <class T>

@@ -16,6 +16,10 @@ float max_of(const float* x, size_t n);
 double exp_shifted_sum(const float* x, size_t n, float m);
 // softmax of x[0, valid) into y[0, valid), zeros in y[valid, n).
 void softmax_row(const float* x, float* y, size_t valid, size_t n);
+// softmax_row without the normalization: y[i] = exp(x[i] - max) and the
+// factor that would normalize them, for callers that scale a smaller result
+// instead (x may be y).
+float softmax_row_unscaled(const float* x, float* y, size_t valid, size_t n);
 // Layer norm of one row of n values, with optional weight and bias.
 void layer_norm_row(const float* x, float* y, size_t n, const float* w, const float* b,
                     float eps);

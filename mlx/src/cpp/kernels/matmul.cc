@@ -18,10 +18,10 @@ namespace {
 constexpr size_t kRowsAhead = 16;
 
 // Dot products of x with four rows at once, sharing the loads of x and
-// the final lane sums (inlined into multiversioned callers).
+// the final lane sums.
 template <class W>
-inline void dot4(const float* x, const W* w0, const W* w1, const W* w2, const W* w3, size_t n,
-                 float* out) {
+MLX_SHIM_INLINE void dot4(const float* x, const W* w0, const W* w1, const W* w2, const W* w3,
+                          size_t n, float* out) {
   v8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -45,7 +45,7 @@ inline void dot4(const float* x, const W* w0, const W* w1, const W* w2, const W*
 }
 
 template <class W>
-inline float dot1(const float* x, const W* w, size_t n) {
+MLX_SHIM_INLINE float dot1(const float* x, const W* w, size_t n) {
   v8 a = {};
   size_t i = 0;
   for (; i + 8 <= n; i += 8) a += load8(x + i) * load8(w + i);
@@ -57,7 +57,7 @@ inline float dot1(const float* x, const W* w, size_t n) {
 // The four rows kRowsAhead past row j (of rows w_j = w + j * row of n
 // entries), unless past the last, `count`.
 template <class W>
-inline void prefetch_ahead(const W* wj, int64_t row, size_t j, size_t count, size_t n) {
+MLX_SHIM_INLINE void prefetch_ahead(const W* wj, int64_t row, size_t j, size_t count, size_t n) {
   if (j + kRowsAhead + 4 > count) return;
   for (int64_t t = 0; t < 4; ++t)
     prefetch_bytes(wj + (static_cast<int64_t>(kRowsAhead) + t) * row, n * sizeof(W));
@@ -66,8 +66,8 @@ inline void prefetch_ahead(const W* wj, int64_t row, size_t j, size_t count, siz
 // out[j * out_stride] = scale * <x, w_j> for rows w_j = w + j * row, j < count
 // (f32 rows, or f16 rows widened exactly: same sums in the same order).
 template <class W>
-inline void dots_of(const float* x, const W* w, int64_t row, size_t count, size_t n,
-                    float scale, float* out, size_t out_stride) {
+MLX_SHIM_INLINE void dots_of(const float* x, const W* w, int64_t row, size_t count, size_t n,
+                             float scale, float* out, size_t out_stride) {
   size_t j = 0;
   float r[4];
   for (; j + 4 <= count; j += 4) {
@@ -181,9 +181,10 @@ MLX_SHIM_F16C void weighted_rows_f16c(float* o, const float* p, const _Float16* 
 #endif
 
 // y += a x
-MLX_SHIM_MULTIVERSION
 void axpy(float* y, const float* x, float a, size_t n) {
-  for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
+  by_isa([=](auto) MLX_SHIM_ALWAYS_INLINE {
+    for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
+  });
 }
 
 // y[r, n] = alpha sum_k x[r, k] w[n, k] + beta c[n] for rows r < M, columns
@@ -221,10 +222,11 @@ void matmul_axpy_form(const MatmulShape& sh, const float* x, const float* w, int
 
 }  // namespace
 
-MLX_SHIM_MULTIVERSION
 void dots(const float* x, const float* w, int64_t row, size_t count, size_t n, float scale,
           float* out, size_t out_stride) {
-  dots_of(x, w, row, count, n, scale, out, out_stride);
+  by_isa([=](auto) MLX_SHIM_ALWAYS_INLINE {
+    dots_of(x, w, row, count, n, scale, out, out_stride);
+  });
 }
 
 void dots(const float* x, const _Float16* w, int64_t row, size_t count, size_t n, float scale,
@@ -235,10 +237,9 @@ void dots(const float* x, const _Float16* w, int64_t row, size_t count, size_t n
   dots_of(x, w, row, count, n, scale, out, out_stride);
 }
 
-MLX_SHIM_MULTIVERSION
 void weighted_rows(float* o, const float* p, const float* v, int64_t row, size_t count,
                    size_t n) {
-  weighted_rows_of(o, p, v, row, count, n);
+  by_isa([=](auto) MLX_SHIM_ALWAYS_INLINE { weighted_rows_of(o, p, v, row, count, n); });
 }
 
 // f16 values (cross-attention keys and values of a quantized model).

@@ -1,9 +1,9 @@
 // What the CPU kernels' inner loops are built from: the targets each hot
 // function is compiled for, eight-float vectors, prefetching, the CPU's
 // features and register tiles of a compile-time height. The inner loops are
-// written so that the compiler vectorizes them, and on x86-64 every hot
-// function is built twice (AVX2+FMA and the baseline) with the right one
-// picked at load time.
+// written on vector types or so that the compiler vectorizes them; on x86-64
+// each hot function is built twice (AVX2+FMA and the baseline) and by_isa
+// picks one per call from the instruction-set level allowed now (isa.h).
 #pragma once
 
 #if defined(__x86_64__)
@@ -29,22 +29,15 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-// Hot functions are built for AVX2+FMA and for the baseline, the right one
-// picked at load time. Their declarations in headers go without the
-// attribute: GCC would build a second resolver in each file that calls them.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MLX_SHIM_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define MLX_SHIM_MULTIVERSION
-#endif
-
-// For helpers of MLX_SHIM_MULTIVERSION functions: compiled out of line, a
-// helper gets the baseline target (no FMA: other rounding, and slower).
+// Bodies that by_isa compiles for several targets, and the helpers they
+// call: compiled out of line, a helper would get the baseline target (no FMA:
+// other rounding, and slower).
 #if defined(__GNUC__)
-#define MLX_SHIM_INLINE inline __attribute__((always_inline))
+#define MLX_SHIM_ALWAYS_INLINE __attribute__((always_inline))
 #else
-#define MLX_SHIM_INLINE inline
+#define MLX_SHIM_ALWAYS_INLINE
 #endif
+#define MLX_SHIM_INLINE inline MLX_SHIM_ALWAYS_INLINE
 
 namespace mlx_shim::kernels::detail {
 
@@ -76,8 +69,32 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // Eight floats in a vector register (two SSE registers on the baseline
 // target); GCC's and Clang's vector extension.
 typedef float v8 __attribute__((vector_size(32)));
+// Four: the baseline's (SSE2, NEON) registers.
+typedef float v4 __attribute__((vector_size(16)));
 
-inline v8 load8(const float* p) {
+// A float vector V (v4 or v8) loaded from p, or stored to it.
+template <class V>
+MLX_SHIM_INLINE V load_vec(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <class V>
+MLX_SHIM_INLINE void store_vec(float* p, const V& v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+// What by_isa hands the body it runs: the target's float vector, for bodies
+// whose vector code is written out rather than left to the vectorizer (a
+// 256-bit vector's comparisons come apart lane by lane on the baseline).
+struct Avx2Target {
+  using Vec = v8;
+};
+struct BaselineTarget {
+  using Vec = v4;
+};
+
+MLX_SHIM_INLINE v8 load8(const float* p) {
   v8 v;
   std::memcpy(&v, p, sizeof(v));
   return v;
@@ -85,15 +102,15 @@ inline v8 load8(const float* p) {
 
 // Eight halves widened to floats, portably (CPUs without F16C; those with
 // it take dots_f16c).
-inline v8 load8(const _Float16* p) {
+MLX_SHIM_INLINE v8 load8(const _Float16* p) {
   v8 v;
   for (int i = 0; i < 8; ++i) v[i] = static_cast<float>(p[i]);
   return v;
 }
 
-inline void store8(float* p, const v8& v) { std::memcpy(p, &v, sizeof(v)); }
+MLX_SHIM_INLINE void store8(float* p, const v8& v) { std::memcpy(p, &v, sizeof(v)); }
 
-inline float lane_sum(const v8& v) {
+MLX_SHIM_INLINE float lane_sum(const v8& v) {
   float a0 = v[0] + v[4], a1 = v[1] + v[5], a2 = v[2] + v[6], a3 = v[3] + v[7];
   return (a0 + a2) + (a1 + a3);
 }
@@ -104,7 +121,7 @@ inline float lane_sum(const v8& v) {
 // 4 KiB page). Written as an instruction: GCC deletes a loop whose only
 // statements are _mm_prefetch calls (they have no side effects it must
 // keep), and does so without a warning.
-inline void prefetch_bytes(const void* p, size_t bytes) {
+MLX_SHIM_INLINE void prefetch_bytes(const void* p, size_t bytes) {
   const char* c = static_cast<const char*>(p);
   for (size_t at = 0; at < bytes; at += 64) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -139,12 +156,33 @@ inline bool has_avx512() { return isa_allows(Isa::Avx512); }
 #define MLX_SHIM_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
 
 inline bool has_vnni() { return isa_allows(Isa::Avx512Vnni); }
+
+// f(Avx2Target) compiled for AVX2+FMA+F16C. Not inlined into its caller,
+// whose target is the baseline.
+template <class F>
+MLX_SHIM_F16C __attribute__((noinline)) auto run_avx2(F f) {
+  return f(Avx2Target{});
+}
 #else
-// No target attributes off x86-64 GCC: the fused attention's fallback is plain.
-#define MLX_SHIM_AVX512
+// Elsewhere only the portable paths exist (see by_isa).
+inline bool has_f16c() { return false; }
 inline bool has_avx512() { return false; }
 inline bool has_vnni() { return false; }
 #endif
+
+// Runs f, a lambda marked MLX_SHIM_ALWAYS_INLINE whose callees are
+// MLX_SHIM_INLINE, with all of it compiled for the best target allowed now:
+// AVX2+FMA+F16C where has_f16c(), the baseline otherwise; f's argument
+// (Avx2Target, BaselineTarget) names the target's vector. One body, one
+// copy per target; a further target (NEON, say) is one more run_* twin,
+// target type and test here.
+template <class F>
+MLX_SHIM_INLINE auto by_isa(F f) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (has_f16c()) return run_avx2(f);
+#endif
+  return f(BaselineTarget{});
+}
 
 // f.template operator()<left>(r) when 0 < left <= R.
 template <int R, class F>
