@@ -19,7 +19,6 @@ const OPENBLAS_VERSION: &str = "0.3.34.481.3";
 const OPENBLAS_LIB: &str = "scipy_openblas32/lib/libscipy_openblas.so";
 /// What libmlx links against in place of `cblas_*` of the bundled BLAS.
 const CBLAS_FORWARD_SOURCE: &str = "src/cpp/blas/cblas_forward.c";
-const CBLAS_FORWARD_LIB: &str = "libmlx_asr_cblas.so";
 
 /// The MLX release the bindings are written against.
 const MLX_VERSION: &str = "0.32.2";
@@ -174,7 +173,11 @@ fn main() {
         // symbol lookup: `cblas_*` resolve to OpenBLAS without LD_PRELOAD.
         let dir = lib.parent().expect("library path has a parent");
         println!("cargo:rustc-link-search=native={}", dir.display());
-        println!("cargo:rustc-link-lib=dylib=mlx_asr_cblas");
+        let name = lib.file_name().expect("library path has a file name");
+        println!(
+            "cargo:rustc-link-lib=dylib:+verbatim={}",
+            name.to_string_lossy()
+        );
         println!("cargo:rerun-if-changed={}", lib.display());
         println!(
             "cargo:rerun-if-changed={}",
@@ -350,30 +353,40 @@ fn install_wheel(
 }
 
 /// The forwarding library next to the wheel's OpenBLAS in the cache, built
-/// (again) when missing or when its source changed. Written through a
-/// temporary name and a rename, so that a running binary keeps its copy
-/// and a concurrent build never links a half-written one.
+/// when missing. Its name carries a hash of its source, so that checkouts
+/// of different versions sharing the cache each get their own; it is
+/// written through a temporary name and a rename, so that a concurrent
+/// build never links a half-written one.
 fn cblas_forwarder() -> Result<PathBuf, String> {
+    let source = std::fs::read(CBLAS_FORWARD_SOURCE)
+        .map_err(|e| format!("cannot read {CBLAS_FORWARD_SOURCE}: {e}"))?;
+    // FNV-1a: stable across Rust releases, unlike std's hasher.
+    let hash = source.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let lib_name = format!("libmlx_asr_cblas-{hash:016x}.so");
     let spec = format!("{OPENBLAS_WHEEL}=={OPENBLAS_VERSION}");
     let root = install_wheel(&spec, false, |dir| dir.join(OPENBLAS_LIB).exists())?;
     let openblas = root.join(OPENBLAS_LIB);
     let dir = openblas.parent().expect("library path has a parent");
+    let installed = dir.join(&lib_name);
+    if installed.exists() {
+        return Ok(installed);
+    }
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
     // Not under the library's name: cargo puts OUT_DIR on the library path
     // of `cargo test`, where this copy would not find the wheel beside it.
     let built = out_dir.join("cblas_forward.build");
-    // The compiler alone, without the profile's flags: the same bytes from
-    // debug and release builds, so neither rewrites the other's copy.
+    // The compiler alone, without the profile's flags.
     let compiler = cc::Build::new().get_compiler();
     let status = Command::new(compiler.path())
         .args(["-shared", "-fPIC", "-O2", "-Wall"])
         .arg(CBLAS_FORWARD_SOURCE)
         .arg("-o")
         .arg(&built)
-        .arg(format!("-Wl,-soname,{CBLAS_FORWARD_LIB}"))
-        // Finds the wheel's library beside itself, wherever the cache is.
-        .arg("-Wl,-rpath,$ORIGIN")
-        .arg(&openblas)
+        .arg(format!("-Wl,-soname,{lib_name}"))
+        // It opens the wheel's library beside itself, wherever the cache is.
+        .arg("-ldl")
         .status()
         .map_err(|e| format!("cannot run the C compiler: {e}"))?;
     if !status.success() {
@@ -381,17 +394,9 @@ fn cblas_forwarder() -> Result<PathBuf, String> {
             "compiling {CBLAS_FORWARD_SOURCE} failed ({status})"
         ));
     }
-    let installed = dir.join(CBLAS_FORWARD_LIB);
-    let bytes =
-        std::fs::read(&built).map_err(|e| format!("cannot read {}: {e}", built.display()))?;
-    if std::fs::read(&installed).ok().as_deref() != Some(bytes.as_slice()) {
-        let staging = dir.join(format!(
-            ".{CBLAS_FORWARD_LIB}.partial-{}",
-            std::process::id()
-        ));
-        std::fs::write(&staging, &bytes)
-            .and_then(|()| std::fs::rename(&staging, &installed))
-            .map_err(|e| format!("cannot write {}: {e}", installed.display()))?;
-    }
+    let staging = dir.join(format!(".{lib_name}.partial-{}", std::process::id()));
+    std::fs::copy(&built, &staging)
+        .and_then(|_| std::fs::rename(&staging, &installed))
+        .map_err(|e| format!("cannot write {}: {e}", installed.display()))?;
     Ok(installed)
 }
