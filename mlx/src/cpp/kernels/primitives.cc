@@ -448,8 +448,17 @@ class QuantizedProduct : public QuantizedPrimitive<QuantizedProduct> {
     auto e = epilogue_.run(inputs, 4);
     with_tables(scales, biases, [&](auto s, auto b) {
       if (kernel_ == Kernel::Int8) {
+        // Chosen here, where an error reaches the caller: the cap may have
+        // been lowered since the product was built.
+        Isa path = int8_path();
+        if (path == Isa::Baseline) {
+          throw std::runtime_error(std::string(name()) + " evaluated at instruction-set level " +
+                                   isa_name(isa_active()) + ", below avx2");
+        }
         Int8Shape sh{M, K, N, static_cast<size_t>(group_)};
-        encode(inputs, out, [sh, x, wq, s, b, e, y] { int8_matmul_run(sh, x, wq, s, b, e, y); });
+        encode(inputs, out, [path, sh, x, wq, s, b, e, y] {
+          int8_matmul_run(path, sh, x, wq, s, b, e, y);
+        });
       } else {
         QuantShape sh{M, K, N, group_, bits_};
         encode(inputs, out, [sh, x, wq, s, b, e, y] { quant_matmul_run(sh, x, wq, s, b, e, y); });
@@ -540,7 +549,7 @@ int threads() { return Pool::get().size(); }
 void hold_threads() { Pool::get().heat(1); }
 void release_threads() { Pool::get().heat(-1); }
 bool active() { return cpu_stream().has_value(); }
-bool int8_available() { return active() && has_vnni(); }
+bool int8_available() { return active() && int8_path() != Isa::Baseline; }
 
 std::optional<array> softmax_last(const array& a) {
   auto s = cpu_stream();
@@ -648,7 +657,9 @@ std::optional<array> quantized_int8_matmul(const array& x, const array& w, const
                                            const Epilogue& e) {
   auto s = cpu_stream();
   auto shape = quantized_shape(x, w, scales, biases, group_size, bits);
-  if (!s || !shape || bits != 8 || e.beta != 1.0f || !has_vnni()) return std::nullopt;
+  if (!s || !shape || bits != 8 || e.beta != 1.0f || int8_path() == Isa::Baseline) {
+    return std::nullopt;
+  }
   return product_with_epilogue({x, w, scales, biases}, group_size, bits, e, *shape, *s,
                                QuantizedProduct::Kernel::Int8);
 }

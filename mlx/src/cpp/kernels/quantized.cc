@@ -188,8 +188,9 @@ void dequantize_rows(const QuantShape& sh, const uint32_t* w, const S* scales, c
 // Many rows times an 8-bit affine-quantized matrix with 8-bit activations
 // (the encoder and prompt passes of a quantized model): each group of a row
 // of x (the matrix's quantization groups, 64 values in Whisper's) is scaled
-// to int8, its largest magnitude to 127, and the products are summed in int32
-// by AVX-512 VNNI, 64 multiply-adds per instruction where an f32 FMA does 16.
+// to int8, its largest magnitude to 127, and the products are summed in
+// int32: 64 multiply-adds per instruction with AVX-512 VNNI, 32 with
+// AVX-VNNI and 16 with AVX2's vpmaddwd, where an f32 FMA does 16 or 8.
 //
 // For a row r, a group g with scale a (x ≈ a xq there) and the matrix's
 // w = s q + b (q in 0..255) in that group:
@@ -200,135 +201,51 @@ void dequantize_rows(const QuantShape& sh, const uint32_t* w, const S* scales, c
 // alone.) One scale per group rather than per row (CTranslate2's int8)
 // costs a multiply per group and output, and keeps a few large channels
 // from coarsening the rounding of the whole row.
+//
+// Every path rounds x with the same AVX2 code, sums exactly in int32 and
+// folds the sums with the same operations, so the output is the same value
+// for value whichever path runs: the paths differ only in how many products
+// one instruction sums.
 
-
-constexpr int kTileRows = 6;
-
-// x as int8 rows plus, per row and group, its scale a and a sum_k xq[k].
+// x rounded: the values [M, K] (int8 for the dot-product instructions, int16
+// for vpmaddwd) and, per row and group, its scale a and a sum_k xq[k].
+template <class X>
 struct Int8Rows {
-  std::vector<int8_t> q;       // [M, K]
-  std::vector<float> scale;    // [M, groups]
-  std::vector<float> sums;     // [M, groups]
+  std::vector<X> q;
+  std::vector<float> scale;  // [M, groups]
+  std::vector<float> sums;   // [M, groups]
 };
 
-// The matrix repacked for the kernel: per panel of 32 columns, four
-// consecutive q bytes of each column side by side ([K / 4][32] words), and
-// the scales and biases as f32 [groups][32]. Columns past N are zero.
+// The matrix repacked for a path that sums `per_lane` consecutive products
+// per int32 lane: per panel of 32 columns, the q values k..k + per_lane of
+// each column side by side in one word ([K / per_lane][32] words; bytes for
+// four per lane, 16-bit halves for two), and the scales and biases as f32
+// [groups][32]. Columns past N are zero.
 struct Int8Panels {
-  AlignedVec<uint32_t> words;  // [panels][K / 4][32]
+  AlignedVec<uint32_t> words;  // [panels][K / per_lane][32]
   AlignedVec<float> scales;    // [panels][groups][32]
   AlignedVec<float> biases;
 };
 
-#if defined(__x86_64__) && defined(__GNUC__)
-MLX_SHIM_VNNI void quantize_row_s8(const float* x, size_t K, size_t group, int8_t* q,
-                                   float* scale, float* sums) {
-  for (size_t g = 0; g < K / group; ++g) {
-    const float* xg = x + g * group;
-    __m512 amax = _mm512_setzero_ps();
-    __mmask16 nan = 0;
-    for (size_t k = 0; k < group; k += 16) {
-      __m512 v = _mm512_loadu_ps(xg + k);
-      amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
-      nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);  // max_ps drops NaNs
-    }
-    float m = _mm512_reduce_max_ps(amax);
-    // A group of zeros has scale 0 and contributes nothing; a non-finite
-    // value makes the group's terms, and so the row, NaN, as the f32 product
-    // would be NaN or infinite.
-    float a = m > 0.0f ? m / 127.0f : 0.0f;
-    if (nan != 0 || !std::isfinite(m)) a = std::numeric_limits<float>::quiet_NaN();
-    __m512 inv = _mm512_set1_ps(m > 0.0f ? 127.0f / m : 0.0f);
-    __m512i sum = _mm512_setzero_si512();
-    for (size_t k = 0; k < group; k += 16) {
-      __m512i i = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xg + k), inv));
-      i = _mm512_max_epi32(_mm512_min_epi32(i, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
-      sum = _mm512_add_epi32(sum, i);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + g * group + k), _mm512_cvtepi32_epi8(i));
-    }
-    scale[g] = a;
-    sums[g] = a * static_cast<float>(_mm512_reduce_add_epi32(sum));
-  }
-}
-
-// acc += the dot products of four u8 (w) and four s8 (x) per int32 lane.
-// In assembly: GCC 12 copies the accumulator around the intrinsic's
-// non-destructive form, two extra moves per instruction in the tile loop.
-MLX_SHIM_VNNI inline void dpbusd(__m512i& acc, __m512i w, __m512i x) {
-  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(x));
-}
-
-// y[r, panel columns] for rows r0..r0 + R: per group, R x 32 int32 dot
-// products, then widened and folded into f32 with the group's scales (the
-// matrix's times x's) and biases.
-template <size_t R>
-MLX_SHIM_VNNI void int8_tile(const Int8Shape& sh, const Int8Rows& x, const Int8Panels& w,
-                             size_t r0, size_t panel, float* y) {
-  size_t steps = sh.group / 4, groups = sh.groups();
-  const uint32_t* pw = w.words.data() + panel * (sh.K / 4) * kPanel;
-  const float* ps = w.scales.data() + panel * groups * kPanel;
-  const float* pb = w.biases.data() + panel * groups * kPanel;
-  const int8_t* xr[R];
-  for (size_t r = 0; r < R; ++r) xr[r] = x.q.data() + (r0 + r) * sh.K;
-  __m512 f[R][2];
-  for (size_t r = 0; r < R; ++r) f[r][0] = f[r][1] = _mm512_setzero_ps();
-  for (size_t g = 0; g < groups; ++g) {
-    __m512i acc[R][2];
-    for (size_t r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
-    const uint32_t* gw = pw + g * steps * kPanel;
-    size_t k0 = g * sh.group;
-    for (size_t s = 0; s < steps; ++s) {
-      __m512i w0 = _mm512_loadu_si512(gw + s * kPanel);
-      __m512i w1 = _mm512_loadu_si512(gw + s * kPanel + 16);
-      for (size_t r = 0; r < R; ++r) {
-        int32_t four;
-        std::memcpy(&four, xr[r] + k0 + 4 * s, 4);
-        __m512i xb = _mm512_set1_epi32(four);
-        dpbusd(acc[r][0], w0, xb);
-        dpbusd(acc[r][1], w1, xb);
-      }
-    }
-    __m512 s0 = _mm512_loadu_ps(ps + g * kPanel), s1 = _mm512_loadu_ps(ps + g * kPanel + 16);
-    __m512 b0 = _mm512_loadu_ps(pb + g * kPanel), b1 = _mm512_loadu_ps(pb + g * kPanel + 16);
-    for (size_t r = 0; r < R; ++r) {
-      __m512 xa = _mm512_set1_ps(x.scale[(r0 + r) * groups + g]);
-      __m512 xs = _mm512_set1_ps(x.sums[(r0 + r) * groups + g]);
-      f[r][0] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][0]), xa), s0, f[r][0]);
-      f[r][1] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][1]), xa), s1, f[r][1]);
-      f[r][0] = _mm512_fmadd_ps(b0, xs, f[r][0]);
-      f[r][1] = _mm512_fmadd_ps(b1, xs, f[r][1]);
-    }
-  }
-  size_t n0 = panel * kPanel, width = std::min(kPanel, sh.N - n0);
-  uint32_t lanes = width >= 32 ? ~0u : (1u << width) - 1;  // the panel's real columns
-  auto m0 = static_cast<__mmask16>(lanes), m1 = static_cast<__mmask16>(lanes >> 16);
-  for (size_t r = 0; r < R; ++r) {
-    float* yr = y + (r0 + r) * sh.N + n0;
-    _mm512_mask_storeu_ps(yr, m0, f[r][0]);
-    _mm512_mask_storeu_ps(yr + 16, m1, f[r][1]);
-  }
-}
-
-MLX_SHIM_VNNI void int8_rows(const Int8Shape& sh, const Int8Rows& x, const Int8Panels& w,
-                             size_t r0, size_t r1, size_t panel, float* y) {
-  in_row_groups<kTileRows>(static_cast<int>(r1 - r0), [&]<int R>(int r) {
-    int8_tile<R>(sh, x, w, r0 + static_cast<size_t>(r), panel, y);
-  });
-}
-#endif
-
-template <class S>
+template <size_t PerLane, class S>
 void pack_panels(const Int8Shape& sh, const uint32_t* w, const S* scales, const S* biases,
                  Int8Panels& out, size_t p0, size_t p1) {
-  size_t words = sh.K / 4, groups = sh.groups();
+  size_t lanes = sh.K / PerLane, groups = sh.groups();
+  const auto* q = reinterpret_cast<const uint8_t*>(w);  // 8-bit: one byte per value, in order
   for (size_t p = p0; p < p1; ++p) {
-    uint32_t* pw = out.words.data() + p * words * kPanel;
+    uint32_t* pw = out.words.data() + p * lanes * kPanel;
     float* ps = out.scales.data() + p * groups * kPanel;
     float* pb = out.biases.data() + p * groups * kPanel;
     for (size_t c = 0; c < kPanel; ++c) {
       size_t n = p * kPanel + c;
       bool real = n < sh.N;
-      for (size_t i = 0; i < words; ++i) pw[i * kPanel + c] = real ? w[n * words + i] : 0;
+      const uint8_t* qn = q + n * sh.K;
+      for (size_t i = 0; i < lanes; ++i) {
+        uint32_t lane = 0;
+        for (size_t j = 0; real && j < PerLane; ++j)
+          lane |= static_cast<uint32_t>(qn[i * PerLane + j]) << (32 / PerLane * j);
+        pw[i * kPanel + c] = lane;
+      }
       for (size_t g = 0; g < groups; ++g) {
         ps[g * kPanel + c] = real ? as_f32(scales[n * groups + g]) : 0.0f;
         pb[g * kPanel + c] = real ? as_f32(biases[n * groups + g]) : 0.0f;
@@ -336,6 +253,270 @@ void pack_panels(const Int8Shape& sh, const uint32_t* w, const S* scales, const 
     }
   }
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define MLX_SHIM_AVX_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+
+// Rounds a row of x group by group (AVX2, for every path: the same values
+// whichever sums them).
+template <class X>
+MLX_SHIM_F16C void quantize_row(const float* x, size_t K, size_t group, X* q, float* scale,
+                                float* sums) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (size_t g = 0; g < K / group; ++g) {
+    const float* xg = x + g * group;
+    __m256 amax = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+    for (size_t k = 0; k < group; k += 8) {
+      __m256 v = _mm256_loadu_ps(xg + k);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v));
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));  // max_ps drops NaNs
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    float m = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    // A group of zeros has scale 0 and contributes nothing; a non-finite
+    // value makes the group's terms, and so the row, NaN, as the f32 product
+    // would be NaN or infinite.
+    float a = m > 0.0f ? m / 127.0f : 0.0f;
+    if (_mm256_movemask_ps(nan) != 0 || !std::isfinite(m)) {
+      a = std::numeric_limits<float>::quiet_NaN();
+    }
+    __m256 inv = _mm256_set1_ps(m > 0.0f ? 127.0f / m : 0.0f);
+    __m256i sum = _mm256_setzero_si256();
+    for (size_t k = 0; k < group; k += 8) {
+      __m256i i = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + k), inv));
+      i = _mm256_max_epi32(_mm256_min_epi32(i, _mm256_set1_epi32(127)), _mm256_set1_epi32(-127));
+      sum = _mm256_add_epi32(sum, i);
+      __m128i i16 = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+      X* at = q + g * group + k;
+      if constexpr (sizeof(X) == 2) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(at), i16);
+      } else {
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(at), _mm_packs_epi16(i16, i16));
+      }
+    }
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    scale[g] = a;
+    sums[g] = a * static_cast<float>(_mm_cvtsi128_si32(s4));
+  }
+}
+
+template <class P, class X>
+void int8_rows(const Int8Shape& sh, const Int8Rows<X>& x, const Int8Panels& w, size_t r0,
+               size_t r1, size_t panel, float* y);
+
+// The paths. Each sums P::kPerLane products of P::X x values and q values
+// into each int32 lane of a vector of kLanes lanes (dot), and its register
+// tile is kRows rows by kCols vectors of columns. `rows` is the path's entry:
+// its target allows the path's instructions, and flatten puts the shared
+// tile code (int8_rows, which has no target of its own) and the path's
+// operations inside it, where they get that target. (The operations are not
+// always_inline: GCC would inline them into int8_rows first, where their
+// targets do not fit.)
+
+// Eight int32 or f32 lanes (AVX2).
+struct Ymm {
+  using I = __m256i;
+  using F = __m256;
+  static constexpr size_t kLanes = 8;
+  MLX_SHIM_F16C static I zero() { return _mm256_setzero_si256(); }
+  MLX_SHIM_F16C static I load(const uint32_t* p) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  }
+  // The per_lane x values at p (four bytes) in every lane.
+  template <class X>
+  MLX_SHIM_F16C static I broadcast(const X* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+  }
+  MLX_SHIM_F16C static F splat(float v) { return _mm256_set1_ps(v); }
+  MLX_SHIM_F16C static F zero_f() { return _mm256_setzero_ps(); }
+  MLX_SHIM_F16C static F load_f(const float* p) { return _mm256_loadu_ps(p); }
+  MLX_SHIM_F16C static void store_f(float* p, F v) { _mm256_storeu_ps(p, v); }
+  MLX_SHIM_F16C static F widen(I v) { return _mm256_cvtepi32_ps(v); }
+  MLX_SHIM_F16C static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  MLX_SHIM_F16C static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+};
+
+// AVX2: q widened to int16 at packing, x rounded to int16, pairs multiplied
+// and summed by vpmaddwd. (vpmaddubsw would take the bytes as they are, but
+// its int16 pair sums saturate: 255 * 127 * 2 > 32767.)
+struct Avx2Path : Ymm {
+  using X = int16_t;
+  static constexpr size_t kPerLane = 2, kRows = 5, kCols = 2;
+  // In assembly: GCC 12 adds a copy of every accumulator per step.
+  MLX_SHIM_F16C static I dot(I acc, I w, I x) {
+    I t;
+    asm("vpmaddwd %2, %3, %1\n\tvpaddd %1, %0, %0" : "+x"(acc), "=&x"(t) : "x"(w), "x"(x));
+    return acc;
+  }
+  MLX_SHIM_F16C __attribute__((flatten)) static void rows(const Int8Shape& sh,
+                                                          const Int8Rows<X>& x,
+                                                          const Int8Panels& w, size_t r0,
+                                                          size_t r1, size_t panel, float* y) {
+    int8_rows<Avx2Path>(sh, x, w, r0, r1, panel, y);
+  }
+};
+
+// AVX-VNNI: AVX-512 VNNI's layout and instruction on eight lanes.
+struct AvxVnniPath : Ymm {
+  using X = int8_t;
+  static constexpr size_t kPerLane = 4, kRows = 6, kCols = 2;
+  MLX_SHIM_AVX_VNNI static I dot(I acc, I w, I x) { return _mm256_dpbusd_avx_epi32(acc, w, x); }
+  MLX_SHIM_AVX_VNNI __attribute__((flatten)) static void rows(const Int8Shape& sh,
+                                                              const Int8Rows<X>& x,
+                                                              const Int8Panels& w, size_t r0,
+                                                              size_t r1, size_t panel, float* y) {
+    int8_rows<AvxVnniPath>(sh, x, w, r0, r1, panel, y);
+  }
+};
+
+struct Avx512VnniPath {
+  using X = int8_t;
+  using I = __m512i;
+  using F = __m512;
+  static constexpr size_t kLanes = 16, kPerLane = 4, kRows = 6, kCols = 2;
+  MLX_SHIM_VNNI static I zero() { return _mm512_setzero_si512(); }
+  MLX_SHIM_VNNI static I load(const uint32_t* p) { return _mm512_loadu_si512(p); }
+  MLX_SHIM_VNNI static I broadcast(const X* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+  }
+  // In assembly: GCC 12 copies the accumulator around the intrinsic's
+  // non-destructive form, two extra moves per instruction in the tile loop.
+  MLX_SHIM_VNNI static I dot(I acc, I w, I x) {
+    asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(x));
+    return acc;
+  }
+  MLX_SHIM_VNNI static F splat(float v) { return _mm512_set1_ps(v); }
+  MLX_SHIM_VNNI static F zero_f() { return _mm512_setzero_ps(); }
+  MLX_SHIM_VNNI static F load_f(const float* p) { return _mm512_loadu_ps(p); }
+  MLX_SHIM_VNNI static void store_f(float* p, F v) { _mm512_storeu_ps(p, v); }
+  MLX_SHIM_VNNI static F widen(I v) { return _mm512_cvtepi32_ps(v); }
+  MLX_SHIM_VNNI static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  MLX_SHIM_VNNI static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  MLX_SHIM_VNNI __attribute__((flatten)) static void rows(const Int8Shape& sh,
+                                                          const Int8Rows<X>& x,
+                                                          const Int8Panels& w, size_t r0,
+                                                          size_t r1, size_t panel, float* y) {
+    int8_rows<Avx512VnniPath>(sh, x, w, r0, r1, panel, y);
+  }
+};
+
+// y[r, block columns] for rows r0..r0 + R, the block being kCols vectors of
+// the panel's columns: per group, R x kCols vectors of int32 dot products,
+// then widened and folded into f32 with the group's scales (the matrix's
+// times x's) and biases.
+template <class P, size_t R, class X>
+void int8_tile(const Int8Shape& sh, const Int8Rows<X>& x, const Int8Panels& w, size_t r0,
+               size_t panel, size_t block, float* y) {
+  constexpr size_t C = P::kCols, L = P::kLanes, width = C * L;
+  size_t steps = sh.group / P::kPerLane, groups = sh.groups(), c0 = block * width;
+  const uint32_t* pw = w.words.data() + panel * (sh.K / P::kPerLane) * kPanel + c0;
+  const float* ps = w.scales.data() + panel * groups * kPanel + c0;
+  const float* pb = w.biases.data() + panel * groups * kPanel + c0;
+  const X* xr[R];
+  for (size_t r = 0; r < R; ++r) xr[r] = x.q.data() + (r0 + r) * sh.K;
+  typename P::F f[R][C];
+  for (size_t r = 0; r < R; ++r)
+    for (size_t c = 0; c < C; ++c) f[r][c] = P::zero_f();
+  for (size_t g = 0; g < groups; ++g) {
+    typename P::I acc[R][C];
+    for (size_t r = 0; r < R; ++r)
+      for (size_t c = 0; c < C; ++c) acc[r][c] = P::zero();
+    const uint32_t* gw = pw + g * steps * kPanel;
+    size_t k0 = g * sh.group;
+    for (size_t s = 0; s < steps; ++s) {
+      typename P::I wv[C];
+      for (size_t c = 0; c < C; ++c) wv[c] = P::load(gw + s * kPanel + c * L);
+      for (size_t r = 0; r < R; ++r) {
+        auto xb = P::broadcast(xr[r] + k0 + P::kPerLane * s);
+        for (size_t c = 0; c < C; ++c) acc[r][c] = P::dot(acc[r][c], wv[c], xb);
+      }
+    }
+    for (size_t r = 0; r < R; ++r) {
+      auto xa = P::splat(x.scale[(r0 + r) * groups + g]);
+      auto xs = P::splat(x.sums[(r0 + r) * groups + g]);
+      for (size_t c = 0; c < C; ++c) {
+        auto s = P::load_f(ps + g * kPanel + c * L), b = P::load_f(pb + g * kPanel + c * L);
+        f[r][c] = P::fmadd(P::mul(P::widen(acc[r][c]), xa), s, f[r][c]);
+        f[r][c] = P::fmadd(b, xs, f[r][c]);
+      }
+    }
+  }
+  size_t n0 = panel * kPanel + c0, real = std::min(width, sh.N - n0);
+  for (size_t r = 0; r < R; ++r) {
+    float* yr = y + (r0 + r) * sh.N + n0;
+    if (real == width) {
+      for (size_t c = 0; c < C; ++c) P::store_f(yr + c * L, f[r][c]);
+    } else {
+      float part[width];
+      for (size_t c = 0; c < C; ++c) P::store_f(part + c * L, f[r][c]);
+      std::memcpy(yr, part, real * sizeof(float));
+    }
+  }
+}
+
+// Rows r0..r1 of one panel's columns: block by block (the block's packed
+// columns stay in L1 for all the rows), kRows rows at a time.
+template <class P, class X>
+void int8_rows(const Int8Shape& sh, const Int8Rows<X>& x, const Int8Panels& w, size_t r0,
+               size_t r1, size_t panel, float* y) {
+  constexpr size_t width = P::kCols * P::kLanes;
+  static_assert(kPanel % width == 0);
+  for (size_t block = 0; block < kPanel / width && panel * kPanel + block * width < sh.N;
+       ++block) {
+    in_row_groups<P::kRows>(static_cast<int>(r1 - r0), [&]<int R>(int r) {
+      int8_tile<P, R>(sh, x, w, r0 + static_cast<size_t>(r), panel, block, y);
+    });
+  }
+}
+
+// x rounded, the matrix packed, then tasks of blocks of rows (each sweeping
+// every panel, whose weights stay in L2) split further by panels when there
+// are few rows. A block holds the same bytes of x on every path (96 rows of
+// int8, 48 of int16): its rows are read again for each block of columns.
+template <class P, class S>
+void int8_product(const Int8Shape& sh, const float* x, const uint32_t* w, const S* scales,
+                  const S* biases, const EpilogueRun& e, float* y) {
+  size_t groups = sh.groups(), panels = sh.panels();
+  Int8Rows<typename P::X> xq;
+  xq.q.resize(sh.M * sh.K);
+  xq.scale.resize(sh.M * groups);
+  xq.sums.resize(sh.M * groups);
+  parallel_rows(sh.M, static_cast<double>(sh.M) * sh.K * 4, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r)
+      quantize_row(x + r * sh.K, sh.K, sh.group, xq.q.data() + r * sh.K,
+                   xq.scale.data() + r * groups, xq.sums.data() + r * groups);
+  });
+  Int8Panels wp;
+  wp.words.resize(panels * (sh.K / P::kPerLane) * kPanel);
+  wp.scales.resize(panels * groups * kPanel);
+  wp.biases.resize(panels * groups * kPanel);
+  parallel_rows(panels, static_cast<double>(panels) * kPanel * sh.K, [&](size_t p0, size_t p1) {
+    pack_panels<P::kPerLane>(sh, w, scales, biases, wp, p0, p1);
+  });
+  constexpr size_t kBlockRows = 96 / sizeof(typename P::X);
+  size_t row_blocks = (sh.M + kBlockRows - 1) / kBlockRows;
+  size_t panel_chunks = std::clamp<size_t>(16 / row_blocks, 1, panels);
+  double cost = static_cast<double>(sh.M) * sh.K * sh.N / 4;
+  parallel_rows(row_blocks * panel_chunks, cost, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) {
+      size_t rb = t / panel_chunks, pc = t % panel_chunks;
+      size_t r0 = rb * kBlockRows, r1 = std::min(sh.M, r0 + kBlockRows);
+      size_t p0 = panels * pc / panel_chunks, p1 = panels * (pc + 1) / panel_chunks;
+      for (size_t p = p0; p < p1; ++p) {
+        P::rows(sh, xq, wp, r0, r1, p, y);
+        finish_block(e, y, sh.N, r0, r1, p * kPanel, std::min(sh.N, (p + 1) * kPanel));
+      }
+    }
+  });
+}
+#endif
 
 }  // namespace
 
@@ -387,49 +568,32 @@ template void quant_matmul_run<_Float16>(const QuantShape&, const float*, const 
                                          const _Float16*, const _Float16*, const EpilogueRun&,
                                          float*);
 
-template <class S>
-void int8_matmul_run(const Int8Shape& sh, const float* x, const uint32_t* w, const S* scales,
-                     const S* biases, const EpilogueRun& e, float* y) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  size_t groups = sh.groups(), panels = sh.panels();
-  Int8Rows xq;
-  xq.q.resize(sh.M * sh.K);
-  xq.scale.resize(sh.M * groups);
-  xq.sums.resize(sh.M * groups);
-  parallel_rows(sh.M, static_cast<double>(sh.M) * sh.K * 4, [&](size_t r0, size_t r1) {
-    for (size_t r = r0; r < r1; ++r)
-      quantize_row_s8(x + r * sh.K, sh.K, sh.group, xq.q.data() + r * sh.K,
-                      xq.scale.data() + r * groups, xq.sums.data() + r * groups);
-  });
-  Int8Panels wp;
-  wp.words.resize(panels * (sh.K / 4) * kPanel);
-  wp.scales.resize(panels * groups * kPanel);
-  wp.biases.resize(panels * groups * kPanel);
-  parallel_rows(panels, static_cast<double>(panels) * kPanel * sh.K,
-                [&](size_t p0, size_t p1) { pack_panels(sh, w, scales, biases, wp, p0, p1); });
-  // Tasks are blocks of rows (each sweeping every panel, whose weights stay
-  // in L2) split further by panels when there are few rows.
-  constexpr size_t kBlockRows = 96;
-  size_t row_blocks = (sh.M + kBlockRows - 1) / kBlockRows;
-  size_t panel_chunks = std::clamp<size_t>(16 / row_blocks, 1, panels);
-  double cost = static_cast<double>(sh.M) * sh.K * sh.N / 4;
-  parallel_rows(row_blocks * panel_chunks, cost, [&](size_t t0, size_t t1) {
-    for (size_t t = t0; t < t1; ++t) {
-      size_t rb = t / panel_chunks, pc = t % panel_chunks;
-      size_t r0 = rb * kBlockRows, r1 = std::min(sh.M, r0 + kBlockRows);
-      size_t p0 = panels * pc / panel_chunks, p1 = panels * (pc + 1) / panel_chunks;
-      for (size_t p = p0; p < p1; ++p) {
-        int8_rows(sh, xq, wp, r0, r1, p, y);
-        finish_block(e, y, sh.N, r0, r1, p * kPanel, std::min(sh.N, (p + 1) * kPanel));
-      }
-    }
-  });
-#endif
+Isa int8_path() {
+  for (Isa level : {Isa::Avx512Vnni, Isa::AvxVnni, Isa::Avx2})
+    if (isa_allows(level)) return level;
+  return Isa::Baseline;
 }
 
-template void int8_matmul_run<float>(const Int8Shape&, const float*, const uint32_t*,
+template <class S>
+void int8_matmul_run(Isa path, const Int8Shape& sh, const float* x, const uint32_t* w,
+                     const S* scales, const S* biases, const EpilogueRun& e, float* y) {
+  switch (path) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    case Isa::Avx512Vnni:
+      return int8_product<Avx512VnniPath>(sh, x, w, scales, biases, e, y);
+    case Isa::AvxVnni:
+      return int8_product<AvxVnniPath>(sh, x, w, scales, biases, e, y);
+    case Isa::Avx2:
+      return int8_product<Avx2Path>(sh, x, w, scales, biases, e, y);
+#endif
+    default:
+      throw std::invalid_argument(std::string("no int8 product at level ") + isa_name(path));
+  }
+}
+
+template void int8_matmul_run<float>(Isa, const Int8Shape&, const float*, const uint32_t*,
                                      const float*, const float*, const EpilogueRun&, float*);
-template void int8_matmul_run<_Float16>(const Int8Shape&, const float*, const uint32_t*,
+template void int8_matmul_run<_Float16>(Isa, const Int8Shape&, const float*, const uint32_t*,
                                         const _Float16*, const _Float16*, const EpilogueRun&,
                                         float*);
 

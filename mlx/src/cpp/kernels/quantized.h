@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "isa.h"
 #include "matmul.h"
 
 namespace mlx_shim::kernels::detail {
@@ -30,8 +31,8 @@ template <class S>
 void quant_matmul_run(const QuantShape& sh, const float* x, const uint32_t* w, const S* scales,
                       const S* biases, const EpilogueRun& e, float* y);
 
+// Columns per panel of the int8 products' repacked matrix.
 constexpr size_t kPanel = 32;
-// Rows per micro-tile.
 
 struct Int8Shape {
   size_t M, K, N, group;
@@ -39,10 +40,15 @@ struct Int8Shape {
   size_t panels() const { return (N + kPanel - 1) / kPanel; }
 };
 
+// The best path of int8_matmul_run allowed now (isa.h): Avx512Vnni, AvxVnni
+// or Avx2; Baseline when none is.
+Isa int8_path();
+
 // x [M, K] times the transposed 8-bit matrix with x rounded to int8, then
-// the epilogue (nothing without AVX-512 VNNI: see has_vnni).
+// the epilogue, on `path` (one that int8_path returned). Every path gives
+// the same values.
 template <class S>
-void int8_matmul_run(const Int8Shape& sh, const float* x, const uint32_t* w, const S* scales,
-                     const S* biases, const EpilogueRun& e, float* y);
+void int8_matmul_run(Isa path, const Int8Shape& sh, const float* x, const uint32_t* w,
+                     const S* scales, const S* biases, const EpilogueRun& e, float* y);
 
 }  // namespace mlx_shim::kernels::detail
