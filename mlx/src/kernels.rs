@@ -86,8 +86,10 @@ pub fn log_sum_exp(x: &[f32]) -> f32 {
 }
 
 /// Whether quantized products with `int8_activations` run as int8 products
-/// here: the custom kernels on, the CPU backend by default, and a CPU with
-/// AVX-512 VNNI.
+/// here: the custom kernels on, the CPU backend by default, and an active
+/// level ([`active_isa`]) of at least [`Isa::Avx2`]. The products sum in
+/// int32 with AVX-512 VNNI, AVX-VNNI or AVX2, whichever is the best allowed,
+/// and give the same values with each.
 pub fn int8_products_available() -> bool {
     ffi::int8_products_available()
 }

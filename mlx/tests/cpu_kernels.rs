@@ -1312,6 +1312,62 @@ fn int8_linear_ref(
     y
 }
 
+/// Runs `f` with the kernels' instruction-set level capped at each level
+/// this CPU supports, lowest first, and restores the cap afterwards (also
+/// when `f` panics).
+fn at_each_int8_level(mut f: impl FnMut(Isa)) {
+    struct Restore(Isa);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            kernels::set_isa_cap(self.0);
+        }
+    }
+    let _restore = Restore(kernels::isa_cap());
+    for level in Isa::ALL.into_iter().filter(|l| l.supported()) {
+        kernels::set_isa_cap(level);
+        f(level);
+    }
+}
+
+/// The lowest level with an int8 product (AVX2's vpmaddwd).
+const LOWEST_INT8_LEVEL: Isa = Isa::Avx2;
+
+/// Whether two outputs hold the same values: equal bits, or NaN at both.
+fn same_values(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+}
+
+/// Checks that every level with an int8 product gave the same values as
+/// the first one: the int32 sums are exact and every path folds them with
+/// the same f32 operations.
+struct SameAtEveryLevel {
+    first: Option<(Isa, Vec<Vec<f32>>)>,
+}
+
+impl SameAtEveryLevel {
+    fn new() -> SameAtEveryLevel {
+        SameAtEveryLevel { first: None }
+    }
+
+    fn check(&mut self, level: Isa, outputs: Vec<Vec<f32>>) {
+        match &self.first {
+            None => self.first = Some((level, outputs)),
+            Some((first, want)) => {
+                assert_eq!(want.len(), outputs.len());
+                for (i, (w, got)) in want.iter().zip(&outputs).enumerate() {
+                    assert!(
+                        same_values(w, got),
+                        "output {i}: {level} differs from {first}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn int8_activations_match_their_definition_and_bound_the_f32_product() {
     let _g = lock();
@@ -1319,103 +1375,112 @@ fn int8_activations_match_their_definition_and_bound_the_f32_product() {
         int8_activations: true,
         ..q.clone()
     };
-    if !kernels::int8_products_available() {
-        // Documented fallback: the f32 product, exactly.
-        eprintln!("no AVX-512 VNNI here: int8 activations must fall back to the f32 product");
-        let w = arr(&rand_vec(120, 40 * 128, -0.2, 0.2), &[40, 128]);
-        let q = QuantizedMatrix::quantize(&w, 64, 8).unwrap();
-        let x = arr(&rand_vec(121, 30 * 128, -1.0, 1.0), &[30, 128]);
-        let plain = q.linear(&x, kernels::LinearEpilogue::default()).unwrap();
-        let int8 = flagged(&q)
-            .linear(&x, kernels::LinearEpilogue::default())
-            .unwrap();
-        assert_eq!(read(&int8), read(&plain));
-        return;
-    }
-    // Encoder-like and prompt-like shapes, row counts that leave partial
-    // tiles, column counts that leave partial panels, group sizes 32-128,
-    // f32 and f16 tables.
-    for (seed, rows, k, n, group, table) in [
-        (122u64, 100usize, 384usize, 384usize, 64, Dtype::F32),
-        (123, 13, 1536, 70, 64, Dtype::F32),
-        (124, 9, 128, 17, 32, Dtype::F16),
-        (125, 61, 256, 33, 128, Dtype::F16),
-        (126, 300, 64, 1, 64, Dtype::F32),
-    ] {
-        let what = format!("{rows}x{k} . {n}x{k} g{group} {table:?}");
-        let w = arr(&rand_vec(seed, n * k, -0.2, 0.2), &[n as i32, k as i32])
-            .astype(table)
-            .unwrap();
-        let q = QuantizedMatrix::quantize(&w, group, 8).unwrap();
-        let mut x_values = rand_vec(seed + 1, rows * k, -1.0, 1.0);
-        // A row of zeros, a row with one large value, a row of tiny values.
-        x_values[..k].fill(0.0);
-        x_values[k + 5] = 40.0;
-        for v in &mut x_values[2 * k..3 * k] {
-            *v *= 1e-6;
+    let mut same = SameAtEveryLevel::new();
+    at_each_int8_level(|level| {
+        let available = kernels::int8_products_available();
+        assert_eq!(available, level >= LOWEST_INT8_LEVEL, "{level}");
+        if !available {
+            // Documented fallback: the f32 product, exactly.
+            let w = arr(&rand_vec(120, 40 * 128, -0.2, 0.2), &[40, 128]);
+            let q = QuantizedMatrix::quantize(&w, 64, 8).unwrap();
+            let x = arr(&rand_vec(121, 30 * 128, -1.0, 1.0), &[30, 128]);
+            let plain = q.linear(&x, kernels::LinearEpilogue::default()).unwrap();
+            let int8 = flagged(&q)
+                .linear(&x, kernels::LinearEpilogue::default())
+                .unwrap();
+            assert_eq!(read(&int8), read(&plain), "{level}");
+            return;
         }
-        let x = arr(&x_values, &[rows as i32, k as i32]);
-        let got = flagged(&q)
-            .linear(&x, kernels::LinearEpilogue::default())
-            .unwrap();
-        let want = int8_linear_ref(&x_values, rows, &q, (k, n));
-        check(&got, &[rows as i32, n as i32], &want, 1e-5, 1e-5, &what);
-        // Against the f32 product: each element of x moves by at most half a
-        // step (its group's largest magnitude / 254), so y by at most that
-        // times the sum of |w| over the group, summed over the groups. With
-        // one scale per row instead, the row holding 40.0 would break this.
-        let w_ref = dequantize_ref(&q, n, k);
-        let w_ref32: Vec<f32> = w_ref.iter().map(|&v| v as f32).collect();
-        let exact = matmul_ref(&x_values, rows, k, &w_ref32, n);
-        let got = read(&got);
-        let mut largest_share = 0.0f64;
-        for r in 0..rows {
-            let maxima = group_maxima(&x_values[r * k..(r + 1) * k], group as usize);
-            for c in 0..n {
-                let bound: f64 = w_ref[c * k..(c + 1) * k]
-                    .chunks(group as usize)
-                    .zip(&maxima)
-                    .map(|(wg, &m)| m as f64 / 254.0 * wg.iter().map(|v| v.abs()).sum::<f64>())
-                    .sum();
-                let err = (got[r * n + c] as f64 - exact[r * n + c]).abs();
-                assert!(
-                    err <= bound + 1e-5,
-                    "{what}: row {r} col {c}: {err} > {bound}"
-                );
-                if bound > 0.0 {
-                    largest_share = largest_share.max(err / bound);
+        let mut outputs = Vec::new();
+        // Encoder-like and prompt-like shapes, row counts that leave partial
+        // tiles, column counts that leave partial panels and tile blocks,
+        // group sizes 32-128, f32 and f16 tables.
+        for (seed, rows, k, n, group, table) in [
+            (122u64, 100usize, 384usize, 384usize, 64, Dtype::F32),
+            (123, 13, 1536, 70, 64, Dtype::F32),
+            (124, 9, 128, 17, 32, Dtype::F16),
+            (125, 61, 256, 33, 128, Dtype::F16),
+            (126, 300, 64, 1, 64, Dtype::F32),
+            (129, 11, 64, 45, 32, Dtype::F32),
+        ] {
+            let what = format!("{level}: {rows}x{k} . {n}x{k} g{group} {table:?}");
+            let w = arr(&rand_vec(seed, n * k, -0.2, 0.2), &[n as i32, k as i32])
+                .astype(table)
+                .unwrap();
+            let q = QuantizedMatrix::quantize(&w, group, 8).unwrap();
+            let mut x_values = rand_vec(seed + 1, rows * k, -1.0, 1.0);
+            // A row of zeros, a row with one large value, a row of tiny values.
+            x_values[..k].fill(0.0);
+            x_values[k + 5] = 40.0;
+            for v in &mut x_values[2 * k..3 * k] {
+                *v *= 1e-6;
+            }
+            let x = arr(&x_values, &[rows as i32, k as i32]);
+            let got = flagged(&q)
+                .linear(&x, kernels::LinearEpilogue::default())
+                .unwrap();
+            let want = int8_linear_ref(&x_values, rows, &q, (k, n));
+            check(&got, &[rows as i32, n as i32], &want, 1e-5, 1e-5, &what);
+            // Against the f32 product: each element of x moves by at most half a
+            // step (its group's largest magnitude / 254), so y by at most that
+            // times the sum of |w| over the group, summed over the groups. With
+            // one scale per row instead, the row holding 40.0 would break this.
+            let w_ref = dequantize_ref(&q, n, k);
+            let w_ref32: Vec<f32> = w_ref.iter().map(|&v| v as f32).collect();
+            let exact = matmul_ref(&x_values, rows, k, &w_ref32, n);
+            let got = read(&got);
+            let mut largest_share = 0.0f64;
+            for r in 0..rows {
+                let maxima = group_maxima(&x_values[r * k..(r + 1) * k], group as usize);
+                for c in 0..n {
+                    let bound: f64 = w_ref[c * k..(c + 1) * k]
+                        .chunks(group as usize)
+                        .zip(&maxima)
+                        .map(|(wg, &m)| m as f64 / 254.0 * wg.iter().map(|v| v.abs()).sum::<f64>())
+                        .sum();
+                    let err = (got[r * n + c] as f64 - exact[r * n + c]).abs();
+                    assert!(
+                        err <= bound + 1e-5,
+                        "{what}: row {r} col {c}: {err} > {bound}"
+                    );
+                    if bound > 0.0 {
+                        largest_share = largest_share.max(err / bound);
+                    }
                 }
             }
+            // The errors are real rounding, not zero: the kernel did round x.
+            assert!(largest_share > 0.01, "{what}: {largest_share}");
+            assert_eq!(&got[..n], &vec![0.0; n][..], "{what}: zero row");
+            outputs.push(got);
         }
-        // The errors are real rounding, not zero: the kernel did round x.
-        assert!(largest_share > 0.01, "{what}: {largest_share}");
-        assert_eq!(&got[..n], &vec![0.0; n][..], "{what}: zero row");
-    }
-    // A NaN or an infinity makes its row NaN (the f32 product would be NaN
-    // or infinite there: the integer sums cannot carry either) and leaves
-    // the other rows as they were.
-    let (rows, k, n) = (12usize, 128usize, 20usize);
-    let w = arr(&rand_vec(127, n * k, -0.2, 0.2), &[n as i32, k as i32]);
-    let q = flagged(&QuantizedMatrix::quantize(&w, 64, 8).unwrap());
-    let product = |x: &[f32]| {
-        read(
-            &q.linear(&arr(x, &[rows as i32, k as i32]), Default::default())
-                .unwrap(),
-        )
-    };
-    let mut x_values = rand_vec(128, rows * k, -1.0, 1.0);
-    let clean = product(&x_values);
-    x_values[3 * k + 70] = f32::NAN;
-    x_values[5 * k + 1] = f32::INFINITY;
-    let got = product(&x_values);
-    for r in 0..rows {
-        let row = &got[r * n..(r + 1) * n];
-        if r == 3 || r == 5 {
-            assert!(row.iter().all(|v| v.is_nan()), "row {r}: {row:?}");
-        } else {
-            assert_eq!(row, &clean[r * n..(r + 1) * n], "row {r}");
+        // A NaN or an infinity makes its row NaN (the f32 product would be NaN
+        // or infinite there: the integer sums cannot carry either) and leaves
+        // the other rows as they were.
+        let (rows, k, n) = (12usize, 128usize, 20usize);
+        let w = arr(&rand_vec(127, n * k, -0.2, 0.2), &[n as i32, k as i32]);
+        let q = flagged(&QuantizedMatrix::quantize(&w, 64, 8).unwrap());
+        let product = |x: &[f32]| {
+            read(
+                &q.linear(&arr(x, &[rows as i32, k as i32]), Default::default())
+                    .unwrap(),
+            )
+        };
+        let mut x_values = rand_vec(128, rows * k, -1.0, 1.0);
+        let clean = product(&x_values);
+        x_values[3 * k + 70] = f32::NAN;
+        x_values[5 * k + 1] = f32::INFINITY;
+        let got = product(&x_values);
+        for r in 0..rows {
+            let row = &got[r * n..(r + 1) * n];
+            if r == 3 || r == 5 {
+                assert!(row.iter().all(|v| v.is_nan()), "{level}: row {r}: {row:?}");
+            } else {
+                assert_eq!(row, &clean[r * n..(r + 1) * n], "{level}: row {r}");
+            }
         }
-    }
+        outputs.push(got);
+        same.check(level, outputs);
+    });
 }
 
 #[test]
@@ -1442,61 +1507,95 @@ fn int8_activations_fuse_the_epilogue_and_fall_back_where_they_cannot_apply() {
         .linear(x, kernels::LinearEpilogue::default())
         .unwrap()
     };
-    // Bias, GELU, residual inside the kernel: the same values as the ops
-    // applied to its plain product.
-    let product = q8.linear(&x, kernels::LinearEpilogue::default()).unwrap();
-    let epilogue = kernels::LinearEpilogue {
-        bias: Some(&b),
-        gelu: true,
-        residual: Some(&r),
-    };
-    let fused = q8.linear(&x, epilogue).unwrap();
-    let ops = r.add(&product.add(&b).unwrap().gelu().unwrap()).unwrap();
-    assert_eq!(read(&fused), read(&ops));
-    // Few rows (decoding): the f32 small-matmul kernel, exactly.
-    let few = arr(&x_values[..5 * k], &[5, k as i32]);
-    let got = q8.linear(&few, kernels::LinearEpilogue::default()).unwrap();
-    assert_eq!(read(&got), read(&plain(&q8, &few)));
-    // 4-bit matrices: the f32 product, exactly.
     let q4 = QuantizedMatrix {
         int8_activations: true,
         ..QuantizedMatrix::quantize(&w, 64, 4).unwrap()
     };
-    let got = q4.linear(&x, kernels::LinearEpilogue::default()).unwrap();
-    assert_eq!(read(&got), read(&plain(&q4, &x)));
-    // What the decoder's thread hold goes by: the rounded int8 product ran
-    // exactly where the matrix says it multiplies on the kernel pool.
-    let rounded = read(&product) != read(&plain(&q8, &x));
-    assert_eq!(q8.multiplies_on_kernel_pool(), rounded);
-    assert_eq!(rounded, kernels::int8_products_available());
-    assert!(!q4.multiplies_on_kernel_pool());
-    let f32_activations = QuantizedMatrix {
-        int8_activations: false,
-        ..q8.clone()
-    };
-    assert!(!f32_activations.multiplies_on_kernel_pool());
-    // Kernels off: MLX's ops, the f32 product.
-    let off = with_mlx_ops(|| q8.linear(&x, kernels::LinearEpilogue::default()).unwrap());
-    let off_plain = with_mlx_ops(|| plain(&q8, &x));
-    assert_eq!(off, off_plain);
-    // A NaN in one row makes that row NaN and leaves the others alone.
-    let mut poisoned = x_values.clone();
-    poisoned[3 * k + 7] = f32::NAN;
-    let got = read(
-        &q8.linear(
-            &arr(&poisoned, &[rows as i32, k as i32]),
-            Default::default(),
-        )
-        .unwrap(),
-    );
-    let clean = read(&product);
-    for (i, (g, c)) in got.iter().zip(&clean).enumerate() {
-        if i / n == 3 {
-            assert!(g.is_nan(), "row 3 col {}: {g}", i % n);
-        } else if kernels::int8_products_available() {
-            assert_eq!(g, c, "element {i}");
+    let mut same = SameAtEveryLevel::new();
+    at_each_int8_level(|level| {
+        let int8 = level >= LOWEST_INT8_LEVEL;
+        // Bias, GELU, residual inside the kernel: the same values as the ops
+        // applied to its plain product.
+        let product = q8.linear(&x, kernels::LinearEpilogue::default()).unwrap();
+        let epilogue = kernels::LinearEpilogue {
+            bias: Some(&b),
+            gelu: true,
+            residual: Some(&r),
+        };
+        let fused = q8.linear(&x, epilogue).unwrap();
+        let ops = r.add(&product.add(&b).unwrap().gelu().unwrap()).unwrap();
+        assert_eq!(read(&fused), read(&ops), "{level}");
+        // Few rows (decoding): the f32 small-matmul kernel, exactly.
+        let few = arr(&x_values[..5 * k], &[5, k as i32]);
+        let got = q8.linear(&few, kernels::LinearEpilogue::default()).unwrap();
+        assert_eq!(read(&got), read(&plain(&q8, &few)), "{level}");
+        // 4-bit matrices: the f32 product, exactly.
+        let got = q4.linear(&x, kernels::LinearEpilogue::default()).unwrap();
+        assert_eq!(read(&got), read(&plain(&q4, &x)), "{level}");
+        // What the decoder's thread hold goes by: the rounded int8 product ran
+        // exactly where the matrix says it multiplies on the kernel pool, at
+        // the levels with an int8 product.
+        let rounded = read(&product) != read(&plain(&q8, &x));
+        assert_eq!(q8.multiplies_on_kernel_pool(), rounded, "{level}");
+        assert_eq!(rounded, int8, "{level}");
+        assert_eq!(kernels::int8_products_available(), int8, "{level}");
+        assert!(!q4.multiplies_on_kernel_pool());
+        let f32_activations = QuantizedMatrix {
+            int8_activations: false,
+            ..q8.clone()
+        };
+        assert!(!f32_activations.multiplies_on_kernel_pool());
+        // Kernels off: MLX's ops, the f32 product.
+        let off = with_mlx_ops(|| q8.linear(&x, kernels::LinearEpilogue::default()).unwrap());
+        let off_plain = with_mlx_ops(|| plain(&q8, &x));
+        assert_eq!(off, off_plain, "{level}");
+        // A NaN in one row makes that row NaN and leaves the others alone.
+        let mut poisoned = x_values.clone();
+        poisoned[3 * k + 7] = f32::NAN;
+        let got = read(
+            &q8.linear(
+                &arr(&poisoned, &[rows as i32, k as i32]),
+                Default::default(),
+            )
+            .unwrap(),
+        );
+        let clean = read(&product);
+        for (i, (g, c)) in got.iter().zip(&clean).enumerate() {
+            if i / n == 3 {
+                assert!(g.is_nan(), "{level}: row 3 col {}: {g}", i % n);
+            } else if int8 {
+                assert_eq!(g, c, "{level}: element {i}");
+            }
         }
+        if int8 {
+            same.check(level, vec![read(&fused), got]);
+        }
+    });
+}
+
+#[test]
+fn int8_products_built_at_one_level_and_evaluated_below_every_int8_level_are_errors() {
+    let _g = lock();
+    if !LOWEST_INT8_LEVEL.supported() {
+        return;
     }
+    let (rows, k, n) = (16usize, 64usize, 8usize);
+    let w = arr(&rand_vec(134, n * k, -0.2, 0.2), &[n as i32, k as i32]);
+    let q8 = QuantizedMatrix {
+        int8_activations: true,
+        ..QuantizedMatrix::quantize(&w, 64, 8).unwrap()
+    };
+    let x = arr(
+        &rand_vec(135, rows * k, -1.0, 1.0),
+        &[rows as i32, k as i32],
+    );
+    let previous = kernels::set_isa_cap(LOWEST_INT8_LEVEL);
+    let lazy = q8.linear(&x, Default::default()).unwrap();
+    kernels::set_isa_cap(Isa::Baseline);
+    let result = lazy.eval();
+    kernels::set_isa_cap(previous);
+    let err = result.expect_err("an int8 product evaluated at baseline");
+    assert!(err.to_string().contains("below avx2"), "{err}");
 }
 
 /// Row `rows[r]`'s first `filled` positions of a `[B, H, C, D]` array, for

@@ -35,7 +35,7 @@ void release_threads();
 bool active();
 
 // Whether quantized_int8_matmul can return an array now (kernels on, CPU
-// stream by default, AVX-512 VNNI).
+// stream by default, an instruction-set level of AVX2 or more).
 bool int8_available();
 
 // softmax over the last axis.
@@ -83,10 +83,11 @@ std::optional<array> quantized_small_matmul(const array& x, const array& w, cons
 
 // x times the transpose of an 8-bit affine-quantized matrix, then the
 // epilogue, with x rounded to int8 (one scale per row and group of the
-// matrix) and the products summed in int32 (AVX-512 VNNI): about four times
-// the multiply-adds per instruction of f32, at the cost of x's rounding
-// (relative 1/254 of each group's largest magnitude). Nothing on CPUs
-// without VNNI.
+// matrix) and the products summed in int32 (AVX-512 VNNI, AVX-VNNI or AVX2,
+// the same values with each): two to four times the multiply-adds per
+// instruction of f32, at the cost of x's rounding (relative 1/254 of each
+// group's largest magnitude). Nothing below AVX2; evaluating one built
+// before the level was capped below AVX2 is an error.
 std::optional<array> quantized_int8_matmul(const array& x, const array& w, const array& scales,
                                            const array& biases, int group_size, int bits,
                                            const Epilogue& e);
