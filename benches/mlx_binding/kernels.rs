@@ -188,7 +188,7 @@ pub fn measure() -> mlx::Result<Vec<KernelRow>> {
         add(label, both_ms(3, 10, &|| q.matmul(&x, true)?.eval())?);
     }
     // An encoder window's MLP input projection (q8): the dequantized GEMM,
-    // and int8 activations where the CPU has AVX-512 VNNI.
+    // and int8 activations where the CPU has AVX2 or better.
     let w = normal(&[4 * D, D], 38)?;
     let x = normal(&[1, 1500, D], 39)?;
     let q = QuantizedMatrix::quantize(&w, 64, 8)?;
@@ -199,7 +199,7 @@ pub fn measure() -> mlx::Result<Vec<KernelRow>> {
     };
     for (label, m) in [
         ("linear 1500x384 . 1536x384 q8 g64", &q),
-        ("... int8 activations (VNNI)", &int8),
+        ("... int8 activations", &int8),
     ] {
         if m.int8_activations && !mlx::kernels::int8_products_available() {
             continue;

@@ -306,9 +306,7 @@ fn q8_weights_keep_openai_whisper_wer_on_the_clips() {
 #[test]
 fn int8_activations_keep_openai_whisper_wer_on_the_clips() {
     if !mlx::kernels::int8_products_available() {
-        eprintln!(
-            "int8 activations run as f32 on this CPU (no AVX-512 VNNI): the q8 case covers it"
-        );
+        eprintln!("int8 activations run as f32 on this CPU (no AVX2): the q8 case covers it");
     }
     quantized_wer_case("int8", Activations::Int8);
 }
