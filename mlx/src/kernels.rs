@@ -94,6 +94,14 @@ pub fn int8_products_available() -> bool {
     ffi::int8_products_available()
 }
 
+/// The instruction set int8 products sum with now: [`Isa::Avx512Vnni`],
+/// [`Isa::AvxVnni`] or [`Isa::Avx2`] (the best the CPU has within the cap;
+/// a CPU with AVX-512 but no VNNI sums with AVX2), `None` where
+/// [`int8_products_available`] is false.
+pub fn int8_products_isa() -> Option<Isa> {
+    Some(Isa::from_code(ffi::int8_products_isa())).filter(|&l| l != Isa::Baseline)
+}
+
 /// An instruction-set level of the CPU kernels. Each includes the ones
 /// before it; a kernel takes the best path of a level at most
 /// [`active_isa`]. `AvxVnni` is the 256-bit form of the int8 dot-product

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mlx/array.h"
+#include "mlx/src/cpp/kernels/isa.h"
 
 namespace mlx_shim::kernels {
 
@@ -37,6 +38,9 @@ bool active();
 // Whether quantized_int8_matmul can return an array now (kernels on, CPU
 // stream by default, an instruction-set level of AVX2 or more).
 bool int8_available();
+// The instruction set its products sum with now (Avx512Vnni, AvxVnni or
+// Avx2); Baseline where int8_available() is false.
+Isa int8_isa();
 
 // softmax over the last axis.
 std::optional<array> softmax_last(const array& a);

@@ -613,6 +613,7 @@ int32_t custom_kernel_threads() { return kernels::threads(); }
 void hold_kernel_threads() { kernels::hold_threads(); }
 void release_kernel_threads() { kernels::release_threads(); }
 bool int8_products_available() { return kernels::int8_available(); }
+uint8_t int8_products_isa() { return static_cast<uint8_t>(kernels::int8_isa()); }
 bool custom_kernels_active() { return kernels::active(); }
 uint8_t isa_supported() { return static_cast<uint8_t>(kernels::isa_supported()); }
 bool isa_has(uint8_t level) {

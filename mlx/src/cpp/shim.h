@@ -176,6 +176,7 @@ int32_t custom_kernel_threads();
 void hold_kernel_threads();
 void release_kernel_threads();
 bool int8_products_available();
+uint8_t int8_products_isa();
 bool custom_kernels_active();
 uint8_t isa_supported();
 bool isa_has(uint8_t level);

@@ -550,6 +550,7 @@ void hold_threads() { Pool::get().heat(1); }
 void release_threads() { Pool::get().heat(-1); }
 bool active() { return cpu_stream().has_value(); }
 bool int8_available() { return active() && int8_path() != Isa::Baseline; }
+Isa int8_isa() { return active() ? int8_path() : Isa::Baseline; }
 
 std::optional<array> softmax_last(const array& a) {
   auto s = cpu_stream();

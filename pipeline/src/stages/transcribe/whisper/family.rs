@@ -148,13 +148,12 @@ fn batching_note(d: &DecodeOptions, batching: Batching) -> String {
 fn activations_note(activations: Activations) -> String {
     match activations {
         Activations::F32 => String::new(),
-        Activations::Int8 if mlx::kernels::int8_products_available() => format!(
-            ", int8 activations ({} kernels)",
-            mlx::kernels::active_isa()
-        ),
-        Activations::Int8 => format!(
-            ", int8 activations unavailable here (no int8 kernel at {}): f32",
-            mlx::kernels::active_isa()
-        ),
+        Activations::Int8 => match mlx::kernels::int8_products_isa() {
+            Some(isa) => format!(", int8 activations ({isa} kernels)"),
+            None => format!(
+                ", int8 activations unavailable here (no int8 kernel at {}): f32",
+                mlx::kernels::active_isa()
+            ),
+        },
     }
 }
