@@ -1379,6 +1379,11 @@ fn int8_activations_match_their_definition_and_bound_the_f32_product() {
     at_each_int8_level(|level| {
         let available = kernels::int8_products_available();
         assert_eq!(available, level >= LOWEST_INT8_LEVEL, "{level}");
+        // The best int8 instruction set the CPU has up to the cap.
+        let sums_with = [Isa::Avx512Vnni, Isa::AvxVnni, Isa::Avx2]
+            .into_iter()
+            .find(|&l| l <= level && l.supported());
+        assert_eq!(kernels::int8_products_isa(), sums_with, "{level}");
         if !available {
             // Documented fallback: the f32 product, exactly.
             let w = arr(&rand_vec(120, 40 * 128, -0.2, 0.2), &[40, 128]);
