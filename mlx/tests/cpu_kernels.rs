@@ -1312,23 +1312,6 @@ fn int8_linear_ref(
     y
 }
 
-/// Runs `f` with the kernels' instruction-set level capped at each level
-/// this CPU supports, lowest first, and restores the cap afterwards (also
-/// when `f` panics).
-fn at_each_int8_level(mut f: impl FnMut(Isa)) {
-    struct Restore(Isa);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            kernels::set_isa_cap(self.0);
-        }
-    }
-    let _restore = Restore(kernels::isa_cap());
-    for level in Isa::ALL.into_iter().filter(|l| l.supported()) {
-        kernels::set_isa_cap(level);
-        f(level);
-    }
-}
-
 /// The lowest level with an int8 product (AVX2's vpmaddwd).
 const LOWEST_INT8_LEVEL: Isa = Isa::Avx2;
 
@@ -1376,7 +1359,7 @@ fn int8_activations_match_their_definition_and_bound_the_f32_product() {
         ..q.clone()
     };
     let mut same = SameAtEveryLevel::new();
-    at_each_int8_level(|level| {
+    at_each_isa("int8 products", false, |level| {
         let available = kernels::int8_products_available();
         assert_eq!(available, level >= LOWEST_INT8_LEVEL, "{level}");
         // The best int8 instruction set the CPU has up to the cap.
@@ -1394,7 +1377,7 @@ fn int8_activations_match_their_definition_and_bound_the_f32_product() {
                 .linear(&x, kernels::LinearEpilogue::default())
                 .unwrap();
             assert_eq!(read(&int8), read(&plain), "{level}");
-            return;
+            return read(&int8);
         }
         let mut outputs = Vec::new();
         // Encoder-like and prompt-like shapes, row counts that leave partial
@@ -1484,7 +1467,8 @@ fn int8_activations_match_their_definition_and_bound_the_f32_product() {
             }
         }
         outputs.push(got);
-        same.check(level, outputs);
+        same.check(level, outputs.clone());
+        outputs.concat()
     });
 }
 
@@ -1517,7 +1501,7 @@ fn int8_activations_fuse_the_epilogue_and_fall_back_where_they_cannot_apply() {
         ..QuantizedMatrix::quantize(&w, 64, 4).unwrap()
     };
     let mut same = SameAtEveryLevel::new();
-    at_each_int8_level(|level| {
+    at_each_isa("int8 epilogue and fallbacks", false, |level| {
         let int8 = level >= LOWEST_INT8_LEVEL;
         // Bias, GELU, residual inside the kernel: the same values as the ops
         // applied to its plain product.
@@ -1573,8 +1557,9 @@ fn int8_activations_fuse_the_epilogue_and_fall_back_where_they_cannot_apply() {
             }
         }
         if int8 {
-            same.check(level, vec![read(&fused), got]);
+            same.check(level, vec![read(&fused), got.clone()]);
         }
+        got
     });
 }
 
@@ -1594,11 +1579,14 @@ fn int8_products_built_at_one_level_and_evaluated_below_every_int8_level_are_err
         &rand_vec(135, rows * k, -1.0, 1.0),
         &[rows as i32, k as i32],
     );
-    let previous = kernels::set_isa_cap(LOWEST_INT8_LEVEL);
-    let lazy = q8.linear(&x, Default::default()).unwrap();
-    kernels::set_isa_cap(Isa::Baseline);
-    let result = lazy.eval();
-    kernels::set_isa_cap(previous);
+    let lazy = {
+        let _cap = IsaCap::set(LOWEST_INT8_LEVEL);
+        q8.linear(&x, Default::default()).unwrap()
+    };
+    let result = {
+        let _cap = IsaCap::set(Isa::Baseline);
+        lazy.eval()
+    };
     let err = result.expect_err("an int8 product evaluated at baseline");
     assert!(err.to_string().contains("below avx2"), "{err}");
 }
