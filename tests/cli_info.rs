@@ -36,6 +36,34 @@ fn info_reports_mlx_version_and_the_blas_that_serves_sgemm() {
         .expect("instruction-set line");
     let active = mlx::kernels::active_isa().to_string();
     assert!(isa_line.contains(&active), "{isa_line}");
+    // What serves each kind of product, as this process sees it too.
+    let served = |kind: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(kind))
+            .unwrap_or_else(|| panic!("no {kind} line: {stdout}"))
+            .to_string()
+    };
+    if mlx::openblas_config().is_some() {
+        assert!(
+            served("f32 × f32, many rows").contains("OpenBLAS 0."),
+            "{stdout}"
+        );
+    }
+    let int8 = served("8-bit weights, many rows, int8 activations");
+    match mlx::kernels::int8_products_isa() {
+        Some(level) => assert!(
+            int8.contains(&format!("own int8 kernel ({level}")),
+            "{int8}"
+        ),
+        None => assert!(int8.contains("none here"), "{int8}"),
+    }
+    let attention = served("attention, many queries");
+    assert_eq!(
+        attention.contains("own fused kernel"),
+        mlx::kernels::fused_attention_available(),
+        "{attention}"
+    );
 }
 
 #[test]
@@ -49,6 +77,11 @@ fn an_instruction_set_cap_shows_in_info_and_a_bad_one_is_an_error() {
     assert!(
         stdout.contains("instruction set: baseline (this CPU: ")
             && stdout.contains("cap: baseline"),
+        "{stdout}"
+    );
+    // At the baseline no int8 or fused-attention kernel serves a product.
+    assert!(
+        stdout.contains("int8 activations     none here") && stdout.contains("+ own softmax"),
         "{stdout}"
     );
     let bad = Command::new(env!("CARGO_BIN_EXE_pipeline"))

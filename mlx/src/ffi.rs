@@ -253,6 +253,7 @@ pub(crate) mod ffi {
         fn release_kernel_threads();
         fn int8_products_available() -> bool;
         fn int8_products_isa() -> u8;
+        fn fused_attention_available() -> bool;
         fn custom_kernels_active() -> bool;
         fn isa_supported() -> u8;
         fn isa_has(level: u8) -> bool;

@@ -102,6 +102,14 @@ pub fn int8_products_isa() -> Option<Isa> {
     Some(Isa::from_code(ffi::int8_products_isa())).filter(|&l| l != Isa::Baseline)
 }
 
+/// Whether attention with many queries and 64-wide heads (every Whisper
+/// encoder, and prompts) runs as the crate's fused kernel now (AVX2 or
+/// better, kernels on, CPU stream), rather than a BLAS product, a softmax
+/// pass over the `[L, S]` scores and a second product.
+pub fn fused_attention_available() -> bool {
+    ffi::fused_attention_available()
+}
+
 /// An instruction-set level of the CPU kernels. Each includes the ones
 /// before it; a kernel takes the best path of a level at most
 /// [`active_isa`]. `AvxVnni` is the 256-bit form of the int8 dot-product

@@ -41,6 +41,9 @@ bool int8_available();
 // The instruction set its products sum with now (Avx512Vnni, AvxVnni or
 // Avx2); Baseline where int8_available() is false.
 Isa int8_isa();
+// Whether attention with many queries and 64-wide heads (Whisper's encoder,
+// prompts) runs as the fused kernel now, rather than BLAS + softmax.
+bool fused_attention_available();
 
 // softmax over the last axis.
 std::optional<array> softmax_last(const array& a);

@@ -614,6 +614,7 @@ void hold_kernel_threads() { kernels::hold_threads(); }
 void release_kernel_threads() { kernels::release_threads(); }
 bool int8_products_available() { return kernels::int8_available(); }
 uint8_t int8_products_isa() { return static_cast<uint8_t>(kernels::int8_isa()); }
+bool fused_attention_available() { return kernels::fused_attention_available(); }
 bool custom_kernels_active() { return kernels::active(); }
 uint8_t isa_supported() { return static_cast<uint8_t>(kernels::isa_supported()); }
 bool isa_has(uint8_t level) {

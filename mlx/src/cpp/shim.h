@@ -177,6 +177,7 @@ void hold_kernel_threads();
 void release_kernel_threads();
 bool int8_products_available();
 uint8_t int8_products_isa();
+bool fused_attention_available();
 bool custom_kernels_active();
 uint8_t isa_supported();
 bool isa_has(uint8_t level);

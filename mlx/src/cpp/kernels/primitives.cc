@@ -551,6 +551,7 @@ void release_threads() { Pool::get().heat(-1); }
 bool active() { return cpu_stream().has_value(); }
 bool int8_available() { return active() && int8_path() != Isa::Baseline; }
 Isa int8_isa() { return active() ? int8_path() : Isa::Baseline; }
+bool fused_attention_available() { return active() && fused_attention_for(kRowsUpTo + 1, 64); }
 
 std::optional<array> softmax_last(const array& a) {
   auto s = cpu_stream();

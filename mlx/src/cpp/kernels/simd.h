@@ -155,7 +155,6 @@ inline bool has_avx512() { return isa_allows(Isa::Avx512); }
 
 #define MLX_SHIM_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
 
-inline bool has_vnni() { return isa_allows(Isa::Avx512Vnni); }
 
 // f(Avx2Target) compiled for AVX2+FMA+F16C. Not inlined into its caller,
 // whose target is the baseline.
@@ -167,7 +166,6 @@ MLX_SHIM_F16C __attribute__((noinline)) auto run_avx2(F f) {
 // Elsewhere only the portable paths exist (see by_isa).
 inline bool has_f16c() { return false; }
 inline bool has_avx512() { return false; }
-inline bool has_vnni() { return false; }
 #endif
 
 // Runs f, a lambda marked MLX_SHIM_ALWAYS_INLINE whose callees are
