@@ -12,6 +12,9 @@ made contiguous), so the Rust tests compare every tensor exactly:
                                   torch.Size, set, bytes and other plain values
   torch/mixed.expected.safetensors  the same tensors by dotted name
   torch/legacy.pt                 torch.save(_use_new_zipfile_serialization=False)
+  torch/mixed-legacy.pt           mixed.pt's object tree in that legacy format
+  torch/legacy-training.pt        a legacy training checkpoint, as resemblyzer's:
+                                  model_state plus an Adam optimizer_state
   torch/evil-system.pt            a pickle that would call os.system
   torch/evil-eval.pt              a pickle that would call builtins.eval
   sharded-bin/                    pytorch_model-0000k-of-00002.bin + index (torch.save)
@@ -116,12 +119,27 @@ class CallsEval:
         return (eval, (f"open({MARKER!r}, 'w')",))
 
 
+def write_legacy_training(dest):
+    g = torch.Generator().manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.randn(5, 4, generator=g)).sum().backward()
+    opt.step()
+    torch.save({"step": 3, "model_state": model.state_dict(), "optimizer_state": opt.state_dict()},
+               dest / "legacy-training.pt", _use_new_zipfile_serialization=False)
+
+
 def write_torch(dest):
     dest.mkdir()
     payload, expected = mixed_checkpoint()
     torch.save(payload, dest / "mixed.pt")
+    torch.save(payload, dest / "mixed-legacy.pt", _use_new_zipfile_serialization=False)
     save_file(expected, dest / "mixed.expected.safetensors")
     torch.save({"w": torch.ones(2)}, dest / "legacy.pt", _use_new_zipfile_serialization=False)
+    write_legacy_training(dest)
     torch.save({"w": torch.ones(1), "x": CallsSystem()}, dest / "evil-system.pt")
     torch.save({"w": torch.ones(1), "x": CallsEval()}, dest / "evil-eval.pt")
 

@@ -38,7 +38,8 @@ pub struct TensorRef {
     pub stride: Vec<usize>,
 }
 
-/// A storage record from a persistent id: `data/<key>` in the zip archive.
+/// A storage record from a persistent id: `data/<key>` in the zip archive,
+/// or the storage written under `key` after a legacy file's pickles.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StorageRef {
     pub key: String,
@@ -602,13 +603,16 @@ impl<'a> Machine<'a> {
     }
 }
 
-/// `('storage', storage_type, key, location, numel)`.
+/// `('storage', storage_type, key, location, numel)`, and in legacy
+/// (non-zip) files the same with a sixth entry, `None` unless the storage
+/// is a view of another (which torch stopped writing long ago).
 fn persistent_storage(pid: Value) -> Res<StorageRef> {
     let Value::Tuple(items) = pid else {
         return Err("persistent id is not a tuple".into());
     };
     match items.as_slice() {
         [Value::Str(kind), Value::Global(AllowedGlobal::StorageType(dtype)), Value::Str(key), _, Value::Int(numel)]
+        | [Value::Str(kind), Value::Global(AllowedGlobal::StorageType(dtype)), Value::Str(key), _, Value::Int(numel), Value::None]
             if kind == "storage" =>
         {
             Ok(StorageRef {
@@ -704,6 +708,12 @@ fn call(g: AllowedGlobal, args: Vec<Value>) -> Res<Value> {
 
 /// Reads one pickle from `bytes`.
 pub fn read_pickle(bytes: &[u8]) -> Result<Value, String> {
+    read_pickle_prefix(bytes).map(|(value, _)| value)
+}
+
+/// Reads the pickle at the start of `bytes` and says how many bytes it
+/// took: a legacy torch file is several pickles in a row, then its storages.
+pub fn read_pickle_prefix(bytes: &[u8]) -> Result<(Value, usize), String> {
     let mut m = Machine {
         bytes,
         pos: 0,
@@ -711,5 +721,6 @@ pub fn read_pickle(bytes: &[u8]) -> Result<Value, String> {
         memo: HashMap::new(),
         budget: bytes.len().saturating_mul(4).saturating_add(4096),
     };
-    m.run()
+    let value = m.run()?;
+    Ok((value, m.pos))
 }

@@ -1,7 +1,11 @@
-//! PyTorch checkpoints in the zip format of `torch.save` (torch ≥ 1.6):
-//! `<archive>/data.pkl` holds the object tree, `<archive>/data/<key>` the raw
-//! storages it refers to. Tensors are materialized contiguous, honoring
-//! storage offsets, strides and storages shared between tensors.
+//! PyTorch checkpoints of `torch.save`: the zip format (torch ≥ 1.6), where
+//! `<archive>/data.pkl` holds the object tree and `<archive>/data/<key>` the
+//! raw storages it refers to, and the legacy format before it, one stream of
+//! pickles (magic number, protocol, system info, the object tree, the
+//! storage keys) followed by each storage's element count and bytes.
+//! Tensors are materialized contiguous, honoring storage offsets, strides
+//! and storages shared between tensors. Training state (optimizers,
+//! callbacks, schedulers) is skipped by name: a converter never needs it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -9,7 +13,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::{ConvertError, Result};
-use crate::pickle::{read_pickle, StorageRef, TensorRef, Value};
+use crate::pickle::{read_pickle, read_pickle_prefix, StorageRef, TensorRef, Value};
 use crate::tensor::{byte_size, element_count, RawTensor};
 
 /// A checkpoint's object tree with its tensors materialized.
@@ -31,9 +35,32 @@ const MAX_DEFLATE_RATIO: u64 = 1032;
 /// `little` or `big`.
 const BYTEORDER_BYTES: u64 = 16;
 
-/// Reads a `torch.save` zip checkpoint.
+/// The first pickle of a legacy file: protocol 2, the 10-byte magic number
+/// 0x1950a86a20f9469cfc6c, STOP.
+const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.";
+
+/// The legacy format's protocol version record.
+const LEGACY_PROTOCOL: i64 = 1001;
+
+/// Top-level entries of training checkpoints that hold no model weights.
+const TRAINING_STATE: [&str; 6] = [
+    "optimizer",
+    "optimizer_state",
+    "optimizer_states",
+    "callbacks",
+    "lr_schedulers",
+    "loops",
+];
+
+/// Reads a `torch.save` checkpoint, zip or legacy.
 pub fn read_checkpoint(path: &Path) -> Result<TorchCheckpoint> {
-    check_magic(path)?;
+    match check_magic(path)? {
+        Format::Zip => read_zip(path),
+        Format::Legacy => read_legacy(path),
+    }
+}
+
+fn read_zip(path: &Path) -> Result<TorchCheckpoint> {
     let mut archive = zip::ZipArchive::new(File::open(path).map_err(ConvertError::io(path))?)
         .map_err(|e| ConvertError::format(path, format!("corrupt zip archive: {e}")))?;
     let pkl_name = archive
@@ -47,11 +74,9 @@ pub fn read_checkpoint(path: &Path) -> Result<TorchCheckpoint> {
         read_pickle(&pickle).map_err(|m| ConvertError::format(path, format!("{pkl_name}: {m}")))?;
     let big_endian = is_big_endian(&mut archive, &prefix, path)?;
 
+    let (refs, _) = weight_tensors(&root);
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut tensors = BTreeMap::new();
-    let mut refs = Vec::new();
-    collect_tensors(&root, "", &mut refs);
-    for (name, t) in refs {
+    for (_, t) in &refs {
         if !storages.contains_key(&t.storage.key) {
             let entry = format!("{prefix}data/{}", t.storage.key);
             let mut bytes = read_entry(&mut archive, &entry, storage_bytes(&t.storage), path)?;
@@ -60,6 +85,140 @@ pub fn read_checkpoint(path: &Path) -> Result<TorchCheckpoint> {
             }
             storages.insert(t.storage.key.clone(), bytes);
         }
+    }
+    let tensors = materialize_all(refs, &storages, path)?;
+    Ok(TorchCheckpoint { root, tensors })
+}
+
+/// Reads a legacy checkpoint: its pickles, then each storage in the order
+/// of the keys list, as an 8-byte element count and the elements. Storages
+/// only training state refers to are stepped over.
+fn read_legacy(path: &Path) -> Result<TorchCheckpoint> {
+    let bytes = std::fs::read(path).map_err(ConvertError::io(path))?;
+    let bad = |message: String| ConvertError::format(path, format!("legacy checkpoint: {message}"));
+    if !bytes.starts_with(LEGACY_MAGIC) {
+        return Err(bad(
+            "no torch magic number (a pickle, but not one torch.save wrote)".into(),
+        ));
+    }
+    let mut at = LEGACY_MAGIC.len();
+    let mut next_pickle = |what: &str| -> Result<Value> {
+        let end = bytes
+            .len()
+            .min(at.saturating_add(MAX_PICKLE_BYTES as usize));
+        let (value, used) =
+            read_pickle_prefix(&bytes[at..end]).map_err(|m| bad(format!("{what}: {m}")))?;
+        at += used;
+        Ok(value)
+    };
+    match next_pickle("protocol version")? {
+        Value::Int(LEGACY_PROTOCOL) => {}
+        other => {
+            return Err(bad(format!(
+                "protocol version {other:?}, expected {LEGACY_PROTOCOL}"
+            )))
+        }
+    }
+    let big_endian = match next_pickle("system info")?.get("little_endian") {
+        Some(Value::Bool(little)) => !little,
+        _ => return Err(bad("system info has no little_endian flag".into())),
+    };
+    let root = next_pickle("object tree")?;
+    let keys = match next_pickle("storage keys")? {
+        Value::List(keys) => keys,
+        other => return Err(bad(format!("storage keys are {other:?}, not a list"))),
+    };
+    let (refs, training) = weight_tensors(&root);
+    let declared: HashMap<&str, &StorageRef> = refs
+        .iter()
+        .chain(&training)
+        .map(|(_, t)| (t.storage.key.as_str(), &t.storage))
+        .collect();
+    let wanted: std::collections::HashSet<&str> =
+        refs.iter().map(|(_, t)| t.storage.key.as_str()).collect();
+    let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
+    for key in &keys {
+        let Value::Str(key) = key else {
+            return Err(bad(format!("storage key {key:?} is not a string")));
+        };
+        let storage = declared
+            .get(key.as_str())
+            .ok_or_else(|| bad(format!("storage {key} is written but no tensor uses it")))?;
+        let count: [u8; 8] = bytes
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad(format!("storage {key}: truncated")))?;
+        let count = if big_endian {
+            u64::from_be_bytes(count)
+        } else {
+            u64::from_le_bytes(count)
+        };
+        if count < storage.numel as u64 {
+            return Err(bad(format!(
+                "storage {key} holds {count} elements, its tensors declare {}",
+                storage.numel
+            )));
+        }
+        let size = count
+            .checked_mul(storage.dtype.size() as u64)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| bad(format!("storage {key}: {count} elements overflow")))?;
+        let data = bytes
+            .get(at + 8..)
+            .and_then(|rest| rest.get(..size))
+            .ok_or_else(|| bad(format!("storage {key}: truncated ({size} bytes declared)")))?;
+        at += 8 + size;
+        if wanted.contains(key.as_str()) {
+            let mut data = data.to_vec();
+            if big_endian {
+                swap_bytes(&mut data, storage.dtype.size());
+            }
+            storages.insert(key.clone(), data);
+        }
+    }
+    if let Some((name, t)) = refs
+        .iter()
+        .find(|(_, t)| !storages.contains_key(&t.storage.key))
+    {
+        return Err(bad(format!("{name}: storage {} is missing", t.storage.key)));
+    }
+    let tensors = materialize_all(refs, &storages, path)?;
+    Ok(TorchCheckpoint { root, tensors })
+}
+
+/// The tensors of a checkpoint's object tree by dotted name: those of the
+/// model, and those under a top-level training-state entry.
+type NamedTensors = Vec<(String, TensorRef)>;
+
+fn weight_tensors(root: &Value) -> (NamedTensors, NamedTensors) {
+    let (mut weights, mut training) = (Vec::new(), Vec::new());
+    match root {
+        Value::Dict(items) => {
+            for (k, v) in items {
+                let (name, out) = match k {
+                    Value::Str(k) if TRAINING_STATE.contains(&k.as_str()) => {
+                        (k.clone(), &mut training)
+                    }
+                    Value::Str(k) => (k.clone(), &mut weights),
+                    Value::Int(k) => (k.to_string(), &mut weights),
+                    _ => continue,
+                };
+                collect_tensors(v, &name, out);
+            }
+        }
+        other => collect_tensors(other, "", &mut weights),
+    }
+    (weights, training)
+}
+
+/// Every named tensor copied out of its storage; two of one name is an error.
+fn materialize_all(
+    refs: NamedTensors,
+    storages: &HashMap<String, Vec<u8>>,
+    path: &Path,
+) -> Result<BTreeMap<String, RawTensor>> {
+    let mut tensors = BTreeMap::new();
+    for (name, t) in refs {
         let tensor = materialize(&t, &storages[&t.storage.key])
             .map_err(|m| ConvertError::format(path, format!("{name}: {m}")))?;
         if tensors.insert(name.clone(), tensor).is_some() {
@@ -69,27 +228,31 @@ pub fn read_checkpoint(path: &Path) -> Result<TorchCheckpoint> {
             ));
         }
     }
-    Ok(TorchCheckpoint { root, tensors })
+    Ok(tensors)
 }
 
-/// Refuses anything but a zip file, naming the legacy pickle format that
-/// torch < 1.6 wrote (a bare pickle stream, first byte PROTO).
-fn check_magic(path: &Path) -> Result<()> {
+enum Format {
+    Zip,
+    Legacy,
+}
+
+/// A zip file, or the legacy format that torch < 1.6 wrote (a bare pickle
+/// stream, first byte PROTO); anything else is refused.
+fn check_magic(path: &Path) -> Result<Format> {
     let mut magic = Vec::with_capacity(4);
     File::open(path)
         .and_then(|f| f.take(4).read_to_end(&mut magic))
         .map_err(ConvertError::io(path))?;
     if magic == ZIP_MAGIC {
-        return Ok(());
+        Ok(Format::Zip)
+    } else if magic.first() == Some(&0x80) {
+        Ok(Format::Legacy)
+    } else {
+        Err(ConvertError::format(
+            path,
+            "not a PyTorch checkpoint (zip or legacy)",
+        ))
     }
-    Err(ConvertError::format(
-        path,
-        if magic.first() == Some(&0x80) {
-            "legacy (non-zip) PyTorch checkpoint: unsupported, re-save it with torch>=1.6 (torch.save default)"
-        } else {
-            "not a PyTorch zip checkpoint"
-        },
-    ))
 }
 
 /// torch records the writer's byte order in `byteorder` (absent before
@@ -143,9 +306,10 @@ impl TorchCheckpoint {
     }
 
     /// The tensor dict of a checkpoint: the top level, or the dict under
-    /// `model_state_dict`, `state_dict` or `model` when the top level holds one.
+    /// `model_state_dict`, `state_dict`, `model_state` or `model` when the
+    /// top level holds one.
     pub fn state_dict(&self) -> BTreeMap<String, RawTensor> {
-        for key in ["model_state_dict", "state_dict", "model"] {
+        for key in ["model_state_dict", "state_dict", "model_state", "model"] {
             if matches!(self.root.get(key), Some(Value::Dict(_))) {
                 return self.tensors_under(key);
             }

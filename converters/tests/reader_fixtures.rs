@@ -145,7 +145,77 @@ fn ctranslate2_models_in_every_quantization_match_ctranslate2() {
 }
 
 #[test]
-fn legacy_and_malicious_torch_files_are_refused_and_nothing_runs() {
+fn legacy_torch_files_hold_what_the_zip_format_holds() {
+    // mixed-legacy.pt is mixed.pt's object tree (views, shared storages,
+    // f16/bf16, int keys, ...) saved by torch with
+    // `_use_new_zipfile_serialization=False`.
+    let ckpt = read_checkpoint(&fixture("torch/mixed-legacy.pt")).unwrap();
+    let want = read_safetensors(&fixture("torch/mixed.expected.safetensors")).unwrap();
+    assert_same("mixed-legacy.pt", &ckpt.tensors_under(""), &want);
+    // The plain values too (storage keys differ: indices in a zip, object
+    // addresses in the legacy format).
+    let zip = read_checkpoint(&fixture("torch/mixed.pt")).unwrap();
+    assert_eq!(ckpt.root.get("plain"), zip.root.get("plain"));
+    assert!(ckpt.root.get("plain").is_some());
+
+    let small = read_checkpoint(&fixture("torch/legacy.pt")).unwrap();
+    let w = &small.tensors_under("")["w"];
+    assert_eq!(w.shape, vec![2]);
+    assert_eq!(
+        w.data,
+        [1.0f32, 1.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_legacy_training_checkpoint_gives_its_model_and_skips_the_optimizer() {
+    // As resemblyzer's pretrained.pt: {"step", "model_state", "optimizer_state"}.
+    let ckpt = read_checkpoint(&fixture("torch/legacy-training.pt")).unwrap();
+    let names: Vec<_> = ckpt.tensors_under("").into_keys().collect();
+    assert_eq!(
+        names,
+        [
+            "model_state.0.bias",
+            "model_state.0.weight",
+            "model_state.1.bias",
+            "model_state.1.weight"
+        ]
+    );
+    let state = ckpt.state_dict();
+    assert_eq!(state["0.weight"].shape, vec![3, 4]);
+    assert_eq!(state["1.weight"].shape, vec![2, 3]);
+    assert_eq!(ckpt.root.get("step"), Some(&Value::Int(3)));
+    // The optimizer's entry is read (it is in the tree) but not materialized.
+    assert!(matches!(
+        ckpt.root.get("optimizer_state"),
+        Some(Value::Dict(_))
+    ));
+}
+
+#[test]
+fn cut_legacy_files_name_what_is_missing() {
+    let bytes = std::fs::read(fixture("torch/legacy-training.pt")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (cut, needle) in [
+        (bytes.len() - 3, "truncated"),
+        (40, "legacy checkpoint: system info"),
+        (200, "legacy checkpoint: object tree"),
+    ] {
+        let path = dir.path().join(format!("cut-{cut}.pt"));
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        let msg = read_checkpoint(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains(path.to_str().unwrap()) && msg.contains(needle),
+            "cut at {cut}: expected '{needle}' in: {msg}"
+        );
+    }
+}
+
+#[test]
+fn malicious_torch_files_are_refused_and_nothing_runs() {
     let expect_error = |name: &str, needle: &str| {
         let path = fixture(name);
         let err = load_state_dict(&path).unwrap_err();
@@ -156,7 +226,6 @@ fn legacy_and_malicious_torch_files_are_refused_and_nothing_runs() {
             "expected '{needle}' in: {msg}"
         );
     };
-    expect_error("torch/legacy.pt", "re-save it with torch>=1.6");
     // os.system pickles as posix.system; Python 3's eval as __builtin__.eval
     // in protocol 2.
     expect_error("torch/evil-system.pt", "refused pickle global posix.system");

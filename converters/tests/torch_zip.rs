@@ -202,8 +202,9 @@ fn views_outside_their_storage_are_errors() {
 fn legacy_truncated_and_foreign_files_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let legacy = dir.path().join("legacy.pt");
+    // A pickle, but with a magic number torch.save never wrote.
     std::fs::write(&legacy, b"\x80\x02\x8a\x0alZ\xfc\x9cF\xf9 j\xa8P\x19.").unwrap();
-    expect_error(&legacy, "legacy (non-zip) PyTorch checkpoint");
+    expect_error(&legacy, "legacy checkpoint: no torch magic number");
 
     let mut p = Pickle::default();
     p.op(b"\x80\x02}(")
@@ -224,7 +225,7 @@ fn legacy_truncated_and_foreign_files_get_clear_errors() {
 
     let text = dir.path().join("notes.pt");
     std::fs::write(&text, "hello").unwrap();
-    expect_error(&text, "not a PyTorch zip checkpoint");
+    expect_error(&text, "not a PyTorch checkpoint (zip or legacy)");
 }
 
 #[test]
