@@ -3,8 +3,10 @@
 //! It understands the opcodes `torch.save` emits (protocols 2–5) and builds a
 //! plain value tree. Calls (`REDUCE`, `NEWOBJ`) are evaluated only for an
 //! explicit allow-list of globals — tensor and storage rebuilders, ordered
-//! dicts, sizes, sets, byte decoding; any other global is refused with its
-//! name, before anything it names could matter.
+//! dicts, sizes, sets, byte decoding, and the configuration classes training
+//! checkpoints keep (read as opaque names, see [`AllowedGlobal::Inert`]); any
+//! other global is refused with its name, before anything it names could
+//! matter.
 //!
 //! Hostile input is bounded: nesting deeper than [`MAX_DEPTH`] is an error
 //! as soon as it is built, shared references that would expand the tree far
@@ -64,6 +66,9 @@ pub enum Value {
     Dict(Vec<(Value, Value)>),
     /// An allow-listed callable or class that was not called.
     Global(AllowedGlobal),
+    /// An instance of an inert configuration class (see
+    /// [`AllowedGlobal::Inert`]), by class name; its state is not read.
+    Opaque(String),
     Storage(StorageRef),
     Tensor(TensorRef),
 }
@@ -100,7 +105,22 @@ pub enum AllowedGlobal {
     Size,
     /// `set` and `frozenset`, read as lists.
     Set,
+    /// `dict` and `collections.defaultdict`, read as dicts.
+    DictType,
+    /// `list`.
+    ListType,
+    /// Python 2's `long` (protocol 2 checkpoints), read as an integer.
+    Long,
+    /// Classes of the configuration objects that training checkpoints keep
+    /// beside their weights (Lightning's hyper-parameters: omegaconf
+    /// containers, pyannote's task descriptions, `typing.Any`, torch's
+    /// version string). Their instances become [`Value::Opaque`]: nothing of
+    /// theirs runs, and nothing a converter needs lives in them.
+    Inert(String),
 }
+
+/// Modules whose classes are [`AllowedGlobal::Inert`].
+const INERT_MODULES: [&str; 2] = ["omegaconf.", "pyannote.audio.core."];
 
 fn allowed_global(module: &str, name: &str) -> Option<AllowedGlobal> {
     use AllowedGlobal::*;
@@ -116,6 +136,15 @@ fn allowed_global(module: &str, name: &str) -> Option<AllowedGlobal> {
         ("torch", "Size") => Size,
         // Protocol 2 spells `builtins` the Python 2 way.
         ("builtins" | "__builtin__", "set" | "frozenset") => Set,
+        ("builtins" | "__builtin__", "dict") | ("collections", "defaultdict") => DictType,
+        ("builtins" | "__builtin__", "list") => ListType,
+        ("__builtin__", "long") => Long,
+        ("torch.torch_version", "TorchVersion") | ("typing", "Any") => {
+            Inert(format!("{module}.{name}"))
+        }
+        (module, _) if INERT_MODULES.iter().any(|m| module.starts_with(m)) => {
+            Inert(format!("{module}.{name}"))
+        }
         ("torch", storage) => StorageType(match storage {
             "FloatStorage" => TensorDtype::F32,
             "HalfStorage" => TensorDtype::F16,
@@ -693,6 +722,15 @@ fn call(g: AllowedGlobal, args: Vec<Value>) -> Res<Value> {
         {
             Ok(Value::Tuple(dims.clone()))
         }
+        (AllowedGlobal::Inert(class), _) => Ok(Value::Opaque(class)),
+        // A defaultdict's one argument is its factory, not content.
+        (AllowedGlobal::DictType, [] | [Value::Global(_)]) => Ok(Value::Dict(Vec::new())),
+        (AllowedGlobal::ListType, []) => Ok(Value::List(Vec::new())),
+        (AllowedGlobal::ListType, [Value::List(items) | Value::Tuple(items)]) => {
+            Ok(Value::List(items.clone()))
+        }
+        (AllowedGlobal::Long, []) => Ok(Value::Int(0)),
+        (AllowedGlobal::Long, [Value::Int(v)]) => Ok(Value::Int(*v)),
         (AllowedGlobal::Set, []) => Ok(Value::List(Vec::new())),
         (AllowedGlobal::Set, [Value::List(items) | Value::Tuple(items)])
             if items.iter().all(is_scalar) =>

