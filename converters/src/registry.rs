@@ -244,6 +244,33 @@ pub fn fetch_asset_in(name: &str, cache: &Path) -> Result<PathBuf> {
     Ok(dest.join(file_name))
 }
 
+/// The MLX model folder that `convert` makes from asset `name`'s file:
+/// fetched and converted into the project cache at `cache` on first use,
+/// again whenever the asset's pins or `converter` (a version string of the
+/// conversion) change. `convert(file, folder)` fills the empty `folder`.
+pub fn fetch_converted_asset_in(
+    name: &str,
+    converter: &str,
+    cache: &Path,
+    convert: impl FnOnce(&Path, &Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let file = fetch_asset_in(name, cache)?;
+    let dest = cache.join("models").join(format!("mlx-asset-{name}"));
+    let stamp = format!(
+        "{}converter {converter}\n",
+        std::fs::read_to_string(file.with_file_name(STAMP)).map_err(ConvertError::io(&file))?
+    );
+    let complete = |dir: &Path| dir.join("config.json").is_file() && is_stamped(dir, &stamp);
+    fetch_folder(&dest, &stamp, complete, |work| {
+        tracing::info!(asset = name, "converting to MLX");
+        let folder = work.join("mlx");
+        std::fs::create_dir(&folder).map_err(ConvertError::io(&folder))?;
+        convert(&file, &folder)?;
+        Ok(folder)
+    })?;
+    Ok(dest)
+}
+
 /// [`fetch`] with the project cache at `cache`.
 pub fn fetch_in(name: &str, cache: &Path) -> Result<PathBuf> {
     let model = MODELS.iter().find(|m| m.name == name).ok_or_else(|| {

@@ -295,3 +295,103 @@ impl Conv1d {
             .add(&self.bias)
     }
 }
+
+/// Hidden and cell state of an [`Lstm`], each `[batch, hidden]`.
+#[derive(Debug, Clone)]
+pub struct LstmState {
+    pub h: Array,
+    pub c: Array,
+}
+
+/// A PyTorch-layout LSTM layer, one direction: gates stacked as
+/// input, forget, cell, output in `weight_ih` `[4H, in]` and `weight_hh`
+/// `[4H, H]`. The input projection of every step is one product; only the
+/// `h Wₕₕᵀ` product and the gates run step by step.
+#[derive(Debug, Clone)]
+pub struct Lstm {
+    pub weight_ih: Array,
+    pub weight_hh: Array,
+    /// `bias_ih + bias_hh`.
+    pub bias: Array,
+    pub hidden: i32,
+}
+
+impl Lstm {
+    /// Loads `{prefix}.weight_ih{suffix}`, `weight_hh`, `bias_ih` and
+    /// `bias_hh` (PyTorch's names: suffix `_l0`, `_l1_reverse`, … for
+    /// `nn.LSTM`, empty for `nn.LSTMCell`).
+    pub fn load(w: &Weights, prefix: &str, suffix: &str, input: i32, hidden: i32) -> Result<Lstm> {
+        let get =
+            |name: &str, shape: &[i32]| w.get_shaped(&format!("{prefix}.{name}{suffix}"), shape);
+        let bias = get("bias_ih", &[4 * hidden])?.add(&get("bias_hh", &[4 * hidden])?)?;
+        Ok(Lstm {
+            weight_ih: get("weight_ih", &[4 * hidden, input])?,
+            weight_hh: get("weight_hh", &[4 * hidden, hidden])?,
+            bias,
+            hidden,
+        })
+    }
+
+    /// Zero state for `batch` sequences.
+    pub fn zero_state(&self, batch: i32) -> mlx::Result<LstmState> {
+        let zeros = Array::zeros(&[batch, self.hidden], Dtype::F32)?;
+        Ok(LstmState {
+            h: zeros.clone(),
+            c: zeros,
+        })
+    }
+
+    /// Runs over `x` `[batch, time, in]` from `state` (zeros when `None`),
+    /// first step to last, or last to first when `reverse` (outputs stay in
+    /// input order). Returns every step's `h` `[batch, time, H]` and the
+    /// state after the last step taken.
+    pub fn forward(
+        &self,
+        x: &Array,
+        state: Option<&LstmState>,
+        reverse: bool,
+    ) -> mlx::Result<(Array, LstmState)> {
+        let batch = x.dim(0)?;
+        let steps = x.dim(1)?;
+        let projected = kernels::linear(
+            x,
+            &self.weight_ih,
+            LinearEpilogue {
+                bias: Some(&self.bias),
+                ..LinearEpilogue::default()
+            },
+        )?;
+        let mut state = match state {
+            Some(s) => s.clone(),
+            None => self.zero_state(batch)?,
+        };
+        let w_hh_t = self.weight_hh.transpose(&[1, 0])?;
+        let hidden = self.hidden;
+        let mut outputs = Vec::with_capacity(steps as usize);
+        let order: Box<dyn Iterator<Item = i32>> = if reverse {
+            Box::new((0..steps).rev())
+        } else {
+            Box::new(0..steps)
+        };
+        for t in order {
+            let gates = projected
+                .slice_axis(1, t, t + 1)?
+                .squeeze(&[1])?
+                .add(&state.h.matmul(&w_hh_t)?)?;
+            let gate = |k: i32| gates.slice_axis(1, k * hidden, (k + 1) * hidden);
+            let input = gate(0)?.sigmoid()?;
+            let forget = gate(1)?.sigmoid()?;
+            let cell = gate(2)?.tanh()?;
+            let output = gate(3)?.sigmoid()?;
+            let c = forget.multiply(&state.c)?.add(&input.multiply(&cell)?)?;
+            let h = output.multiply(&c.tanh()?)?;
+            outputs.push(h.clone());
+            state = LstmState { h, c };
+        }
+        if reverse {
+            outputs.reverse();
+        }
+        let y = mlx::stack(&outputs.iter().collect::<Vec<_>>(), 1)?;
+        Ok((y, state))
+    }
+}
