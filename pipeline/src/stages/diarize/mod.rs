@@ -2,6 +2,10 @@
 //! turns for the whole recording; the stage labels each segment and word
 //! with the speaker whose turns overlap it most.
 
+pub mod chunked;
+pub mod chunks;
+pub mod clustering;
+
 use super::{Data, StageError, StageInfo, TranscriptStage};
 use crate::transcript::{SpeakerTurn, Transcript};
 
