@@ -15,7 +15,7 @@ use crate::config::{Config, DeviceName};
 use crate::panic_guard::{catch_panic, guard_file, InternalError};
 use crate::plan::{resolve_quantize, PlanSettings, StagePlan};
 use crate::stages::align::{AlignStage, Aligner};
-use crate::stages::audio::{load_audio, AudioError, AudioStream};
+use crate::stages::audio::{AudioError, AudioStream, Recording};
 use crate::stages::diarize::{DiarizeStage, Diarizer};
 use crate::stages::transcribe::{family_for, Blocks, Recognizer, TranscribeError};
 use crate::stages::vad::{detect_speech, pack, SpeechBlocks, SpeechTimeline, VadError, VadOptions};
@@ -197,10 +197,10 @@ impl Pipeline {
         Pipeline::from_config(&config)
     }
 
-    /// Transcribes an audio file. Without stages after recognition the file
-    /// is streamed in bounded memory; those stages need the whole
-    /// recording, so it is loaded. A panic on the way is this file's
-    /// [`PipelineError::Internal`].
+    /// Transcribes an audio file, streamed in bounded memory (unless voice
+    /// activity packs speech into windows, which needs it whole); the
+    /// stages after recognition stream it again, except aligners, which
+    /// load it. A panic on the way is this file's [`PipelineError::Internal`].
     pub fn transcribe_file(&self, path: &Path) -> Result<Transcript, PipelineError> {
         self.transcribe_file_with_progress(path, &|_| {})
     }
@@ -219,18 +219,17 @@ impl Pipeline {
         progress: &dyn Fn(Progress),
     ) -> Result<Transcript, PipelineError> {
         let _span = tracing::info_span!("file", path = %path.display()).entered();
-        if !self.after_recognition.is_empty() {
-            return self.transcribe_with_progress(&load_audio(path)?, progress);
-        }
         let stream = AudioStream::open(path)?;
         // With voice activity detection only the speech is counted.
         let duration = stream.duration().filter(|_| self.vad.is_none());
-        self.recognize(Box::new(stream), &|p| {
+        let mut transcript = self.recognize(Box::new(stream), &|p| {
             progress(Progress {
                 total: p.total.or(duration),
                 ..p
             })
-        })
+        })?;
+        self.after_recognition(Recording::File(path), &mut transcript, progress)?;
+        Ok(transcript)
     }
 
     /// Transcribes several audio files, one result per file in order (a
@@ -310,17 +309,35 @@ impl Pipeline {
     ) -> Result<Transcript, PipelineError> {
         let mut transcript =
             self.recognize(Box::new(std::iter::once(Ok(samples.to_vec()))), progress)?;
+        self.after_recognition(Recording::Samples(samples), &mut transcript, progress)?;
+        Ok(transcript)
+    }
+
+    /// The stages after recognition, in order, each reading the recording
+    /// again (a file is streamed anew rather than held).
+    fn after_recognition(
+        &self,
+        recording: Recording<'_>,
+        transcript: &mut Transcript,
+        progress: &dyn Fn(Progress),
+    ) -> Result<(), PipelineError> {
+        let total = recording.duration();
         for stage in &self.after_recognition {
             let info = stage.info();
             let _span = tracing::info_span!("stage", name = info.name).entered();
             let started = Instant::now();
-            stage.run(samples, &mut transcript)?;
+            stage.run(recording, transcript, &|p| {
+                progress(Progress {
+                    total: p.total.or(total),
+                    ..p
+                })
+            })?;
             transcript
                 .timings
                 .after_recognition
                 .push((info.implementation, started.elapsed().as_secs_f64()));
         }
-        Ok(transcript)
+        Ok(())
     }
 
     /// The voice-activity and recognizer stages over consecutive 16 kHz

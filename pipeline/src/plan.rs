@@ -13,6 +13,7 @@ use crate::config::decode::DecodeOptions;
 use crate::config::{Config, DeviceName};
 use crate::stages::output::Format;
 use crate::stages::transcribe::{family_for, Batching, RecognizerSettings};
+use crate::stages::diarize::DiarizeStage;
 use crate::stages::vad::{detector, VadOptions};
 use crate::stages::{Data, StageInfo};
 
@@ -44,7 +45,11 @@ impl<'a> PlanSettings<'a> {
             device: config.device,
             decode: &config.decode,
             vad: config.vad.as_ref(),
-            after_recognition: Vec::new(),
+            after_recognition: config
+                .diarization
+                .iter()
+                .map(|d| DiarizeStage::info_for(d.describe()))
+                .collect(),
             formats: if config.output_dir.is_some() {
                 &config.formats
             } else {

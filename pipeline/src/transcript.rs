@@ -38,6 +38,9 @@ pub struct Transcript {
     /// Its probability when it was detected rather than given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language_probability: Option<f32>,
+    /// Who spoke when, in time order, when the recording is diarized.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub speakers: Vec<SpeakerTurn>,
     /// Where the time went (not part of the written outputs).
     #[serde(skip)]
     pub timings: Timings,

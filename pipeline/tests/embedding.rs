@@ -4,10 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use asr_pipeline::stages::audio::Recording;
 use asr_pipeline::stages::output::render;
 use asr_pipeline::transcript::SegmentWord;
 use asr_pipeline::{
-    Aligner, Diarizer, Format, Pipeline, PipelineError, SpeakerTurn, StageError, Transcript, Word,
+    Aligner, Diarizer, Format, Pipeline, PipelineError, Progress, SpeakerTurn, StageError,
+    Transcript, Word,
 };
 
 fn jfk() -> Option<PathBuf> {
@@ -98,8 +100,12 @@ impl Diarizer for TwoSpeakers {
         "two-speakers"
     }
 
-    fn diarize(&self, samples: &[f32]) -> Result<Vec<SpeakerTurn>, StageError> {
-        let end = samples.len() as f64 / 16_000.0;
+    fn diarize(
+        &self,
+        recording: Recording<'_>,
+        _: &dyn Fn(Progress),
+    ) -> Result<Vec<SpeakerTurn>, StageError> {
+        let end = recording.duration().unwrap();
         Ok(vec![
             SpeakerTurn {
                 start: 0.0,
@@ -122,7 +128,7 @@ impl Diarizer for Failing {
         "failing"
     }
 
-    fn diarize(&self, _: &[f32]) -> Result<Vec<SpeakerTurn>, StageError> {
+    fn diarize(&self, _: Recording<'_>, _: &dyn Fn(Progress)) -> Result<Vec<SpeakerTurn>, StageError> {
         Err(StageError {
             stage: "failing".into(),
             message: "no speakers today".into(),
@@ -141,6 +147,8 @@ fn hooks_put_words_and_speakers_into_the_transcript_and_outputs() {
     // openai-whisper's segments: 0.00–7.74 and 7.74–10.74.
     let speakers: Vec<_> = t.segments.iter().map(|s| s.speaker.as_deref()).collect();
     assert_eq!(speakers, vec![Some("A"), Some("B")]);
+    let turns: Vec<_> = t.speakers.iter().map(|s| s.speaker.as_str()).collect();
+    assert_eq!(turns, ["A", "B"]);
     let first_words = &t.segments[0].words;
     assert_eq!(first_words[0].word.word, " And");
     assert_eq!(first_words[0].speaker.as_deref(), Some("A"));
@@ -323,7 +331,12 @@ impl Diarizer for PanicsOnShortRecordings {
         "panics-on-short-recordings"
     }
 
-    fn diarize(&self, samples: &[f32]) -> Result<Vec<SpeakerTurn>, StageError> {
+    fn diarize(
+        &self,
+        recording: Recording<'_>,
+        _: &dyn Fn(Progress),
+    ) -> Result<Vec<SpeakerTurn>, StageError> {
+        let samples = recording.samples().unwrap();
         assert!(samples.len() >= 5 * 16_000, "a recording this short");
         Ok(Vec::new())
     }

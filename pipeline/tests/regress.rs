@@ -138,6 +138,7 @@ fn transcript(text: &str) -> Transcript {
         }],
         language: Some("en".into()),
         language_probability: None,
+        speakers: Vec::new(),
         timings: Default::default(),
     }
 }

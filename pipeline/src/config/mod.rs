@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use asr_models::{Quantization, QuantizeChoice};
 use serde::Deserialize;
 
+use crate::stages::diarize::DiarizationOptions;
 use crate::stages::output::{Format, SubtitleOptions};
 use crate::stages::vad::VadOptions;
 use decode::DecodeOptions;
@@ -66,6 +67,9 @@ struct RawConfig {
     /// Present (even empty): voice activity detection on, with these settings.
     #[serde(default)]
     vad: Option<VadOptions>,
+    /// Present (even empty) and not `enabled = false`: speakers diarized.
+    #[serde(default)]
+    diarization: Option<DiarizationOptions>,
 }
 
 fn default_model() -> String {
@@ -97,6 +101,8 @@ pub struct Config {
     pub subtitles: SubtitleOptions,
     /// Voice activity detection; `None` transcribes everything.
     pub vad: Option<VadOptions>,
+    /// Speaker diarization; `None` when off.
+    pub diarization: Option<DiarizationOptions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +173,7 @@ impl Config {
             decode: raw.decode,
             subtitles: raw.subtitles,
             vad: raw.vad,
+            diarization: raw.diarization.filter(|d| d.enabled),
         })
     }
 
@@ -185,6 +192,10 @@ impl Config {
         );
         if self.subtitles.uses_words() && !self.decode.word_timestamps {
             out.push("subtitles: highlight_words and max_words_per_line need decode.word_timestamps = true".into());
+        }
+        out.extend(self.diarization.iter().flat_map(DiarizationOptions::problems));
+        if self.formats.contains(&Format::Rttm) && self.diarization.is_none() {
+            out.push("formats: rttm holds speaker turns and needs [diarization]".into());
         }
         if self.subtitles.max_words_per_line == Some(0) {
             out.push("subtitles.max_words_per_line: must be at least 1".into());

@@ -20,7 +20,8 @@ pub mod output;
 pub mod transcribe;
 pub mod vad;
 
-use crate::transcript::Transcript;
+use crate::transcript::{Progress, Transcript};
+use audio::{AudioError, Recording};
 
 /// What flows between stages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,12 +69,28 @@ pub struct StageError {
     pub message: String,
 }
 
-/// A stage after recognition: it sees the whole recording and changes the
-/// transcript (times words, labels speakers, ...). Aligners and diarizers
-/// run through this trait; a new kind of post-processing is one more
-/// implementation, handed to the plan in order.
+impl StageError {
+    /// The recording could not be read again.
+    pub fn audio(stage: &str, error: AudioError) -> StageError {
+        StageError {
+            stage: stage.into(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// A stage after recognition: it reads the whole recording again and
+/// changes the transcript (times words, labels speakers, ...). Aligners
+/// and diarizers run through this trait; a new kind of post-processing is
+/// one more implementation, handed to the plan in order.
 pub trait TranscriptStage: Send + Sync {
     fn info(&self) -> StageInfo;
-    /// `samples`: the whole recording, 16 kHz mono.
-    fn run(&self, samples: &[f32], transcript: &mut Transcript) -> Result<(), StageError>;
+    /// `progress` hears how many seconds of the recording the stage has
+    /// read (a stage that reads it whole at once may stay silent).
+    fn run(
+        &self,
+        recording: Recording<'_>,
+        transcript: &mut Transcript,
+        progress: &dyn Fn(Progress),
+    ) -> Result<(), StageError>;
 }

@@ -19,6 +19,7 @@ pub enum FormatArg {
     Srt,
     Vtt,
     Tsv,
+    Rttm,
 }
 
 #[derive(Copy, Clone, clap::ValueEnum)]
@@ -46,6 +47,7 @@ pub fn run_config(args: &RunArgs) -> Result<Config> {
                 FormatArg::Srt => Format::Srt,
                 FormatArg::Vtt => Format::Vtt,
                 FormatArg::Tsv => Format::Tsv,
+                FormatArg::Rttm => Format::Rttm,
             })
             .collect();
     }

@@ -7,8 +7,9 @@
 //! CTC aligner) implements [`Aligner`] and runs after recognition on the
 //! whole recording.
 
+use super::audio::Recording;
 use super::{Data, StageError, StageInfo, TranscriptStage};
-use crate::transcript::Transcript;
+use crate::transcript::{Progress, Transcript};
 
 /// Gives the words of each segment their times (fills `Segment::words`).
 pub trait Aligner: Send + Sync {
@@ -30,7 +31,16 @@ impl TranscriptStage for AlignStage {
         )
     }
 
-    fn run(&self, samples: &[f32], transcript: &mut Transcript) -> Result<(), StageError> {
-        self.0.align(samples, transcript)
+    /// Aligners see the recording's samples all at once.
+    fn run(
+        &self,
+        recording: Recording<'_>,
+        transcript: &mut Transcript,
+        _: &dyn Fn(Progress),
+    ) -> Result<(), StageError> {
+        let samples = recording
+            .samples()
+            .map_err(|e| StageError::audio(self.0.name(), e))?;
+        self.0.align(&samples, transcript)
     }
 }

@@ -72,6 +72,42 @@ pub trait AudioBlocks: Iterator<Item = Result<Vec<f32>, AudioError>> {}
 
 impl<I: Iterator<Item = Result<Vec<f32>, AudioError>>> AudioBlocks for I {}
 
+/// A whole recording as the stages after recognition read it again: a
+/// file, streamed anew in bounded memory, or samples already in memory.
+#[derive(Clone, Copy, Debug)]
+pub enum Recording<'a> {
+    File(&'a Path),
+    Samples(&'a [f32]),
+}
+
+impl<'a> Recording<'a> {
+    /// Its blocks from the start.
+    pub fn blocks(&self) -> Result<Box<dyn AudioBlocks + 'a>, AudioError> {
+        Ok(match *self {
+            Recording::File(path) => Box::new(AudioStream::open(path)?),
+            Recording::Samples(samples) => {
+                Box::new(samples.chunks(BLOCK_SAMPLES).map(|b| Ok(b.to_vec())))
+            }
+        })
+    }
+
+    /// All its samples (a file is decoded whole).
+    pub fn samples(&self) -> Result<std::borrow::Cow<'a, [f32]>, AudioError> {
+        Ok(match *self {
+            Recording::File(path) => load_audio(path)?.into(),
+            Recording::Samples(samples) => samples.into(),
+        })
+    }
+
+    /// Its length in seconds, when known without decoding it.
+    pub fn duration(&self) -> Option<f64> {
+        match *self {
+            Recording::File(path) => AudioStream::open(path).ok()?.duration(),
+            Recording::Samples(samples) => Some(samples.len() as f64 / SAMPLE_RATE as f64),
+        }
+    }
+}
+
 /// Reads `path` as mono f32 samples at [`SAMPLE_RATE`]: all blocks of its
 /// [`AudioStream`], end to end.
 pub fn load_audio(path: &Path) -> Result<Vec<f32>, AudioError> {

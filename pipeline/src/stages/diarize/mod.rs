@@ -1,37 +1,60 @@
 //! Speaker diarization: who speaks when. A [`Diarizer`] returns speaker
-//! turns for the whole recording; the stage labels each segment and word
-//! with the speaker whose turns overlap it most.
+//! turns for the whole recording; the stage keeps them in the transcript
+//! and labels each segment and word with the speaker whose turns overlap
+//! it most.
 
 pub mod chunked;
 pub mod chunks;
 pub mod clustering;
+mod options;
 
+pub use options::DiarizationOptions;
+
+use super::audio::Recording;
 use super::{Data, StageError, StageInfo, TranscriptStage};
-use crate::transcript::{SpeakerTurn, Transcript};
+use crate::transcript::{Progress, SpeakerTurn, Transcript};
 
 /// Says who speaks when.
 pub trait Diarizer: Send + Sync {
     fn name(&self) -> &str;
-    /// `samples`: the whole recording, 16 kHz mono.
-    fn diarize(&self, samples: &[f32]) -> Result<Vec<SpeakerTurn>, StageError>;
+    /// The speaker turns of the whole recording, in time order; `progress`
+    /// hears how many seconds of it have been read.
+    fn diarize(
+        &self,
+        recording: Recording<'_>,
+        progress: &dyn Fn(Progress),
+    ) -> Result<Vec<SpeakerTurn>, StageError>;
 }
 
 /// A [`Diarizer`] as a stage of the plan.
 pub struct DiarizeStage(pub Box<dyn Diarizer>);
 
-impl TranscriptStage for DiarizeStage {
-    fn info(&self) -> StageInfo {
+impl DiarizeStage {
+    /// The stage as the plan shows it, done by `implementation`.
+    pub fn info_for(implementation: String) -> StageInfo {
         StageInfo::new(
             "diarize",
-            self.0.name().to_string(),
+            implementation,
             Data::Transcript,
             Data::Transcript,
         )
     }
+}
 
-    fn run(&self, samples: &[f32], transcript: &mut Transcript) -> Result<(), StageError> {
-        let turns = self.0.diarize(samples)?;
+impl TranscriptStage for DiarizeStage {
+    fn info(&self) -> StageInfo {
+        DiarizeStage::info_for(self.0.name().to_string())
+    }
+
+    fn run(
+        &self,
+        recording: Recording<'_>,
+        transcript: &mut Transcript,
+        progress: &dyn Fn(Progress),
+    ) -> Result<(), StageError> {
+        let turns = self.0.diarize(recording, progress)?;
         assign_speakers(transcript, &turns);
+        transcript.speakers = turns;
         Ok(())
     }
 }

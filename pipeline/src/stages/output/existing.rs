@@ -23,8 +23,8 @@ pub fn existing_output(path: &Path, format: Format) -> Existing {
     };
     if !meta.is_file() {
         Existing::Damaged("is not a regular file")
-    // SRT is the one format whose output of a silent recording is empty.
-    } else if meta.len() == 0 && format != Format::Srt {
+    // SRT and RTTM are the formats whose output of a silent recording is empty.
+    } else if meta.len() == 0 && !matches!(format, Format::Srt | Format::Rttm) {
         Existing::Damaged("is empty")
     } else if format == Format::Json && !parses_as_json(path) {
         Existing::Damaged("is not valid JSON")

@@ -1,5 +1,6 @@
-//! Transcript writers: txt, json, srt, vtt, tsv. Files are written under a
-//! temporary name and renamed, so a failed run leaves no half-written file.
+//! Transcript writers: txt, json, srt, vtt, tsv, and rttm for the speaker
+//! turns of a diarized recording. Files are written under a temporary name
+//! and renamed, so a failed run leaves no half-written file.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,9 @@ pub enum Format {
     Srt,
     Vtt,
     Tsv,
+    /// NIST's Rich Transcription Time Marked lines, one per speaker turn
+    /// (the format diarization scorers read).
+    Rttm,
 }
 
 impl Format {
@@ -32,6 +36,7 @@ impl Format {
             Format::Srt => "srt",
             Format::Vtt => "vtt",
             Format::Tsv => "tsv",
+            Format::Rttm => "rttm",
         }
     }
 }
@@ -146,13 +151,20 @@ fn write_cues(out: &mut String, cues: &[Cue], decimal: char, numbered: bool) {
     }
 }
 
-/// The transcript rendered in `format`, subtitles a cue per segment.
+/// The transcript rendered in `format`, subtitles a cue per segment, RTTM
+/// lines naming the recording `recording`.
 pub fn render(t: &Transcript, format: Format) -> String {
-    render_with(t, format, &SubtitleOptions::default())
+    render_with(t, format, &SubtitleOptions::default(), "recording")
 }
 
-/// The transcript rendered in `format`, subtitles cut as `subtitles` says.
-pub fn render_with(t: &Transcript, format: Format, subtitles: &SubtitleOptions) -> String {
+/// The transcript rendered in `format`, subtitles cut as `subtitles` says;
+/// `recording` is the file id of RTTM lines (no whitespace: it is replaced).
+pub fn render_with(
+    t: &Transcript,
+    format: Format,
+    subtitles: &SubtitleOptions,
+    recording: &str,
+) -> String {
     let mut out = String::new();
     match format {
         Format::Txt => out = format!("{}\n", t.text.trim()),
@@ -176,6 +188,21 @@ pub fn render_with(t: &Transcript, format: Format, subtitles: &SubtitleOptions) 
                 );
             }
         }
+        Format::Rttm => {
+            let id: String = recording
+                .chars()
+                .map(|c| if c.is_whitespace() { '_' } else { c })
+                .collect();
+            for turn in &t.speakers {
+                let _ = writeln!(
+                    out,
+                    "SPEAKER {id} 1 {:.3} {:.3} <NA> <NA> {} <NA> <NA>",
+                    turn.start,
+                    turn.end - turn.start,
+                    turn.speaker
+                );
+            }
+        }
     }
     out
 }
@@ -189,7 +216,7 @@ pub fn write(
     stem: &str,
 ) -> std::io::Result<PathBuf> {
     let path = dir.join(format!("{stem}.{}", format.extension()));
-    write_atomically(&path, render_with(t, format, subtitles))?;
+    write_atomically(&path, render_with(t, format, subtitles, stem))?;
     // An output is staged for milliseconds: one staged long before this
     // write belongs to a run that was killed while writing it.
     let long_ago = SystemTime::now() - ABANDONED_AFTER;
@@ -205,7 +232,7 @@ const ABANDONED_AFTER: Duration = Duration::from_secs(600);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transcript::{Segment, Timings, Word};
+    use crate::transcript::{Segment, SpeakerTurn, Timings, Word};
 
     fn transcript() -> Transcript {
         let word = |w: &str, start: f64, end: f64| {
@@ -239,6 +266,7 @@ mod tests {
             segments: vec![segment],
             language: Some("en".into()),
             language_probability: None,
+            speakers: Vec::new(),
             timings: Timings::default(),
         }
     }
@@ -271,6 +299,30 @@ mod tests {
         // Without options a segment is one cue.
         let plain = render(&transcript(), Format::Srt);
         assert_eq!(plain, "1\n00:00:00,000 --> 00:00:01,200\nAnd so my\n\n");
+    }
+
+    #[test]
+    fn rttm_has_a_line_per_speaker_turn() {
+        let mut t = transcript();
+        t.speakers = vec![
+            SpeakerTurn {
+                start: 0.25,
+                end: 1.5,
+                speaker: "SPEAKER_00".into(),
+            },
+            SpeakerTurn {
+                start: 1.5,
+                end: 3.125,
+                speaker: "SPEAKER_01".into(),
+            },
+        ];
+        let rttm = render_with(&t, Format::Rttm, &SubtitleOptions::default(), "my talk");
+        assert_eq!(
+            rttm,
+            "SPEAKER my_talk 1 0.250 1.250 <NA> <NA> SPEAKER_00 <NA> <NA>\n\
+             SPEAKER my_talk 1 1.500 1.625 <NA> <NA> SPEAKER_01 <NA> <NA>\n"
+        );
+        assert_eq!(render(&transcript(), Format::Rttm), "");
     }
 
     #[test]

@@ -374,6 +374,7 @@ fn transcripts_move_to_the_recording_timeline() {
         segments: vec![segment(0.0, 1.0, 0), segment(1.0, 1.0, 100)],
         language: None,
         language_probability: None,
+        speakers: Vec::new(),
         timings: Timings::default(),
     };
     timeline().map_transcript(&mut transcript);

@@ -385,6 +385,7 @@ impl WhisperTranscriber {
             segments: std::mem::take(&mut recording.segments),
             language: recording.prelude.language.clone(),
             language_probability: recording.prelude.language_probability,
+            speakers: Vec::new(),
             timings: Timings {
                 audio: recording.mel.seconds_read(),
                 transcribe: recording.busy + clock.elapsed().as_secs_f64(),
