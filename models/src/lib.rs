@@ -8,6 +8,7 @@
 pub mod features;
 pub mod nn;
 pub mod quantization;
+pub mod segmentation;
 pub mod weights;
 pub mod whisper;
 
