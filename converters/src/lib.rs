@@ -11,6 +11,7 @@ pub mod hub;
 pub mod pickle;
 pub mod registry;
 pub mod safetensors;
+pub mod speaker_encoder;
 pub mod state_dict;
 pub mod tensor;
 pub mod tiktoken;

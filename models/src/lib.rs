@@ -8,6 +8,7 @@
 pub mod features;
 pub mod nn;
 pub mod quantization;
+pub mod speaker_encoder;
 pub mod weights;
 pub mod whisper;
 
