@@ -12,6 +12,7 @@ pub mod pickle;
 pub mod registry;
 pub mod safetensors;
 pub mod segmentation;
+pub mod speaker_encoder;
 pub mod state_dict;
 pub mod tensor;
 pub mod tiktoken;

@@ -9,6 +9,7 @@ pub mod features;
 pub mod nn;
 pub mod quantization;
 pub mod segmentation;
+pub mod speaker_encoder;
 pub mod weights;
 pub mod whisper;
 
