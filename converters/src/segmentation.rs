@@ -82,16 +82,27 @@ pub fn convert_segmentation(checkpoint: &Path, out: &Path) -> Result<()> {
 fn config_from(hyper: &Value) -> std::result::Result<SegmentationConfig, String> {
     let int = |path: &[&str]| -> std::result::Result<i32, String> {
         match lookup(hyper, path) {
-            Some(Value::Int(v)) => i32::try_from(*v).map_err(|_| format!("{} = {v}", path.join("."))),
-            other => Err(format!("hyper_parameters.{}: expected an integer, found {other:?}", path.join("."))),
+            Some(Value::Int(v)) => {
+                i32::try_from(*v).map_err(|_| format!("{} = {v}", path.join(".")))
+            }
+            other => Err(format!(
+                "hyper_parameters.{}: expected an integer, found {other:?}",
+                path.join(".")
+            )),
         }
     };
     let flag = |path: &[&str]| match lookup(hyper, path) {
         Some(Value::Bool(v)) => Ok(*v),
-        other => Err(format!("hyper_parameters.{}: expected a boolean, found {other:?}", path.join("."))),
+        other => Err(format!(
+            "hyper_parameters.{}: expected a boolean, found {other:?}",
+            path.join(".")
+        )),
     };
     if !flag(&["lstm", "monolithic"])? {
-        return Err("hyper_parameters.lstm.monolithic is false: per-layer LSTM modules are not supported".into());
+        return Err(
+            "hyper_parameters.lstm.monolithic is false: per-layer LSTM modules are not supported"
+                .into(),
+        );
     }
     let sample_rate = int(&["sample_rate"])?;
     if int(&["num_channels"])? != 1 {
@@ -134,13 +145,19 @@ fn mlx_weights(
             continue;
         }
         let mlx_err = |e: mlx::Error| format!("{name}: {e}");
-        let array = raw_to_array(tensor).and_then(|a| a.astype(Dtype::F32)).map_err(mlx_err)?;
+        let array = raw_to_array(tensor)
+            .and_then(|a| a.astype(Dtype::F32))
+            .map_err(mlx_err)?;
         let is_conv = name.starts_with("sincnet.conv1d.") && name.ends_with(".weight");
         let array = match is_conv {
             true if tensor.shape.len() != 3 => {
-                return Err(format!("{name}: a convolution weight of shape {:?}", tensor.shape))
+                return Err(format!(
+                    "{name}: a convolution weight of shape {:?}",
+                    tensor.shape
+                ))
             }
-            true => row_major(&array.transpose(&[0, 2, 1]).map_err(mlx_err)?, Dtype::F32).map_err(mlx_err)?,
+            true => row_major(&array.transpose(&[0, 2, 1]).map_err(mlx_err)?, Dtype::F32)
+                .map_err(mlx_err)?,
             false => array,
         };
         out.insert(name.clone(), array);

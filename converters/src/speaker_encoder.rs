@@ -106,7 +106,9 @@ mod tests {
             })
             .collect();
         mlx::io::save_safetensors(&source, &tensors, &BTreeMap::new()).unwrap();
-        let err = convert_resemblyzer(&source, dir.path()).unwrap_err().to_string();
+        let err = convert_resemblyzer(&source, dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no tensor `lstm.weight_hh_l2`"), "{err}");
         assert!(err.contains("partial.safetensors"), "{err}");
     }
@@ -127,9 +129,13 @@ mod tests {
             })
             .collect();
         mlx::io::save_safetensors(&source, &tensors, &BTreeMap::new()).unwrap();
-        let err = convert_resemblyzer(&source, dir.path()).unwrap_err().to_string();
+        let err = convert_resemblyzer(&source, dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("`linear.weight` is F32 [256, 128], expected a float tensor of shape [256, 256]"),
+            err.contains(
+                "`linear.weight` is F32 [256, 128], expected a float tensor of shape [256, 256]"
+            ),
             "{err}"
         );
     }

@@ -156,11 +156,18 @@ fn frame_count_and_timing_are_pyannotes() {
     let timing = model.frame_timing();
     let rate = model.sample_rate() as f64;
     let expected = fixture_f64("receptive_field");
-    let seconds = [timing.start / rate, timing.duration / rate, timing.step / rate];
+    let seconds = [
+        timing.start / rate,
+        timing.duration / rate,
+        timing.step / rate,
+    ];
     for (ours, theirs) in seconds.iter().zip(&expected) {
         assert!((ours - theirs).abs() < 1e-12, "{seconds:?} vs {expected:?}");
     }
-    assert_eq!((timing.start, timing.duration, timing.step), (0.0, 991.0, 270.0));
+    assert_eq!(
+        (timing.start, timing.duration, timing.step),
+        (0.0, 991.0, 270.0)
+    );
     assert_eq!(timing.center(2), 540.0 + 495.5);
 }
 
@@ -248,7 +255,26 @@ fn the_registry_checkpoint_is_converted_once_into_the_cache() {
     assert_eq!(written, again, "converted again");
 }
 
-/// Per-chunk time at batch 32 (run with `--ignored --nocapture`).
+/// Seconds of CPU time this process has used (all threads), from
+/// /proc/self/stat: less disturbed than wall time on a shared machine.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime (fields 14 and 15), in clock ticks of 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Wall and CPU time per chunk at batch 32 of the model and its parts (run
+/// alone, in release: `--release -- --ignored --nocapture speed`).
 #[test]
 #[ignore]
 fn speed_at_batch_32() {
@@ -258,23 +284,31 @@ fn speed_at_batch_32() {
         .mul_scalar(0.1)
         .unwrap();
     batch.eval().unwrap();
-    let sinc = model.sincnet.sinc.forward(&batch).unwrap();
-    sinc.eval().unwrap();
-    let out = model.forward(&batch).unwrap();
-    out.eval().unwrap();
-    assert_eq!(out.shape(), [32, 293, 3]);
-    let time = |f: &dyn Fn() -> Array| {
-        let start = Instant::now();
-        for _ in 0..3 {
+    let features = model.sincnet.forward(&batch).unwrap();
+    features.eval().unwrap();
+    let time = |name: &str, f: &dyn Fn() -> Array| {
+        let out = f();
+        out.eval().unwrap();
+        let (wall, cpu) = (Instant::now(), cpu_seconds());
+        let runs = 3;
+        for _ in 0..runs {
             f().eval().unwrap();
         }
-        start.elapsed().as_secs_f64() / 3.0 / 32.0 * 1e3
+        let per_chunk = |s: f64| s / (runs * 32) as f64 * 1e3;
+        eprintln!(
+            "{name}: {:.2} ms wall, {:.2} ms CPU per 5 s chunk at batch 32",
+            per_chunk(wall.elapsed().as_secs_f64()),
+            per_chunk(cpu_seconds() - cpu)
+        );
+        out
     };
-    let sinc_ms = time(&|| model.sincnet.sinc.forward(&batch).unwrap());
-    let sincnet_ms = time(&|| model.sincnet.forward(&batch).unwrap());
-    let total_ms = time(&|| model.forward(&batch).unwrap());
-    eprintln!(
-        "per 5 s chunk at batch 32: sinc filters {sinc_ms:.2} ms, SincNet {sincnet_ms:.2} ms, \
-         whole model {total_ms:.2} ms"
-    );
+    time("sinc filters", &|| {
+        model.sincnet.sinc.forward(&batch).unwrap()
+    });
+    time("SincNet", &|| model.sincnet.forward(&batch).unwrap());
+    time("one BiLSTM layer", &|| {
+        model.lstm[0].forward(&features).unwrap()
+    });
+    let out = time("whole model", &|| model.forward(&batch).unwrap());
+    assert_eq!(out.shape(), [32, 293, 3]);
 }

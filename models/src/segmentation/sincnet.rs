@@ -51,14 +51,36 @@ impl InstanceNorm {
     }
 }
 
-/// Maximum over non-overlapping windows of `size` steps along time; a
-/// trailing partial window is dropped.
+/// `x` `[batch, time, channels]` (row-major) seen as non-overlapping
+/// windows of `size` steps, `[batch, windows, size, channels]`; a trailing
+/// partial window is left out. A view: nothing is copied.
+fn pool_windows(x: &Array, size: i32) -> mlx::Result<Array> {
+    let [batch, time, channels] = x.shape()[..] else {
+        return Err(mlx::Error::Mlx(format!(
+            "pooling needs [batch, time, channels], got {:?}",
+            x.shape()
+        )));
+    };
+    let c = channels as i64;
+    x.as_strided(
+        &[batch, time / size, size, channels],
+        &[time as i64 * c, size as i64 * c, c, 1],
+        0,
+    )
+}
+
+/// Maximum over non-overlapping windows of `size` steps along time.
 fn max_pool(x: &Array, size: i32) -> mlx::Result<Array> {
-    let shape = x.shape();
-    let windows = shape[1] / size;
-    x.slice_axis(1, 0, windows * size)?
-        .reshape(&[shape[0], windows, size, shape[2]])?
-        .max(&[2], false)
+    pool_windows(x, size)?.max(&[2], false)
+}
+
+/// `max_pool(|x|)`, as the larger of the window's maximum and its negated
+/// minimum: two reductions instead of a pass over the whole input.
+fn max_abs_pool(x: &Array, size: i32) -> mlx::Result<Array> {
+    let windows = pool_windows(x, size)?;
+    windows
+        .max(&[2], false)?
+        .maximum(&windows.min(&[2], false)?.negative()?)
 }
 
 /// The sinc band-pass filter bank, precomputed by the converter from the
@@ -71,7 +93,11 @@ pub struct SincFilters {
 }
 
 impl SincFilters {
-    pub fn load(w: &Weights, prefix: &str, c: &SegmentationConfig) -> Result<SincFilters, WeightError> {
+    pub fn load(
+        w: &Weights,
+        prefix: &str,
+        c: &SegmentationConfig,
+    ) -> Result<SincFilters, WeightError> {
         let weight = w.get_shaped(
             &format!("{prefix}.weight"),
             &[c.sinc_filters, c.sinc_kernel, 1],
@@ -117,7 +143,8 @@ impl SincNet {
                 ..Conv1d::load(w, &prefix, input, c.conv_channels, c.conv_kernel, 1)?
             })
         };
-        let norm = |i: i32, channels: i32| InstanceNorm::load(w, &format!("sincnet.norm1d.{i}"), channels);
+        let norm =
+            |i: i32, channels: i32| InstanceNorm::load(w, &format!("sincnet.norm1d.{i}"), channels);
         Ok(SincNet {
             waveform_norm: InstanceNorm::load(w, "sincnet.wav_norm1d", 1)?,
             sinc: SincFilters::load(w, "sincnet.conv1d.0", c)?,
@@ -137,16 +164,14 @@ impl SincNet {
             .waveform_norm
             .forward(&waveforms.expand_dims(&[2])?)?
             .squeeze(&[2])?;
-        // The magnitude of the sinc responses: their sign carries no
-        // information the pooling could use (SincNet issue #4).
-        let mut x = self.pool_norm(&self.sinc.forward(&x)?.abs()?, 0)?;
-        for (i, conv) in self.convs.iter().enumerate() {
-            x = self.pool_norm(&conv.forward(&x)?, i + 1)?;
+        // The magnitude of the sinc responses is pooled: their sign
+        // carries no information (SincNet issue #4).
+        let pooled = max_abs_pool(&self.sinc.forward(&x)?, self.pool)?;
+        let mut x = leaky_relu(&self.norms[0].forward(&pooled)?)?;
+        for (conv, norm) in self.convs.iter().zip(&self.norms[1..]) {
+            let pooled = max_pool(&conv.forward(&x)?, self.pool)?;
+            x = leaky_relu(&norm.forward(&pooled)?)?;
         }
         Ok(x)
-    }
-
-    fn pool_norm(&self, x: &Array, layer: usize) -> mlx::Result<Array> {
-        leaky_relu(&self.norms[layer].forward(&max_pool(x, self.pool)?)?)
     }
 }
