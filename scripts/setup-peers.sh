@@ -2,7 +2,9 @@
 # Creates the Python venv of the peers: Python MLX on the CPU wheel (for
 # `cargo bench --bench mlx_binding`), mlx-whisper (converter interop check), openai-whisper on
 # PyTorch CPU (reference transcripts for fixtures) and faster-whisper
-# (CTranslate2) — the tools scripts/bench-peers compares against.
+# (CTranslate2) — the tools scripts/bench-peers compares against — and the
+# voice-activity and diarization references (onnxruntime for Silero's ONNX
+# export, resemblyzer, pyannote.audio, pyannote.metrics for DER).
 # Idempotent: rebuilt (atomically, under a temporary name) only when an import
 # fails. Prints the venv's python on stdout; pip's output goes to stderr.
 #
@@ -15,7 +17,7 @@
 set -euo pipefail
 cache="${MLX_ASR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlx-asr}"
 venv="$cache/peers-venv"
-check="import mlx.core, mlx_whisper, whisper, faster_whisper, torch"
+check="import mlx.core, mlx_whisper, whisper, faster_whisper, torch, onnxruntime, resemblyzer, pyannote.audio, pyannote.metrics"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "$check" 2>/dev/null; then
   mkdir -p "$cache"
   rm -rf "$venv.partial"
@@ -38,6 +40,8 @@ EOF
   "${pip[@]}" --no-deps "openai-whisper==20250625" "mlx-whisper==0.4.3" >&2
   "${pip[@]}" numba numpy tqdm more-itertools tiktoken huggingface_hub scipy >&2
   "${pip[@]}" "faster-whisper==1.2.1" "ctranslate2==4.8.5" >&2
+  "${pip[@]}" "onnxruntime==1.31.1" "resemblyzer==0.1.4" \
+    "pyannote.audio==4.0.7" "pyannote.metrics==4.2.0" >&2
   "$py" -c "$check"
   rm -rf "$venv"
   mv "$venv.partial" "$venv"

@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 mod cli;
 
-use cli::{check, convert, fetch, info, regress, run};
+use cli::{check, convert, diarize, fetch, info, regress, run};
 
 #[derive(Parser)]
 #[command(name = "pipeline", version, about = "Speech recognition on MLX arrays")]
@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Transcribe the audio files a TOML config names.
     Run(run::RunArgs),
+    /// Who spoke when: speaker turns (RTTM) without transcribing.
+    Diarize(diarize::DiarizeArgs),
     /// Validate a run config and print its stages, without reading audio.
     Check(check::CheckArgs),
     /// Transcribe a manifest's audio set and compare with stored snapshots.
@@ -75,6 +77,7 @@ fn dispatch(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Run(args) => run::run(args, cli.quiet),
+        Command::Diarize(args) => diarize::run(&args, cli.quiet),
         Command::Check(args) => check::run(&args),
         Command::Regress(args) => regress::run(args, cli.quiet),
         Command::Fetch(args) => fetch::run(&args),

@@ -151,10 +151,14 @@ impl RegistryModel {
 /// an unknown name.
 pub fn revision(name: &str) -> Option<String> {
     let model = MODELS.iter().find(|m| m.name == name)?;
-    let hash = model.stamp().bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    });
-    Some(format!("{:08x}", hash >> 32))
+    Some(format!("{:08x}", fnv1a(model.stamp().as_bytes()) >> 32))
+}
+
+/// The 64-bit FNV-1a hash of `bytes`: short, stable cache keys.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Names [`fetch`] knows.
@@ -266,6 +270,46 @@ pub fn fetch_converted_asset_in(
         let folder = work.join("mlx");
         std::fs::create_dir(&folder).map_err(ConvertError::io(&folder))?;
         convert(&file, &folder)?;
+        Ok(folder)
+    })?;
+    Ok(dest)
+}
+
+/// The MLX model folder that `convert` makes from the checkpoint file
+/// `file`: converted into the project cache at `cache` once, again when
+/// the file (its path, size or modification time) or `converter` change.
+pub fn convert_file_cached(
+    file: &Path,
+    converter: &str,
+    cache: &Path,
+    convert: impl FnOnce(&Path, &Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let canonical = file.canonicalize().map_err(ConvertError::io(file))?;
+    let meta = std::fs::metadata(&canonical).map_err(ConvertError::io(file))?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let stamp = format!(
+        "{} {} bytes modified {modified}\nconverter {converter}\n",
+        canonical.display(),
+        meta.len()
+    );
+    let name = canonical
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let key = fnv1a(stamp.as_bytes());
+    let dest = cache
+        .join("models")
+        .join(format!("mlx-{name}-{key:016x}"));
+    let complete = |dir: &Path| dir.join("config.json").is_file() && is_stamped(dir, &stamp);
+    fetch_folder(&dest, &stamp, complete, |work| {
+        tracing::info!(file = %canonical.display(), "converting to MLX");
+        let folder = work.join("mlx");
+        std::fs::create_dir(&folder).map_err(ConvertError::io(&folder))?;
+        convert(&canonical, &folder)?;
         Ok(folder)
     })?;
     Ok(dest)

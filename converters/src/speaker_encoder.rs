@@ -16,6 +16,9 @@ use crate::registry::{cache_dir, fetch_converted_asset_in};
 use crate::state_dict::load_state_dict;
 use crate::whisper::{raw_to_array, WriteError};
 
+/// The registry asset holding the checkpoint.
+pub const ASSET: &str = "resemblyzer";
+
 /// Changes whenever the folder this module writes changes, so that cached
 /// conversions are made again.
 pub const CONVERTER_VERSION: &str = "resemblyzer-1";
@@ -28,7 +31,7 @@ pub fn fetch_speaker_encoder() -> Result<PathBuf> {
 
 /// [`fetch_speaker_encoder`] with the project cache at `cache`.
 pub fn fetch_speaker_encoder_in(cache: &Path) -> Result<PathBuf> {
-    fetch_converted_asset_in("resemblyzer", CONVERTER_VERSION, cache, convert_resemblyzer)
+    fetch_converted_asset_in(ASSET, CONVERTER_VERSION, cache, convert_resemblyzer)
 }
 
 /// Names and shapes of the tensors the encoder loads.

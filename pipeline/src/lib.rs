@@ -10,9 +10,11 @@
 //! - [`stages`]: one folder per stage, each entering through one trait;
 //! - [`transcript`]: what the stages produce;
 //! - [`Pipeline`]: the loaded plan, for embedding;
-//! - [`regress`]: snapshot regression runs; [`wer`]: word error rates.
+//! - [`regress`]: snapshot regression runs; [`wer`]: word error rates;
+//!   [`der`]: diarization error rates.
 
 pub mod config;
+pub mod der;
 pub mod model_source;
 mod panic_guard;
 mod pipeline;

@@ -84,7 +84,7 @@ pub fn resolve_model_in(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let hash = fnv1a(canonical.to_string_lossy().as_bytes());
+            let hash = registry::fnv1a(canonical.to_string_lossy().as_bytes());
             (canonical, format!("{name}-{hash:016x}"))
         }
         SpecKind::Registry => {
@@ -227,12 +227,6 @@ fn not_local_either(error: ConvertError, spec: &str, explicit: bool) -> ConvertE
 }
 
 /// A stable 64-bit hash for cache keys (FNV-1a).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use crate::panic_guard::{catch_panic, guard_file, InternalError};
 use crate::plan::{resolve_quantize, PlanSettings, StagePlan};
 use crate::stages::align::{AlignStage, Aligner};
 use crate::stages::audio::{AudioError, AudioStream, Recording};
-use crate::stages::diarize::{DiarizeStage, Diarizer};
+use crate::stages::diarize::{load_diarizer, DiarizeStage, Diarizer};
 use crate::stages::transcribe::{family_for, Blocks, Recognizer, TranscribeError};
 use crate::stages::vad::{detect_speech, pack, SpeechBlocks, SpeechTimeline, VadError, VadOptions};
 use crate::stages::{StageError, TranscriptStage};
@@ -178,8 +178,9 @@ impl Pipeline {
         }
     }
 
-    /// The model, device and `[decode]` settings of a run configuration
-    /// (its inputs and outputs are the caller's business).
+    /// The model, device, `[decode]`, `[vad]` and `[diarization]` settings
+    /// of a run configuration (its inputs and outputs are the caller's
+    /// business).
     pub fn from_config(config: &Config) -> Result<Pipeline, PipelineError> {
         let mut builder = Pipeline::builder()
             .model(config.model.clone())
@@ -187,6 +188,13 @@ impl Pipeline {
             .device(config.device)
             .decode(config.decode.clone());
         builder.vad = config.vad.clone();
+        if let Some(opts) = &config.diarization {
+            let problems = opts.problems();
+            if !problems.is_empty() {
+                return Err(PipelineError::Invalid(problems));
+            }
+            builder = builder.diarizer(load_diarizer(opts)?);
+        }
         builder.build()
     }
 

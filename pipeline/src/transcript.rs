@@ -29,7 +29,7 @@ pub struct Segment {
 }
 
 /// The result for one input file.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Transcript {
     pub text: String,
     pub segments: Vec<Segment>,

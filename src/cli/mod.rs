@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod convert;
+pub mod diarize;
 pub mod fetch;
 pub mod info;
 pub mod regress;

@@ -18,10 +18,97 @@
 //! kept per chunk is its frame activity and embeddings (a few kB), so an
 //! hour's recording diarizes in a few tens of MB.
 
+use std::sync::Mutex;
+
 use super::chunks::{Chunk, Chunker, FrameGrid};
 use super::clustering::{centroids, cluster, dot, ClusterCount};
+use super::{DiarizationOptions, Diarizer};
+use crate::stages::audio::{Recording, SAMPLE_RATE};
 use crate::stages::StageError;
-use crate::transcript::SpeakerTurn;
+use crate::transcript::{Progress, SpeakerTurn};
+
+/// A segmentation model and a speaker encoder diarizing as this module
+/// says. Recordings take turns on the models (MLX arrays are not `Sync`).
+pub struct ChunkedDiarizer {
+    models: Mutex<Models>,
+    settings: ChunkedSettings,
+    description: String,
+}
+
+struct Models {
+    segmenter: Box<dyn LocalSegmenter + Send>,
+    embedder: Box<dyn SpeakerEmbedder + Send>,
+}
+
+impl ChunkedDiarizer {
+    /// `description` is what [`Diarizer::name`] reports.
+    pub fn new(
+        segmenter: Box<dyn LocalSegmenter + Send>,
+        embedder: Box<dyn SpeakerEmbedder + Send>,
+        settings: ChunkedSettings,
+        description: String,
+    ) -> ChunkedDiarizer {
+        ChunkedDiarizer {
+            models: Mutex::new(Models {
+                segmenter,
+                embedder,
+            }),
+            settings,
+            description,
+        }
+    }
+}
+
+impl ChunkedSettings {
+    /// The settings `opts` give for a model whose frames are `grid`.
+    pub fn new(opts: &DiarizationOptions, grid: &FrameGrid) -> ChunkedSettings {
+        let step_samples = opts.step_s * f64::from(SAMPLE_RATE);
+        let step_frames = (step_samples / grid.step as f64).round().max(1.0) as usize;
+        // How many chunks see any one instant: a speaker who talks at all
+        // has at least about that many embeddings.
+        let chunks_per_instant = grid.chunk.div_ceil(step_frames * grid.step);
+        ChunkedSettings {
+            step_frames,
+            onset: opts.onset,
+            // Resemblyzer's shortest partial is 1.6 s; below a third of it
+            // an embedding says little about the speaker.
+            min_embedding_samples: SAMPLE_RATE as usize / 2,
+            count: ClusterCount {
+                threshold: opts.threshold,
+                exactly: opts.num_speakers,
+                at_least: opts.min_speakers,
+                at_most: opts.max_speakers,
+                min_size: chunks_per_instant,
+            },
+            batch: 32,
+        }
+    }
+}
+
+impl Diarizer for ChunkedDiarizer {
+    fn name(&self) -> &str {
+        &self.description
+    }
+
+    fn diarize(
+        &self,
+        recording: Recording<'_>,
+        progress: &dyn Fn(Progress),
+    ) -> Result<Vec<SpeakerTurn>, StageError> {
+        let blocks = recording
+            .blocks()
+            .map_err(|e| StageError::audio(&self.description, e))?;
+        // A recording that panicked mid-way left the models as they were.
+        let models = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        diarize_blocks(
+            &*models.segmenter,
+            &*models.embedder,
+            &self.settings,
+            blocks,
+            &|done| progress(Progress { done, total: None }),
+        )
+    }
+}
 
 /// Local speaker activity of chunks: a segmentation model.
 pub trait LocalSegmenter {
@@ -344,7 +431,7 @@ mod tests {
         chunk: 16_000,
         frames: 100,
         step: 160,
-        duration: 160,
+        first_center: 80.0,
     };
     const SPEAKERS: usize = 4;
 
@@ -411,6 +498,7 @@ mod tests {
                 exactly: None,
                 at_least: None,
                 at_most: None,
+                min_size: 1,
             },
             batch: 3,
         }

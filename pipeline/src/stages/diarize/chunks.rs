@@ -2,7 +2,7 @@
 //! in bounded memory, and the frame grid their outputs share.
 
 /// Where a segmentation model's output frames lie, in samples at 16 kHz.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FrameGrid {
     /// Samples per chunk the model takes.
     pub chunk: usize,
@@ -10,15 +10,15 @@ pub struct FrameGrid {
     pub frames: usize,
     /// Samples between consecutive frames.
     pub step: usize,
-    /// Samples of a frame's receptive field.
-    pub duration: usize,
+    /// Where the first frame's receptive field is centred.
+    pub first_center: f64,
 }
 
 impl FrameGrid {
     /// The sample at the centre of frame `frame` of the recording's grid
     /// (chunks start on multiples of `step`, so all chunks share one grid).
     pub fn center(&self, frame: usize) -> f64 {
-        (frame * self.step) as f64 + self.duration as f64 / 2.0
+        (frame * self.step) as f64 + self.first_center
     }
 
     /// The samples frame `frame` of a chunk stands for: the `step` around
@@ -122,7 +122,7 @@ mod tests {
         chunk: 100,
         frames: 10,
         step: 10,
-        duration: 10,
+        first_center: 5.0,
     };
 
     fn chunks(total: usize, block: usize, step_frames: usize) -> Vec<(usize, Vec<f32>)> {

@@ -1,7 +1,8 @@
 //! Speaker embeddings grouped into speakers: agglomerative clustering with
 //! average linkage on cosine distance, cut at a distance threshold or at a
-//! number of clusters, then every embedding assigned to its nearest
-//! cluster centroid.
+//! number of clusters; clusters too small to be a speaker (a few stray
+//! embeddings) are dissolved, then every embedding is assigned to its
+//! nearest remaining cluster centroid.
 //!
 //! Linkage runs on at most [`MAX_LINKED`] embeddings (evenly spaced when
 //! there are more), so time and memory stay bounded whatever the
@@ -16,6 +17,9 @@ pub struct ClusterCount {
     pub exactly: Option<usize>,
     pub at_least: Option<usize>,
     pub at_most: Option<usize>,
+    /// Clusters of fewer embeddings are dissolved when the threshold
+    /// decides the count (as many as `at_least` asks for are kept).
+    pub min_size: usize,
 }
 
 /// The most embeddings the linkage itself sees.
@@ -32,10 +36,45 @@ pub fn cluster(embeddings: &[f32], dims: usize, count: &ClusterCount) -> Vec<usi
     let linked: Vec<&[f32]> = rows.iter().step_by(stride).map(Vec::as_slice).collect();
     let merges = average_linkage(&linked);
     let wanted = clusters_wanted(&merges, linked.len(), count);
-    let labels = cut(&merges, linked.len(), wanted);
-    let centroids = centroids(&linked, &labels);
+    let labels = largest_first(&cut(&merges, linked.len(), wanted));
+    let keep = if count.exactly.is_some() {
+        wanted
+    } else {
+        large_clusters(&labels, count.min_size.div_ceil(stride), count.at_least)
+    };
+    let mut centroids = centroids(&linked, &labels);
+    centroids.truncate(keep);
     let nearest: Vec<usize> = rows.iter().map(|r| nearest(&centroids, r)).collect();
     renumbered(&nearest)
+}
+
+/// Labels renumbered by cluster size, the largest 0 (ties: first seen).
+fn largest_first(labels: &[usize]) -> Vec<usize> {
+    let k = labels.iter().max().map_or(0, |m| m + 1);
+    let mut sizes = vec![0usize; k];
+    for &l in labels {
+        sizes[l] += 1;
+    }
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by_key(|&l| std::cmp::Reverse(sizes[l]));
+    let mut rank = vec![0; k];
+    for (r, &l) in order.iter().enumerate() {
+        rank[l] = r;
+    }
+    labels.iter().map(|&l| rank[l]).collect()
+}
+
+/// How many of the clusters of `labels` (numbered largest first) to keep:
+/// those of at least `min_size` members, or the `at_least` largest when
+/// fewer are, and at least one.
+fn large_clusters(labels: &[usize], min_size: usize, at_least: Option<usize>) -> usize {
+    let k = labels.iter().max().map_or(0, |m| m + 1);
+    let mut sizes = vec![0usize; k];
+    for &l in labels {
+        sizes[l] += 1;
+    }
+    let large = sizes.iter().take_while(|&&s| s >= min_size).count();
+    large.max(at_least.unwrap_or(1)).clamp(1, k.max(1))
 }
 
 /// Cluster centroids (normalized means) of `rows` labelled `labels`.
@@ -277,6 +316,7 @@ mod tests {
             exactly,
             at_least,
             at_most,
+            min_size: 1,
         };
         assert_eq!(cluster(&flat, 6, &count(0.5, None, None, None)), truth);
         let two = cluster(&flat, 6, &count(0.5, Some(2), None, None));
@@ -286,6 +326,28 @@ mod tests {
         let four = cluster(&flat, 6, &count(0.5, None, Some(4), None));
         assert_eq!(four.iter().max(), Some(&3));
         assert!(cluster(&[], 6, &count(0.5, None, None, None)).is_empty());
+    }
+
+    #[test]
+    fn clusters_too_small_for_a_speaker_join_their_nearest_neighbour() {
+        let (mut flat, mut truth) = blobs();
+        // Two strays, each nearest to speaker 0's direction.
+        flat.extend([0.6, 0.0, 0.0, 0.0, 0.8, 0.0, 0.6, 0.0, 0.0, 0.0, 0.0, 0.8]);
+        truth.extend([0, 0]);
+        let mut count = ClusterCount {
+            threshold: 0.3,
+            exactly: None,
+            at_least: None,
+            at_most: None,
+            min_size: 1,
+        };
+        let strays_apart = cluster(&flat, 6, &count);
+        assert_eq!(strays_apart.iter().max(), Some(&4), "{strays_apart:?}");
+        count.min_size = 3;
+        assert_eq!(cluster(&flat, 6, &count), truth);
+        // Unless the count asks for them.
+        count.at_least = Some(4);
+        assert_eq!(cluster(&flat, 6, &count).iter().max(), Some(&3));
     }
 
     #[test]
@@ -301,6 +363,7 @@ mod tests {
                 exactly: None,
                 at_least: None,
                 at_most: None,
+                min_size: 1,
             },
         );
         let expected: Vec<usize> = (0..reps).flat_map(|_| truth.iter().copied()).collect();

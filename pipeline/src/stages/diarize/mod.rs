@@ -6,8 +6,10 @@
 pub mod chunked;
 pub mod chunks;
 pub mod clustering;
+mod models;
 mod options;
 
+pub use models::load_diarizer;
 pub use options::DiarizationOptions;
 
 use super::audio::Recording;

@@ -20,7 +20,7 @@ pub struct DiarizationOptions {
     pub min_speakers: Option<usize>,
     pub max_speakers: Option<usize>,
     /// Clusters of speaker embeddings closer than this cosine distance
-    /// (0–2) are one speaker: lower finds more speakers. Default 0.35.
+    /// (0–2) are one speaker: lower finds more speakers. Default 0.2.
     pub threshold: f32,
     /// Seconds between the starts of the 5 s chunks the segmentation model
     /// sees: smaller is more accurate at boundaries and slower. Default 1.
@@ -42,7 +42,7 @@ impl Default for DiarizationOptions {
             num_speakers: None,
             min_speakers: None,
             max_speakers: None,
-            threshold: 0.35,
+            threshold: 0.2,
             step_s: 1.0,
             onset: 0.5,
             segmentation: "pyannote-segmentation".into(),

@@ -277,7 +277,7 @@ mod tests {
             highlight_words: true,
             max_words_per_line: None,
         };
-        let vtt = render_with(&transcript(), Format::Vtt, &options);
+        let vtt = render_with(&transcript(), Format::Vtt, &options, "jfk");
         let expected = "WEBVTT\n\n\
             00:00:00.000 --> 00:00:00.500\n<u>And</u> so my\n\n\
             00:00:00.500 --> 00:00:00.800\nAnd <u>so</u> my\n\n\
@@ -292,7 +292,7 @@ mod tests {
             highlight_words: false,
             max_words_per_line: Some(2),
         };
-        let srt = render_with(&transcript(), Format::Srt, &options);
+        let srt = render_with(&transcript(), Format::Srt, &options, "jfk");
         let expected = "1\n00:00:00,000 --> 00:00:00,800\nAnd so\n\n\
             2\n00:00:01,000 --> 00:00:01,200\nmy\n\n";
         assert_eq!(srt, expected);
