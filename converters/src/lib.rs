@@ -8,6 +8,7 @@ pub mod cache_lock;
 pub mod ct2;
 pub mod error;
 pub mod hub;
+pub mod out_folder;
 pub mod pickle;
 pub mod registry;
 pub mod safetensors;

@@ -1,9 +1,12 @@
-//! `pipeline convert`: a Whisper checkpoint written as an MLX model folder.
+//! `pipeline convert`: a Whisper checkpoint, or the weights of a voice or
+//! speaker model, written as an MLX model folder.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
+use asr_converters::out_folder::convert_into_folder;
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
+use asr_converters::{segmentation, speaker_encoder};
 use asr_pipeline::{Quantization, Quantize};
 
 use super::progress::progress_bar;
@@ -29,6 +32,11 @@ Output (--out): a folder that this project and Python mlx-whisper both load:
   weights.safetensors  mlx-whisper names; conv weights channels-last
   tokenizer files      copied from the input folder when present
 
+Other families (--family), written in f32 without quantization:
+  pyannote-segmentation  pyannote's 2022 segmentation checkpoint (PyanNet,
+                         a Lightning .bin/.ckpt), the sinc filters computed
+  resemblyzer            Resemblyzer's pretrained.pt (legacy torch format)
+
 The output appears only when complete (written to a temporary folder, then
 renamed); an existing output is replaced only with --force, and only when
 it holds nothing but what a conversion writes. The output may not be the
@@ -42,9 +50,12 @@ pub struct ConvertArgs {
     /// Model folder to write.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Floating-point type of the written weights.
-    #[arg(long, value_enum, default_value_t = DtypeArg::F16)]
-    dtype: DtypeArg,
+    /// What the checkpoint holds.
+    #[arg(long, value_enum, default_value_t = Family::Whisper)]
+    family: Family,
+    /// Floating-point type of the written weights (Whisper; f16 when unset).
+    #[arg(long, value_enum)]
+    dtype: Option<DtypeArg>,
     /// Affine-quantize linear and embedding weights (norms, convolutions and
     /// positional tables stay unquantized): none, q8, q4, or int8 (stored as
     /// q8; int8 activations are a run setting).
@@ -56,6 +67,13 @@ pub struct ConvertArgs {
     /// Replace an existing output folder that a conversion wrote.
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Copy, Clone, PartialEq, clap::ValueEnum)]
+enum Family {
+    Whisper,
+    PyannoteSegmentation,
+    Resemblyzer,
 }
 
 #[derive(Copy, Clone, clap::ValueEnum)]
@@ -73,8 +91,22 @@ fn parse_group_size(text: &str) -> Result<i32, String> {
 
 /// Converts `--from` into `--out`, with a progress bar over the tensors.
 pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
+    let convert = match args.family {
+        Family::Whisper => return convert_whisper_checkpoint(args, quiet),
+        Family::PyannoteSegmentation => segmentation::convert_segmentation,
+        Family::Resemblyzer => speaker_encoder::convert_resemblyzer,
+    };
+    if args.dtype.is_some() || args.quantize.is_some() {
+        anyhow::bail!("--dtype and --quantize apply to Whisper checkpoints only; this family is written in f32");
+    }
+    convert_into_folder(&args.from, &args.out, args.force, convert)?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn convert_whisper_checkpoint(args: ConvertArgs, quiet: bool) -> Result<()> {
     let opts = WriteOptions {
-        dtype: match args.dtype {
+        dtype: match args.dtype.unwrap_or(DtypeArg::F16) {
             DtypeArg::F32 => OutputDtype::F32,
             DtypeArg::F16 => OutputDtype::F16,
             DtypeArg::Bf16 => OutputDtype::BF16,

@@ -16,7 +16,7 @@ use crate::{load_state_dict, torch};
 
 /// Files a model folder may carry beside its weights that the pipeline or
 /// other tools read (tokenizer, vocabulary, preprocessing settings).
-pub(super) const COMPANION_FILES: &[&str] = &[
+pub const COMPANION_FILES: &[&str] = &[
     "tokenizer.json",
     "tokenizer_config.json",
     "vocabulary.txt",

@@ -4,13 +4,12 @@
 mod hf_dims;
 mod load;
 mod names;
-mod out_folder;
 mod published_heads;
 mod write;
 
 use std::collections::BTreeMap;
 
-pub use load::{load_whisper, LoadedWhisper};
+pub use load::{load_whisper, LoadedWhisper, COMPANION_FILES};
 pub use names::{expected_tensors, is_quantizable, rule, Rule, SourceLayout};
 pub use write::{raw_to_array, write_mlx_whisper, OutputDtype, WriteError, WriteOptions};
 
@@ -78,7 +77,7 @@ pub fn convert_whisper(
     progress: &dyn Fn(usize, usize),
 ) -> crate::Result<LoadedWhisper> {
     // Fail before the (slow) read.
-    out_folder::check_apart_from_source(from, out)?;
+    crate::out_folder::check_apart_from_source(from, out)?;
     write::check(opts, out)?;
     let loaded = load_whisper(from)?;
     write_mlx_whisper(

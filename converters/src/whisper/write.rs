@@ -14,7 +14,8 @@ use asr_models::whisper::WhisperConfig;
 use mlx::quant::QuantizedMatrix;
 use mlx::{Array, Dtype};
 
-use super::{is_quantizable, out_folder, WhisperWeights};
+use super::{is_quantizable, WhisperWeights};
+use crate::out_folder;
 use crate::atomic::StagedFolder;
 use crate::tensor::{RawTensor, TensorDtype};
 

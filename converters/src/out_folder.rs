@@ -5,15 +5,43 @@
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use super::load::COMPANION_FILES;
-use super::write::WriteError;
+use crate::atomic::StagedFolder;
+use crate::whisper::{WriteError, COMPANION_FILES};
+
+/// Converts `from` with `convert` (which fills the empty folder it is
+/// given) into the MLX folder `out`: refused when `out` overlaps the
+/// source or already exists (unless `force`, and then only a folder a
+/// conversion wrote); written beside `out` and renamed into place, so `out`
+/// never holds half a conversion.
+pub fn convert_into_folder(
+    from: &Path,
+    out: &Path,
+    force: bool,
+    convert: impl FnOnce(&Path, &Path) -> crate::Result<()>,
+) -> crate::Result<()> {
+    check_apart_from_source(from, out)?;
+    if out.symlink_metadata().is_ok() {
+        if !force {
+            return Err(WriteError::OutputExists(out.to_path_buf()).into());
+        }
+        check_replaceable(out)?;
+    }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| WriteError::Io { path, error }
+    };
+    let staged = StagedFolder::beside(out).map_err(io(out))?;
+    convert(from, staged.path())?;
+    staged.finish(out).map_err(io(out))?;
+    Ok(())
+}
 
 /// The files a conversion writes besides the tokenizer companions.
 const WRITTEN_FILES: [&str; 2] = ["config.json", "weights.safetensors"];
 
 /// Refuses an output folder that is the source, holds it or lies inside it,
 /// compared after symbolic links and `..` are resolved.
-pub(super) fn check_apart_from_source(from: &Path, out: &Path) -> Result<(), WriteError> {
+pub(crate) fn check_apart_from_source(from: &Path, out: &Path) -> Result<(), WriteError> {
     let source = resolved(from);
     let target = resolved(out);
     let relation = if source == target {
@@ -35,7 +63,7 @@ pub(super) fn check_apart_from_source(from: &Path, out: &Path) -> Result<(), Wri
 /// Refuses to replace anything at `out` but a folder holding only what a
 /// conversion writes: `config.json`, `weights.safetensors` and tokenizer
 /// companion files. Anything else there would be lost with the old folder.
-pub(super) fn check_replaceable(out: &Path) -> Result<(), WriteError> {
+pub(crate) fn check_replaceable(out: &Path) -> Result<(), WriteError> {
     let refuse = |reason: String| WriteError::NotConverterOutput {
         out: out.to_path_buf(),
         reason,
