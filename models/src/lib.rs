@@ -3,11 +3,13 @@
 //! `nn` holds the layers every model here is built from (linear, possibly
 //! quantized; layer norm; embedding; 1-D convolution), loaded by name from a
 //! flat weight map such as a safetensors file. Whisper and later models
-//! (Parakeet, Qwen3-ASR, wav2vec2 aligners) are modules on top.
+//! (Parakeet, Qwen3-ASR, wav2vec2 aligners) are modules on top, as is the
+//! Silero voice-activity detector.
 
 pub mod features;
 pub mod nn;
 pub mod quantization;
+pub mod silero;
 pub mod weights;
 pub mod whisper;
 

@@ -78,7 +78,7 @@ where
     /// has ended), with the speech padding as join tolerance, or the
     /// detector's error.
     pub fn into_timeline(self) -> Result<SpeechTimeline, VadError> {
-        let pad = self.stage.pad as f64 / RATE as f64;
+        let pad = self.stage.pad() as f64 / RATE as f64;
         match self.error {
             Some(e) => Err(e),
             None => Ok(SpeechTimeline::new(self.regions).with_join_tolerance(pad)),
