@@ -49,6 +49,10 @@ impl Stft {
         })
     }
 
+    pub fn arrays(&self) -> Vec<&Array> {
+        vec![&self.basis_t, &self.gather]
+    }
+
     /// `x` `[n, input_samples]` → magnitudes `[n, windows, bins]`.
     pub fn forward(&self, x: &Array) -> mlx::Result<Array> {
         let n = x.dim(0)?;

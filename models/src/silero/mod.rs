@@ -67,9 +67,24 @@ impl Silero {
         };
         let weights = Weights::load(&path, None).map_err(werr)?;
         let model = Silero::from_weights(&weights, config).map_err(werr)?;
-        let all: Vec<&Array> = weights.arrays().map(|(_, a)| a).collect();
-        mlx::eval(&all).map_err(|e| werr(WeightError::Mlx(e)))?;
+        // Derived arrays too (the transposed basis, the summed LSTM
+        // biases): an unevaluated array belongs to the stream of the thread
+        // that made it, and the model may run on another.
+        mlx::eval(&model.arrays()).map_err(|e| werr(WeightError::Mlx(e)))?;
         Ok(model)
+    }
+
+    /// Every array the forward pass reads.
+    pub fn arrays(&self) -> Vec<&Array> {
+        let mut out = self.stft.arrays();
+        for block in &self.encoder {
+            out.extend([&block.conv.weight, &block.conv.bias]);
+        }
+        let lstm = &self.decoder.lstm;
+        out.extend([&lstm.weight_ih, &lstm.weight_hh, &lstm.bias]);
+        out.extend(self.decoder.head.weight.arrays());
+        out.extend(&self.decoder.head.bias);
+        out
     }
 
     /// The model on `weights` named as the converter writes them.
