@@ -18,9 +18,14 @@ const ONNX_FLOAT: u64 = 1;
 /// Every float32 initializer of the model's graph, by name. Initializers of
 /// another type, or stored outside the file, are refused by name.
 pub fn read_initializers(path: &Path) -> Result<BTreeMap<String, RawTensor>> {
-    let size = std::fs::metadata(path).map_err(ConvertError::io(path))?.len();
+    let size = std::fs::metadata(path)
+        .map_err(ConvertError::io(path))?
+        .len();
     if size > MAX_BYTES {
-        return Err(ConvertError::format(path, "larger than 2 GiB: not an ONNX model"));
+        return Err(ConvertError::format(
+            path,
+            "larger than 2 GiB: not an ONNX model",
+        ));
     }
     let bytes = std::fs::read(path).map_err(ConvertError::io(path))?;
     let bad = |message: String| ConvertError::format(path, format!("ONNX: {message}"));
@@ -46,7 +51,9 @@ fn tensor(bytes: &[u8]) -> std::result::Result<(String, RawTensor), String> {
     for field in fields(bytes)? {
         match (field.number, field.value) {
             (1, Value::Varint(d)) => dims.push(d as usize),
-            (1, Value::Bytes(packed)) => dims.extend(varints(packed)?.into_iter().map(|d| d as usize)),
+            (1, Value::Bytes(packed)) => {
+                dims.extend(varints(packed)?.into_iter().map(|d| d as usize))
+            }
             (2, Value::Varint(t)) => data_type = Some(t),
             (4, Value::Bytes(packed)) => floats.extend_from_slice(packed),
             (4, Value::Fixed32(word)) => floats.extend_from_slice(&word),

@@ -38,19 +38,47 @@ use Layout::{Conv, Pointwise, Same};
 /// Ours ← the checkpoint's name.
 const NAMES: [(&str, &str, Layout); 15] = [
     ("stft.weight", "model.stft.forward_basis_buffer", Conv),
-    ("encoder.0.weight", "model.encoder.0.reparam_conv.weight", Conv),
+    (
+        "encoder.0.weight",
+        "model.encoder.0.reparam_conv.weight",
+        Conv,
+    ),
     ("encoder.0.bias", "model.encoder.0.reparam_conv.bias", Same),
-    ("encoder.1.weight", "model.encoder.1.reparam_conv.weight", Conv),
+    (
+        "encoder.1.weight",
+        "model.encoder.1.reparam_conv.weight",
+        Conv,
+    ),
     ("encoder.1.bias", "model.encoder.1.reparam_conv.bias", Same),
-    ("encoder.2.weight", "model.encoder.2.reparam_conv.weight", Conv),
+    (
+        "encoder.2.weight",
+        "model.encoder.2.reparam_conv.weight",
+        Conv,
+    ),
     ("encoder.2.bias", "model.encoder.2.reparam_conv.bias", Same),
-    ("encoder.3.weight", "model.encoder.3.reparam_conv.weight", Conv),
+    (
+        "encoder.3.weight",
+        "model.encoder.3.reparam_conv.weight",
+        Conv,
+    ),
     ("encoder.3.bias", "model.encoder.3.reparam_conv.bias", Same),
-    ("decoder.lstm.weight_ih", "model.decoder.rnn.weight_ih", Same),
-    ("decoder.lstm.weight_hh", "model.decoder.rnn.weight_hh", Same),
+    (
+        "decoder.lstm.weight_ih",
+        "model.decoder.rnn.weight_ih",
+        Same,
+    ),
+    (
+        "decoder.lstm.weight_hh",
+        "model.decoder.rnn.weight_hh",
+        Same,
+    ),
     ("decoder.lstm.bias_ih", "model.decoder.rnn.bias_ih", Same),
     ("decoder.lstm.bias_hh", "model.decoder.rnn.bias_hh", Same),
-    ("decoder.head.weight", "model.decoder.decoder.2.weight", Pointwise),
+    (
+        "decoder.head.weight",
+        "model.decoder.decoder.2.weight",
+        Pointwise,
+    ),
     ("decoder.head.bias", "model.decoder.decoder.2.bias", Same),
 ];
 

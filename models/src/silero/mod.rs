@@ -58,8 +58,7 @@ impl Silero {
     /// Loads an MLX Silero folder (`config.json` + `weights.safetensors`)
     /// and evaluates every weight once.
     pub fn load(dir: &Path) -> Result<Silero, SileroError> {
-        let config =
-            SileroConfig::load(&dir.join("config.json")).map_err(SileroError::Config)?;
+        let config = SileroConfig::load(&dir.join("config.json")).map_err(SileroError::Config)?;
         let path = dir.join("weights.safetensors");
         let werr = |error| SileroError::Weights {
             path: path.display().to_string(),

@@ -264,10 +264,7 @@ fn streaming_in_any_blocks_gives_the_slice_result() {
             let blocks = s
                 .chunks(1 + lcg(&mut seed) as usize % 20_000)
                 .map(|b| Ok::<_, ()>(b.to_vec()));
-            let mut speech = SpeechBlocks::with_stage(
-                blocks,
-                loud_stage(opts),
-            );
+            let mut speech = SpeechBlocks::with_stage(blocks, loud_stage(opts));
             let mut gathered = Vec::new();
             for block in speech.by_ref() {
                 let block = block.unwrap();
@@ -284,10 +281,7 @@ fn streaming_in_any_blocks_gives_the_slice_result() {
 #[test]
 fn block_adapter_passes_errors_on() {
     let blocks = vec![Ok(vec![0.5f32; 4000]), Err("broken"), Ok(vec![0.0; 10])];
-    let mut speech = SpeechBlocks::with_stage(
-        blocks.into_iter(),
-        loud_stage(&raw()),
-    );
+    let mut speech = SpeechBlocks::with_stage(blocks.into_iter(), loud_stage(&raw()));
     assert_eq!(speech.next(), Some(Err("broken")));
     assert_eq!(speech.next(), None);
 }
@@ -586,7 +580,8 @@ fn each_detector_resolves_its_own_defaults() {
 
 #[test]
 fn options_read_from_toml() {
-    let opts: VadOptions = toml::from_str("model = \"webrtc\"\nmode = 1\nmax_speech_s = inf").unwrap();
+    let opts: VadOptions =
+        toml::from_str("model = \"webrtc\"\nmode = 1\nmax_speech_s = inf").unwrap();
     assert_eq!(opts.mode, Some(1));
     let settings = WebRtcSettings::from_options(&opts);
     assert!(settings.max_speech_s.is_infinite());

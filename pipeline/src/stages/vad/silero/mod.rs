@@ -80,7 +80,10 @@ impl SileroSettings {
         let mut out = Vec::new();
         let threshold_ok = self.threshold > 0.0 && self.threshold <= 1.0;
         if !threshold_ok {
-            out.push(format!("vad.threshold: {} is not in (0, 1]", self.threshold));
+            out.push(format!(
+                "vad.threshold: {} is not in (0, 1]",
+                self.threshold
+            ));
         }
         if !(self.neg_threshold >= 0.0 && self.neg_threshold <= 1.0) {
             out.push(format!(
@@ -144,8 +147,7 @@ pub struct SileroClassifier {
 
 impl SileroClassifier {
     pub fn new(model: SileroModel) -> Result<Self, VadError> {
-        if model.config.frame_samples as usize != FRAME
-            || model.config.sample_rate as usize != RATE
+        if model.config.frame_samples as usize != FRAME || model.config.sample_rate as usize != RATE
         {
             return Err(VadError::Detector(format!(
                 "Silero VAD: a model of {}-sample frames at {} Hz, expected {FRAME} at {RATE}",

@@ -169,7 +169,10 @@ impl RegionRules for SpeechTimestamps {
             }
         }
         if let Some(prev) = self.pending.take() {
-            out.push(SpeechRegion::new(prev.start, (prev.end + self.pad).min(samples)));
+            out.push(SpeechRegion::new(
+                prev.start,
+                (prev.end + self.pad).min(samples),
+            ));
         }
     }
 
