@@ -204,7 +204,7 @@ fn rules_on_the_reference_probabilities_give_faster_whispers_segments() {
     for (clip, samples) in &clips {
         for set in SETS {
             let expected = segments(clip, set);
-            let whole = run(replay_stage(clip, set), &[samples.clone()]);
+            let whole = run(replay_stage(clip, set), std::slice::from_ref(samples));
             assert_eq!(whole, expected, "{clip} {set}");
             for max in [1, 700, 20_000] {
                 let streamed = run(replay_stage(clip, set), &blocks(samples, max, &mut seed));
@@ -224,7 +224,11 @@ fn silero_on_mlx_gives_faster_whispers_segments_streaming() {
             let expected = segments(clip, set);
             let settings = SileroSettings::from_options(&options(set));
             let stage = || settings.stage_with(model.clone()).unwrap();
-            assert_eq!(run(stage(), &[samples.clone()]), expected, "{clip} {set}");
+            assert_eq!(
+                run(stage(), std::slice::from_ref(samples)),
+                expected,
+                "{clip} {set}"
+            );
             // Speech handed out by the block adapter in odd block sizes.
             let mut speech = SpeechBlocks::with_stage(
                 blocks(samples, 9_000, &mut seed)

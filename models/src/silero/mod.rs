@@ -125,7 +125,7 @@ impl Silero {
         state: &mut SileroState,
     ) -> Result<Vec<f32>, SileroError> {
         let frame = self.config.frame_samples as usize;
-        if samples.len() % frame != 0 {
+        if !samples.len().is_multiple_of(frame) {
             return Err(SileroError::PartialFrame {
                 samples: samples.len(),
                 frame,

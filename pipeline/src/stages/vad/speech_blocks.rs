@@ -49,7 +49,7 @@ where
         Ok(SpeechBlocks::with_stage(blocks, VadStage::new(opts)?))
     }
 
-    /// With a stage of any detector ([`VadStage::with_classifier`]).
+    /// With a stage of any detector and settings ([`VadStage::with_parts`]).
     pub fn with_stage(blocks: I, stage: VadStage) -> Self {
         SpeechBlocks {
             blocks,
