@@ -1,18 +1,22 @@
 //! Checkpoint readers and the writer of MLX model folders.
 //!
 //! Readers turn published formats into [`RawTensor`]s (host bytes); the
-//! Whisper module maps them onto one canonical layout and writes MLX weights.
+//! Whisper module maps them onto one canonical layout and writes MLX weights;
+//! the voice-activity and speaker models (`silero`, `segmentation`,
+//! `speaker_encoder`) have a converter each.
 
 pub mod atomic;
 pub mod cache_lock;
 pub mod ct2;
 pub mod error;
 pub mod hub;
+pub mod onnx;
 pub mod out_folder;
 pub mod pickle;
 pub mod registry;
 pub mod safetensors;
 pub mod segmentation;
+pub mod silero;
 pub mod speaker_encoder;
 pub mod state_dict;
 pub mod tensor;

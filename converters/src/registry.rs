@@ -107,7 +107,9 @@ const ASSETS: &[RegistryAsset] = &[
         description: "Silero VAD v6, 16 kHz (MIT), PyPI silero-vad",
         package: "silero-vad==6.2.3",
         sha256: "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8",
-        member: "silero_vad/data/silero_vad_16k.safetensors",
+        // The model of the wheel's .jit and .onnx files; its
+        // silero_vad_16k.safetensors holds other weights.
+        member: "silero_vad/data/silero_vad_16k_op15.onnx",
     },
     RegistryAsset {
         name: "pyannote-segmentation",

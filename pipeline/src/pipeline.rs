@@ -387,7 +387,7 @@ impl Pipeline {
         progress: &dyn Fn(Progress),
     ) -> Result<Transcript, PipelineError> {
         let regions = detect_speech(samples, vad)?;
-        let pad = f64::from(vad.speech_pad_ms) / 1000.0;
+        let pad = f64::from(vad.speech_pad_ms()) / 1000.0;
         let timelines: Vec<SpeechTimeline> = pack(&regions, WINDOW_SECONDS as f64)
             .into_iter()
             .map(|batch| SpeechTimeline::new(batch).with_join_tolerance(pad))

@@ -131,9 +131,15 @@ fn check_regions(placed: &Placed, regions: &[SpeechRegion], slack: usize, share:
     }
 }
 
-/// Padding plus one smoothing window of slack.
+/// Padding plus 300 ms of slack (WebRTC's smoothing window; Silero
+/// decides within a few 32 ms frames).
 fn slack(opts: &VadOptions) -> usize {
-    (opts.speech_pad_ms + opts.window_ms) as usize * RATE / 1000
+    (opts.speech_pad_ms() + 300) as usize * RATE / 1000
+}
+
+/// Both detectors with their defaults.
+fn detectors() -> [VadOptions; 2] {
+    [VadOptions::default(), VadOptions::webrtc()]
 }
 
 #[test]
@@ -143,13 +149,13 @@ fn jfk_in_noise_and_silence_is_found_and_nothing_else() {
         .gap(noise(20.0, 0.003, &mut seed))
         .clip(&jfk())
         .gap(vec![0.0; 10 * RATE]);
-    for mode in 0..=3 {
-        let opts = VadOptions {
-            mode,
-            ..VadOptions::default()
-        };
+    let webrtc_modes = (0..=3).map(|mode| VadOptions {
+        mode: Some(mode),
+        ..VadOptions::webrtc()
+    });
+    for opts in webrtc_modes.chain([VadOptions::default()]) {
         let regions = detect_speech(&placed.samples, &opts).unwrap();
-        eprintln!("mode {mode}: {:?}", seconds(&regions));
+        eprintln!("{} {:?}: {:?}", opts.model, opts.mode, seconds(&regions));
         check_regions(&placed, &regions, slack(&opts), 0.95);
     }
 }
@@ -163,27 +169,34 @@ fn librispeech_utterances_in_noise_are_found_and_nothing_else() {
         placed = placed.gap(noise(25.0, 0.005, &mut seed)).clip(clip);
     }
     placed = placed.gap(noise(25.0, 0.005, &mut seed));
-    let opts = VadOptions::default();
-    let regions = detect_speech(&placed.samples, &opts).unwrap();
     eprintln!("clips {:?}", placed.clips);
-    eprintln!("regions {:?}", seconds(&regions));
-    check_regions(&placed, &regions, slack(&opts), 0.8);
-    let speech: usize = regions.iter().map(|r| r.len()).sum();
-    assert!(speech * 5 < placed.samples.len());
+    for opts in detectors() {
+        let regions = detect_speech(&placed.samples, &opts).unwrap();
+        eprintln!("{} regions {:?}", opts.model, seconds(&regions));
+        check_regions(&placed, &regions, slack(&opts), 0.8);
+        let speech: usize = regions.iter().map(|r| r.len()).sum();
+        assert!(speech * 5 < placed.samples.len());
+    }
 }
 
 #[test]
 fn silence_and_noise_alone_have_no_speech() {
-    let opts = VadOptions::default();
-    let mut seed = 3;
-    assert!(detect_speech(&[], &opts).unwrap().is_empty());
-    assert!(detect_speech(&[0.0; 100], &opts).unwrap().is_empty());
-    assert!(detect_speech(&vec![0.0; 30 * RATE], &opts)
-        .unwrap()
-        .is_empty());
-    for amp in [0.001, 0.003, 0.01] {
-        let regions = detect_speech(&noise(30.0, amp, &mut seed), &opts).unwrap();
-        assert!(regions.is_empty(), "noise {amp}: {:?}", seconds(&regions));
+    for opts in detectors() {
+        let mut seed = 3;
+        assert!(detect_speech(&[], &opts).unwrap().is_empty());
+        assert!(detect_speech(&[0.0; 100], &opts).unwrap().is_empty());
+        assert!(detect_speech(&vec![0.0; 30 * RATE], &opts)
+            .unwrap()
+            .is_empty());
+        for amp in [0.001, 0.003, 0.01] {
+            let regions = detect_speech(&noise(30.0, amp, &mut seed), &opts).unwrap();
+            let model = &opts.model;
+            assert!(
+                regions.is_empty(),
+                "{model} noise {amp}: {:?}",
+                seconds(&regions)
+            );
+        }
     }
 }
 
@@ -196,14 +209,16 @@ fn min_silence_merges_and_min_speech_drops_real_speech() {
         .gap(vec![0.0; 8 * RATE])
         .clip(&jfk)
         .gap(vec![0.0; 5 * RATE]);
-    let defaults = VadOptions::default();
+    // WebRTC's merging; Silero's rules are checked against faster-whisper
+    // in tests/silero.rs.
+    let defaults = VadOptions::webrtc();
     let apart = detect_speech(&placed.samples, &defaults).unwrap();
     assert_eq!(apart.len(), 2, "{:?}", seconds(&apart));
     let merged = detect_speech(
         &placed.samples,
         &VadOptions {
-            min_silence_ms: 10_000,
-            max_speech_s: f64::INFINITY, // the merged region lasts 30.6 s
+            min_silence_ms: Some(10_000),
+            max_speech_s: Some(f64::INFINITY), // the merged region lasts 30.6 s
             ..defaults.clone()
         },
     )
@@ -213,8 +228,8 @@ fn min_silence_merges_and_min_speech_drops_real_speech() {
     let split = detect_speech(
         &placed.samples,
         &VadOptions {
-            min_silence_ms: 0,
-            speech_pad_ms: 0,
+            min_silence_ms: Some(0),
+            speech_pad_ms: Some(0),
             ..defaults.clone()
         },
     )
@@ -224,7 +239,7 @@ fn min_silence_merges_and_min_speech_drops_real_speech() {
     let dropped = detect_speech(
         &placed.samples,
         &VadOptions {
-            min_speech_ms: 12_000,
+            min_speech_ms: Some(12_000),
             ..defaults
         },
     )
@@ -239,11 +254,13 @@ fn max_speech_splits_real_speech_into_touching_pieces() {
         .gap(noise(3.0, 0.002, &mut seed))
         .clip(&jfk())
         .gap(noise(3.0, 0.002, &mut seed));
-    let whole = detect_speech(&placed.samples, &VadOptions::default()).unwrap();
+    // WebRTC's cuts; Silero's split is checked against faster-whisper in
+    // tests/silero.rs.
+    let whole = detect_speech(&placed.samples, &VadOptions::webrtc()).unwrap();
     assert_eq!(whole.len(), 1);
     let opts = VadOptions {
-        max_speech_s: 4.0,
-        ..VadOptions::default()
+        max_speech_s: Some(4.0),
+        ..VadOptions::webrtc()
     };
     let pieces = detect_speech(&placed.samples, &opts).unwrap();
     eprintln!("{:?}", seconds(&pieces));
@@ -271,16 +288,16 @@ fn max_speech_splits_real_speech_into_touching_pieces() {
 fn padding_is_clamped_at_the_edges_of_the_recording() {
     let jfk = jfk();
     let opts = VadOptions {
-        speech_pad_ms: 1000,
-        ..VadOptions::default()
+        speech_pad_ms: Some(1000),
+        ..VadOptions::webrtc()
     };
     let regions = detect_speech(&jfk, &opts).unwrap();
     assert_eq!(regions, [SpeechRegion::new(0, jfk.len())]);
     let unpadded = detect_speech(
         &jfk,
         &VadOptions {
-            speech_pad_ms: 0,
-            ..VadOptions::default()
+            speech_pad_ms: Some(0),
+            ..VadOptions::webrtc()
         },
     )
     .unwrap();
@@ -351,16 +368,17 @@ fn streaming_a_file_hands_out_the_gathered_speech() {
     let path = dir.path().join("noisy_jfk.wav");
     write_wav(&path, &placed.samples);
     let samples = load_audio(&path).unwrap();
-    let opts = VadOptions::default();
-    let regions = detect_speech(&samples, &opts).unwrap();
-    let mut speech = SpeechBlocks::new(AudioStream::open(&path).unwrap(), &opts).unwrap();
-    let mut gathered = Vec::new();
-    for block in speech.by_ref() {
-        gathered.extend(block.unwrap());
+    for opts in detectors() {
+        let regions = detect_speech(&samples, &opts).unwrap();
+        let mut speech = SpeechBlocks::new(AudioStream::open(&path).unwrap(), &opts).unwrap();
+        let mut gathered = Vec::new();
+        for block in speech.by_ref() {
+            gathered.extend(block.unwrap());
+        }
+        assert_eq!(speech.regions(), &regions[..]);
+        let timeline = speech.into_timeline().unwrap();
+        assert_eq!(gathered, timeline.gather(&samples));
     }
-    assert_eq!(speech.regions(), &regions[..]);
-    let timeline = speech.into_timeline().unwrap();
-    assert_eq!(gathered, timeline.gather(&samples));
 }
 
 fn words(text: &str) -> Vec<String> {
@@ -393,7 +411,7 @@ fn tiny_en_transcribes_only_the_speech_at_its_original_times() {
     };
     let options = DecodeOptions::default();
     let opts = VadOptions::default();
-    let pad = opts.speech_pad_ms as f64 / 1000.0;
+    let pad = opts.speech_pad_ms() as f64 / 1000.0;
     let reference =
         words("And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.");
 

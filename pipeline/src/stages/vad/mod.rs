@@ -1,46 +1,39 @@
 //! Voice activity detection: which stretches of a 16 kHz mono recording hold
 //! speech, and the bookkeeping that lets a model transcribe only those.
 //!
-//! The detector is WebRTC's (libfvad, through the `webrtc-vad` crate): a
-//! Gaussian-mixture classifier over six sub-band energies that says, for
-//! every 10, 20 or 30 ms frame, speech or not. Its raw decisions flicker, so
-//! they go through the stages of [`VadOptions`], all measured in samples and
-//! independent of the detector:
+//! Two detectors are registered in [`DETECTORS`], each with its own frame
+//! classifier and its own rules for turning frame probabilities into
+//! regions ([`VoiceActivity::stage`]):
 //!
-//! 1. **smoothing** — the last `window_ms` of decisions: speech starts when
-//!    at least `onset` of them are voiced and stops when at most `offset`
-//!    are (hysteresis; a region runs from its first to its last voiced frame);
-//! 2. **merging** — regions less than `min_silence_ms` apart become one;
-//! 3. **dropping** — regions shorter than `min_speech_ms` are discarded;
-//! 4. **padding** — `speech_pad_ms` of context on each side, clamped to the
-//!    recording; where two padded regions would overlap the gap between them
-//!    is split in the middle, so regions never overlap;
-//! 5. **splitting** — a region longer than `max_speech_s` is cut into pieces
-//!    of at most that length, each cut in the middle of the longest unvoiced
-//!    run (else after the quietest frame) of the second half of the piece.
+//! - `silero` (the default): Silero VAD v6 on MLX, a speech probability per
+//!   32 ms frame, with faster-whisper's `get_speech_timestamps` rules
+//!   (threshold and release threshold, minimum silence and speech, maximum
+//!   length split at the last pause, padding); see [`silero`];
+//! - `webrtc`: WebRTC's detector (libfvad), speech or not per 10–30 ms
+//!   frame, smoothed by hysteresis over a window, then merged, dropped,
+//!   padded and split; see [`WebRtcSettings`].
 //!
-//! [`detect_speech`] does this on a slice; [`VadStage`] does the same on
-//! blocks as they arrive (identical regions whatever the block sizes), and
+//! [`detect_speech`] finds the regions of a slice; [`VadStage`] does the same
+//! on blocks as they arrive (identical regions whatever the block sizes), and
 //! [`SpeechBlocks`] wraps a block iterator such as
-//! [`crate::stages::audio::AudioStream`] to yield only the speech, in bounded
-//! memory. A [`SpeechTimeline`] maps times on the gathered speech back to
-//! the recording; [`pack`] groups regions into ≤ 30 s batches (WhisperX).
-//!
-//! The smoothing and everything after it work on per-frame speech
-//! probabilities from a [`FrameClassifier`], so a neural detector (Silero)
-//! can be a second implementation of the same stage.
+//! [`crate::stages::audio::AudioStream`] to yield only the speech, in memory
+//! bounded by the longest region. A [`SpeechTimeline`] maps times on the
+//! gathered speech back to the recording; [`pack`] groups regions into
+//! ≤ 30 s batches (WhisperX).
 //!
 //! ```
 //! use asr_pipeline::stages::vad::{detect_speech, SpeechTimeline, VadOptions};
 //!
 //! let samples = vec![0.0f32; 16_000 * 5]; // five seconds of silence
-//! let regions = detect_speech(&samples, &VadOptions::default()).unwrap();
+//! let regions = detect_speech(&samples, &VadOptions::webrtc()).unwrap();
 //! assert!(regions.is_empty());
 //! let timeline = SpeechTimeline::new(regions);
 //! assert!(timeline.gather(&samples).is_empty());
 //! ```
-mod regions;
+mod hysteresis;
+pub mod silero;
 mod speech_blocks;
+mod stage;
 mod timeline;
 mod webrtc;
 
@@ -48,55 +41,58 @@ use serde::{Deserialize, Serialize};
 
 use crate::stages::audio::SAMPLE_RATE;
 
-pub use regions::VadStage;
+pub use silero::{Silero, SileroSettings};
 pub use speech_blocks::SpeechBlocks;
+pub use stage::VadStage;
 pub use timeline::{pack, SpeechTimeline};
-pub use webrtc::{WebRtc, WebRtcClassifier};
+pub use webrtc::{WebRtc, WebRtcClassifier, WebRtcSettings};
 
 const RATE: usize = SAMPLE_RATE as usize;
 
 /// Samples per millisecond at [`SAMPLE_RATE`].
 const PER_MS: usize = RATE / 1000;
 
-/// The `[vad]` table of a run configuration.
+/// The `[vad]` table of a run configuration: the detector and its settings.
 ///
-/// Defaults: WebRTC mode 3 on 30 ms frames; speech starts when half of the
-/// last 300 ms of frames are voiced and stops when at most 10 % are; regions
-/// less than 1 s apart are merged, regions under 250 ms dropped, 300 ms of
-/// padding kept on each side, and regions longer than 30 s (one Whisper
-/// window) split.
+/// `model` picks the detector (default `"silero"`). Unset settings take the
+/// detector's defaults; a setting of the other detector is an error.
+///
+/// | key | `silero` | `webrtc` |
+/// |---|---|---|
+/// | `threshold` | 0.5: a frame at or above it is speech | — |
+/// | `neg_threshold` | `threshold` − 0.15 (at least 0.01): speech ends below it | — |
+/// | `mode` | — | 3: aggressiveness 0 (most speech) … 3 (least) |
+/// | `frame_ms` | — | 30: 10, 20 or 30 |
+/// | `window_ms` | — | 300: smoothing window over the frame decisions |
+/// | `onset` | — | 0.5: share of voiced frames in the window that starts speech |
+/// | `offset` | — | 0.1: share at or below which speech stops |
+/// | `speech_pad_ms` | 400 | 300 |
+/// | `min_speech_ms` | 0 | 250 |
+/// | `min_silence_ms` | 2000 | 1000 |
+/// | `max_speech_s` | 30 | 30 |
+///
+/// Silero's defaults are faster-whisper's `VadOptions`, except
+/// `max_speech_s`: faster-whisper's `inf` lets a region (and the audio held
+/// for it while streaming) grow without bound; 30 s keeps every region
+/// within one Whisper window. `max_speech_s = inf` gives faster-whisper's
+/// exact defaults. What each setting means for each detector:
+/// [`SileroSettings`], [`WebRtcSettings`].
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VadOptions {
-    /// The detector, by its name in [`DETECTORS`]. Default `"webrtc"`.
+    /// The detector, by its name in [`DETECTORS`]. Default `"silero"`.
     pub model: String,
-    /// WebRTC aggressiveness, 0 (reports the most speech) to 3 (the least,
-    /// the most confident; best against noise and music). Default 3.
-    pub mode: u8,
-    /// Frame length the detector decides on: 10, 20 or 30 ms. Default 30.
-    pub frame_ms: u32,
-    /// Smoothing window: how many milliseconds of recent frame decisions
-    /// the onset and offset ratios count over (at least one frame; 0 means
-    /// one frame, i.e. raw decisions). Default 300.
-    pub window_ms: u32,
-    /// Speech starts when the share of voiced frames in the window reaches
-    /// this, in (0, 1]. Default 0.5.
-    pub onset: f32,
-    /// Speech stops when the share of voiced frames in the window falls to
-    /// this, in [0, `onset`). Default 0.1.
-    pub offset: f32,
-    /// Context kept before and after every region, in ms (clamped to the
-    /// recording, never overlapping a neighbour). Default 300.
-    pub speech_pad_ms: u32,
-    /// Regions shorter than this (before padding) are dropped, in ms.
-    /// Default 250.
-    pub min_speech_ms: u32,
-    /// Regions separated by less than this are merged, in ms. Default 1000.
-    pub min_silence_ms: u32,
-    /// Regions longer than this (after padding) are split, in seconds; at
-    /// least 1, `inf` for no limit. Default 30, so that every region fits
-    /// one Whisper window.
-    pub max_speech_s: f64,
+    pub threshold: Option<f64>,
+    pub neg_threshold: Option<f64>,
+    pub mode: Option<u8>,
+    pub frame_ms: Option<u32>,
+    pub window_ms: Option<u32>,
+    pub onset: Option<f32>,
+    pub offset: Option<f32>,
+    pub speech_pad_ms: Option<u32>,
+    pub min_speech_ms: Option<u32>,
+    pub min_silence_ms: Option<u32>,
+    pub max_speech_s: Option<f64>,
     /// Pack consecutive regions into batches of at most 30 s of speech and
     /// transcribe each batch on its own, as WhisperX does (no prompt from
     /// one batch to the next; the whole recording is held in memory).
@@ -104,59 +100,78 @@ pub struct VadOptions {
     pub pack_into_windows: bool,
 }
 
+/// The detector `[vad]` uses when `model` is not given.
+pub const DEFAULT_DETECTOR: &str = "silero";
+
 impl Default for VadOptions {
     fn default() -> Self {
         VadOptions {
-            model: "webrtc".into(),
-            mode: 3,
-            frame_ms: 30,
-            window_ms: 300,
-            onset: 0.5,
-            offset: 0.1,
-            speech_pad_ms: 300,
-            min_speech_ms: 250,
-            min_silence_ms: 1000,
-            max_speech_s: 30.0,
+            model: DEFAULT_DETECTOR.into(),
+            threshold: None,
+            neg_threshold: None,
+            mode: None,
+            frame_ms: None,
+            window_ms: None,
+            onset: None,
+            offset: None,
+            speech_pad_ms: None,
+            min_speech_ms: None,
+            min_silence_ms: None,
+            max_speech_s: None,
             pack_into_windows: false,
         }
     }
 }
 
-/// The longest smoothing window accepted, in ms.
-const MAX_WINDOW_MS: u32 = 10_000;
-
 impl VadOptions {
+    /// WebRTC's detector with its defaults.
+    pub fn webrtc() -> Self {
+        VadOptions {
+            model: "webrtc".into(),
+            ..VadOptions::default()
+        }
+    }
+
+    /// The settings only some detectors read, by key, and whether each is set.
+    fn detector_keys(&self) -> [(&'static str, bool); 7] {
+        [
+            ("threshold", self.threshold.is_some()),
+            ("neg_threshold", self.neg_threshold.is_some()),
+            ("mode", self.mode.is_some()),
+            ("frame_ms", self.frame_ms.is_some()),
+            ("window_ms", self.window_ms.is_some()),
+            ("onset", self.onset.is_some()),
+            ("offset", self.offset.is_some()),
+        ]
+    }
+
     /// Values that cannot work, each as `vad.<key>: <reason>`.
     pub fn problems(&self) -> Vec<String> {
-        let mut out = match detector(self) {
-            Ok(detector) => detector.problems(self),
-            Err(_) => vec![unknown_model(&self.model)],
+        let detector = match detector(self) {
+            Ok(detector) => detector,
+            Err(_) => return vec![unknown_model(&self.model)],
         };
-        if self.window_ms > MAX_WINDOW_MS {
-            out.push(format!(
-                "vad.window_ms: {} is above {MAX_WINDOW_MS}",
-                self.window_ms
-            ));
+        let mut out = Vec::new();
+        for (key, set) in self.detector_keys() {
+            if set && !detector.keys().contains(&key) {
+                let owner = DETECTORS
+                    .iter()
+                    .find(|(_, d)| d.keys().contains(&key))
+                    .map_or("another", |(name, _)| *name);
+                out.push(format!(
+                    "vad.{key}: a setting of the {owner} detector, not of {} (vad.model)",
+                    self.model
+                ));
+            }
         }
-        let onset_ok = self.onset > 0.0 && self.onset <= 1.0;
-        if !onset_ok {
-            out.push(format!("vad.onset: {} is not in (0, 1]", self.onset));
-        }
-        if !(self.offset >= 0.0 && self.offset < 1.0) {
-            out.push(format!("vad.offset: {} is not in [0, 1)", self.offset));
-        } else if onset_ok && self.offset >= self.onset {
-            out.push(format!(
-                "vad.offset: {} is not below vad.onset ({})",
-                self.offset, self.onset
-            ));
-        }
-        if self.max_speech_s.is_nan() || self.max_speech_s < 1.0 {
-            out.push(format!(
-                "vad.max_speech_s: {} is below 1 s (inf for no limit)",
-                self.max_speech_s
-            ));
-        }
+        out.extend(detector.problems(self));
         out
+    }
+
+    /// Context kept on each side of a region, in ms, as the detector
+    /// resolves it (0 for an unknown detector).
+    pub fn speech_pad_ms(&self) -> u32 {
+        detector(self).map_or(0, |d| d.speech_pad_ms(self))
     }
 
     fn check(&self) -> Result<(), VadError> {
@@ -181,7 +196,6 @@ pub enum VadError {
     #[error("voice activity detection: samples after the end of the stream")]
     Finished,
 }
-
 /// A stretch of speech, in samples of the 16 kHz recording: `start`
 /// inclusive, `end` exclusive.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -220,34 +234,63 @@ impl SpeechRegion {
     }
 }
 
-/// Decides frame by frame how likely audio is speech: the part of voice
-/// activity detection that differs between detectors. WebRTC's answers 0 or
-/// 1; a neural detector answers a probability. Smoothing, merging, padding,
-/// splitting and the timeline are shared ([`VadStage::with_classifier`]).
+/// Decides frame by frame how likely audio is speech: the model part of a
+/// detector, with whatever state it carries from frame to frame.
 pub trait FrameClassifier: Send {
     /// Samples per frame at 16 kHz.
     fn frame_len(&self) -> usize;
-    /// The speech probability of one frame of [`Self::frame_len`] samples
-    /// in [-1, 1]; 0.5 and above counts as a voiced frame.
-    fn speech_probability(&mut self, frame: &[f32]) -> Result<f32, VadError>;
+    /// The speech probability of each frame of `frames` (a whole number of
+    /// [`Self::frame_len`] samples in [-1, 1]), in order.
+    fn classify(&mut self, frames: &[f32]) -> Result<Vec<f32>, VadError>;
+    /// At the end of the stream, the probability of `rest`, the samples
+    /// after the last whole frame (maybe none), or `None` when the detector
+    /// leaves them out.
+    fn classify_rest(&mut self, rest: &[f32]) -> Result<Option<f32>, VadError> {
+        let _ = rest;
+        Ok(None)
+    }
 }
 
-/// A voice-activity detector as the plan sees it: checks its settings,
-/// describes itself, and makes the per-recording [`FrameClassifier`] whose
-/// decisions the shared region logic ([`VadStage`]) turns into speech
-/// regions. A new detector is a module implementing this plus a line in
-/// [`DETECTORS`]; `[vad] model = "<name>"` selects it.
+/// Turns per-frame speech probabilities into speech regions, frame by
+/// frame: the segmenting part of a detector. Regions come out final, in
+/// order, disjoint.
+pub trait RegionRules: Send {
+    /// The next frame's samples and speech probability; regions that became
+    /// final go to `out`.
+    fn frame(&mut self, frame: &[f32], probability: f32, out: &mut Vec<SpeechRegion>);
+    /// The recording ended after `samples` samples; the remaining regions go
+    /// to `out`.
+    fn finish(&mut self, samples: usize, out: &mut Vec<SpeechRegion>);
+    /// Every sample before this index is either in a region already
+    /// returned or in none that will be.
+    fn retain_from(&self) -> usize;
+    /// Context added on each side of a region, in samples.
+    fn pad(&self) -> usize;
+}
+
+/// A voice-activity detector as the plan sees it: its `[vad]` settings,
+/// checks and description, and the per-recording [`VadStage`] (a
+/// [`FrameClassifier`] and its [`RegionRules`]). A new detector is a module
+/// implementing this plus a line in [`DETECTORS`]; `[vad] model = "<name>"`
+/// selects it.
 pub trait VoiceActivity: Sync {
-    /// Problems with the detector's own settings in `opts`.
+    /// The detector-specific `[vad]` keys it reads (the shared ones,
+    /// `speech_pad_ms`, `min_speech_ms`, `min_silence_ms`, `max_speech_s`,
+    /// every detector reads with its own defaults).
+    fn keys(&self) -> &'static [&'static str];
+    /// Problems with the values of its settings in `opts`.
     fn problems(&self, opts: &VadOptions) -> Vec<String>;
     /// What `pipeline check` prints for it.
     fn describe(&self, opts: &VadOptions) -> String;
-    /// A fresh classifier for one recording (recurrent state starts empty).
-    fn classifier(&self, opts: &VadOptions) -> Result<Box<dyn FrameClassifier>, VadError>;
+    /// `speech_pad_ms` as it resolves for this detector.
+    fn speech_pad_ms(&self, opts: &VadOptions) -> u32;
+    /// A fresh stage for one recording (recurrent state starts empty);
+    /// `opts` are checked.
+    fn stage(&self, opts: &VadOptions) -> Result<VadStage, VadError>;
 }
 
 /// The registered detectors by the name `[vad] model` gives.
-pub static DETECTORS: &[(&str, &dyn VoiceActivity)] = &[("webrtc", &WebRtc)];
+pub static DETECTORS: &[(&str, &dyn VoiceActivity)] = &[("silero", &Silero), ("webrtc", &WebRtc)];
 
 /// The detector `opts.model` names.
 pub fn detector(opts: &VadOptions) -> Result<&'static dyn VoiceActivity, VadError> {

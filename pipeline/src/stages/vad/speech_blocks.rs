@@ -49,7 +49,7 @@ where
         Ok(SpeechBlocks::with_stage(blocks, VadStage::new(opts)?))
     }
 
-    /// With a stage of any detector ([`VadStage::with_classifier`]).
+    /// With a stage of any detector and settings ([`VadStage::with_parts`]).
     pub fn with_stage(blocks: I, stage: VadStage) -> Self {
         SpeechBlocks {
             blocks,
@@ -78,7 +78,7 @@ where
     /// has ended), with the speech padding as join tolerance, or the
     /// detector's error.
     pub fn into_timeline(self) -> Result<SpeechTimeline, VadError> {
-        let pad = self.stage.pad as f64 / RATE as f64;
+        let pad = self.stage.pad() as f64 / RATE as f64;
         match self.error {
             Some(e) => Err(e),
             None => Ok(SpeechTimeline::new(self.regions).with_join_tolerance(pad)),

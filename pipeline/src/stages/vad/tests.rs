@@ -1,3 +1,4 @@
+use super::hysteresis::Hysteresis;
 use super::*;
 use crate::stages::audio::BLOCK_SAMPLES;
 use crate::transcript::Transcript;
@@ -15,9 +16,12 @@ impl FrameClassifier for Loud {
     fn frame_len(&self) -> usize {
         F
     }
-    fn speech_probability(&mut self, frame: &[f32]) -> Result<f32, VadError> {
-        let energy = frame.iter().map(|x| x * x).sum::<f32>() / frame.len() as f32;
-        Ok(if energy > 1e-4 { 1.0 } else { 0.0 })
+    fn classify(&mut self, frames: &[f32]) -> Result<Vec<f32>, VadError> {
+        let energy = |frame: &[f32]| frame.iter().map(|x| x * x).sum::<f32>() / F as f32;
+        Ok(frames
+            .chunks(F)
+            .map(|frame| if energy(frame) > 1e-4 { 1.0 } else { 0.0 })
+            .collect())
     }
 }
 
@@ -33,19 +37,25 @@ fn signal(frames: usize, bursts: &[(usize, usize)], level: f32) -> Vec<f32> {
 }
 
 /// Every stage off: regions are the runs of voiced frames.
-fn raw() -> VadOptions {
-    VadOptions {
+fn raw() -> WebRtcSettings {
+    WebRtcSettings {
         window_ms: 0,
         speech_pad_ms: 0,
         min_speech_ms: 0,
         min_silence_ms: 0,
         max_speech_s: f64::INFINITY,
-        ..VadOptions::default()
+        ..WebRtcSettings::default()
     }
 }
 
-fn detect(samples: &[f32], opts: &VadOptions) -> Vec<SpeechRegion> {
-    let mut stage = VadStage::with_classifier(Box::new(Loud), opts).unwrap();
+/// WebRTC's region rules over [`Loud`]'s decisions.
+fn loud_stage(opts: &WebRtcSettings) -> VadStage {
+    assert!(opts.problems().is_empty(), "{:?}", opts.problems());
+    VadStage::with_parts(Box::new(Loud), Box::new(Hysteresis::new(opts, F))).unwrap()
+}
+
+fn detect(samples: &[f32], opts: &WebRtcSettings) -> Vec<SpeechRegion> {
+    let mut stage = loud_stage(opts);
     let mut regions = stage.push(samples).unwrap();
     regions.extend(stage.finish().unwrap());
     regions
@@ -67,12 +77,12 @@ fn raw_regions_are_the_voiced_runs() {
         [(50, 100), (120, 121), (150, 200)]
     );
     assert!(detect(&[], &raw()).is_empty());
-    assert!(detect(&vec![0.0; 100 * F], &VadOptions::default()).is_empty());
+    assert!(detect(&vec![0.0; 100 * F], &WebRtcSettings::default()).is_empty());
 }
 
 #[test]
 fn padding_is_added_and_clamped_to_the_recording() {
-    let opts = VadOptions {
+    let opts = WebRtcSettings {
         speech_pad_ms: 300,
         ..raw()
     };
@@ -91,7 +101,7 @@ fn padding_is_added_and_clamped_to_the_recording() {
 #[test]
 fn padding_never_overlaps_the_gap_is_split_in_the_middle() {
     // Gap of 10 frames (300 ms) < 2 × 300 ms padding.
-    let opts = VadOptions {
+    let opts = WebRtcSettings {
         speech_pad_ms: 300,
         ..raw()
     };
@@ -107,12 +117,12 @@ fn padding_never_overlaps_the_gap_is_split_in_the_middle() {
 fn min_silence_merges_and_min_speech_drops() {
     // Gaps of 20 frames (600 ms); bursts of 5 frames (150 ms).
     let s = signal(400, &[(50, 100), (120, 170), (300, 305)], 0.5);
-    let merge = VadOptions {
+    let merge = WebRtcSettings {
         min_silence_ms: 1000,
         ..raw()
     };
     assert_eq!(frames(&detect(&s, &merge)), [(50, 170), (300, 305)]);
-    let keep_apart = VadOptions {
+    let keep_apart = WebRtcSettings {
         min_silence_ms: 500,
         ..raw()
     };
@@ -120,13 +130,13 @@ fn min_silence_merges_and_min_speech_drops() {
         frames(&detect(&s, &keep_apart)),
         [(50, 100), (120, 170), (300, 305)]
     );
-    let drop_short = VadOptions {
+    let drop_short = WebRtcSettings {
         min_speech_ms: 250,
         ..merge.clone()
     };
     assert_eq!(frames(&detect(&s, &drop_short)), [(50, 170)]);
     // A dropped region does not cut its neighbour's padding.
-    let padded = VadOptions {
+    let padded = WebRtcSettings {
         speech_pad_ms: 300,
         min_speech_ms: 250,
         ..raw()
@@ -147,7 +157,7 @@ fn smoothing_bridges_flicker_and_ignores_sparse_frames() {
     let flicker: Vec<(usize, usize)> = (100..200).step_by(2).map(|i| (i, i + 1)).collect();
     let sparse: Vec<(usize, usize)> = (300..400).step_by(10).map(|i| (i, i + 1)).collect();
     let s = signal(500, &[flicker, sparse].concat(), 0.5);
-    let smooth = VadOptions {
+    let smooth = WebRtcSettings {
         window_ms: 300,
         onset: 0.5,
         offset: 0.1,
@@ -166,7 +176,7 @@ fn long_regions_are_cut_in_the_longest_pause_of_their_second_half() {
         &[(0, 200), (201, 800), (805, 1700), (1702, 2334)],
         0.5,
     );
-    let opts = VadOptions {
+    let opts = WebRtcSettings {
         min_silence_ms: 500,
         max_speech_s: 30.0,
         ..raw()
@@ -182,7 +192,7 @@ fn without_pauses_the_cut_follows_the_quietest_frame() {
     for x in &mut s[900 * F..901 * F] {
         *x *= 0.1; // quieter but still voiced
     }
-    let opts = VadOptions {
+    let opts = WebRtcSettings {
         max_speech_s: 30.0,
         speech_pad_ms: 300,
         ..raw()
@@ -214,19 +224,19 @@ fn streaming_in_any_blocks_gives_the_slice_result() {
     let mut s = signal(3900, &bursts, 0.3);
     s.extend([0.3; 123]);
     let configs = [
-        VadOptions::default(),
+        WebRtcSettings::default(),
         raw(),
-        VadOptions {
+        WebRtcSettings {
             max_speech_s: 5.0,
             speech_pad_ms: 700,
             min_silence_ms: 200,
-            ..VadOptions::default()
+            ..WebRtcSettings::default()
         },
-        VadOptions {
+        WebRtcSettings {
             window_ms: 90,
             min_speech_ms: 1000,
             max_speech_s: 3.0,
-            ..VadOptions::default()
+            ..WebRtcSettings::default()
         },
     ];
     let mut seed = 7;
@@ -237,7 +247,7 @@ fn streaming_in_any_blocks_gives_the_slice_result() {
             assert!(w[0].end <= w[1].start && w[0].start < w[0].end);
         }
         for _ in 0..5 {
-            let mut stage = VadStage::with_classifier(Box::new(Loud), opts).unwrap();
+            let mut stage = loud_stage(opts);
             let mut regions = Vec::new();
             let mut at = 0;
             while at < s.len() {
@@ -254,10 +264,7 @@ fn streaming_in_any_blocks_gives_the_slice_result() {
             let blocks = s
                 .chunks(1 + lcg(&mut seed) as usize % 20_000)
                 .map(|b| Ok::<_, ()>(b.to_vec()));
-            let mut speech = SpeechBlocks::with_stage(
-                blocks,
-                VadStage::with_classifier(Box::new(Loud), opts).unwrap(),
-            );
+            let mut speech = SpeechBlocks::with_stage(blocks, loud_stage(opts));
             let mut gathered = Vec::new();
             for block in speech.by_ref() {
                 let block = block.unwrap();
@@ -274,10 +281,7 @@ fn streaming_in_any_blocks_gives_the_slice_result() {
 #[test]
 fn block_adapter_passes_errors_on() {
     let blocks = vec![Ok(vec![0.5f32; 4000]), Err("broken"), Ok(vec![0.0; 10])];
-    let mut speech = SpeechBlocks::with_stage(
-        blocks.into_iter(),
-        VadStage::with_classifier(Box::new(Loud), &raw()).unwrap(),
-    );
+    let mut speech = SpeechBlocks::with_stage(blocks.into_iter(), loud_stage(&raw()));
     assert_eq!(speech.next(), Some(Err("broken")));
     assert_eq!(speech.next(), None);
 }
@@ -433,22 +437,24 @@ fn pack_groups_consecutive_regions_into_windows() {
 #[test]
 fn invalid_options_are_listed() {
     assert!(VadOptions::default().problems().is_empty());
+    assert!(VadOptions::webrtc().problems().is_empty());
     let bad = VadOptions {
-        mode: 4,
-        frame_ms: 25,
-        window_ms: 60_000,
-        onset: 0.0,
-        offset: 1.0,
-        max_speech_s: 0.5,
-        ..VadOptions::default()
+        mode: Some(4),
+        frame_ms: Some(25),
+        window_ms: Some(60_000),
+        onset: Some(0.0),
+        offset: Some(1.0),
+        max_speech_s: Some(0.5),
+        ..VadOptions::webrtc()
     };
-    let keys: Vec<String> = bad
-        .problems()
-        .iter()
-        .map(|p| p.split(':').next().unwrap().to_owned())
-        .collect();
+    let keys = |opts: &VadOptions| -> Vec<String> {
+        opts.problems()
+            .iter()
+            .map(|p| p.split(':').next().unwrap().to_owned())
+            .collect()
+    };
     assert_eq!(
-        keys,
+        keys(&bad),
         [
             "vad.mode",
             "vad.frame_ms",
@@ -459,17 +465,17 @@ fn invalid_options_are_listed() {
         ]
     );
     let crossed = VadOptions {
-        onset: 0.3,
-        offset: 0.4,
-        ..VadOptions::default()
+        onset: Some(0.3),
+        offset: Some(0.4),
+        ..VadOptions::webrtc()
     };
     assert_eq!(
         crossed.problems(),
         ["vad.offset: 0.4 is not below vad.onset (0.3)"]
     );
     let nan = VadOptions {
-        max_speech_s: f64::NAN,
-        ..VadOptions::default()
+        max_speech_s: Some(f64::NAN),
+        ..VadOptions::webrtc()
     };
     assert_eq!(nan.problems().len(), 1);
     match detect_speech(&[0.0; 100], &bad) {
@@ -477,15 +483,117 @@ fn invalid_options_are_listed() {
         other => panic!("{other:?}"),
     }
     assert!(VadStage::new(&bad).is_err());
+
+    let silero = VadOptions {
+        threshold: Some(1.5),
+        neg_threshold: Some(0.2),
+        max_speech_s: Some(0.8),
+        ..VadOptions::default()
+    };
+    assert_eq!(
+        keys(&silero),
+        ["vad.threshold", "vad.max_speech_s"],
+        "{:?}",
+        silero.problems()
+    );
+    let above = VadOptions {
+        threshold: Some(0.4),
+        neg_threshold: Some(0.45),
+        ..VadOptions::default()
+    };
+    assert_eq!(
+        above.problems(),
+        ["vad.neg_threshold: 0.45 is above vad.threshold (0.4)"]
+    );
+    // No speech pad: a region may be as short as one frame past the limit.
+    let unpadded = VadOptions {
+        speech_pad_ms: Some(0),
+        max_speech_s: Some(0.1),
+        ..VadOptions::default()
+    };
+    assert!(unpadded.problems().is_empty(), "{:?}", unpadded.problems());
+}
+
+#[test]
+fn settings_of_the_other_detector_are_refused() {
+    let webrtc_keys_on_silero = VadOptions {
+        mode: Some(2),
+        onset: Some(0.6),
+        ..VadOptions::default()
+    };
+    assert_eq!(
+        webrtc_keys_on_silero.problems(),
+        [
+            "vad.mode: a setting of the webrtc detector, not of silero (vad.model)",
+            "vad.onset: a setting of the webrtc detector, not of silero (vad.model)",
+        ]
+    );
+    let silero_key_on_webrtc = VadOptions {
+        threshold: Some(0.6),
+        ..VadOptions::webrtc()
+    };
+    assert_eq!(
+        silero_key_on_webrtc.problems(),
+        ["vad.threshold: a setting of the silero detector, not of webrtc (vad.model)"]
+    );
+    let unknown = VadOptions {
+        model: "earshot".into(),
+        ..VadOptions::default()
+    };
+    assert_eq!(
+        unknown.problems(),
+        [r#"vad.model: "earshot" is not one of silero, webrtc"#]
+    );
+    assert!(VadStage::new(&unknown).is_err());
+}
+
+#[test]
+fn each_detector_resolves_its_own_defaults() {
+    let silero = SileroSettings::from_options(&VadOptions::default());
+    assert_eq!(
+        silero,
+        SileroSettings {
+            threshold: 0.5,
+            neg_threshold: 0.35,
+            min_speech_ms: 0,
+            max_speech_s: 30.0,
+            min_silence_ms: 2000,
+            speech_pad_ms: 400,
+        }
+    );
+    let low = SileroSettings::from_options(&VadOptions {
+        threshold: Some(0.1),
+        ..VadOptions::default()
+    });
+    assert_eq!(low.neg_threshold, 0.01);
+    assert_eq!(
+        WebRtcSettings::from_options(&VadOptions::webrtc()),
+        WebRtcSettings::default()
+    );
+    assert_eq!(VadOptions::default().speech_pad_ms(), 400);
+    assert_eq!(VadOptions::webrtc().speech_pad_ms(), 300);
+    let shared = VadOptions {
+        speech_pad_ms: Some(100),
+        ..VadOptions::webrtc()
+    };
+    assert_eq!(WebRtcSettings::from_options(&shared).speech_pad_ms, 100);
 }
 
 #[test]
 fn options_read_from_toml() {
-    let opts: VadOptions = toml::from_str("mode = 1\nmax_speech_s = inf").unwrap();
-    assert_eq!(opts.mode, 1);
-    assert!(opts.max_speech_s.is_infinite());
-    assert_eq!(opts.frame_ms, 30);
+    let opts: VadOptions =
+        toml::from_str("model = \"webrtc\"\nmode = 1\nmax_speech_s = inf").unwrap();
+    assert_eq!(opts.mode, Some(1));
+    let settings = WebRtcSettings::from_options(&opts);
+    assert!(settings.max_speech_s.is_infinite());
+    assert_eq!(settings.frame_ms, 30);
     assert!(opts.problems().is_empty());
+    let silero: VadOptions = toml::from_str("threshold = 0.6\nmin_silence_ms = 500").unwrap();
+    assert_eq!(silero.model, "silero");
+    assert_eq!(SileroSettings::from_options(&silero).min_silence_ms, 500);
+    assert!(silero.problems().is_empty());
+    let empty: VadOptions = toml::from_str("").unwrap();
+    assert_eq!(empty, VadOptions::default());
     let err = toml::from_str::<VadOptions>("mode = 1\npadding = 3").unwrap_err();
     assert!(err.to_string().contains("padding"), "{err}");
 }
@@ -493,7 +601,7 @@ fn options_read_from_toml() {
 #[test]
 fn the_stage_can_move_between_threads() {
     fn send<T: Send>(_: &T) {}
-    let stage = VadStage::new(&VadOptions::default()).unwrap();
+    let stage = VadStage::new(&VadOptions::webrtc()).unwrap();
     send(&stage);
     let handle = std::thread::spawn(move || {
         let mut stage = stage;

@@ -1,10 +1,10 @@
-//! Speech regions from per-frame speech probabilities, as blocks arrive:
-//! smoothing, merging, dropping, padding and splitting (see the module
-//! above).
+//! WebRTC's region rules: speech regions from per-frame decisions by
+//! smoothing, merging, dropping, padding and splitting (see
+//! [`WebRtcSettings`]).
 
 use std::collections::VecDeque;
 
-use super::{detector, FrameClassifier, SpeechRegion, VadError, VadOptions, PER_MS, RATE};
+use super::{RegionRules, SpeechRegion, WebRtcSettings, PER_MS, RATE};
 
 /// What the splitter remembers of a frame.
 #[derive(Copy, Clone, Debug)]
@@ -33,27 +33,20 @@ struct Active {
     raw_end: usize,
 }
 
-/// Voice activity detection over audio that arrives in blocks.
-///
-/// [`Self::push`] any number of blocks, then [`Self::finish`]; each call
-/// returns the regions that became final, in order. The regions, put
-/// together, are exactly [`detect_speech`]'s on the whole recording. A
-/// region is final once no later audio can change it: at most
-/// `max(min_silence_ms, 2 × speech_pad_ms)` plus the smoothing window after
-/// its last voiced frame, or `max_speech_s` after its start.
-pub struct VadStage {
-    classifier: Box<dyn FrameClassifier>,
+/// WebRTC's region rules, frame by frame. A region is final once no later
+/// audio can change it: at most `max(min_silence_ms, 2 × speech_pad_ms)`
+/// plus the smoothing window after its last voiced frame, or `max_speech_s`
+/// after its start.
+pub(super) struct Hysteresis {
     frame_len: usize,
     window: usize,
     onset: f32,
     offset: f32,
-    pub(super) pad: usize,
+    pad: usize,
     min_speech: usize,
     min_silence: usize,
     max_len: usize,
-    /// Samples of an incomplete frame.
-    partial: Vec<f32>,
-    /// Samples pushed.
+    /// Samples seen: whole frames, then the recording's length at the end.
     samples: usize,
     /// Frames classified.
     frames: usize,
@@ -74,46 +67,27 @@ pub struct VadStage {
     /// End of the last region handed out.
     emitted_end: usize,
     out: Vec<SpeechRegion>,
-    finished: bool,
 }
 
-impl VadStage {
-    /// A stage with the detector `opts.model` names, as `opts` configures it.
-    pub fn new(opts: &VadOptions) -> Result<Self, VadError> {
-        opts.check()?;
-        VadStage::with_classifier(detector(opts)?.classifier(opts)?, opts)
-    }
-
-    /// A stage deciding frames with `classifier`; `opts` gives the smoothing
-    /// and region parameters (its `mode` and `frame_ms` are WebRTC's and
-    /// are not used here).
-    pub fn with_classifier(
-        classifier: Box<dyn FrameClassifier>,
-        opts: &VadOptions,
-    ) -> Result<Self, VadError> {
-        opts.check()?;
-        let frame_len = classifier.frame_len();
-        if frame_len == 0 {
-            return Err(VadError::Detector("frame length 0".into()));
-        }
-        let window_samples = opts.window_ms as usize * PER_MS;
+impl Hysteresis {
+    /// The rules of `settings` (checked) on frames of `frame_len` samples.
+    pub(super) fn new(settings: &WebRtcSettings, frame_len: usize) -> Self {
+        let window_samples = settings.window_ms as usize * PER_MS;
         let window = window_samples.div_ceil(frame_len).max(1);
-        let max_len = if opts.max_speech_s.is_finite() {
-            (opts.max_speech_s * RATE as f64).round() as usize
+        let max_len = if settings.max_speech_s.is_finite() {
+            (settings.max_speech_s * RATE as f64).round() as usize
         } else {
             usize::MAX
         };
-        Ok(VadStage {
-            classifier,
+        Hysteresis {
             frame_len,
             window,
-            onset: opts.onset,
-            offset: opts.offset,
-            pad: opts.speech_pad_ms as usize * PER_MS,
-            min_speech: opts.min_speech_ms as usize * PER_MS,
-            min_silence: opts.min_silence_ms as usize * PER_MS,
+            onset: settings.onset,
+            offset: settings.offset,
+            pad: settings.speech_pad_ms as usize * PER_MS,
+            min_speech: settings.min_speech_ms as usize * PER_MS,
+            min_silence: settings.min_silence_ms as usize * PER_MS,
             max_len,
-            partial: Vec::with_capacity(frame_len),
             samples: 0,
             frames: 0,
             info: VecDeque::new(),
@@ -127,19 +101,16 @@ impl VadStage {
             last_kept_end: None,
             emitted_end: 0,
             out: Vec::new(),
-            finished: false,
-        })
+        }
+    }
+}
+
+impl RegionRules for Hysteresis {
+    fn pad(&self) -> usize {
+        self.pad
     }
 
-    /// Samples pushed so far.
-    pub fn samples_seen(&self) -> usize {
-        self.samples
-    }
-
-    /// Every sample before this index is either in a region already
-    /// returned or in none that will be: a caller gathering speech may drop
-    /// them.
-    pub fn retain_from(&self) -> usize {
+    fn retain_from(&self) -> usize {
         let mut from = self
             .earliest_next_start()
             .saturating_sub(self.pad)
@@ -153,41 +124,17 @@ impl VadStage {
         from.max(self.emitted_end)
     }
 
-    /// Runs the detector over the next `block` of samples; returns the
-    /// regions that became final.
-    pub fn push(&mut self, block: &[f32]) -> Result<Vec<SpeechRegion>, VadError> {
-        if self.finished {
-            return Err(VadError::Finished);
-        }
-        self.samples += block.len();
-        let mut rest = block;
-        if !self.partial.is_empty() {
-            let take = (self.frame_len - self.partial.len()).min(rest.len());
-            self.partial.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if self.partial.len() == self.frame_len {
-                let frame = std::mem::take(&mut self.partial);
-                self.frame(&frame)?;
-                self.partial = frame;
-                self.partial.clear();
-            }
-        }
-        let mut frames = rest.chunks_exact(self.frame_len);
-        for frame in frames.by_ref() {
-            self.frame(frame)?;
-        }
-        self.partial.extend_from_slice(frames.remainder());
+    fn frame(&mut self, frame: &[f32], p: f32, out: &mut Vec<SpeechRegion>) {
+        self.samples += frame.len();
+        self.step(frame, p);
         self.prune();
-        Ok(std::mem::take(&mut self.out))
+        out.append(&mut self.out);
     }
 
-    /// Ends the stream (a trailing part-frame is not classified but can be
-    /// covered by padding); returns the remaining regions.
-    pub fn finish(&mut self) -> Result<Vec<SpeechRegion>, VadError> {
-        if self.finished {
-            return Ok(Vec::new());
-        }
-        self.finished = true;
+    /// A trailing part-frame is not classified but can be covered by
+    /// padding.
+    fn finish(&mut self, samples: usize, out: &mut Vec<SpeechRegion>) {
+        self.samples = samples;
         if self.speaking {
             self.speaking = false;
             self.prev_run_end = self.last_voiced_end;
@@ -201,9 +148,11 @@ impl VadStage {
             self.finalize_active(None);
         }
         self.info.clear();
-        Ok(std::mem::take(&mut self.out))
+        out.append(&mut self.out);
     }
+}
 
+impl Hysteresis {
     /// Where the next region could start at the earliest, in samples.
     fn earliest_next_start(&self) -> usize {
         let frame = (self.frames + 1)
@@ -212,8 +161,7 @@ impl VadStage {
         frame * self.frame_len
     }
 
-    fn frame(&mut self, frame: &[f32]) -> Result<(), VadError> {
-        let p = self.classifier.speech_probability(frame)?;
+    fn step(&mut self, frame: &[f32], p: f32) {
         let voiced = p >= 0.5;
         let energy = frame.iter().map(|x| x * x).sum::<f32>() / frame.len() as f32;
         let index = self.frames;
@@ -292,7 +240,6 @@ impl VadStage {
                 }
             }
         }
-        Ok(())
     }
 
     /// A run of speech starts: merge it into the current region or begin a
