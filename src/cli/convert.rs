@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use asr_converters::out_folder::convert_into_folder;
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
-use asr_converters::{segmentation, speaker_encoder};
+use asr_converters::{segmentation, silero, speaker_encoder};
 use asr_pipeline::{Quantization, Quantize};
 
 use super::progress::progress_bar;
@@ -33,6 +33,8 @@ Output (--out): a folder that this project and Python mlx-whisper both load:
   tokenizer files      copied from the input folder when present
 
 Other families (--family), written in f32 without quantization:
+  silero-vad             Silero VAD v6's 16 kHz ONNX export (its weights
+                         are read; nothing in the file runs)
   pyannote-segmentation  pyannote's 2022 segmentation checkpoint (PyanNet,
                          a Lightning .bin/.ckpt), the sinc filters computed
   resemblyzer            Resemblyzer's pretrained.pt (legacy torch format)
@@ -72,6 +74,7 @@ pub struct ConvertArgs {
 #[derive(Copy, Clone, PartialEq, clap::ValueEnum)]
 enum Family {
     Whisper,
+    SileroVad,
     PyannoteSegmentation,
     Resemblyzer,
 }
@@ -93,6 +96,7 @@ fn parse_group_size(text: &str) -> Result<i32, String> {
 pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
     let convert = match args.family {
         Family::Whisper => return convert_whisper_checkpoint(args, quiet),
+        Family::SileroVad => silero::convert_silero,
         Family::PyannoteSegmentation => segmentation::convert_segmentation,
         Family::Resemblyzer => speaker_encoder::convert_resemblyzer,
     };
