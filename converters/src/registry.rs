@@ -303,9 +303,7 @@ pub fn convert_file_cached(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let key = fnv1a(stamp.as_bytes());
-    let dest = cache
-        .join("models")
-        .join(format!("mlx-{name}-{key:016x}"));
+    let dest = cache.join("models").join(format!("mlx-{name}-{key:016x}"));
     let complete = |dir: &Path| dir.join("config.json").is_file() && is_stamped(dir, &stamp);
     fetch_folder(&dest, &stamp, complete, |work| {
         tracing::info!(file = %canonical.display(), "converting to MLX");

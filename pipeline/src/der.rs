@@ -42,11 +42,14 @@ fn activity(turns: &[SpeakerTurn], ticks: usize) -> Vec<Vec<bool>> {
     let mut names: Vec<&str> = Vec::new();
     let mut out: Vec<Vec<bool>> = Vec::new();
     for turn in turns {
-        let index = names.iter().position(|&n| n == turn.speaker).unwrap_or_else(|| {
-            names.push(&turn.speaker);
-            out.push(vec![false; ticks]);
-            names.len() - 1
-        });
+        let index = names
+            .iter()
+            .position(|&n| n == turn.speaker)
+            .unwrap_or_else(|| {
+                names.push(&turn.speaker);
+                out.push(vec![false; ticks]);
+                names.len() - 1
+            });
         for t in tick(turn.start)..tick(turn.end).min(ticks) {
             out[index][t] = true;
         }
@@ -115,7 +118,11 @@ fn best_mapping_overlap(overlap: &[Vec<i64>]) -> i64 {
     // The assignment wants no more rows than columns: pad with zeros.
     let n = rows.max(cols);
     let square = Matrix::from_fn(n, n, |(r, c)| {
-        overlap.get(r).and_then(|row| row.get(c)).copied().unwrap_or(0)
+        overlap
+            .get(r)
+            .and_then(|row| row.get(c))
+            .copied()
+            .unwrap_or(0)
     });
     kuhn_munkres(&square).0
 }
@@ -162,9 +169,17 @@ mod tests {
 
     #[test]
     fn errors_are_split_into_miss_false_alarm_and_confusion() {
-        let reference = [turn(0.0, 10.0, "a"), turn(10.0, 20.0, "b"), turn(15.0, 20.0, "c")];
+        let reference = [
+            turn(0.0, 10.0, "a"),
+            turn(10.0, 20.0, "b"),
+            turn(15.0, 20.0, "c"),
+        ];
         // x is a (best mapping), y is b from 12 s, and 2 s of a is called y.
-        let hypothesis = [turn(0.0, 8.0, "x"), turn(8.0, 10.0, "y"), turn(12.0, 22.0, "y")];
+        let hypothesis = [
+            turn(0.0, 8.0, "x"),
+            turn(8.0, 10.0, "y"),
+            turn(12.0, 22.0, "y"),
+        ];
         let e = diarization_errors(&reference, &hypothesis, 0.0);
         assert!((e.total - 25.0).abs() < 1e-9);
         // 10-12: b missed; 15-20: c missed (one hypothesis for two speakers).
@@ -189,6 +204,8 @@ mod tests {
     fn rttm_lines_become_turns() {
         let text = "SPEAKER f 1 1.50 2.25 <NA> <NA> alice <NA> <NA>\nSPKR-INFO f 1 <NA> <NA> <NA> unknown alice <NA> <NA>\n";
         assert_eq!(parse_rttm(text).unwrap(), [turn(1.5, 3.75, "alice")]);
-        assert!(parse_rttm("SPEAKER f 1 x 2 <NA> <NA> a").unwrap_err().contains("line 1"));
+        assert!(parse_rttm("SPEAKER f 1 x 2 <NA> <NA> a")
+            .unwrap_err()
+            .contains("line 1"));
     }
 }

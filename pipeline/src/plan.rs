@@ -11,9 +11,9 @@ use asr_models::{Quantize, QuantizeChoice};
 
 use crate::config::decode::DecodeOptions;
 use crate::config::{Config, DeviceName};
+use crate::stages::diarize::DiarizeStage;
 use crate::stages::output::Format;
 use crate::stages::transcribe::{family_for, Batching, RecognizerSettings};
-use crate::stages::diarize::DiarizeStage;
 use crate::stages::vad::{detector, VadOptions};
 use crate::stages::{Data, StageInfo};
 

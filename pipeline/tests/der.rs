@@ -42,7 +42,10 @@ fn error_rates_match_pyannote_metrics() {
             })
             .collect();
         let ours = diarization_errors(&reference, &hypothesis, case.collar);
-        let what = format!("{} {} collar {}: {ours:?}", case.reference, case.edit, case.collar);
+        let what = format!(
+            "{} {} collar {}: {ours:?}",
+            case.reference, case.edit, case.collar
+        );
         // Millisecond sampling against pyannote's exact segment arithmetic.
         for (mine, theirs) in [
             (ours.missed, case.missed),
@@ -52,6 +55,10 @@ fn error_rates_match_pyannote_metrics() {
         ] {
             assert!((mine - theirs).abs() <= 0.02, "{what}: {mine} vs {theirs}");
         }
-        assert!((ours.rate() - case.der).abs() <= 1e-3, "{what}: DER {}", case.der);
+        assert!(
+            (ours.rate() - case.der).abs() <= 1e-3,
+            "{what}: DER {}",
+            case.der
+        );
     }
 }

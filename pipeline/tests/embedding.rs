@@ -128,7 +128,11 @@ impl Diarizer for Failing {
         "failing"
     }
 
-    fn diarize(&self, _: Recording<'_>, _: &dyn Fn(Progress)) -> Result<Vec<SpeakerTurn>, StageError> {
+    fn diarize(
+        &self,
+        _: Recording<'_>,
+        _: &dyn Fn(Progress),
+    ) -> Result<Vec<SpeakerTurn>, StageError> {
         Err(StageError {
             stage: "failing".into(),
             message: "no speakers today".into(),

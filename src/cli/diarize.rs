@@ -160,8 +160,15 @@ fn report(config: &Config, transcript: &Transcript, file: &Path) -> Result<()> {
         return Ok(());
     };
     for &format in &config.formats {
-        let path = output::write(transcript, format, &config.subtitles, dir, &stem)
-            .with_context(|| format!("writing {} output into {}", format.extension(), dir.display()))?;
+        let path = output::write(transcript, format, &config.subtitles, dir, &stem).with_context(
+            || {
+                format!(
+                    "writing {} output into {}",
+                    format.extension(),
+                    dir.display()
+                )
+            },
+        )?;
         tracing::info!(path = %path.display(), "wrote");
     }
     Ok(())

@@ -15,8 +15,8 @@ use mlx::quant::QuantizedMatrix;
 use mlx::{Array, Dtype};
 
 use super::{is_quantizable, WhisperWeights};
-use crate::out_folder;
 use crate::atomic::StagedFolder;
+use crate::out_folder;
 use crate::tensor::{RawTensor, TensorDtype};
 
 /// Floating-point type of the written weights.

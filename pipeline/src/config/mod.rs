@@ -193,7 +193,11 @@ impl Config {
         if self.subtitles.uses_words() && !self.decode.word_timestamps {
             out.push("subtitles: highlight_words and max_words_per_line need decode.word_timestamps = true".into());
         }
-        out.extend(self.diarization.iter().flat_map(DiarizationOptions::problems));
+        out.extend(
+            self.diarization
+                .iter()
+                .flat_map(DiarizationOptions::problems),
+        );
         if self.formats.contains(&Format::Rttm) && self.diarization.is_none() {
             out.push("formats: rttm holds speaker turns and needs [diarization]".into());
         }

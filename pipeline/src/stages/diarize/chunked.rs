@@ -213,7 +213,8 @@ impl Collected {
                 .map(|&p| if p > settings.onset { p } else { 0.0 })
                 .collect();
             for s in 0..speakers {
-                if let Some(audio) = speaker_audio(&grid, &chunk.samples, &activity, speakers, s, settings)
+                if let Some(audio) =
+                    speaker_audio(&grid, &chunk.samples, &activity, speakers, s, settings)
                 {
                     utterances.push(audio);
                     owners.push((self.chunks.len(), s));
@@ -371,7 +372,14 @@ fn search(
             continue;
         }
         choice[i] = Some(k);
-        search(similarity, clusters, i + 1, total + similarity[i][k], choice, best);
+        search(
+            similarity,
+            clusters,
+            i + 1,
+            total + similarity[i][k],
+            choice,
+            best,
+        );
     }
     if spare < similarity.len() - i {
         choice[i] = None;

@@ -86,7 +86,8 @@ impl Chunker {
 
     /// The last, padded chunk, unless the chunks so far cover every sample.
     pub fn finish(&mut self) -> Option<Chunk> {
-        let covered = self.next_start > 0 && self.next_start - self.hop + self.grid.chunk >= self.seen;
+        let covered =
+            self.next_start > 0 && self.next_start - self.hop + self.grid.chunk >= self.seen;
         if covered || self.seen == 0 {
             return None;
         }
@@ -144,7 +145,11 @@ mod tests {
         for (start, samples) in &all {
             assert_eq!(samples.len(), 100);
             for (i, x) in samples.iter().enumerate() {
-                let expected = if start + i < 260 { (start + i + 1) as f32 } else { 0.0 };
+                let expected = if start + i < 260 {
+                    (start + i + 1) as f32
+                } else {
+                    0.0
+                };
                 assert_eq!(*x, expected);
             }
         }

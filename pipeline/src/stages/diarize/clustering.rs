@@ -34,47 +34,85 @@ pub fn cluster(embeddings: &[f32], dims: usize, count: &ClusterCount) -> Vec<usi
     }
     let stride = rows.len().div_ceil(MAX_LINKED);
     let linked: Vec<&[f32]> = rows.iter().step_by(stride).map(Vec::as_slice).collect();
-    let merges = average_linkage(&linked);
-    let wanted = clusters_wanted(&merges, linked.len(), count);
-    let labels = largest_first(&cut(&merges, linked.len(), wanted));
-    let keep = if count.exactly.is_some() {
-        wanted
-    } else {
-        large_clusters(&labels, count.min_size.div_ceil(stride), count.at_least)
+    let dendrogram = Dendrogram {
+        merges: average_linkage(&linked),
+        rows: linked.len(),
+        min_size: count.min_size.div_ceil(stride).max(1),
     };
+    let (labels, speakers) = dendrogram.speakers(count);
     let mut centroids = centroids(&linked, &labels);
-    centroids.truncate(keep);
+    centroids.truncate(speakers);
     let nearest: Vec<usize> = rows.iter().map(|r| nearest(&centroids, r)).collect();
     renumbered(&nearest)
 }
 
-/// Labels renumbered by cluster size, the largest 0 (ties: first seen).
-fn largest_first(labels: &[usize]) -> Vec<usize> {
-    let k = labels.iter().max().map_or(0, |m| m + 1);
-    let mut sizes = vec![0usize; k];
-    for &l in labels {
-        sizes[l] += 1;
-    }
-    let mut order: Vec<usize> = (0..k).collect();
-    order.sort_by_key(|&l| std::cmp::Reverse(sizes[l]));
-    let mut rank = vec![0; k];
-    for (r, &l) in order.iter().enumerate() {
-        rank[l] = r;
-    }
-    labels.iter().map(|&l| rank[l]).collect()
+/// The merges of the linked rows and the size a cluster needs to count as
+/// a speaker.
+struct Dendrogram {
+    merges: Vec<Merge>,
+    rows: usize,
+    min_size: usize,
 }
 
-/// How many of the clusters of `labels` (numbered largest first) to keep:
-/// those of at least `min_size` members, or the `at_least` largest when
-/// fewer are, and at least one.
-fn large_clusters(labels: &[usize], min_size: usize, at_least: Option<usize>) -> usize {
-    let k = labels.iter().max().map_or(0, |m| m + 1);
-    let mut sizes = vec![0usize; k];
-    for &l in labels {
-        sizes[l] += 1;
+impl Dendrogram {
+    /// The rows' labels at `clusters` clusters, the largest cluster 0 (ties:
+    /// first seen), and how many clusters are large enough for a speaker.
+    fn at(&self, clusters: usize) -> (Vec<usize>, usize) {
+        let labels = cut(&self.merges, self.rows, clusters);
+        let mut sizes = vec![0usize; clusters];
+        for &l in &labels {
+            sizes[l] += 1;
+        }
+        let mut order: Vec<usize> = (0..clusters).collect();
+        order.sort_by_key(|&l| std::cmp::Reverse(sizes[l]));
+        let mut rank = vec![0; clusters];
+        for (r, &l) in order.iter().enumerate() {
+            rank[l] = r;
+        }
+        let large = sizes.iter().filter(|&&s| s >= self.min_size).count();
+        (labels.iter().map(|&l| rank[l]).collect(), large)
     }
-    let large = sizes.iter().take_while(|&&s| s >= min_size).count();
-    large.max(at_least.unwrap_or(1)).clamp(1, k.max(1))
+
+    /// The labels and the number of speakers (the first clusters) that
+    /// `count` asks for: the large clusters of the threshold's cut, the cut
+    /// made finer or coarser until their number meets a speaker count.
+    /// Counting large clusters only, a cut at a given number of clusters
+    /// would let a group of stray embeddings take the place of a speaker.
+    fn speakers(&self, count: &ClusterCount) -> (Vec<usize>, usize) {
+        let n = self.rows;
+        let by_threshold = n - self
+            .merges
+            .iter()
+            .take_while(|m| m.distance <= count.threshold)
+            .count();
+        let (at_least, at_most) = match count.exactly {
+            Some(k) => (k, k),
+            None => (
+                count.at_least.unwrap_or(1),
+                count.at_most.unwrap_or(usize::MAX),
+            ),
+        };
+        let mut clusters = by_threshold.clamp(1, n);
+        let (mut labels, mut large) = self.at(clusters);
+        while large < at_least && clusters < n {
+            clusters += 1;
+            (labels, large) = self.at(clusters);
+        }
+        while large > at_most && clusters > 1 {
+            clusters -= 1;
+            (labels, large) = self.at(clusters);
+        }
+        let speakers = large.clamp(at_least.min(clusters), at_most).max(1);
+        tracing::debug!(
+            embeddings = n,
+            by_threshold,
+            clusters,
+            speakers,
+            min_size = self.min_size,
+            "clustered speaker embeddings"
+        );
+        (labels, speakers)
+    }
 }
 
 /// Cluster centroids (normalized means) of `rows` labelled `labels`.
@@ -197,21 +235,6 @@ fn average_linkage(rows: &[&[f32]]) -> Vec<Merge> {
     merges
 }
 
-/// How many clusters `count` asks of `n` rows with these merges.
-fn clusters_wanted(merges: &[Merge], n: usize, count: &ClusterCount) -> usize {
-    let by_threshold = n - merges
-        .iter()
-        .take_while(|m| m.distance <= count.threshold)
-        .count();
-    let wanted = match count.exactly {
-        Some(k) => k,
-        None => by_threshold
-            .max(count.at_least.unwrap_or(1))
-            .min(count.at_most.unwrap_or(usize::MAX)),
-    };
-    wanted.clamp(1, n)
-}
-
 /// Labels of `n` rows after the first `n - clusters` merges.
 fn cut(merges: &[Merge], n: usize, clusters: usize) -> Vec<usize> {
     let mut parent: Vec<usize> = (0..n).collect();
@@ -272,7 +295,9 @@ mod tests {
     fn random_rows(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
         let mut state = seed;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
         };
         (0..n)
@@ -287,7 +312,11 @@ mod tests {
             let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
             let merges = average_linkage(&refs);
             for k in [1, 2, 3, 5, 9, 40] {
-                assert_eq!(cut(&merges, rows.len(), k), naive(&rows, k), "seed {seed} k {k}");
+                assert_eq!(
+                    cut(&merges, rows.len(), k),
+                    naive(&rows, k),
+                    "seed {seed} k {k}"
+                );
             }
         }
     }
@@ -345,6 +374,10 @@ mod tests {
         assert_eq!(strays_apart.iter().max(), Some(&4), "{strays_apart:?}");
         count.min_size = 3;
         assert_eq!(cluster(&flat, 6, &count), truth);
+        // Three speakers asked for: the three large clusters, not a stray.
+        count.exactly = Some(3);
+        assert_eq!(cluster(&flat, 6, &count), truth);
+        count.exactly = None;
         // Unless the count asks for them.
         count.at_least = Some(4);
         assert_eq!(cluster(&flat, 6, &count).iter().max(), Some(&3));

@@ -71,7 +71,8 @@ impl DiarizationOptions {
                 ));
             }
         }
-        if self.num_speakers.is_some() && (self.min_speakers.is_some() || self.max_speakers.is_some())
+        if self.num_speakers.is_some()
+            && (self.min_speakers.is_some() || self.max_speakers.is_some())
         {
             out.push(
                 "diarization.num_speakers: set together with min_speakers/max_speakers (give one or the other)"
@@ -91,7 +92,10 @@ impl DiarizationOptions {
             ));
         }
         if !(self.onset > 0.0 && self.onset < 1.0) {
-            out.push(format!("diarization.onset: {} is not in (0, 1)", self.onset));
+            out.push(format!(
+                "diarization.onset: {} is not in (0, 1)",
+                self.onset
+            ));
         }
         out
     }
@@ -130,8 +134,17 @@ mod tests {
             ..DiarizationOptions::default()
         };
         let problems = opts.problems().join("\n");
-        for key in ["min_speakers", "num_speakers", "threshold", "step_s", "onset"] {
-            assert!(problems.contains(&format!("diarization.{key}")), "{problems}");
+        for key in [
+            "min_speakers",
+            "num_speakers",
+            "threshold",
+            "step_s",
+            "onset",
+        ] {
+            assert!(
+                problems.contains(&format!("diarization.{key}")),
+                "{problems}"
+            );
         }
         assert!(DiarizationOptions::default().problems().is_empty());
     }
