@@ -132,7 +132,10 @@ fn main() -> Result<()> {
         kernels::custom_kernel_threads(),
         kernels::active_isa()
     );
-    println!("{:<44} {:>13} {:>13} {:>8}", "", "kernels", "MLX ops", "speed-up");
+    println!(
+        "{:<44} {:>13} {:>13} {:>8}",
+        "", "kernels", "MLX ops", "speed-up"
+    );
     let resemblyzer_layers = [
         Layer::new(40, 256, 1)?,
         Layer::new(256, 256, 4)?,

@@ -45,9 +45,9 @@ pub fn linear(x: &Array, weight: &Array, epilogue: LinearEpilogue<'_>) -> Result
 /// when `T` is 0).
 ///
 /// On the CPU backend, f32, one primitive of this crate's kernels runs all
-/// steps: per step one `h W_hhᵀ` product (a vectorized pass with the gates
-/// fused in for few sequences, BLAS for many) and the gates with vectorized
-/// exponentials (within a few ulp), split over the kernels' threads.
+/// steps: per step one vectorized pass over `W_hh` (packed once per call)
+/// computes `h W_hhᵀ` and the gates (exponentials within a few ulp) in
+/// registers, split over the kernels' threads by hidden units.
 /// Elsewhere (GPU backends, the kernels off) the same equations run as MLX
 /// ops step by step.
 pub fn lstm(

@@ -1,7 +1,7 @@
 //! `kernels::lstm`, an LSTM layer's recurrence, against a plain f64 loop of
 //! the LSTM equations (PyTorch's gate order) on random weights: one sequence
-//! and many (the fused path and the BLAS path), one step, hidden sizes not a
-//! multiple of the kernels' vector width, reverse, non-zero initial states,
+//! and many (steps run on one thread and split over the kernels' threads),
+//! one step, hidden sizes not a multiple of the kernels' vector width, reverse, non-zero initial states,
 //! at every instruction-set level this CPU supports and with the kernels off
 //! (MLX's ops step by step).
 //!
@@ -50,8 +50,8 @@ const fn case(batch: usize, steps: usize, hidden: usize, reverse: bool, state: b
     }
 }
 
-/// One sequence (Silero's cell), a few, odd hidden sizes, and batches past
-/// the kernels' BLAS threshold (48 sequences) with the diarizer's sizes.
+/// One sequence (Silero's cell), a few, odd hidden sizes, and batches large
+/// enough for the kernels to split each step over their threads.
 const CASES: [Case; 9] = [
     case(1, 1, 8, false, false),
     case(1, 1, 5, true, true),

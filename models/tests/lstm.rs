@@ -170,7 +170,11 @@ fn lstm_state_carries_across_calls() {
     let mut parts = Vec::new();
     for (from, to) in [(0, 2), (2, 3), (3, 9)] {
         let (y, s) = lstm
-            .forward(&whole.slice_axis(1, from, to).unwrap(), state.as_ref(), false)
+            .forward(
+                &whole.slice_axis(1, from, to).unwrap(),
+                state.as_ref(),
+                false,
+            )
             .unwrap();
         parts.push(y);
         state = Some(s);

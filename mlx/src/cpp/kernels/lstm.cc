@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "matmul.h"
 #include "pool.h"
 #include "simd.h"
 #include "vmath.h"
@@ -16,21 +15,19 @@ constexpr size_t kUnits = 8;
 // Sequences per register tile of the fused step: 2 x 4 gate accumulators,
 // four weight vectors and a broadcast fill AVX2's sixteen registers.
 constexpr size_t kTileRows = 2;
-// From this many sequences on, a step's product is one BLAS call (packed
-// once per call, cache-blocked) and only the gates are this file's; below,
-// the fused step (products and gates in one pass over packed weights) wins.
-constexpr size_t kBlasRows = 48;
 
-// One step's rows: sequence b's projections at x + b * xs, previous h at
-// h + b * hs and new h at y + b * ys; the cell state c [B, H] is updated in
-// place.
+// One step's rows: sequence b's projections at x + b * xs, its new h at
+// y + b * ys; the previous h of all sequences in h [B, H], the new ones
+// written to h_next [B, H] too (contiguous: y's rows lie T H floats apart,
+// often a multiple of 4 KiB, where they would share the cache's sets); the
+// cell state c [B, H] is updated in place.
 struct StepRows {
   const float* x;
   size_t xs;
-  const float* h;
-  size_t hs;
   float* y;
   size_t ys;
+  const float* h;
+  float* h_next;
   float* c;
   size_t H;
 };
@@ -61,7 +58,9 @@ MLX_SHIM_INLINE void finish_units(const StepRows& s, size_t b, size_t u, size_t 
   float* c = s.c + b * s.H + u;
   v8 cell = f * load_units(c, n) + i * g;
   store_units(c, cell, n);
-  store_units(s.y + b * s.ys + u, o * tanh_of(cell), n);
+  v8 h = o * tanh_of(cell);
+  store_units(s.y + b * s.ys + u, h, n);
+  store_units(s.h_next + b * s.H + u, h, n);
 }
 
 // R sequences from b times one block's packed columns (panel[k][gate][unit]),
@@ -71,7 +70,7 @@ MLX_SHIM_INLINE void fused_tile(const StepRows& s, const float* panel, size_t b,
                                 size_t n) {
   v8 acc[R][4] = {};
   const float* h[R];
-  for (size_t r = 0; r < R; ++r) h[r] = s.h + (b + r) * s.hs;
+  for (size_t r = 0; r < R; ++r) h[r] = s.h + (b + r) * s.H;
   for (size_t k = 0; k < s.H; ++k) {
     const float* p = panel + k * 4 * kUnits;
     v8 w0 = load8(p), w1 = load8(p + kUnits), w2 = load8(p + 2 * kUnits),
@@ -87,7 +86,8 @@ MLX_SHIM_INLINE void fused_tile(const StepRows& s, const float* panel, size_t b,
   for (size_t r = 0; r < R; ++r) finish_units(s, b + r, u, n, acc[r]);
 }
 
-// Unit blocks [j0, j1) of one step for all B sequences.
+// Unit blocks [j0, j1) of one step for all B sequences: each block's panel
+// is read from memory once and stays in cache while the sequences pass.
 void fused_step(const StepRows& s, const float* panels, size_t B, size_t j0, size_t j1) {
   by_isa([&](auto) MLX_SHIM_ALWAYS_INLINE {
     for (size_t j = j0; j < j1; ++j) {
@@ -96,21 +96,6 @@ void fused_step(const StepRows& s, const float* panels, size_t B, size_t j0, siz
       size_t b = 0;
       for (; b + kTileRows <= B; b += kTileRows) fused_tile<kTileRows>(s, panel, b, u, n);
       for (; b < B; ++b) fused_tile<1>(s, panel, b, u, n);
-    }
-  });
-}
-
-// Sequences [b0, b1) of one step given their products g [B, 4H].
-void cells_step(const StepRows& s, const float* g, size_t b0, size_t b1) {
-  by_isa([&](auto) MLX_SHIM_ALWAYS_INLINE {
-    for (size_t b = b0; b < b1; ++b) {
-      const float* gb = g + b * 4 * s.H;
-      for (size_t u = 0; u < s.H; u += kUnits) {
-        size_t n = std::min(kUnits, s.H - u);
-        v8 acc[4];
-        for (size_t q = 0; q < 4; ++q) acc[q] = load_units(gb + q * s.H + u, n);
-        finish_units(s, b, u, n, acc);
-      }
     }
   });
 }
@@ -143,38 +128,23 @@ void lstm_run(const LstmShape& sh, const float* x, const float* w, const float* 
     return;
   }
   if (B * H == 0) return;
-  auto sgemm = cblas_sgemm_fn();
-  bool blas = sgemm != nullptr && B >= kBlasRows;
-  AlignedVec<float> panels, g;
-  if (blas) {
-    g.resize(B * 4 * H);
-  } else {
-    panels = pack_panels(w, H);
-  }
+  AlignedVec<float> panels = pack_panels(w, H);
+  // The previous and the new h, swapping roles each step.
+  AlignedVec<float> hs(2 * B * H);
+  std::copy(h0, h0 + B * H, hs.data());
   size_t blocks = (H + kUnits - 1) / kUnits;
-  double product = static_cast<double>(B) * 4 * H * H;
-  double cells = static_cast<double>(B) * H * kCellCost;
-  size_t last = 0;
+  double cost = static_cast<double>(B) * H * (4 * H + kCellCost);
   for (size_t step = 0; step < T; ++step) {
     size_t t = sh.reverse ? T - 1 - step : step;
-    StepRows s{x + t * 4 * H, T * 4 * H, step == 0 ? h0 : y + last * H, step == 0 ? H : T * H,
-               y + t * H,     T * H,     c_out,                           H};
-    if (blas) {
-      sgemm(kRowMajor, kNoTrans, kTrans, static_cast<int>(B), static_cast<int>(4 * H),
-            static_cast<int>(H), 1.0f, s.h, static_cast<int>(s.hs), w, static_cast<int>(H), 0.0f,
-            g.data(), static_cast<int>(4 * H));
-      parallel_rows(B, cells, [&](size_t b0, size_t b1) { cells_step(s, g.data(), b0, b1); });
-    } else {
-      parallel_rows(blocks, product + cells, [&](size_t j0, size_t j1) {
-        fused_step(s, panels.data(), B, j0, j1);
-      });
-    }
-    last = t;
+    float* h = hs.data() + (step % 2) * B * H;
+    float* h_next = hs.data() + ((step + 1) % 2) * B * H;
+    StepRows s{x + t * 4 * H, T * 4 * H, y + t * H, T * H, h, h_next, c_out, H};
+    parallel_rows(blocks, cost, [&](size_t j0, size_t j1) {
+      fused_step(s, panels.data(), B, j0, j1);
+    });
   }
-  for (size_t b = 0; b < B; ++b) {
-    const float* h = y + (b * T + last) * H;
-    std::copy(h, h + H, h_out + b * H);
-  }
+  const float* h_last = hs.data() + (T % 2) * B * H;
+  std::copy(h_last, h_last + B * H, h_out);
 }
 
 }  // namespace mlx_shim::kernels::detail
