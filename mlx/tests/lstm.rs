@@ -50,12 +50,14 @@ const fn case(batch: usize, steps: usize, hidden: usize, reverse: bool, state: b
     }
 }
 
-/// One sequence (Silero's cell), a few, odd hidden sizes, and batches large
-/// enough for the kernels to split each step over their threads.
-const CASES: [Case; 9] = [
+/// One sequence (Silero's cell) for a few steps (W_hh read unpacked) and for
+/// more (packed), a few, odd hidden sizes, and batches large enough for the
+/// kernels to split each step over their threads.
+const CASES: [Case; 10] = [
     case(1, 1, 8, false, false),
     case(1, 1, 5, true, true),
     case(1, 9, 13, true, true),
+    case(1, 20, 24, true, true),
     case(3, 5, 16, false, true),
     case(2, 6, 128, true, false),
     case(1, 4, 256, false, true),
