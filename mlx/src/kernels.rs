@@ -45,9 +45,10 @@ pub fn linear(x: &Array, weight: &Array, epilogue: LinearEpilogue<'_>) -> Result
 /// when `T` is 0).
 ///
 /// On the CPU backend, f32, one primitive of this crate's kernels runs all
-/// steps: per step one vectorized pass over `W_hh` (packed once per call)
-/// computes `h W_hhᵀ` and the gates (exponentials within a few ulp) in
-/// registers, split over the kernels' threads by hidden units.
+/// steps: per step one vectorized pass over `W_hh` (packed once per call;
+/// read as it is for one sequence of a few steps) computes `h W_hhᵀ` and the
+/// gates (exponentials within a few ulp), split over the kernels' threads by
+/// hidden units.
 /// Elsewhere (GPU backends, the kernels off) the same equations run as MLX
 /// ops step by step.
 pub fn lstm(
