@@ -14,7 +14,8 @@ namespace {
 // Hidden units per block: one eight-float vector per gate.
 constexpr size_t kUnits = 8;
 // Sequences per register tile of the fused step: 2 x 4 gate accumulators,
-// four weight vectors and a broadcast fill AVX2's sixteen registers.
+// four weight vectors and a broadcast fit AVX2's sixteen registers (a third
+// sequence's accumulators would not).
 constexpr size_t kTileRows = 2;
 
 // Steps of one sequence up to which Wₕₕ is read unpacked (see lstm_run).
