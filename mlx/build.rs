@@ -25,12 +25,13 @@ const MLX_VERSION: &str = "0.32.2";
 const MLX_MINOR: &str = "#define MLX_VERSION_MINOR 32";
 
 /// The C++ shim over MLX and this crate's CPU kernels, compiled with the bridge.
-const CPP_SOURCES: [&str; 9] = [
+const CPP_SOURCES: [&str; 10] = [
     "src/cpp/shim.cc",
     "src/cpp/kernels/attention.cc",
     "src/cpp/kernels/decoder_step.cc",
     "src/cpp/kernels/elementwise.cc",
     "src/cpp/kernels/isa.cc",
+    "src/cpp/kernels/lstm.cc",
     "src/cpp/kernels/matmul.cc",
     "src/cpp/kernels/pool.cc",
     "src/cpp/kernels/primitives.cc",
@@ -38,17 +39,19 @@ const CPP_SOURCES: [&str; 9] = [
 ];
 
 /// The headers those include, for rebuilds when one changes.
-const CPP_HEADERS: [&str; 10] = [
+const CPP_HEADERS: [&str; 12] = [
     "src/cpp/shim.h",
     "src/cpp/kernels.h",
     "src/cpp/kernels/attention.h",
     "src/cpp/kernels/elementwise.h",
     "src/cpp/kernels/isa.h",
+    "src/cpp/kernels/lstm.h",
     "src/cpp/kernels/matmul.h",
     "src/cpp/kernels/pool.h",
     "src/cpp/kernels/primitive.h",
     "src/cpp/kernels/quantized.h",
     "src/cpp/kernels/simd.h",
+    "src/cpp/kernels/vmath.h",
 ];
 
 /// Which PyPI wheel provides libmlx for this build.

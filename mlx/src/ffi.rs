@@ -157,6 +157,13 @@ pub(crate) mod ffi {
         ) -> Result<UniquePtr<MlxArray>>;
 
         fn quantize(w: &MlxArray, group_size: i32, bits: i32) -> Result<UniquePtr<ArrayVec>>;
+        fn lstm(
+            projected: &MlxArray,
+            w_hh: &MlxArray,
+            h0: &MlxArray,
+            c0: &MlxArray,
+            reverse: bool,
+        ) -> Result<UniquePtr<ArrayVec>>;
         fn decoder_layer_step(
             inputs: &ArrayVec,
             heads: i32,

@@ -1,10 +1,10 @@
 //! This crate's own CPU kernels: the switch that puts them in place of some of
 //! MLX's ops, their thread pool, and the ops built on them (a linear layer
-//! with its epilogue fused, row selection and row-major copies of caches, f16
-//! narrowing, a host log-sum-exp). Each op says what runs where the kernels
+//! with its epilogue fused, an LSTM layer's recurrence, row selection and
+//! row-major copies of caches, f16 narrowing, a host log-sum-exp). Each op says what runs where the kernels
 //! do not (GPU backends, or the kernels switched off).
 
-use crate::array::ptr_of;
+use crate::array::{from_array_vec, ptr_of};
 use crate::ffi::ffi;
 use crate::{Array, Dtype, Result};
 
@@ -36,13 +36,85 @@ pub fn linear(x: &Array, weight: &Array, epilogue: LinearEpilogue<'_>) -> Result
     Ok(Array::from_raw(raw))
 }
 
+/// The recurrence of an LSTM layer in one direction, gates in PyTorch's
+/// order (input, forget, cell, output): `projected` `[B, T, 4H]` holds every
+/// step's input product with both biases (`x W_ihᵀ + b_ih + b_hh`), `w_hh` is
+/// `[4H, H]`, `h0` and `c0` `[B, H]` the state before the first step taken,
+/// the last step first when `reverse`. Returns every step's `h` `[B, T, H]`
+/// in input order, then `h` and `c` after the last step taken (`h0` and `c0`
+/// when `T` is 0).
+///
+/// On the CPU backend, f32, one primitive of this crate's kernels runs all
+/// steps: per step one vectorized pass over `W_hh` (packed once per call;
+/// read as it is for one sequence of a few steps) computes `h W_hhᵀ` and the
+/// gates (exponentials within a few ulp), split over the kernels' threads by
+/// hidden units.
+/// Elsewhere (GPU backends, the kernels off) the same equations run as MLX
+/// ops step by step.
+pub fn lstm(
+    projected: &Array,
+    w_hh: &Array,
+    h0: &Array,
+    c0: &Array,
+    reverse: bool,
+) -> Result<(Array, Array, Array)> {
+    let raw = ffi::lstm(projected.raw(), w_hh.raw(), h0.raw(), c0.raw(), reverse)?;
+    match <[Array; 3]>::try_from(from_array_vec(&raw)?) {
+        Ok([y, h, c]) => Ok((y, h, c)),
+        Err(_) => lstm_ops(projected, w_hh, h0, c0, reverse),
+    }
+}
+
+/// [`lstm`] as MLX ops, one step after the other.
+fn lstm_ops(
+    projected: &Array,
+    w_hh: &Array,
+    h0: &Array,
+    c0: &Array,
+    reverse: bool,
+) -> Result<(Array, Array, Array)> {
+    let hidden = w_hh.dim(1)?;
+    let steps = projected.dim(1)?;
+    let w_hh_t = w_hh.transpose(&[1, 0])?;
+    let (mut h, mut c) = (h0.clone(), c0.clone());
+    let mut outputs = Vec::with_capacity(steps.max(0) as usize);
+    let order: Box<dyn Iterator<Item = i32>> = if reverse {
+        Box::new((0..steps).rev())
+    } else {
+        Box::new(0..steps)
+    };
+    for t in order {
+        let gates = projected
+            .slice_axis(1, t, t + 1)?
+            .squeeze(&[1])?
+            .add(&h.matmul(&w_hh_t)?)?;
+        let gate = |k: i32| gates.slice_axis(1, k * hidden, (k + 1) * hidden);
+        let input = gate(0)?.sigmoid()?;
+        let forget = gate(1)?.sigmoid()?;
+        let cell = gate(2)?.tanh()?;
+        let output = gate(3)?.sigmoid()?;
+        c = forget.multiply(&c)?.add(&input.multiply(&cell)?)?;
+        h = output.multiply(&c.tanh()?)?;
+        outputs.push(h.clone());
+    }
+    if outputs.is_empty() {
+        let y = Array::zeros(&[projected.dim(0)?, 0, hidden], projected.dtype())?;
+        return Ok((y, h, c));
+    }
+    if reverse {
+        outputs.reverse();
+    }
+    let y = crate::stack(&outputs.iter().collect::<Vec<_>>(), 1)?;
+    Ok((y, h, c))
+}
+
 /// Turns this crate's own CPU kernels on or off and returns the previous
 /// setting. On the CPU backend, f32 [`Array::softmax`] over the last axis,
 /// [`Array::gelu`], [`crate::fast::layer_norm`] and
 /// [`crate::fast::scaled_dot_product_attention`] without an array mask run as
 /// vectorized, multi-threaded primitives of this crate; switched off (or with
 /// `MLX_ASR_CUSTOM_KERNELS=0` in the environment at start-up), and on GPU
-/// backends, they are MLX's own ops. Affects arrays built afterwards.
+/// backends, they are MLX's own ops (as are the other ops of this module). Affects arrays built afterwards.
 pub fn set_custom_kernels(on: bool) -> bool {
     ffi::set_custom_kernels(on)
 }

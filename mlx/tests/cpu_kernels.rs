@@ -38,42 +38,6 @@ fn with_mlx_ops(f: impl Fn() -> Array) -> Vec<f32> {
     out
 }
 
-/// Caps the kernels' instruction-set level while it lives; the previous cap
-/// comes back on drop, also when a check fails.
-struct IsaCap(Isa);
-
-impl IsaCap {
-    fn set(level: Isa) -> IsaCap {
-        IsaCap(kernels::set_isa_cap(level))
-    }
-}
-
-impl Drop for IsaCap {
-    fn drop(&mut self) {
-        kernels::set_isa_cap(self.0);
-    }
-}
-
-/// Runs `case` once per instruction-set level this CPU supports, the kernels
-/// capped at it; `case` checks the kernels' results (against references
-/// computed once, outside) and returns them. Only the AVX2 and later paths
-/// fuse multiplies and adds, so with `fma_visible` (products enough for the
-/// rounding to differ somewhere) the baseline's results must differ from
-/// AVX2's: the cap reached the kernels and each level's path ran.
-fn at_each_isa(what: &str, fma_visible: bool, mut case: impl FnMut(Isa) -> Vec<f32>) {
-    let mut results = Vec::new();
-    for level in Isa::ALL.into_iter().filter(|l| l.supported()) {
-        let _cap = IsaCap::set(level);
-        assert_eq!(kernels::active_isa(), level, "{what}");
-        let bits: Vec<u32> = case(level).iter().map(|v| v.to_bits()).collect();
-        results.push((level, bits));
-    }
-    let at = |level| results.iter().find(|(l, _)| *l == level).map(|(_, b)| b);
-    if let (true, Some(baseline), Some(avx2)) = (fma_visible, at(Isa::Baseline), at(Isa::Avx2)) {
-        assert_ne!(baseline, avx2, "{what}: the same bits at baseline and AVX2");
-    }
-}
-
 fn softmax_naive(x: &[f32], n: usize) -> Vec<f64> {
     x.chunks(n)
         .flat_map(|row| {

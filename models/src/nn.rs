@@ -351,8 +351,6 @@ impl Lstm {
         state: Option<&LstmState>,
         reverse: bool,
     ) -> mlx::Result<(Array, LstmState)> {
-        let batch = x.dim(0)?;
-        let steps = x.dim(1)?;
         let projected = kernels::linear(
             x,
             &self.weight_ih,
@@ -361,37 +359,15 @@ impl Lstm {
                 ..LinearEpilogue::default()
             },
         )?;
-        let mut state = match state {
-            Some(s) => s.clone(),
-            None => self.zero_state(batch)?,
+        let zero;
+        let state = match state {
+            Some(s) => s,
+            None => {
+                zero = self.zero_state(x.dim(0)?)?;
+                &zero
+            }
         };
-        let w_hh_t = self.weight_hh.transpose(&[1, 0])?;
-        let hidden = self.hidden;
-        let mut outputs = Vec::with_capacity(steps as usize);
-        let order: Box<dyn Iterator<Item = i32>> = if reverse {
-            Box::new((0..steps).rev())
-        } else {
-            Box::new(0..steps)
-        };
-        for t in order {
-            let gates = projected
-                .slice_axis(1, t, t + 1)?
-                .squeeze(&[1])?
-                .add(&state.h.matmul(&w_hh_t)?)?;
-            let gate = |k: i32| gates.slice_axis(1, k * hidden, (k + 1) * hidden);
-            let input = gate(0)?.sigmoid()?;
-            let forget = gate(1)?.sigmoid()?;
-            let cell = gate(2)?.tanh()?;
-            let output = gate(3)?.sigmoid()?;
-            let c = forget.multiply(&state.c)?.add(&input.multiply(&cell)?)?;
-            let h = output.multiply(&c.tanh()?)?;
-            outputs.push(h.clone());
-            state = LstmState { h, c };
-        }
-        if reverse {
-            outputs.reverse();
-        }
-        let y = mlx::stack(&outputs.iter().collect::<Vec<_>>(), 1)?;
-        Ok((y, state))
+        let (y, h, c) = kernels::lstm(&projected, &self.weight_hh, &state.h, &state.c, reverse)?;
+        Ok((y, LstmState { h, c }))
     }
 }

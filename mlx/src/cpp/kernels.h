@@ -125,4 +125,13 @@ std::optional<std::vector<array>> decoder_layer_step(const std::vector<array>& i
                                                      int heads, int position, int group_size,
                                                      int bits, float eps);
 
+// The recurrence of an LSTM layer (one direction; PyTorch's gate order
+// input, forget, cell, output) over projected inputs [B, T, 4H] (x W_ihᵀ +
+// both biases) with W_hh [4H, H] from h0, c0 [B, H], the last step first
+// when `reverse`: every step's h [B, T, H] in input order, then h and c
+// after the last step taken. Nothing when the kernels cannot take these
+// inputs (f32, those shapes).
+std::optional<std::vector<array>> lstm(const array& projected, const array& w_hh, const array& h0,
+                                       const array& c0, bool reverse);
+
 }  // namespace mlx_shim::kernels

@@ -446,6 +446,13 @@ ArrayPtr sdpa(const array& q, const array& k, const array& v, float scale, rust:
                                                     opt(mask)));
 }
 
+std::unique_ptr<ArrayVec> lstm(const array& projected, const array& w_hh, const array& h0,
+                               const array& c0, bool reverse) {
+  auto out = std::make_unique<ArrayVec>();
+  if (auto run = kernels::lstm(projected, w_hh, h0, c0, reverse)) out->items = std::move(*run);
+  return out;
+}
+
 std::unique_ptr<ArrayVec> decoder_layer_step(const ArrayVec& inputs, int32_t heads,
                                              int32_t position, int32_t group_size, int32_t bits,
                                              float eps) {

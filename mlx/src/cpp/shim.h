@@ -91,6 +91,10 @@ ArrayPtr sdpa(const array& q, const array& k, const array& v, float scale,
 
 // Quantization (affine mode).
 std::unique_ptr<ArrayVec> quantize(const array& w, int32_t group_size, int32_t bits);
+// The kernels' LSTM recurrence (y, h, c), or an empty list where they cannot
+// take the inputs (the caller composes MLX ops instead).
+std::unique_ptr<ArrayVec> lstm(const array& projected, const array& w_hh, const array& h0,
+                               const array& c0, bool reverse);
 std::unique_ptr<ArrayVec> decoder_layer_step(const ArrayVec& inputs, int32_t heads,
                                              int32_t position, int32_t group_size, int32_t bits,
                                              float eps);

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+use mlx::kernels::{self, Isa};
 use mlx::{Array, Dtype};
 
 /// A 64-bit linear congruential generator (Knuth's MMIX constants).
@@ -353,5 +354,41 @@ pub fn err_text<T: std::fmt::Debug>(r: mlx::Result<T>) -> String {
     match r {
         Ok(v) => panic!("expected an error, got Ok({v:?})"),
         Err(e) => e.to_string(),
+    }
+}
+
+/// Caps the kernels' instruction-set level while it lives; the previous cap
+/// comes back on drop, also when a check fails.
+pub struct IsaCap(Isa);
+
+impl IsaCap {
+    pub fn set(level: Isa) -> IsaCap {
+        IsaCap(kernels::set_isa_cap(level))
+    }
+}
+
+impl Drop for IsaCap {
+    fn drop(&mut self) {
+        kernels::set_isa_cap(self.0);
+    }
+}
+
+/// Runs `case` once per instruction-set level this CPU supports, the kernels
+/// capped at it; `case` checks the kernels' results (against references
+/// computed once, outside) and returns them. Only the AVX2 and later paths
+/// fuse multiplies and adds, so with `fma_visible` (products enough for the
+/// rounding to differ somewhere) the baseline's results must differ from
+/// AVX2's: the cap reached the kernels and each level's path ran.
+pub fn at_each_isa(what: &str, fma_visible: bool, mut case: impl FnMut(Isa) -> Vec<f32>) {
+    let mut results = Vec::new();
+    for level in Isa::ALL.into_iter().filter(|l| l.supported()) {
+        let _cap = IsaCap::set(level);
+        assert_eq!(kernels::active_isa(), level, "{what}");
+        let bits: Vec<u32> = case(level).iter().map(|v| v.to_bits()).collect();
+        results.push((level, bits));
+    }
+    let at = |level| results.iter().find(|(l, _)| *l == level).map(|(_, b)| b);
+    if let (true, Some(baseline), Some(avx2)) = (fma_visible, at(Isa::Baseline), at(Isa::Avx2)) {
+        assert_ne!(baseline, avx2, "{what}: the same bits at baseline and AVX2");
     }
 }

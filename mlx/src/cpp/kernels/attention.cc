@@ -1,7 +1,5 @@
 #include "attention.h"
 
-#include <dlfcn.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -14,21 +12,16 @@
 namespace mlx_shim::kernels::detail {
 namespace {
 
-using CblasSgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*,
-                            int, float, float*, int);
-
-// The process's cblas_sgemm (OpenBLAS when the build linked it, else the BLAS
-// libmlx brings), looked up at run time so that builds without one still link.
+// cblas_sgemm_fn(), unless MLX_ASR_SDPA_BLAS=0 turns the BLAS route off.
 CblasSgemm sgemm_fn() {
   static CblasSgemm fn = [] {
     if (const char* v = std::getenv("MLX_ASR_SDPA_BLAS"); v != nullptr && v[0] == '0') {
       return static_cast<CblasSgemm>(nullptr);
     }
-    return reinterpret_cast<CblasSgemm>(dlsym(RTLD_DEFAULT, "cblas_sgemm"));
+    return cblas_sgemm_fn();
   }();
   return fn;
 }
-constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
 // A packed row-major copy of an operand whose last axis is strided.
 Operand packed(const Operand& a, std::vector<float>& store) {

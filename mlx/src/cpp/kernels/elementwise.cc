@@ -9,6 +9,7 @@
 
 #include "pool.h"
 #include "simd.h"
+#include "vmath.h"
 
 namespace mlx_shim::kernels::detail {
 namespace {
@@ -18,62 +19,6 @@ namespace {
 // public kernel runs its body through by_isa (simd.h).
 
 constexpr int kLanes = 16;
-
-// The element functions below take a float or a vector (the same
-// arithmetic on each lane): the vector form gives the loops their vector
-// code directly instead of leaving it to the vectorizer, which turns the
-// range checks into chains of blends and keeps the constants in memory.
-typedef int32_t vi4 __attribute__((vector_size(16)));
-typedef int32_t vi8 __attribute__((vector_size(32)));
-
-MLX_SHIM_INLINE int32_t to_int(float x) { return static_cast<int32_t>(x); }
-MLX_SHIM_INLINE vi4 to_int(const v4& x) { return __builtin_convertvector(x, vi4); }
-MLX_SHIM_INLINE vi8 to_int(const v8& x) { return __builtin_convertvector(x, vi8); }
-template <class I>
-MLX_SHIM_INLINE auto from_bits(const I& x) {
-  if constexpr (std::is_same_v<I, int32_t>) {
-    return std::bit_cast<float>(x);
-  } else if constexpr (std::is_same_v<I, vi4>) {
-    return std::bit_cast<v4>(x);
-  } else {
-    return std::bit_cast<v8>(x);
-  }
-}
-
-// c ? a : b, lane by lane for vectors.
-template <class C, class T>
-MLX_SHIM_INLINE T pick(const C& c, const T& a, const T& b) {
-  return c ? a : b;
-}
-
-template <class T>
-MLX_SHIM_INLINE T splat(float c) {
-  return T{} + c;
-}
-
-// exp(x) within ~2 ulp on [-87.3, 88]; exactly 0 below -87.3 (so -inf gives 0).
-template <class T>
-MLX_SHIM_INLINE T exp_of(const T& x) {
-  const T lo = splat<T>(-87.3365447504f), hi = splat<T>(88.0f);
-  T xc = pick(x > hi, hi, x);
-  xc = pick(xc < lo, lo, xc);
-  // n = round(x / ln 2) by the 1.5 * 2^23 trick (no rounding instruction needed).
-  T t = xc * 1.44269504088896341f + 12582912.0f;
-  T n = t - 12582912.0f;
-  // r = x - n ln 2, with ln 2 split in two for accuracy.
-  T r = xc - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  // exp(r) on |r| <= ln(2)/2: 1 + r + r^2 P(r), minimax coefficients.
-  T p = splat<T>(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  T y = p * from_bits((to_int(n) + 127) << 23);
-  return pick(x < lo, T{}, y);
-}
 
 // 0.5 x (1 + erf(x / sqrt 2)) through erfc(|x| / sqrt 2), computed as
 // t exp(-z^2 + poly(t)) with t = 1 / (1 + z / 2) (relative error < 1.2e-7),

@@ -1,5 +1,7 @@
 #include "matmul.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <type_traits>
 #include <vector>
@@ -221,6 +223,11 @@ void matmul_axpy_form(const MatmulShape& sh, const float* x, const float* w, int
 }
 
 }  // namespace
+
+CblasSgemm cblas_sgemm_fn() {
+  static CblasSgemm fn = reinterpret_cast<CblasSgemm>(dlsym(RTLD_DEFAULT, "cblas_sgemm"));
+  return fn;
+}
 
 void dots(const float* x, const float* w, int64_t row, size_t count, size_t n, float scale,
           float* out, size_t out_stride) {

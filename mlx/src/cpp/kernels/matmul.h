@@ -19,6 +19,15 @@ void weighted_rows(float* o, const float* p, const float* v, int64_t row, size_t
 void weighted_rows(float* o, const float* p, const _Float16* v, int64_t row, size_t count,
                    size_t n);
 
+using CblasSgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*,
+                            int, float, float*, int);
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+
+// The process's cblas_sgemm (OpenBLAS when the build linked it, else the BLAS
+// libmlx brings), looked up at run time so that builds without one still
+// link; null where there is none.
+CblasSgemm cblas_sgemm_fn();
+
 // Rows of a (all leading axes together) up to this use SmallMatmul and the
 // few-row quantized product.
 constexpr size_t kSmallMatmulRows = 8;

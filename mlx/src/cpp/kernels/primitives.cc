@@ -27,6 +27,7 @@
 
 #include "attention.h"
 #include "elementwise.h"
+#include "lstm.h"
 #include "matmul.h"
 #include "pool.h"
 #include "primitive.h"
@@ -471,6 +472,43 @@ class QuantizedProduct : public QuantizedPrimitive<QuantizedProduct> {
   Kernel kernel_;
 };
 
+// An LSTM layer's recurrence (lstm.cc): projections, W_hh, h0, c0 in; every
+// step's h, the last h and c out.
+class LstmRecurrence : public mx::Primitive {
+ public:
+  LstmRecurrence(mx::Stream s, bool reverse) : mx::Primitive(s), reverse_(reverse) {}
+  const char* name() const override { return "MlxAsrLstm"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const LstmRecurrence*>(&other);
+    return o != nullptr && o->reverse_ == reverse_;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    const auto& x = inputs[0];
+    return {{x.shape(0), x.shape(1), x.shape(2) / 4}, inputs[2].shape(), inputs[3].shape()};
+  }
+  void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
+    throw std::runtime_error(std::string(name()) + " has no GPU kernel");
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
+    for (auto& a : inputs) require_row_contiguous(a, name());
+    for (auto& out : outputs) out.set_data(mx::allocator::malloc(out.nbytes()));
+    const auto& x = inputs[0];
+    LstmShape sh{static_cast<size_t>(x.shape(0)), static_cast<size_t>(x.shape(1)),
+                 static_cast<size_t>(x.shape(2) / 4), reverse_};
+    const float *xp = x.data<float>(), *w = inputs[1].data<float>(),
+                *h0 = inputs[2].data<float>(), *c0 = inputs[3].data<float>();
+    float *y = outputs[0].data<float>(), *h = outputs[1].data<float>(),
+          *c = outputs[2].data<float>();
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    for (auto& in : inputs) enc.set_input_array(in);
+    for (auto& out : outputs) enc.set_output_array(out);
+    enc.dispatch([=] { lstm_run(sh, xp, w, h0, c0, y, h, c); });
+  }
+
+ private:
+  bool reverse_;
+};
+
 // Whether the epilogue's arrays fit a kernel writing an f32 output of
 // `shape`; if so, appends them to `inputs` (contiguous) and returns its flags.
 std::optional<EpilogueFlags> epilogue_inputs(const Epilogue& e, const mx::Shape& shape,
@@ -678,6 +716,28 @@ std::optional<array> quantized_matmul_t(const array& x, const array& w, const ar
   array dense({w.shape(0), x.shape(-1)}, mx::float32,
               std::make_shared<Dequantize>(*s, group_size, bits), std::move(tables));
   return mx::matmul(x, mx::transpose(dense, *s), *s);
+}
+
+std::optional<std::vector<array>> lstm(const array& projected, const array& w_hh, const array& h0,
+                                       const array& c0, bool reverse) {
+  auto s = cpu_stream();
+  if (!s || projected.ndim() != 3 || w_hh.ndim() != 2 || h0.ndim() != 2 || c0.ndim() != 2) {
+    return std::nullopt;
+  }
+  for (const auto* a : {&projected, &w_hh, &h0, &c0}) {
+    if (a->dtype() != mx::float32) return std::nullopt;
+  }
+  int B = projected.shape(0), H = w_hh.shape(1);
+  mx::Shape state{B, H};
+  if (projected.shape(2) != 4 * H || w_hh.shape(0) != 4 * H || h0.shape() != state ||
+      c0.shape() != state) {
+    return std::nullopt;
+  }
+  std::vector<array> inputs;
+  for (const auto* a : {&projected, &w_hh, &h0, &c0}) inputs.push_back(mx::contiguous(*a, false, *s));
+  return array::make_arrays({{B, projected.shape(1), H}, state, state},
+                            {mx::float32, mx::float32, mx::float32},
+                            std::make_shared<LstmRecurrence>(*s, reverse), std::move(inputs));
 }
 
 float log_sum_exp(const float* x, size_t n) {
