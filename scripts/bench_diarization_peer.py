@@ -21,7 +21,7 @@ Writes OUT.rttm and prints one JSON line of timings (seconds): load,
 segmentation, embedding, clustering (with reconstruction), total.
 
 Usage: bench_diarization_peer.py CHECKPOINT AUDIO.wav OUT.rttm
-           [--step 0.99563] [--threshold 0.35] [--num-speakers N] [--threads 2]
+           [--step 2.00813] [--threshold 0.35] [--num-speakers N] [--threads 2]
 Needs the peers venv (scripts/setup-peers.sh): torch, pyannote.audio,
 resemblyzer, scipy.
 """
@@ -75,7 +75,7 @@ def main():
     parser.add_argument("checkpoint")
     parser.add_argument("audio")
     parser.add_argument("out")
-    parser.add_argument("--step", type=float, default=59 * 270 / RATE)
+    parser.add_argument("--step", type=float, default=119 * 270 / RATE)
     parser.add_argument("--threshold", type=float, default=0.2)
     parser.add_argument("--num-speakers", type=int)
     parser.add_argument("--threads", type=int, default=2)

@@ -19,6 +19,7 @@
 //! hour's recording diarizes in a few tens of MB.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 use super::chunks::{Chunk, Chunker, FrameGrid};
 use super::clustering::{centroids, cluster, dot, ClusterCount};
@@ -64,9 +65,9 @@ impl ChunkedSettings {
     pub fn new(opts: &DiarizationOptions, grid: &FrameGrid) -> ChunkedSettings {
         let step_samples = opts.step_s * f64::from(SAMPLE_RATE);
         let step_frames = (step_samples / grid.step as f64).round().max(1.0) as usize;
-        // How many chunks see any one instant: a speaker who talks at all
-        // has at least about that many embeddings.
-        let chunks_per_instant = grid.chunk.div_ceil(step_frames * grid.step);
+        // How many chunks see any one instant: each second of speech is
+        // embedded that many times.
+        let chunks_per_instant = grid.chunk as f32 / (step_frames * grid.step) as f32;
         ChunkedSettings {
             step_frames,
             onset: opts.onset,
@@ -78,7 +79,7 @@ impl ChunkedSettings {
                 exactly: opts.num_speakers,
                 at_least: opts.min_speakers,
                 at_most: opts.max_speakers,
-                min_size: chunks_per_instant,
+                min_weight: MIN_SPEAKER_SECONDS * chunks_per_instant,
             },
             batch: 32,
         }
@@ -141,6 +142,9 @@ pub struct ChunkedSettings {
     pub batch: usize,
 }
 
+/// Speech a speaker needs in all: less is taken for stray embeddings.
+const MIN_SPEAKER_SECONDS: f32 = 3.0;
+
 /// What is kept of one segmented chunk.
 struct ChunkActivity {
     first_frame: usize,
@@ -179,13 +183,28 @@ where
     pending.extend(chunker.finish());
     state.add(segmenter, embedder, settings, &pending)?;
     progress(chunker.samples_seen() as f64 / 16_000.0);
-    Ok(state.turns(grid, segmenter.speakers(), embedder.dims(), settings))
+    let clock = Instant::now();
+    let turns = state.turns(grid, segmenter.speakers(), embedder.dims(), settings);
+    tracing::info!(
+        chunks = state.chunks.len(),
+        embeddings = state.embeddings.len() / embedder.dims().max(1),
+        segmentation_s = state.segmenting,
+        embedding_s = state.embedding,
+        clustering_s = clock.elapsed().as_secs_f64(),
+        "diarization stages"
+    );
+    Ok(turns)
 }
 
 #[derive(Default)]
 struct Collected {
     chunks: Vec<ChunkActivity>,
     embeddings: Vec<f32>,
+    /// Seconds of audio behind each embedding.
+    weights: Vec<f32>,
+    /// Seconds spent in the segmentation and embedding models.
+    segmenting: f64,
+    embedding: f64,
 }
 
 impl Collected {
@@ -202,7 +221,9 @@ impl Collected {
         let grid = segmenter.grid();
         let speakers = segmenter.speakers();
         let inputs: Vec<&[f32]> = chunks.iter().map(|c| c.samples.as_slice()).collect();
+        let clock = Instant::now();
         let probabilities = segmenter.segment(&inputs)?;
+        self.segmenting += clock.elapsed().as_secs_f64();
         let per_chunk = grid.frames * speakers;
         let mut utterances: Vec<Vec<f32>> = Vec::new();
         let mut owners = Vec::new();
@@ -231,7 +252,11 @@ impl Collected {
         }
         let refs: Vec<&[f32]> = utterances.iter().map(Vec::as_slice).collect();
         let rows = self.embeddings.len() / embedder.dims();
+        let clock = Instant::now();
         self.embeddings.extend(embedder.embed(&refs)?);
+        self.weights
+            .extend(refs.iter().map(|u| u.len() as f32 / SAMPLE_RATE as f32));
+        self.embedding += clock.elapsed().as_secs_f64();
         for (i, (chunk, s)) in owners.into_iter().enumerate() {
             self.chunks[chunk].embedding[s] = Some(rows + i);
         }
@@ -245,7 +270,7 @@ impl Collected {
         dims: usize,
         settings: &ChunkedSettings,
     ) -> Vec<SpeakerTurn> {
-        let labels = cluster(&self.embeddings, dims, &settings.count);
+        let labels = cluster(&self.embeddings, &self.weights, dims, &settings.count);
         let Some(clusters) = labels.iter().max().map(|m| m + 1) else {
             return Vec::new();
         };
@@ -506,7 +531,7 @@ mod tests {
                 exactly: None,
                 at_least: None,
                 at_most: None,
-                min_size: 1,
+                min_weight: 0.0,
             },
             batch: 3,
         }

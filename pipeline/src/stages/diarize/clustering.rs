@@ -1,7 +1,7 @@
 //! Speaker embeddings grouped into speakers: agglomerative clustering with
 //! average linkage on cosine distance, cut at a distance threshold or at a
-//! number of clusters; clusters too small to be a speaker (a few stray
-//! embeddings) are dissolved, then every embedding is assigned to its
+//! number of clusters; clusters too light to be a speaker (stray
+//! embeddings of little audio) are dissolved, then every embedding is assigned to its
 //! nearest remaining cluster centroid.
 //!
 //! Linkage runs on at most [`MAX_LINKED`] embeddings (evenly spaced when
@@ -17,27 +17,40 @@ pub struct ClusterCount {
     pub exactly: Option<usize>,
     pub at_least: Option<usize>,
     pub at_most: Option<usize>,
-    /// Clusters of fewer embeddings are dissolved when the threshold
-    /// decides the count (as many as `at_least` asks for are kept).
-    pub min_size: usize,
+    /// Clusters whose embeddings weigh less in all are not speakers and
+    /// join their nearest speaker (unless a speaker count needs them).
+    pub min_weight: f32,
 }
 
 /// The most embeddings the linkage itself sees.
 pub const MAX_LINKED: usize = 2000;
 
 /// The cluster of each of `embeddings` (rows of `dims` floats, any norm),
-/// numbered from 0 in order of first appearance.
-pub fn cluster(embeddings: &[f32], dims: usize, count: &ClusterCount) -> Vec<usize> {
+/// numbered from 0 in order of first appearance. `weights` says how much
+/// each embedding counts towards its cluster being a speaker (the seconds
+/// of audio it was made from).
+pub fn cluster(
+    embeddings: &[f32],
+    weights: &[f32],
+    dims: usize,
+    count: &ClusterCount,
+) -> Vec<usize> {
     let rows: Vec<Vec<f32>> = embeddings.chunks(dims).map(normalized).collect();
     if rows.is_empty() {
         return Vec::new();
     }
     let stride = rows.len().div_ceil(MAX_LINKED);
     let linked: Vec<&[f32]> = rows.iter().step_by(stride).map(Vec::as_slice).collect();
+    // A linked row stands for the `stride` rows it was picked among.
+    let weights: Vec<f32> = weights
+        .iter()
+        .step_by(stride)
+        .map(|w| w * stride as f32)
+        .collect();
     let dendrogram = Dendrogram {
         merges: average_linkage(&linked),
-        rows: linked.len(),
-        min_size: count.min_size.div_ceil(stride).max(1),
+        weights,
+        min_weight: count.min_weight,
     };
     let (labels, speakers) = dendrogram.speakers(count);
     let mut centroids = centroids(&linked, &labels);
@@ -46,40 +59,40 @@ pub fn cluster(embeddings: &[f32], dims: usize, count: &ClusterCount) -> Vec<usi
     renumbered(&nearest)
 }
 
-/// The merges of the linked rows and the size a cluster needs to count as
-/// a speaker.
+/// The merges of the linked rows, their weights, and the weight a cluster
+/// needs to count as a speaker.
 struct Dendrogram {
     merges: Vec<Merge>,
-    rows: usize,
-    min_size: usize,
+    weights: Vec<f32>,
+    min_weight: f32,
 }
 
 impl Dendrogram {
-    /// The rows' labels at `clusters` clusters, the largest cluster 0 (ties:
-    /// first seen), and how many clusters are large enough for a speaker.
+    /// The rows' labels at `clusters` clusters, the heaviest cluster 0
+    /// (ties: first seen), and how many clusters weigh enough for a speaker.
     fn at(&self, clusters: usize) -> (Vec<usize>, usize) {
-        let labels = cut(&self.merges, self.rows, clusters);
-        let mut sizes = vec![0usize; clusters];
-        for &l in &labels {
-            sizes[l] += 1;
+        let labels = cut(&self.merges, self.weights.len(), clusters);
+        let mut sizes = vec![0.0f32; clusters];
+        for (&l, w) in labels.iter().zip(&self.weights) {
+            sizes[l] += w;
         }
         let mut order: Vec<usize> = (0..clusters).collect();
-        order.sort_by_key(|&l| std::cmp::Reverse(sizes[l]));
+        order.sort_by(|&a, &b| sizes[b].total_cmp(&sizes[a]));
         let mut rank = vec![0; clusters];
         for (r, &l) in order.iter().enumerate() {
             rank[l] = r;
         }
-        let large = sizes.iter().filter(|&&s| s >= self.min_size).count();
+        let large = sizes.iter().filter(|&&s| s >= self.min_weight).count();
         (labels.iter().map(|&l| rank[l]).collect(), large)
     }
 
     /// The labels and the number of speakers (the first clusters) that
-    /// `count` asks for: the large clusters of the threshold's cut, the cut
+    /// `count` asks for: the heavy clusters of the threshold's cut, the cut
     /// made finer or coarser until their number meets a speaker count.
-    /// Counting large clusters only, a cut at a given number of clusters
+    /// Counting heavy clusters only, as a cut at a given number of clusters
     /// would let a group of stray embeddings take the place of a speaker.
     fn speakers(&self, count: &ClusterCount) -> (Vec<usize>, usize) {
-        let n = self.rows;
+        let n = self.weights.len();
         let by_threshold = n - self
             .merges
             .iter()
@@ -108,7 +121,7 @@ impl Dendrogram {
             by_threshold,
             clusters,
             speakers,
-            min_size = self.min_size,
+            min_weight = self.min_weight,
             "clustered speaker embeddings"
         );
         (labels, speakers)
@@ -292,6 +305,10 @@ mod tests {
         renumbered(&labels)
     }
 
+    fn ones(flat: &[f32]) -> Vec<f32> {
+        vec![1.0; flat.len() / 6]
+    }
+
     fn random_rows(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
         let mut state = seed;
         let mut next = || {
@@ -345,16 +362,19 @@ mod tests {
             exactly,
             at_least,
             at_most,
-            min_size: 1,
+            min_weight: 0.0,
         };
-        assert_eq!(cluster(&flat, 6, &count(0.5, None, None, None)), truth);
-        let two = cluster(&flat, 6, &count(0.5, Some(2), None, None));
+        assert_eq!(
+            cluster(&flat, &ones(&flat), 6, &count(0.5, None, None, None)),
+            truth
+        );
+        let two = cluster(&flat, &ones(&flat), 6, &count(0.5, Some(2), None, None));
         assert_eq!(two.iter().max(), Some(&1));
-        let at_most = cluster(&flat, 6, &count(0.5, None, None, Some(2)));
+        let at_most = cluster(&flat, &ones(&flat), 6, &count(0.5, None, None, Some(2)));
         assert_eq!(at_most, two);
-        let four = cluster(&flat, 6, &count(0.5, None, Some(4), None));
+        let four = cluster(&flat, &ones(&flat), 6, &count(0.5, None, Some(4), None));
         assert_eq!(four.iter().max(), Some(&3));
-        assert!(cluster(&[], 6, &count(0.5, None, None, None)).is_empty());
+        assert!(cluster(&[], &[], 6, &count(0.5, None, None, None)).is_empty());
     }
 
     #[test]
@@ -368,19 +388,22 @@ mod tests {
             exactly: None,
             at_least: None,
             at_most: None,
-            min_size: 1,
+            min_weight: 0.0,
         };
-        let strays_apart = cluster(&flat, 6, &count);
+        let strays_apart = cluster(&flat, &ones(&flat), 6, &count);
         assert_eq!(strays_apart.iter().max(), Some(&4), "{strays_apart:?}");
-        count.min_size = 3;
-        assert_eq!(cluster(&flat, 6, &count), truth);
+        count.min_weight = 3.0;
+        assert_eq!(cluster(&flat, &ones(&flat), 6, &count), truth);
         // Three speakers asked for: the three large clusters, not a stray.
         count.exactly = Some(3);
-        assert_eq!(cluster(&flat, 6, &count), truth);
+        assert_eq!(cluster(&flat, &ones(&flat), 6, &count), truth);
         count.exactly = None;
         // Unless the count asks for them.
         count.at_least = Some(4);
-        assert_eq!(cluster(&flat, 6, &count).iter().max(), Some(&3));
+        assert_eq!(
+            cluster(&flat, &ones(&flat), 6, &count).iter().max(),
+            Some(&3)
+        );
     }
 
     #[test]
@@ -390,13 +413,14 @@ mod tests {
         let many: Vec<f32> = (0..reps).flat_map(|_| flat.iter().copied()).collect();
         let labels = cluster(
             &many,
+            &ones(&many),
             6,
             &ClusterCount {
                 threshold: 0.5,
                 exactly: None,
                 at_least: None,
                 at_most: None,
-                min_size: 1,
+                min_weight: 0.0,
             },
         );
         let expected: Vec<usize> = (0..reps).flat_map(|_| truth.iter().copied()).collect();

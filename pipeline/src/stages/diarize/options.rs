@@ -23,7 +23,7 @@ pub struct DiarizationOptions {
     /// (0–2) are one speaker: lower finds more speakers. Default 0.2.
     pub threshold: f32,
     /// Seconds between the starts of the 5 s chunks the segmentation model
-    /// sees: smaller is more accurate at boundaries and slower. Default 1.
+    /// sees: smaller is a little more accurate and slower. Default 2.
     pub step_s: f64,
     /// A local speaker talks in a frame where the segmentation model's
     /// probability exceeds this, in (0, 1). Default 0.5.
@@ -43,7 +43,7 @@ impl Default for DiarizationOptions {
             min_speakers: None,
             max_speakers: None,
             threshold: 0.2,
-            step_s: 1.0,
+            step_s: 2.0,
             onset: 0.5,
             segmentation: "pyannote-segmentation".into(),
             embedding: "resemblyzer".into(),
