@@ -11,7 +11,10 @@ so that speed compares the same work done by PyTorch and by MLX.
                 each (chunk, local speaker): where it talks alone, or where it
                 talks at all when that is under 0.5 s; none under 0.5 s
   clustering    scipy's average-linkage agglomerative clustering on cosine
-                distance, cut at --threshold or at --num-speakers
+                distance, cut at --threshold or at --num-speakers; clusters
+                with less than 3 s of speech (the audio of their embeddings
+                over the chunks that see each instant) join the nearest
+                other one
   reconstruction  each local speaker to its nearest centroid, distinct within
                 a chunk (Hungarian assignment); per frame, the chunks' mean
                 count of active speakers, rounded, picks that many speakers by
@@ -100,7 +103,7 @@ def main():
     clock = time.perf_counter()
     padded = np.concatenate([audio, np.zeros(CHUNK, dtype=np.float32)])
     hop = int(round(args.step * RATE))
-    embeddings, owners = [], []
+    embeddings, owners, pieces = [], [], []
     for c, probs in enumerate(probabilities):
         active = probs > ONSET
         chunk = padded[c * hop:c * hop + CHUNK]
@@ -109,6 +112,7 @@ def main():
             if piece is not None:
                 embeddings.append(encoder.embed_utterance(piece))
                 owners.append((c, s))
+                pieces.append(piece)
     times["embedding"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -123,6 +127,13 @@ def main():
                 labels = fcluster(tree, args.num_speakers, criterion="maxclust") - 1
             else:
                 labels = fcluster(tree, args.threshold, criterion="distance") - 1
+        seconds = np.array([len(p) / RATE for p in pieces])
+        weight = np.bincount(labels, weights=seconds)
+        heavy = np.flatnonzero(weight >= 3.0 * CHUNK / hop)
+        if len(heavy) and not args.num_speakers:
+            means = np.stack([emb[labels == i].mean(axis=0) for i in heavy])
+            labels = np.argmax(emb @ means.T, axis=1)
+        labels = np.unique(labels, return_inverse=True)[1]
         k = labels.max() + 1
         centroids = np.stack([emb[labels == i].mean(axis=0) for i in range(k)])
         centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)

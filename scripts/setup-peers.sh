@@ -40,7 +40,8 @@ EOF
   "${pip[@]}" --no-deps "openai-whisper==20250625" "mlx-whisper==0.4.3" >&2
   "${pip[@]}" numba numpy tqdm more-itertools tiktoken huggingface_hub scipy >&2
   "${pip[@]}" "faster-whisper==1.2.1" "ctranslate2==4.8.5" >&2
-  "${pip[@]}" "onnxruntime==1.31.1" "resemblyzer==0.1.4" \
+  # resemblyzer imports webrtcvad, which needs setuptools' pkg_resources.
+  "${pip[@]}" "onnxruntime==1.31.1" "resemblyzer==0.1.4" "setuptools<81" \
     "pyannote.audio==4.0.7" "pyannote.metrics==4.2.0" >&2
   "$py" -c "$check"
   rm -rf "$venv"
