@@ -8,6 +8,7 @@
 //! plain convolution weight. Convolution weights become MLX's
 //! `[out, kernel, in]`; every other tensor keeps its PyTorch name.
 
+use asr_models::ModelConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

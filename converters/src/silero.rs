@@ -4,6 +4,7 @@
 //! names [`asr_models::silero::Silero`] loads, convolutions in MLX's
 //! `[out, kernel, in]` layout.
 
+use asr_models::ModelConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

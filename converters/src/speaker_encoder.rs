@@ -5,6 +5,7 @@
 //! training loss's `similarity_weight` and `similarity_bias` are left out:
 //! inference does not use them.
 
+use asr_models::ModelConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -8,6 +8,7 @@
 //! segmentation, Resemblyzer's speaker encoder).
 
 pub mod features;
+pub mod model_config;
 pub mod nn;
 pub mod quantization;
 pub mod segmentation;
@@ -16,5 +17,6 @@ pub mod speaker_encoder;
 pub mod weights;
 pub mod whisper;
 
+pub use model_config::ModelConfig;
 pub use quantization::{Activations, Quantization, Quantize, QuantizeChoice};
 pub use weights::{WeightError, Weights};

@@ -50,9 +50,8 @@ fn activity(turns: &[SpeakerTurn], ticks: usize) -> Vec<Vec<bool>> {
                 out.push(vec![false; ticks]);
                 names.len() - 1
             });
-        for t in tick(turn.start)..tick(turn.end).min(ticks) {
-            out[index][t] = true;
-        }
+        let (from, to) = (tick(turn.start), tick(turn.end).min(ticks));
+        out[index][from.min(to)..to].fill(true);
     }
     out
 }

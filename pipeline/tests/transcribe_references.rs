@@ -280,7 +280,7 @@ fn tiny_en_long_form_matches_openai_whisper_segment_for_segment() {
             highlight_words,
             max_words_per_line,
         };
-        let ours = render_with(&jfk_words, Format::Vtt, &options);
+        let ours = render_with(&jfk_words, Format::Vtt, &options, "jfk");
         assert_eq!(vtt_cues(&ours), vtt_cues(reference), "{options:?}");
     }
 

@@ -10,6 +10,7 @@ use asr_pipeline::stages::diarize::{load_diarizer, DiarizationOptions};
 use asr_pipeline::stages::output::{self, Format};
 use asr_pipeline::{Config, Diarizer, Progress, Transcript};
 
+use super::failed_files;
 use super::progress::progress_bar;
 
 #[derive(Copy, Clone, clap::ValueEnum)]
@@ -115,15 +116,7 @@ pub fn run(args: &DiarizeArgs, quiet: bool) -> Result<()> {
             failed.push(file.display().to_string());
         }
     }
-    if !failed.is_empty() {
-        anyhow::bail!(
-            "{} of {} files failed: {}",
-            failed.len(),
-            files.len(),
-            failed.join(", ")
-        );
-    }
-    Ok(())
+    failed_files(&failed, files.len())
 }
 
 /// The speaker turns of one file, with a progress bar over its seconds.

@@ -9,3 +9,16 @@ pub mod regress;
 pub mod run;
 
 mod progress;
+
+/// Fails naming the files that failed (each already reported), if any.
+fn failed_files(failed: &[String], total: usize) -> anyhow::Result<()> {
+    if failed.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{} of {} files failed: {}",
+        failed.len(),
+        total,
+        failed.join(", ")
+    )
+}

@@ -2,8 +2,7 @@
 //! the timing of its output frames, derived from the convolutions' receptive
 //! field as pyannote.audio derives it.
 
-use std::path::Path;
-
+use crate::model_config::ModelConfig;
 use serde::{Deserialize, Serialize};
 
 /// PyanNet's sizes and the task it was trained for.
@@ -48,49 +47,6 @@ impl FrameTiming {
 }
 
 impl SegmentationConfig {
-    pub fn load(path: &Path) -> Result<SegmentationConfig, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let config: SegmentationConfig = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a segmentation config: {e}", path.display()))?;
-        config
-            .validate()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(config)
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("the config serializes") + "\n"
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        let sizes = [
-            self.sample_rate,
-            self.chunk_samples,
-            self.speakers,
-            self.sinc_filters,
-            self.sinc_kernel,
-            self.sinc_stride,
-            self.conv_channels,
-            self.conv_kernel,
-            self.pool,
-            self.lstm_hidden,
-            self.lstm_layers,
-            self.linear_hidden,
-        ];
-        if sizes.iter().any(|&d| d <= 0) || self.linear_layers < 0 {
-            return Err(format!("a size is not positive: {self:?}"));
-        }
-        if self.sinc_filters % 2 != 0 || self.sinc_kernel % 2 == 0 {
-            return Err(format!(
-                "sinc filters come in cosine/sine pairs of odd length: {self:?}"
-            ));
-        }
-        if self.frames(self.chunk_samples) < 1 {
-            return Err(format!("a chunk is shorter than one frame: {self:?}"));
-        }
-        Ok(())
-    }
-
     /// `(kernel, stride)` of each layer that changes the frame rate, first
     /// to last: sinc convolution, then pooling, convolution, pooling,
     /// convolution, pooling (no padding, no dilation).
@@ -144,5 +100,38 @@ impl SegmentationConfig {
             duration: size as f64,
             step: (self.receptive_field_size(2) - size) as f64,
         }
+    }
+}
+
+impl ModelConfig for SegmentationConfig {
+    const WHAT: &'static str = "a segmentation config";
+
+    fn validate(&self) -> Result<(), String> {
+        let sizes = [
+            self.sample_rate,
+            self.chunk_samples,
+            self.speakers,
+            self.sinc_filters,
+            self.sinc_kernel,
+            self.sinc_stride,
+            self.conv_channels,
+            self.conv_kernel,
+            self.pool,
+            self.lstm_hidden,
+            self.lstm_layers,
+            self.linear_hidden,
+        ];
+        if sizes.iter().any(|&d| d <= 0) || self.linear_layers < 0 {
+            return Err(format!("a size is not positive: {self:?}"));
+        }
+        if self.sinc_filters % 2 != 0 || self.sinc_kernel % 2 == 0 {
+            return Err(format!(
+                "sinc filters come in cosine/sine pairs of odd length: {self:?}"
+            ));
+        }
+        if self.frames(self.chunk_samples) < 1 {
+            return Err(format!("a chunk is shorter than one frame: {self:?}"));
+        }
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@
 mod config;
 mod sincnet;
 
+use crate::model_config::ModelConfig;
 use std::path::Path;
 
 use mlx::Array;

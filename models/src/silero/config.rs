@@ -1,8 +1,7 @@
 //! Silero VAD's model schema: the `config.json` of an MLX Silero folder,
 //! which the converter writes and [`super::Silero::load`] reads.
 
-use std::path::Path;
-
+use crate::model_config::ModelConfig;
 use serde::{Deserialize, Serialize};
 
 /// Dimensions of Silero VAD v6 at 16 kHz.
@@ -47,9 +46,12 @@ impl SileroConfig {
     pub fn input_samples(&self) -> i32 {
         self.context_samples + self.frame_samples
     }
+}
 
-    /// Checks what the network's shapes rely on.
-    pub fn validate(&self) -> Result<(), String> {
+impl ModelConfig for SileroConfig {
+    const WHAT: &'static str = "a Silero VAD config";
+
+    fn validate(&self) -> Result<(), String> {
         let positive = [
             self.frame_samples,
             self.context_samples,
@@ -76,19 +78,5 @@ impl SileroConfig {
             ));
         }
         Ok(())
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a config serializes")
-    }
-
-    pub fn load(path: &Path) -> Result<SileroConfig, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let config: SileroConfig =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        config
-            .validate()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(config)
     }
 }

@@ -14,6 +14,7 @@
 mod blocks;
 mod config;
 
+use crate::model_config::ModelConfig;
 use std::path::Path;
 
 use mlx::Array;

@@ -2,8 +2,7 @@
 //! (`resemblyzer/hparams.py` and `embed_utterance`'s defaults), stored as the
 //! `config.json` of its MLX folder.
 
-use std::path::Path;
-
+use crate::model_config::ModelConfig;
 use serde::{Deserialize, Serialize};
 
 /// What `model_type` says in the `config.json` of a converted Resemblyzer.
@@ -49,28 +48,18 @@ impl SpeakerEncoderConfig {
         }
     }
 
-    pub fn load(path: &Path) -> Result<SpeakerEncoderConfig, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let config: SpeakerEncoderConfig = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a speaker-encoder config: {e}", path.display()))?;
-        config
-            .validate()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(config)
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("the config serializes") + "\n"
-    }
-
     /// Mel frames between the starts of two partials: Resemblyzer rounds
     /// the step in samples to whole frames.
     pub fn partial_step(&self) -> usize {
         (self.sample_rate as f64 / self.partials_per_second / self.hop_length as f64).round()
             as usize
     }
+}
 
-    pub fn validate(&self) -> Result<(), String> {
+impl ModelConfig for SpeakerEncoderConfig {
+    const WHAT: &'static str = "a speaker-encoder config";
+
+    fn validate(&self) -> Result<(), String> {
         if self.model_type != MODEL_TYPE {
             return Err(format!(
                 "model_type is {:?}, expected {MODEL_TYPE:?}",

@@ -7,6 +7,7 @@
 mod config;
 mod mel;
 
+use crate::model_config::ModelConfig;
 use std::path::Path;
 
 use mlx::{Array, Dtype};

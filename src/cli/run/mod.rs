@@ -8,6 +8,7 @@ use asr_pipeline::config::output_stem;
 use asr_pipeline::stages::output;
 use asr_pipeline::{Config, Pipeline, PipelineError, Progress, Transcript};
 
+use super::failed_files;
 use super::progress::progress_bar;
 use overrides::{run_config, DeviceArg, FormatArg, TaskArg};
 use profile::profile_table;
@@ -92,15 +93,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
             }
         }
     }
-    if !failed.is_empty() {
-        anyhow::bail!(
-            "{} of {} files failed: {}",
-            failed.len(),
-            files.len(),
-            failed.join(", ")
-        );
-    }
-    Ok(())
+    failed_files(&failed, files.len())
 }
 
 /// Transcribes `group` together (see `Pipeline::transcribe_files`), one

@@ -285,14 +285,13 @@ impl Collected {
         let mut score = vec![vec![0.0f32; total_frames]; clusters];
         for chunk in &self.chunks {
             let mapped = assign_distinct(chunk, &rows, &centres);
-            for f in 0..grid.frames {
+            for (f, row) in chunk.activity.chunks(speakers).enumerate() {
                 let g = chunk.first_frame + f;
                 covering[g] += 1;
-                for s in 0..speakers {
-                    let a = chunk.activity[f * speakers + s];
+                for (&a, speaker) in row.iter().zip(&mapped) {
                     if a > 0.0 {
                         active_sum[g] += 1.0;
-                        if let Some(k) = mapped[s] {
+                        if let Some(k) = *speaker {
                             score[k][g] += a;
                         }
                     }
