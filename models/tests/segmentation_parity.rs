@@ -2,6 +2,8 @@
 //! MLX against pyannote.audio's own PyanNet on the same chunks (fixture from
 //! scripts/make_segmentation_fixtures.py, PyTorch fp32 on CPU).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -24,16 +26,7 @@ fn diarization_data() -> Option<PathBuf> {
 }
 
 fn fixture_f64(name: &str) -> Vec<f64> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/segmentation.npz");
-    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(path).unwrap()).unwrap();
-    if let Ok(a) = npz.by_name::<ndarray::OwnedRepr<f32>, ndarray::IxDyn>(name) {
-        return a.iter().map(|&v| v as f64).collect();
-    }
-    if let Ok(a) = npz.by_name::<ndarray::OwnedRepr<f64>, ndarray::IxDyn>(name) {
-        return a.iter().copied().collect();
-    }
-    let a: ndarray::ArrayD<i64> = npz.by_name(name).unwrap();
-    a.iter().map(|&v| v as f64).collect()
+    common::npz_values("segmentation.npz", name)
 }
 
 fn fixture_usize(name: &str) -> Vec<usize> {

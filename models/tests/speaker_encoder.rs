@@ -3,6 +3,8 @@
 //! (fixture from scripts/make_speaker_fixtures.py). The weights are the
 //! registry asset `resemblyzer`, converted by asr-converters.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -42,10 +44,10 @@ fn shared() -> Option<PathBuf> {
 }
 
 fn fixture_f32(name: &str) -> Vec<f32> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/speaker-encoder.npz");
-    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(path).unwrap()).unwrap();
-    let a: ndarray::ArrayD<f32> = npz.by_name(name).unwrap();
-    a.iter().copied().collect()
+    common::npz_values("speaker-encoder.npz", name)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect()
 }
 
 fn fixture_usize(name: &str) -> Vec<usize> {

@@ -1,6 +1,8 @@
 //! Whisper tiny.en on MLX against openai-whisper's own outputs on jfk.wav
 //! (fixtures from scripts/make_whisper_fixtures.py, PyTorch fp32 on CPU).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
@@ -26,15 +28,7 @@ fn shared() -> Option<PathBuf> {
 
 /// A fixture array's values in row-major order (whatever order numpy stored).
 fn fixture(name: &str) -> Vec<f64> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/whisper-tiny.en-jfk.npz");
-    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(path).unwrap()).unwrap();
-    match npz.by_name::<ndarray::OwnedRepr<f32>, ndarray::IxDyn>(name) {
-        Ok(a) => a.iter().map(|&v| v as f64).collect(),
-        Err(_) => {
-            let a: ndarray::ArrayD<i64> = npz.by_name(name).unwrap();
-            a.iter().map(|&v| v as f64).collect()
-        }
-    }
+    common::npz_values("whisper-tiny.en-jfk.npz", name)
 }
 
 fn fixture_f32(name: &str) -> Vec<f32> {

@@ -1,0 +1,21 @@
+//! What the parity tests share: reading reference arrays from the `.npz`
+//! fixtures the scripts under `scripts/` write.
+
+use std::path::Path;
+
+/// The values of array `name` in `tests/fixtures/<file>` in row-major order,
+/// as f64 whatever numpy stored (f32, f64 or i64).
+pub fn npz_values(file: &str, name: &str) -> Vec<f64> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(file);
+    let open = || ndarray_npy::NpzReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    if let Ok(a) = open().by_name::<ndarray::OwnedRepr<f32>, ndarray::IxDyn>(name) {
+        return a.iter().map(|&v| f64::from(v)).collect();
+    }
+    if let Ok(a) = open().by_name::<ndarray::OwnedRepr<f64>, ndarray::IxDyn>(name) {
+        return a.iter().copied().collect();
+    }
+    let a: ndarray::ArrayD<i64> = open().by_name(name).unwrap();
+    a.iter().map(|&v| v as f64).collect()
+}
