@@ -177,12 +177,12 @@ where
         pending.extend(chunker.push(&block));
         if pending.len() >= settings.batch {
             state.add(segmenter, embedder, settings, &std::mem::take(&mut pending))?;
-            progress(chunker.samples_seen() as f64 / 16_000.0);
+            progress(chunker.samples_seen() as f64 / f64::from(SAMPLE_RATE));
         }
     }
     pending.extend(chunker.finish());
     state.add(segmenter, embedder, settings, &pending)?;
-    progress(chunker.samples_seen() as f64 / 16_000.0);
+    progress(chunker.samples_seen() as f64 / f64::from(SAMPLE_RATE));
     let clock = Instant::now();
     let turns = state.turns(grid, segmenter.speakers(), embedder.dims(), settings);
     tracing::info!(
@@ -413,7 +413,7 @@ fn search(
 
 /// Runs of selected frames as turns, speakers named by first appearance.
 fn turns_of(selected: &[Vec<bool>], grid: &FrameGrid) -> Vec<SpeakerTurn> {
-    let seconds = |sample: f64| sample.max(0.0) / 16_000.0;
+    let seconds = |sample: f64| sample.max(0.0) / f64::from(SAMPLE_RATE);
     let mut raw: Vec<(f64, f64, usize)> = Vec::new();
     for (k, frames) in selected.iter().enumerate() {
         let mut start = None;
