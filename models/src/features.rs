@@ -134,7 +134,7 @@ pub fn normalize(log: &Array, max: &Array) -> mlx::Result<Array> {
 }
 
 /// Pads a 1-D signal by mirroring `pad` samples at each end (edge excluded).
-fn reflect_pad(x: &Array, pad: usize) -> mlx::Result<Array> {
+pub(crate) fn reflect_pad(x: &Array, pad: usize) -> mlx::Result<Array> {
     let len = x.size() as i32;
     let pad = pad as i32;
     let left = Array::arange(f64::from(pad), 0.0, -1.0, Dtype::I32)?;

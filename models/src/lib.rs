@@ -10,6 +10,7 @@
 pub mod features;
 pub mod model_config;
 pub mod nn;
+pub mod parakeet;
 pub mod quantization;
 pub mod segmentation;
 pub mod silero;

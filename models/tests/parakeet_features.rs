@@ -1,0 +1,70 @@
+//! Parakeet's log-mel front end against parakeet-mlx 0.6.0's `get_logmel`
+//! on the same audio (fixture from scripts/make_parakeet_fixtures.py).
+
+mod common;
+
+use std::path::PathBuf;
+
+use asr_models::parakeet::{ParakeetFeatures, PreprocessConfig};
+use common::npz_values;
+
+const FIXTURE: &str = "parakeet-features.npz";
+
+fn jfk() -> Option<Vec<f32>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/audio/jfk.wav");
+    if !path.exists() {
+        eprintln!("skipped: ../shared/data/audio/jfk.wav not present");
+        return None;
+    }
+    let mut reader = hound::WavReader::open(&path).unwrap();
+    Some(
+        reader
+            .samples::<i16>()
+            .map(|s| f32::from(s.unwrap()) / 32768.0)
+            .collect(),
+    )
+}
+
+/// Largest absolute difference of our features for `clip` from the reference.
+fn max_error(audio: &[f32], features: usize, clip: usize) -> f64 {
+    let clips = npz_values(FIXTURE, "clips");
+    let (start, len) = (clips[2 * clip] as usize, clips[2 * clip + 1] as usize);
+    let reference = npz_values(FIXTURE, &format!("mel{features}_{clip}"));
+    let front = ParakeetFeatures::new(PreprocessConfig::fastconformer(features)).unwrap();
+    let ours = front.forward(&audio[start..start + len]).unwrap();
+    let frames = reference.len() / features;
+    assert_eq!(ours.shape(), vec![frames as i32, features as i32]);
+    assert_eq!(front.num_frames(len), frames);
+    let ours = ours.to_vec::<f32>().unwrap();
+    ours.iter()
+        .zip(&reference)
+        .map(|(&a, &b)| (f64::from(a) - b).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn matches_parakeet_mlx_on_jfk() {
+    let Some(audio) = jfk() else { return };
+    for (features, clip) in [(128, 0), (128, 1), (80, 0)] {
+        let err = max_error(&audio, features, clip);
+        eprintln!("{features} mels, clip {clip}: max abs error {err:.2e}");
+        assert!(err < 1e-4, "{features} mels, clip {clip}: max abs error {err}");
+    }
+}
+
+#[test]
+fn config_reads_parakeet_mlx_preprocessor_json() {
+    let json = r#"{"sample_rate": 16000, "normalize": "per_feature", "window_size": 0.025,
+        "window_stride": 0.01, "window": "hann", "features": 128, "n_fft": 512,
+        "dither": 1e-05, "pad_to": 0, "pad_value": 0.0}"#;
+    let config: PreprocessConfig = serde_json::from_str(json).unwrap();
+    assert_eq!(config, PreprocessConfig::fastconformer(128));
+    assert_eq!((config.win_length(), config.hop_length()), (400, 160));
+}
+
+#[test]
+fn too_short_input_is_an_error() {
+    let front = ParakeetFeatures::new(PreprocessConfig::fastconformer(80)).unwrap();
+    assert!(front.forward(&[0.1; 256]).is_err());
+    assert!(front.forward(&[0.1; 257]).is_ok());
+}
