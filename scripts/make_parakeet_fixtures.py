@@ -14,6 +14,9 @@ Writes one compressed .npz:
   clips       [C, 2]  (first sample, length) of each clip
   mel128_<c>  [frames, 128] features of clip c (0 and 1) with 128 mels
   mel80_0     [frames, 80]  features of clip 0 with 80 mels
+  other80_0   [frames, 80]  clip 0, 80 mels, the other settings: Hamming
+              window, normalized over all features, magnitude (power 1),
+              no preemphasis
 Clip 0 is the first 3 s; clip 1 is 48100 samples from 1 s on, a length
 that is not a whole number of hops (parakeet-mlx then yields one frame
 more than NeMo's `len // hop + 1`).
@@ -40,8 +43,8 @@ def read_wav(path):
     return pcm.astype(np.float32) / 32768.0
 
 
-def args(features):
-    return PreprocessArgs(
+def args(features, **changes):
+    fields = dict(
         sample_rate=16000,
         normalize="per_feature",
         window_size=0.025,
@@ -53,6 +56,15 @@ def args(features):
         pad_to=0,
         pad_value=0.0,
     )
+    fields.update(changes)
+    return PreprocessArgs(**fields)
+
+
+def logmel(audio, clip, a):
+    start, length = CLIPS[clip]
+    mel = np.array(get_logmel(mx.array(audio[start : start + length]), a)[0])
+    assert mel.dtype == np.float32 and np.isfinite(mel).all()
+    return mel
 
 
 def main(wav_path, out_path):
@@ -60,13 +72,12 @@ def main(wav_path, out_path):
     audio = read_wav(wav_path)
     out = {"clips": np.array(CLIPS, dtype=np.int64)}
     for features, clips in ((80, [0]), (128, [0, 1])):
-        a = args(features)
         for c in clips:
-            start, length = CLIPS[c]
-            x = mx.array(audio[start : start + length])
-            mel = np.array(get_logmel(x, a)[0], dtype=np.float32)
-            assert np.isfinite(mel).all()
-            out[f"mel{features}_{c}"] = mel
+            out[f"mel{features}_{c}"] = logmel(audio, c, args(features))
+    other = args(
+        80, window="hamming", normalize="all_features", mag_power=1.0, preemph=None
+    )
+    out["other80_0"] = logmel(audio, 0, other)
     np.savez_compressed(out_path, **out)
     for k, v in out.items():
         print(k, v.shape)

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use asr_models::parakeet::{ParakeetFeatures, PreprocessConfig};
+use asr_models::parakeet::{FeatureWindow, Normalization, ParakeetFeatures, PreprocessConfig};
 use common::npz_values;
 
 const FIXTURE: &str = "parakeet-features.npz";
@@ -25,15 +25,17 @@ fn jfk() -> Option<Vec<f32>> {
     )
 }
 
-/// Largest absolute difference of our features for `clip` from the reference.
-fn max_error(audio: &[f32], features: usize, clip: usize) -> f64 {
+/// Largest absolute difference of our features for `clip` from the
+/// reference array `name`, after checking the shapes agree.
+fn max_error(audio: &[f32], config: PreprocessConfig, clip: usize, name: &str) -> f64 {
     let clips = npz_values(FIXTURE, "clips");
     let (start, len) = (clips[2 * clip] as usize, clips[2 * clip + 1] as usize);
-    let reference = npz_values(FIXTURE, &format!("mel{features}_{clip}"));
-    let front = ParakeetFeatures::new(PreprocessConfig::fastconformer(features)).unwrap();
+    let reference = npz_values(FIXTURE, name);
+    let features = config.features;
+    let front = ParakeetFeatures::new(config).unwrap();
     let ours = front.forward(&audio[start..start + len]).unwrap();
     let frames = reference.len() / features;
-    assert_eq!(ours.shape(), vec![frames as i32, features as i32]);
+    assert_eq!(ours.shape(), vec![frames as i32, features as i32], "{name}");
     assert_eq!(front.num_frames(len), frames);
     let ours = ours.to_vec::<f32>().unwrap();
     ours.iter()
@@ -46,10 +48,31 @@ fn max_error(audio: &[f32], features: usize, clip: usize) -> f64 {
 fn matches_parakeet_mlx_on_jfk() {
     let Some(audio) = jfk() else { return };
     for (features, clip) in [(128, 0), (128, 1), (80, 0)] {
-        let err = max_error(&audio, features, clip);
-        eprintln!("{features} mels, clip {clip}: max abs error {err:.2e}");
-        assert!(err < 1e-4, "{features} mels, clip {clip}: max abs error {err}");
+        let name = format!("mel{features}_{clip}");
+        let err = max_error(
+            &audio,
+            PreprocessConfig::fastconformer(features),
+            clip,
+            &name,
+        );
+        eprintln!("{name}: max abs error {err:.2e}");
+        assert!(err < 1e-4, "{name}: max abs error {err}");
     }
+}
+
+#[test]
+fn other_window_normalization_power_and_no_preemphasis_match_too() {
+    let Some(audio) = jfk() else { return };
+    let config = PreprocessConfig {
+        window: FeatureWindow::Hamming,
+        normalize: Normalization::AllFeatures,
+        mag_power: 1.0,
+        preemph: None,
+        ..PreprocessConfig::fastconformer(80)
+    };
+    let err = max_error(&audio, config, 0, "other80_0");
+    eprintln!("other80_0: max abs error {err:.2e}");
+    assert!(err < 1e-4, "other80_0: max abs error {err}");
 }
 
 #[test]

@@ -194,7 +194,10 @@ impl ParakeetFeatures {
         } else {
             magnitude.pow_scalar(c.mag_power)?
         };
-        let log = power.matmul(&self.filters_t)?.add_scalar(LOG_GUARD)?.log()?;
+        let log = power
+            .matmul(&self.filters_t)?
+            .add_scalar(LOG_GUARD)?
+            .log()?;
         let axes: &[i32] = match c.normalize {
             Normalization::PerFeature => &[0],
             Normalization::AllFeatures => &[],
