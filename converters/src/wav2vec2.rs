@@ -57,6 +57,8 @@ struct HfConfig {
     feat_extract_activation: String,
     #[serde(default)]
     add_adapter: bool,
+    #[serde(default)]
+    adapter_attn_dim: Option<i32>,
 }
 
 fn group() -> FeatExtractNorm {
@@ -88,8 +90,10 @@ impl HfConfig {
                 self.hidden_act, self.feat_extract_activation
             )));
         }
-        if self.add_adapter {
-            return Err(refuse("add_adapter is true: adapters are not implemented".into()));
+        if self.add_adapter || self.adapter_attn_dim.is_some() {
+            return Err(refuse(
+                "add_adapter or adapter_attn_dim is set: adapters are not implemented".into(),
+            ));
         }
         let config = Wav2Vec2Config {
             model_type: MODEL_TYPE.into(),
