@@ -143,7 +143,10 @@ fn checkpoint(source: &Path) -> Result<PathBuf> {
 const POS_CONV: &str = "encoder.pos_conv_embed.conv";
 const WEIGHT_NORM_NAMES: [(&str, &str); 2] = [
     ("weight_g", "weight_v"),
-    ("parametrizations.weight.original0", "parametrizations.weight.original1"),
+    (
+        "parametrizations.weight.original0",
+        "parametrizations.weight.original1",
+    ),
 ];
 
 /// `g · v / ‖v‖`, the norm taken per kernel tap over output and input
@@ -168,7 +171,10 @@ pub fn convert_wav2vec2(source: &Path, out_dir: &Path) -> Result<()> {
     }
     let to_array = |name: &str, raw: &RawTensor| -> Result<Array> {
         if !raw.dtype.is_float() {
-            return Err(refuse(format!("`{name}` is {:?}, expected floats", raw.dtype)));
+            return Err(refuse(format!(
+                "`{name}` is {:?}, expected floats",
+                raw.dtype
+            )));
         }
         raw_to_array(raw)
             .and_then(|a| a.astype(Dtype::F32))
@@ -177,9 +183,14 @@ pub fn convert_wav2vec2(source: &Path, out_dir: &Path) -> Result<()> {
     let mut tensors = BTreeMap::new();
     for (name, raw) in &state {
         let name = name.strip_prefix("wav2vec2.").unwrap_or(name);
-        let kept = ["feature_extractor.", "feature_projection.", "encoder.", "lm_head."]
-            .iter()
-            .any(|p| name.starts_with(p));
+        let kept = [
+            "feature_extractor.",
+            "feature_projection.",
+            "encoder.",
+            "lm_head.",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p));
         let weight_norm_part = [".weight", ".parametrizations."]
             .iter()
             .any(|part| name.starts_with(&format!("{POS_CONV}{part}")));

@@ -74,7 +74,11 @@ impl ModelConfig for Wav2Vec2Config {
             self.num_conv_pos_embedding_groups,
             self.vocab_size,
         ];
-        let convs = self.conv_dim.iter().chain(&self.conv_kernel).chain(&self.conv_stride);
+        let convs = self
+            .conv_dim
+            .iter()
+            .chain(&self.conv_kernel)
+            .chain(&self.conv_stride);
         if sizes.iter().chain(convs).any(|&s| s <= 0) {
             return Err(format!("a size is not positive: {self:?}"));
         }
@@ -90,8 +94,11 @@ impl ModelConfig for Wav2Vec2Config {
                 self.hidden_size, self.num_conv_pos_embedding_groups
             ));
         }
-        if !(self.layer_norm_eps > 0.0) {
-            return Err(format!("layer_norm_eps {} is not positive", self.layer_norm_eps));
+        if !self.layer_norm_eps.is_finite() || self.layer_norm_eps <= 0.0 {
+            return Err(format!(
+                "layer_norm_eps {} is not positive",
+                self.layer_norm_eps
+            ));
         }
         Ok(())
     }

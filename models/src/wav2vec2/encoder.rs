@@ -70,7 +70,13 @@ pub struct SelfAttention {
 impl SelfAttention {
     fn load(w: &Weights, prefix: &str, c: &Wav2Vec2Config) -> Result<SelfAttention, WeightError> {
         let proj = |name: &str| {
-            Linear::load(w, &format!("{prefix}.{name}"), c.hidden_size, c.hidden_size, true)
+            Linear::load(
+                w,
+                &format!("{prefix}.{name}"),
+                c.hidden_size,
+                c.hidden_size,
+                true,
+            )
         };
         Ok(SelfAttention {
             q_proj: proj("q_proj")?,
@@ -111,7 +117,13 @@ impl FeedForward {
     fn load(w: &Weights, prefix: &str, c: &Wav2Vec2Config) -> Result<FeedForward, WeightError> {
         let (hidden, inner) = (c.hidden_size, c.intermediate_size);
         Ok(FeedForward {
-            intermediate_dense: Linear::load(w, &format!("{prefix}.intermediate_dense"), hidden, inner, true)?,
+            intermediate_dense: Linear::load(
+                w,
+                &format!("{prefix}.intermediate_dense"),
+                hidden,
+                inner,
+                true,
+            )?,
             output_dense: Linear::load(w, &format!("{prefix}.output_dense"), inner, hidden, true)?,
         })
     }
@@ -150,7 +162,9 @@ impl EncoderLayer {
             self.feed_forward
                 .forward_residual(&self.final_layer_norm.forward(&x)?, &x)
         } else {
-            let x = self.layer_norm.forward(&x.add(&self.attention.forward(x)?)?)?;
+            let x = self
+                .layer_norm
+                .forward(&x.add(&self.attention.forward(x)?)?)?;
             self.final_layer_norm
                 .forward(&self.feed_forward.forward_residual(&x, &x)?)
         }

@@ -17,7 +17,10 @@ pub enum ConvNorm {
     None,
     /// One group per channel: each channel normalized over time, then
     /// scaled and shifted per channel.
-    PerChannel { weight: Array, bias: Array },
+    PerChannel {
+        weight: Array,
+        bias: Array,
+    },
     /// Over channels at each time step.
     Layer(LayerNorm),
 }
@@ -123,7 +126,10 @@ pub struct FeatureProjection {
 
 impl FeatureProjection {
     pub fn load(w: &Weights, c: &Wav2Vec2Config) -> Result<FeatureProjection, WeightError> {
-        let latent = *c.conv_dim.last().expect("validated: at least one convolution");
+        let latent = *c
+            .conv_dim
+            .last()
+            .expect("validated: at least one convolution");
         let mut layer_norm = LayerNorm::load(w, "feature_projection.layer_norm", latent)?;
         layer_norm.eps = c.layer_norm_eps;
         Ok(FeatureProjection {
