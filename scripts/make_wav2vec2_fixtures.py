@@ -18,15 +18,25 @@ and `wav2vec2-tiny.npz` with
 
 Run with the peers venv:
     ~/.cache/mlx-asr/peers-venv/bin/python scripts/make_wav2vec2_fixtures.py
+
+With `--base DIR` it instead writes, outside the repository (380 MB), a
+random model at wav2vec2-base's dimensions (`Wav2Vec2Config()`'s defaults)
+to `DIR/hf/` and `DIR/reference.npz` with `normalized` [1, 160000] (the
+first 10 s of jfk.wav, normalized) and `logits` [1, 499, 32], for the
+ignored test `base_dimensions_one_window` (`WAV2VEC2_BASE_FIXTURE=DIR`).
 """
 
+import sys
+import wave
 from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
 
-OUT = Path(__file__).resolve().parent.parent / "models" / "tests" / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "models" / "tests" / "fixtures"
+JFK = ROOT.parent / "shared" / "data" / "audio" / "jfk.wav"
 
 
 def tiny_config(stable: bool) -> Wav2Vec2Config:
@@ -83,5 +93,25 @@ def main() -> None:
     np.savez(OUT / "wav2vec2-tiny.npz", **arrays)
 
 
+def base(out: Path) -> None:
+    torch.manual_seed(0)
+    with wave.open(str(JFK)) as f:
+        pcm = np.frombuffer(f.readframes(160000), dtype=np.int16)
+    samples = pcm.astype(np.float32) / 32768.0
+    extractor = Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False)
+    normalized = extractor(samples, sampling_rate=16000, return_tensors="np").input_values
+    model = Wav2Vec2ForCTC(Wav2Vec2Config())
+    randomize(model)
+    model.eval()
+    model.save_pretrained(out / "hf")
+    with torch.no_grad():
+        logits = model(torch.from_numpy(normalized.astype(np.float32))).logits
+    np.savez(out / "reference.npz", normalized=normalized.astype(np.float32), logits=logits.numpy())
+    print("base", tuple(logits.shape))
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--base":
+        base(Path(sys.argv[2]))
+    else:
+        main()

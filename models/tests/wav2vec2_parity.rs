@@ -158,3 +158,52 @@ fn a_converted_folder_missing_a_layer_is_refused_by_name() {
     );
     assert!(err.contains("weights.safetensors"), "{err}");
 }
+
+/// The array `name` of the `.npz` at `path`, f32.
+fn npz_at(path: &Path, name: &str) -> (Vec<f32>, Vec<i32>) {
+    let file = std::fs::File::open(path).unwrap();
+    let a: ndarray::ArrayD<f32> = ndarray_npy::NpzReader::new(file)
+        .unwrap()
+        .by_name(name)
+        .unwrap();
+    let shape = a.shape().iter().map(|&d| d as i32).collect();
+    (a.iter().copied().collect(), shape)
+}
+
+/// wav2vec2-base's dimensions (random weights, 10 s of jfk.wav): the
+/// fixture is 380 MB, so it is made on demand
+/// (`make_wav2vec2_fixtures.py --base DIR`) and named by
+/// `WAV2VEC2_BASE_FIXTURE=DIR`. Prints the forward pass's time.
+#[test]
+#[ignore]
+fn base_dimensions_one_window() {
+    let Some(dir) = std::env::var_os("WAV2VEC2_BASE_FIXTURE").map(PathBuf::from) else {
+        eprintln!("skipped: WAV2VEC2_BASE_FIXTURE is not set");
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    convert_wav2vec2(&dir.join("hf"), out.path()).unwrap();
+    let model = Wav2Vec2::load(out.path()).unwrap();
+    let reference = dir.join("reference.npz");
+    let (samples, shape) = npz_at(&reference, "normalized");
+    let samples = Array::from_slice(&samples, &shape).unwrap();
+    let (expected, expected_shape) = npz_at(&reference, "logits");
+    let mut logits = model.forward(&samples).unwrap();
+    for run in 0..3 {
+        let start = std::time::Instant::now();
+        logits = model.forward(&samples).unwrap();
+        logits.eval().unwrap();
+        let seconds = f64::from(shape[1]) / 16000.0;
+        eprintln!(
+            "run {run}: {:.1} ms for {seconds} s of audio ({:.1} ms per second)",
+            start.elapsed().as_secs_f64() * 1e3,
+            start.elapsed().as_secs_f64() * 1e3 / seconds
+        );
+    }
+    assert_eq!(logits.shape(), expected_shape);
+    let expected: Vec<f64> = expected.iter().map(|&v| f64::from(v)).collect();
+    let diff = max_abs_diff(&logits, &expected);
+    let scale = expected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    eprintln!("base: logits max |diff| {diff:.2e} (max |logit| {scale:.2})");
+    assert!(diff < 1e-3, "logits differ by {diff}");
+}
