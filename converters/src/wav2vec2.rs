@@ -191,19 +191,21 @@ pub fn convert_wav2vec2(source: &Path, out_dir: &Path) -> Result<()> {
         ]
         .iter()
         .any(|p| name.starts_with(p));
-        let weight_norm_part = [".weight", ".parametrizations."]
+        // The positional convolution's weight, in any of its forms, is
+        // added below, folded.
+        let pos_weight_part = [".weight", ".parametrizations."]
             .iter()
             .any(|part| name.starts_with(&format!("{POS_CONV}{part}")));
-        if kept && !weight_norm_part {
+        if kept && !pos_weight_part {
             tensors.insert(name.to_string(), to_array(name, raw)?);
         }
     }
-    let pos_weight = pos_conv_weight(&state, &to_array).ok_or_else(|| {
+    let pos_weight = pos_conv_weight(&state, &to_array)?.ok_or_else(|| {
         refuse(format!(
             "no positional convolution weight (`{POS_CONV}.weight_g`/`weight_v`, \
              `.parametrizations.weight.original0`/`original1` or `.weight`)"
         ))
-    })??;
+    })?;
     tensors.insert(format!("{POS_CONV}.weight"), pos_weight);
     for (name, array) in tensors.iter_mut() {
         if name.ends_with("conv.weight") && array.ndim() == 3 {
@@ -226,7 +228,7 @@ pub fn convert_wav2vec2(source: &Path, out_dir: &Path) -> Result<()> {
 fn pos_conv_weight(
     state: &BTreeMap<String, RawTensor>,
     to_array: &impl Fn(&str, &RawTensor) -> Result<Array>,
-) -> Option<Result<Array>> {
+) -> Result<Option<Array>> {
     let find = |suffix: &str| {
         let name = format!("{POS_CONV}.{suffix}");
         state
@@ -236,13 +238,12 @@ fn pos_conv_weight(
     };
     for (g_name, v_name) in WEIGHT_NORM_NAMES {
         if let (Some(g), Some(v)) = (find(g_name), find(v_name)) {
-            return Some((|| {
-                let (g, v) = (g?, v?);
-                fold_weight_norm(&g, &v).map_err(|error| mlx_error(POS_CONV, error))
-            })());
+            return fold_weight_norm(&g?, &v?)
+                .map(Some)
+                .map_err(|error| mlx_error(POS_CONV, error));
         }
     }
-    find("weight")
+    find("weight").transpose()
 }
 
 fn mlx_error(name: &str, error: mlx::Error) -> ConvertError {

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use asr_converters::wav2vec2::convert_wav2vec2;
@@ -81,27 +82,32 @@ fn stable_layer_norm_layout_logits_match_transformers() {
     check_logits("wav2vec2-tiny-stable", "logits_stable");
 }
 
-/// A copy of the base fixture whose positional convolution is stored under
-/// PyTorch's older weight-norm names (`weight_g`, `weight_v`).
-fn with_legacy_weight_norm_names(dir: &Path) {
+/// A copy of the base fixture's Hugging Face folder in `dir`, its tensors
+/// changed by `edit`.
+fn edited_copy(dir: &Path, edit: impl FnOnce(&mut BTreeMap<String, Array>)) {
     let source = fixture_folder("wav2vec2-tiny");
     std::fs::copy(source.join("config.json"), dir.join("config.json")).unwrap();
     let mut file = mlx::io::load_safetensors(source.join("model.safetensors")).unwrap();
+    edit(&mut file.tensors);
+    file.save(dir.join("model.safetensors")).unwrap();
+}
+
+/// The positional convolution under PyTorch's older weight-norm names
+/// (`weight_g`, `weight_v`).
+fn with_legacy_weight_norm_names(tensors: &mut BTreeMap<String, Array>) {
     let prefix = "wav2vec2.encoder.pos_conv_embed.conv";
     for (new, old) in [("original0", "weight_g"), ("original1", "weight_v")] {
-        let array = file
-            .tensors
+        let array = tensors
             .remove(&format!("{prefix}.parametrizations.weight.{new}"))
             .unwrap();
-        file.tensors.insert(format!("{prefix}.{old}"), array);
+        tensors.insert(format!("{prefix}.{old}"), array);
     }
-    file.save(dir.join("model.safetensors")).unwrap();
 }
 
 #[test]
 fn legacy_weight_norm_names_give_the_same_logits() {
     let legacy = tempfile::tempdir().unwrap();
-    with_legacy_weight_norm_names(legacy.path());
+    edited_copy(legacy.path(), with_legacy_weight_norm_names);
     let out = tempfile::tempdir().unwrap();
     convert_wav2vec2(legacy.path(), out.path()).unwrap();
     let model = Wav2Vec2::load(out.path()).unwrap();
@@ -127,6 +133,20 @@ fn a_folder_without_a_checkpoint_is_refused_by_name() {
         err.contains("no model.safetensors or pytorch_model.bin"),
         "{err}"
     );
+}
+
+#[test]
+fn a_checkpoint_without_a_ctc_head_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    edited_copy(dir.path(), |tensors| {
+        tensors.retain(|name, _| !name.starts_with("lm_head."));
+    });
+    let out = tempfile::tempdir().unwrap();
+    let err = convert_wav2vec2(dir.path(), out.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a Wav2Vec2ForCTC checkpoint"), "{err}");
+    assert!(err.contains("model.safetensors"), "{err}");
 }
 
 #[test]

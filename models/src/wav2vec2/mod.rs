@@ -85,7 +85,9 @@ impl Wav2Vec2 {
 
     /// CTC logits `[B, frames, vocab]` for samples `[B, S]` at 16 kHz (see
     /// [`normalize_waveform`]); one frame per
-    /// [`Wav2Vec2Config::samples_per_frame`] samples.
+    /// [`Wav2Vec2Config::samples_per_frame`] samples. Every row is one whole
+    /// utterance: there is no padding mask, so rows padded to a common
+    /// length would attend to their padding.
     pub fn forward(&self, samples: &Array) -> mlx::Result<Array> {
         let latents = self.feature_extractor.forward(samples)?;
         let hidden = self.feature_projection.forward(&latents)?;
