@@ -103,3 +103,51 @@ impl ModelConfig for Wav2Vec2Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// wav2vec2-base's settings (Hugging Face's `Wav2Vec2Config()`).
+    fn base() -> Wav2Vec2Config {
+        Wav2Vec2Config {
+            model_type: MODEL_TYPE.into(),
+            conv_dim: vec![512; 7],
+            conv_kernel: vec![10, 3, 3, 3, 3, 2, 2],
+            conv_stride: vec![5, 2, 2, 2, 2, 2, 2],
+            conv_bias: false,
+            feat_extract_norm: FeatExtractNorm::Group,
+            do_stable_layer_norm: false,
+            hidden_size: 768,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            intermediate_size: 3072,
+            num_conv_pos_embeddings: 128,
+            num_conv_pos_embedding_groups: 16,
+            layer_norm_eps: 1e-5,
+            vocab_size: 32,
+        }
+    }
+
+    #[test]
+    fn base_has_20_ms_frames_and_round_trips_through_json() {
+        let config = base();
+        config.validate().unwrap();
+        assert_eq!(config.samples_per_frame(), 320);
+        let back: Wav2Vec2Config = serde_json::from_str(&config.to_json()).unwrap();
+        assert_eq!(back, config);
+        assert!(config
+            .to_json()
+            .contains("\"feat_extract_norm\": \"group\""));
+    }
+
+    #[test]
+    fn convolution_lists_of_different_lengths_are_refused() {
+        let config = Wav2Vec2Config {
+            conv_stride: vec![5, 2],
+            ..base()
+        };
+        let err = config.validate().unwrap_err();
+        assert!(err.contains("differ in length"), "{err}");
+    }
+}
