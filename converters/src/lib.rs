@@ -3,7 +3,8 @@
 //! Readers turn published formats into [`RawTensor`]s (host bytes); the
 //! Whisper module maps them onto one canonical layout and writes MLX weights;
 //! the voice-activity and speaker models (`silero`, `segmentation`,
-//! `speaker_encoder`) have a converter each.
+//! `speaker_encoder`) and the wav2vec2 CTC model (`wav2vec2`) have a converter
+//! each.
 
 pub mod atomic;
 pub mod cache_lock;
@@ -22,6 +23,7 @@ pub mod state_dict;
 pub mod tensor;
 pub mod tiktoken;
 pub mod torch;
+pub mod wav2vec2;
 pub mod whisper;
 
 pub use error::{ConvertError, Result};

@@ -3,7 +3,7 @@
 //! `nn` holds the layers every model here is built from (linear, possibly
 //! quantized; layer norm; embedding; 1-D convolution), loaded by name from a
 //! flat weight map such as a safetensors file. Whisper and later models
-//! (Parakeet, Qwen3-ASR, wav2vec2 aligners) are modules on top, as are the
+//! (Parakeet, Qwen3-ASR) and the wav2vec2 CTC model for alignment are modules on top, as are the
 //! Silero voice-activity detector and the diarizer's networks (pyannote's
 //! segmentation, Resemblyzer's speaker encoder).
 
@@ -15,6 +15,7 @@ pub mod quantization;
 pub mod segmentation;
 pub mod silero;
 pub mod speaker_encoder;
+pub mod wav2vec2;
 pub mod weights;
 pub mod whisper;
 
