@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use asr_converters::out_folder::convert_into_folder;
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
-use asr_converters::{segmentation, silero, speaker_encoder};
+use asr_converters::{segmentation, silero, speaker_encoder, wav2vec2};
 use asr_pipeline::{Quantization, Quantize};
 
 use super::progress::progress_bar;
@@ -38,6 +38,9 @@ Other families (--family), written in f32 without quantization:
   pyannote-segmentation  pyannote's 2022 segmentation checkpoint (PyanNet,
                          a Lightning .bin/.ckpt), the sinc filters computed
   resemblyzer            Resemblyzer's pretrained.pt (legacy torch format)
+  wav2vec2               a Hugging Face Wav2Vec2ForCTC folder (config.json +
+                         model.safetensors or pytorch_model.bin), weight norm
+                         folded
 
 The output appears only when complete (written to a temporary folder, then
 renamed); an existing output is replaced only with --force, and only when
@@ -77,6 +80,7 @@ enum Family {
     SileroVad,
     PyannoteSegmentation,
     Resemblyzer,
+    Wav2vec2,
 }
 
 #[derive(Copy, Clone, clap::ValueEnum)]
@@ -99,6 +103,7 @@ pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
         Family::SileroVad => silero::convert_silero,
         Family::PyannoteSegmentation => segmentation::convert_segmentation,
         Family::Resemblyzer => speaker_encoder::convert_resemblyzer,
+        Family::Wav2vec2 => wav2vec2::convert_wav2vec2,
     };
     if args.dtype.is_some() || args.quantize.is_some() {
         anyhow::bail!("--dtype and --quantize apply to Whisper checkpoints only; this family is written in f32");
