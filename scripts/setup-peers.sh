@@ -4,7 +4,8 @@
 # PyTorch CPU (reference transcripts for fixtures) and faster-whisper
 # (CTranslate2) — the tools scripts/bench-peers compares against — and the
 # voice-activity and diarization references (onnxruntime for Silero's ONNX
-# export, resemblyzer, pyannote.audio, pyannote.metrics for DER).
+# export, resemblyzer, pyannote.audio, pyannote.metrics for DER) and the
+# references of the other model families (transformers, parakeet-mlx).
 # Idempotent: rebuilt (atomically, under a temporary name) only when an import
 # fails. Prints the venv's python on stdout; pip's output goes to stderr.
 #
@@ -17,7 +18,7 @@
 set -euo pipefail
 cache="${MLX_ASR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlx-asr}"
 venv="$cache/peers-venv"
-check="import mlx.core, mlx_whisper, whisper, faster_whisper, torch, onnxruntime, resemblyzer, pyannote.audio, pyannote.metrics"
+check="import mlx.core, mlx_whisper, whisper, faster_whisper, torch, onnxruntime, resemblyzer, pyannote.audio, pyannote.metrics, transformers, parakeet_mlx"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "$check" 2>/dev/null; then
   mkdir -p "$cache"
   rm -rf "$venv.partial"
@@ -43,6 +44,8 @@ EOF
   # resemblyzer imports webrtcvad, which needs setuptools' pkg_resources.
   "${pip[@]}" "onnxruntime==1.31.1" "resemblyzer==0.1.4" "setuptools<81" \
     "pyannote.audio==4.0.7" "pyannote.metrics==4.2.0" >&2
+  # References of the other model families (wav2vec2, Parakeet's front end).
+  "${pip[@]}" "transformers==5.23.0" "parakeet-mlx==0.6.0" "sentencepiece==0.2.3" >&2
   "$py" -c "$check"
   rm -rf "$venv"
   mv "$venv.partial" "$venv"
