@@ -7,6 +7,8 @@
 //! CTC aligner) implements [`Aligner`] and runs after recognition on the
 //! whole recording.
 
+pub mod ctc;
+
 use super::audio::Recording;
 use super::{Data, StageError, StageInfo, TranscriptStage};
 use crate::transcript::{Progress, Transcript};
