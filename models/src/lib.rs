@@ -1,11 +1,12 @@
 //! Speech-recognition model code on MLX arrays.
 //!
 //! `nn` holds the layers every model here is built from (linear, possibly
-//! quantized; layer norm; embedding; 1-D convolution), loaded by name from a
-//! flat weight map such as a safetensors file. Whisper and later models
-//! (Parakeet, Qwen3-ASR) and the wav2vec2 CTC model for alignment are modules on top, as are the
-//! Silero voice-activity detector and the diarizer's networks (pyannote's
-//! segmentation, Resemblyzer's speaker encoder).
+//! quantized; layer norm; embedding; 1-D convolution; LSTM), loaded by name
+//! from a flat weight map such as a safetensors file. Whisper, the wav2vec2
+//! CTC model for alignment, Parakeet's front end (its networks to come) and
+//! the Silero voice-activity detector are modules on top, as are the
+//! diarizer's networks (pyannote's segmentation, Resemblyzer's speaker
+//! encoder).
 
 pub mod features;
 pub mod model_config;
