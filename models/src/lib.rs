@@ -20,6 +20,6 @@ pub mod wav2vec2;
 pub mod weights;
 pub mod whisper;
 
-pub use model_config::ModelConfig;
+pub use model_config::{LoadError, ModelConfig, ModelFolder};
 pub use quantization::{Activations, Quantization, Quantize, QuantizeChoice};
 pub use weights::{WeightError, Weights};

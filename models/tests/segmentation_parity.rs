@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use asr_converters::registry::fetch_asset;
 use asr_converters::segmentation::{convert_segmentation, fetch_segmentation_in};
-use asr_models::segmentation::{Segmentation, SegmentationError};
+use asr_models::segmentation::Segmentation;
+use asr_models::LoadError;
 use asr_models::Weights;
 use mlx::Array;
 
@@ -208,7 +209,7 @@ fn bad_checkpoints_and_folders_are_named_errors() {
     )
     .unwrap();
     let err = Segmentation::load(&broken).unwrap_err();
-    assert!(matches!(err, SegmentationError::Weights { .. }), "{err:?}");
+    assert!(matches!(err, LoadError::Weights { .. }), "{err:?}");
     let err = err.to_string();
     assert!(
         err.contains("weights.safetensors") && err.contains("lstm.weight_hh_l3_reverse"),

@@ -6,7 +6,7 @@
 mod config;
 mod sincnet;
 
-use crate::model_config::ModelConfig;
+use crate::model_config::{LoadError, ModelFolder};
 use std::path::Path;
 
 use mlx::Array;
@@ -16,14 +16,6 @@ pub use sincnet::{InstanceNorm, SincFilters, SincNet};
 
 use crate::nn::{Linear, Lstm};
 use crate::weights::{WeightError, Weights};
-
-#[derive(Debug, thiserror::Error)]
-pub enum SegmentationError {
-    #[error("{0}")]
-    Config(String),
-    #[error("{path}: {error}")]
-    Weights { path: String, error: WeightError },
-}
 
 /// One layer of the recurrent stack: a forward LSTM, and a backward one
 /// whose outputs are concatenated after the forward's when bidirectional.
@@ -80,15 +72,13 @@ impl Segmentation {
     /// Loads an MLX segmentation folder (`config.json` +
     /// `weights.safetensors`, as the converter writes it) and evaluates
     /// every weight once.
-    pub fn load(dir: &Path) -> Result<Segmentation, SegmentationError> {
-        let config = SegmentationConfig::load(&dir.join("config.json"))
-            .map_err(SegmentationError::Config)?;
-        let path = dir.join("weights.safetensors");
-        let werr = |error| SegmentationError::Weights {
-            path: path.display().to_string(),
-            error,
-        };
-        let weights = Weights::load(&path, None).map_err(werr)?;
+    pub fn load(dir: &Path) -> Result<Segmentation, LoadError> {
+        let ModelFolder {
+            config,
+            weights,
+            weights_path,
+        } = ModelFolder::<SegmentationConfig>::open(dir)?;
+        let werr = |error| LoadError::weights(&weights_path, error);
         let model = Segmentation::from_weights(&weights, config).map_err(werr)?;
         let all: Vec<&Array> = weights.arrays().map(|(_, a)| a).collect();
         mlx::eval(&all).map_err(|e| werr(WeightError::Mlx(e)))?;

@@ -14,7 +14,7 @@
 mod blocks;
 mod config;
 
-use crate::model_config::ModelConfig;
+use crate::model_config::{LoadError, ModelFolder};
 use std::path::Path;
 
 use mlx::Array;
@@ -27,10 +27,8 @@ use crate::weights::{WeightError, Weights};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SileroError {
-    #[error("{0}")]
-    Config(String),
-    #[error("{path}: {error}")]
-    Weights { path: String, error: WeightError },
+    #[error(transparent)]
+    Load(#[from] LoadError),
     /// A block that is not a whole number of frames.
     #[error("Silero VAD takes whole frames of {frame} samples, got {samples} samples")]
     PartialFrame { samples: usize, frame: usize },
@@ -59,13 +57,12 @@ impl Silero {
     /// Loads an MLX Silero folder (`config.json` + `weights.safetensors`)
     /// and evaluates every weight once.
     pub fn load(dir: &Path) -> Result<Silero, SileroError> {
-        let config = SileroConfig::load(&dir.join("config.json")).map_err(SileroError::Config)?;
-        let path = dir.join("weights.safetensors");
-        let werr = |error| SileroError::Weights {
-            path: path.display().to_string(),
-            error,
-        };
-        let weights = Weights::load(&path, None).map_err(werr)?;
+        let ModelFolder {
+            config,
+            weights,
+            weights_path,
+        } = ModelFolder::<SileroConfig>::open(dir)?;
+        let werr = |error| LoadError::weights(&weights_path, error);
         let model = Silero::from_weights(&weights, config).map_err(werr)?;
         // Derived arrays too (the transposed basis, the summed LSTM
         // biases): an unevaluated array belongs to the stream of the thread

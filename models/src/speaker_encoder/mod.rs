@@ -7,7 +7,7 @@
 mod config;
 mod mel;
 
-use crate::model_config::ModelConfig;
+use crate::model_config::{LoadError, ModelFolder};
 use std::path::Path;
 
 use mlx::{Array, Dtype};
@@ -16,15 +16,7 @@ pub use config::{SpeakerEncoderConfig, MODEL_TYPE};
 pub use mel::MelSpectrogram;
 
 use crate::nn::{Linear, Lstm};
-use crate::weights::{WeightError, Weights};
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("{0}")]
-    Config(String),
-    #[error("{path}: {error}")]
-    Weights { path: String, error: WeightError },
-}
+use crate::weights::WeightError;
 
 /// What [`SpeakerEncoder::embed`] computes, evaluated.
 #[derive(Debug, Clone)]
@@ -51,14 +43,12 @@ impl SpeakerEncoder {
     /// Loads a converted folder (`config.json` + `weights.safetensors`) and
     /// evaluates every weight once.
     pub fn load(dir: &Path) -> Result<SpeakerEncoder, LoadError> {
-        let config =
-            SpeakerEncoderConfig::load(&dir.join("config.json")).map_err(LoadError::Config)?;
-        let path = dir.join("weights.safetensors");
-        let werr = |error| LoadError::Weights {
-            path: path.display().to_string(),
-            error,
-        };
-        let w = Weights::load(&path, None).map_err(werr)?;
+        let ModelFolder {
+            config,
+            weights: w,
+            weights_path,
+        } = ModelFolder::<SpeakerEncoderConfig>::open(dir)?;
+        let werr = |error| LoadError::weights(&weights_path, error);
         let hidden = config.hidden_size;
         let lstm = (0..config.num_layers)
             .map(|l| {

@@ -22,20 +22,12 @@ pub use config::{FeatExtractNorm, Wav2Vec2Config, MODEL_TYPE};
 pub use encoder::{Encoder, EncoderLayer, FeedForward, PositionalConvEmbedding, SelfAttention};
 pub use feature_encoder::{ConvLayer, ConvNorm, FeatureEncoder, FeatureProjection};
 
-use crate::model_config::ModelConfig;
+use crate::model_config::{LoadError, ModelFolder};
 use crate::nn::Linear;
-use crate::weights::{WeightError, Weights};
+use crate::weights::WeightError;
 
 /// `Wav2Vec2FeatureExtractor`'s variance floor.
 const NORMALIZE_EPS: f64 = 1e-7;
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("{0}")]
-    Config(String),
-    #[error("{path}: {error}")]
-    Weights { path: String, error: WeightError },
-}
 
 /// Each row of `samples` (`[B, S]`) less its mean, over
 /// `sqrt(variance + 1e-7)`: what `Wav2Vec2FeatureExtractor` does with
@@ -63,13 +55,12 @@ impl Wav2Vec2 {
     /// Loads a converted folder (`config.json` + `weights.safetensors`, as
     /// `asr_converters::wav2vec2` writes) and evaluates every weight once.
     pub fn load(dir: &Path) -> Result<Wav2Vec2, LoadError> {
-        let config = Wav2Vec2Config::load(&dir.join("config.json")).map_err(LoadError::Config)?;
-        let path = dir.join("weights.safetensors");
-        let werr = |error| LoadError::Weights {
-            path: path.display().to_string(),
-            error,
-        };
-        let w = Weights::load(&path, None).map_err(werr)?;
+        let ModelFolder {
+            config,
+            weights: w,
+            weights_path,
+        } = ModelFolder::<Wav2Vec2Config>::open(dir)?;
+        let werr = |error| LoadError::weights(&weights_path, error);
         let model = Wav2Vec2 {
             feature_extractor: FeatureEncoder::load(&w, &config).map_err(werr)?,
             feature_projection: FeatureProjection::load(&w, &config).map_err(werr)?,

@@ -28,13 +28,7 @@ pub use tokenizer::{SpecialTokens, WhisperTokenizer};
 use crate::quantization::Activations;
 use crate::weights::{WeightError, Weights};
 
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("{0}")]
-    Config(String),
-    #[error("{path}: {error}")]
-    Weights { path: String, error: WeightError },
-}
+pub use crate::model_config::LoadError;
 
 /// A loaded model: configuration, encoder and decoder.
 #[derive(Debug, Clone)]
@@ -60,10 +54,7 @@ impl Whisper {
     pub fn load_with(dir: &Path, activations: Activations) -> Result<Whisper, LoadError> {
         let config = WhisperConfig::load(&dir.join("config.json")).map_err(LoadError::Config)?;
         let path = dir.join("weights.safetensors");
-        let werr = |error| LoadError::Weights {
-            path: path.display().to_string(),
-            error,
-        };
+        let werr = |error| LoadError::weights(&path, error);
         let weights = Weights::load(&path, config.quantization)
             .map_err(werr)?
             .with_activations(activations);
