@@ -1,6 +1,7 @@
 //! NVIDIA's Parakeet (FastConformer encoder with CTC or TDT heads) on MLX.
-//! For now only its front end: NeMo's log-mel preprocessor.
 
+pub mod config;
 pub mod features;
 
+pub use config::{EncoderConfig, Head, ParakeetConfig};
 pub use features::{FeatureWindow, Normalization, ParakeetFeatures, PreprocessConfig};
