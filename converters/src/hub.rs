@@ -1,4 +1,4 @@
-//! Whisper checkpoints from the Hugging Face Hub (`openai/whisper-tiny.en`,
+//! Checkpoints from the Hugging Face Hub (`openai/whisper-tiny.en`,
 //! `Systran/faster-whisper-base`, `hf:org/name@revision`), read from the
 //! local Hugging Face cache first and downloaded — only the files conversion
 //! needs, only those missing — with `hf-hub` into that same cache, in its
@@ -197,10 +197,14 @@ const OPTIONAL: &[&str] = &[
     "preprocessor_config.json",
 ];
 
-/// The files to read from a repo whose file names are `listing`: config,
-/// tokenizer, one set of weights (shards come from the index later) and the
-/// optional files it has. `Err` says what is missing.
-fn choose(listing: &BTreeSet<String>) -> std::result::Result<Vec<String>, String> {
+/// A family's choice of the files to read from a repo whose file names are
+/// the listing; `Err` says what is missing. A `*.index.json` among them
+/// brings the shards it names.
+pub type RepoFiles = fn(&BTreeSet<String>) -> std::result::Result<Vec<String>, String>;
+
+/// Whisper's files: config, tokenizer, one set of weights (shards come from
+/// the index later) and the optional files the repo has.
+pub fn whisper_files(listing: &BTreeSet<String>) -> std::result::Result<Vec<String>, String> {
     let weights = WEIGHTS
         .iter()
         .find(|w| listing.contains(**w))
@@ -281,7 +285,7 @@ fn listing(dir: &Path) -> BTreeSet<String> {
 }
 
 /// What a local snapshot lacks for conversion; empty when complete.
-fn missing_in(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
+fn missing_in(dir: &Path, choose: RepoFiles) -> Result<(Vec<String>, Vec<String>)> {
     let present = listing(dir);
     let mut files = match choose(&present) {
         Ok(files) => files,
@@ -304,14 +308,14 @@ fn missing_in(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
 }
 
 /// Finds (and, unless offline, completes by download) the snapshot of
-/// `spec` in `opts.cache`.
-pub fn resolve(spec: &HubSpec, opts: &HubOptions) -> Result<Snapshot> {
+/// `spec` in `opts.cache`, with the files `choose` picks.
+pub fn resolve(spec: &HubSpec, opts: &HubOptions, choose: RepoFiles) -> Result<Snapshot> {
     let repo_dir = opts.cache.join(spec.folder_name());
     let local = local_commit(&repo_dir, &spec.revision);
     let why = match &local {
         Some(commit) => {
             let dir = repo_dir.join("snapshots").join(commit);
-            let (files, missing) = missing_in(&dir)?;
+            let (files, missing) = missing_in(&dir, choose)?;
             if missing.is_empty() {
                 return Ok(Snapshot {
                     spec: spec.clone(),
@@ -342,12 +346,17 @@ pub fn resolve(spec: &HubSpec, opts: &HubOptions) -> Result<Snapshot> {
             ),
         ));
     }
-    download(spec, opts, &repo_dir)
+    download(spec, opts, &repo_dir, choose)
 }
 
 /// Downloads what the cache lacks of `spec` at the commit its revision
 /// names now, then records the revision in `refs/`.
-fn download(spec: &HubSpec, opts: &HubOptions, repo_dir: &Path) -> Result<Snapshot> {
+fn download(
+    spec: &HubSpec,
+    opts: &HubOptions,
+    repo_dir: &Path,
+    choose: RepoFiles,
+) -> Result<Snapshot> {
     use hf_hub::api::sync::ApiBuilder;
     use hf_hub::{Cache, Repo, RepoType};
 
@@ -380,10 +389,10 @@ fn download(spec: &HubSpec, opts: &HubOptions, repo_dir: &Path) -> Result<Snapsh
     }
     let remote: BTreeSet<String> = info.siblings.into_iter().map(|s| s.rfilename).collect();
     let mut files = choose(&remote).map_err(|reason| err(&opts.cache, reason))?;
-    if !remote.contains("tokenizer.json") {
+    if let Some(absent) = files.iter().find(|f| !remote.contains(*f)) {
         return Err(err(
             &opts.cache,
-            "the repo has no tokenizer.json (the transcriber needs one)".into(),
+            format!("the repo has no {absent} (the transcriber needs one)"),
         ));
     }
     // Every file from the one commit the revision names now.
@@ -543,7 +552,7 @@ mod tests {
             "README.md",
         ]);
         assert_eq!(
-            choose(&hf).unwrap(),
+            whisper_files(&hf).unwrap(),
             [
                 "config.json",
                 "tokenizer.json",
@@ -559,7 +568,7 @@ mod tests {
             "README.md",
         ]);
         assert_eq!(
-            choose(&ct2).unwrap(),
+            whisper_files(&ct2).unwrap(),
             [
                 "config.json",
                 "tokenizer.json",
@@ -568,6 +577,6 @@ mod tests {
             ]
         );
         let mlx = names(&["config.json", "weights.npz"]);
-        assert!(choose(&mlx).unwrap_err().contains("no weights"));
+        assert!(whisper_files(&mlx).unwrap_err().contains("no weights"));
     }
 }

@@ -11,7 +11,6 @@ use asr_converters::hub::{self, HubOptions, HubSpec};
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteError, WriteOptions};
 use asr_converters::ConvertError;
 use asr_converters::{registry, safetensors};
-use asr_models::whisper::WhisperConfig;
 use asr_models::Quantization;
 
 /// Where [`resolve_model_in`] looks for models and writes converted ones.
@@ -33,13 +32,33 @@ impl ModelSources {
     }
 }
 
+/// How one model family's checkpoints become MLX folders.
+#[derive(Clone, Copy)]
+pub struct Conversion {
+    /// The files to take from a Hub repo.
+    pub repo_files: hub::RepoFiles,
+    /// Converts a checkpoint (a file or a folder) into the MLX folder
+    /// `target`, quantized when asked.
+    pub convert: fn(&Path, &Path, Option<Quantization>) -> Result<(), ConvertError>,
+}
+
+/// Whisper checkpoints of every format the converters read.
+pub const WHISPER: Conversion = Conversion {
+    repo_files: hub::whisper_files,
+    convert: convert_whisper_into,
+};
+
 /// The MLX folder for `spec`: used as is when it already is one, otherwise
 /// fetched (registry names, Hub repos) and/or converted into the cache once,
 /// with its weights quantized when `quantize` says so (one cached folder per
 /// setting). A local path wins over a Hub repo id of the same spelling;
 /// `hf:` always means the Hub.
-pub fn resolve_model(spec: &str, quantize: Option<Quantization>) -> Result<PathBuf, ConvertError> {
-    resolve_model_in(spec, quantize, &ModelSources::from_env())
+pub fn resolve_model(
+    spec: &str,
+    quantize: Option<Quantization>,
+    conversion: Conversion,
+) -> Result<PathBuf, ConvertError> {
+    resolve_model_in(spec, quantize, conversion, &ModelSources::from_env())
 }
 
 /// What kind of source `spec` names, given whether it exists as a path.
@@ -67,6 +86,7 @@ fn classify(spec: &str, exists: bool) -> SpecKind {
 pub fn resolve_model_in(
     spec: &str,
     quantize: Option<Quantization>,
+    conversion: Conversion,
     sources: &ModelSources,
 ) -> Result<PathBuf, ConvertError> {
     let path = Path::new(spec);
@@ -93,7 +113,7 @@ pub fn resolve_model_in(
             (source, format!("{spec}-{revision}"))
         }
         SpecKind::Hub(hub) => {
-            let snapshot = hub::resolve(&hub, &sources.hub)
+            let snapshot = hub::resolve(&hub, &sources.hub, conversion.repo_files)
                 .map_err(|e| not_local_either(e, spec, HubSpec::is_explicit(spec)))?;
             let key = snapshot.cache_key();
             (snapshot.dir, key)
@@ -126,7 +146,8 @@ pub fn resolve_model_in(
                 tracing::warn!(folder = %cached.display(), "damaged cached model: converting it again");
                 std::fs::remove_dir_all(&cached).map_err(ConvertError::io(&cached))?;
             }
-            convert_into_cache(&source, &cached, quantize)?;
+            tracing::info!(source = %source.display(), target = %cached.display(), "converting model");
+            (conversion.convert)(&source, &cached, quantize)?;
         }
     }
     Ok(cached)
@@ -140,13 +161,13 @@ fn is_whole_conversion(cached: &Path) -> bool {
     weights.is_file() && safetensors::check_length(&weights).is_ok()
 }
 
-/// Converts `source` into the cache folder `cached` (whose lock is held).
-fn convert_into_cache(
+/// Converts a Whisper checkpoint `source` into the cache folder `cached`
+/// (whose lock is held).
+fn convert_whisper_into(
     source: &Path,
     cached: &Path,
     quantize: Option<Quantization>,
 ) -> Result<(), ConvertError> {
-    tracing::info!(source = %source.display(), target = %cached.display(), "converting model");
     let opts = WriteOptions {
         dtype: OutputDtype::F32,
         quantization: quantize,
@@ -184,10 +205,11 @@ pub fn stored_quantization(spec: &str) -> Option<Option<Quantization>> {
     local.then(|| stored_in(path))
 }
 
+/// The `quantization` entry every family's `config.json` shares.
 fn stored_in(folder: &Path) -> Option<Quantization> {
-    WhisperConfig::load(&folder.join("config.json"))
-        .ok()
-        .and_then(|c| c.quantization)
+    let text = std::fs::read_to_string(folder.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+    serde_json::from_value(config.get("quantization")?.clone()).ok()
 }
 
 /// A folder the pipeline loads as it is (a `pipeline convert` output).
@@ -248,7 +270,7 @@ mod tests {
     fn runs_sharing_a_cache_wait_for_one_folder_and_clear_what_killed_runs_left() {
         let (_root, sources, spec) = fixture_cache();
         let spec = spec.as_str();
-        let cached = resolve_model_in(spec, None, &sources).unwrap();
+        let cached = resolve_model_in(spec, None, WHISPER, &sources).unwrap();
         let name = cached.file_name().unwrap().to_string_lossy().into_owned();
         // A run killed while converting: its staging folder, and no output.
         std::fs::remove_dir_all(&cached).unwrap();
@@ -260,7 +282,9 @@ mod tests {
         let runs: Vec<_> = (0..4)
             .map(|_| {
                 let (spec, sources) = (spec.to_string(), sources.clone());
-                std::thread::spawn(move || resolve_model_in(&spec, None, &sources).unwrap())
+                std::thread::spawn(move || {
+                    resolve_model_in(&spec, None, WHISPER, &sources).unwrap()
+                })
             })
             .collect();
         for run in runs {
@@ -274,12 +298,15 @@ mod tests {
     fn a_damaged_cached_conversion_is_converted_again() {
         let (_root, sources, spec) = fixture_cache();
         let spec = spec.as_str();
-        let cached = resolve_model_in(spec, None, &sources).unwrap();
+        let cached = resolve_model_in(spec, None, WHISPER, &sources).unwrap();
         let weights = cached.join("weights.safetensors");
         let whole = std::fs::read(&weights).unwrap();
         std::fs::write(&weights, &whole[..whole.len() - 100]).unwrap();
         assert!(safetensors::check_length(&weights).is_err());
-        assert_eq!(resolve_model_in(spec, None, &sources).unwrap(), cached);
+        assert_eq!(
+            resolve_model_in(spec, None, WHISPER, &sources).unwrap(),
+            cached
+        );
         assert_eq!(std::fs::read(&weights).unwrap(), whole);
     }
 

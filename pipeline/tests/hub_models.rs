@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use asr_converters::hub::HubOptions;
 use asr_models::whisper::Whisper;
-use asr_pipeline::model_source::{resolve_model_in, ModelSources};
+use asr_pipeline::model_source::{resolve_model_in, ModelSources, WHISPER};
 
 const SHA_A: &str = "0123456789abcdef0123456789abcdef01234567";
 const SHA_B: &str = "89abcdef0123456789abcdef0123456789abcdef";
@@ -85,7 +85,7 @@ fn a_hub_repo_in_the_local_cache_is_converted_once_per_commit() {
         &["v2"],
     );
 
-    let main = resolve_model_in("test-org/tiny-random", None, &s).unwrap();
+    let main = resolve_model_in("test-org/tiny-random", None, WHISPER, &s).unwrap();
     assert_eq!(
         main,
         s.cache
@@ -101,7 +101,7 @@ fn a_hub_repo_in_the_local_cache_is_converted_once_per_commit() {
         .modified()
         .unwrap();
     assert_eq!(
-        resolve_model_in("hf:test-org/tiny-random@main", None, &s).unwrap(),
+        resolve_model_in("hf:test-org/tiny-random@main", None, WHISPER, &s).unwrap(),
         main
     );
     assert_eq!(
@@ -113,7 +113,7 @@ fn a_hub_repo_in_the_local_cache_is_converted_once_per_commit() {
     );
 
     // Another revision is another commit, converted under its own key.
-    let v2 = resolve_model_in("test-org/tiny-random@v2", None, &s).unwrap();
+    let v2 = resolve_model_in("test-org/tiny-random@v2", None, WHISPER, &s).unwrap();
     assert_eq!(
         v2,
         s.cache
@@ -121,7 +121,7 @@ fn a_hub_repo_in_the_local_cache_is_converted_once_per_commit() {
     );
     Whisper::load(&v2).unwrap();
     assert_eq!(
-        resolve_model_in(&format!("test-org/tiny-random@{SHA_B}"), None, &s).unwrap(),
+        resolve_model_in(&format!("test-org/tiny-random@{SHA_B}"), None, WHISPER, &s).unwrap(),
         v2
     );
 }
@@ -139,7 +139,7 @@ fn missing_hub_files_are_named_with_the_repo_and_where_it_looked() {
         &["main"],
     );
 
-    let err = resolve_model_in("test-org/no-tokenizer", None, &s)
+    let err = resolve_model_in("test-org/no-tokenizer", None, WHISPER, &s)
         .unwrap_err()
         .to_string();
     assert!(
@@ -152,7 +152,7 @@ fn missing_hub_files_are_named_with_the_repo_and_where_it_looked() {
     assert!(err.contains("no local path test-org/no-tokenizer"), "{err}");
     assert!(!s.cache.join("models").exists(), "nothing converted");
 
-    let err = resolve_model_in("hf:test-org/absent", None, &s)
+    let err = resolve_model_in("hf:test-org/absent", None, WHISPER, &s)
         .unwrap_err()
         .to_string();
     assert!(
@@ -161,7 +161,7 @@ fn missing_hub_files_are_named_with_the_repo_and_where_it_looked() {
     );
     assert!(!err.contains("local path"), "{err}");
 
-    let err = resolve_model_in("no-such-model", None, &s)
+    let err = resolve_model_in("no-such-model", None, WHISPER, &s)
         .unwrap_err()
         .to_string();
     assert!(

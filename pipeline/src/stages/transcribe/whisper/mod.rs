@@ -24,7 +24,7 @@ use mlx::Array;
 use rand::SeedableRng;
 
 use crate::config::decode::{DecodeOptions, Task, MAX_BATCH_SIZE};
-use crate::model_source::resolve_model;
+use crate::model_source::{resolve_model, WHISPER};
 use crate::stages::audio::AudioBlocks;
 use crate::stages::features::{to_frames, MelFrames, MelWindow};
 use crate::stages::transcribe::TranscribeError;
@@ -131,7 +131,7 @@ impl WhisperTranscriber {
         spec: &str,
         quantize: Quantize,
     ) -> Result<WhisperTranscriber, TranscribeError> {
-        let dir = resolve_model(spec, quantize.weights)?;
+        let dir = resolve_model(spec, quantize.weights, WHISPER)?;
         let model = Whisper::load_with(&dir, quantize.activations)?;
         let tokenizer = WhisperTokenizer::load(&dir.join("tokenizer.json"))
             .map_err(TranscribeError::Tokenizer)?;
