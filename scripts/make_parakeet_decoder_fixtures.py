@@ -19,14 +19,14 @@ Writes, under models/tests/fixtures/:
       starts       [N] i64  each token's start frame
       frames       [N] i64  each token's duration in frames
       confidence   [N] f32  parakeet-mlx's entropy-based confidence
-      text         [1] str  tokenizer.decode(tokens).strip(), what
-                            parakeet-mlx's AlignedResult.text holds
     TDT and RNN-T also:
       joint_logits [K, C] f32  the joint's outputs of the first K steps
       joint_frames [K] i64     the encoder frame of each of those steps
       joint_prefix [K] i64     how many tokens were emitted before it
     CTC also:
       log_probs    [T, V+1] f32  the head's log-softmax output
+    reference.txt        tokenizer.decode(tokens).strip(), what
+                         parakeet-mlx's AlignedResult.text holds
 
 The CTC input is checked to hold no "a, blank, a" run: parakeet-mlx merges
 such repeats across a blank, which standard CTC (and NeMo) do not.
@@ -128,12 +128,14 @@ def write(name, cfg, model, encoded, tokens, extra):
         starts=np.array([frames(t.start) for t in tokens], dtype=np.int64),
         frames=np.array([frames(t.duration) for t in tokens], dtype=np.int64),
         confidence=np.array([t.confidence for t in tokens], dtype=np.float32),
-        text=np.array([tokenizer.decode(ids, VOCAB).strip()]),
     )
+    text = tokenizer.decode(ids, VOCAB).strip()
+    with open(os.path.join(folder, "reference.txt"), "w") as f:
+        f.write(text)
     out.update(extra)
     np.savez_compressed(os.path.join(folder, "reference.npz"), **out)
     print(name, len(ids), "tokens; durations", sorted(set(out["frames"])),
-          repr(out["text"][0]))
+          repr(text))
 
 
 def transducer(name, durations, seed, scale, blank_bias):
