@@ -31,11 +31,23 @@ Writes, under models/tests/fixtures/:
 The CTC input is checked to hold no "a, blank, a" run: parakeet-mlx merges
 such repeats across a blank, which standard CTC (and NeMo) do not.
 
+With `--real DIR` it instead writes, outside the repository (36 MB), a
+random TDT head at parakeet-tdt-0.6b-v2's dimensions (1024 pieces, a
+2-layer 640-wide prediction network, 640-wide joint, encoder width 1024,
+durations 0-4, max_symbols 10) as DIR/config.json, DIR/weights.safetensors
+and DIR/reference.npz (encoded [1, 125, 1024]: 10 s of frames; tokens,
+starts, frames; seconds: parakeet-mlx's decode time, best of 3), its blank
+logit raised so that about 40 tokens come out, for the ignored test
+`tdt_real_dimensions_speed` (`PARAKEET_TDT_REAL=DIR`).
+
 Usage (from the repository root):
   ~/.cache/mlx-asr/peers-venv/bin/python scripts/make_parakeet_decoder_fixtures.py
+  ~/.cache/mlx-asr/peers-venv/bin/python scripts/make_parakeet_decoder_fixtures.py --real DIR
 """
 import json
 import os
+import sys
+import time
 
 import mlx.core as mx
 import numpy as np
@@ -188,6 +200,45 @@ def ctc(seed, scale, blank_bias):
     write("parakeet_dec_ctc", CTC_CONFIG, model, encoded, tokens, extra)
 
 
+def real(folder):
+    vocab = [f"▁w{i}" if i % 3 == 0 else f"p{i}" for i in range(1024)]
+    durations = [0, 1, 2, 3, 4]
+    cfg = transducer_config(durations)
+    cfg["encoder"] = dict(ENCODER, d_model=1024, n_heads=8)
+    cfg["decoder"].update(vocab_size=len(vocab),
+                          prednet=dict(pred_hidden=640, pred_rnn_layers=2))
+    cfg["joint"].update(num_classes=len(vocab), vocabulary=vocab)
+    cfg["joint"]["jointnet"].update(joint_hidden=640, encoder_hidden=1024,
+                                    pred_hidden=640)
+    cfg["decoding"]["greedy"] = dict(max_symbols=10)
+    mx.random.seed(5)
+    model = from_config(json.loads(json.dumps(cfg)))
+    favour_blank(model.joint.joint_net[2], len(vocab), 0.35)
+    encoded = mx.random.normal((1, 125, 1024))
+    mx.eval(model.parameters(), encoded)
+    seconds = []
+    for _ in range(3):
+        begin = time.perf_counter()
+        [tokens], _ = model.decode(encoded)
+        seconds.append(time.perf_counter() - begin)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(cfg, f, ensure_ascii=False)
+    mx.save_safetensors(os.path.join(folder, "weights.safetensors"), {
+        k: v for k, v in tree_flatten(model.parameters())
+        if not k.startswith("encoder.")
+    })
+    np.savez(
+        os.path.join(folder, "reference.npz"),
+        encoded=np.array(encoded),
+        tokens=np.array([t.id for t in tokens], dtype=np.int64),
+        starts=np.array([frames(t.start) for t in tokens], dtype=np.int64),
+        frames=np.array([frames(t.duration) for t in tokens], dtype=np.int64),
+        seconds=np.array([min(seconds)]),
+    )
+    print(f"{len(tokens)} tokens in {min(seconds) * 1e3:.1f} ms")
+
+
 def main():
     mx.set_default_device(mx.cpu)
     transducer("parakeet_dec_tdt", [0, 1, 2, 3, 4], seed=1, scale=1.0, blank_bias=0.2)
@@ -196,4 +247,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--real":
+        mx.set_default_device(mx.cpu)
+        real(sys.argv[2])
+    else:
+        main()

@@ -182,3 +182,50 @@ fn a_batch_is_refused() {
     let two = mlx::concatenate(&[&fixture.encoded(), &fixture.encoded()], 0).unwrap();
     assert!(transducer.decode_greedy(&two).is_err());
 }
+
+fn npz_at<T: ndarray_npy::ReadableElement + Clone>(path: &Path, name: &str) -> Vec<T> {
+    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let a: ndarray::ArrayD<T> = npz.by_name(name).unwrap();
+    a.iter().cloned().collect()
+}
+
+/// Decoder time per token at parakeet-tdt-0.6b-v2's dimensions against
+/// parakeet-mlx's on the same random head and encoder output (made by the
+/// script's `--real DIR`), the tokens identical.
+#[test]
+#[ignore]
+fn tdt_real_dimensions_speed() {
+    let Some(dir) = std::env::var_os("PARAKEET_TDT_REAL").map(PathBuf::from) else {
+        eprintln!("skipped: set PARAKEET_TDT_REAL to a folder the script's --real wrote");
+        return;
+    };
+    let config = ParakeetConfig::load(&dir.join("config.json")).unwrap();
+    let weights = Weights::load(&dir.join("weights.safetensors"), None).unwrap();
+    let transducer = Transducer::load(&weights, &config).unwrap();
+    let reference = dir.join("reference.npz");
+    let encoded: Vec<f32> = npz_at(&reference, "encoded");
+    let dims = config.encoder.d_model;
+    let encoded = Array::from_slice(&encoded, &[1, encoded.len() as i32 / dims, dims]).unwrap();
+    let best = (0..3)
+        .map(|_| {
+            let begin = std::time::Instant::now();
+            let tokens = transducer.decode_greedy(&encoded).unwrap();
+            (begin.elapsed().as_secs_f64(), tokens)
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap();
+    let (seconds, tokens) = best;
+    let ids: Vec<i64> = tokens.iter().map(|t| i64::from(t.id)).collect();
+    assert_eq!(ids, npz_at::<i64>(&reference, "tokens"));
+    let starts: Vec<i64> = tokens.iter().map(|t| t.start_frame as i64).collect();
+    assert_eq!(starts, npz_at::<i64>(&reference, "starts"));
+    let theirs = npz_at::<f64>(&reference, "seconds")[0];
+    let per_token = |s: f64| s * 1e3 / tokens.len() as f64;
+    eprintln!(
+        "{} tokens: ours {:.2} ms/token, parakeet-mlx {:.2} ms/token ({:.1}x)",
+        tokens.len(),
+        per_token(seconds),
+        per_token(theirs),
+        theirs / seconds
+    );
+}
