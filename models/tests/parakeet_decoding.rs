@@ -229,3 +229,24 @@ fn tdt_real_dimensions_speed() {
         theirs / seconds
     );
 }
+
+#[test]
+fn a_ctc_model_has_no_transducer_and_a_missing_weight_is_named() {
+    let ctc = Fixture::open("parakeet_dec_ctc");
+    let err = Transducer::load(&ctc.weights, &ctc.config).unwrap_err();
+    assert!(err.to_string().contains("prediction-network"), "{err}");
+
+    let tdt = Fixture::open("parakeet_dec_tdt");
+    let mut arrays: std::collections::BTreeMap<String, Array> = tdt
+        .weights
+        .arrays()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    arrays.remove("decoder.prediction.dec_rnn.lstm.1.Wh");
+    let err = Transducer::load(&Weights::new(arrays, None), &tdt.config).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("decoder.prediction.dec_rnn.lstm.1.Wh"),
+        "{err}"
+    );
+}

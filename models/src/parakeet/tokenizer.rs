@@ -64,7 +64,9 @@ impl ParakeetTokenizer {
         })
     }
 
-    /// The text of `ids`, trimmed; ids outside the vocabulary (blank) are skipped.
+    /// The text of `ids`, trimmed; ids outside the vocabulary (blank) are
+    /// skipped. (These decoders do not fail on any pieces;
+    /// were they to, the text would be empty.)
     pub fn decode(&self, ids: &[u32]) -> String {
         self.tokenizer
             .decode(ids, false)

@@ -10,7 +10,8 @@ use super::{entropy_confidence, single_utterance, DecodedToken, HeadError};
 use crate::nn::{Embedding, Linear, Lstm, LstmState};
 use crate::weights::{WeightError, Weights};
 
-/// Symbols one frame may emit when the config does not say (NeMo's default).
+/// Tokens one frame may emit when the config does not say (the value
+/// NeMo's configs ship; parakeet-mlx would then never move on).
 const DEFAULT_MAX_SYMBOLS: usize = 10;
 
 /// The prediction network: a token embedding feeding a stack of LSTMs.
