@@ -9,7 +9,10 @@ and its decoder is run on a seeded random encoder output [1, T, 32]
 (the encoder itself is not exercised: its weights are left out).
 
 Writes, under models/tests/fixtures/:
-  parakeet_dec_tdt/, parakeet_dec_rnnt/, parakeet_dec_ctc/, each with
+  parakeet_dec_tdt/, parakeet_dec_rnnt/, parakeet_dec_ctc/, and
+  parakeet_dec_tdt_q8/ (a TDT head, 32-wide prediction and 64-wide joint,
+  its linear layers and embedding quantized by mlx.nn.quantize, 8 bits in
+  groups of 32, `quantization` in its config.json), each with
     config.json          the config dict (our ParakeetConfig reads it)
     weights.safetensors  the head's parameters as parakeet-mlx names them
                          (tree_flatten(model.parameters()) minus encoder.*)
@@ -50,6 +53,7 @@ import sys
 import time
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 from parakeet_mlx import tokenizer
@@ -81,19 +85,19 @@ ENCODER = dict(
 )
 
 
-def transducer_config(durations):
+def transducer_config(durations, pred_hidden=24, joint_hidden=40):
     cfg = dict(
         target="nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel",
         preprocessor=PREPROCESSOR,
         encoder=ENCODER,
         decoder=dict(
             blank_as_pad=True, vocab_size=len(VOCAB),
-            prednet=dict(pred_hidden=24, pred_rnn_layers=2),
+            prednet=dict(pred_hidden=pred_hidden, pred_rnn_layers=2),
         ),
         joint=dict(
             num_classes=len(VOCAB), vocabulary=VOCAB,
-            jointnet=dict(joint_hidden=40, activation="relu",
-                          encoder_hidden=D_MODEL, pred_hidden=24),
+            jointnet=dict(joint_hidden=joint_hidden, activation="relu",
+                          encoder_hidden=D_MODEL, pred_hidden=pred_hidden),
             num_extra_outputs=len(durations) if durations else 0,
         ),
         decoding=dict(greedy=dict(max_symbols=3)),
@@ -150,11 +154,20 @@ def write(name, cfg, model, encoded, tokens, extra):
           repr(text))
 
 
-def transducer(name, durations, seed, scale, blank_bias):
+def transducer(name, durations, seed, scale, blank_bias, quantize=None, **dims):
     mx.random.seed(seed)
-    cfg = transducer_config(durations)
+    cfg = transducer_config(durations, **dims)
     model = from_config(json.loads(json.dumps(cfg)))
     favour_blank(model.joint.joint_net[2], len(VOCAB), blank_bias)
+    if quantize:
+        group_size, bits = quantize
+        nn.quantize(
+            model, group_size=group_size, bits=bits,
+            class_predicate=lambda path, m: (
+                not path.startswith("encoder") and hasattr(m, "to_quantized")
+            ),
+        )
+        cfg["quantization"] = dict(group_size=group_size, bits=bits)
     encoded = mx.random.normal((1, T, D_MODEL)) * scale
     calls = []
     joint_call = JointNetwork.__call__
@@ -243,6 +256,8 @@ def main():
     mx.set_default_device(mx.cpu)
     transducer("parakeet_dec_tdt", [0, 1, 2, 3, 4], seed=1, scale=1.0, blank_bias=0.2)
     transducer("parakeet_dec_rnnt", None, seed=2, scale=1.0, blank_bias=0.6)
+    transducer("parakeet_dec_tdt_q8", [0, 1, 2, 3, 4], seed=4, scale=1.0,
+               blank_bias=0.2, quantize=(32, 8), pred_hidden=32, joint_hidden=64)
     ctc(seed=7, scale=1.0, blank_bias=0.6)
 
 

@@ -26,10 +26,12 @@ struct Fixture {
 impl Fixture {
     fn open(name: &'static str) -> Fixture {
         let dir = folder(name);
+        let config = ParakeetConfig::load(&dir.join("config.json")).unwrap();
+        let weights = Weights::load(&dir.join("weights.safetensors"), config.quantization).unwrap();
         Fixture {
             name,
-            config: ParakeetConfig::load(&dir.join("config.json")).unwrap(),
-            weights: Weights::load(&dir.join("weights.safetensors"), None).unwrap(),
+            config,
+            weights,
         }
     }
 
@@ -117,6 +119,7 @@ fn check_joint_logits(fixture: &Fixture, transducer: &Transducer) {
     let reference = fixture.values("joint_logits");
     let classes = reference.len() / frames.len();
     let encoded = fixture.encoded();
+    let mut worst: f64 = 0.0;
     for (step, (&frame, &prefix)) in frames.iter().zip(&prefixes).enumerate() {
         let mut state = transducer.prediction.step(None, None).unwrap();
         for &id in &tokens[..prefix] {
@@ -139,7 +142,13 @@ fn check_joint_logits(fixture: &Fixture, transducer: &Transducer) {
             "{} step {step}: logits off by {err}",
             fixture.name
         );
+        worst = worst.max(err);
     }
+    eprintln!(
+        "{}: joint logits of {} steps within {worst:.1e}",
+        fixture.name,
+        frames.len()
+    );
 }
 
 fn check_transducer(name: &'static str) {
@@ -159,6 +168,12 @@ fn rnnt_greedy_matches_parakeet_mlx() {
     check_transducer("parakeet_dec_rnnt");
 }
 
+/// Joint and embedding quantized by `mlx.nn.quantize` (8 bits, groups of 32).
+#[test]
+fn quantized_tdt_greedy_matches_parakeet_mlx() {
+    check_transducer("parakeet_dec_tdt_q8");
+}
+
 #[test]
 fn ctc_greedy_matches_parakeet_mlx() {
     let fixture = Fixture::open("parakeet_dec_ctc");
@@ -172,6 +187,7 @@ fn ctc_greedy_matches_parakeet_mlx() {
         &fixture.values("log_probs"),
     );
     assert!(err < LOGIT_TOLERANCE, "log-probs off by {err}");
+    eprintln!("parakeet_dec_ctc: log-probs within {err:.1e}");
     fixture.check_decode(&ctc.decode_greedy(&fixture.encoded()).unwrap());
 }
 
