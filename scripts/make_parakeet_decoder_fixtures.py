@@ -41,11 +41,12 @@ durations 0-4, max_symbols 10) as DIR/config.json, DIR/weights.safetensors
 and DIR/reference.npz (encoded [1, 125, 1024]: 10 s of frames; tokens,
 starts, frames; seconds: parakeet-mlx's decode time, best of 3), its blank
 logit raised so that about 40 tokens come out, for the ignored test
-`tdt_real_dimensions_speed` (`PARAKEET_TDT_REAL=DIR`).
+`tdt_real_dimensions_speed` (`PARAKEET_TDT_REAL=DIR`). `--real DIR 8`
+quantizes its joint and embedding first (8 bits, groups of 64).
 
 Usage (from the repository root):
   ~/.cache/mlx-asr/peers-venv/bin/python scripts/make_parakeet_decoder_fixtures.py
-  ~/.cache/mlx-asr/peers-venv/bin/python scripts/make_parakeet_decoder_fixtures.py --real DIR
+  ~/.cache/mlx-asr/peers-venv/bin/python scripts/make_parakeet_decoder_fixtures.py --real DIR [BITS]
 """
 import json
 import os
@@ -213,7 +214,7 @@ def ctc(seed, scale, blank_bias):
     write("parakeet_dec_ctc", CTC_CONFIG, model, encoded, tokens, extra)
 
 
-def real(folder):
+def real(folder, bits=None):
     vocab = [f"▁w{i}" if i % 3 == 0 else f"p{i}" for i in range(1024)]
     durations = [0, 1, 2, 3, 4]
     cfg = transducer_config(durations)
@@ -227,6 +228,14 @@ def real(folder):
     mx.random.seed(5)
     model = from_config(json.loads(json.dumps(cfg)))
     favour_blank(model.joint.joint_net[2], len(vocab), 0.35)
+    if bits:
+        nn.quantize(
+            model, group_size=64, bits=bits,
+            class_predicate=lambda path, m: (
+                not path.startswith("encoder") and hasattr(m, "to_quantized")
+            ),
+        )
+        cfg["quantization"] = dict(group_size=64, bits=bits)
     encoded = mx.random.normal((1, 125, 1024))
     mx.eval(model.parameters(), encoded)
     seconds = []
@@ -262,8 +271,8 @@ def main():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--real":
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "--real":
         mx.set_default_device(mx.cpu)
-        real(sys.argv[2])
+        real(sys.argv[2], *(int(b) for b in sys.argv[3:]))
     else:
         main()

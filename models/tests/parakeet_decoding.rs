@@ -216,7 +216,7 @@ fn tdt_real_dimensions_speed() {
         return;
     };
     let config = ParakeetConfig::load(&dir.join("config.json")).unwrap();
-    let weights = Weights::load(&dir.join("weights.safetensors"), None).unwrap();
+    let weights = Weights::load(&dir.join("weights.safetensors"), config.quantization).unwrap();
     let transducer = Transducer::load(&weights, &config).unwrap();
     let reference = dir.join("reference.npz");
     let encoded: Vec<f32> = npz_at(&reference, "encoded");
