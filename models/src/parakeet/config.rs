@@ -148,6 +148,16 @@ pub struct DecodingConfig {
     /// The frame advances TDT's duration head chooses among.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durations: Option<Vec<i32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greedy: Option<GreedyConfig>,
+}
+
+/// Greedy decoding's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GreedyConfig {
+    /// Tokens one encoder frame may emit before decoding moves on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_symbols: Option<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,7 +174,9 @@ pub enum Head {
     Rnnt,
     /// A token-and-duration transducer: each step also says how many frames
     /// to advance, one of `durations`.
-    Tdt { durations: Vec<i32> },
+    Tdt {
+        durations: Vec<i32>,
+    },
 }
 
 impl ParakeetConfig {
@@ -269,7 +281,11 @@ impl ModelConfig for ParakeetConfig {
                     } else {
                         "prediction-network (prednet)"
                     },
-                    if head == Head::Ctc { "" } else { " and a joint section" }
+                    if head == Head::Ctc {
+                        ""
+                    } else {
+                        " and a joint section"
+                    }
                 ))
             }
         }
