@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use asr_converters::wav2vec2::{
     convert_torchaudio_wav2vec2, convert_wav2vec2, hf_checkpoint, read_vocabulary,
@@ -54,7 +55,10 @@ pub fn describe(spec: &str) -> String {
 
 /// A wav2vec2 CTC model and its character vocabulary, as an [`Aligner`].
 pub struct Wav2Vec2Aligner {
-    model: Wav2Vec2,
+    /// Recordings take turns on it (MLX arrays are not `Sync`).
+    model: Mutex<Wav2Vec2>,
+    /// Its outputs.
+    outputs: usize,
     /// Each lower-cased token's output; for case variants of one token
     /// the highest output wins (WhisperX keeps the last).
     dictionary: HashMap<String, usize>,
@@ -128,7 +132,8 @@ impl Wav2Vec2Aligner {
             .find_map(|pad| dictionary.get(*pad).copied())
             .unwrap_or(0);
         Ok(Wav2Vec2Aligner {
-            model,
+            model: Mutex::new(model),
+            outputs,
             dictionary,
             blank,
             name: describe(&dir.display().to_string()),
@@ -142,7 +147,8 @@ impl Wav2Vec2Aligner {
             padded.resize(MIN_SAMPLES, 0.0);
         }
         let x = Array::from_slice(&padded, &[1, padded.len() as i32])?;
-        let log_probs = self.model.forward(&x)?.log_softmax(-1)?;
+        let model = self.model.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let log_probs = model.forward(&x)?.log_softmax(-1)?;
         let frames = log_probs.shape()[1] as usize;
         Ok((log_probs.to_vec::<f32>()?, frames))
     }
@@ -162,7 +168,7 @@ impl Wav2Vec2Aligner {
         let (mut log_probs, frames) = self
             .log_probs(&samples[from..to])
             .map_err(|e| error(&e))?;
-        let mut outputs = self.model.config.vocab_size as usize;
+        let mut outputs = self.outputs;
         let wildcard = outputs;
         if spelling.iter().any(|&(_, token)| token.is_none()) {
             log_probs = self.with_wildcard(&log_probs, outputs);
