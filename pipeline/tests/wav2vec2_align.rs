@@ -153,7 +153,10 @@ fn a_folder_without_a_vocabulary_is_refused_by_name() {
     let folder = tempfile::tempdir().unwrap();
     convert_wav2vec2(&fixture("wav2vec2-align"), folder.path()).unwrap();
     std::fs::remove_file(folder.path().join("vocab.json")).unwrap();
-    let err = Wav2Vec2Aligner::load(folder.path()).err().unwrap().to_string();
+    let err = Wav2Vec2Aligner::load(folder.path())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("vocab.json"), "{err}");
 }
 
@@ -166,8 +169,8 @@ fn a_torchaudio_state_dict_converts_to_torchaudios_logits() {
         folder.path(),
     )
     .unwrap();
-    let mut npz = NpzReader::new(std::fs::File::open(fixture("wav2vec2-torchaudio.npz")).unwrap())
-        .unwrap();
+    let mut npz =
+        NpzReader::new(std::fs::File::open(fixture("wav2vec2-torchaudio.npz")).unwrap()).unwrap();
     let samples: ArrayD<f32> = npz.by_name("samples").unwrap();
     let expected: ArrayD<f32> = npz.by_name("logits").unwrap();
     let model = Wav2Vec2::load(folder.path()).unwrap();
@@ -177,9 +180,7 @@ fn a_torchaudio_state_dict_converts_to_torchaudios_logits() {
     let got_shape: Vec<usize> = logits.shape().iter().map(|&d| d as usize).collect();
     let got = ArrayD::from_shape_vec(IxDyn(&got_shape), logits.to_vec::<f32>().unwrap()).unwrap();
     assert_eq!(got.shape(), expected.shape());
-    let worst = (&got - &expected)
-        .iter()
-        .fold(0f32, |m, d| m.max(d.abs()));
+    let worst = (&got - &expected).iter().fold(0f32, |m, d| m.max(d.abs()));
     assert!(worst < 1e-4, "max |Δ logits| = {worst}");
 
     let vocab = read_vocabulary(&folder.path().join("vocab.json")).unwrap();
@@ -192,7 +193,10 @@ fn a_torchaudio_state_dict_converts_to_torchaudios_logits() {
     let err = convert_torchaudio_wav2vec2(&fixture("wav2vec2-torchaudio.pt"), &["-"], other.path())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("wav2vec2-torchaudio.pt") && err.contains("29 outputs"), "{err}");
+    assert!(
+        err.contains("wav2vec2-torchaudio.pt") && err.contains("29 outputs"),
+        "{err}"
+    );
 }
 
 #[test]

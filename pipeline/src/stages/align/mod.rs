@@ -77,7 +77,10 @@ impl AlignOptions {
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         if !Path::new(&self.model).exists() {
-            out.push(format!("align.model: {}: no such file or folder", self.model));
+            out.push(format!(
+                "align.model: {}: no such file or folder",
+                self.model
+            ));
         }
         if self.labels.as_ref().is_some_and(Vec::is_empty) {
             out.push("align.labels: empty list".into());

@@ -28,11 +28,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
+use asr_converters::registry;
 use asr_converters::wav2vec2::{
     convert_torchaudio_wav2vec2, convert_wav2vec2, hf_checkpoint, read_vocabulary,
     CONVERTER_VERSION, TORCHAUDIO_ENGLISH_LABELS, VOCAB_FILE,
 };
-use asr_converters::registry;
 use asr_models::wav2vec2::Wav2Vec2;
 use mlx::Array;
 
@@ -147,7 +147,10 @@ impl Wav2Vec2Aligner {
             padded.resize(MIN_SAMPLES, 0.0);
         }
         let x = Array::from_slice(&padded, &[1, padded.len() as i32])?;
-        let model = self.model.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let model = self
+            .model
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let log_probs = model.forward(&x)?.log_softmax(-1)?;
         let frames = log_probs.shape()[1] as usize;
         Ok((log_probs.to_vec::<f32>()?, frames))
@@ -165,9 +168,7 @@ impl Wav2Vec2Aligner {
         let (t1, t2) = (segment.start, segment.end);
         let from = ((t1 * SAMPLE_RATE) as usize).min(samples.len());
         let to = ((t2 * SAMPLE_RATE) as usize).clamp(from, samples.len());
-        let (mut log_probs, frames) = self
-            .log_probs(&samples[from..to])
-            .map_err(|e| error(&e))?;
+        let (mut log_probs, frames) = self.log_probs(&samples[from..to]).map_err(|e| error(&e))?;
         let mut outputs = self.outputs;
         let wildcard = outputs;
         if spelling.iter().any(|&(_, token)| token.is_none()) {
