@@ -232,8 +232,10 @@ pub fn convert_torchaudio_wav2vec2(
     write_folder(&config, &state, state_dict, Some(&vocab), out_dir)
 }
 
-/// Hugging Face's name for a torchaudio wav2vec2 tensor.
+/// Hugging Face's name for a torchaudio wav2vec2 tensor (of the model, or
+/// of the bundle's wrapper around it, which prefixes `model.`).
 fn hf_name(name: &str) -> String {
+    let name = name.strip_prefix("model.").unwrap_or(name);
     for (torchaudio, hf) in [
         ("encoder.feature_projection.", "feature_projection."),
         ("encoder.transformer.", "encoder."),
