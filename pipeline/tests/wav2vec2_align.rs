@@ -148,6 +148,34 @@ fn a_segment_without_alignable_characters_keeps_its_times() {
     }
 }
 
+/// A vocabulary without the `|` delimiter skips spaces and `|` alike, so a
+/// word `|` has no character to align: it takes its nearest word's times.
+#[test]
+fn a_word_without_alignable_characters_takes_its_neighbours_times() {
+    let folder = tempfile::tempdir().unwrap();
+    let labels: Vec<&str> = TORCHAUDIO_ENGLISH_LABELS
+        .iter()
+        .map(|&l| if l == "|" { "#" } else { l })
+        .collect();
+    convert_torchaudio_wav2vec2(&fixture("wav2vec2-torchaudio.pt"), &labels, folder.path())
+        .unwrap();
+    let aligner = Wav2Vec2Aligner::load(folder.path()).unwrap();
+    let samples = load_audio(&here().join("../examples/audio/jfk.wav")).unwrap();
+    let mut transcript = Transcript {
+        segments: vec![segment(0, 0.5, 2.5, " and so | my fellow")],
+        ..Transcript::default()
+    };
+    aligner.align(&samples, &mut transcript).unwrap();
+    let words = &transcript.segments[0].words;
+    let texts: Vec<&str> = words.iter().map(|w| w.word.word.as_str()).collect();
+    assert_eq!(texts, [" and", " so", " |", " my", " fellow"]);
+    let times: Vec<(f64, f64)> = words.iter().map(|w| (w.word.start, w.word.end)).collect();
+    // Nearest on both sides: the earlier word wins the tie.
+    assert_eq!(times[2], times[1]);
+    assert_ne!(times[2], times[3]);
+    assert!(times.windows(2).all(|p| p[0].1 <= p[1].0 || p[0] == p[1]), "{times:?}");
+}
+
 #[test]
 fn a_folder_without_a_vocabulary_is_refused_by_name() {
     let folder = tempfile::tempdir().unwrap();
