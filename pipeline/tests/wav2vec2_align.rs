@@ -173,7 +173,10 @@ fn a_word_without_alignable_characters_takes_its_neighbours_times() {
     // Nearest on both sides: the earlier word wins the tie.
     assert_eq!(times[2], times[1]);
     assert_ne!(times[2], times[3]);
-    assert!(times.windows(2).all(|p| p[0].1 <= p[1].0 || p[0] == p[1]), "{times:?}");
+    assert!(
+        times.windows(2).all(|p| p[0].1 <= p[1].0 || p[0] == p[1]),
+        "{times:?}"
+    );
 }
 
 #[test]

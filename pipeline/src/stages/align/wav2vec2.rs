@@ -186,9 +186,9 @@ impl Wav2Vec2Aligner {
         // Per character of the text: its times and score, when aligned.
         let mut timed: Vec<Option<CharTime>> = vec![None; text.len()];
         for span in &spans {
-            let (position, token) = spelling[span.index];
+            let (position, token) = (spelling[span.index].0, tokens[span.index]);
             let probability = (span.start..span.end)
-                .map(|t| log_probs[t * outputs + token.unwrap_or(wildcard)].exp() as f64)
+                .map(|t| log_probs[t * outputs + token].exp() as f64)
                 .sum::<f64>()
                 / (span.end - span.start) as f64;
             timed[position] = Some(CharTime {
@@ -307,11 +307,8 @@ fn words(text: &[char], timed: &[Option<CharTime>]) -> Vec<AlignedWord> {
             .filter(|&p| text[p] != ' ')
             .filter_map(|p| timed[p])
             .collect();
-        let times = chars.first().map(|first| {
-            let end = chars.iter().map(|c| c.end).fold(first.end, f64::max);
-            let start = chars.iter().map(|c| c.start).fold(first.start, f64::min);
-            (start, end)
-        });
+        let start = chars.iter().map(|c| c.start).reduce(f64::min);
+        let end = chars.iter().map(|c| c.end).reduce(f64::max);
         let score = if chars.is_empty() {
             0.0
         } else {
@@ -319,7 +316,7 @@ fn words(text: &[char], timed: &[Option<CharTime>]) -> Vec<AlignedWord> {
         };
         out.push(AlignedWord {
             text: word.to_string(),
-            times,
+            times: start.zip(end),
             score,
         });
     }
