@@ -1,12 +1,18 @@
-//! A Hugging Face `Wav2Vec2ForCTC` folder (`config.json` with
-//! `model.safetensors` or `pytorch_model.bin`) as an MLX folder that
+//! wav2vec2 CTC checkpoints as an MLX folder that
 //! [`asr_models::wav2vec2::Wav2Vec2::load`] reads: `config.json` (the part of
-//! the Hugging Face config inference needs) and `weights.safetensors` (f32,
-//! Hugging Face's names without the `wav2vec2.` prefix). Convolution weights
-//! are stored in MLX's layout `[out, kernel, in / groups]`, and the
-//! positional convolution's weight normalization is folded into a plain
-//! weight. Pretraining-only tensors (quantizer, masked-frame embedding) are
-//! left out.
+//! the Hugging Face config inference needs), `weights.safetensors` (f32,
+//! Hugging Face's names without the `wav2vec2.` prefix) and, when the
+//! checkpoint comes with one, `vocab.json` (each CTC output's token, as a
+//! `{"token": id}` object). Convolution weights are stored in MLX's layout
+//! `[out, kernel, in / groups]`, and the positional convolution's weight
+//! normalization is folded into a plain weight. Pretraining-only tensors
+//! (quantizer, masked-frame embedding) are left out.
+//!
+//! Two sources: a Hugging Face `Wav2Vec2ForCTC` folder (`config.json`,
+//! `model.safetensors` or `pytorch_model.bin`, `vocab.json`), and the state
+//! dict of a torchaudio wav2vec2 model (`torchaudio.pipelines`' ASR
+//! bundles), whose names are mapped to Hugging Face's, whose config is read
+//! off its tensors' shapes, and whose labels are given.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +29,21 @@ use crate::whisper::{raw_to_array, WriteError};
 
 /// Changes whenever the folder this module writes changes, so that cached
 /// conversions are made again.
-pub const CONVERTER_VERSION: &str = "wav2vec2-1";
+pub const CONVERTER_VERSION: &str = "wav2vec2-2";
+
+/// The vocabulary file of a Hugging Face folder and of ours.
+pub const VOCAB_FILE: &str = "vocab.json";
+
+/// The labels of torchaudio's English ASR bundles
+/// (`WAV2VEC2_ASR_BASE_960H` and its base/large/lv60k siblings), in output
+/// order; `-` is the blank.
+pub const TORCHAUDIO_ENGLISH_LABELS: [&str; 29] = [
+    "-", "|", "E", "T", "A", "O", "N", "I", "H", "S", "R", "D", "L", "U", "M", "W", "C", "F", "G",
+    "Y", "P", "B", "V", "K", "'", "X", "J", "Q", "Z",
+];
+
+/// Each CTC output's token, by token.
+pub type Vocabulary = BTreeMap<String, usize>;
 
 /// The checkpoint files a Hugging Face folder may hold, in preference order.
 const CHECKPOINTS: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
@@ -124,7 +144,7 @@ impl HfConfig {
 }
 
 /// The checkpoint file in Hugging Face folder `source`.
-fn checkpoint(source: &Path) -> Result<PathBuf> {
+pub fn hf_checkpoint(source: &Path) -> Result<PathBuf> {
     CHECKPOINTS
         .iter()
         .map(|name| source.join(name))
@@ -157,13 +177,151 @@ fn fold_weight_norm(g: &Array, v: &Array) -> mlx::Result<Array> {
 }
 
 /// Writes the MLX folder of Hugging Face folder `source` into the existing
-/// folder `out_dir`.
+/// folder `out_dir`; its `vocab.json` is copied when it has one.
 pub fn convert_wav2vec2(source: &Path, out_dir: &Path) -> Result<()> {
     let config_path = source.join("config.json");
     let config = HfConfig::read(&config_path)?.to_config(&config_path)?;
-    let checkpoint = checkpoint(source)?;
+    let checkpoint = hf_checkpoint(source)?;
     let state = load_state_dict(&checkpoint)?;
-    let refuse = |message: String| ConvertError::format(&checkpoint, message);
+    let vocab_path = source.join(VOCAB_FILE);
+    let vocab = if vocab_path.is_file() {
+        Some(read_vocabulary(&vocab_path)?)
+    } else {
+        None
+    };
+    write_folder(&config, &state, &checkpoint, vocab.as_ref(), out_dir)
+}
+
+/// Reads a `{"token": id}` vocabulary (Hugging Face's `vocab.json`, ours).
+pub fn read_vocabulary(path: &Path) -> Result<Vocabulary> {
+    let text = std::fs::read_to_string(path).map_err(ConvertError::io(path))?;
+    serde_json::from_str(&text).map_err(|e| {
+        ConvertError::format(
+            path,
+            format!("not a character vocabulary ({{\"token\": id, ...}}): {e}"),
+        )
+    })
+}
+
+/// Writes the MLX folder of torchaudio wav2vec2 state dict `state_dict`
+/// (a torch file of `model.state_dict()`, with the CTC head `aux`) into the
+/// existing folder `out_dir`, `labels` being its outputs' tokens in order.
+///
+/// A state dict holds no config; it is read off the tensors, with what
+/// every torchaudio wav2vec2 model shares: 64-dimensional attention heads,
+/// feature-encoder strides of 5 for the first (kernel 10) convolution and 2
+/// after it, and pre-LN transformer layers exactly when the feature encoder
+/// layer-normalizes every convolution (large-lv60k, XLSR) rather than
+/// group-normalizing the first (base, large).
+pub fn convert_torchaudio_wav2vec2(
+    state_dict: &Path,
+    labels: &[&str],
+    out_dir: &Path,
+) -> Result<()> {
+    let state: BTreeMap<String, RawTensor> = load_state_dict(state_dict)?
+        .into_iter()
+        .map(|(name, tensor)| (hf_name(&name), tensor))
+        .collect();
+    let config =
+        torchaudio_config(&state, labels.len()).map_err(|m| ConvertError::format(state_dict, m))?;
+    let vocab: Vocabulary = labels
+        .iter()
+        .enumerate()
+        .map(|(id, label)| (label.to_string(), id))
+        .collect();
+    write_folder(&config, &state, state_dict, Some(&vocab), out_dir)
+}
+
+/// Hugging Face's name for a torchaudio wav2vec2 tensor (of the model, or
+/// of the bundle's wrapper around it, which prefixes `model.`).
+fn hf_name(name: &str) -> String {
+    let name = name.strip_prefix("model.").unwrap_or(name);
+    for (torchaudio, hf) in [
+        ("encoder.feature_projection.", "feature_projection."),
+        ("encoder.transformer.", "encoder."),
+        ("aux.", "lm_head."),
+    ] {
+        if let Some(rest) = name.strip_prefix(torchaudio) {
+            return format!("{hf}{rest}");
+        }
+    }
+    name.to_string()
+}
+
+/// The config of a torchaudio model, its tensors under Hugging Face's names.
+fn torchaudio_config(
+    state: &BTreeMap<String, RawTensor>,
+    labels: usize,
+) -> std::result::Result<Wav2Vec2Config, String> {
+    let shape = |name: &str| {
+        state
+            .get(name)
+            .map(|t| t.shape.iter().map(|&d| d as i32).collect::<Vec<i32>>())
+            .ok_or_else(|| format!("no `{name}`: not a torchaudio wav2vec2 CTC state dict"))
+    };
+    let conv = |i: usize| format!("feature_extractor.conv_layers.{i}");
+    let mut conv_dim = Vec::new();
+    let mut conv_kernel = Vec::new();
+    while let Ok(weight) = shape(&format!("{}.conv.weight", conv(conv_dim.len()))) {
+        conv_dim.push(weight[0]);
+        conv_kernel.push(weight.get(2).copied().unwrap_or(0));
+    }
+    let conv_stride = conv_kernel
+        .iter()
+        .enumerate()
+        .map(|(i, _)| if i == 0 { 5 } else { 2 })
+        .collect();
+    let layer_norms = state.contains_key(&format!("{}.layer_norm.weight", conv(1)));
+    let hidden_size = shape("feature_projection.projection.weight")?[0];
+    let num_hidden_layers = (0..)
+        .take_while(|i| state.contains_key(&format!("encoder.layers.{i}.final_layer_norm.weight")))
+        .count() as i32;
+    let intermediate_size = shape("encoder.layers.0.feed_forward.intermediate_dense.weight")?[0];
+    let pos_weight = shape(&format!("{POS_CONV}.parametrizations.weight.original1"))
+        .or_else(|_| shape(&format!("{POS_CONV}.weight_v")))
+        .or_else(|_| shape(&format!("{POS_CONV}.weight")))?;
+    let vocab_size = shape("lm_head.weight")?[0];
+    if vocab_size as usize != labels {
+        return Err(format!(
+            "the CTC head `aux` has {vocab_size} outputs but {labels} labels are given"
+        ));
+    }
+    let config = Wav2Vec2Config {
+        model_type: MODEL_TYPE.into(),
+        conv_dim,
+        conv_kernel,
+        conv_stride,
+        conv_bias: state.contains_key(&format!("{}.conv.bias", conv(0))),
+        feat_extract_norm: if layer_norms {
+            FeatExtractNorm::Layer
+        } else {
+            FeatExtractNorm::Group
+        },
+        do_stable_layer_norm: layer_norms,
+        hidden_size,
+        num_hidden_layers,
+        num_attention_heads: (hidden_size / 64).max(1),
+        intermediate_size,
+        num_conv_pos_embeddings: pos_weight[2],
+        num_conv_pos_embedding_groups: hidden_size / pos_weight[1].max(1),
+        layer_norm_eps: 1e-5,
+        vocab_size,
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// Writes `state` (Hugging Face's names, with or without the `wav2vec2.`
+/// prefix; read from `checkpoint`) as the MLX folder of `config` into
+/// `out_dir`, with `vocab` when given.
+fn write_folder(
+    config: &Wav2Vec2Config,
+    state: &BTreeMap<String, RawTensor>,
+    checkpoint: &Path,
+    vocab: Option<&Vocabulary>,
+    out_dir: &Path,
+) -> Result<()> {
+    let refuse = |message: String| ConvertError::format(checkpoint, message);
     if !state.contains_key("lm_head.weight") {
         return Err(refuse(
             "no `lm_head.weight`: not a Wav2Vec2ForCTC checkpoint (a CTC head is needed)".into(),
@@ -181,7 +339,7 @@ pub fn convert_wav2vec2(source: &Path, out_dir: &Path) -> Result<()> {
             .map_err(|error| mlx_error(name, error))
     };
     let mut tensors = BTreeMap::new();
-    for (name, raw) in &state {
+    for (name, raw) in state {
         let name = name.strip_prefix("wav2vec2.").unwrap_or(name);
         let kept = [
             "feature_extractor.",
@@ -200,7 +358,7 @@ pub fn convert_wav2vec2(source: &Path, out_dir: &Path) -> Result<()> {
             tensors.insert(name.to_string(), to_array(name, raw)?);
         }
     }
-    let pos_weight = pos_conv_weight(&state, &to_array)?.ok_or_else(|| {
+    let pos_weight = pos_conv_weight(state, &to_array)?.ok_or_else(|| {
         refuse(format!(
             "no positional convolution weight (`{POS_CONV}.weight_g`/`weight_v`, \
              `.parametrizations.weight.original0`/`original1` or `.weight`)"
@@ -218,6 +376,12 @@ pub fn convert_wav2vec2(source: &Path, out_dir: &Path) -> Result<()> {
     let metadata = BTreeMap::from([("format".to_string(), "mlx".to_string())]);
     mlx::io::save_safetensors(&weights, &tensors, &metadata)
         .map_err(|error| mlx_error(&weights.display().to_string(), error))?;
+    if let Some(vocab) = vocab {
+        let out_vocab = out_dir.join(VOCAB_FILE);
+        let text = serde_json::to_string_pretty(vocab)
+            .map_err(|e| ConvertError::format(&out_vocab, e.to_string()))?;
+        std::fs::write(&out_vocab, text).map_err(ConvertError::io(&out_vocab))?;
+    }
     let out_config = out_dir.join("config.json");
     std::fs::write(&out_config, config.to_json()).map_err(ConvertError::io(&out_config))
 }

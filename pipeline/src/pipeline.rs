@@ -178,7 +178,7 @@ impl Pipeline {
         }
     }
 
-    /// The model, device, `[decode]`, `[vad]` and `[diarization]` settings
+    /// The model, device, `[decode]`, `[vad]`, `[align]` and `[diarization]` settings
     /// of a run configuration (its inputs and outputs are the caller's
     /// business).
     pub fn from_config(config: &Config) -> Result<Pipeline, PipelineError> {
@@ -188,6 +188,13 @@ impl Pipeline {
             .device(config.device)
             .decode(config.decode.clone());
         builder.vad = config.vad.clone();
+        if let Some(opts) = &config.align {
+            let problems = opts.problems();
+            if !problems.is_empty() {
+                return Err(PipelineError::Invalid(problems));
+            }
+            builder = builder.aligner(opts.load()?);
+        }
         if let Some(opts) = &config.diarization {
             let problems = opts.problems();
             if !problems.is_empty() {

@@ -11,6 +11,7 @@ use asr_models::{Quantize, QuantizeChoice};
 
 use crate::config::decode::DecodeOptions;
 use crate::config::{Config, DeviceName};
+use crate::stages::align::AlignStage;
 use crate::stages::diarize::DiarizeStage;
 use crate::stages::output::Format;
 use crate::stages::transcribe::{family_for, Batching, RecognizerSettings};
@@ -45,10 +46,17 @@ impl<'a> PlanSettings<'a> {
             device: config.device,
             decode: &config.decode,
             vad: config.vad.as_ref(),
+            // Words are timed before speakers label them.
             after_recognition: config
-                .diarization
+                .align
                 .iter()
-                .map(|d| DiarizeStage::info_for(d.describe()))
+                .map(|a| AlignStage::info_for(a.describe()))
+                .chain(
+                    config
+                        .diarization
+                        .iter()
+                        .map(|d| DiarizeStage::info_for(d.describe())),
+                )
                 .collect(),
             formats: if config.output_dir.is_some() {
                 &config.formats

@@ -1,12 +1,12 @@
 //! `pipeline convert`: a Whisper checkpoint, or the weights of a voice or
 //! speaker model, written as an MLX model folder.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use asr_converters::out_folder::convert_into_folder;
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
-use asr_converters::{segmentation, silero, speaker_encoder, wav2vec2};
+use asr_converters::{segmentation, silero, speaker_encoder, wav2vec2, ConvertError};
 use asr_pipeline::{Quantization, Quantize};
 
 use super::progress::progress_bar;
@@ -39,8 +39,10 @@ Other families (--family), written in f32 without quantization:
                          a Lightning .bin/.ckpt), the sinc filters computed
   resemblyzer            Resemblyzer's pretrained.pt (legacy torch format)
   wav2vec2               a Hugging Face Wav2Vec2ForCTC folder (config.json +
-                         model.safetensors or pytorch_model.bin), weight norm
-                         folded
+                         model.safetensors or pytorch_model.bin, vocab.json),
+                         or a torchaudio ASR bundle's state dict file (torch
+                         save of model.state_dict(); English bundle labels),
+                         weight norm folded
 
 The output appears only when complete (written to a temporary folder, then
 renamed); an existing output is replaced only with --force, and only when
@@ -98,11 +100,14 @@ fn parse_group_size(text: &str) -> Result<i32, String> {
 
 /// Converts `--from` into `--out`, with a progress bar over the tensors.
 pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
-    let convert = match args.family {
+    let convert: fn(&Path, &Path) -> Result<(), ConvertError> = match args.family {
         Family::Whisper => return convert_whisper_checkpoint(args, quiet),
         Family::SileroVad => silero::convert_silero,
         Family::PyannoteSegmentation => segmentation::convert_segmentation,
         Family::Resemblyzer => speaker_encoder::convert_resemblyzer,
+        Family::Wav2vec2 if args.from.is_file() => |from, out| {
+            wav2vec2::convert_torchaudio_wav2vec2(from, &wav2vec2::TORCHAUDIO_ENGLISH_LABELS, out)
+        },
         Family::Wav2vec2 => wav2vec2::convert_wav2vec2,
     };
     if args.dtype.is_some() || args.quantize.is_some() {

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use asr_models::{Quantization, QuantizeChoice};
 use serde::Deserialize;
 
+use crate::stages::align::AlignOptions;
 use crate::stages::diarize::DiarizationOptions;
 use crate::stages::output::{Format, SubtitleOptions};
 use crate::stages::vad::VadOptions;
@@ -70,6 +71,9 @@ struct RawConfig {
     /// Present (even empty) and not `enabled = false`: speakers diarized.
     #[serde(default)]
     diarization: Option<DiarizationOptions>,
+    /// Present: words timed by this wav2vec2 CTC aligner after recognition.
+    #[serde(default)]
+    align: Option<AlignOptions>,
 }
 
 fn default_model() -> String {
@@ -103,6 +107,9 @@ pub struct Config {
     pub vad: Option<VadOptions>,
     /// Speaker diarization; `None` when off.
     pub diarization: Option<DiarizationOptions>,
+    /// A wav2vec2 CTC aligner after recognition; `None` keeps Whisper's
+    /// own word times (`decode.word_timestamps`).
+    pub align: Option<AlignOptions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +181,10 @@ impl Config {
             subtitles: raw.subtitles,
             vad: raw.vad,
             diarization: raw.diarization.filter(|d| d.enabled),
+            align: raw.align.map(|align| AlignOptions {
+                model: resolve(align.model.into()).display().to_string(),
+                ..align
+            }),
         })
     }
 
@@ -190,9 +201,10 @@ impl Config {
                 .as_deref()
                 .and_then(output_dir::output_dir_problem),
         );
-        if self.subtitles.uses_words() && !self.decode.word_timestamps {
-            out.push("subtitles: highlight_words and max_words_per_line need decode.word_timestamps = true".into());
+        if self.subtitles.uses_words() && !self.decode.word_timestamps && self.align.is_none() {
+            out.push("subtitles: highlight_words and max_words_per_line need decode.word_timestamps = true or [align]".into());
         }
+        out.extend(self.align.iter().flat_map(AlignOptions::problems));
         out.extend(
             self.diarization
                 .iter()

@@ -8,6 +8,11 @@
 //! whole recording.
 
 pub mod ctc;
+pub mod wav2vec2;
+
+use std::path::Path;
+
+use serde::Deserialize;
 
 use super::audio::Recording;
 use super::{Data, StageError, StageInfo, TranscriptStage};
@@ -23,14 +28,16 @@ pub trait Aligner: Send + Sync {
 /// An [`Aligner`] as a stage of the plan.
 pub struct AlignStage(pub Box<dyn Aligner>);
 
+impl AlignStage {
+    /// The stage as the plan shows it, done by `implementation`.
+    pub fn info_for(implementation: String) -> StageInfo {
+        StageInfo::new("align", implementation, Data::Transcript, Data::Transcript)
+    }
+}
+
 impl TranscriptStage for AlignStage {
     fn info(&self) -> StageInfo {
-        StageInfo::new(
-            "align",
-            self.0.name().to_string(),
-            Data::Transcript,
-            Data::Transcript,
-        )
+        AlignStage::info_for(self.0.name().to_string())
     }
 
     /// Aligners see the recording's samples all at once.
@@ -44,5 +51,50 @@ impl TranscriptStage for AlignStage {
             .samples()
             .map_err(|e| StageError::audio(self.0.name(), e))?;
         self.0.align(&samples, transcript)
+    }
+}
+
+/// The `[align]` table of a run configuration: words timed by a wav2vec2
+/// CTC model after recognition (without it, Whisper times words itself
+/// when `decode.word_timestamps` is on).
+///
+/// ```toml
+/// [align]
+/// model = "wav2vec2-base-960h"  # MLX folder, Hugging Face Wav2Vec2ForCTC folder or torchaudio state dict
+/// labels = ["-", "|", "E"]      # a state dict's outputs; torchaudio's English ASR labels when unset
+/// ```
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlignOptions {
+    /// Relative paths are resolved against the config file's folder.
+    pub model: String,
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+}
+
+impl AlignOptions {
+    /// Values that cannot work, each as `align.<key>: <reason>`.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !Path::new(&self.model).exists() {
+            out.push(format!(
+                "align.model: {}: no such file or folder",
+                self.model
+            ));
+        }
+        if self.labels.as_ref().is_some_and(Vec::is_empty) {
+            out.push("align.labels: empty list".into());
+        }
+        out
+    }
+
+    /// The aligner as the plan shows it.
+    pub fn describe(&self) -> String {
+        wav2vec2::describe(&self.model)
+    }
+
+    /// Loads the aligner (converting the model into the cache on first use).
+    pub fn load(&self) -> Result<wav2vec2::Wav2Vec2Aligner, StageError> {
+        wav2vec2::Wav2Vec2Aligner::from_spec(&self.model, self.labels.as_deref())
     }
 }
