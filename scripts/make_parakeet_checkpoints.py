@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Tiny random Parakeet checkpoints in the two published layouts, for the
+converter tests (converters/tests/parakeet.rs).
+
+A hybrid TDT + CTC model (NeMo's EncDecHybridRNNTCTCBPEModel, so that the
+encoder, the LSTM prediction network, the joint and the CTC head are all
+present) is built by parakeet-mlx 0.6.0 (`parakeet_mlx.utils.from_config`,
+MLX CPU wheel) from a NeMo-style config with tiny sizes; every parameter is
+replaced by seeded random values (batch-norm variances positive) and saved
+twice:
+
+  mlx-community/config.json        the config as JSON
+  mlx-community/model.safetensors  parakeet-mlx's parameter names, MLX layouts
+  tiny.nemo                        a gzip'd tar as NeMo's `save_to` writes:
+                                   ./model_config.yaml and
+                                   ./model_weights.ckpt (torch.save'd state
+                                   dict with NeMo's names and PyTorch layouts)
+
+NeMo's layout, from its module structure (ConformerEncoder, RNNTDecoder,
+RNNTJoint, ConvASRDecoder), is what parakeet-mlx's names mean, with:
+  convolutions   [out, in, kernel] and [out, in, kh, kw] (MLX: channels last)
+  LSTM layer i   prediction.dec_rnn.lstm.{weight_ih,weight_hh,bias_ih,bias_hh}_l{i}
+                 (MLX: dec_rnn.lstm.{i}.{Wx,Wh,bias}; bias = bias_ih + bias_hh,
+                 so the split written here is random)
+  extras         preprocessor.featurizer.{window,fb} buffers and batch norm's
+                 num_batches_tracked, which a converter drops
+
+Usage:
+  ~/.cache/mlx-asr/peers-venv/bin/python scripts/make_parakeet_checkpoints.py \
+      converters/tests/fixtures/parakeet
+"""
+import io
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import torch
+import yaml
+from mlx.utils import tree_flatten, tree_unflatten
+from parakeet_mlx.utils import from_config
+
+VOCAB = [f"▁t{i}" for i in range(20)]
+DURATIONS = [0, 1, 2, 3, 4]
+
+CONFIG = {
+    "target": "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models.EncDecHybridRNNTCTCBPEModel",
+    "sample_rate": 16000,
+    "model_defaults": {"enc_hidden": 32, "pred_hidden": 16, "tdt_durations": DURATIONS},
+    "preprocessor": {
+        "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+        "sample_rate": 16000,
+        "normalize": "per_feature",
+        "window_size": 0.025,
+        "window_stride": 0.01,
+        "window": "hann",
+        "features": 16,
+        "n_fft": 512,
+        "log": True,
+        "frame_splicing": 1,
+        "dither": 1e-5,
+        "pad_to": 0,
+        "pad_value": 0.0,
+    },
+    "encoder": {
+        "_target_": "nemo.collections.asr.modules.ConformerEncoder",
+        "feat_in": 16,
+        "feat_out": -1,
+        "n_layers": 2,
+        "d_model": 32,
+        "subsampling": "dw_striding",
+        "subsampling_factor": 8,
+        "subsampling_conv_channels": 8,
+        "causal_downsampling": False,
+        "ff_expansion_factor": 4,
+        "self_attention_model": "rel_pos",
+        "n_heads": 4,
+        "att_context_size": [-1, -1],
+        "xscaling": True,
+        "untie_biases": True,
+        "pos_emb_max_len": 5000,
+        "conv_kernel_size": 9,
+        "conv_norm_type": "batch_norm",
+        "dropout": 0.1,
+    },
+    "decoder": {
+        "_target_": "nemo.collections.asr.modules.RNNTDecoder",
+        "normalization_mode": None,
+        "random_state_sampling": False,
+        "blank_as_pad": True,
+        "vocab_size": len(VOCAB),
+        "prednet": {"pred_hidden": 16, "pred_rnn_layers": 2, "t_max": None, "dropout": 0.2},
+    },
+    "joint": {
+        "_target_": "nemo.collections.asr.modules.RNNTJoint",
+        "log_softmax": None,
+        "preserve_memory": False,
+        "fuse_loss_wer": True,
+        "fused_batch_size": 4,
+        "jointnet": {
+            "joint_hidden": 24,
+            "activation": "relu",
+            "dropout": 0.2,
+            "encoder_hidden": 32,
+            "pred_hidden": 16,
+        },
+        "num_classes": len(VOCAB),
+        "vocabulary": VOCAB,
+        "num_extra_outputs": len(DURATIONS),
+    },
+    "decoding": {
+        "strategy": "greedy_batch",
+        "model_type": "tdt",
+        "durations": DURATIONS,
+        "greedy": {"max_symbols": 10},
+    },
+    "aux_ctc": {
+        "ctc_loss_weight": 0.3,
+        "decoder": {
+            "_target_": "nemo.collections.asr.modules.ConvASRDecoder",
+            "feat_in": 32,
+            "num_classes": -1,
+            "vocabulary": VOCAB,
+        },
+    },
+}
+
+LSTM_PARTS = {"Wx": "weight_ih", "Wh": "weight_hh"}
+
+
+def random_parameters(model, rng):
+    out = {}
+    for name, p in tree_flatten(model.parameters()):
+        values = rng.standard_normal(p.shape).astype(np.float32) * 0.2
+        if name.endswith("running_var"):
+            values = np.abs(values) + 0.5
+        out[name] = values
+    return out
+
+
+def to_nemo(params, rng):
+    """parakeet-mlx's parameters under NeMo's names and PyTorch layouts."""
+    state = {}
+    for name, value in params.items():
+        parts = name.split(".")
+        if ".dec_rnn.lstm." in name:
+            prefix = ".".join(parts[:-2])
+            layer, kind = parts[-2], parts[-1]
+            if kind == "bias":
+                bias_ih = rng.standard_normal(value.shape).astype(np.float32) * 0.2
+                state[f"{prefix}.bias_ih_l{layer}"] = bias_ih
+                state[f"{prefix}.bias_hh_l{layer}"] = value - bias_ih
+            else:
+                state[f"{prefix}.{LSTM_PARTS[kind]}_l{layer}"] = value
+            continue
+        if value.ndim == 3:
+            value = value.transpose(0, 2, 1)
+        elif value.ndim == 4:
+            value = value.transpose(0, 3, 1, 2)
+        state[name] = value
+        if name.endswith("batch_norm.running_var"):
+            state[name.replace("running_var", "num_batches_tracked")] = np.array(7, dtype=np.int64)
+    state["preprocessor.featurizer.window"] = rng.standard_normal(400).astype(np.float32)
+    state["preprocessor.featurizer.fb"] = rng.standard_normal((1, 16, 257)).astype(np.float32)
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+
+
+def add_member(tar, name, data):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def main(out_dir):
+    mx.set_default_device(mx.cpu)
+    out = Path(out_dir)
+    (out / "mlx-community").mkdir(parents=True, exist_ok=True)
+    model = from_config(json.loads(json.dumps(CONFIG)))
+    rng = np.random.default_rng(26)
+    params = random_parameters(model, rng)
+    model.update(tree_unflatten([(k, mx.array(v)) for k, v in params.items()]))
+    mx.save_safetensors(
+        str(out / "mlx-community" / "model.safetensors"),
+        dict(tree_flatten(model.parameters())),
+        metadata={"format": "mlx"},
+    )
+    (out / "mlx-community" / "config.json").write_text(json.dumps(CONFIG, indent=2))
+
+    ckpt = io.BytesIO()
+    torch.save(to_nemo(params, rng), ckpt)
+    with tarfile.open(out / "tiny.nemo", "w:gz") as tar:
+        add_member(tar, "./model_config.yaml", yaml.safe_dump(CONFIG, allow_unicode=True).encode())
+        add_member(tar, "./model_weights.ckpt", ckpt.getvalue())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
