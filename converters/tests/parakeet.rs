@@ -83,8 +83,13 @@ fn assert_same_tensors(a: &BTreeMap<String, Array>, b: &BTreeMap<String, Array>)
 fn nemo_and_mlx_community_give_the_same_folder_of_parakeet_mlx_tensors() {
     let dir = tempfile::tempdir().unwrap();
     let from_nemo = convert(&nemo(), dir.path(), "nemo", ParakeetOptions::default()).unwrap();
-    let from_mlx =
-        convert(&mlx_community(), dir.path(), "mlx", ParakeetOptions::default()).unwrap();
+    let from_mlx = convert(
+        &mlx_community(),
+        dir.path(),
+        "mlx",
+        ParakeetOptions::default(),
+    )
+    .unwrap();
     let reference = tensors(&mlx_community().join("model.safetensors"));
     let nemo_tensors = tensors(&from_nemo.join("weights.safetensors"));
     // The LSTM biases are sums of NeMo's two, which need not be bit-exact.
@@ -108,7 +113,10 @@ fn nemo_and_mlx_community_give_the_same_folder_of_parakeet_mlx_tensors() {
             .collect()
     };
     assert_same_tensors(&tensors(&from_mlx.join("weights.safetensors")), &reference);
-    assert_same_tensors(&without_lstm_bias(&nemo_tensors), &without_lstm_bias(&reference));
+    assert_same_tensors(
+        &without_lstm_bias(&nemo_tensors),
+        &without_lstm_bias(&reference),
+    );
     assert_eq!(
         nemo_tensors.keys().collect::<Vec<_>>(),
         reference.keys().collect::<Vec<_>>()
@@ -185,7 +193,10 @@ fn q8_quantizes_exactly_the_linear_weights_whose_rows_fill_groups() {
             panic!("{name} is not a matrix")
         };
         assert_eq!(written[&name].shape(), [rows, cols / 4], "{name}");
-        assert_eq!(written[&format!("{prefix}.scales")].shape(), [rows, cols / 32]);
+        assert_eq!(
+            written[&format!("{prefix}.scales")].shape(),
+            [rows, cols / 32]
+        );
         assert!(bytes(&written[&name]) == bytes(&want.weight), "{name}");
         assert!(bytes(&written[&format!("{prefix}.scales")]) == bytes(&want.scales));
         assert!(bytes(&written[&format!("{prefix}.biases")]) == bytes(&want.biases));
@@ -214,8 +225,9 @@ fn write_tar(path: &Path, members: &[(&str, &[u8])]) {
 
 /// The fixture's members, by name.
 fn nemo_members() -> BTreeMap<String, Vec<u8>> {
-    let mut archive =
-        tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(nemo()).unwrap()));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(
+        fs::File::open(nemo()).unwrap(),
+    ));
     archive
         .entries()
         .unwrap()
@@ -308,15 +320,25 @@ fn an_mlx_community_folder_without_its_weights_or_with_extra_tensors_is_refused(
     let dir = tempfile::tempdir().unwrap();
     let no_weights = dir.path().join("no-weights");
     fs::create_dir(&no_weights).unwrap();
-    fs::copy(mlx_community().join("config.json"), no_weights.join("config.json")).unwrap();
+    fs::copy(
+        mlx_community().join("config.json"),
+        no_weights.join("config.json"),
+    )
+    .unwrap();
     assert!(refused(&no_weights).contains("no model.safetensors"));
 
     let extra = dir.path().join("extra");
     fs::create_dir(&extra).unwrap();
-    fs::copy(mlx_community().join("config.json"), extra.join("config.json")).unwrap();
+    fs::copy(
+        mlx_community().join("config.json"),
+        extra.join("config.json"),
+    )
+    .unwrap();
     let mut weights = tensors(&mlx_community().join("model.safetensors"));
-    weights.insert("encoder.stray".into(), Array::from_slice(&[1f32], &[1]).unwrap());
-    mlx::io::save_safetensors(extra.join("model.safetensors"), &weights, &BTreeMap::new())
-        .unwrap();
+    weights.insert(
+        "encoder.stray".into(),
+        Array::from_slice(&[1f32], &[1]).unwrap(),
+    );
+    mlx::io::save_safetensors(extra.join("model.safetensors"), &weights, &BTreeMap::new()).unwrap();
     assert!(refused(&extra).contains("encoder.stray"));
 }

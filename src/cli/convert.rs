@@ -5,14 +5,15 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use asr_converters::out_folder::convert_into_folder;
-use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
 use asr_converters::parakeet::{convert_parakeet, ParakeetOptions};
+use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
 use asr_converters::{segmentation, silero, speaker_encoder, wav2vec2};
 use asr_pipeline::{Quantization, Quantize};
 
 use super::progress::progress_bar;
 
-pub const LONG_HELP: &str = "Convert a Whisper checkpoint (or, with --family, another model's) into an
+pub const LONG_HELP: &str =
+    "Convert a Whisper checkpoint (or, with --family, another model's) into an
 MLX model folder.
 
 Input formats (--from):

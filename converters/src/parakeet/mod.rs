@@ -92,7 +92,10 @@ fn read_mlx_folder(source: &Path) -> Result<(ParakeetConfig, BTreeMap<String, Ar
     }
     let weights_path = source.join("model.safetensors");
     if !weights_path.is_file() {
-        return Err(ConvertError::format(source, "no model.safetensors in the folder"));
+        return Err(ConvertError::format(
+            source,
+            "no model.safetensors in the folder",
+        ));
     }
     let tensors = load_state_dict(&weights_path)?
         .iter()
@@ -129,18 +132,27 @@ fn check_names(
         };
         format!("{}{more}", shown.join(", "))
     };
-    let missing: Vec<&String> = expected.iter().filter(|n| !tensors.contains_key(*n)).collect();
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|n| !tensors.contains_key(*n))
+        .collect();
     if !missing.is_empty() {
         return Err(ConvertError::format(
             source,
-            format!("the config's model needs tensors the checkpoint lacks: {}", list(missing)),
+            format!(
+                "the config's model needs tensors the checkpoint lacks: {}",
+                list(missing)
+            ),
         ));
     }
     let unknown: Vec<&String> = tensors.keys().filter(|n| !expected.contains(*n)).collect();
     if !unknown.is_empty() {
         return Err(ConvertError::format(
             source,
-            format!("tensors the config's model does not have: {}", list(unknown)),
+            format!(
+                "tensors the config's model does not have: {}",
+                list(unknown)
+            ),
         ));
     }
     Ok(())

@@ -31,7 +31,10 @@ pub(super) fn expected_names(config: &ParakeetConfig) -> BTreeSet<String> {
     // further halving, with a ReLU (no parameters) after each stage.
     add("encoder.pre_encode.conv.0", affine);
     for stage in 1..e.subsampling_factor.trailing_zeros() as usize {
-        add(&format!("encoder.pre_encode.conv.{}", 3 * stage - 1), affine);
+        add(
+            &format!("encoder.pre_encode.conv.{}", 3 * stage - 1),
+            affine,
+        );
         add(&format!("encoder.pre_encode.conv.{}", 3 * stage), affine);
     }
     add("encoder.pre_encode.out", affine);

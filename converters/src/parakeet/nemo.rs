@@ -154,7 +154,10 @@ fn from_nemo_names(
         let prefix = format!("{module}.{layer}");
         let part = |value: Option<Array>, what: &str| {
             value.ok_or_else(|| {
-                ConvertError::format(path, format!("LSTM layer `{prefix}` has no {what}_l{layer}"))
+                ConvertError::format(
+                    path,
+                    format!("LSTM layer `{prefix}` has no {what}_l{layer}"),
+                )
             })
         };
         let bias = part(parts.bias_ih, "bias_ih")?

@@ -164,7 +164,9 @@ pub enum Head {
     Rnnt,
     /// A token-and-duration transducer: each step also says how many frames
     /// to advance, one of `durations`.
-    Tdt { durations: Vec<i32> },
+    Tdt {
+        durations: Vec<i32>,
+    },
 }
 
 impl ParakeetConfig {
@@ -269,7 +271,11 @@ impl ModelConfig for ParakeetConfig {
                     } else {
                         "prediction-network (prednet)"
                     },
-                    if head == Head::Ctc { "" } else { " and a joint section" }
+                    if head == Head::Ctc {
+                        ""
+                    } else {
+                        " and a joint section"
+                    }
                 ))
             }
         }
