@@ -25,10 +25,23 @@ RNNTJoint, ConvASRDecoder), is what parakeet-mlx's names mean, with:
   extras         preprocessor.featurizer.{window,fb} buffers and batch norm's
                  num_batches_tracked, which a converter drops
 
+A CTC model is also made by transformers 5.23 (`ParakeetForCTC` with tiny
+sizes, seeded random parameters and batch-norm statistics):
+
+  hf-ctc/                   save_pretrained's config.json + model.safetensors
+                            (Hugging Face's names, PyTorch layouts), a
+                            tokenizer.json (a Unigram vocabulary with <pad>
+                            as blank) and preprocessor_config.json
+  mlx-community-ctc/        the same weights under parakeet-mlx's names and
+                            layouts, loaded strictly into parakeet-mlx's
+                            ParakeetCTC built from the equivalent NeMo config
+                            (which so checks the mapping), and that config
+
 Usage:
   ~/.cache/mlx-asr/peers-venv/bin/python scripts/make_parakeet_checkpoints.py \
       converters/tests/fixtures/parakeet
 """
+import gzip
 import io
 import json
 import sys
@@ -39,6 +52,8 @@ import mlx.core as mx
 import numpy as np
 import torch
 import yaml
+from tokenizers import Tokenizer, models
+from transformers import ParakeetCTCConfig, ParakeetFeatureExtractor, ParakeetForCTC
 from mlx.utils import tree_flatten, tree_unflatten
 from parakeet_mlx.utils import from_config
 
@@ -167,6 +182,116 @@ def to_nemo(params, rng):
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
 
 
+CTC_VOCAB = [f"▁c{i}" for i in range(12)]
+
+CTC_CONFIG = {
+    "target": "nemo.collections.asr.models.ctc_bpe_models.EncDecCTCModelBPE",
+    "preprocessor": {
+        "sample_rate": 16000,
+        "normalize": "per_feature",
+        "window_size": 0.025,
+        "window_stride": 0.01,
+        "window": "hann",
+        "features": 16,
+        "n_fft": 512,
+        "dither": 0.0,
+        "pad_to": 0,
+        "pad_value": 0.0,
+        "preemph": 0.97,
+    },
+    "encoder": {
+        "feat_in": 16,
+        "n_layers": 1,
+        "d_model": 32,
+        "n_heads": 4,
+        "ff_expansion_factor": 2,
+        "subsampling_factor": 8,
+        "subsampling": "dw_striding",
+        "subsampling_conv_channels": 8,
+        "self_attention_model": "rel_pos",
+        "conv_kernel_size": 9,
+        "pos_emb_max_len": 5000,
+        "causal_downsampling": False,
+        "use_bias": True,
+        "xscaling": False,
+        "conv_norm_type": "batch_norm",
+    },
+    "decoder": {"feat_in": 32, "num_classes": len(CTC_VOCAB), "vocabulary": CTC_VOCAB},
+    "decoding": {"greedy": None},
+}
+
+# Hugging Face's module names -> NeMo's (= parakeet-mlx's), the inverse of
+# transformers' NeMo conversion.
+HF_TO_NEMO = [
+    ("encoder.subsampling.layers.", "encoder.pre_encode.conv."),
+    ("encoder.subsampling.linear.", "encoder.pre_encode.out."),
+    (".conv.norm.", ".conv.batch_norm."),
+    ("ctc_head.", "decoder.decoder_layers.0."),
+    (".q_proj.", ".linear_q."),
+    (".k_proj.", ".linear_k."),
+    (".v_proj.", ".linear_v."),
+    (".o_proj.", ".linear_out."),
+    (".relative_k_proj.", ".linear_pos."),
+    (".bias_u", ".pos_bias_u"),
+    (".bias_v", ".pos_bias_v"),
+]
+
+
+def make_ctc(out):
+    torch.manual_seed(26)
+    hf_config = ParakeetCTCConfig(
+        vocab_size=len(CTC_VOCAB) + 1,
+        pad_token_id=len(CTC_VOCAB),
+        encoder_config=dict(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            intermediate_size=64,
+            subsampling_conv_channels=8,
+            num_mel_bins=16,
+            conv_kernel_size=9,
+            max_position_embeddings=5000,
+            scale_input=False,
+        ),
+    )
+    model = ParakeetForCTC(hf_config).eval()
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.randn(t.shape) * 0.2)
+                if name.endswith("running_var"):
+                    t.abs_().add_(0.5)
+    hf_dir = out / "hf-ctc"
+    model.save_pretrained(hf_dir)
+    ParakeetFeatureExtractor(feature_size=16).save_pretrained(hf_dir)
+    tokenizer = Tokenizer(models.Unigram([(p, -1.0) for p in CTC_VOCAB], unk_id=0))
+    tokenizer.add_special_tokens(["<pad>"])
+    tokenizer.save(str(hf_dir / "tokenizer.json"))
+
+    mlx_model = from_config(json.loads(json.dumps(CTC_CONFIG)))
+    weights = []
+    for name, t in model.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        for hf, nemo in HF_TO_NEMO:
+            name = name.replace(hf, nemo)
+        value = t.numpy()
+        if value.ndim == 3:
+            value = value.transpose(0, 2, 1)
+        elif value.ndim == 4:
+            value = value.transpose(0, 2, 3, 1)
+        weights.append((name, mx.array(value)))
+    mlx_model.load_weights(weights, strict=True)
+    mlx_dir = out / "mlx-community-ctc"
+    mlx_dir.mkdir(exist_ok=True)
+    mx.save_safetensors(
+        str(mlx_dir / "model.safetensors"),
+        dict(tree_flatten(mlx_model.parameters())),
+        metadata={"format": "mlx"},
+    )
+    (mlx_dir / "config.json").write_text(json.dumps(CTC_CONFIG, indent=2))
+
+
 def add_member(tar, name, data):
     info = tarfile.TarInfo(name)
     info.size = len(data)
@@ -190,9 +315,14 @@ def main(out_dir):
 
     ckpt = io.BytesIO()
     torch.save(to_nemo(params, rng), ckpt)
-    with tarfile.open(out / "tiny.nemo", "w:gz") as tar:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
         add_member(tar, "./model_config.yaml", yaml.safe_dump(CONFIG, allow_unicode=True).encode())
         add_member(tar, "./model_weights.ckpt", ckpt.getvalue())
+    # mtime 0: the same bytes on every run.
+    with gzip.GzipFile(out / "tiny.nemo", "wb", mtime=0) as nemo:
+        nemo.write(archive.getvalue())
+    make_ctc(out)
 
 
 if __name__ == "__main__":

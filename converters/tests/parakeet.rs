@@ -342,3 +342,60 @@ fn an_mlx_community_folder_without_its_weights_or_with_extra_tensors_is_refused(
     mlx::io::save_safetensors(extra.join("model.safetensors"), &weights, &BTreeMap::new()).unwrap();
     assert!(refused(&extra).contains("encoder.stray"));
 }
+
+#[test]
+fn a_transformers_ctc_folder_converts_to_the_weights_parakeet_mlx_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_hf = convert(
+        &fixtures().join("hf-ctc"),
+        dir.path(),
+        "hf",
+        ParakeetOptions::default(),
+    )
+    .unwrap();
+    let reference_folder = fixtures().join("mlx-community-ctc");
+    let from_mlx = convert(
+        &reference_folder,
+        dir.path(),
+        "mlx",
+        ParakeetOptions::default(),
+    )
+    .unwrap();
+    let reference = tensors(&reference_folder.join("model.safetensors"));
+    assert_same_tensors(&tensors(&from_hf.join("weights.safetensors")), &reference);
+    assert_same_tensors(&tensors(&from_mlx.join("weights.safetensors")), &reference);
+    // The NeMo config parakeet-mlx was built from, but for the decoding
+    // section, which transformers' folder does not describe.
+    let (hf, mlx) = (config(&from_hf), config(&from_mlx));
+    assert_eq!(hf.decoding, None);
+    assert_eq!(
+        ParakeetConfig {
+            decoding: None,
+            ..mlx
+        },
+        hf
+    );
+    assert_eq!(hf.vocabulary().len(), 12);
+    assert_eq!(hf.vocabulary()[11], "▁c11");
+}
+
+#[test]
+fn a_transformers_folder_of_another_parakeet_model_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("tdt");
+    fs::create_dir(&folder).unwrap();
+    for entry in fs::read_dir(fixtures().join("hf-ctc")).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), folder.join(entry.file_name())).unwrap();
+    }
+    let text = fs::read_to_string(folder.join("config.json")).unwrap();
+    fs::write(
+        folder.join("config.json"),
+        text.replace("\"parakeet_ctc\"", "\"parakeet_tdt\""),
+    )
+    .unwrap();
+    assert!(refused(&folder).contains("parakeet_tdt"));
+    fs::write(folder.join("config.json"), text).unwrap();
+    fs::remove_file(folder.join("tokenizer.json")).unwrap();
+    assert!(refused(&folder).contains("tokenizer.json"));
+}

@@ -9,11 +9,14 @@
 //! - a file: NVIDIA's `.nemo` archive ([`nemo`]);
 //! - a folder with `config.json` naming a NeMo `target` and
 //!   `model.safetensors`: the mlx-community / parakeet-mlx layout, checked
-//!   and rewritten.
+//!   and rewritten;
+//! - a folder with a transformers `ParakeetForCTC` (`model_type`
+//!   `parakeet_ctc`): [`hf`].
 //!
 //! Either way every tensor the config implies must be present and nothing
 //! else, so a folder that converts is one the model loads.
 
+mod hf;
 mod names;
 mod nemo;
 
@@ -61,7 +64,7 @@ pub fn convert_parakeet(source: &Path, out_dir: &Path, opts: &ParakeetOptions) -
         q.check().map_err(WriteError::from)?;
     }
     let (mut config, tensors) = if source.is_dir() {
-        read_mlx_folder(source)?
+        read_folder(source)?
     } else {
         nemo::read_nemo(source, out_dir)?
     };
@@ -76,17 +79,31 @@ pub fn convert_parakeet(source: &Path, out_dir: &Path, opts: &ParakeetOptions) -
     std::fs::write(&config_path, config.to_json()).map_err(ConvertError::io(&config_path))
 }
 
-/// An mlx-community folder: `config.json` and `model.safetensors`, already
-/// in parakeet-mlx's names and layouts.
-fn read_mlx_folder(source: &Path) -> Result<(ParakeetConfig, BTreeMap<String, Array>)> {
+/// A transformers folder (its config has a `model_type`) or an
+/// mlx-community one.
+fn read_folder(source: &Path) -> Result<(ParakeetConfig, BTreeMap<String, Array>)> {
     let config_path = source.join("config.json");
     let text = std::fs::read_to_string(&config_path).map_err(ConvertError::io(&config_path))?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| ConvertError::format(&config_path, format!("invalid JSON: {e}")))?;
-    let config = parse_config(&config_path, "the config", value)?;
+    if value.get("model_type").is_some() {
+        hf::read_hf_ctc(source)
+    } else {
+        read_mlx_folder(source, &config_path, value)
+    }
+}
+
+/// An mlx-community folder: `config.json` and `model.safetensors`, already
+/// in parakeet-mlx's names and layouts.
+fn read_mlx_folder(
+    source: &Path,
+    config_path: &Path,
+    value: serde_json::Value,
+) -> Result<(ParakeetConfig, BTreeMap<String, Array>)> {
+    let config = parse_config(config_path, "the config", value)?;
     if config.quantization.is_some() {
         return Err(ConvertError::format(
-            &config_path,
+            config_path,
             "the model is already quantized; convert an unquantized checkpoint",
         ));
     }

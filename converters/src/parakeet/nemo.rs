@@ -111,7 +111,7 @@ struct LstmLayer {
 /// sum of PyTorch's two, which are always added), and the feature
 /// extractor's buffers, the positional table and batch norm's step counter
 /// left out.
-fn from_nemo_names(
+pub(super) fn from_nemo_names(
     path: &Path,
     state: BTreeMap<String, RawTensor>,
 ) -> Result<BTreeMap<String, Array>> {
