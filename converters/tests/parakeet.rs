@@ -316,7 +316,7 @@ fn bad_nemo_files_are_refused_naming_the_file_and_the_problem() {
 }
 
 #[test]
-fn an_mlx_community_folder_without_its_weights_or_with_extra_tensors_is_refused() {
+fn an_mlx_community_folder_without_its_weights_or_with_wrong_tensors_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let no_weights = dir.path().join("no-weights");
     fs::create_dir(&no_weights).unwrap();
@@ -341,6 +341,26 @@ fn an_mlx_community_folder_without_its_weights_or_with_extra_tensors_is_refused(
     );
     mlx::io::save_safetensors(extra.join("model.safetensors"), &weights, &BTreeMap::new()).unwrap();
     assert!(refused(&extra).contains("encoder.stray"));
+
+    // A convolution left in PyTorch's layout.
+    let torch_layout = dir.path().join("torch-layout");
+    fs::create_dir(&torch_layout).unwrap();
+    fs::copy(
+        mlx_community().join("config.json"),
+        torch_layout.join("config.json"),
+    )
+    .unwrap();
+    let mut weights = tensors(&mlx_community().join("model.safetensors"));
+    let name = "encoder.layers.1.conv.depthwise_conv.weight";
+    let swapped = weights[name].swapaxes(1, 2).unwrap();
+    weights.insert(name.into(), swapped);
+    mlx::io::save_safetensors(
+        torch_layout.join("model.safetensors"),
+        &weights,
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    assert!(refused(&torch_layout).contains(&format!("{name} is [32, 1, 9], expected [32, 9, 1]")));
 }
 
 #[test]

@@ -13,8 +13,9 @@
 //! - a folder with a transformers `ParakeetForCTC` (`model_type`
 //!   `parakeet_ctc`): [`hf`].
 //!
-//! Either way every tensor the config implies must be present and nothing
-//! else, so a folder that converts is one the model loads.
+//! Whatever the source, every tensor the config implies must be present in
+//! its shape and nothing else, so a folder that converts is one the model
+//! loads.
 
 mod hf;
 mod names;
@@ -68,7 +69,7 @@ pub fn convert_parakeet(source: &Path, out_dir: &Path, opts: &ParakeetOptions) -
     } else {
         nemo::read_nemo(source, out_dir)?
     };
-    check_names(source, &config, &tensors)?;
+    check_tensors(source, &config, &tensors)?;
     let tensors = to_output(tensors, opts)?;
     config.quantization = opts.quantization;
     let weights = out_dir.join("weights.safetensors");
@@ -132,47 +133,56 @@ fn parse_config(path: &Path, what: &str, value: serde_json::Value) -> Result<Par
     Ok(config)
 }
 
-/// Refuses a checkpoint whose tensors are not exactly those of its config.
-fn check_names(
+/// Refuses a checkpoint whose tensors are not exactly those of its config,
+/// in name and shape.
+fn check_tensors(
     source: &Path,
     config: &ParakeetConfig,
     tensors: &BTreeMap<String, Array>,
 ) -> Result<()> {
-    let expected = names::expected_names(config);
-    let list = |names: Vec<&String>| {
-        let shown: Vec<&str> = names.iter().take(5).map(|n| n.as_str()).collect();
-        let more = names.len().saturating_sub(shown.len());
-        let more = if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
+    let expected = names::expected_tensors(config);
+    let list = |names: Vec<String>| {
+        let shown = names.len().min(5);
+        let more = match names.len() - shown {
+            0 => String::new(),
+            n => format!(" and {n} more"),
         };
-        format!("{}{more}", shown.join(", "))
+        format!("{}{more}", names[..shown].join(", "))
     };
-    let missing: Vec<&String> = expected
-        .iter()
-        .filter(|n| !tensors.contains_key(*n))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ConvertError::format(
-            source,
-            format!(
-                "the config's model needs tensors the checkpoint lacks: {}",
-                list(missing)
-            ),
-        ));
-    }
-    let unknown: Vec<&String> = tensors.keys().filter(|n| !expected.contains(*n)).collect();
-    if !unknown.is_empty() {
-        return Err(ConvertError::format(
-            source,
-            format!(
-                "tensors the config's model does not have: {}",
-                list(unknown)
-            ),
-        ));
-    }
-    Ok(())
+    let refuse = |what: &str, names: Vec<String>| {
+        if names.is_empty() {
+            Ok(())
+        } else {
+            Err(ConvertError::format(
+                source,
+                format!("{what}: {}", list(names)),
+            ))
+        }
+    };
+    refuse(
+        "the config's model needs tensors the checkpoint lacks",
+        expected
+            .keys()
+            .filter(|n| !tensors.contains_key(*n))
+            .cloned()
+            .collect(),
+    )?;
+    refuse(
+        "tensors the config's model does not have",
+        tensors
+            .keys()
+            .filter(|n| !expected.contains_key(*n))
+            .cloned()
+            .collect(),
+    )?;
+    refuse(
+        "tensors whose shapes differ from the config's (MLX layout)",
+        tensors
+            .iter()
+            .filter(|(n, a)| expected[*n] != a.shape())
+            .map(|(n, a)| format!("{n} is {:?}, expected {:?}", a.shape(), expected[n]))
+            .collect(),
+    )
 }
 
 /// Whether `name` is a linear layer's weight: the 2-D `.weight`s but the
