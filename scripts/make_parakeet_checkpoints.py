@@ -36,6 +36,8 @@ sizes, seeded random parameters and batch-norm statistics):
                             layouts, loaded strictly into parakeet-mlx's
                             ParakeetCTC built from the equivalent NeMo config
                             (which so checks the mapping), and that config
+  tiny-ctc.nemo             the same model as NeMo saves it (transformers'
+                            names turned back to NeMo's, PyTorch layouts)
 
 Usage:
   ~/.cache/mlx-asr/peers-venv/bin/python scripts/make_parakeet_checkpoints.py \
@@ -89,7 +91,7 @@ CONFIG = {
         "subsampling_factor": 8,
         "subsampling_conv_channels": 8,
         "causal_downsampling": False,
-        "ff_expansion_factor": 4,
+        "ff_expansion_factor": 2,
         "self_attention_model": "rel_pos",
         "n_heads": 4,
         "att_context_size": [-1, -1],
@@ -270,11 +272,13 @@ def make_ctc(out):
 
     mlx_model = from_config(json.loads(json.dumps(CTC_CONFIG)))
     weights = []
+    nemo_state = {}
     for name, t in model.state_dict().items():
-        if name.endswith("num_batches_tracked"):
-            continue
         for hf, nemo in HF_TO_NEMO:
             name = name.replace(hf, nemo)
+        nemo_state[name] = t
+        if name.endswith("num_batches_tracked"):
+            continue
         value = t.numpy()
         if value.ndim == 3:
             value = value.transpose(0, 2, 1)
@@ -290,6 +294,19 @@ def make_ctc(out):
         metadata={"format": "mlx"},
     )
     (mlx_dir / "config.json").write_text(json.dumps(CTC_CONFIG, indent=2))
+    write_nemo(out / "tiny-ctc.nemo", CTC_CONFIG, nemo_state)
+
+
+def write_nemo(path, config, state):
+    ckpt = io.BytesIO()
+    torch.save(state, ckpt)
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        add_member(tar, "./model_config.yaml", yaml.safe_dump(config, allow_unicode=True).encode())
+        add_member(tar, "./model_weights.ckpt", ckpt.getvalue())
+    # mtime 0: the same bytes on every run.
+    with gzip.GzipFile(path, "wb", mtime=0) as nemo:
+        nemo.write(archive.getvalue())
 
 
 def add_member(tar, name, data):
@@ -313,15 +330,7 @@ def main(out_dir):
     )
     (out / "mlx-community" / "config.json").write_text(json.dumps(CONFIG, indent=2))
 
-    ckpt = io.BytesIO()
-    torch.save(to_nemo(params, rng), ckpt)
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        add_member(tar, "./model_config.yaml", yaml.safe_dump(CONFIG, allow_unicode=True).encode())
-        add_member(tar, "./model_weights.ckpt", ckpt.getvalue())
-    # mtime 0: the same bytes on every run.
-    with gzip.GzipFile(out / "tiny.nemo", "wb", mtime=0) as nemo:
-        nemo.write(archive.getvalue())
+    write_nemo(out / "tiny.nemo", CONFIG, to_nemo(params, rng))
     make_ctc(out)
 
 

@@ -1,7 +1,9 @@
-//! Parakeet conversions of a tiny random hybrid TDT + CTC model saved by
-//! scripts/make_parakeet_checkpoints.py in NeMo's `.nemo` and in
-//! mlx-community's layout: both must give the same folder, whose tensors
-//! are parakeet-mlx's own, and bad inputs are refused naming the file.
+//! Parakeet conversions of the tiny random models that
+//! scripts/make_parakeet_checkpoints.py saves: a hybrid TDT + CTC model in
+//! NeMo's `.nemo` and in mlx-community's layout, and a CTC model made by
+//! transformers, as NeMo saves it and as parakeet-mlx loads it. Every source
+//! of one model must give the same folder, whose tensors are parakeet-mlx's
+//! own, and bad inputs are refused naming the file.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -164,7 +166,7 @@ fn q8_quantizes_exactly_the_linear_weights_whose_rows_fill_groups() {
         .keys()
         .filter_map(|n| n.strip_suffix(".scales"))
         .collect();
-    // In-dims: attention and feed-forward 32 or 128, the joint's encoder
+    // In-dims: attention and feed-forward 32 or 64, the joint's encoder
     // projection 32; the subsampling output (16), the joint's prediction
     // projection (16) and output (24) do not fill a group of 32.
     let mut expected = vec!["joint.enc".to_string()];
@@ -364,12 +366,19 @@ fn an_mlx_community_folder_without_its_weights_or_with_wrong_tensors_is_refused(
 }
 
 #[test]
-fn a_transformers_ctc_folder_converts_to_the_weights_parakeet_mlx_loads() {
+fn a_transformers_ctc_folder_and_a_ctc_nemo_convert_to_the_weights_parakeet_mlx_loads() {
     let dir = tempfile::tempdir().unwrap();
     let from_hf = convert(
         &fixtures().join("hf-ctc"),
         dir.path(),
         "hf",
+        ParakeetOptions::default(),
+    )
+    .unwrap();
+    let from_nemo = convert(
+        &fixtures().join("tiny-ctc.nemo"),
+        dir.path(),
+        "nemo",
         ParakeetOptions::default(),
     )
     .unwrap();
@@ -384,6 +393,8 @@ fn a_transformers_ctc_folder_converts_to_the_weights_parakeet_mlx_loads() {
     let reference = tensors(&reference_folder.join("model.safetensors"));
     assert_same_tensors(&tensors(&from_hf.join("weights.safetensors")), &reference);
     assert_same_tensors(&tensors(&from_mlx.join("weights.safetensors")), &reference);
+    assert_same_tensors(&tensors(&from_nemo.join("weights.safetensors")), &reference);
+    assert_eq!(config(&from_nemo), config(&from_mlx));
     // The NeMo config parakeet-mlx was built from, but for the decoding
     // section, which transformers' folder does not describe.
     let (hf, mlx) = (config(&from_hf), config(&from_mlx));
