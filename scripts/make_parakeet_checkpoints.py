@@ -38,6 +38,8 @@ sizes, seeded random parameters and batch-norm statistics):
                             (which so checks the mapping), and that config
   tiny-ctc.nemo             the same model as NeMo saves it (transformers'
                             names turned back to NeMo's, PyTorch layouts)
+  hf-tdt/, mlx-community-tdt/
+                            the same for a TDT model (`ParakeetForTDT`)
 
 Usage:
   ~/.cache/mlx-asr/peers-venv/bin/python scripts/make_parakeet_checkpoints.py \
@@ -55,7 +57,13 @@ import numpy as np
 import torch
 import yaml
 from tokenizers import Tokenizer, models
-from transformers import ParakeetCTCConfig, ParakeetFeatureExtractor, ParakeetForCTC
+from transformers import (
+    ParakeetCTCConfig,
+    ParakeetFeatureExtractor,
+    ParakeetForCTC,
+    ParakeetForTDT,
+    ParakeetTDTConfig,
+)
 from mlx.utils import tree_flatten, tree_unflatten
 from parakeet_mlx.utils import from_config
 
@@ -236,64 +244,131 @@ HF_TO_NEMO = [
     (".relative_k_proj.", ".linear_pos."),
     (".bias_u", ".pos_bias_u"),
     (".bias_v", ".pos_bias_v"),
+    ("decoder.embedding.", "decoder.prediction.embed."),
+    ("decoder.lstm.", "decoder.prediction.dec_rnn.lstm."),
+    ("decoder.decoder_projector.", "joint.pred."),
+    ("encoder_projector.", "joint.enc."),
+    ("joint.head.", "joint.joint_net.2."),
 ]
 
+TDT_CONFIG = {
+    **CTC_CONFIG,
+    "target": "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel",
+    "model_defaults": {"tdt_durations": DURATIONS},
+    "decoder": {
+        "blank_as_pad": True,
+        "vocab_size": len(CTC_VOCAB),
+        "prednet": {"pred_hidden": 16, "pred_rnn_layers": 2},
+    },
+    "joint": {
+        "num_classes": len(CTC_VOCAB),
+        "vocabulary": CTC_VOCAB,
+        "jointnet": {
+            "joint_hidden": 16,
+            "activation": "relu",
+            "encoder_hidden": 32,
+            "pred_hidden": 16,
+        },
+        "num_extra_outputs": len(DURATIONS),
+    },
+    "decoding": {"model_type": "tdt", "durations": DURATIONS, "greedy": None},
+}
 
-def make_ctc(out):
-    torch.manual_seed(26)
-    hf_config = ParakeetCTCConfig(
-        vocab_size=len(CTC_VOCAB) + 1,
-        pad_token_id=len(CTC_VOCAB),
-        encoder_config=dict(
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=4,
-            intermediate_size=64,
-            subsampling_conv_channels=8,
-            num_mel_bins=16,
-            conv_kernel_size=9,
-            max_position_embeddings=5000,
-            scale_input=False,
-        ),
-    )
-    model = ParakeetForCTC(hf_config).eval()
+ENCODER = dict(
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=4,
+    intermediate_size=64,
+    subsampling_conv_channels=8,
+    num_mel_bins=16,
+    conv_kernel_size=9,
+    max_position_embeddings=5000,
+    scale_input=False,
+)
+
+
+def randomize(model):
     with torch.no_grad():
         for name, t in model.state_dict().items():
             if t.is_floating_point():
                 t.copy_(torch.randn(t.shape) * 0.2)
                 if name.endswith("running_var"):
                     t.abs_().add_(0.5)
-    hf_dir = out / "hf-ctc"
+
+
+def save_hf(model, hf_dir):
+    """save_pretrained's folder plus the vocabulary and front end."""
     model.save_pretrained(hf_dir)
     ParakeetFeatureExtractor(feature_size=16).save_pretrained(hf_dir)
     tokenizer = Tokenizer(models.Unigram([(p, -1.0) for p in CTC_VOCAB], unk_id=0))
     tokenizer.add_special_tokens(["<pad>"])
     tokenizer.save(str(hf_dir / "tokenizer.json"))
 
-    mlx_model = from_config(json.loads(json.dumps(CTC_CONFIG)))
-    weights = []
+
+def save_mlx(model, config, mlx_dir):
+    """`model`'s weights under NeMo's names, loaded strictly into
+    parakeet-mlx's model of `config` and saved in mlx-community's layout;
+    returns NeMo's state dict."""
+    mlx_model = from_config(json.loads(json.dumps(config)))
     nemo_state = {}
     for name, t in model.state_dict().items():
         for hf, nemo in HF_TO_NEMO:
             name = name.replace(hf, nemo)
         nemo_state[name] = t
+    weights = {}
+    for name, t in nemo_state.items():
+        value = t.numpy()
         if name.endswith("num_batches_tracked"):
             continue
-        value = t.numpy()
+        if ".dec_rnn.lstm." in name:
+            prefix, part = name.rsplit(".", 1)
+            kind, layer = part.rsplit("_l", 1)
+            key = f"{prefix}.{layer}." + {"weight_ih": "Wx", "weight_hh": "Wh"}.get(kind, "bias")
+            weights[key] = weights.get(key, 0) + value
+            continue
         if value.ndim == 3:
             value = value.transpose(0, 2, 1)
         elif value.ndim == 4:
             value = value.transpose(0, 2, 3, 1)
-        weights.append((name, mx.array(value)))
-    mlx_model.load_weights(weights, strict=True)
-    mlx_dir = out / "mlx-community-ctc"
+        weights[name] = value
+    mlx_model.load_weights([(k, mx.array(v)) for k, v in weights.items()], strict=True)
     mlx_dir.mkdir(exist_ok=True)
     mx.save_safetensors(
         str(mlx_dir / "model.safetensors"),
         dict(tree_flatten(mlx_model.parameters())),
         metadata={"format": "mlx"},
     )
-    (mlx_dir / "config.json").write_text(json.dumps(CTC_CONFIG, indent=2))
+    (mlx_dir / "config.json").write_text(json.dumps(config, indent=2))
+    return nemo_state
+
+
+def make_tdt(out):
+    torch.manual_seed(27)
+    hf_config = ParakeetTDTConfig(
+        vocab_size=len(CTC_VOCAB) + 1,
+        blank_token_id=len(CTC_VOCAB),
+        pad_token_id=0,
+        decoder_hidden_size=16,
+        num_decoder_layers=2,
+        durations=DURATIONS,
+        hidden_act="relu",
+        encoder_config=ENCODER,
+    )
+    model = ParakeetForTDT(hf_config).eval()
+    randomize(model)
+    save_hf(model, out / "hf-tdt")
+    save_mlx(model, TDT_CONFIG, out / "mlx-community-tdt")
+
+
+def make_ctc(out):
+    torch.manual_seed(26)
+    hf_config = ParakeetCTCConfig(
+        vocab_size=len(CTC_VOCAB) + 1, pad_token_id=len(CTC_VOCAB), encoder_config=ENCODER
+    )
+    model = ParakeetForCTC(hf_config).eval()
+    randomize(model)
+    save_hf(model, out / "hf-ctc")
+    nemo_state = save_mlx(model, CTC_CONFIG, out / "mlx-community-ctc")
     write_nemo(out / "tiny-ctc.nemo", CTC_CONFIG, nemo_state)
 
 
@@ -332,6 +407,7 @@ def main(out_dir):
 
     write_nemo(out / "tiny.nemo", CONFIG, to_nemo(params, rng))
     make_ctc(out)
+    make_tdt(out)
 
 
 if __name__ == "__main__":

@@ -411,6 +411,57 @@ fn a_transformers_ctc_folder_and_a_ctc_nemo_convert_to_the_weights_parakeet_mlx_
 }
 
 #[test]
+fn a_transformers_tdt_folder_converts_to_the_model_and_config_parakeet_mlx_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_hf = convert(
+        &fixtures().join("hf-tdt"),
+        dir.path(),
+        "hf",
+        ParakeetOptions::default(),
+    )
+    .unwrap();
+    let reference_folder = fixtures().join("mlx-community-tdt");
+    let from_mlx = convert(
+        &reference_folder,
+        dir.path(),
+        "mlx",
+        ParakeetOptions::default(),
+    )
+    .unwrap();
+    let reference = tensors(&reference_folder.join("model.safetensors"));
+    let hf_tensors = tensors(&from_hf.join("weights.safetensors"));
+    assert_same_tensors(&tensors(&from_mlx.join("weights.safetensors")), &reference);
+    // Each LSTM bias is the sum of PyTorch's two, as in the reference, but
+    // summed by another library.
+    for (name, x) in &hf_tensors {
+        let (got, want) = (
+            x.to_vec::<f32>().unwrap(),
+            reference[name].to_vec::<f32>().unwrap(),
+        );
+        let off = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let exact = !name.contains(".dec_rnn.lstm.");
+        assert!(
+            if exact { off == 0.0 } else { off < 1e-6 },
+            "{name}: off by {off}"
+        );
+        assert_eq!(x.shape(), reference[name].shape(), "{name}");
+    }
+    assert_eq!(hf_tensors.len(), reference.len());
+    let config = config(&from_hf);
+    assert_eq!(config, self::config(&from_mlx));
+    assert_eq!(
+        config.head(),
+        Ok(asr_models::parakeet::Head::Tdt {
+            durations: vec![0, 1, 2, 3, 4]
+        })
+    );
+}
+
+#[test]
 fn a_transformers_folder_of_another_parakeet_model_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("tdt");
@@ -422,10 +473,10 @@ fn a_transformers_folder_of_another_parakeet_model_is_refused() {
     let text = fs::read_to_string(folder.join("config.json")).unwrap();
     fs::write(
         folder.join("config.json"),
-        text.replace("\"parakeet_ctc\"", "\"parakeet_tdt\""),
+        text.replace("\"parakeet_ctc\"", "\"parakeet_encoder\""),
     )
     .unwrap();
-    assert!(refused(&folder).contains("parakeet_tdt"));
+    assert!(refused(&folder).contains("parakeet_encoder"));
     fs::write(folder.join("config.json"), text).unwrap();
     fs::remove_file(folder.join("tokenizer.json")).unwrap();
     assert!(refused(&folder).contains("tokenizer.json"));

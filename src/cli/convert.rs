@@ -42,6 +42,9 @@ linear layers:
                              TDT-CTC models
   mlx-community folder       config.json (NeMo's config) + model.safetensors
                              in parakeet-mlx's names, checked and rewritten
+  transformers folder        ParakeetForCTC/RNNT/TDT (config.json,
+                             model.safetensors, tokenizer.json,
+                             preprocessor_config.json)
   Output: config.json (NeMo's config, `quantization` when quantized) and
   weights.safetensors in parakeet-mlx's names and MLX layouts.
 

@@ -1,5 +1,7 @@
-//! A transformers `ParakeetForCTC` folder: `config.json` (`model_type`
-//! `parakeet_ctc`, the encoder under `encoder_config`), `model.safetensors`
+//! A transformers Parakeet folder (`ParakeetForCTC`, `ParakeetForRNNT` or
+//! `ParakeetForTDT`): `config.json` (`model_type` `parakeet_ctc`,
+//! `parakeet_rnnt` or `parakeet_tdt`, the encoder under `encoder_config`,
+//! the prediction network's and joint's sizes beside it), `model.safetensors`
 //! or `pytorch_model.bin` (Hugging Face's module names, PyTorch layouts),
 //! `tokenizer.json` (the vocabulary; blank is the last id) and
 //! `preprocessor_config.json` (the front end; transformers' defaults when
@@ -9,7 +11,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use asr_models::parakeet::config::{CtcHeadConfig, DecoderConfig, CTC_TARGET};
+use asr_models::parakeet::config::{
+    CtcHeadConfig, DecoderConfig, DecodingConfig, JointConfig, JointNetConfig, ModelDefaults,
+    PredNetConfig, PredictionConfig, CTC_TARGET, RNNT_TARGET,
+};
 use asr_models::parakeet::{
     EncoderConfig, FeatureWindow, Normalization, ParakeetConfig, PreprocessConfig,
 };
@@ -21,14 +26,16 @@ use super::nemo::from_nemo_names;
 use crate::error::{ConvertError, Result};
 use crate::state_dict::load_state_dict;
 
-/// The `model_type` of a transformers Parakeet CTC config.
-const MODEL_TYPE: &str = "parakeet_ctc";
+/// The `model_type`s of transformers' Parakeet configs.
+const CTC: &str = "parakeet_ctc";
+const RNNT: &str = "parakeet_rnnt";
+const TDT: &str = "parakeet_tdt";
 
 /// The checkpoint files a Hugging Face folder may hold, in preference order.
 const CHECKPOINTS: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
 
 /// transformers' module names and NeMo's for the same module.
-const HF_TO_NEMO: [(&str, &str); 11] = [
+const HF_TO_NEMO: [(&str, &str); 16] = [
     ("encoder.subsampling.layers.", "encoder.pre_encode.conv."),
     ("encoder.subsampling.linear.", "encoder.pre_encode.out."),
     (".conv.norm.", ".conv.batch_norm."),
@@ -40,15 +47,33 @@ const HF_TO_NEMO: [(&str, &str); 11] = [
     (".relative_k_proj.", ".linear_pos."),
     (".bias_u", ".pos_bias_u"),
     (".bias_v", ".pos_bias_v"),
+    // transformers applies the joint's projection of the prediction
+    // network's output in the decoder, and the encoder's in the model.
+    ("decoder.embedding.", "decoder.prediction.embed."),
+    ("decoder.lstm.", "decoder.prediction.dec_rnn.lstm."),
+    ("decoder.decoder_projector.", "joint.pred."),
+    ("encoder_projector.", "joint.enc."),
+    ("joint.head.", "joint.joint_net.2."),
 ];
 
-/// What conversion needs of `ParakeetCTCConfig`.
+/// What conversion needs of `ParakeetCTCConfig`, `ParakeetRNNTConfig` and
+/// `ParakeetTDTConfig`.
 #[derive(Deserialize)]
 struct HfConfig {
     model_type: String,
+    /// Tokens and blank.
     vocab_size: i32,
+    /// CTC's blank.
     pad_token_id: Option<i32>,
+    /// A transducer's blank.
+    blank_token_id: Option<i32>,
     encoder_config: HfEncoder,
+    /// The prediction network's width, which is also the joint's.
+    decoder_hidden_size: Option<i32>,
+    num_decoder_layers: Option<i32>,
+    /// The joint's activation.
+    hidden_act: Option<String>,
+    durations: Option<Vec<i32>>,
 }
 
 /// `ParakeetEncoderConfig`, its defaults for keys older files leave out.
@@ -134,29 +159,32 @@ pub(super) fn read_hf_ctc(source: &Path) -> Result<(ParakeetConfig, BTreeMap<Str
     let config_path = source.join("config.json");
     let hf: HfConfig = read_json(&config_path, "a transformers Parakeet CTC config")?;
     let refuse = |message: String| ConvertError::format(&config_path, message);
-    if hf.model_type != MODEL_TYPE {
-        return Err(refuse(format!(
-            "model_type is {:?}; of transformers' Parakeet models only {MODEL_TYPE:?} converts",
-            hf.model_type
-        )));
-    }
     let blank = hf.vocab_size - 1;
-    if hf.pad_token_id.is_some_and(|pad| pad != blank) {
+    let (blank_name, blank_id) = match hf.model_type.as_str() {
+        CTC => ("pad_token_id", hf.pad_token_id),
+        RNNT | TDT => ("blank_token_id", hf.blank_token_id),
+        other => {
+            return Err(refuse(format!(
+                "model_type is {other:?}; expected one of transformers' Parakeet models \
+                 ({CTC:?}, {RNNT:?}, {TDT:?})"
+            )))
+        }
+    };
+    if blank_id.is_some_and(|id| id != blank) {
         return Err(refuse(format!(
-            "pad_token_id (CTC's blank) is {:?}, expected the last id {blank}",
-            hf.pad_token_id
+            "{blank_name} (the blank) is {blank_id:?}, expected the last id {blank}"
         )));
     }
     let encoder = encoder_config(&hf.encoder_config).map_err(refuse)?;
     let preprocessor = preprocessor_config(source, encoder.feat_in)?;
     let vocabulary = vocabulary(&source.join("tokenizer.json"), blank)?;
-    let config = ParakeetConfig {
+    let mut config = ParakeetConfig {
         target: CTC_TARGET.into(),
         preprocessor,
         decoder: DecoderConfig::Ctc(CtcHeadConfig {
             feat_in: encoder.d_model,
             num_classes: vocabulary.len() as i32,
-            vocabulary,
+            vocabulary: vocabulary.clone(),
         }),
         encoder,
         joint: None,
@@ -165,6 +193,9 @@ pub(super) fn read_hf_ctc(source: &Path) -> Result<(ParakeetConfig, BTreeMap<Str
         aux_ctc: None,
         quantization: None,
     };
+    if hf.model_type != CTC {
+        transducer(&hf, &mut config, vocabulary).map_err(refuse)?;
+    }
     config
         .validate()
         .map_err(|e| ConvertError::format(&config_path, e))?;
@@ -183,6 +214,58 @@ pub(super) fn read_hf_ctc(source: &Path) -> Result<(ParakeetConfig, BTreeMap<Str
         .map(|(name, raw)| (nemo_name(&name), raw))
         .collect();
     Ok((config, from_nemo_names(&checkpoint, state)?))
+}
+
+/// Makes `config` NeMo's transducer (TDT when `hf` lists durations) with
+/// transformers' prediction network and joint, whose hidden widths are one.
+fn transducer(
+    hf: &HfConfig,
+    config: &mut ParakeetConfig,
+    vocabulary: Vec<String>,
+) -> std::result::Result<(), String> {
+    let missing = |key: &str| format!("no {key} in a transducer's config");
+    let hidden = hf
+        .decoder_hidden_size
+        .ok_or_else(|| missing("decoder_hidden_size"))?;
+    let layers = hf
+        .num_decoder_layers
+        .ok_or_else(|| missing("num_decoder_layers"))?;
+    let tokens = vocabulary.len() as i32;
+    let durations = match (hf.model_type.as_str(), &hf.durations) {
+        (TDT, Some(d)) => Some(d.clone()),
+        (TDT, None) => return Err(missing("durations")),
+        _ => None,
+    };
+    config.target = RNNT_TARGET.into();
+    config.decoder = DecoderConfig::Prediction(PredictionConfig {
+        blank_as_pad: true,
+        vocab_size: tokens,
+        prednet: PredNetConfig {
+            pred_hidden: hidden,
+            pred_rnn_layers: layers,
+        },
+    });
+    config.joint = Some(JointConfig {
+        num_classes: tokens,
+        vocabulary,
+        jointnet: JointNetConfig {
+            joint_hidden: hidden,
+            activation: hf.hidden_act.clone().unwrap_or_else(|| "relu".into()),
+            encoder_hidden: config.encoder.d_model,
+            pred_hidden: hidden,
+        },
+        num_extra_outputs: durations.as_ref().map_or(0, |d| d.len() as i32),
+    });
+    if let Some(durations) = durations {
+        config.decoding = Some(DecodingConfig {
+            model_type: Some("tdt".into()),
+            durations: Some(durations.clone()),
+        });
+        config.model_defaults = Some(ModelDefaults {
+            tdt_durations: Some(durations),
+        });
+    }
+    Ok(())
 }
 
 /// NeMo's name of transformers' tensor `name`.

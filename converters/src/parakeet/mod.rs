@@ -10,8 +10,8 @@
 //! - a folder with `config.json` naming a NeMo `target` and
 //!   `model.safetensors`: the mlx-community / parakeet-mlx layout, checked
 //!   and rewritten;
-//! - a folder with a transformers `ParakeetForCTC` (`model_type`
-//!   `parakeet_ctc`): [`hf`].
+//! - a folder with a transformers Parakeet model (its config has a
+//!   `model_type`: CTC, RNN-T or TDT): [`hf`].
 //!
 //! Whatever the source, every tensor the config implies must be present in
 //! its shape and nothing else, so a folder that converts is one the model
