@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Tiny random Parakeet checkpoints in the two published layouts, for the
-converter tests (converters/tests/parakeet.rs).
+"""Tiny random Parakeet checkpoints in NeMo's, mlx-community's and
+transformers' layouts, for the converter tests
+(converters/tests/parakeet.rs). Outputs are the same bytes on every run.
 
 A hybrid TDT + CTC model (NeMo's EncDecHybridRNNTCTCBPEModel, so that the
 encoder, the LSTM prediction network, the joint and the CTC head are all
