@@ -3,8 +3,8 @@
 //! Readers turn published formats into [`RawTensor`]s (host bytes); the
 //! Whisper module maps them onto one canonical layout and writes MLX weights;
 //! the voice-activity and speaker models (`silero`, `segmentation`,
-//! `speaker_encoder`) and the wav2vec2 CTC model (`wav2vec2`) have a converter
-//! each.
+//! `speaker_encoder`), the wav2vec2 CTC model (`wav2vec2`) and Parakeet
+//! (`parakeet`) have a converter each.
 
 pub mod atomic;
 pub mod cache_lock;
@@ -13,6 +13,7 @@ pub mod error;
 pub mod hub;
 pub mod onnx;
 pub mod out_folder;
+pub mod parakeet;
 pub mod pickle;
 pub mod registry;
 pub mod safetensors;

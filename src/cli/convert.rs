@@ -1,17 +1,20 @@
-//! `pipeline convert`: a Whisper checkpoint, or the weights of a voice or
-//! speaker model, written as an MLX model folder.
+//! `pipeline convert`: a Whisper or Parakeet checkpoint, or the weights of a
+//! voice, speaker or alignment model, written as an MLX model folder.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use asr_converters::out_folder::convert_into_folder;
+use asr_converters::parakeet::{convert_parakeet, ParakeetOptions};
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
 use asr_converters::{segmentation, silero, speaker_encoder, wav2vec2, ConvertError};
 use asr_pipeline::{Quantization, Quantize};
 
 use super::progress::progress_bar;
 
-pub const LONG_HELP: &str = "Convert a Whisper checkpoint into an MLX model folder.
+pub const LONG_HELP: &str =
+    "Convert a Whisper checkpoint (or, with --family, another model's) into an
+MLX model folder.
 
 Input formats (--from):
   CTranslate2 model folder   model.bin + config.json, as faster-whisper uses
@@ -31,6 +34,19 @@ Output (--out): a folder that this project and Python mlx-whisper both load:
                        `quantization` {group_size, bits} when quantized
   weights.safetensors  mlx-whisper names; conv weights channels-last
   tokenizer files      copied from the input folder when present
+
+Parakeet (--family parakeet), f32 unless --dtype, --quantize applying to
+linear layers:
+  NVIDIA .nemo file          a tar (possibly gzip'd) of model_config.yaml and
+                             model_weights.ckpt; CTC, RNN-T, TDT and hybrid
+                             TDT-CTC models
+  mlx-community folder       config.json (NeMo's config) + model.safetensors
+                             in parakeet-mlx's names, checked and rewritten
+  transformers folder        ParakeetForCTC/RNNT/TDT (config.json,
+                             model.safetensors, tokenizer.json,
+                             preprocessor_config.json)
+  Output: config.json (NeMo's config, `quantization` when quantized) and
+  weights.safetensors in parakeet-mlx's names and MLX layouts.
 
 Other families (--family), written in f32 without quantization:
   silero-vad             Silero VAD v6's 16 kHz ONNX export (its weights
@@ -60,7 +76,8 @@ pub struct ConvertArgs {
     /// What the checkpoint holds.
     #[arg(long, value_enum, default_value_t = Family::Whisper)]
     family: Family,
-    /// Floating-point type of the written weights (Whisper; f16 when unset).
+    /// Floating-point type of the written weights (Whisper: f16 when unset;
+    /// Parakeet: f32).
     #[arg(long, value_enum)]
     dtype: Option<DtypeArg>,
     /// Affine-quantize linear and embedding weights (norms, convolutions and
@@ -83,6 +100,7 @@ enum Family {
     PyannoteSegmentation,
     Resemblyzer,
     Wav2vec2,
+    Parakeet,
 }
 
 #[derive(Copy, Clone, clap::ValueEnum)]
@@ -102,6 +120,7 @@ fn parse_group_size(text: &str) -> Result<i32, String> {
 pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
     let convert: fn(&Path, &Path) -> Result<(), ConvertError> = match args.family {
         Family::Whisper => return convert_whisper_checkpoint(args, quiet),
+        Family::Parakeet => return convert_parakeet_checkpoint(args),
         Family::SileroVad => silero::convert_silero,
         Family::PyannoteSegmentation => segmentation::convert_segmentation,
         Family::Resemblyzer => speaker_encoder::convert_resemblyzer,
@@ -111,20 +130,38 @@ pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
         Family::Wav2vec2 => wav2vec2::convert_wav2vec2,
     };
     if args.dtype.is_some() || args.quantize.is_some() {
-        anyhow::bail!("--dtype and --quantize apply to Whisper checkpoints only; this family is written in f32");
+        anyhow::bail!("--dtype and --quantize apply to Whisper and Parakeet checkpoints only; this family is written in f32");
     }
     convert_into_folder(&args.from, &args.out, args.force, convert)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }
 
+fn output_dtype(arg: DtypeArg) -> OutputDtype {
+    match arg {
+        DtypeArg::F32 => OutputDtype::F32,
+        DtypeArg::F16 => OutputDtype::F16,
+        DtypeArg::Bf16 => OutputDtype::BF16,
+    }
+}
+
+fn convert_parakeet_checkpoint(args: ConvertArgs) -> Result<()> {
+    let opts = ParakeetOptions {
+        dtype: output_dtype(args.dtype.unwrap_or(DtypeArg::F32)),
+        quantization: args
+            .quantize
+            .and_then(|q| q.with_group_size(args.group_size).weights),
+    };
+    convert_into_folder(&args.from, &args.out, args.force, |from, out| {
+        convert_parakeet(from, out, &opts)
+    })?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
 fn convert_whisper_checkpoint(args: ConvertArgs, quiet: bool) -> Result<()> {
     let opts = WriteOptions {
-        dtype: match args.dtype.unwrap_or(DtypeArg::F16) {
-            DtypeArg::F32 => OutputDtype::F32,
-            DtypeArg::F16 => OutputDtype::F16,
-            DtypeArg::Bf16 => OutputDtype::BF16,
-        },
+        dtype: output_dtype(args.dtype.unwrap_or(DtypeArg::F16)),
         quantization: args
             .quantize
             .and_then(|q| q.with_group_size(args.group_size).weights),

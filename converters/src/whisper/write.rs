@@ -28,7 +28,7 @@ pub enum OutputDtype {
 }
 
 impl OutputDtype {
-    fn mlx(self) -> Dtype {
+    pub(crate) fn mlx(self) -> Dtype {
         match self {
             OutputDtype::F32 => Dtype::F32,
             OutputDtype::F16 => Dtype::F16,
@@ -147,6 +147,22 @@ pub fn raw_to_array(t: &RawTensor) -> mlx::Result<Array> {
     Array::from_bytes(&t.data, &shape, mlx_dtype(t.dtype))
 }
 
+/// Inserts `name` (a `*.weight` matrix) affine-quantized as MLX stores it:
+/// the packed `weight` with its `scales` and `biases` beside it.
+pub(crate) fn insert_quantized(
+    out: &mut BTreeMap<String, Array>,
+    name: &str,
+    array: &Array,
+    q: Quantization,
+) -> mlx::Result<()> {
+    let m = QuantizedMatrix::quantize(array, q.group_size, q.bits)?;
+    let prefix = name.strip_suffix(".weight").unwrap_or(name);
+    out.insert(format!("{prefix}.scales"), m.scales);
+    out.insert(format!("{prefix}.biases"), m.biases);
+    out.insert(name.to_string(), m.weight);
+    Ok(())
+}
+
 fn to_mlx_tensors(
     weights: &WhisperWeights,
     opts: &WriteOptions,
@@ -171,13 +187,7 @@ fn to_mlx_tensors(
             .quantization
             .filter(|q| is_quantizable(name) && group_fits(q))
         {
-            Some(q) => {
-                let m = QuantizedMatrix::quantize(&array, q.group_size, q.bits).map_err(mlx_err)?;
-                let prefix = name.strip_suffix(".weight").unwrap_or(name);
-                out.insert(format!("{prefix}.scales"), m.scales);
-                out.insert(format!("{prefix}.biases"), m.biases);
-                out.insert(name.clone(), m.weight);
-            }
+            Some(q) => insert_quantized(&mut out, name, &array, q).map_err(mlx_err)?,
             None => {
                 out.insert(name.clone(), array);
             }
