@@ -1,0 +1,141 @@
+//! Parakeet's FastConformer encoder against parakeet-mlx 0.6.0's on a tiny
+//! random model (fixtures from scripts/make_parakeet_encoder_fixtures.py,
+//! MLX CPU float32 both sides): the subsampling's output and the encoder's,
+//! at two input lengths that are not multiples of the subsampling factor,
+//! with full attention and with local attention (±5 frames; the reference's
+//! two Metal kernels replaced by plain MLX ops on the CPU, see the script).
+
+mod common;
+
+use std::path::Path;
+
+use asr_models::model_config::ModelConfig;
+use asr_models::parakeet::encoder::AttentionSpan;
+use asr_models::parakeet::{Encoder, ParakeetConfig};
+use asr_models::weights::Weights;
+use mlx::Array;
+
+const NPZ: &str = "parakeet-encoder-tiny.npz";
+/// Largest absolute difference allowed from parakeet-mlx's outputs (values
+/// are of order 1 after each layer's final layer norm).
+const TOLERANCE: f64 = 1e-4;
+
+fn encoder() -> (ParakeetConfig, Encoder) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parakeet_encoder_tiny");
+    let config = ParakeetConfig::load(&dir.join("config.json")).unwrap();
+    let weights = Weights::load(&dir.join("weights.safetensors"), config.quantization).unwrap();
+    let encoder = Encoder::load(&weights, "encoder", &config.encoder).unwrap();
+    (config, encoder)
+}
+
+fn npz_array(name: &str, shape: &[i32]) -> Array {
+    let values: Vec<f32> = common::npz_values(NPZ, name)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    Array::from_slice(&values, shape).unwrap()
+}
+
+/// Largest absolute difference of `ours` from the reference array `name`,
+/// after checking the shapes agree.
+fn max_error(ours: &Array, name: &str, shape: &[i32]) -> f64 {
+    assert_eq!(ours.shape(), shape, "{name}");
+    let reference = common::npz_values(NPZ, name);
+    let ours = ours.to_vec::<f32>().unwrap();
+    assert_eq!(ours.len(), reference.len(), "{name}");
+    ours.iter()
+        .zip(&reference)
+        .map(|(&a, &b)| (f64::from(a) - b).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn matches_parakeet_mlx() {
+    let (config, encoder) = encoder();
+    let (feat, d) = (config.encoder.feat_in, config.encoder.d_model);
+    for (input, output, batch, frames) in [
+        ("features", "encoded", 2, 251),
+        ("features_short", "encoded_short", 1, 100),
+    ] {
+        let features = npz_array(input, &[batch, frames, feat]);
+        let out_frames = encoder.output_frames(frames as usize) as i32;
+        let encoded = encoder.forward(&features).unwrap();
+        let err = max_error(&encoded, output, &[batch, out_frames, d]);
+        eprintln!("{output}: max abs error {err:.2e}");
+        assert!(err < TOLERANCE, "{output}: max abs error {err}");
+    }
+}
+
+#[test]
+fn local_attention_matches_parakeet_mlx() {
+    let (config, mut encoder) = encoder();
+    let (feat, d) = (config.encoder.feat_in, config.encoder.d_model);
+    encoder.span = AttentionSpan::Local { left: 5, right: 5 };
+    let features = npz_array("features", &[2, 251, feat]);
+    let encoded = encoder.forward(&features).unwrap();
+    let err = max_error(&encoded, "encoded_local", &[2, 32, d]);
+    eprintln!("encoded_local: max abs error {err:.2e}");
+    assert!(err < TOLERANCE, "encoded_local: max abs error {err}");
+}
+
+#[test]
+fn local_attention_wider_than_the_input_is_full_attention() {
+    let (config, mut encoder) = encoder();
+    let features = npz_array("features_short", &[1, 100, config.encoder.feat_in]);
+    let full = encoder.forward(&features).unwrap();
+    encoder.span = AttentionSpan::Local {
+        left: 20,
+        right: 13,
+    };
+    let wide = encoder.forward(&features).unwrap();
+    let diff = full
+        .subtract(&wide)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten(0, -1)
+        .unwrap()
+        .max(&[0], false)
+        .unwrap();
+    let diff = diff.item::<f32>().unwrap();
+    assert!(
+        diff < 1e-5,
+        "local attention over every frame differs by {diff}"
+    );
+}
+
+#[test]
+fn subsampling_matches_parakeet_mlx() {
+    let (config, encoder) = encoder();
+    let features = npz_array("features", &[2, 251, config.encoder.feat_in]);
+    let subsampled = encoder.pre_encode.forward(&features).unwrap();
+    let err = max_error(&subsampled, "subsampled", &[2, 32, config.encoder.d_model]);
+    eprintln!("subsampled: max abs error {err:.2e}");
+    assert!(err < TOLERANCE, "subsampled: max abs error {err}");
+}
+
+#[test]
+fn output_frames_follow_the_three_halvings() {
+    let (_, encoder) = encoder();
+    // ⌊(t - 1) / 2⌋ + 1 three times.
+    for (input, output) in [
+        (0, 0),
+        (1, 1),
+        (8, 1),
+        (9, 2),
+        (100, 13),
+        (251, 32),
+        (1000, 125),
+    ] {
+        assert_eq!(encoder.output_frames(input), output, "{input} frames");
+    }
+}
+
+#[test]
+fn a_missing_weight_is_named() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parakeet_encoder_tiny");
+    let config = ParakeetConfig::load(&dir.join("config.json")).unwrap();
+    let weights = Weights::load(&dir.join("weights.safetensors"), None).unwrap();
+    let err = Encoder::load(&weights, "model.encoder", &config.encoder).unwrap_err();
+    assert!(err.to_string().contains("model.encoder.layers.0"), "{err}");
+}
