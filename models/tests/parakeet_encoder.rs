@@ -141,7 +141,7 @@ fn a_missing_weight_is_named() {
 }
 
 #[test]
-fn local_attention_needs_its_context_in_the_config() {
+fn the_config_names_what_the_encoder_cannot_run() {
     let (mut config, _) = encoder();
     config.encoder.self_attention_model = "rel_pos_local_attn".into();
     for context in [None, Some(vec![-1, -1]), Some(vec![64]), Some(vec![0, 8])] {
@@ -160,4 +160,7 @@ fn local_attention_needs_its_context_in_the_config() {
     );
     config.encoder.self_attention_model = "rel_pos".into();
     assert_eq!(config.encoder.attention_span(), AttentionSpan::Full);
+    config.encoder.causal_downsampling = true;
+    let err = config.validate().unwrap_err();
+    assert!(err.contains("causal_downsampling"), "{err}");
 }

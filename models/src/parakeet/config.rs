@@ -245,6 +245,13 @@ impl ModelConfig for ParakeetConfig {
                 e.self_attention_model
             ));
         }
+        if e.causal_downsampling {
+            return Err(
+                "encoder.causal_downsampling is set; only FastConformer's symmetric \
+                 dw_striding subsampling is supported"
+                    .into(),
+            );
+        }
         if e.self_attention_model == "rel_pos_local_attn"
             && e.attention_span() == AttentionSpan::Full
         {
