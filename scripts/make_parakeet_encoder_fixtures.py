@@ -34,9 +34,19 @@ masks, runs as shipped).
 
 Run from the repository root:
     ~/.cache/mlx-asr/peers-venv/bin/python scripts/make_parakeet_encoder_fixtures.py
+
+With `--real DIR` it instead writes, outside the repository (2.4 GB), a
+random model at parakeet-tdt-0.6b-v2's encoder dimensions (128 mels, 24
+layers, d_model 1024, 8 heads) to `DIR/config.json` +
+`DIR/weights.safetensors` and `DIR/reference.npz` with `features`
+[1, 1001, 128] (10 s of frames) and `encoded` [1, 126, 1024], and prints
+parakeet-mlx's encoder time, for the ignored test
+`real_dimensions_one_window` (`PARAKEET_ENCODER_REAL_FIXTURE=DIR`).
 """
 
 import json
+import sys
+import time
 from pathlib import Path
 
 import mlx.core as mx
@@ -134,6 +144,36 @@ def randomize(model, rng):
     return dict(params)
 
 
+def real(out: Path) -> None:
+    mx.set_default_device(mx.cpu)
+    rng = np.random.default_rng(2026)
+    config = json.loads(json.dumps(CONFIG))
+    config["preprocessor"]["features"] = 128
+    config["encoder"].update(
+        feat_in=128,
+        n_layers=24,
+        d_model=1024,
+        n_heads=8,
+        subsampling_conv_channels=256,
+    )
+    config["decoder"]["feat_in"] = 1024
+    model = from_config(config)
+    params = randomize(model, rng)
+    features = mx.array(rng.normal(0.0, 1.0, (1, 1001, 128)).astype(np.float32))
+    encoded, _ = model.encoder(features)
+    mx.eval(encoded)
+    for run in range(3):
+        start = time.perf_counter()
+        again, _ = model.encoder(features)
+        mx.eval(again)
+        ms = (time.perf_counter() - start) * 1e3
+        print(f"parakeet-mlx run {run}: {ms:.0f} ms for 10 s ({ms / 10:.1f} ms per second)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    mx.save_safetensors(str(out / "weights.safetensors"), params)
+    np.savez(out / "reference.npz", features=np.array(features), encoded=np.array(encoded))
+
+
 def main():
     mx.set_default_device(mx.cpu)
     rng = np.random.default_rng(2026)
@@ -173,4 +213,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--real":
+        real(Path(sys.argv[2]))
+    else:
+        main()

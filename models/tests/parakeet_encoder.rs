@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use asr_models::model_config::ModelConfig;
 use asr_models::parakeet::encoder::AttentionSpan;
@@ -21,7 +21,10 @@ const NPZ: &str = "parakeet-encoder-tiny.npz";
 const TOLERANCE: f64 = 1e-5;
 
 fn encoder() -> (ParakeetConfig, Encoder) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parakeet_encoder_tiny");
+    load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parakeet_encoder_tiny"))
+}
+
+fn load(dir: &Path) -> (ParakeetConfig, Encoder) {
     let config = ParakeetConfig::load(&dir.join("config.json")).unwrap();
     let weights = Weights::load(&dir.join("weights.safetensors"), config.quantization).unwrap();
     let encoder = Encoder::load(&weights, "encoder", &config.encoder).unwrap();
@@ -163,4 +166,54 @@ fn the_config_names_what_the_encoder_cannot_run() {
     config.encoder.causal_downsampling = true;
     let err = config.validate().unwrap_err();
     assert!(err.contains("causal_downsampling"), "{err}");
+}
+
+/// The f32 array `name` of the `.npz` at `path` and its shape.
+fn npz_at(path: &Path, name: &str) -> (Vec<f32>, Vec<i32>) {
+    let file = std::fs::File::open(path).unwrap();
+    let a: ndarray::ArrayD<f32> = ndarray_npy::NpzReader::new(file)
+        .unwrap()
+        .by_name(name)
+        .unwrap();
+    let shape = a.shape().iter().map(|&d| d as i32).collect();
+    (a.iter().copied().collect(), shape)
+}
+
+/// parakeet-tdt-0.6b-v2's encoder dimensions (random weights, 10 s of
+/// frames): the fixture is 2.4 GB, so it is made on demand
+/// (`make_parakeet_encoder_fixtures.py --real DIR`) and named by
+/// `PARAKEET_ENCODER_REAL_FIXTURE=DIR`. Prints the forward pass's time.
+#[test]
+#[ignore]
+fn real_dimensions_one_window() {
+    let Some(dir) = std::env::var_os("PARAKEET_ENCODER_REAL_FIXTURE").map(PathBuf::from) else {
+        eprintln!("skipped: PARAKEET_ENCODER_REAL_FIXTURE is not set");
+        return;
+    };
+    let (_, encoder) = load(&dir);
+    let reference = dir.join("reference.npz");
+    let (features, shape) = npz_at(&reference, "features");
+    let features = Array::from_slice(&features, &shape).unwrap();
+    let (expected, expected_shape) = npz_at(&reference, "encoded");
+    let mut encoded = encoder.forward(&features).unwrap();
+    let seconds = f64::from(shape[1] - 1) / 100.0;
+    for run in 0..3 {
+        let start = std::time::Instant::now();
+        encoded = encoder.forward(&features).unwrap();
+        encoded.eval().unwrap();
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        eprintln!(
+            "run {run}: {ms:.0} ms for {seconds} s of frames ({:.1} ms per second)",
+            ms / seconds
+        );
+    }
+    assert_eq!(encoded.shape(), expected_shape);
+    let ours = encoded.to_vec::<f32>().unwrap();
+    let diff = ours
+        .iter()
+        .zip(&expected)
+        .map(|(&a, &b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!("real dimensions: encoded max |diff| {diff:.2e}");
+    assert!(diff < 1e-3, "encoded differs by {diff}");
 }
