@@ -207,6 +207,12 @@ fn real_dimensions_one_window() {
             ms / seconds
         );
     }
+    let start = std::time::Instant::now();
+    encoder.pre_encode.forward(&features).unwrap().eval().unwrap();
+    eprintln!(
+        "of which the subsampling: {:.0} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
     assert_eq!(encoded.shape(), expected_shape);
     let ours = encoded.to_vec::<f32>().unwrap();
     let diff = ours
