@@ -208,7 +208,12 @@ fn real_dimensions_one_window() {
         );
     }
     let start = std::time::Instant::now();
-    encoder.pre_encode.forward(&features).unwrap().eval().unwrap();
+    encoder
+        .pre_encode
+        .forward(&features)
+        .unwrap()
+        .eval()
+        .unwrap();
     eprintln!(
         "of which the subsampling: {:.0} ms",
         start.elapsed().as_secs_f64() * 1e3
@@ -222,4 +227,27 @@ fn real_dimensions_one_window() {
         .fold(0.0f32, f32::max);
     eprintln!("real dimensions: encoded max |diff| {diff:.2e}");
     assert!(diff < 1e-3, "encoded differs by {diff}");
+}
+
+/// mlx-community publishes Parakeet in bfloat16: the encoder runs on such
+/// weights from f32 features and stays near the f32 reference.
+#[test]
+fn runs_on_bfloat16_weights() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parakeet_encoder_tiny");
+    let config = ParakeetConfig::load(&dir.join("config.json")).unwrap();
+    let f32_weights = Weights::load(&dir.join("weights.safetensors"), None).unwrap();
+    let bf16 = f32_weights
+        .arrays()
+        .map(|(name, a)| (name.clone(), a.astype(mlx::Dtype::BF16).unwrap()))
+        .collect();
+    let encoder = Encoder::load(&Weights::new(bf16, None), "encoder", &config.encoder).unwrap();
+    let features = npz_array("features", &[2, 251, config.encoder.feat_in]);
+    let encoded = encoder
+        .forward(&features)
+        .unwrap()
+        .astype(mlx::Dtype::F32)
+        .unwrap();
+    let err = max_error(&encoded, "encoded", &[2, 32, config.encoder.d_model]);
+    eprintln!("bfloat16 weights: max abs error {err:.2e}");
+    assert!(err < 0.1, "bfloat16 weights: max abs error {err}");
 }
