@@ -10,9 +10,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use asr_models::model_config::ModelConfig;
+use asr_models::nn::Matrix;
 use asr_models::parakeet::encoder::AttentionSpan;
 use asr_models::parakeet::{Encoder, ParakeetConfig};
 use asr_models::weights::Weights;
+use asr_models::Quantization;
 use mlx::Array;
 
 const NPZ: &str = "parakeet-encoder-tiny.npz";
@@ -250,4 +252,47 @@ fn runs_on_bfloat16_weights() {
     let err = max_error(&encoded, "encoded", &[2, 32, config.encoder.d_model]);
     eprintln!("bfloat16 weights: max abs error {err:.2e}");
     assert!(err < 0.1, "bfloat16 weights: max abs error {err}");
+}
+
+/// Every linear layer 8-bit affine quantized (groups of 32), as a q8 folder
+/// stores them: the encoder reads them as quantized and stays near the f32
+/// reference.
+#[test]
+fn runs_on_8_bit_linear_layers() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parakeet_encoder_tiny");
+    let config = ParakeetConfig::load(&dir.join("config.json")).unwrap();
+    let dense = Weights::load(&dir.join("weights.safetensors"), None).unwrap();
+    let mut arrays = std::collections::BTreeMap::new();
+    let mut quantized = 0;
+    for (name, a) in dense.arrays() {
+        match name.strip_suffix(".weight") {
+            Some(layer) if a.ndim() == 2 => {
+                let q = mlx::quant::QuantizedMatrix::quantize(a, 32, 8).unwrap();
+                arrays.insert(name.clone(), q.weight);
+                arrays.insert(format!("{layer}.scales"), q.scales);
+                arrays.insert(format!("{layer}.biases"), q.biases);
+                quantized += 1;
+            }
+            _ => {
+                arrays.insert(name.clone(), a.clone());
+            }
+        }
+    }
+    // Per layer: q, k, v, out, pos, two per feed-forward; and the subsampling's.
+    assert_eq!(quantized, 2 * 9 + 1);
+    let q8 = Quantization {
+        group_size: 32,
+        bits: 8,
+    };
+    let encoder =
+        Encoder::load(&Weights::new(arrays, Some(q8)), "encoder", &config.encoder).unwrap();
+    assert!(matches!(
+        encoder.layers[0].self_attn.linear_q.weight,
+        Matrix::Quantized(_)
+    ));
+    let features = npz_array("features", &[2, 251, config.encoder.feat_in]);
+    let encoded = encoder.forward(&features).unwrap();
+    let err = max_error(&encoded, "encoded", &[2, 32, config.encoder.d_model]);
+    eprintln!("8-bit linear layers: max abs error {err:.2e}");
+    assert!(err < 0.1, "8-bit linear layers: max abs error {err}");
 }

@@ -29,7 +29,7 @@ pub fn relative_positions(first: i32, last: i32, d_model: i32) -> mlx::Result<Ar
 /// Which keys each query attends to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttentionSpan {
-    /// Every frame.
+    /// Every frame (memory quadratic in the number of frames).
     Full,
     /// Frames `i - left ..= i + right` for query `i` (`"rel_pos_local_attn"`):
     /// memory linear in the number of frames.
@@ -47,12 +47,10 @@ impl AttentionSpan {
     }
 }
 
-/// `scores` `[B, H, rows, columns]` whose row `r` holds offsets (query minus
-/// key) from `first` down, as per-key scores `[B, H, rows, keys]`: row r,
-/// key column c reads column `c - r + shift` (key c sits at offset
-/// `first - (c - r + shift)` from query r). The caller makes sure every
-/// column read lies in its row, or pads the rows so that the ones that fall
-/// outside read padding.
+/// Per-offset scores `[B, H, rows, columns]` (columns: offsets, query minus
+/// key, from the largest down) to per-key scores `[B, H, rows, keys]`: key c
+/// of row r reads column `c - r + shift`. Every column read must lie in its
+/// row, or the rows be padded so that those outside the band read padding.
 fn skew(scores: &Array, keys: i32, shift: i32) -> mlx::Result<Array> {
     let shape = scores.shape();
     let (batch, heads, rows, columns) = (shape[0], shape[1], shape[2], shape[3]);
