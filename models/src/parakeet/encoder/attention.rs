@@ -176,8 +176,9 @@ impl Heads {
     /// them sees; keys beyond either end of the utterance are masked.
     fn local(&self, left: i32, right: i32) -> mlx::Result<Array> {
         let frames = self.k.dim(2)?;
-        let span = left + right + 1;
-        let block = span;
+        // Blocks as wide as the band keep each block's scores within a
+        // small multiple of the band's.
+        let block = left + right + 1;
         let blocks = (frames + block - 1) / block;
         let padded = blocks * block;
         let window = block + left + right;
