@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::encoder::AttentionSpan;
 use super::features::PreprocessConfig;
 use crate::model_config::ModelConfig;
 use crate::quantization::Quantization;
@@ -79,6 +80,23 @@ fn yes() -> bool {
 
 fn batch_norm() -> String {
     "batch_norm".into()
+}
+
+impl EncoderConfig {
+    /// The keys each frame attends to: local for `"rel_pos_local_attn"`
+    /// with two positive `att_context_size` entries (which `validate`
+    /// requires of that model), else every frame.
+    pub fn attention_span(&self) -> AttentionSpan {
+        match (
+            self.self_attention_model.as_str(),
+            self.att_context_size.as_deref(),
+        ) {
+            ("rel_pos_local_attn", Some(&[left, right])) if left > 0 && right > 0 => {
+                AttentionSpan::Local { left, right }
+            }
+            _ => AttentionSpan::Full,
+        }
+    }
 }
 
 /// The `decoder` section: the transducer's prediction network, or a CTC
@@ -235,6 +253,22 @@ impl ModelConfig for ParakeetConfig {
             return Err(format!(
                 "encoder.self_attention_model is {:?}; expected \"rel_pos\" or \"rel_pos_local_attn\"",
                 e.self_attention_model
+            ));
+        }
+        if e.causal_downsampling {
+            return Err(
+                "encoder.causal_downsampling is set; only FastConformer's symmetric \
+                 dw_striding subsampling is supported"
+                    .into(),
+            );
+        }
+        if e.self_attention_model == "rel_pos_local_attn"
+            && e.attention_span() == AttentionSpan::Full
+        {
+            return Err(format!(
+                "encoder.att_context_size must be two positive frame counts for local \
+                 attention (got {:?})",
+                e.att_context_size
             ));
         }
         let sizes = [

@@ -2,12 +2,14 @@
 
 pub mod config;
 pub mod ctc;
+pub mod encoder;
 pub mod features;
 pub mod tokenizer;
 pub mod transducer;
 
 pub use config::{EncoderConfig, Head, ParakeetConfig};
 pub use ctc::CtcHead;
+pub use encoder::Encoder;
 pub use features::{FeatureWindow, Normalization, ParakeetFeatures, PreprocessConfig};
 pub use tokenizer::{ParakeetTokenizer, Word};
 pub use transducer::{JointNetwork, PredictionNetwork, PredictionState, Transducer};
