@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use asr_converters::cache_lock::lock_entry;
 use asr_converters::hub::{self, HubOptions, HubSpec};
+use asr_converters::out_folder::convert_into_folder;
+use asr_converters::parakeet::{self, convert_parakeet, ParakeetOptions};
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteError, WriteOptions};
 use asr_converters::ConvertError;
 use asr_converters::{registry, safetensors};
@@ -48,6 +50,12 @@ pub const WHISPER: Conversion = Conversion {
     convert: convert_whisper_into,
 };
 
+/// Parakeet: `.nemo` files, mlx-community and transformers folders.
+pub const PARAKEET: Conversion = Conversion {
+    repo_files: parakeet::repo_files,
+    convert: convert_parakeet_into,
+};
+
 /// The MLX folder for `spec`: used as is when it already is one, otherwise
 /// fetched (registry names, Hub repos) and/or converted into the cache once,
 /// with its weights quantized when `quantize` says so (one cached folder per
@@ -59,6 +67,22 @@ pub fn resolve_model(
     conversion: Conversion,
 ) -> Result<PathBuf, ConvertError> {
     resolve_model_in(spec, quantize, conversion, &ModelSources::from_env())
+}
+
+/// Converts a Parakeet checkpoint `source` into the cache folder `cached`
+/// (whose lock is held), in f32.
+fn convert_parakeet_into(
+    source: &Path,
+    cached: &Path,
+    quantize: Option<Quantization>,
+) -> Result<(), ConvertError> {
+    let opts = ParakeetOptions {
+        quantization: quantize,
+        ..ParakeetOptions::default()
+    };
+    convert_into_folder(source, cached, false, |from, out| {
+        convert_parakeet(from, out, &opts)
+    })
 }
 
 /// What kind of source `spec` names, given whether it exists as a path.

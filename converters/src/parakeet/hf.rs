@@ -260,6 +260,7 @@ fn transducer(
         config.decoding = Some(DecodingConfig {
             model_type: Some("tdt".into()),
             durations: Some(durations.clone()),
+            greedy: None,
         });
         config.model_defaults = Some(ModelDefaults {
             tdt_durations: Some(durations),

@@ -21,7 +21,7 @@ mod hf;
 mod names;
 mod nemo;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use asr_models::parakeet::ParakeetConfig;
@@ -58,16 +58,21 @@ impl Default for ParakeetOptions {
     }
 }
 
-/// Writes the MLX folder of Parakeet checkpoint `source` (a `.nemo` file or
-/// an mlx-community folder) into the existing empty folder `out_dir`.
+/// Writes the MLX folder of Parakeet checkpoint `source` (a `.nemo` file, a
+/// folder holding one, or an mlx-community or transformers folder) into the
+/// existing empty folder `out_dir`.
 pub fn convert_parakeet(source: &Path, out_dir: &Path, opts: &ParakeetOptions) -> Result<()> {
     if let Some(q) = opts.quantization {
         q.check().map_err(WriteError::from)?;
     }
-    let (mut config, tensors) = if source.is_dir() {
-        read_folder(source)?
+    let nemo_file = if source.is_dir() {
+        lone_nemo_file(source)
     } else {
-        nemo::read_nemo(source, out_dir)?
+        Some(source.to_path_buf())
+    };
+    let (mut config, tensors) = match nemo_file {
+        Some(nemo) => nemo::read_nemo(&nemo, out_dir)?,
+        None => read_folder(source)?,
     };
     check_tensors(source, &config, &tensors)?;
     let tensors = to_output(tensors, opts)?;
@@ -78,6 +83,50 @@ pub fn convert_parakeet(source: &Path, out_dir: &Path, opts: &ParakeetOptions) -
         .map_err(|e| mlx_error(&weights.display().to_string(), e))?;
     let config_path = out_dir.join("config.json");
     std::fs::write(&config_path, config.to_json()).map_err(ConvertError::io(&config_path))
+}
+
+/// The `.nemo` file of a folder that holds one and no `config.json` (a Hub
+/// snapshot of one of NVIDIA's repos).
+fn lone_nemo_file(folder: &Path) -> Option<std::path::PathBuf> {
+    if folder.join("config.json").exists() {
+        return None;
+    }
+    let mut nemo = std::fs::read_dir(folder)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "nemo"));
+    let first = nemo.next()?;
+    nemo.next().is_none().then_some(first)
+}
+
+/// The files to take from a Hub repo of a Parakeet model: NVIDIA's repos
+/// hold one `.nemo`; otherwise an mlx-community or transformers repo's
+/// config and weights, with the transformers companions it has.
+pub fn repo_files(listing: &BTreeSet<String>) -> std::result::Result<Vec<String>, String> {
+    let nemo: Vec<&String> = listing.iter().filter(|f| f.ends_with(".nemo")).collect();
+    match nemo.as_slice() {
+        [one] => return Ok(vec![one.to_string()]),
+        [] => {}
+        many => {
+            return Err(format!(
+                "several .nemo files ({many:?}); name one as a local path"
+            ))
+        }
+    }
+    if !(listing.contains("config.json") && listing.contains("model.safetensors")) {
+        return Err("neither a .nemo file nor config.json and model.safetensors".into());
+    }
+    Ok([
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "preprocessor_config.json",
+    ]
+    .iter()
+    .filter(|f| listing.contains(**f))
+    .map(|f| f.to_string())
+    .collect())
 }
 
 /// A transformers folder (its config has a `model_type`) or an

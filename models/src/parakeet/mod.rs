@@ -4,13 +4,15 @@ pub mod config;
 pub mod ctc;
 pub mod encoder;
 pub mod features;
+mod model;
 pub mod tokenizer;
 pub mod transducer;
 
-pub use config::{EncoderConfig, Head, ParakeetConfig};
+pub use config::{EncoderConfig, Head, ParakeetConfig, CTC_TARGET, HYBRID_TARGET, RNNT_TARGET};
 pub use ctc::CtcHead;
 pub use encoder::Encoder;
 pub use features::{FeatureWindow, Normalization, ParakeetFeatures, PreprocessConfig};
+pub use model::{Parakeet, PhaseTimes, Recognized, TimedWord};
 pub use tokenizer::{ParakeetTokenizer, Word};
 pub use transducer::{JointNetwork, PredictionNetwork, PredictionState, Transducer};
 

@@ -10,10 +10,11 @@
 //! own mel and subsampling, an LLM decoder's audio encoder) and streams it
 //! as it likes; its stages show the parts.
 
+pub mod parakeet;
 pub mod whisper;
 
 use asr_converters::ConvertError;
-use asr_models::whisper::LoadError;
+use asr_models::LoadError;
 use asr_models::Quantize;
 
 use super::audio::{AudioBlocks, AudioError};
@@ -114,8 +115,10 @@ pub trait RecognizerFamily: Sync {
     ) -> Result<Box<dyn Recognizer>, TranscribeError>;
 }
 
-/// The registered model families, asked in order.
-pub static FAMILIES: &[&dyn RecognizerFamily] = &[&whisper::WhisperFamily];
+/// The registered model families, asked in order (Whisper, which takes
+/// any model, last).
+pub static FAMILIES: &[&dyn RecognizerFamily] =
+    &[&parakeet::ParakeetFamily, &whisper::WhisperFamily];
 
 /// The family that reads `model`, if any does.
 pub fn family_for(model: &str) -> Option<&'static dyn RecognizerFamily> {

@@ -1,0 +1,177 @@
+//! Parakeet as a registered model family: which models it claims, the
+//! decode settings that mean nothing to it, its stages, and the loaded
+//! recognizer.
+
+use std::path::Path;
+
+use asr_models::parakeet::{Head, ParakeetConfig, CTC_TARGET, HYBRID_TARGET, RNNT_TARGET};
+use asr_models::{Activations, ModelConfig};
+
+use super::{ParakeetTranscriber, CHUNK_SECONDS, OVERLAP_SECONDS};
+use crate::config::decode::{DecodeOptions, Task};
+use crate::model_source;
+use crate::stages::transcribe::{
+    Blocks, Recognizer, RecognizerFamily, RecognizerSettings, TranscribeError,
+};
+use crate::stages::{Data, StageInfo};
+use crate::transcript::{Progress, Transcript};
+
+/// NVIDIA's FastConformer CTC, RNN-T and TDT checkpoints (Parakeet).
+pub struct ParakeetFamily;
+
+impl RecognizerFamily for ParakeetFamily {
+    fn name(&self) -> &'static str {
+        "parakeet"
+    }
+
+    /// A `.nemo` file, a folder whose `config.json` names a NeMo model
+    /// class, or any other name (Hub repo, path) that says "parakeet".
+    fn accepts(&self, model: &str) -> bool {
+        let path = Path::new(model);
+        if path.extension().is_some_and(|e| e == "nemo") {
+            return true;
+        }
+        if let Some(target) = nemo_target(path) {
+            return [CTC_TARGET, RNNT_TARGET, HYBRID_TARGET].contains(&target.as_str());
+        }
+        let name = model.rsplit(['/', '\\']).find(|s| !s.is_empty());
+        name.is_some_and(|n| n.to_ascii_lowercase().contains("parakeet"))
+    }
+
+    fn plan(&self, settings: &RecognizerSettings<'_>) -> Result<Vec<StageInfo>, Vec<String>> {
+        let mut problems = settings.decode.problems();
+        problems.extend(unsupported_options(settings.decode));
+        problems.extend(model_source::problem(
+            settings.model,
+            settings.quantize.weights,
+        ));
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let config = ParakeetConfig::load(&Path::new(settings.model).join("config.json")).ok();
+        let quantize = settings.quantize;
+        let weights = quantize.weights.map_or(String::new(), |q| {
+            format!(", {}-bit weights in groups of {}", q.bits, q.group_size)
+        });
+        let activations = match quantize.activations {
+            Activations::Int8 if quantize.weights.is_some() => ", int8 activations",
+            _ => "",
+        };
+        let (mels, encoder, decoder) = match &config {
+            Some(c) => (
+                format!("{} mel bins", c.preprocessor.features),
+                format!(
+                    "{} layers, d_model {}, {} heads",
+                    c.encoder.n_layers, c.encoder.d_model, c.encoder.n_heads
+                ),
+                match c.head() {
+                    Ok(Head::Ctc) => "greedy CTC decoding".to_string(),
+                    Ok(Head::Rnnt) => "greedy RNN-T decoding (LSTM prediction network + joint)".into(),
+                    Ok(Head::Tdt { durations }) => format!(
+                        "greedy TDT decoding (LSTM prediction network + joint, durations {durations:?})"
+                    ),
+                    Err(e) => e,
+                },
+            ),
+            None => (
+                "mel bins as the checkpoint says".into(),
+                "layers as the checkpoint says".into(),
+                "greedy CTC or TDT decoding, as the checkpoint's head is".into(),
+            ),
+        };
+        let mut stages = vec![
+            StageInfo::new(
+                "log-mel",
+                format!(
+                    "NeMo log-mel on MLX ({mels}), {CHUNK_SECONDS} s chunks overlapping by {OVERLAP_SECONDS} s"
+                ),
+                Data::Samples,
+                Data::Features,
+            ),
+            StageInfo::new(
+                "encoder",
+                format!(
+                    "FastConformer encoder ({}; {encoder}{weights}{activations}), per chunk",
+                    settings.model
+                ),
+                Data::Features,
+                Data::AudioFeatures,
+            ),
+            StageInfo::new("decoder", decoder, Data::AudioFeatures, Data::Transcript),
+        ];
+        if settings.decode.word_timestamps {
+            stages.push(StageInfo::new(
+                "align",
+                "word times from the decoder's frame alignment".into(),
+                Data::Transcript,
+                Data::Transcript,
+            ));
+        }
+        Ok(stages)
+    }
+
+    fn load(
+        &self,
+        settings: &RecognizerSettings<'_>,
+    ) -> Result<Box<dyn Recognizer>, TranscribeError> {
+        Ok(Box::new(ParakeetTranscriber::load_with(
+            settings.model,
+            settings.quantize,
+        )?))
+    }
+}
+
+impl Recognizer for ParakeetTranscriber {
+    fn transcribe(
+        &self,
+        audio: Blocks<'_>,
+        options: &DecodeOptions,
+        progress: &dyn Fn(Progress),
+    ) -> Result<Transcript, TranscribeError> {
+        self.transcribe_blocks(audio, options.word_timestamps, progress)
+    }
+}
+
+/// The `target` a folder's `config.json` names, if it has one.
+fn nemo_target(folder: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(folder.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+    config.get("target")?.as_str().map(String::from)
+}
+
+/// Decode settings Whisper reads that a Parakeet model cannot honour, so a
+/// config that sets them fails at the check rather than being ignored.
+fn unsupported_options(d: &DecodeOptions) -> Vec<String> {
+    let why = "Parakeet models decode greedily";
+    let mut out = Vec::new();
+    if d.task == Task::Translate {
+        out.push("decode.task: Parakeet models only transcribe".to_string());
+    }
+    if d.language.is_some() {
+        out.push(
+            "decode.language: Parakeet models take no language (English checkpoints, or \
+             multilingual ones that detect it)"
+                .into(),
+        );
+    }
+    for (key, set) in [
+        ("beam_size", d.beam_size.is_some_and(|b| b > 1)),
+        ("best_of", d.best_of.is_some_and(|b| b > 1)),
+        ("patience", d.patience.is_some()),
+        ("length_penalty", d.length_penalty.is_some()),
+    ] {
+        if set {
+            out.push(format!("decode.{key}: {why}"));
+        }
+    }
+    for (key, set) in [
+        ("initial_prompt", d.initial_prompt.is_some()),
+        ("prefix", d.prefix.is_some()),
+        ("hotwords", d.hotwords.is_some()),
+    ] {
+        if set {
+            out.push(format!("decode.{key}: Parakeet models take no prompt"));
+        }
+    }
+    out
+}
