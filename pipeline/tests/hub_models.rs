@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use asr_converters::hub::HubOptions;
 use asr_models::whisper::Whisper;
-use asr_pipeline::model_source::{resolve_model_in, ModelSources, WHISPER};
+use asr_pipeline::model_source::{resolve_model_in, ModelSources, PARAKEET, WHISPER};
 
 const SHA_A: &str = "0123456789abcdef0123456789abcdef01234567";
 const SHA_B: &str = "89abcdef0123456789abcdef0123456789abcdef";
@@ -23,6 +23,21 @@ fn fixture(dir: &str) -> PathBuf {
 /// tokenizer.json unless `tokenizer` is false), laid out as huggingface_hub
 /// does: blobs, snapshot symlinks, `refs/<name>`.
 fn add_snapshot(cache: &Path, repo: &str, commit: &str, dir: &str, tokenizer: bool, refs: &[&str]) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fixture(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    if tokenizer {
+        let stub = cache.join("tokenizer.json");
+        std::fs::create_dir_all(cache).unwrap();
+        std::fs::write(&stub, br#"{"stub": true}"#).unwrap();
+        files.push(stub);
+    }
+    add_snapshot_files(cache, repo, commit, &files, refs);
+}
+
+/// Snapshot `commit` of `repo` holding `files`.
+fn add_snapshot_files(cache: &Path, repo: &str, commit: &str, files: &[PathBuf], refs: &[&str]) {
     let repo_dir = cache.join(format!("models--{}", repo.replace('/', "--")));
     let blobs = repo_dir.join("blobs");
     let snapshot = repo_dir.join("snapshots").join(commit);
@@ -34,15 +49,11 @@ fn add_snapshot(cache: &Path, repo: &str, commit: &str, dir: &str, tokenizer: bo
         std::os::unix::fs::symlink(Path::new("../../blobs").join(&etag), snapshot.join(name))
             .unwrap();
     };
-    for entry in std::fs::read_dir(fixture(dir)).unwrap() {
-        let entry = entry.unwrap();
+    for file in files {
         link(
-            &entry.file_name().to_string_lossy(),
-            &std::fs::read(entry.path()).unwrap(),
+            &file.file_name().unwrap().to_string_lossy(),
+            &std::fs::read(file).unwrap(),
         );
-    }
-    if tokenizer {
-        link("tokenizer.json", br#"{"stub": true}"#);
     }
     for name in refs {
         let path = repo_dir.join("refs").join(name);
@@ -166,6 +177,55 @@ fn missing_hub_files_are_named_with_the_repo_and_where_it_looked() {
         .to_string();
     assert!(
         err.contains("not a local path, a registry model (tiny.en, base)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn parakeet_repos_of_a_nemo_file_or_an_mlx_community_folder_convert_alike() {
+    let root = tempfile::tempdir().unwrap();
+    let s = sources(root.path());
+    let parakeet =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../converters/tests/fixtures/parakeet");
+    add_snapshot_files(
+        &s.hub.cache,
+        "nvidia/parakeet-tiny",
+        SHA_A,
+        &[parakeet.join("tiny.nemo")],
+        &["main"],
+    );
+    let community: Vec<PathBuf> = ["config.json", "model.safetensors"]
+        .iter()
+        .map(|f| parakeet.join("mlx-community").join(f))
+        .collect();
+    add_snapshot_files(
+        &s.hub.cache,
+        "mlx-community/parakeet-tiny",
+        SHA_B,
+        &community,
+        &["main"],
+    );
+
+    let from_nemo = resolve_model_in("nvidia/parakeet-tiny", None, PARAKEET, &s).unwrap();
+    let from_mlx = resolve_model_in("mlx-community/parakeet-tiny", None, PARAKEET, &s).unwrap();
+    assert_ne!(from_nemo, from_mlx);
+    let config = |dir: &Path| std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert_eq!(config(&from_nemo), config(&from_mlx));
+    asr_models::parakeet::Parakeet::load(&from_nemo).unwrap();
+
+    // A Parakeet repo with neither a .nemo nor config and weights.
+    add_snapshot_files(
+        &s.hub.cache,
+        "test-org/empty",
+        SHA_A,
+        &[parakeet.join("mlx-community/config.json")],
+        &["main"],
+    );
+    let err = resolve_model_in("test-org/empty", None, PARAKEET, &s)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("neither a .nemo file nor config.json and model.safetensors"),
         "{err}"
     );
 }
