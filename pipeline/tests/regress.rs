@@ -116,6 +116,21 @@ fn the_example_manifest_matches_its_snapshot() {
     );
 }
 
+#[test]
+fn a_parakeet_manifest_matches_its_snapshot_and_parakeet_mlx() {
+    let manifest = Manifest::from_file(&here().join("tests/regress/parakeet.toml")).unwrap();
+    let report = regress::run_pipeline(&manifest, &RunOptions::default(), &|_| {}).unwrap();
+    assert_all_same(&report);
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(here().join("tests/fixtures/parakeet-jfk.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        report.items[0].stored_text.as_deref().map(str::trim),
+        reference["text"].as_str()
+    );
+}
+
 // ---------------------------------------------------------------------------
 // A fake transcriber: item id → text, one segment per text.
 
