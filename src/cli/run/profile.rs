@@ -64,6 +64,8 @@ pub fn profile_table(t: &asr_pipeline::Timings) -> String {
             .map(|(name, secs)| (name.as_str(), *secs, String::new())),
     );
     let mut out = format!("{:<26} {:>9} {:>7}\n", "stage", "seconds", "share");
+    // The decoder's parts are Whisper's; other families leave them empty.
+    let rows = rows.filter(|(stage, secs, _)| !(stage.starts_with("  ") && *secs == 0.0));
     for (stage, secs, note) in rows {
         let share = 100.0 * secs / total.max(f64::EPSILON);
         out += &format!("{stage:<26} {secs:>9.3} {share:>6.1}%  {note}\n");
