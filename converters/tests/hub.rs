@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use asr_converters::hub::{resolve, HubOptions, HubSpec};
+use asr_converters::hub::{resolve, whisper_files, HubOptions, HubSpec};
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
 
 const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1";
@@ -95,7 +95,7 @@ fn offline_resolution_finds_the_snapshot_of_main_and_it_converts() {
     set_ref(&cache, REPO, "main", SHA_A);
 
     let spec = HubSpec::parse(REPO).unwrap();
-    let snap = resolve(&spec, &offline(&cache)).unwrap();
+    let snap = resolve(&spec, &offline(&cache), whisper_files).unwrap();
     assert_eq!(snap.commit, SHA_A);
     assert_eq!(
         snap.dir,
@@ -139,9 +139,13 @@ fn a_missing_file_is_an_error_naming_repo_file_and_place() {
     add_snapshot(&cache, REPO, SHA_A, &files);
     set_ref(&cache, REPO, "main", SHA_A);
 
-    let err = resolve(&HubSpec::parse(REPO).unwrap(), &offline(&cache))
-        .unwrap_err()
-        .to_string();
+    let err = resolve(
+        &HubSpec::parse(REPO).unwrap(),
+        &offline(&cache),
+        whisper_files,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("test-org/whisper-tiny-random@main"), "{err}");
     assert!(err.contains("missing tokenizer.json"), "{err}");
     assert!(err.contains(&format!("snapshots/{SHA_A}")), "{err}");
@@ -152,20 +156,29 @@ fn a_missing_file_is_an_error_naming_repo_file_and_place() {
         .join("models--test-org--whisper-tiny-random/blobs")
         .join(format!("{SHA_A}-model_safetensors"));
     std::fs::remove_file(blob).unwrap();
-    let err = resolve(&HubSpec::parse(REPO).unwrap(), &offline(&cache))
-        .unwrap_err()
-        .to_string();
+    let err = resolve(
+        &HubSpec::parse(REPO).unwrap(),
+        &offline(&cache),
+        whisper_files,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("no weights"), "{err}");
 
     // A repo the cache has never seen, and a revision it does not know.
-    let err = resolve(&HubSpec::parse("other/repo").unwrap(), &offline(&cache))
-        .unwrap_err()
-        .to_string();
+    let err = resolve(
+        &HubSpec::parse("other/repo").unwrap(),
+        &offline(&cache),
+        whisper_files,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("other/repo@main: not in the cache"), "{err}");
     assert!(err.contains(&cache.display().to_string()), "{err}");
     let err = resolve(
         &HubSpec::parse(&format!("{REPO}@v9")).unwrap(),
         &offline(&cache),
+        whisper_files,
     )
     .unwrap_err()
     .to_string();
@@ -187,6 +200,7 @@ fn revisions_resolve_through_refs_or_as_commit_shas() {
         resolve(
             &HubSpec::parse(&format!("hf:{REPO}@{rev}")).unwrap(),
             &offline(&cache),
+            whisper_files,
         )
     };
     let v2 = at("v2").unwrap();
@@ -223,9 +237,13 @@ fn sharded_snapshots_need_every_shard() {
         .collect();
     add_snapshot(&cache, REPO, SHA_A, &files);
     set_ref(&cache, REPO, "main", SHA_A);
-    let err = resolve(&HubSpec::parse(REPO).unwrap(), &offline(&cache))
-        .unwrap_err()
-        .to_string();
+    let err = resolve(
+        &HubSpec::parse(REPO).unwrap(),
+        &offline(&cache),
+        whisper_files,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("missing model-00003-of-00008.safetensors"),
         "{err}"
@@ -233,7 +251,12 @@ fn sharded_snapshots_need_every_shard() {
 
     add_snapshot(&cache, REPO, SHA_B, &fixture_files("hf-sharded", &tok));
     set_ref(&cache, REPO, "main", SHA_B);
-    let snap = resolve(&HubSpec::parse(REPO).unwrap(), &offline(&cache)).unwrap();
+    let snap = resolve(
+        &HubSpec::parse(REPO).unwrap(),
+        &offline(&cache),
+        whisper_files,
+    )
+    .unwrap();
     assert_eq!(snap.files.len(), 4 + 8, "{:?}", snap.files);
     let out = root.path().join("mlx");
     convert_whisper(&snap.dir, &out, &opts_f32(), &|_, _| {}).unwrap();
@@ -351,7 +374,7 @@ fn online_resolution_downloads_only_the_missing_files_into_the_cache_layout() {
         progress: false,
     };
     let spec = HubSpec::parse(&format!("{REPO}@main")).unwrap();
-    let snap = resolve(&spec, &opts).unwrap();
+    let snap = resolve(&spec, &opts, whisper_files).unwrap();
     assert_eq!(snap.commit, SHA_A);
     for name in &snap.files {
         assert_eq!(
@@ -381,15 +404,19 @@ fn online_resolution_downloads_only_the_missing_files_into_the_cache_layout() {
 
     // From now on the cache alone answers, and the network is not asked.
     let before = hub.requests.lock().unwrap().len();
-    let again = resolve(&spec, &opts).unwrap();
+    let again = resolve(&spec, &opts, whisper_files).unwrap();
     assert_eq!(again.dir, snap.dir);
     assert_eq!(hub.requests.lock().unwrap().len(), before);
-    resolve(&spec, &offline(&cache)).unwrap();
+    resolve(&spec, &offline(&cache), whisper_files).unwrap();
 
     // A repo the endpoint does not have: the error names it.
-    let err = resolve(&HubSpec::parse("nobody/nothing").unwrap(), &opts)
-        .unwrap_err()
-        .to_string();
+    let err = resolve(
+        &HubSpec::parse("nobody/nothing").unwrap(),
+        &opts,
+        whisper_files,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("nobody/nothing@main"), "{err}");
     assert!(err.contains("404"), "{err}");
 }
