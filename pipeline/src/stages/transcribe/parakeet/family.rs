@@ -24,15 +24,17 @@ impl RecognizerFamily for ParakeetFamily {
         "parakeet"
     }
 
-    /// A `.nemo` file, a folder whose `config.json` names a NeMo model
-    /// class, or any other name (Hub repo, path) that says "parakeet".
+    /// A `.nemo` file, a folder whose `config.json` names a NeMo ASR model
+    /// class or a transformers Parakeet (a folder with another config is
+    /// not Parakeet, whatever its name), or any other name (Hub repo) that
+    /// says "parakeet".
     fn accepts(&self, model: &str) -> bool {
         let path = Path::new(model);
         if path.extension().is_some_and(|e| e == "nemo") {
             return true;
         }
-        if let Some(target) = nemo_target(path) {
-            return [CTC_TARGET, RNNT_TARGET, HYBRID_TARGET].contains(&target.as_str());
+        if path.join("config.json").is_file() {
+            return is_parakeet_config(path);
         }
         let name = model.rsplit(['/', '\\']).find(|s| !s.is_empty());
         name.is_some_and(|n| n.to_ascii_lowercase().contains("parakeet"))
@@ -132,11 +134,18 @@ impl Recognizer for ParakeetTranscriber {
     }
 }
 
-/// The `target` a folder's `config.json` names, if it has one.
-fn nemo_target(folder: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(folder.join("config.json")).ok()?;
-    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
-    config.get("target")?.as_str().map(String::from)
+/// Whether a folder's `config.json` names a NeMo ASR class (`target`) or a
+/// transformers Parakeet (`model_type`).
+fn is_parakeet_config(folder: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(folder.join("config.json")) else {
+        return false;
+    };
+    let Ok(config) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    let field = |key: &str| config.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+    [CTC_TARGET, RNNT_TARGET, HYBRID_TARGET].contains(&field("target"))
+        || field("model_type").starts_with("parakeet")
 }
 
 /// Decode settings Whisper reads that a Parakeet model cannot honour, so a
@@ -174,4 +183,28 @@ fn unsupported_options(d: &DecodeOptions) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parakeet_claims_its_checkpoints_and_no_whisper_folder() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../converters/tests/fixtures");
+        let accepts = |p: &Path| ParakeetFamily.accepts(&p.display().to_string());
+        assert!(accepts(&fixtures.join("parakeet/tiny.nemo")));
+        assert!(accepts(&fixtures.join("parakeet/mlx-community")));
+        assert!(accepts(&fixtures.join("parakeet/hf-ctc")));
+        assert!(!accepts(&fixtures.join("tiny-whisper/hf-safetensors")));
+        let tmp = tempfile::tempdir().unwrap();
+        let named = tmp.path().join("parakeet-but-whisper");
+        std::fs::create_dir(&named).unwrap();
+        std::fs::write(named.join("config.json"), r#"{"model_type": "whisper"}"#).unwrap();
+        assert!(!accepts(&named));
+        assert!(ParakeetFamily.accepts("nvidia/parakeet-tdt-0.6b-v2"));
+        assert!(ParakeetFamily.accepts("hf:mlx-community/Parakeet-TDT-0.6b-v3@main"));
+        assert!(!ParakeetFamily.accepts("openai/whisper-tiny"));
+        assert!(!ParakeetFamily.accepts("tiny.en"));
+    }
 }
