@@ -201,3 +201,44 @@ fn segment(id: usize, words: &[(usize, TimedWord)], word_timestamps: bool) -> Se
         speaker: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn word(text: &str, start: f64) -> (usize, TimedWord) {
+        let word = TimedWord {
+            text: text.into(),
+            start,
+            end: start + 0.5,
+            confidence: 0.5,
+            tokens: vec![1, 2],
+        };
+        (100, word)
+    }
+
+    #[test]
+    fn segments_end_at_sentence_ends_or_before_thirty_seconds() {
+        let mut words = vec![word("Hello", 0.0), word("there.", 1.0), word("Why", 2.0)];
+        words.extend((0..40).map(|i| word("go", 3.0 + i as f64)));
+        words.push(word("now?", 50.0));
+        let segments = segments(&words, true);
+        let spans: Vec<(f64, f64, usize)> = segments
+            .iter()
+            .map(|s| (s.start, s.end, s.words.len()))
+            .collect();
+        // "Why" at 2 s and the words ending by 31.5 s span 29.5 s; one more
+        // would pass 30 s.
+        assert_eq!(
+            spans,
+            vec![(0.0, 1.5, 2), (2.0, 31.5, 30), (32.0, 50.5, 12)]
+        );
+        assert_eq!(segments[0].text, " Hello there.");
+        assert_eq!(segments[0].tokens, vec![1, 2, 1, 2]);
+        assert_eq!(segments[2].id, 2);
+        assert!((segments[0].avg_logprob - 0.5f32.ln()).abs() < 1e-6);
+        assert!(super::segments(&words, false)
+            .iter()
+            .all(|s| s.words.is_empty()));
+    }
+}
