@@ -98,3 +98,20 @@ fn weight_map(index: &Path) -> Result<BTreeMap<String, PathBuf>> {
         })
         .collect()
 }
+
+/// The weights of a Hugging Face folder, in the order they are preferred.
+const HF_CHECKPOINTS: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+
+/// The checkpoint file of Hugging Face folder `source`.
+pub fn hf_checkpoint(source: &Path) -> Result<PathBuf> {
+    HF_CHECKPOINTS
+        .iter()
+        .map(|name| source.join(name))
+        .find(|path| path.is_file())
+        .ok_or_else(|| {
+            ConvertError::format(
+                source,
+                format!("no {} in the folder", HF_CHECKPOINTS.join(" or ")),
+            )
+        })
+}

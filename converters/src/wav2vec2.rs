@@ -15,7 +15,7 @@
 //! off its tensors' shapes, and whose labels are given.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use asr_models::wav2vec2::{FeatExtractNorm, Wav2Vec2Config, MODEL_TYPE};
 use asr_models::ModelConfig;
@@ -23,7 +23,7 @@ use mlx::{Array, Dtype};
 use serde::Deserialize;
 
 use crate::error::{ConvertError, Result};
-use crate::state_dict::load_state_dict;
+use crate::state_dict::{hf_checkpoint, load_state_dict};
 use crate::tensor::RawTensor;
 use crate::whisper::{raw_to_array, WriteError};
 
@@ -46,8 +46,6 @@ pub const TORCHAUDIO_ENGLISH_LABELS: [&str; 29] = [
 pub type Vocabulary = BTreeMap<String, usize>;
 
 /// The checkpoint files a Hugging Face folder may hold, in preference order.
-const CHECKPOINTS: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
-
 /// What the converted model needs of Hugging Face's `Wav2Vec2Config`; the
 /// defaults are `Wav2Vec2Config`'s for keys older configs leave out.
 #[derive(Debug, Deserialize)]
@@ -141,20 +139,6 @@ impl HfConfig {
         config.validate().map_err(refuse)?;
         Ok(config)
     }
-}
-
-/// The checkpoint file in Hugging Face folder `source`.
-pub fn hf_checkpoint(source: &Path) -> Result<PathBuf> {
-    CHECKPOINTS
-        .iter()
-        .map(|name| source.join(name))
-        .find(|path| path.is_file())
-        .ok_or_else(|| {
-            ConvertError::format(
-                source,
-                format!("no {} in the folder", CHECKPOINTS.join(" or ")),
-            )
-        })
 }
 
 /// The positional convolution's weight names: weight normalization over

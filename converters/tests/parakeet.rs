@@ -40,6 +40,11 @@ fn convert(from: &Path, dir: &Path, name: &str, opts: ParakeetOptions) -> Result
     Ok(out)
 }
 
+/// [`convert`] with the default options, which must succeed.
+fn convert_f32(from: &Path, dir: &Path, name: &str) -> PathBuf {
+    convert(from, dir, name, ParakeetOptions::default()).unwrap()
+}
+
 fn tensors(path: &Path) -> BTreeMap<String, Array> {
     mlx::io::load_safetensors(path).unwrap().tensors
 }
@@ -84,14 +89,8 @@ fn assert_same_tensors(a: &BTreeMap<String, Array>, b: &BTreeMap<String, Array>)
 #[test]
 fn nemo_and_mlx_community_give_the_same_folder_of_parakeet_mlx_tensors() {
     let dir = tempfile::tempdir().unwrap();
-    let from_nemo = convert(&nemo(), dir.path(), "nemo", ParakeetOptions::default()).unwrap();
-    let from_mlx = convert(
-        &mlx_community(),
-        dir.path(),
-        "mlx",
-        ParakeetOptions::default(),
-    )
-    .unwrap();
+    let from_nemo = convert_f32(&nemo(), dir.path(), "nemo");
+    let from_mlx = convert_f32(&mlx_community(), dir.path(), "mlx");
     let reference = tensors(&mlx_community().join("model.safetensors"));
     let nemo_tensors = tensors(&from_nemo.join("weights.safetensors"));
     // The LSTM biases are sums of NeMo's two, which need not be bit-exact.
@@ -139,8 +138,8 @@ fn an_uncompressed_nemo_tar_reads_as_the_gzipped_one() {
         .unwrap();
     let plain = dir.path().join("plain.nemo");
     fs::write(&plain, tar).unwrap();
-    let a = convert(&plain, dir.path(), "plain", ParakeetOptions::default()).unwrap();
-    let b = convert(&nemo(), dir.path(), "gz", ParakeetOptions::default()).unwrap();
+    let a = convert_f32(&plain, dir.path(), "plain");
+    let b = convert_f32(&nemo(), dir.path(), "gz");
     assert_same_tensors(
         &tensors(&a.join("weights.safetensors")),
         &tensors(&b.join("weights.safetensors")),
@@ -368,28 +367,10 @@ fn an_mlx_community_folder_without_its_weights_or_with_wrong_tensors_is_refused(
 #[test]
 fn a_transformers_ctc_folder_and_a_ctc_nemo_convert_to_the_weights_parakeet_mlx_loads() {
     let dir = tempfile::tempdir().unwrap();
-    let from_hf = convert(
-        &fixtures().join("hf-ctc"),
-        dir.path(),
-        "hf",
-        ParakeetOptions::default(),
-    )
-    .unwrap();
-    let from_nemo = convert(
-        &fixtures().join("tiny-ctc.nemo"),
-        dir.path(),
-        "nemo",
-        ParakeetOptions::default(),
-    )
-    .unwrap();
+    let from_hf = convert_f32(&fixtures().join("hf-ctc"), dir.path(), "hf");
+    let from_nemo = convert_f32(&fixtures().join("tiny-ctc.nemo"), dir.path(), "nemo");
     let reference_folder = fixtures().join("mlx-community-ctc");
-    let from_mlx = convert(
-        &reference_folder,
-        dir.path(),
-        "mlx",
-        ParakeetOptions::default(),
-    )
-    .unwrap();
+    let from_mlx = convert_f32(&reference_folder, dir.path(), "mlx");
     let reference = tensors(&reference_folder.join("model.safetensors"));
     assert_same_tensors(&tensors(&from_hf.join("weights.safetensors")), &reference);
     assert_same_tensors(&tensors(&from_mlx.join("weights.safetensors")), &reference);
@@ -413,21 +394,9 @@ fn a_transformers_ctc_folder_and_a_ctc_nemo_convert_to_the_weights_parakeet_mlx_
 #[test]
 fn a_transformers_tdt_folder_converts_to_the_model_and_config_parakeet_mlx_loads() {
     let dir = tempfile::tempdir().unwrap();
-    let from_hf = convert(
-        &fixtures().join("hf-tdt"),
-        dir.path(),
-        "hf",
-        ParakeetOptions::default(),
-    )
-    .unwrap();
+    let from_hf = convert_f32(&fixtures().join("hf-tdt"), dir.path(), "hf");
     let reference_folder = fixtures().join("mlx-community-tdt");
-    let from_mlx = convert(
-        &reference_folder,
-        dir.path(),
-        "mlx",
-        ParakeetOptions::default(),
-    )
-    .unwrap();
+    let from_mlx = convert_f32(&reference_folder, dir.path(), "mlx");
     let reference = tensors(&reference_folder.join("model.safetensors"));
     let hf_tensors = tensors(&from_hf.join("weights.safetensors"));
     assert_same_tensors(&tensors(&from_mlx.join("weights.safetensors")), &reference);

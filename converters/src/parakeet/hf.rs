@@ -24,7 +24,7 @@ use serde::Deserialize;
 
 use super::nemo::from_nemo_names;
 use crate::error::{ConvertError, Result};
-use crate::state_dict::load_state_dict;
+use crate::state_dict::{hf_checkpoint, load_state_dict};
 
 /// The `model_type`s of transformers' Parakeet configs.
 const CTC: &str = "parakeet_ctc";
@@ -32,8 +32,6 @@ const RNNT: &str = "parakeet_rnnt";
 const TDT: &str = "parakeet_tdt";
 
 /// The checkpoint files a Hugging Face folder may hold, in preference order.
-const CHECKPOINTS: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
-
 /// transformers' module names and NeMo's for the same module.
 const HF_TO_NEMO: [(&str, &str); 16] = [
     ("encoder.subsampling.layers.", "encoder.pre_encode.conv."),
@@ -199,16 +197,7 @@ pub(super) fn read_hf_ctc(source: &Path) -> Result<(ParakeetConfig, BTreeMap<Str
     config
         .validate()
         .map_err(|e| ConvertError::format(&config_path, e))?;
-    let checkpoint = CHECKPOINTS
-        .iter()
-        .map(|name| source.join(name))
-        .find(|path| path.is_file())
-        .ok_or_else(|| {
-            ConvertError::format(
-                source,
-                format!("no {} in the folder", CHECKPOINTS.join(" or ")),
-            )
-        })?;
+    let checkpoint = hf_checkpoint(source)?;
     let state = load_state_dict(&checkpoint)?
         .into_iter()
         .map(|(name, raw)| (nemo_name(&name), raw))

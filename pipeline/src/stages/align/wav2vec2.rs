@@ -29,9 +29,10 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use asr_converters::registry;
+use asr_converters::state_dict::hf_checkpoint;
 use asr_converters::wav2vec2::{
-    convert_torchaudio_wav2vec2, convert_wav2vec2, hf_checkpoint, read_vocabulary,
-    CONVERTER_VERSION, TORCHAUDIO_ENGLISH_LABELS, VOCAB_FILE,
+    convert_torchaudio_wav2vec2, convert_wav2vec2, read_vocabulary, CONVERTER_VERSION,
+    TORCHAUDIO_ENGLISH_LABELS, VOCAB_FILE,
 };
 use asr_models::wav2vec2::Wav2Vec2;
 use mlx::Array;

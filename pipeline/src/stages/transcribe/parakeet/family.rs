@@ -10,6 +10,7 @@ use asr_models::{Activations, ModelConfig};
 use super::{ParakeetTranscriber, CHUNK_SECONDS, OVERLAP_SECONDS};
 use crate::config::decode::{DecodeOptions, Task};
 use crate::model_source;
+use crate::stages::align::AlignStage;
 use crate::stages::transcribe::{
     Blocks, Recognizer, RecognizerFamily, RecognizerSettings, TranscribeError,
 };
@@ -102,11 +103,8 @@ impl RecognizerFamily for ParakeetFamily {
             StageInfo::new("decoder", decoder, Data::AudioFeatures, Data::Transcript),
         ];
         if settings.decode.word_timestamps {
-            stages.push(StageInfo::new(
-                "align",
+            stages.push(AlignStage::info_for(
                 "word times from the decoder's frame alignment".into(),
-                Data::Transcript,
-                Data::Transcript,
             ));
         }
         Ok(stages)

@@ -6,6 +6,7 @@ use asr_models::Activations;
 use super::WhisperTranscriber;
 use crate::config::decode::DecodeOptions;
 use crate::model_source;
+use crate::stages::align::AlignStage;
 use crate::stages::transcribe::{
     Batching, Blocks, Recognizer, RecognizerFamily, RecognizerSettings, TranscribeError,
 };
@@ -71,12 +72,9 @@ impl RecognizerFamily for WhisperFamily {
             ),
         ];
         if settings.decode.word_timestamps {
-            stages.push(StageInfo::new(
-                "align",
+            stages.push(AlignStage::info_for(
                 "Whisper cross-attention of the alignment heads + DTW, per window in the seek loop"
                     .into(),
-                Data::Transcript,
-                Data::Transcript,
             ));
         }
         Ok(stages)
