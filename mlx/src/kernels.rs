@@ -110,7 +110,7 @@ fn lstm_ops(
 
 /// Turns this crate's own CPU kernels on or off and returns the previous
 /// setting. On the CPU backend, f32 [`Array::softmax`] over the last axis,
-/// [`Array::gelu`], [`crate::fast::layer_norm`] and
+/// [`Array::gelu`], [`Array::silu`], [`Array::glu`], [`crate::fast::layer_norm`] and
 /// [`crate::fast::scaled_dot_product_attention`] without an array mask run as
 /// vectorized, multi-threaded primitives of this crate; switched off (or with
 /// `MLX_ASR_CUSTOM_KERNELS=0` in the environment at start-up), and on GPU

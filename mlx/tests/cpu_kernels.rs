@@ -370,6 +370,74 @@ fn gelu_of_a_transposed_input() {
     });
 }
 
+fn sigmoid_naive(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+#[test]
+fn silu_and_glu_match_reference_and_mlx() {
+    let _g = lock();
+    let shapes = [vec![1002], vec![3, 2048], vec![2, 7, 34], vec![1, 2]];
+    let cases: Vec<_> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, shape)| {
+            let mut x = rand_vec(30 + i as u64, numel(shape), -30.0, 30.0);
+            x[0] = 0.0;
+            let xa = arr(&x, shape);
+            let silu: Vec<f64> = x
+                .iter()
+                .map(|&v| f64::from(v) * sigmoid_naive(f64::from(v)))
+                .collect();
+            let n = *shape.last().unwrap() as usize / 2;
+            let glu: Vec<f64> = x
+                .chunks(2 * n)
+                .flat_map(|row| {
+                    (0..n).map(|j| f64::from(row[j]) * sigmoid_naive(f64::from(row[n + j])))
+                })
+                .collect();
+            let mut glu_shape = shape.clone();
+            *glu_shape.last_mut().unwrap() /= 2;
+            let mlx_silu = to_f64(&with_mlx_ops(|| xa.silu().unwrap()));
+            let mlx_glu = to_f64(&with_mlx_ops(|| xa.glu().unwrap()));
+            (xa, shape.clone(), silu, mlx_silu, glu_shape, glu, mlx_glu)
+        })
+        .collect();
+    at_each_isa("silu and glu", true, |level| {
+        let mut all = Vec::new();
+        for (xa, shape, silu, mlx_silu, glu_shape, glu, mlx_glu) in &cases {
+            let got = xa.silu().unwrap();
+            check(&got, shape, silu, 1e-7, 1e-6, &format!("silu at {level}"));
+            let got = read(&got);
+            assert_close(&got, mlx_silu, 1e-6, 1e-5, &format!("silu vs mlx at {level}"));
+            all.extend(got);
+            let got = xa.glu().unwrap();
+            check(&got, glu_shape, glu, 1e-7, 1e-6, &format!("glu at {level}"));
+            let got = read(&got);
+            assert_close(&got, mlx_glu, 1e-6, 1e-5, &format!("glu vs mlx at {level}"));
+            all.extend(got);
+        }
+        all
+    });
+}
+
+#[test]
+fn glu_of_a_transposed_input_and_an_odd_axis() {
+    let _g = lock();
+    let x = rand_vec(40, 6 * 5, -3.0, 3.0);
+    let (xt, _) = permute(&x, &[6, 5], &[1, 0]);
+    let want: Vec<f64> = xt
+        .chunks(6)
+        .flat_map(|row| (0..3).map(|j| f64::from(row[j]) * sigmoid_naive(f64::from(row[3 + j]))))
+        .collect();
+    at_each_isa("glu of a view", false, |level| {
+        let got = arr(&x, &[6, 5]).transpose(&[]).unwrap().glu().unwrap();
+        check(&got, &[5, 3], &want, 1e-7, 1e-6, &format!("glu of a view at {level}"));
+        read(&got)
+    });
+    assert!(arr(&x, &[5, 6]).transpose(&[]).unwrap().glu().is_err());
+}
+
 fn layer_norm_ref(x: &[f32], n: usize, w: Option<&[f32]>, b: Option<&[f32]>) -> Vec<f64> {
     x.chunks(n)
         .flat_map(|row| {

@@ -49,6 +49,10 @@ bool fused_attention_available();
 std::optional<array> softmax_last(const array& a);
 // 0.5 x (1 + erf(x / sqrt 2)).
 std::optional<array> gelu(const array& a);
+// x sigmoid(x).
+std::optional<array> silu(const array& a);
+// The first half of the last axis times the sigmoid of the second.
+std::optional<array> glu_last(const array& a);
 // softmax(scale q kᵀ [+ causal mask]) v for [B, H, L, D] q and [B, Hkv, S, D] k, v.
 std::optional<array> sdpa(const array& q, const array& k, const array& v, float scale,
                           bool causal);

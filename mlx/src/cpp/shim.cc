@@ -316,6 +316,20 @@ array quantized_product(const array& x, const array& w, const array& scales,
 
 ArrayPtr gelu(const array& a, bool tanh_approx) { return own(gelu_of(a, tanh_approx)); }
 
+ArrayPtr silu(const array& a) {
+  if (auto out = kernels::silu(a)) return own(std::move(*out));
+  return own(mx::multiply(a, mx::sigmoid(a)));
+}
+
+ArrayPtr glu(const array& a) {
+  if (auto out = kernels::glu_last(a)) return own(std::move(*out));
+  if (a.ndim() == 0 || a.shape(-1) % 2 != 0) {
+    throw std::invalid_argument("glu: the last axis must have an even length");
+  }
+  auto halves = mx::split(a, 2, -1);
+  return own(mx::multiply(halves[0], mx::sigmoid(halves[1])));
+}
+
 ArrayPtr linear(const array& x, const array& w, const array* bias, bool gelu,
                 const array* residual) {
   auto wt = mx::transpose(w);

@@ -103,12 +103,17 @@ class SoftmaxLast : public CpuOnly {
   }
 };
 
-class Gelu : public CpuOnly {
+// One element function over a whole f32 array (GELU, SiLU), in blocks of
+// 4096 elements split over the pool; `cost` is its work per element.
+class ElementMap : public CpuOnly {
  public:
-  using CpuOnly::CpuOnly;
-  const char* name() const override { return "MlxAsrGelu"; }
+  using Span = void (*)(const float*, float*, size_t);
+  ElementMap(mx::Stream s, const char* name, Span span, double cost)
+      : CpuOnly(s), name_(name), span_(span), cost_(cost) {}
+  const char* name() const override { return name_; }
   bool is_equivalent(const mx::Primitive& other) const override {
-    return dynamic_cast<const Gelu*>(&other) != nullptr;
+    auto* o = dynamic_cast<const ElementMap*>(&other);
+    return o != nullptr && o->span_ == span_;
   }
   void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
     const auto& in = inputs[0];
@@ -117,13 +122,47 @@ class Gelu : public CpuOnly {
     size_t n = in.size();
     const float* x = in.data<float>();
     float* y = out.data<float>();
-    encode(inputs, out, [x, y, n] {
-      // Blocks of 4096 elements, split over the pool.
+    encode(inputs, out, [x, y, n, span = span_, cost = cost_] {
       constexpr size_t kBlock = 4096;
       size_t blocks = (n + kBlock - 1) / kBlock;
-      parallel_rows(blocks, static_cast<double>(n) * 30, [&](size_t b0, size_t b1) {
+      parallel_rows(blocks, static_cast<double>(n) * cost, [&](size_t b0, size_t b1) {
         size_t i0 = b0 * kBlock, i1 = std::min(n, b1 * kBlock);
-        if (i1 > i0) gelu_span(x + i0, y + i0, i1 - i0);
+        if (i1 > i0) span(x + i0, y + i0, i1 - i0);
+      });
+    });
+  }
+
+ private:
+  const char* name_;
+  Span span_;
+  double cost_;
+};
+
+// The gated linear unit over the last axis: [..., 2n] -> [..., n], the first
+// half times the sigmoid of the second.
+class GluLast : public CpuOnly {
+ public:
+  using CpuOnly::CpuOnly;
+  const char* name() const override { return "MlxAsrGluLast"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    return dynamic_cast<const GluLast*>(&other) != nullptr;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    auto shape = inputs[0].shape();
+    shape.back() /= 2;
+    return {shape};
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    const auto& in = inputs[0];
+    require_row_contiguous(in, name());
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    size_t n = static_cast<size_t>(out.shape(-1));
+    size_t rows = n == 0 ? 0 : out.size() / n;
+    const float* x = in.data<float>();
+    float* y = out.data<float>();
+    encode(inputs, out, [x, y, rows, n] {
+      parallel_rows(rows, static_cast<double>(rows) * n * 12, [&](size_t r0, size_t r1) {
+        for (size_t r = r0; r < r1; ++r) glu_span(x + 2 * r * n, x + (2 * r + 1) * n, y + r * n, n);
       });
     });
   }
@@ -598,11 +637,31 @@ std::optional<array> softmax_last(const array& a) {
   return array(x.shape(), mx::float32, std::make_shared<SoftmaxLast>(*s), {x});
 }
 
-std::optional<array> gelu(const array& a) {
+namespace {
+
+std::optional<array> element_map(const array& a, const char* name, ElementMap::Span span,
+                                 double cost) {
   auto s = cpu_stream();
   if (!s || a.dtype() != mx::float32) return std::nullopt;
   auto x = mx::contiguous(a, false, *s);
-  return array(x.shape(), mx::float32, std::make_shared<Gelu>(*s), {x});
+  return array(x.shape(), mx::float32, std::make_shared<ElementMap>(*s, name, span, cost), {x});
+}
+
+}  // namespace
+
+std::optional<array> gelu(const array& a) { return element_map(a, "MlxAsrGelu", gelu_span, 30); }
+
+std::optional<array> silu(const array& a) { return element_map(a, "MlxAsrSilu", silu_span, 12); }
+
+std::optional<array> glu_last(const array& a) {
+  auto s = cpu_stream();
+  if (!s || a.dtype() != mx::float32 || a.ndim() == 0 || a.shape(-1) % 2 != 0) {
+    return std::nullopt;
+  }
+  auto x = mx::contiguous(a, false, *s);
+  auto shape = x.shape();
+  shape.back() /= 2;
+  return array(shape, mx::float32, std::make_shared<GluLast>(*s), {x});
 }
 
 std::optional<array> layer_norm(const array& x, const array* weight, const array* bias,
