@@ -438,6 +438,102 @@ fn glu_of_a_transposed_input_and_an_odd_axis() {
     assert!(arr(&x, &[5, 6]).transpose(&[]).unwrap().glu().is_err());
 }
 
+/// A depthwise convolution of `x` `[b, h, w, c]` with `k` `[c, kh, kw]`
+/// (stride and zero padding per axis), in f64.
+fn depthwise_ref(
+    x: &[f32],
+    [b, h, w, c]: [usize; 4],
+    k: &[f32],
+    [kh, kw]: [usize; 2],
+    [sh, sw]: [usize; 2],
+    [ph, pw]: [usize; 2],
+) -> (Vec<f64>, [usize; 2]) {
+    let (oh, ow) = ((h + 2 * ph - kh) / sh + 1, (w + 2 * pw - kw) / sw + 1);
+    let mut out = Vec::with_capacity(b * oh * ow * c);
+    for bi in 0..b {
+        for y in 0..oh {
+            for z in 0..ow {
+                for ci in 0..c {
+                    let mut acc = 0.0f64;
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let (iy, iz) = ((y * sh + i) as isize - ph as isize, (z * sw + j) as isize - pw as isize);
+                            if iy < 0 || iz < 0 || iy as usize >= h || iz as usize >= w {
+                                continue;
+                            }
+                            let xi = ((bi * h + iy as usize) * w + iz as usize) * c + ci;
+                            acc += f64::from(x[xi]) * f64::from(k[(ci * kh + i) * kw + j]);
+                        }
+                    }
+                    out.push(acc);
+                }
+            }
+        }
+    }
+    (out, [oh, ow])
+}
+
+#[test]
+fn depthwise_convolutions_match_reference_and_mlx() {
+    let _g = lock();
+    // (input [b, h, w, c], kernel, stride, padding, 1-D): odd channel counts
+    // leave a tail after the vectors; padding wider than the kernel's reach.
+    let cases = [
+        ([2, 13, 1, 19], [9, 1], [1, 1], [4, 0], true),
+        ([1, 40, 1, 64], [9, 1], [1, 1], [4, 0], true),
+        ([2, 12, 1, 5], [3, 1], [2, 1], [1, 0], true),
+        ([2, 11, 9, 19], [3, 3], [2, 2], [1, 1], false),
+        ([1, 8, 6, 16], [3, 3], [1, 1], [0, 0], false),
+        ([1, 5, 4, 3], [3, 2], [1, 2], [2, 1], false),
+    ];
+    let cases: Vec<_> = cases
+        .into_iter()
+        .enumerate()
+        .map(|(n, (dims, kernel, stride, padding, one_d))| {
+            let [b, h, w, c] = dims;
+            let x = rand_vec(50 + n as u64, b * h * w * c, -2.0, 2.0);
+            let k = rand_vec(60 + n as u64, c * kernel[0] * kernel[1], -1.0, 1.0);
+            let (want, [oh, ow]) = depthwise_ref(&x, dims, &k, kernel, stride, padding);
+            let i = |v: usize| v as i32;
+            let run = move || {
+                if one_d {
+                    arr(&x, &[i(b), i(h), i(c)])
+                        .conv1d(&arr(&k, &[i(c), i(kernel[0]), 1]), i(stride[0]), i(padding[0]), 1, i(c))
+                        .unwrap()
+                } else {
+                    arr(&x, &[i(b), i(h), i(w), i(c)])
+                        .conv2d(
+                            &arr(&k, &[i(c), i(kernel[0]), i(kernel[1]), 1]),
+                            [i(stride[0]), i(stride[1])],
+                            [i(padding[0]), i(padding[1])],
+                            [1, 1],
+                            i(c),
+                        )
+                        .unwrap()
+                }
+            };
+            let shape = if one_d {
+                vec![i(b), i(oh), i(c)]
+            } else {
+                vec![i(b), i(oh), i(ow), i(c)]
+            };
+            let mlx = to_f64(&with_mlx_ops(&run));
+            (run, shape, want, mlx)
+        })
+        .collect();
+    at_each_isa("depthwise convolution", true, |level| {
+        let mut all = Vec::new();
+        for (n, (run, shape, want, mlx)) in cases.iter().enumerate() {
+            let got = run();
+            check(&got, shape, want, 1e-5, 1e-5, &format!("case {n} at {level}"));
+            let got = read(&got);
+            assert_close(&got, mlx, 1e-5, 1e-5, &format!("case {n} vs mlx at {level}"));
+            all.extend(got);
+        }
+        all
+    });
+}
+
 fn layer_norm_ref(x: &[f32], n: usize, w: Option<&[f32]>, b: Option<&[f32]>) -> Vec<f64> {
     x.chunks(n)
         .flat_map(|row| {

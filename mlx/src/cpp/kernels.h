@@ -7,6 +7,7 @@
 // uses MLX's own op (GPU backends always take that path).
 #pragma once
 
+#include <array>
 #include <optional>
 #include <vector>
 
@@ -53,6 +54,11 @@ std::optional<array> gelu(const array& a);
 std::optional<array> silu(const array& a);
 // The first half of the last axis times the sigmoid of the second.
 std::optional<array> glu_last(const array& a);
+// A depthwise convolution (groups = channels, dilation 1) of f32 [B, T, C]
+// or [B, H, W, C] with weight [C, k, 1] or [C, kh, kw, 1]: stride and
+// padding per spatial axis (the second unused for 1-D).
+std::optional<array> depthwise_conv(const array& x, const array& w, std::array<int, 2> stride,
+                                    std::array<int, 2> padding);
 // softmax(scale q kᵀ [+ causal mask]) v for [B, H, L, D] q and [B, Hkv, S, D] k, v.
 std::optional<array> sdpa(const array& q, const array& k, const array& v, float scale,
                           bool causal);

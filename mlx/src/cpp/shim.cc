@@ -423,6 +423,11 @@ ArrayPtr argpartition(const array& a, int32_t kth, int32_t axis) {
 
 ArrayPtr conv1d(const array& x, const array& w, int32_t stride, int32_t padding,
                 int32_t dilation, int32_t groups) {
+  if (dilation == 1 && x.ndim() == 3 && groups > 1 && groups == x.shape(-1)) {
+    if (auto out = kernels::depthwise_conv(x, w, {stride, 1}, {padding, 0})) {
+      return own(std::move(*out));
+    }
+  }
   return own(mx::conv1d(x, w, stride, padding, dilation, groups));
 }
 
@@ -432,8 +437,13 @@ ArrayPtr conv2d(const array& x, const array& w, I32s stride, I32s padding, I32s 
     if (s.size() != 2) throw std::invalid_argument(std::string("conv2d ") + what + " needs 2 values");
     return std::pair<int, int>(s[0], s[1]);
   };
-  return own(mx::conv2d(x, w, pair(stride, "stride"), pair(padding, "padding"),
-                        pair(dilation, "dilation"), groups));
+  auto [sh, sw] = pair(stride, "stride");
+  auto [ph, pw] = pair(padding, "padding");
+  auto [dh, dw] = pair(dilation, "dilation");
+  if (dh == 1 && dw == 1 && x.ndim() == 4 && groups > 1 && groups == x.shape(-1)) {
+    if (auto out = kernels::depthwise_conv(x, w, {sh, sw}, {ph, pw})) return own(std::move(*out));
+  }
+  return own(mx::conv2d(x, w, {sh, sw}, {ph, pw}, {dh, dw}, groups));
 }
 
 ArrayPtr layer_norm(const array& x, const array* weight, const array* bias, float eps) {

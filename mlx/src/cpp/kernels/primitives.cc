@@ -26,6 +26,7 @@
 #include "mlx/stream.h"
 
 #include "attention.h"
+#include "conv.h"
 #include "elementwise.h"
 #include "lstm.h"
 #include "matmul.h"
@@ -343,6 +344,51 @@ class Attention : public CpuOnly {
  private:
   float scale_;
   bool causal_;
+};
+
+// A depthwise convolution (groups = channels, one kernel per channel) of an
+// NHWC image; inputs x [B, H, W, C] and the weight [C, kh, kw, 1], both
+// row-contiguous.
+class DepthwiseConv : public CpuOnly {
+ public:
+  DepthwiseConv(mx::Stream s, DepthwiseShape shape) : CpuOnly(s), shape_(shape) {}
+  const char* name() const override { return "MlxAsrDepthwiseConv"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const DepthwiseConv*>(&other);
+    auto key = [](const DepthwiseShape& s) {
+      return std::array{s.B, s.H, s.W, s.C, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw};
+    };
+    return o != nullptr && key(o->shape_) == key(shape_);
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    auto shape = inputs[0].shape();
+    shape[1] = shape_.OH;
+    if (shape.size() == 4) shape[2] = shape_.OW;
+    return {shape};
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    require_row_contiguous(inputs[0], name());
+    require_row_contiguous(inputs[1], name());
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    const float* x = inputs[0].data<float>();
+    const float* w = inputs[1].data<float>();
+    float* o = out.data<float>();
+    encode(inputs, out, [s = shape_, x, w, o] {
+      // The kernel as [kh, kw, C]: each tap's channels one vector load.
+      size_t taps = static_cast<size_t>(s.kh) * s.kw;
+      std::vector<float> packed(taps * s.C);
+      for (size_t c = 0; c < static_cast<size_t>(s.C); ++c)
+        for (size_t t = 0; t < taps; ++t) packed[t * s.C + c] = w[c * taps + t];
+      size_t rows = static_cast<size_t>(s.B) * s.OH;
+      double cost = static_cast<double>(rows) * s.OW * s.C * taps * 2;
+      parallel_rows(rows, cost, [&](size_t r0, size_t r1) {
+        depthwise_rows(s, x, packed.data(), o, r0, r1);
+      });
+    });
+  }
+
+ private:
+  DepthwiseShape shape_;
 };
 
 // Which epilogue a matmul primitive applies; its bias and residual arrays
@@ -716,6 +762,31 @@ std::optional<array> sdpa(const array& q, const array& k, const array& v, float 
   shape.back() = v.shape(3);
   return array(shape, mx::float32, std::make_shared<Attention>(*s, scale, causal),
                std::move(inputs));
+}
+
+std::optional<array> depthwise_conv(const array& x, const array& w, std::array<int, 2> stride,
+                                    std::array<int, 2> padding) {
+  auto s = cpu_stream();
+  int nd = x.ndim() - 2;
+  if (!s || (nd != 1 && nd != 2) || w.ndim() != x.ndim() || x.dtype() != mx::float32 ||
+      w.dtype() != mx::float32) {
+    return std::nullopt;
+  }
+  int C = x.shape(-1);
+  if (w.shape(0) != C || w.shape(-1) != 1 || C == 0) return std::nullopt;
+  DepthwiseShape sh{x.shape(0), x.shape(1), nd == 2 ? x.shape(2) : 1, C,
+                    w.shape(1), nd == 2 ? w.shape(2) : 1,
+                    stride[0], nd == 2 ? stride[1] : 1, padding[0], nd == 2 ? padding[1] : 0,
+                    0, 0};
+  if (sh.sh < 1 || sh.sw < 1 || sh.ph < 0 || sh.pw < 0) return std::nullopt;
+  sh.OH = (sh.H + 2 * sh.ph - sh.kh) / sh.sh + 1;
+  sh.OW = (sh.W + 2 * sh.pw - sh.kw) / sh.sw + 1;
+  if (sh.H + 2 * sh.ph < sh.kh || sh.W + 2 * sh.pw < sh.kw || sh.B == 0) return std::nullopt;
+  auto shape = x.shape();
+  shape[1] = sh.OH;
+  if (nd == 2) shape[2] = sh.OW;
+  return array(shape, mx::float32, std::make_shared<DepthwiseConv>(*s, sh),
+               {mx::contiguous(x, false, *s), mx::contiguous(w, false, *s)});
 }
 
 std::optional<array> small_matmul(const array& a, const array& b, float alpha,
