@@ -65,6 +65,14 @@ pub(crate) mod ffi {
         fn gelu(a: &MlxArray, tanh_approx: bool) -> Result<UniquePtr<MlxArray>>;
         fn silu(a: &MlxArray) -> Result<UniquePtr<MlxArray>>;
         fn glu(a: &MlxArray) -> Result<UniquePtr<MlxArray>>;
+        fn rel_pos_attention(
+            q_u: &MlxArray,
+            q_v: &MlxArray,
+            k: &MlxArray,
+            v: &MlxArray,
+            p: &MlxArray,
+            scale: f32,
+        ) -> Result<UniquePtr<MlxArray>>;
 
         fn reshape(a: &MlxArray, shape: &[i32]) -> Result<UniquePtr<MlxArray>>;
         fn transpose(a: &MlxArray, axes: &[i32]) -> Result<UniquePtr<MlxArray>>;

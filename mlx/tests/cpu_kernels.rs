@@ -534,6 +534,92 @@ fn depthwise_convolutions_match_reference_and_mlx() {
     });
 }
 
+/// Transformer-XL attention in f64: `q_u`, `q_v`, `k` `[b, h, t, d]`, `v`
+/// `[b, h, t, dv]`, `p` `[h, 2t - 1, d]` (offsets t-1 … 1-t).
+#[allow(clippy::too_many_arguments)]
+fn rel_pos_attention_ref(
+    q_u: &[f32],
+    q_v: &[f32],
+    k: &[f32],
+    v: &[f32],
+    p: &[f32],
+    [b, h, t, d, dv]: [usize; 5],
+    scale: f64,
+) -> Vec<f64> {
+    let dot = |a: &[f32], c: &[f32]| -> f64 {
+        a.iter().zip(c).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum()
+    };
+    let mut out = Vec::with_capacity(b * h * t * dv);
+    for bh in 0..b * h {
+        let row = |a: &'_ [f32], i: usize, w: usize| a[(bh * t + i) * w..(bh * t + i + 1) * w].to_vec();
+        for i in 0..t {
+            let scores: Vec<f64> = (0..t)
+                .map(|j| {
+                    let offset = t - 1 - i + j;
+                    let pos = &p[((bh % h) * (2 * t - 1) + offset) * d..][..d];
+                    scale * (dot(&row(q_u, i, d), &row(k, j, d)) + dot(&row(q_v, i, d), pos))
+                })
+                .collect();
+            let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for c in 0..dv {
+                out.push((0..t).map(|j| e[j] / z * f64::from(row(v, j, dv)[c])).sum());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rel_pos_attention_matches_reference_and_mlx() {
+    let _g = lock();
+    // [b, h, t, d, dv]: several heads and batches, one frame, a value width
+    // other than the keys'.
+    let cases: Vec<_> = [[2, 3, 9, 8, 8], [1, 2, 1, 4, 4], [1, 4, 33, 16, 12]]
+        .into_iter()
+        .enumerate()
+        .map(|(n, dims)| {
+            let [b, h, t, d, dv] = dims;
+            let seed = 70 + 10 * n as u64;
+            let q_u = rand_vec(seed, b * h * t * d, -1.0, 1.0);
+            let q_v = rand_vec(seed + 1, b * h * t * d, -1.0, 1.0);
+            let k = rand_vec(seed + 2, b * h * t * d, -1.0, 1.0);
+            let v = rand_vec(seed + 3, b * h * t * dv, -1.0, 1.0);
+            let p = rand_vec(seed + 4, h * (2 * t - 1) * d, -1.0, 1.0);
+            let scale = 1.0 / (d as f32).sqrt();
+            let want = rel_pos_attention_ref(&q_u, &q_v, &k, &v, &p, dims, f64::from(scale));
+            let i = |x: usize| x as i32;
+            let qs = [i(b), i(h), i(t), i(d)];
+            let run = move || {
+                kernels::rel_pos_attention(
+                    &arr(&q_u, &qs),
+                    &arr(&q_v, &qs),
+                    &arr(&k, &qs),
+                    &arr(&v, &[i(b), i(h), i(t), i(dv)]),
+                    &arr(&p, &[1, i(h), i(2 * t - 1), i(d)]),
+                    scale,
+                )
+                .unwrap()
+            };
+            let mlx = with_mlx_ops(&run);
+            (run, vec![i(b), i(h), i(t), i(dv)], want, mlx)
+        })
+        .collect();
+    for (n, (_, _, want, mlx)) in cases.iter().enumerate() {
+        assert_close(mlx, want, 1e-6, 1e-5, &format!("case {n}: MLX's ops"));
+    }
+    at_each_isa("rel_pos_attention", false, |level| {
+        let mut all = Vec::new();
+        for (n, (run, shape, want, _)) in cases.iter().enumerate() {
+            let got = run();
+            check(&got, shape, want, 1e-6, 1e-5, &format!("case {n} at {level}"));
+            all.extend(read(&got));
+        }
+        all
+    });
+}
+
 fn layer_norm_ref(x: &[f32], n: usize, w: Option<&[f32]>, b: Option<&[f32]>) -> Vec<f64> {
     x.chunks(n)
         .flat_map(|row| {

@@ -62,6 +62,11 @@ std::optional<array> depthwise_conv(const array& x, const array& w, std::array<i
 // softmax(scale q kᵀ [+ causal mask]) v for [B, H, L, D] q and [B, Hkv, S, D] k, v.
 std::optional<array> sdpa(const array& q, const array& k, const array& v, float scale,
                           bool causal);
+// Transformer-XL's relative-position attention over T frames (see
+// mlx::kernels::rel_pos_attention): q_u, q_v, k [B, H, T, D], v [B, H, T, Dv],
+// p [1, H, 2T - 1, D].
+std::optional<array> rel_pos_attention(const array& q_u, const array& q_v, const array& k,
+                                       const array& v, const array& p, float scale);
 // A row-major copy of f32 `a` (up to four axes, any strides) in f32 or f16
 // (rounded to nearest, ties to even, as MLX's astype), in one pass.
 std::optional<array> row_major(const array& a, mlx::core::Dtype dtype);

@@ -321,6 +321,25 @@ ArrayPtr silu(const array& a) {
   return own(mx::multiply(a, mx::sigmoid(a)));
 }
 
+ArrayPtr rel_pos_attention(const array& q_u, const array& q_v, const array& k, const array& v,
+                           const array& p, float scale) {
+  if (auto out = kernels::rel_pos_attention(q_u, q_v, k, v, p, scale)) return own(std::move(*out));
+  // MLX's ops: the scores by offset, row i's keys read from column T - 1 - i
+  // on (one row down, one column left: the same key), as the attention's
+  // additive mask.
+  if (q_v.ndim() != 4 || p.ndim() != 4) {
+    throw std::invalid_argument("rel_pos_attention: q_v and p need 4 axes");
+  }
+  int B = q_v.shape(0), H = q_v.shape(1), T = q_v.shape(2);
+  int64_t P = p.shape(2);
+  if (P != 2 * T - 1) throw std::invalid_argument("rel_pos_attention: p needs 2T - 1 offsets");
+  auto by_offset = mx::contiguous(mx::matmul(q_v, mx::swapaxes(p, -2, -1)));
+  auto scores = mx::as_strided(by_offset, {B, H, T, T}, {H * T * P, T * P, P - 1, 1},
+                               static_cast<size_t>(T - 1));
+  auto mask = mx::multiply(scores, array(scale, scores.dtype()));
+  return own(mx::fast::scaled_dot_product_attention(q_u, k, v, scale, "", mask));
+}
+
 ArrayPtr glu(const array& a) {
   if (auto out = kernels::glu_last(a)) return own(std::move(*out));
   if (a.ndim() == 0 || a.shape(-1) % 2 != 0) {

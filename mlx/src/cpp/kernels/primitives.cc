@@ -391,6 +391,39 @@ class DepthwiseConv : public CpuOnly {
   DepthwiseShape shape_;
 };
 
+// Transformer-XL's relative-position attention (see rel_pos_attention in
+// attention.h); inputs q_u, q_v, k, v, p, row-contiguous.
+class RelPosAttention : public CpuOnly {
+ public:
+  RelPosAttention(mx::Stream s, float scale) : CpuOnly(s), scale_(scale) {}
+  const char* name() const override { return "MlxAsrRelPosAttention"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const RelPosAttention*>(&other);
+    return o != nullptr && o->scale_ == scale_;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    auto shape = inputs[0].shape();
+    shape.back() = inputs[3].shape(-1);
+    return {shape};
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    for (const auto& a : inputs) require_row_contiguous(a, name());
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    const auto &q = inputs[0], &v = inputs[3];
+    AttentionShape sh{q.shape(0), q.shape(1), q.shape(1), q.shape(2), q.shape(2),
+                      q.shape(3), v.shape(3), scale_, false};
+    std::array<Operand, 5> ops;
+    for (size_t i = 0; i < ops.size(); ++i) ops[i] = operand_of<float>(inputs[i]);
+    float* o = out.data<float>();
+    encode(inputs, out, [sh, ops, o, sgemm = cblas_sgemm_fn()] {
+      rel_pos_attention(sh, ops[0], ops[1], ops[2], ops[3], ops[4], o, sgemm);
+    });
+  }
+
+ private:
+  float scale_;
+};
+
 // Which epilogue a matmul primitive applies; its bias and residual arrays
 // follow the primitive's own operands in its inputs, in that order.
 struct EpilogueFlags {
@@ -787,6 +820,28 @@ std::optional<array> depthwise_conv(const array& x, const array& w, std::array<i
   if (nd == 2) shape[2] = sh.OW;
   return array(shape, mx::float32, std::make_shared<DepthwiseConv>(*s, sh),
                {mx::contiguous(x, false, *s), mx::contiguous(w, false, *s)});
+}
+
+std::optional<array> rel_pos_attention(const array& q_u, const array& q_v, const array& k,
+                                       const array& v, const array& p, float scale) {
+  auto s = cpu_stream();
+  if (!s || cblas_sgemm_fn() == nullptr) return std::nullopt;
+  for (const auto* a : {&q_u, &q_v, &k, &v, &p}) {
+    if (a->ndim() != 4 || a->dtype() != mx::float32) return std::nullopt;
+  }
+  int B = q_u.shape(0), H = q_u.shape(1), T = q_u.shape(2), D = q_u.shape(3);
+  mx::Shape qs{B, H, T, D};
+  if (T == 0 || D == 0 || q_v.shape() != qs || k.shape() != qs || v.shape(0) != B ||
+      v.shape(1) != H || v.shape(2) != T || v.shape(3) == 0 ||
+      p.shape() != mx::Shape{1, H, 2 * T - 1, D}) {
+    return std::nullopt;
+  }
+  std::vector<array> inputs;
+  for (const auto* a : {&q_u, &q_v, &k, &v, &p}) inputs.push_back(mx::contiguous(*a, false, *s));
+  auto shape = qs;
+  shape.back() = v.shape(3);
+  return array(shape, mx::float32, std::make_shared<RelPosAttention>(*s, scale),
+               std::move(inputs));
 }
 
 std::optional<array> small_matmul(const array& a, const array& b, float alpha,

@@ -162,13 +162,10 @@ impl Heads {
         scaled_dot_product_attention(q_u, k, v, self.scale, AttentionMask::Array(&mask))
     }
 
-    /// Every query against every key: row i of the offset scores holds
-    /// offsets T-1 … -(T-1), key j's (i - j) in column T-1-i+j.
+    /// Every query against every key (the positions are the offsets
+    /// T-1 … -(T-1)).
     fn full(&self) -> mlx::Result<Array> {
-        let frames = self.k.dim(2)?;
-        let by_offset = self.q_v.matmul(&self.p.swapaxes(-2, -1)?)?;
-        let position_scores = skew(&by_offset, frames, frames - 1)?;
-        self.attend(&self.q_u, &self.k, &self.v, &position_scores)
+        mlx::kernels::rel_pos_attention(&self.q_u, &self.q_v, &self.k, &self.v, &self.p, self.scale)
     }
 
     /// Each query against the keys `left` before to `right` after it, a
