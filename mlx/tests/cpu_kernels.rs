@@ -409,7 +409,13 @@ fn silu_and_glu_match_reference_and_mlx() {
             let got = xa.silu().unwrap();
             check(&got, shape, silu, 1e-7, 1e-6, &format!("silu at {level}"));
             let got = read(&got);
-            assert_close(&got, mlx_silu, 1e-6, 1e-5, &format!("silu vs mlx at {level}"));
+            assert_close(
+                &got,
+                mlx_silu,
+                1e-6,
+                1e-5,
+                &format!("silu vs mlx at {level}"),
+            );
             all.extend(got);
             let got = xa.glu().unwrap();
             check(&got, glu_shape, glu, 1e-7, 1e-6, &format!("glu at {level}"));
@@ -432,7 +438,14 @@ fn glu_of_a_transposed_input_and_an_odd_axis() {
         .collect();
     at_each_isa("glu of a view", false, |level| {
         let got = arr(&x, &[6, 5]).transpose(&[]).unwrap().glu().unwrap();
-        check(&got, &[5, 3], &want, 1e-7, 1e-6, &format!("glu of a view at {level}"));
+        check(
+            &got,
+            &[5, 3],
+            &want,
+            1e-7,
+            1e-6,
+            &format!("glu of a view at {level}"),
+        );
         read(&got)
     });
     assert!(arr(&x, &[5, 6]).transpose(&[]).unwrap().glu().is_err());
@@ -457,7 +470,10 @@ fn depthwise_ref(
                     let mut acc = 0.0f64;
                     for i in 0..kh {
                         for j in 0..kw {
-                            let (iy, iz) = ((y * sh + i) as isize - ph as isize, (z * sw + j) as isize - pw as isize);
+                            let (iy, iz) = (
+                                (y * sh + i) as isize - ph as isize,
+                                (z * sw + j) as isize - pw as isize,
+                            );
                             if iy < 0 || iz < 0 || iy as usize >= h || iz as usize >= w {
                                 continue;
                             }
@@ -498,7 +514,13 @@ fn depthwise_convolutions_match_reference_and_mlx() {
             let run = move || {
                 if one_d {
                     arr(&x, &[i(b), i(h), i(c)])
-                        .conv1d(&arr(&k, &[i(c), i(kernel[0]), 1]), i(stride[0]), i(padding[0]), 1, i(c))
+                        .conv1d(
+                            &arr(&k, &[i(c), i(kernel[0]), 1]),
+                            i(stride[0]),
+                            i(padding[0]),
+                            1,
+                            i(c),
+                        )
                         .unwrap()
                 } else {
                     arr(&x, &[i(b), i(h), i(w), i(c)])
@@ -525,9 +547,22 @@ fn depthwise_convolutions_match_reference_and_mlx() {
         let mut all = Vec::new();
         for (n, (run, shape, want, mlx)) in cases.iter().enumerate() {
             let got = run();
-            check(&got, shape, want, 1e-5, 1e-5, &format!("case {n} at {level}"));
+            check(
+                &got,
+                shape,
+                want,
+                1e-5,
+                1e-5,
+                &format!("case {n} at {level}"),
+            );
             let got = read(&got);
-            assert_close(&got, mlx, 1e-5, 1e-5, &format!("case {n} vs mlx at {level}"));
+            assert_close(
+                &got,
+                mlx,
+                1e-5,
+                1e-5,
+                &format!("case {n} vs mlx at {level}"),
+            );
             all.extend(got);
         }
         all
@@ -547,11 +582,15 @@ fn rel_pos_attention_ref(
     scale: f64,
 ) -> Vec<f64> {
     let dot = |a: &[f32], c: &[f32]| -> f64 {
-        a.iter().zip(c).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum()
+        a.iter()
+            .zip(c)
+            .map(|(&x, &y)| f64::from(x) * f64::from(y))
+            .sum()
     };
     let mut out = Vec::with_capacity(b * h * t * dv);
     for bh in 0..b * h {
-        let row = |a: &'_ [f32], i: usize, w: usize| a[(bh * t + i) * w..(bh * t + i + 1) * w].to_vec();
+        let row =
+            |a: &'_ [f32], i: usize, w: usize| a[(bh * t + i) * w..(bh * t + i + 1) * w].to_vec();
         for i in 0..t {
             let scores: Vec<f64> = (0..t)
                 .map(|j| {
@@ -613,7 +652,14 @@ fn rel_pos_attention_matches_reference_and_mlx() {
         let mut all = Vec::new();
         for (n, (run, shape, want, _)) in cases.iter().enumerate() {
             let got = run();
-            check(&got, shape, want, 1e-6, 1e-5, &format!("case {n} at {level}"));
+            check(
+                &got,
+                shape,
+                want,
+                1e-6,
+                1e-5,
+                &format!("case {n} at {level}"),
+            );
             all.extend(read(&got));
         }
         all
