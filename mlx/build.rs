@@ -25,9 +25,10 @@ const MLX_VERSION: &str = "0.32.2";
 const MLX_MINOR: &str = "#define MLX_VERSION_MINOR 32";
 
 /// The C++ shim over MLX and this crate's CPU kernels, compiled with the bridge.
-const CPP_SOURCES: [&str; 10] = [
+const CPP_SOURCES: [&str; 11] = [
     "src/cpp/shim.cc",
     "src/cpp/kernels/attention.cc",
+    "src/cpp/kernels/conv.cc",
     "src/cpp/kernels/decoder_step.cc",
     "src/cpp/kernels/elementwise.cc",
     "src/cpp/kernels/isa.cc",
@@ -39,10 +40,11 @@ const CPP_SOURCES: [&str; 10] = [
 ];
 
 /// The headers those include, for rebuilds when one changes.
-const CPP_HEADERS: [&str; 12] = [
+const CPP_HEADERS: [&str; 13] = [
     "src/cpp/shim.h",
     "src/cpp/kernels.h",
     "src/cpp/kernels/attention.h",
+    "src/cpp/kernels/conv.h",
     "src/cpp/kernels/elementwise.h",
     "src/cpp/kernels/isa.h",
     "src/cpp/kernels/lstm.h",

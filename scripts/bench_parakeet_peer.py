@@ -136,7 +136,8 @@ def bench(args):
 
 
 def _encode(model, mel):
-    enc, lengths = model.encoder(mel[None])
+    # get_logmel gives [1, frames, mels] already.
+    enc, lengths = model.encoder(mel)
     mx.eval(enc, lengths)
     return enc, lengths
 

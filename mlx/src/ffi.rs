@@ -63,6 +63,16 @@ pub(crate) mod ffi {
         ) -> Result<UniquePtr<MlxArray>>;
         fn softmax(a: &MlxArray, axes: &[i32], precise: bool) -> Result<UniquePtr<MlxArray>>;
         fn gelu(a: &MlxArray, tanh_approx: bool) -> Result<UniquePtr<MlxArray>>;
+        fn silu(a: &MlxArray) -> Result<UniquePtr<MlxArray>>;
+        fn glu(a: &MlxArray) -> Result<UniquePtr<MlxArray>>;
+        fn rel_pos_attention(
+            q_u: &MlxArray,
+            q_v: &MlxArray,
+            k: &MlxArray,
+            v: &MlxArray,
+            p: &MlxArray,
+            scale: f32,
+        ) -> Result<UniquePtr<MlxArray>>;
 
         fn reshape(a: &MlxArray, shape: &[i32]) -> Result<UniquePtr<MlxArray>>;
         fn transpose(a: &MlxArray, axes: &[i32]) -> Result<UniquePtr<MlxArray>>;

@@ -36,6 +36,37 @@ pub fn linear(x: &Array, weight: &Array, epilogue: LinearEpilogue<'_>) -> Result
     Ok(Array::from_raw(raw))
 }
 
+/// Transformer-XL's relative-position self-attention (Dai et al., 2019,
+/// §3.3) over `T` frames, heads split off: `softmax(scale (q_u kᵀ + R)) v`
+/// where `R[i, j] = q_v[i] · p[T - 1 - i + j]`, `p` `[1, H, 2T - 1, D]` the
+/// projected embeddings of the offsets `T - 1, …, 1 - T` (query minus key)
+/// and `q_u`, `q_v` the queries with the content and position biases added.
+/// `q_u`, `q_v`, `k` are `[B, H, T, D]`, `v` `[B, H, T, Dv]`; returns
+/// `[B, H, T, Dv]`.
+///
+/// On the CPU backend, f32, one primitive per call: per head, BLAS products
+/// for both kinds of scores and the values, with the skewed sum and the
+/// softmax in one pass over the scores on the kernels' pool. Elsewhere MLX's
+/// ops: the position scores read skewed from their product as the additive
+/// mask of [`crate::fast::scaled_dot_product_attention`].
+pub fn rel_pos_attention(
+    q_u: &Array,
+    q_v: &Array,
+    k: &Array,
+    v: &Array,
+    p: &Array,
+    scale: f32,
+) -> Result<Array> {
+    Ok(Array::from_raw(ffi::rel_pos_attention(
+        q_u.raw(),
+        q_v.raw(),
+        k.raw(),
+        v.raw(),
+        p.raw(),
+        scale,
+    )?))
+}
+
 /// The recurrence of an LSTM layer in one direction, gates in PyTorch's
 /// order (input, forget, cell, output): `projected` `[B, T, 4H]` holds every
 /// step's input product with both biases (`x W_ihᵀ + b_ih + b_hh`), `w_hh` is
@@ -110,7 +141,7 @@ fn lstm_ops(
 
 /// Turns this crate's own CPU kernels on or off and returns the previous
 /// setting. On the CPU backend, f32 [`Array::softmax`] over the last axis,
-/// [`Array::gelu`], [`crate::fast::layer_norm`] and
+/// [`Array::gelu`], [`Array::silu`], [`Array::glu`], [`crate::fast::layer_norm`] and
 /// [`crate::fast::scaled_dot_product_attention`] without an array mask run as
 /// vectorized, multi-threaded primitives of this crate; switched off (or with
 /// `MLX_ASR_CUSTOM_KERNELS=0` in the environment at start-up), and on GPU

@@ -221,6 +221,18 @@ impl Array {
         Ok(wrap(ffi::gelu(self.raw(), true)?))
     }
 
+    /// SiLU (Swish), `x sigmoid(x)`: one pass of the CPU kernels for f32.
+    pub fn silu(&self) -> Result<Array> {
+        Ok(wrap(ffi::silu(self.raw())?))
+    }
+
+    /// The gated linear unit over the last axis (even length `2n`): the
+    /// first `n` values times the sigmoid of the last `n`, as one pass of the
+    /// CPU kernels for f32.
+    pub fn glu(&self) -> Result<Array> {
+        Ok(wrap(ffi::glu(self.raw())?))
+    }
+
     pub fn reshape(&self, shape: &[i32]) -> Result<Array> {
         Ok(wrap(ffi::reshape(self.raw(), shape)?))
     }

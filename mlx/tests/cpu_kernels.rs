@@ -370,6 +370,302 @@ fn gelu_of_a_transposed_input() {
     });
 }
 
+fn sigmoid_naive(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+#[test]
+fn silu_and_glu_match_reference_and_mlx() {
+    let _g = lock();
+    let shapes = [vec![1002], vec![3, 2048], vec![2, 7, 34], vec![1, 2]];
+    let cases: Vec<_> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, shape)| {
+            let mut x = rand_vec(30 + i as u64, numel(shape), -30.0, 30.0);
+            x[0] = 0.0;
+            let xa = arr(&x, shape);
+            let silu: Vec<f64> = x
+                .iter()
+                .map(|&v| f64::from(v) * sigmoid_naive(f64::from(v)))
+                .collect();
+            let n = *shape.last().unwrap() as usize / 2;
+            let glu: Vec<f64> = x
+                .chunks(2 * n)
+                .flat_map(|row| {
+                    (0..n).map(|j| f64::from(row[j]) * sigmoid_naive(f64::from(row[n + j])))
+                })
+                .collect();
+            let mut glu_shape = shape.clone();
+            *glu_shape.last_mut().unwrap() /= 2;
+            let mlx_silu = to_f64(&with_mlx_ops(|| xa.silu().unwrap()));
+            let mlx_glu = to_f64(&with_mlx_ops(|| xa.glu().unwrap()));
+            (xa, shape.clone(), silu, mlx_silu, glu_shape, glu, mlx_glu)
+        })
+        .collect();
+    at_each_isa("silu and glu", true, |level| {
+        let mut all = Vec::new();
+        for (xa, shape, silu, mlx_silu, glu_shape, glu, mlx_glu) in &cases {
+            let got = xa.silu().unwrap();
+            check(&got, shape, silu, 1e-7, 1e-6, &format!("silu at {level}"));
+            let got = read(&got);
+            assert_close(
+                &got,
+                mlx_silu,
+                1e-6,
+                1e-5,
+                &format!("silu vs mlx at {level}"),
+            );
+            all.extend(got);
+            let got = xa.glu().unwrap();
+            check(&got, glu_shape, glu, 1e-7, 1e-6, &format!("glu at {level}"));
+            let got = read(&got);
+            assert_close(&got, mlx_glu, 1e-6, 1e-5, &format!("glu vs mlx at {level}"));
+            all.extend(got);
+        }
+        all
+    });
+}
+
+#[test]
+fn glu_of_a_transposed_input_and_an_odd_axis() {
+    let _g = lock();
+    let x = rand_vec(40, 6 * 5, -3.0, 3.0);
+    let (xt, _) = permute(&x, &[6, 5], &[1, 0]);
+    let want: Vec<f64> = xt
+        .chunks(6)
+        .flat_map(|row| (0..3).map(|j| f64::from(row[j]) * sigmoid_naive(f64::from(row[3 + j]))))
+        .collect();
+    at_each_isa("glu of a view", false, |level| {
+        let got = arr(&x, &[6, 5]).transpose(&[]).unwrap().glu().unwrap();
+        check(
+            &got,
+            &[5, 3],
+            &want,
+            1e-7,
+            1e-6,
+            &format!("glu of a view at {level}"),
+        );
+        read(&got)
+    });
+    assert!(arr(&x, &[5, 6]).transpose(&[]).unwrap().glu().is_err());
+}
+
+/// A depthwise convolution of `x` `[b, h, w, c]` with `k` `[c, kh, kw]`
+/// (stride and zero padding per axis), in f64.
+fn depthwise_ref(
+    x: &[f32],
+    [b, h, w, c]: [usize; 4],
+    k: &[f32],
+    [kh, kw]: [usize; 2],
+    [sh, sw]: [usize; 2],
+    [ph, pw]: [usize; 2],
+) -> (Vec<f64>, [usize; 2]) {
+    let (oh, ow) = ((h + 2 * ph - kh) / sh + 1, (w + 2 * pw - kw) / sw + 1);
+    let mut out = Vec::with_capacity(b * oh * ow * c);
+    for bi in 0..b {
+        for y in 0..oh {
+            for z in 0..ow {
+                for ci in 0..c {
+                    let mut acc = 0.0f64;
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let (iy, iz) = (
+                                (y * sh + i) as isize - ph as isize,
+                                (z * sw + j) as isize - pw as isize,
+                            );
+                            if iy < 0 || iz < 0 || iy as usize >= h || iz as usize >= w {
+                                continue;
+                            }
+                            let xi = ((bi * h + iy as usize) * w + iz as usize) * c + ci;
+                            acc += f64::from(x[xi]) * f64::from(k[(ci * kh + i) * kw + j]);
+                        }
+                    }
+                    out.push(acc);
+                }
+            }
+        }
+    }
+    (out, [oh, ow])
+}
+
+#[test]
+fn depthwise_convolutions_match_reference_and_mlx() {
+    let _g = lock();
+    // (input [b, h, w, c], kernel, stride, padding, 1-D): odd channel counts
+    // leave a tail after the vectors; padding wider than the kernel's reach.
+    let cases = [
+        ([2, 13, 1, 19], [9, 1], [1, 1], [4, 0], true),
+        ([1, 40, 1, 64], [9, 1], [1, 1], [4, 0], true),
+        ([2, 12, 1, 5], [3, 1], [2, 1], [1, 0], true),
+        ([2, 11, 9, 19], [3, 3], [2, 2], [1, 1], false),
+        ([1, 8, 6, 16], [3, 3], [1, 1], [0, 0], false),
+        ([1, 5, 4, 3], [3, 2], [1, 2], [2, 1], false),
+    ];
+    let cases: Vec<_> = cases
+        .into_iter()
+        .enumerate()
+        .map(|(n, (dims, kernel, stride, padding, one_d))| {
+            let [b, h, w, c] = dims;
+            let x = rand_vec(50 + n as u64, b * h * w * c, -2.0, 2.0);
+            let k = rand_vec(60 + n as u64, c * kernel[0] * kernel[1], -1.0, 1.0);
+            let (want, [oh, ow]) = depthwise_ref(&x, dims, &k, kernel, stride, padding);
+            let i = |v: usize| v as i32;
+            let run = move || {
+                if one_d {
+                    arr(&x, &[i(b), i(h), i(c)])
+                        .conv1d(
+                            &arr(&k, &[i(c), i(kernel[0]), 1]),
+                            i(stride[0]),
+                            i(padding[0]),
+                            1,
+                            i(c),
+                        )
+                        .unwrap()
+                } else {
+                    arr(&x, &[i(b), i(h), i(w), i(c)])
+                        .conv2d(
+                            &arr(&k, &[i(c), i(kernel[0]), i(kernel[1]), 1]),
+                            [i(stride[0]), i(stride[1])],
+                            [i(padding[0]), i(padding[1])],
+                            [1, 1],
+                            i(c),
+                        )
+                        .unwrap()
+                }
+            };
+            let shape = if one_d {
+                vec![i(b), i(oh), i(c)]
+            } else {
+                vec![i(b), i(oh), i(ow), i(c)]
+            };
+            let mlx = to_f64(&with_mlx_ops(&run));
+            (run, shape, want, mlx)
+        })
+        .collect();
+    at_each_isa("depthwise convolution", true, |level| {
+        let mut all = Vec::new();
+        for (n, (run, shape, want, mlx)) in cases.iter().enumerate() {
+            let got = run();
+            check(
+                &got,
+                shape,
+                want,
+                1e-5,
+                1e-5,
+                &format!("case {n} at {level}"),
+            );
+            let got = read(&got);
+            assert_close(
+                &got,
+                mlx,
+                1e-5,
+                1e-5,
+                &format!("case {n} vs mlx at {level}"),
+            );
+            all.extend(got);
+        }
+        all
+    });
+}
+
+/// Transformer-XL attention in f64: `q_u`, `q_v`, `k` `[b, h, t, d]`, `v`
+/// `[b, h, t, dv]`, `p` `[h, 2t - 1, d]` (offsets t-1 … 1-t).
+#[allow(clippy::too_many_arguments)]
+fn rel_pos_attention_ref(
+    q_u: &[f32],
+    q_v: &[f32],
+    k: &[f32],
+    v: &[f32],
+    p: &[f32],
+    [b, h, t, d, dv]: [usize; 5],
+    scale: f64,
+) -> Vec<f64> {
+    let dot = |a: &[f32], c: &[f32]| -> f64 {
+        a.iter()
+            .zip(c)
+            .map(|(&x, &y)| f64::from(x) * f64::from(y))
+            .sum()
+    };
+    let mut out = Vec::with_capacity(b * h * t * dv);
+    for bh in 0..b * h {
+        let row =
+            |a: &'_ [f32], i: usize, w: usize| a[(bh * t + i) * w..(bh * t + i + 1) * w].to_vec();
+        for i in 0..t {
+            let scores: Vec<f64> = (0..t)
+                .map(|j| {
+                    let offset = t - 1 - i + j;
+                    let pos = &p[((bh % h) * (2 * t - 1) + offset) * d..][..d];
+                    scale * (dot(&row(q_u, i, d), &row(k, j, d)) + dot(&row(q_v, i, d), pos))
+                })
+                .collect();
+            let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for c in 0..dv {
+                out.push((0..t).map(|j| e[j] / z * f64::from(row(v, j, dv)[c])).sum());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rel_pos_attention_matches_reference_and_mlx() {
+    let _g = lock();
+    // [b, h, t, d, dv]: several heads and batches, one frame, a value width
+    // other than the keys'.
+    let cases: Vec<_> = [[2, 3, 9, 8, 8], [1, 2, 1, 4, 4], [1, 4, 33, 16, 12]]
+        .into_iter()
+        .enumerate()
+        .map(|(n, dims)| {
+            let [b, h, t, d, dv] = dims;
+            let seed = 70 + 10 * n as u64;
+            let q_u = rand_vec(seed, b * h * t * d, -1.0, 1.0);
+            let q_v = rand_vec(seed + 1, b * h * t * d, -1.0, 1.0);
+            let k = rand_vec(seed + 2, b * h * t * d, -1.0, 1.0);
+            let v = rand_vec(seed + 3, b * h * t * dv, -1.0, 1.0);
+            let p = rand_vec(seed + 4, h * (2 * t - 1) * d, -1.0, 1.0);
+            let scale = 1.0 / (d as f32).sqrt();
+            let want = rel_pos_attention_ref(&q_u, &q_v, &k, &v, &p, dims, f64::from(scale));
+            let i = |x: usize| x as i32;
+            let qs = [i(b), i(h), i(t), i(d)];
+            let run = move || {
+                kernels::rel_pos_attention(
+                    &arr(&q_u, &qs),
+                    &arr(&q_v, &qs),
+                    &arr(&k, &qs),
+                    &arr(&v, &[i(b), i(h), i(t), i(dv)]),
+                    &arr(&p, &[1, i(h), i(2 * t - 1), i(d)]),
+                    scale,
+                )
+                .unwrap()
+            };
+            let mlx = with_mlx_ops(&run);
+            (run, vec![i(b), i(h), i(t), i(dv)], want, mlx)
+        })
+        .collect();
+    for (n, (_, _, want, mlx)) in cases.iter().enumerate() {
+        assert_close(mlx, want, 1e-6, 1e-5, &format!("case {n}: MLX's ops"));
+    }
+    at_each_isa("rel_pos_attention", false, |level| {
+        let mut all = Vec::new();
+        for (n, (run, shape, want, _)) in cases.iter().enumerate() {
+            let got = run();
+            check(
+                &got,
+                shape,
+                want,
+                1e-6,
+                1e-5,
+                &format!("case {n} at {level}"),
+            );
+            all.extend(read(&got));
+        }
+        all
+    });
+}
+
 fn layer_norm_ref(x: &[f32], n: usize, w: Option<&[f32]>, b: Option<&[f32]>) -> Vec<f64> {
     x.chunks(n)
         .flat_map(|row| {

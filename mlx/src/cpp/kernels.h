@@ -7,6 +7,7 @@
 // uses MLX's own op (GPU backends always take that path).
 #pragma once
 
+#include <array>
 #include <optional>
 #include <vector>
 
@@ -49,9 +50,23 @@ bool fused_attention_available();
 std::optional<array> softmax_last(const array& a);
 // 0.5 x (1 + erf(x / sqrt 2)).
 std::optional<array> gelu(const array& a);
+// x sigmoid(x).
+std::optional<array> silu(const array& a);
+// The first half of the last axis times the sigmoid of the second.
+std::optional<array> glu_last(const array& a);
+// A depthwise convolution (groups = channels, dilation 1) of f32 [B, T, C]
+// or [B, H, W, C] with weight [C, k, 1] or [C, kh, kw, 1]: stride and
+// padding per spatial axis (the second unused for 1-D).
+std::optional<array> depthwise_conv(const array& x, const array& w, std::array<int, 2> stride,
+                                    std::array<int, 2> padding);
 // softmax(scale q kᵀ [+ causal mask]) v for [B, H, L, D] q and [B, Hkv, S, D] k, v.
 std::optional<array> sdpa(const array& q, const array& k, const array& v, float scale,
                           bool causal);
+// Transformer-XL's relative-position attention over T frames (see
+// mlx::kernels::rel_pos_attention): q_u, q_v, k [B, H, T, D], v [B, H, T, Dv],
+// p [1, H, 2T - 1, D].
+std::optional<array> rel_pos_attention(const array& q_u, const array& q_v, const array& k,
+                                       const array& v, const array& p, float scale);
 // A row-major copy of f32 `a` (up to four axes, any strides) in f32 or f16
 // (rounded to nearest, ties to even, as MLX's astype), in one pass.
 std::optional<array> row_major(const array& a, mlx::core::Dtype dtype);

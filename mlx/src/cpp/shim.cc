@@ -316,6 +316,39 @@ array quantized_product(const array& x, const array& w, const array& scales,
 
 ArrayPtr gelu(const array& a, bool tanh_approx) { return own(gelu_of(a, tanh_approx)); }
 
+ArrayPtr silu(const array& a) {
+  if (auto out = kernels::silu(a)) return own(std::move(*out));
+  return own(mx::multiply(a, mx::sigmoid(a)));
+}
+
+ArrayPtr rel_pos_attention(const array& q_u, const array& q_v, const array& k, const array& v,
+                           const array& p, float scale) {
+  if (auto out = kernels::rel_pos_attention(q_u, q_v, k, v, p, scale)) return own(std::move(*out));
+  // MLX's ops: the scores by offset, row i's keys read from column T - 1 - i
+  // on (one row down, one column left: the same key), as the attention's
+  // additive mask.
+  if (q_v.ndim() != 4 || p.ndim() != 4) {
+    throw std::invalid_argument("rel_pos_attention: q_v and p need 4 axes");
+  }
+  int B = q_v.shape(0), H = q_v.shape(1), T = q_v.shape(2);
+  int64_t P = p.shape(2);
+  if (P != 2 * T - 1) throw std::invalid_argument("rel_pos_attention: p needs 2T - 1 offsets");
+  auto by_offset = mx::contiguous(mx::matmul(q_v, mx::swapaxes(p, -2, -1)));
+  auto scores = mx::as_strided(by_offset, {B, H, T, T}, {H * T * P, T * P, P - 1, 1},
+                               static_cast<size_t>(T - 1));
+  auto mask = mx::multiply(scores, array(scale, scores.dtype()));
+  return own(mx::fast::scaled_dot_product_attention(q_u, k, v, scale, "", mask));
+}
+
+ArrayPtr glu(const array& a) {
+  if (auto out = kernels::glu_last(a)) return own(std::move(*out));
+  if (a.ndim() == 0 || a.shape(-1) % 2 != 0) {
+    throw std::invalid_argument("glu: the last axis must have an even length");
+  }
+  auto halves = mx::split(a, 2, -1);
+  return own(mx::multiply(halves[0], mx::sigmoid(halves[1])));
+}
+
 ArrayPtr linear(const array& x, const array& w, const array* bias, bool gelu,
                 const array* residual) {
   auto wt = mx::transpose(w);
@@ -409,6 +442,11 @@ ArrayPtr argpartition(const array& a, int32_t kth, int32_t axis) {
 
 ArrayPtr conv1d(const array& x, const array& w, int32_t stride, int32_t padding,
                 int32_t dilation, int32_t groups) {
+  if (dilation == 1 && x.ndim() == 3 && groups > 1 && groups == x.shape(-1)) {
+    if (auto out = kernels::depthwise_conv(x, w, {stride, 1}, {padding, 0})) {
+      return own(std::move(*out));
+    }
+  }
   return own(mx::conv1d(x, w, stride, padding, dilation, groups));
 }
 
@@ -418,8 +456,13 @@ ArrayPtr conv2d(const array& x, const array& w, I32s stride, I32s padding, I32s 
     if (s.size() != 2) throw std::invalid_argument(std::string("conv2d ") + what + " needs 2 values");
     return std::pair<int, int>(s[0], s[1]);
   };
-  return own(mx::conv2d(x, w, pair(stride, "stride"), pair(padding, "padding"),
-                        pair(dilation, "dilation"), groups));
+  auto [sh, sw] = pair(stride, "stride");
+  auto [ph, pw] = pair(padding, "padding");
+  auto [dh, dw] = pair(dilation, "dilation");
+  if (dh == 1 && dw == 1 && x.ndim() == 4 && groups > 1 && groups == x.shape(-1)) {
+    if (auto out = kernels::depthwise_conv(x, w, {sh, sw}, {ph, pw})) return own(std::move(*out));
+  }
+  return own(mx::conv2d(x, w, {sh, sw}, {ph, pw}, {dh, dw}, groups));
 }
 
 ArrayPtr layer_norm(const array& x, const array* weight, const array* bias, float eps) {

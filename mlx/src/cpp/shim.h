@@ -51,6 +51,10 @@ ArrayPtr addmm(const array& c, const array& a, const array& b, float alpha, floa
 ArrayPtr reduce(uint8_t op, const array& a, I32s axes, bool keepdims);
 ArrayPtr softmax(const array& a, I32s axes, bool precise);
 ArrayPtr gelu(const array& a, bool tanh_approx);
+ArrayPtr silu(const array& a);
+ArrayPtr rel_pos_attention(const array& q_u, const array& q_v, const array& k, const array& v,
+                           const array& p, float scale);
+ArrayPtr glu(const array& a);
 
 // Shapes and indexing.
 ArrayPtr reshape(const array& a, I32s shape);

@@ -418,6 +418,38 @@ template void attention_fused<_Float16>(const AttentionShape&, const Operand&,
                                         const OperandOf<_Float16>&, const OperandOf<_Float16>&,
                                         float*);
 
+void rel_pos_attention(const AttentionShape& sh, const Operand& qu, const Operand& qv,
+                       const Operand& k, const Operand& v, const Operand& p, float* out,
+                       CblasSgemm sgemm) {
+  const int T = sh.L, P = 2 * T - 1;
+  thread_local std::vector<float> scores, by_offset;
+  scores.resize(static_cast<size_t>(T) * T);
+  by_offset.resize(static_cast<size_t>(T) * P);
+  float* s = scores.data();
+  float* r = by_offset.data();
+  for (int b = 0; b < sh.B; ++b) {
+    for (int h = 0; h < sh.H; ++h) {
+      sgemm(kRowMajor, kNoTrans, kTrans, T, T, sh.D, sh.scale, qu.row(b, h, 0),
+            static_cast<int>(qu.s2), k.row(b, h, 0), static_cast<int>(k.s2), 0.0f, s, T);
+      sgemm(kRowMajor, kNoTrans, kTrans, T, P, sh.D, sh.scale, qv.row(b, h, 0),
+            static_cast<int>(qv.s2), p.row(0, h, 0), static_cast<int>(p.s2), 0.0f, r, P);
+      parallel_rows(static_cast<size_t>(T), static_cast<double>(T) * T * 10,
+                    [&](size_t i0, size_t i1) {
+                      for (size_t i = i0; i < i1; ++i) {
+                        float* row = s + i * T;
+                        // Key j of row i is offset i - j: column T - 1 - i + j.
+                        const float* shifted = r + i * P + (T - 1 - i);
+                        for (int j = 0; j < T; ++j) row[j] += shifted[j];
+                        softmax_row(row, row, T, T);
+                      }
+                    });
+      float* o = out + (static_cast<size_t>(b) * sh.H + h) * T * sh.Dv;
+      sgemm(kRowMajor, kNoTrans, kNoTrans, T, sh.Dv, T, 1.0f, s, T, v.row(b, h, 0),
+            static_cast<int>(v.s2), 0.0f, o, sh.Dv);
+    }
+  }
+}
+
 bool fused_attention_for(int L, int Dv) {
   return L > kRowsUpTo && Dv == kFusedValues && (has_avx512() || has_f16c());
 }

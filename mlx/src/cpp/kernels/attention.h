@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "matmul.h"
 #include "simd.h"
 
 namespace mlx_shim::kernels::detail {
@@ -43,5 +44,13 @@ void attention_fused(const AttentionShape& sh, const Operand& q, const OperandOf
 bool fused_attention_for(int L, int Dv);
 // f32 operands of any strides, by whichever route fits.
 void attention(const AttentionShape& sh, Operand q, Operand k, Operand v, float* out);
+// Transformer-XL's relative-position attention over L = S frames, row-major
+// f32 operands: softmax(scale (q_u kᵀ + R)) v with R[i, j] = q_v[i] ·
+// p[L - 1 - i + j], p [1, H, 2L - 1, D] the projected embeddings of the
+// offsets L - 1 … 1 - L; q_u, q_v, k [B, H, L, D], v [B, H, L, Dv]; through
+// `sgemm`, the scores' sum and softmax on the pool.
+void rel_pos_attention(const AttentionShape& sh, const Operand& qu, const Operand& qv,
+                       const Operand& k, const Operand& v, const Operand& p, float* out,
+                       CblasSgemm sgemm);
 
 }  // namespace mlx_shim::kernels::detail

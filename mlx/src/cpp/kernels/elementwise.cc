@@ -170,6 +170,31 @@ void gelu_span(const float* x, float* y, size_t n) {
   });
 }
 
+void silu_span(const float* x, float* y, size_t n) {
+  by_isa([=](auto target) MLX_SHIM_ALWAYS_INLINE {
+    using V = typename decltype(target)::Vec;
+    constexpr size_t w = sizeof(V) / sizeof(float);
+    size_t i = 0;
+    for (; i + w <= n; i += w) {
+      V v = load_vec<V>(x + i);
+      store_vec(y + i, v * sigmoid_of(v));
+    }
+    for (; i < n; ++i) y[i] = x[i] * sigmoid_of(x[i]);
+  });
+}
+
+void glu_span(const float* a, const float* b, float* y, size_t n) {
+  by_isa([=](auto target) MLX_SHIM_ALWAYS_INLINE {
+    using V = typename decltype(target)::Vec;
+    constexpr size_t w = sizeof(V) / sizeof(float);
+    size_t i = 0;
+    for (; i + w <= n; i += w) {
+      store_vec(y + i, load_vec<V>(a + i) * sigmoid_of(load_vec<V>(b + i)));
+    }
+    for (; i < n; ++i) y[i] = a[i] * sigmoid_of(b[i]);
+  });
+}
+
 float max_of(const float* x, size_t n) {
   return by_isa([=](auto) MLX_SHIM_ALWAYS_INLINE {
     float lanes[kLanes];

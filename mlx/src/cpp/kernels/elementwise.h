@@ -1,4 +1,4 @@
-// Row kernels on f32: GELU, softmax, layer norm and the sums they need;
+// Row kernels on f32: GELU, SiLU, GLU, softmax, layer norm and the sums they need;
 // row-major copies of strided views, in f32 or f16, and f16 narrowing.
 #pragma once
 
@@ -10,6 +10,10 @@ namespace mlx_shim::kernels::detail {
 
 // y[i] = 0.5 x (1 + erf(x / sqrt 2)) for i < n.
 void gelu_span(const float* x, float* y, size_t n);
+// y[i] = x[i] sigmoid(x[i]) (SiLU, Swish) for i < n.
+void silu_span(const float* x, float* y, size_t n);
+// y[i] = a[i] sigmoid(b[i]) (the gated linear unit) for i < n.
+void glu_span(const float* a, const float* b, float* y, size_t n);
 // The largest of x[0, n) (-inf when n is 0).
 float max_of(const float* x, size_t n);
 // sum of exp(x[i] - m) for i < n, in f64.

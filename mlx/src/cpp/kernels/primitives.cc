@@ -26,6 +26,7 @@
 #include "mlx/stream.h"
 
 #include "attention.h"
+#include "conv.h"
 #include "elementwise.h"
 #include "lstm.h"
 #include "matmul.h"
@@ -103,12 +104,17 @@ class SoftmaxLast : public CpuOnly {
   }
 };
 
-class Gelu : public CpuOnly {
+// One element function over a whole f32 array (GELU, SiLU), in blocks of
+// 4096 elements split over the pool; `cost` is its work per element.
+class ElementMap : public CpuOnly {
  public:
-  using CpuOnly::CpuOnly;
-  const char* name() const override { return "MlxAsrGelu"; }
+  using Span = void (*)(const float*, float*, size_t);
+  ElementMap(mx::Stream s, const char* name, Span span, double cost)
+      : CpuOnly(s), name_(name), span_(span), cost_(cost) {}
+  const char* name() const override { return name_; }
   bool is_equivalent(const mx::Primitive& other) const override {
-    return dynamic_cast<const Gelu*>(&other) != nullptr;
+    auto* o = dynamic_cast<const ElementMap*>(&other);
+    return o != nullptr && o->span_ == span_;
   }
   void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
     const auto& in = inputs[0];
@@ -117,13 +123,47 @@ class Gelu : public CpuOnly {
     size_t n = in.size();
     const float* x = in.data<float>();
     float* y = out.data<float>();
-    encode(inputs, out, [x, y, n] {
-      // Blocks of 4096 elements, split over the pool.
+    encode(inputs, out, [x, y, n, span = span_, cost = cost_] {
       constexpr size_t kBlock = 4096;
       size_t blocks = (n + kBlock - 1) / kBlock;
-      parallel_rows(blocks, static_cast<double>(n) * 30, [&](size_t b0, size_t b1) {
+      parallel_rows(blocks, static_cast<double>(n) * cost, [&](size_t b0, size_t b1) {
         size_t i0 = b0 * kBlock, i1 = std::min(n, b1 * kBlock);
-        if (i1 > i0) gelu_span(x + i0, y + i0, i1 - i0);
+        if (i1 > i0) span(x + i0, y + i0, i1 - i0);
+      });
+    });
+  }
+
+ private:
+  const char* name_;
+  Span span_;
+  double cost_;
+};
+
+// The gated linear unit over the last axis: [..., 2n] -> [..., n], the first
+// half times the sigmoid of the second.
+class GluLast : public CpuOnly {
+ public:
+  using CpuOnly::CpuOnly;
+  const char* name() const override { return "MlxAsrGluLast"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    return dynamic_cast<const GluLast*>(&other) != nullptr;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    auto shape = inputs[0].shape();
+    shape.back() /= 2;
+    return {shape};
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    const auto& in = inputs[0];
+    require_row_contiguous(in, name());
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    size_t n = static_cast<size_t>(out.shape(-1));
+    size_t rows = n == 0 ? 0 : out.size() / n;
+    const float* x = in.data<float>();
+    float* y = out.data<float>();
+    encode(inputs, out, [x, y, rows, n] {
+      parallel_rows(rows, static_cast<double>(rows) * n * 12, [&](size_t r0, size_t r1) {
+        for (size_t r = r0; r < r1; ++r) glu_span(x + 2 * r * n, x + (2 * r + 1) * n, y + r * n, n);
       });
     });
   }
@@ -304,6 +344,84 @@ class Attention : public CpuOnly {
  private:
   float scale_;
   bool causal_;
+};
+
+// A depthwise convolution (groups = channels, one kernel per channel) of an
+// NHWC image; inputs x [B, H, W, C] and the weight [C, kh, kw, 1], both
+// row-contiguous.
+class DepthwiseConv : public CpuOnly {
+ public:
+  DepthwiseConv(mx::Stream s, DepthwiseShape shape) : CpuOnly(s), shape_(shape) {}
+  const char* name() const override { return "MlxAsrDepthwiseConv"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const DepthwiseConv*>(&other);
+    auto key = [](const DepthwiseShape& s) {
+      return std::array{s.B, s.H, s.W, s.C, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw};
+    };
+    return o != nullptr && key(o->shape_) == key(shape_);
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    auto shape = inputs[0].shape();
+    shape[1] = shape_.OH;
+    if (shape.size() == 4) shape[2] = shape_.OW;
+    return {shape};
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    require_row_contiguous(inputs[0], name());
+    require_row_contiguous(inputs[1], name());
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    const float* x = inputs[0].data<float>();
+    const float* w = inputs[1].data<float>();
+    float* o = out.data<float>();
+    encode(inputs, out, [s = shape_, x, w, o] {
+      // The kernel as [kh, kw, C]: each tap's channels one vector load.
+      size_t taps = static_cast<size_t>(s.kh) * s.kw;
+      std::vector<float> packed(taps * s.C);
+      for (size_t c = 0; c < static_cast<size_t>(s.C); ++c)
+        for (size_t t = 0; t < taps; ++t) packed[t * s.C + c] = w[c * taps + t];
+      size_t rows = static_cast<size_t>(s.B) * s.OH;
+      double cost = static_cast<double>(rows) * s.OW * s.C * taps * 2;
+      parallel_rows(rows, cost, [&](size_t r0, size_t r1) {
+        depthwise_rows(s, x, packed.data(), o, r0, r1);
+      });
+    });
+  }
+
+ private:
+  DepthwiseShape shape_;
+};
+
+// Transformer-XL's relative-position attention (see rel_pos_attention in
+// attention.h); inputs q_u, q_v, k, v, p, row-contiguous.
+class RelPosAttention : public CpuOnly {
+ public:
+  RelPosAttention(mx::Stream s, float scale) : CpuOnly(s), scale_(scale) {}
+  const char* name() const override { return "MlxAsrRelPosAttention"; }
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const RelPosAttention*>(&other);
+    return o != nullptr && o->scale_ == scale_;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    auto shape = inputs[0].shape();
+    shape.back() = inputs[3].shape(-1);
+    return {shape};
+  }
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    for (const auto& a : inputs) require_row_contiguous(a, name());
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    const auto &q = inputs[0], &v = inputs[3];
+    AttentionShape sh{q.shape(0), q.shape(1), q.shape(1), q.shape(2), q.shape(2),
+                      q.shape(3), v.shape(3), scale_, false};
+    std::array<Operand, 5> ops;
+    for (size_t i = 0; i < ops.size(); ++i) ops[i] = operand_of<float>(inputs[i]);
+    float* o = out.data<float>();
+    encode(inputs, out, [sh, ops, o, sgemm = cblas_sgemm_fn()] {
+      rel_pos_attention(sh, ops[0], ops[1], ops[2], ops[3], ops[4], o, sgemm);
+    });
+  }
+
+ private:
+  float scale_;
 };
 
 // Which epilogue a matmul primitive applies; its bias and residual arrays
@@ -598,11 +716,31 @@ std::optional<array> softmax_last(const array& a) {
   return array(x.shape(), mx::float32, std::make_shared<SoftmaxLast>(*s), {x});
 }
 
-std::optional<array> gelu(const array& a) {
+namespace {
+
+std::optional<array> element_map(const array& a, const char* name, ElementMap::Span span,
+                                 double cost) {
   auto s = cpu_stream();
   if (!s || a.dtype() != mx::float32) return std::nullopt;
   auto x = mx::contiguous(a, false, *s);
-  return array(x.shape(), mx::float32, std::make_shared<Gelu>(*s), {x});
+  return array(x.shape(), mx::float32, std::make_shared<ElementMap>(*s, name, span, cost), {x});
+}
+
+}  // namespace
+
+std::optional<array> gelu(const array& a) { return element_map(a, "MlxAsrGelu", gelu_span, 30); }
+
+std::optional<array> silu(const array& a) { return element_map(a, "MlxAsrSilu", silu_span, 12); }
+
+std::optional<array> glu_last(const array& a) {
+  auto s = cpu_stream();
+  if (!s || a.dtype() != mx::float32 || a.ndim() == 0 || a.shape(-1) % 2 != 0) {
+    return std::nullopt;
+  }
+  auto x = mx::contiguous(a, false, *s);
+  auto shape = x.shape();
+  shape.back() /= 2;
+  return array(shape, mx::float32, std::make_shared<GluLast>(*s), {x});
 }
 
 std::optional<array> layer_norm(const array& x, const array* weight, const array* bias,
@@ -656,6 +794,53 @@ std::optional<array> sdpa(const array& q, const array& k, const array& v, float 
   auto shape = q.shape();
   shape.back() = v.shape(3);
   return array(shape, mx::float32, std::make_shared<Attention>(*s, scale, causal),
+               std::move(inputs));
+}
+
+std::optional<array> depthwise_conv(const array& x, const array& w, std::array<int, 2> stride,
+                                    std::array<int, 2> padding) {
+  auto s = cpu_stream();
+  int nd = x.ndim() - 2;
+  if (!s || (nd != 1 && nd != 2) || w.ndim() != x.ndim() || x.dtype() != mx::float32 ||
+      w.dtype() != mx::float32) {
+    return std::nullopt;
+  }
+  int C = x.shape(-1);
+  if (w.shape(0) != C || w.shape(-1) != 1 || C == 0) return std::nullopt;
+  DepthwiseShape sh{x.shape(0), x.shape(1), nd == 2 ? x.shape(2) : 1, C,
+                    w.shape(1), nd == 2 ? w.shape(2) : 1,
+                    stride[0], nd == 2 ? stride[1] : 1, padding[0], nd == 2 ? padding[1] : 0,
+                    0, 0};
+  if (sh.sh < 1 || sh.sw < 1 || sh.ph < 0 || sh.pw < 0) return std::nullopt;
+  sh.OH = (sh.H + 2 * sh.ph - sh.kh) / sh.sh + 1;
+  sh.OW = (sh.W + 2 * sh.pw - sh.kw) / sh.sw + 1;
+  if (sh.H + 2 * sh.ph < sh.kh || sh.W + 2 * sh.pw < sh.kw || sh.B == 0) return std::nullopt;
+  auto shape = x.shape();
+  shape[1] = sh.OH;
+  if (nd == 2) shape[2] = sh.OW;
+  return array(shape, mx::float32, std::make_shared<DepthwiseConv>(*s, sh),
+               {mx::contiguous(x, false, *s), mx::contiguous(w, false, *s)});
+}
+
+std::optional<array> rel_pos_attention(const array& q_u, const array& q_v, const array& k,
+                                       const array& v, const array& p, float scale) {
+  auto s = cpu_stream();
+  if (!s || cblas_sgemm_fn() == nullptr) return std::nullopt;
+  for (const auto* a : {&q_u, &q_v, &k, &v, &p}) {
+    if (a->ndim() != 4 || a->dtype() != mx::float32) return std::nullopt;
+  }
+  int B = q_u.shape(0), H = q_u.shape(1), T = q_u.shape(2), D = q_u.shape(3);
+  mx::Shape qs{B, H, T, D};
+  if (T == 0 || D == 0 || q_v.shape() != qs || k.shape() != qs || v.shape(0) != B ||
+      v.shape(1) != H || v.shape(2) != T || v.shape(3) == 0 ||
+      p.shape() != mx::Shape{1, H, 2 * T - 1, D}) {
+    return std::nullopt;
+  }
+  std::vector<array> inputs;
+  for (const auto* a : {&q_u, &q_v, &k, &v, &p}) inputs.push_back(mx::contiguous(*a, false, *s));
+  auto shape = qs;
+  shape.back() = v.shape(3);
+  return array(shape, mx::float32, std::make_shared<RelPosAttention>(*s, scale),
                std::move(inputs));
 }
 

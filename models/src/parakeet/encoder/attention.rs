@@ -49,9 +49,9 @@ impl AttentionSpan {
 
 /// Per-offset scores `[B, H, rows, columns]` (columns: offsets, query minus
 /// key, from the largest down) to per-key scores `[B, H, rows, keys]`: key c
-/// of row r reads column `c - r + shift`. Every column read must lie in its
-/// row, or the rows be padded so that those outside the band read padding.
-fn skew(scores: &Array, keys: i32, shift: i32) -> mlx::Result<Array> {
+/// of row r reads column `c - r`. Every column read must lie in its row, or
+/// the rows be padded so that those outside the band read padding.
+fn skew(scores: &Array, keys: i32) -> mlx::Result<Array> {
     let shape = scores.shape();
     let (batch, heads, rows, columns) = (shape[0], shape[1], shape[2], shape[3]);
     let (r, c) = (i64::from(rows), i64::from(columns));
@@ -60,7 +60,7 @@ fn skew(scores: &Array, keys: i32, shift: i32) -> mlx::Result<Array> {
     scores.as_strided(
         &[batch, heads, rows, keys],
         &[i64::from(heads) * r * c, r * c, c - 1, 1],
-        shift as usize,
+        0,
     )
 }
 
@@ -162,13 +162,10 @@ impl Heads {
         scaled_dot_product_attention(q_u, k, v, self.scale, AttentionMask::Array(&mask))
     }
 
-    /// Every query against every key: row i of the offset scores holds
-    /// offsets T-1 … -(T-1), key j's (i - j) in column T-1-i+j.
+    /// Every query against every key (the positions are the offsets
+    /// T-1 … -(T-1)).
     fn full(&self) -> mlx::Result<Array> {
-        let frames = self.k.dim(2)?;
-        let by_offset = self.q_v.matmul(&self.p.swapaxes(-2, -1)?)?;
-        let position_scores = skew(&by_offset, frames, frames - 1)?;
-        self.attend(&self.q_u, &self.k, &self.v, &position_scores)
+        mlx::kernels::rel_pos_attention(&self.q_u, &self.q_v, &self.k, &self.v, &self.p, self.scale)
     }
 
     /// Each query against the keys `left` before to `right` after it, a
@@ -215,11 +212,8 @@ impl Heads {
                 rows(&q_v)?
                     .matmul(&p_t)?
                     .pad(&[3], &[0], &[block], f64::NEG_INFINITY)?;
-            let position_scores = skew(&by_offset, window, 0)?.add(&key_mask.slice_axis(
-                0,
-                start,
-                start + window,
-            )?)?;
+            let position_scores =
+                skew(&by_offset, window)?.add(&key_mask.slice_axis(0, start, start + window)?)?;
             outputs.push(self.attend(&rows(&q_u)?, &keys(&k)?, &keys(&v)?, &position_scores)?);
         }
         let outputs: Vec<&Array> = outputs.iter().collect();

@@ -12,10 +12,6 @@ use crate::weights::{WeightError, Weights};
 /// MLX `BatchNorm`'s variance floor.
 const BATCH_NORM_EPS: f32 = 1e-5;
 
-fn silu(x: &Array) -> mlx::Result<Array> {
-    x.multiply(&x.sigmoid()?)
-}
-
 /// Linear → SiLU (Swish) → linear.
 #[derive(Debug, Clone)]
 pub struct FeedForward {
@@ -33,7 +29,7 @@ impl FeedForward {
     }
 
     fn forward(&self, x: &Array) -> mlx::Result<Array> {
-        self.linear2.forward(&silu(&self.linear1.forward(x)?)?)
+        self.linear2.forward(&self.linear1.forward(x)?.silu()?)
     }
 }
 
@@ -113,15 +109,12 @@ impl ConvolutionModule {
 
     /// `[B, T, d]` → `[B, T, d]`.
     fn forward(&self, x: &Array) -> mlx::Result<Array> {
-        let doubled = self.pointwise_conv1.forward(x)?;
-        let width = doubled.dim(2)? / 2;
-        let gated = doubled
-            .slice_axis(2, 0, width)?
-            .multiply(&doubled.slice_axis(2, width, 2 * width)?.sigmoid()?)?;
+        let gated = self.pointwise_conv1.forward(x)?.glu()?;
+        let width = gated.dim(2)?;
         let y = gated
             .conv1d(&self.depthwise_weight, 1, (self.kernel - 1) / 2, 1, width)?
             .add(&self.depthwise_bias)?;
-        self.pointwise_conv2.forward(&silu(&y)?)
+        self.pointwise_conv2.forward(&y.silu()?)
     }
 }
 
