@@ -170,17 +170,6 @@ fn the_config_names_what_the_encoder_cannot_run() {
     assert!(err.contains("causal_downsampling"), "{err}");
 }
 
-/// The f32 array `name` of the `.npz` at `path` and its shape.
-fn npz_at(path: &Path, name: &str) -> (Vec<f32>, Vec<i32>) {
-    let file = std::fs::File::open(path).unwrap();
-    let a: ndarray::ArrayD<f32> = ndarray_npy::NpzReader::new(file)
-        .unwrap()
-        .by_name(name)
-        .unwrap();
-    let shape = a.shape().iter().map(|&d| d as i32).collect();
-    (a.iter().copied().collect(), shape)
-}
-
 /// parakeet-tdt-0.6b-v2's encoder dimensions (random weights, 10 s of
 /// frames): the fixture is 2.4 GB, so it is made on demand
 /// (`make_parakeet_encoder_fixtures.py --real DIR`) and named by
@@ -194,9 +183,9 @@ fn real_dimensions_one_window() {
     };
     let (_, encoder) = load(&dir);
     let reference = dir.join("reference.npz");
-    let (features, shape) = npz_at(&reference, "features");
+    let (features, shape) = common::npz_at(&reference, "features");
     let features = Array::from_slice(&features, &shape).unwrap();
-    let (expected, expected_shape) = npz_at(&reference, "encoded");
+    let (expected, expected_shape) = common::npz_at(&reference, "encoded");
     let mut encoded = encoder.forward(&features).unwrap();
     let seconds = f64::from(shape[1] - 1) / 100.0;
     for run in 0..3 {

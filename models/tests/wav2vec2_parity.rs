@@ -179,17 +179,6 @@ fn a_converted_folder_missing_a_layer_is_refused_by_name() {
     assert!(err.contains("weights.safetensors"), "{err}");
 }
 
-/// The array `name` of the `.npz` at `path`, f32.
-fn npz_at(path: &Path, name: &str) -> (Vec<f32>, Vec<i32>) {
-    let file = std::fs::File::open(path).unwrap();
-    let a: ndarray::ArrayD<f32> = ndarray_npy::NpzReader::new(file)
-        .unwrap()
-        .by_name(name)
-        .unwrap();
-    let shape = a.shape().iter().map(|&d| d as i32).collect();
-    (a.iter().copied().collect(), shape)
-}
-
 /// wav2vec2-base's dimensions (random weights, 10 s of jfk.wav): the
 /// fixture is 380 MB, so it is made on demand
 /// (`make_wav2vec2_fixtures.py --base DIR`) and named by
@@ -205,9 +194,9 @@ fn base_dimensions_one_window() {
     convert_wav2vec2(&dir.join("hf"), out.path()).unwrap();
     let model = Wav2Vec2::load(out.path()).unwrap();
     let reference = dir.join("reference.npz");
-    let (samples, shape) = npz_at(&reference, "normalized");
+    let (samples, shape) = common::npz_at(&reference, "normalized");
     let samples = Array::from_slice(&samples, &shape).unwrap();
-    let (expected, expected_shape) = npz_at(&reference, "logits");
+    let (expected, expected_shape) = common::npz_at(&reference, "logits");
     let mut logits = model.forward(&samples).unwrap();
     for run in 0..3 {
         let start = std::time::Instant::now();

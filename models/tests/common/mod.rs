@@ -19,3 +19,16 @@ pub fn npz_values(file: &str, name: &str) -> Vec<f64> {
     let a: ndarray::ArrayD<i64> = open().by_name(name).unwrap();
     a.iter().map(|&v| v as f64).collect()
 }
+
+/// The f32 array `name` of the `.npz` at `path` and its shape (for
+/// fixtures made on demand outside the repository).
+#[allow(dead_code)]
+pub fn npz_at(path: &Path, name: &str) -> (Vec<f32>, Vec<i32>) {
+    let file = std::fs::File::open(path).unwrap();
+    let a: ndarray::ArrayD<f32> = ndarray_npy::NpzReader::new(file)
+        .unwrap()
+        .by_name(name)
+        .unwrap();
+    let shape = a.shape().iter().map(|&d| d as i32).collect();
+    (a.iter().copied().collect(), shape)
+}
