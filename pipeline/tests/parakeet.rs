@@ -180,7 +180,7 @@ fn long_recordings_are_joined_from_overlapping_chunks_at_each_overlaps_middle() 
 #[test]
 fn whisper_only_settings_are_refused_by_name() {
     let toml = format!(
-        "model = {:?}\n[decode]\nlanguage = \"en\"\nbeam_size = 5\ninitial_prompt = \"x\"\n",
+        "model = {:?}\n[decode]\nlanguage = \"en\"\nbeam_size = 5\ninitial_prompt = \"x\"\ntemperature = 0.4\n",
         tiny_model()
     );
     let err = match Pipeline::from_toml(&toml, Path::new(".")) {

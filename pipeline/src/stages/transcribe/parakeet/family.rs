@@ -147,7 +147,9 @@ fn is_parakeet_config(folder: &Path) -> bool {
 }
 
 /// Decode settings Whisper reads that a Parakeet model cannot honour, so a
-/// config that sets them fails at the check rather than being ignored.
+/// config that sets them fails at the check rather than being ignored
+/// (Whisper's fallback temperatures after a first 0 never apply to greedy
+/// decoding and are let be).
 fn unsupported_options(d: &DecodeOptions) -> Vec<String> {
     let why = "Parakeet models decode greedily";
     let mut out = Vec::new();
@@ -162,6 +164,10 @@ fn unsupported_options(d: &DecodeOptions) -> Vec<String> {
         );
     }
     for (key, set) in [
+        (
+            "temperature",
+            d.temperature.first().is_some_and(|&t| t > 0.0),
+        ),
         ("beam_size", d.beam_size.is_some_and(|b| b > 1)),
         ("best_of", d.best_of.is_some_and(|b| b > 1)),
         ("patience", d.patience.is_some()),
