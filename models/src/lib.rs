@@ -13,6 +13,7 @@ pub mod model_config;
 pub mod nn;
 pub mod parakeet;
 pub mod quantization;
+pub mod qwen3_asr;
 pub mod segmentation;
 pub mod silero;
 pub mod speaker_encoder;

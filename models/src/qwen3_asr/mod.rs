@@ -1,0 +1,4 @@
+//! Qwen3-ASR on MLX: an audio encoder (conv2d stem over 128-band log-mel,
+//! transformer layers with block attention over chunked mel, a projector)
+//! feeding a Qwen3 decoder (RMSNorm, per-head Q/K norm, RoPE, grouped-query
+//! attention, SwiGLU), decoded like a chat model.
