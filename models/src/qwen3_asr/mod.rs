@@ -2,3 +2,7 @@
 //! transformer layers with block attention over chunked mel, a projector)
 //! feeding a Qwen3 decoder (RMSNorm, per-head Q/K norm, RoPE, grouped-query
 //! attention, SwiGLU), decoded like a chat model.
+
+pub mod kv_cache;
+pub mod text_config;
+pub mod text_decoder;
