@@ -158,3 +158,26 @@ fn bad_inputs_are_errors() {
     assert!(d.prefill(&d.embed(&[1; 5]).unwrap(), &mut cache).is_err());
     assert_eq!(cache.len(), 0);
 }
+
+#[test]
+fn steps_write_the_cache_in_place() {
+    let d = decoder();
+    let c = d.config();
+    // Buffers big enough that a copy of one would stand out from what the
+    // other tests, running alongside, allocate.
+    let capacity = 1 << 16;
+    let buffer_bytes = (c.num_key_value_heads * capacity * c.head_dim * 4) as usize;
+    let mut cache = d.new_cache(capacity).unwrap();
+    values(&d.prefill(&d.embed(&ids("prompt_ids")).unwrap(), &mut cache).unwrap());
+    let before = mlx::memory_stats().unwrap().active;
+    mlx::reset_peak_memory();
+    for token in ids("next_ids") {
+        values(&d.step(token, &mut cache).unwrap());
+    }
+    let peak = mlx::memory_stats().unwrap().peak;
+    assert!(
+        peak < before + buffer_bytes / 2,
+        "a step allocated {} bytes beyond the cache's; one buffer is {buffer_bytes}",
+        peak - before
+    );
+}

@@ -4,11 +4,10 @@
 use mlx::{Array, Dtype};
 
 /// One layer's keys and values, `[1, kv_heads, capacity, head_dim]` each.
-/// `None` only while a step holds them (see [`KvCache::write`]).
 #[derive(Debug, Clone)]
 struct LayerKv {
-    keys: Option<Array>,
-    values: Option<Array>,
+    keys: Array,
+    values: Array,
 }
 
 /// Every layer's keys and values of the first `len` positions.
@@ -29,10 +28,7 @@ impl KvCache {
                 // Evaluated, each buffer is its own allocation that the first
                 // write can reuse in place.
                 mlx::eval(&[&keys, &values])?;
-                Ok(LayerKv {
-                    keys: Some(keys),
-                    values: Some(values),
-                })
+                Ok(LayerKv { keys, values })
             })
             .collect::<mlx::Result<_>>()?;
         Ok(KvCache {
@@ -81,9 +77,11 @@ impl KvCache {
 
     /// Writes `keys` and `values` (`[1, kv_heads, L, head_dim]`) of layer
     /// `layer` at positions `len..len + L` and returns positions `..len + L`.
-    /// The buffers are taken out of the cache for the update, so that
-    /// nothing else holds them and MLX writes them in place. [`Self::advance`]
-    /// then counts the positions once every layer has written them.
+    /// The updated buffers replace the old ones before anything evaluates
+    /// them, so that then only the update holds the old ones and MLX writes
+    /// into them in place (a clone of the cache kept meanwhile costs a copy).
+    /// [`Self::advance`] then counts the positions once every layer has
+    /// written them.
     pub(crate) fn write(
         &mut self,
         layer: usize,
@@ -96,17 +94,11 @@ impl KvCache {
             .layers
             .get_mut(layer)
             .ok_or_else(|| mlx::Error::Mlx(format!("the cache has no layer {layer}")))?;
-        let update = |slot: &mut Option<Array>, new: &Array| -> mlx::Result<Array> {
-            let buffer = slot
-                .take()
-                .ok_or_else(|| mlx::Error::Mlx("a cache buffer is missing".into()))?;
+        let update = |buffer: &mut Array, new: &Array| -> mlx::Result<Array> {
             let mut stop = buffer.shape();
             stop[2] = end;
-            let written = buffer.slice_update(new, &[0, 0, start, 0], &stop, &[1, 1, 1, 1])?;
-            drop(buffer);
-            let filled = written.slice_axis(2, 0, end)?;
-            *slot = Some(written);
-            Ok(filled)
+            *buffer = buffer.slice_update(new, &[0, 0, start, 0], &stop, &[1, 1, 1, 1])?;
+            buffer.slice_axis(2, 0, end)
         };
         Ok((update(&mut kv.keys, keys)?, update(&mut kv.values, values)?))
     }
