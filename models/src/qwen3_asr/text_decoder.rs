@@ -82,7 +82,9 @@ impl Attention {
         let offset = cache.len();
         // [1, L, heads · D] → [1, heads, L, D], normalized per head, rotated.
         let heads = |proj: &Linear, norm: Option<&RmsNorm>, count: i32| -> mlx::Result<Array> {
-            let mut h = proj.forward(x)?.reshape(&[1, length, count, self.head_dim])?;
+            let mut h = proj
+                .forward(x)?
+                .reshape(&[1, length, count, self.head_dim])?;
             if let Some(norm) = norm {
                 h = norm.forward(&h)?;
             }
@@ -220,12 +222,7 @@ impl TextDecoder {
         Ok(TextDecoder {
             embed_tokens,
             layers,
-            norm: RmsNorm::load(
-                w,
-                &format!("{prefix}.norm"),
-                c.hidden_size,
-                c.rms_norm_eps,
-            )?,
+            norm: RmsNorm::load(w, &format!("{prefix}.norm"), c.hidden_size, c.rms_norm_eps)?,
             lm_head,
             config: c.clone(),
         })
@@ -298,7 +295,9 @@ impl TextDecoder {
     pub fn prefill(&self, embeddings: &Array, cache: &mut KvCache) -> mlx::Result<Array> {
         let hidden = self.hidden(embeddings, cache)?;
         let length = hidden.dim(1)?;
-        let last = hidden.slice_axis(1, length - 1, length)?.reshape(&[1, -1])?;
+        let last = hidden
+            .slice_axis(1, length - 1, length)?
+            .reshape(&[1, -1])?;
         self.logits(&last)?.reshape(&[-1])
     }
 
