@@ -187,3 +187,20 @@ fn steps_write_the_cache_in_place() {
         peak - before
     );
 }
+
+#[test]
+fn config_reads_either_rope_base() {
+    let json = |rope: &str| {
+        format!(
+            r#"{{"vocab_size": 8, "hidden_size": 4, "intermediate_size": 8,
+                "num_hidden_layers": 1, "num_attention_heads": 2,
+                "num_key_value_heads": 1, "head_dim": 2, {rope}}}"#
+        )
+    };
+    let parse = |rope: &str| serde_json::from_str::<TextConfig>(&json(rope)).unwrap();
+    let older = parse(r#""rope_theta": 5000.0"#);
+    assert_eq!(older.rope_base(), 5000.0);
+    assert!(older.tie_word_embeddings);
+    let newer = parse(r#""rope_parameters": {"rope_type": "default", "rope_theta": 7000.0}"#);
+    assert_eq!(newer.rope_base(), 7000.0);
+}
