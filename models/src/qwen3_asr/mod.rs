@@ -2,3 +2,7 @@
 //! transformer layers with block attention over chunked mel, a projector)
 //! feeding a Qwen3 decoder (RMSNorm, per-head Q/K norm, RoPE, grouped-query
 //! attention, SwiGLU), decoded like a chat model.
+
+pub mod audio_config;
+pub mod audio_encoder;
+pub mod features;

@@ -1,0 +1,157 @@
+//! Qwen3-ASR's audio side against transformers 5.23 (fixtures from
+//! scripts/make_qwen3_audio_fixtures.py): the feature extractor on jfk.wav,
+//! and a tiny random audio encoder + projector on those features.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use asr_models::qwen3_asr::audio_config::AudioConfig;
+use asr_models::qwen3_asr::audio_encoder::AudioEncoder;
+use asr_models::qwen3_asr::features::AudioFeatures;
+use asr_models::weights::Weights;
+use common::npz_values;
+use mlx::Array;
+
+const FIXTURE: &str = "qwen3-asr-audio.npz";
+/// Reference mel frames kept at each end of the long clip.
+const LONG_MEL_EDGE: usize = 150;
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3_asr_audio")
+}
+
+fn config() -> AudioConfig {
+    let text = std::fs::read_to_string(fixture_dir().join("config.json")).unwrap();
+    let full: serde_json::Value = serde_json::from_str(&text).unwrap();
+    serde_json::from_value(full["audio_config"].clone()).unwrap()
+}
+
+fn encoder() -> AudioEncoder {
+    let weights = Weights::load(&fixture_dir().join("model.safetensors"), None).unwrap();
+    AudioEncoder::load(&weights, "model", &config()).unwrap()
+}
+
+fn jfk() -> Option<Vec<f32>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/audio/jfk.wav");
+    if !path.exists() {
+        eprintln!("skipped: ../shared/data/audio/jfk.wav not present");
+        return None;
+    }
+    let mut reader = hound::WavReader::open(&path).unwrap();
+    Some(
+        reader
+            .samples::<i16>()
+            .map(|s| f32::from(s.unwrap()) / 32768.0)
+            .collect(),
+    )
+}
+
+/// The samples of `clip` ("long" or "short") as the fixture cut them.
+fn clip_samples<'a>(audio: &'a [f32], clip: &str) -> &'a [f32] {
+    let span = npz_values(FIXTURE, &format!("{clip}_samples"));
+    let (start, len) = (span[0] as usize, span[1] as usize);
+    &audio[start..start + len]
+}
+
+fn max_abs_diff(ours: &[f32], reference: &[f64]) -> f64 {
+    assert_eq!(ours.len(), reference.len());
+    ours.iter()
+        .zip(reference)
+        .map(|(&a, &b)| (f64::from(a) - b).abs())
+        .fold(0.0, f64::max)
+}
+
+fn mel_array(values: &[f64], bands: usize) -> Array {
+    let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+    Array::from_slice(&v, &[(v.len() / bands) as i32, bands as i32]).unwrap()
+}
+
+#[test]
+fn config_reads_hugging_face_audio_config() {
+    let c = config();
+    assert_eq!((c.num_mel_bins, c.d_model, c.encoder_layers), (128, 32, 2));
+    assert_eq!((c.n_window, c.n_window_infer, c.output_dim), (50, 200, 48));
+    assert_eq!(c.attention_window(), 26);
+    assert!(c.validate().is_ok());
+}
+
+/// The extractor is Whisper's log-mel with 128 bands on the clip as it is
+/// (no 30 s padding): compared frame for frame, and frame counts, including
+/// the extractor's padding to whole 100-frame chunks.
+#[test]
+fn features_match_transformers_extractor() {
+    let Some(audio) = jfk() else { return };
+    let bands = config().num_mel_bins;
+    let features = AudioFeatures::new(bands).unwrap();
+    for clip in ["short", "long"] {
+        let samples = clip_samples(&audio, clip);
+        let ours = features.forward(samples).unwrap();
+        let frames = AudioFeatures::num_frames(samples.len());
+        assert_eq!(ours.shape(), vec![frames as i32, bands as i32], "{clip}");
+        let padded = npz_values(FIXTURE, &format!("{clip}_padded"))[0] as usize;
+        let chunk = config().chunk_frames();
+        assert_eq!(padded, frames.div_ceil(chunk) * chunk, "{clip}");
+        let ours = ours.to_vec::<f32>().unwrap();
+        let reference = npz_values(FIXTURE, &format!("{clip}_mel"));
+        let compared: Vec<f32> = if clip == "long" {
+            let edge = LONG_MEL_EDGE * bands;
+            [&ours[..edge], &ours[ours.len() - edge..]].concat()
+        } else {
+            ours
+        };
+        let err = max_abs_diff(&compared, &reference);
+        eprintln!("{clip}: features max abs error {err:.2e}");
+        assert!(err < 1e-4, "{clip}: features max abs error {err}");
+    }
+}
+
+/// Encoder states and projected embeddings on the reference's own features
+/// (the short clip: two chunks, one partial, one attention window).
+#[test]
+fn encoder_matches_transformers_on_reference_features() {
+    let encoder = encoder();
+    let bands = encoder.config.num_mel_bins;
+    let mel = mel_array(&npz_values(FIXTURE, "short_mel"), bands);
+    let frames = mel.dim(0).unwrap() as usize;
+    let hidden = encoder.encode(&mel).unwrap();
+    let embeds = encoder.forward(&mel).unwrap();
+    let reference_hidden = npz_values(FIXTURE, "short_hidden");
+    let reference_embeds = npz_values(FIXTURE, "short_embeds");
+    let out = encoder.output_frames(frames);
+    assert_eq!(out * 32, reference_hidden.len());
+    assert_eq!(hidden.shape(), vec![out as i32, 32]);
+    assert_eq!(embeds.shape(), vec![out as i32, 48]);
+    let err_h = max_abs_diff(&hidden.to_vec::<f32>().unwrap(), &reference_hidden);
+    let err_e = max_abs_diff(&embeds.to_vec::<f32>().unwrap(), &reference_embeds);
+    eprintln!("short: hidden max abs error {err_h:.2e}, embeds {err_e:.2e}");
+    assert!(err_h < 1e-4 && err_e < 1e-4, "hidden {err_h}, embeds {err_e}");
+}
+
+/// Audio to embeddings on all of jfk.wav: 11 whole chunks, 143 frames in
+/// five full 26-frame attention windows and a 13-frame remainder.
+#[test]
+fn audio_to_embeddings_matches_transformers_on_jfk() {
+    let Some(audio) = jfk() else { return };
+    let encoder = encoder();
+    let samples = clip_samples(&audio, "long");
+    let mel = AudioFeatures::new(encoder.config.num_mel_bins)
+        .unwrap()
+        .forward(samples)
+        .unwrap();
+    let embeds = encoder.forward(&mel).unwrap();
+    let reference = npz_values(FIXTURE, "long_embeds");
+    let out = encoder.output_frames(AudioFeatures::num_frames(samples.len()));
+    assert_eq!(out, 143);
+    assert_eq!(embeds.shape(), vec![out as i32, 48]);
+    let err = max_abs_diff(&embeds.to_vec::<f32>().unwrap(), &reference);
+    eprintln!("long: embeds max abs error {err:.2e}");
+    assert!(err < 1e-3, "long: embeds max abs error {err}");
+}
+
+#[test]
+fn encoder_rejects_mel_with_the_wrong_band_count() {
+    let encoder = encoder();
+    let mel = Array::zeros(&[100, 80], mlx::Dtype::F32).unwrap();
+    assert!(encoder.forward(&mel).is_err());
+}
