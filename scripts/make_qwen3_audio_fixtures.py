@@ -19,9 +19,11 @@ Writes
       the audio tower's and projector's tensors of the model's state dict,
       names unchanged (`model.audio_tower.*`, `model.multi_modal_projector.*`;
       torch layouts, conv weights [out, in, kh, kw])
-  models/tests/fixtures/qwen3-asr-audio.npz, for clip in (long, short):
+  models/tests/fixtures/qwen3-asr-audio.npz, for clip in (long, short, tiny):
       {clip}_samples   [2] start and length in jfk.wav's samples (long: all
-                       of it; short: 21937 samples from 0.5 s, an odd length)
+                       of it; short: 21937 samples from 0.5 s, an odd length;
+                       tiny: 4801 samples from 1 s, which the extractor pads
+                       to its 8000-sample minimum)
       {clip}_mel       [n_frames, 128] the extractor's features (processor
                        defaults: padding="longest"), valid frames only; for
                        the long clip (to keep the file small) only its first
@@ -109,7 +111,7 @@ def main() -> None:
 
     samples, rate = sf.read(WAV, dtype="float32")
     assert rate == 16000 and samples.ndim == 1
-    clips = {"long": (0, len(samples)), "short": (8000, 21937)}
+    clips = {"long": (0, len(samples)), "short": (8000, 21937), "tiny": (16000, 4801)}
     extractor = Qwen3ASRFeatureExtractor()
     arrays = {}
     for clip, (start, length) in clips.items():
@@ -119,7 +121,7 @@ def main() -> None:
         mask = inputs["attention_mask"]
         n_valid = int(mask.sum())
         padded = features.shape[-1]
-        assert padded % 100 == 0 and n_valid == length // 160
+        assert padded % 100 == 0 and n_valid == max(length, 8000) // 160
         assert torch.all(features[0, :, n_valid:] == 0)
         with torch.no_grad():
             out = model.model.get_audio_features(features, input_features_mask=mask)

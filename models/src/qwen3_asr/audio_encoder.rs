@@ -177,7 +177,11 @@ impl EncoderLayer {
     }
 
     fn forward(&self, x: &Array, mask: Option<&Array>) -> mlx::Result<Array> {
-        let h = x.add(&self.attention.forward(&self.attention_norm.forward(x)?, mask)?)?;
+        let h = x.add(
+            &self
+                .attention
+                .forward(&self.attention_norm.forward(x)?, mask)?,
+        )?;
         let hidden = self.fc1.forward_gelu(&self.mlp_norm.forward(&h)?)?;
         self.fc2.forward_residual(&hidden, &h)
     }
@@ -271,7 +275,9 @@ impl AudioEncoder {
         let valid = self.output_frames(frames) as i32;
         let window = c.attention_window() as i32;
         let windows = (valid + window - 1) / window;
-        let x = x.slice_axis(0, 0, valid)?.pad(&[0], &[0], &[windows * window - valid], 0.0)?;
+        let x = x
+            .slice_axis(0, 0, valid)?
+            .pad(&[0], &[0], &[windows * window - valid], 0.0)?;
         let mask = if valid % window != 0 {
             Some(
                 Array::arange(0.0, f64::from(windows * window), 1.0, Dtype::I32)?
