@@ -45,7 +45,10 @@ impl AudioConfig {
     /// Values the encoder cannot run with.
     pub fn validate(&self) -> Result<(), String> {
         let chunk = self.chunk_frames();
-        if self.n_window == 0 || self.n_window_infer == 0 || self.n_window_infer % chunk != 0 {
+        if self.n_window == 0
+            || self.n_window_infer == 0
+            || !self.n_window_infer.is_multiple_of(chunk)
+        {
             return Err(format!(
                 "n_window_infer {} must be a positive multiple of 2 * n_window = {chunk}",
                 self.n_window_infer
@@ -59,7 +62,11 @@ impl AudioConfig {
             ));
         }
         let heads = self.encoder_attention_heads;
-        if heads == 0 || self.d_model % heads != 0 || self.d_model % 2 != 0 || self.d_model < 4 {
+        if heads == 0
+            || !self.d_model.is_multiple_of(heads)
+            || !self.d_model.is_multiple_of(2)
+            || self.d_model < 4
+        {
             return Err(format!(
                 "d_model {} must be even, at least 4 and divisible by encoder_attention_heads {heads}",
                 self.d_model
