@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use asr_models::qwen3_asr::audio_config::AudioConfig;
@@ -160,4 +161,79 @@ fn encoder_rejects_mel_with_the_wrong_band_count() {
     let encoder = encoder();
     let mel = Array::zeros(&[100, 80], mlx::Dtype::F32).unwrap();
     assert!(encoder.forward(&mel).is_err());
+}
+
+/// A weight and its bias, random, scaled small.
+fn random_param(arrays: &mut BTreeMap<String, Array>, name: &str, weight: &[i32], bias: bool) {
+    let seed = arrays.len() as u64;
+    let random = |shape: &[i32], seed| {
+        mlx::random::normal(shape, mlx::Dtype::F32, seed)
+            .unwrap()
+            .mul_scalar(0.02)
+            .unwrap()
+    };
+    arrays.insert(format!("{name}.weight"), random(weight, seed));
+    if bias {
+        arrays.insert(format!("{name}.bias"), random(&weight[..1], seed + 1));
+    }
+}
+
+/// Speed at Qwen3-ASR's default audio dimensions (random weights), features
+/// included, on jfk.wav:
+/// `cargo test -p asr-models --test qwen3_audio_encoder -- --ignored --nocapture`.
+#[test]
+#[ignore = "speed measurement, about 1.3 GB of random weights"]
+fn default_dimensions_speed_on_jfk() {
+    let Some(audio) = jfk() else { return };
+    let c = AudioConfig::default();
+    let (d, ffn) = (c.d_model as i32, c.encoder_ffn_dim as i32);
+    let ch = c.downsample_hidden_size as i32;
+    let mut arrays = BTreeMap::new();
+    let tower = "model.audio_tower";
+    for (i, input) in [1, ch, ch].into_iter().enumerate() {
+        let name = format!("{tower}.conv2d{}", i + 1);
+        random_param(&mut arrays, &name, &[ch, input, 3, 3], true);
+    }
+    let bands = c.num_mel_bins.div_ceil(8) as i32;
+    random_param(
+        &mut arrays,
+        &format!("{tower}.conv_out"),
+        &[d, ch * bands],
+        false,
+    );
+    for l in 0..c.encoder_layers {
+        let p = format!("{tower}.layers.{l}");
+        for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+            random_param(&mut arrays, &format!("{p}.self_attn.{proj}"), &[d, d], true);
+        }
+        random_param(&mut arrays, &format!("{p}.fc1"), &[ffn, d], true);
+        random_param(&mut arrays, &format!("{p}.fc2"), &[d, ffn], true);
+        for norm in ["self_attn_layer_norm", "final_layer_norm"] {
+            random_param(&mut arrays, &format!("{p}.{norm}"), &[d], true);
+        }
+    }
+    random_param(&mut arrays, &format!("{tower}.ln_post"), &[d], true);
+    let projector = "model.multi_modal_projector";
+    random_param(&mut arrays, &format!("{projector}.linear_1"), &[d, d], true);
+    let out = c.output_dim as i32;
+    random_param(
+        &mut arrays,
+        &format!("{projector}.linear_2"),
+        &[out, d],
+        true,
+    );
+    // Materialized before timing: MLX generates them lazily.
+    mlx::eval(&arrays.values().collect::<Vec<_>>()).unwrap();
+    let encoder = AudioEncoder::load(&Weights::new(arrays, None), "model", &c).unwrap();
+    let features = AudioFeatures::new(c.num_mel_bins).unwrap();
+    for run in 0..3 {
+        let start = std::time::Instant::now();
+        let embeds = encoder.forward(&features.forward(&audio).unwrap()).unwrap();
+        embeds.eval().unwrap();
+        eprintln!(
+            "run {run}: {:?} embeddings of 11 s in {:.0} ms",
+            embeds.shape(),
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
 }
