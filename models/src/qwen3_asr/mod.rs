@@ -3,9 +3,6 @@
 //! feeding a Qwen3 decoder (RMSNorm, per-head Q/K norm, RoPE, grouped-query
 //! attention, SwiGLU), decoded like a chat model.
 
-//! For now the two halves, each checked against transformers on random
-//! weights; the recognizer that joins them comes with its prompt template.
-
 pub mod audio_config;
 pub mod audio_encoder;
 pub mod features;
