@@ -3,27 +3,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use asr_models::parakeet::{FeatureWindow, Normalization, ParakeetFeatures, PreprocessConfig};
 use common::npz_values;
 
 const FIXTURE: &str = "parakeet-features.npz";
-
-fn jfk() -> Option<Vec<f32>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/audio/jfk.wav");
-    if !path.exists() {
-        eprintln!("skipped: ../shared/data/audio/jfk.wav not present");
-        return None;
-    }
-    let mut reader = hound::WavReader::open(&path).unwrap();
-    Some(
-        reader
-            .samples::<i16>()
-            .map(|s| f32::from(s.unwrap()) / 32768.0)
-            .collect(),
-    )
-}
 
 /// Largest absolute difference of our features for `clip` from the
 /// reference array `name`, after checking the shapes agree.
@@ -46,7 +29,7 @@ fn max_error(audio: &[f32], config: PreprocessConfig, clip: usize, name: &str) -
 
 #[test]
 fn matches_parakeet_mlx_on_jfk() {
-    let Some(audio) = jfk() else { return };
+    let Some(audio) = common::jfk() else { return };
     for (features, clip) in [(128, 0), (128, 1), (80, 0)] {
         let name = format!("mel{features}_{clip}");
         let err = max_error(
@@ -62,7 +45,7 @@ fn matches_parakeet_mlx_on_jfk() {
 
 #[test]
 fn other_window_normalization_power_and_no_preemphasis_match_too() {
-    let Some(audio) = jfk() else { return };
+    let Some(audio) = common::jfk() else { return };
     let config = PreprocessConfig {
         window: FeatureWindow::Hamming,
         normalize: Normalization::AllFeatures,

@@ -33,21 +33,6 @@ fn encoder() -> AudioEncoder {
     AudioEncoder::load(&weights, "model", &config()).unwrap()
 }
 
-fn jfk() -> Option<Vec<f32>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/audio/jfk.wav");
-    if !path.exists() {
-        eprintln!("skipped: ../shared/data/audio/jfk.wav not present");
-        return None;
-    }
-    let mut reader = hound::WavReader::open(&path).unwrap();
-    Some(
-        reader
-            .samples::<i16>()
-            .map(|s| f32::from(s.unwrap()) / 32768.0)
-            .collect(),
-    )
-}
-
 /// The samples of `clip` ("long" or "short") as the fixture cut them.
 fn clip_samples<'a>(audio: &'a [f32], clip: &str) -> &'a [f32] {
     let span = npz_values(FIXTURE, &format!("{clip}_samples"));
@@ -83,7 +68,7 @@ fn config_reads_hugging_face_audio_config() {
 /// 100-frame chunks.
 #[test]
 fn features_match_transformers_extractor() {
-    let Some(audio) = jfk() else { return };
+    let Some(audio) = common::jfk() else { return };
     let bands = config().num_mel_bins;
     let features = AudioFeatures::new(bands).unwrap();
     for clip in ["short", "long", "tiny"] {
@@ -139,7 +124,7 @@ fn encoder_matches_transformers_on_reference_features() {
 /// five full 26-frame attention windows and a 13-frame remainder.
 #[test]
 fn audio_to_embeddings_matches_transformers_on_jfk() {
-    let Some(audio) = jfk() else { return };
+    let Some(audio) = common::jfk() else { return };
     let encoder = encoder();
     let samples = clip_samples(&audio, "long");
     let mel = AudioFeatures::new(encoder.config.num_mel_bins)
@@ -184,7 +169,7 @@ fn random_param(arrays: &mut BTreeMap<String, Array>, name: &str, weight: &[i32]
 #[test]
 #[ignore = "speed measurement, about 1.3 GB of random weights"]
 fn default_dimensions_speed_on_jfk() {
-    let Some(audio) = jfk() else { return };
+    let Some(audio) = common::jfk() else { return };
     let c = AudioConfig::default();
     let (d, ffn) = (c.d_model as i32, c.encoder_ffn_dim as i32);
     let ch = c.downsample_hidden_size as i32;

@@ -32,3 +32,21 @@ pub fn npz_at(path: &Path, name: &str) -> (Vec<f32>, Vec<i32>) {
     let shape = a.shape().iter().map(|&d| d as i32).collect();
     (a.iter().copied().collect(), shape)
 }
+
+/// The samples of ../shared/data/audio/jfk.wav, or `None` (said on stderr)
+/// where the shared data is absent.
+#[allow(dead_code)]
+pub fn jfk() -> Option<Vec<f32>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/audio/jfk.wav");
+    if !path.exists() {
+        eprintln!("skipped: ../shared/data/audio/jfk.wav not present");
+        return None;
+    }
+    let mut reader = hound::WavReader::open(&path).unwrap();
+    Some(
+        reader
+            .samples::<i16>()
+            .map(|s| f32::from(s.unwrap()) / 32768.0)
+            .collect(),
+    )
+}
