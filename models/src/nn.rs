@@ -230,6 +230,40 @@ impl LayerNorm {
     }
 }
 
+/// Root-mean-square normalization over the last axis with a learned scale.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    pub weight: Array,
+    pub eps: f32,
+}
+
+impl RmsNorm {
+    pub fn load(w: &Weights, prefix: &str, dims: i32, eps: f32) -> Result<RmsNorm> {
+        Ok(RmsNorm {
+            weight: w.get_shaped(&format!("{prefix}.weight"), &[dims])?,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: &Array) -> mlx::Result<Array> {
+        fast::rms_norm(x, Some(&self.weight), self.eps)
+    }
+}
+
+/// `[B, L, D]` → `[B, H, L, D / H]` (a view): the heads of multi-head
+/// attention in front of time.
+pub fn split_heads(x: &Array, heads: i32) -> mlx::Result<Array> {
+    let (b, l, d) = (x.dim(0)?, x.dim(1)?, x.dim(2)?);
+    x.reshape(&[b, l, heads, d / heads])?
+        .transpose(&[0, 2, 1, 3])
+}
+
+/// `[B, H, L, D / H]` → `[B, L, D]`: the heads side by side again.
+pub fn merge_heads(x: &Array) -> mlx::Result<Array> {
+    let (b, l) = (x.dim(0)?, x.dim(2)?);
+    x.transpose(&[0, 2, 1, 3])?.reshape(&[b, l, -1])
+}
+
 /// A token embedding table `[vocab, dims]`, also usable as a tied output layer.
 #[derive(Debug, Clone)]
 pub struct Embedding {

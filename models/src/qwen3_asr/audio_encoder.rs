@@ -15,7 +15,7 @@
 use mlx::fast::{self, AttentionMask};
 use mlx::{Array, BinaryOp, Dtype};
 
-use crate::nn::{LayerNorm, Linear};
+use crate::nn::{merge_heads, LayerNorm, Linear};
 use crate::qwen3_asr::audio_config::AudioConfig;
 use crate::weights::{WeightError, Weights};
 
@@ -142,10 +142,8 @@ impl WindowAttention {
         let part = |i: i32| qkv.slice_axis(1, i * self.heads, (i + 1) * self.heads);
         let mask = mask.map_or(AttentionMask::None, AttentionMask::Array);
         let scale = (head_dim as f32).powf(-0.5);
-        let y = fast::scaled_dot_product_attention(&part(0)?, &part(1)?, &part(2)?, scale, mask)?
-            .transpose(&[0, 2, 1, 3])?
-            .reshape(&[windows, len, dims])?;
-        self.out.forward(&y)
+        let y = fast::scaled_dot_product_attention(&part(0)?, &part(1)?, &part(2)?, scale, mask)?;
+        self.out.forward(&merge_heads(&y)?)
     }
 }
 

@@ -10,28 +10,8 @@ use mlx::{Array, Dtype};
 
 use super::kv_cache::KvCache;
 use super::text_config::TextConfig;
-use crate::nn::{Embedding, Linear};
+use crate::nn::{merge_heads, Embedding, Linear, RmsNorm};
 use crate::weights::{WeightError, Weights};
-
-/// RMS normalization over the last axis with a learned scale.
-#[derive(Debug, Clone)]
-pub struct RmsNorm {
-    pub weight: Array,
-    pub eps: f32,
-}
-
-impl RmsNorm {
-    pub fn load(w: &Weights, prefix: &str, dims: i32, eps: f32) -> Result<RmsNorm, WeightError> {
-        Ok(RmsNorm {
-            weight: w.get_shaped(&format!("{prefix}.weight"), &[dims])?,
-            eps,
-        })
-    }
-
-    pub fn forward(&self, x: &Array) -> mlx::Result<Array> {
-        fast::rms_norm(x, Some(&self.weight), self.eps)
-    }
-}
 
 /// Self-attention with fewer key/value heads than query heads.
 #[derive(Debug, Clone)]
@@ -102,10 +82,9 @@ impl Attention {
             AttentionMask::Causal
         };
         let scale = (self.head_dim as f32).powf(-0.5);
-        let attended = fast::scaled_dot_product_attention(&q, &keys, &values, scale, mask)?
-            .transpose(&[0, 2, 1, 3])?
-            .reshape(&[1, length, self.heads * self.head_dim])?;
-        self.o_proj.forward_residual(&attended, residual)
+        let attended = fast::scaled_dot_product_attention(&q, &keys, &values, scale, mask)?;
+        self.o_proj
+            .forward_residual(&merge_heads(&attended)?, residual)
     }
 }
 

@@ -7,7 +7,7 @@ use mlx::fast::{scaled_dot_product_attention, AttentionMask};
 use mlx::Array;
 
 use super::config::Wav2Vec2Config;
-use crate::nn::{LayerNorm, Linear};
+use crate::nn::{merge_heads, split_heads, LayerNorm, Linear};
 use crate::weights::{WeightError, Weights};
 
 fn layer_norm(w: &Weights, prefix: &str, c: &Wav2Vec2Config) -> Result<LayerNorm, WeightError> {
@@ -88,21 +88,13 @@ impl SelfAttention {
     }
 
     fn forward(&self, x: &Array) -> mlx::Result<Array> {
-        let shape = x.shape();
-        let (batch, frames, width) = (shape[0], shape[1], shape[2]);
-        let head_dim = width / self.heads;
-        let split = |a: Array| {
-            a.reshape(&[batch, frames, self.heads, head_dim])?
-                .transpose(&[0, 2, 1, 3])
-        };
-        let q = split(self.q_proj.forward(x)?)?;
-        let k = split(self.k_proj.forward(x)?)?;
-        let v = split(self.v_proj.forward(x)?)?;
+        let head_dim = x.dim(2)? / self.heads;
+        let q = split_heads(&self.q_proj.forward(x)?, self.heads)?;
+        let k = split_heads(&self.k_proj.forward(x)?, self.heads)?;
+        let v = split_heads(&self.v_proj.forward(x)?, self.heads)?;
         let scale = (head_dim as f32).powf(-0.5);
-        let y = scaled_dot_product_attention(&q, &k, &v, scale, AttentionMask::None)?
-            .transpose(&[0, 2, 1, 3])?
-            .reshape(&[batch, frames, width])?;
-        self.out_proj.forward(&y)
+        let y = scaled_dot_product_attention(&q, &k, &v, scale, AttentionMask::None)?;
+        self.out_proj.forward(&merge_heads(&y)?)
     }
 }
 

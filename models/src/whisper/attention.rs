@@ -4,7 +4,7 @@ use mlx::decoder_step::{DecoderLayerWeights, StepMatrix, StepProjection};
 use mlx::fast::{scaled_dot_product_attention, AttentionMask};
 use mlx::{Array, Dtype};
 
-use crate::nn::{LayerNorm, Linear, Matrix};
+use crate::nn::{merge_heads, split_heads, LayerNorm, Linear, Matrix};
 use crate::weights::{WeightError, Weights};
 
 /// The keys and values of the encoder output for one decoder layer's
@@ -112,13 +112,6 @@ fn grow(buffer: &Array, needed: i32) -> mlx::Result<Array> {
     buffer.pad(&[2], &[0], &[extra], 0.0)
 }
 
-/// `[B, L, D]` → `[B, H, L, D / H]` (a view).
-fn split_heads(x: &Array, n_head: i32) -> mlx::Result<Array> {
-    let (b, l, d) = (x.dim(0)?, x.dim(1)?, x.dim(2)?);
-    x.reshape(&[b, l, n_head, d / n_head])?
-        .transpose(&[0, 2, 1, 3])
-}
-
 /// `residual + out(attention(q, k, v))` for `[B, H, L, D / H]` queries.
 fn attend(
     q: &Array,
@@ -143,7 +136,7 @@ fn attend(
     } else {
         scaled_dot_product_attention(q, k, v, scale, mask)?
     };
-    let merged = o.transpose(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?;
+    let merged = merge_heads(&o)?;
     out.forward_residual(&merged, residual)
 }
 

@@ -7,7 +7,7 @@
 use mlx::fast::{scaled_dot_product_attention, AttentionMask};
 use mlx::{Array, Dtype};
 
-use crate::nn::Linear;
+use crate::nn::{merge_heads, split_heads, Linear};
 use crate::parakeet::config::EncoderConfig;
 use crate::weights::{WeightError, Weights};
 
@@ -119,10 +119,6 @@ impl RelPositionSelfAttention {
         let shape = x.shape();
         let (batch, frames, width) = (shape[0], shape[1], shape[2]);
         let head_dim = width / self.heads;
-        let split = |a: Array, rows: i32, batch: i32| {
-            a.reshape(&[batch, rows, self.heads, head_dim])?
-                .transpose(&[0, 2, 1, 3])
-        };
         // The biases are per head, added before the heads move in front of time.
         let q = self
             .linear_q
@@ -131,19 +127,16 @@ impl RelPositionSelfAttention {
         let heads = Heads {
             q_u: q.add(&self.pos_bias_u)?.transpose(&[0, 2, 1, 3])?,
             q_v: q.add(&self.pos_bias_v)?.transpose(&[0, 2, 1, 3])?,
-            k: split(self.linear_k.forward(x)?, frames, batch)?,
-            v: split(self.linear_v.forward(x)?, frames, batch)?,
-            p: split(self.linear_pos.forward(positions)?, positions.dim(1)?, 1)?,
+            k: split_heads(&self.linear_k.forward(x)?, self.heads)?,
+            v: split_heads(&self.linear_v.forward(x)?, self.heads)?,
+            p: split_heads(&self.linear_pos.forward(positions)?, self.heads)?,
             scale: (head_dim as f32).powf(-0.5),
         };
         let y = match span {
             AttentionSpan::Full => heads.full()?,
             AttentionSpan::Local { left, right } => heads.local(left, right)?,
         };
-        let y = y
-            .transpose(&[0, 2, 1, 3])?
-            .reshape(&[batch, frames, width])?;
-        self.linear_out.forward(&y)
+        self.linear_out.forward(&merge_heads(&y)?)
     }
 }
 
