@@ -5,6 +5,7 @@
 
 pub mod audio_config;
 pub mod audio_encoder;
+pub mod config;
 pub mod features;
 pub mod kv_cache;
 pub mod text_config;
