@@ -8,5 +8,11 @@ pub mod audio_encoder;
 pub mod config;
 pub mod features;
 pub mod kv_cache;
+pub mod model;
+pub mod prompt;
 pub mod text_config;
 pub mod text_decoder;
+pub mod tokenizer;
+
+pub use config::Qwen3AsrConfig;
+pub use model::{PhaseTimes, Qwen3Asr, Request, Transcript};

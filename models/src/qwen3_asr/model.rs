@@ -1,0 +1,217 @@
+//! A whole Qwen3-ASR model: samples → log-mel → audio encoder and projector
+//! → embeddings spliced into the chat prompt → greedy decoding → the
+//! detected language and the text.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mlx::{Array, Dtype};
+
+use super::audio_encoder::AudioEncoder;
+use super::config::Qwen3AsrConfig;
+use super::features::AudioFeatures;
+use super::prompt::{parse_reply, Prompt};
+use super::text_decoder::TextDecoder;
+use super::tokenizer::Qwen3Tokenizer;
+use crate::model_config::{LoadError, ModelConfig};
+use crate::quantization::Activations;
+use crate::weights::{WeightError, Weights};
+
+/// Where the text model's weights sit in a converted folder.
+const TEXT_PREFIX: &str = "model.language_model";
+/// Where the audio tower's and projector's weights sit.
+const AUDIO_PREFIX: &str = "model";
+
+pub struct Qwen3Asr {
+    config: Qwen3AsrConfig,
+    features: AudioFeatures,
+    encoder: AudioEncoder,
+    decoder: TextDecoder,
+    tokenizer: Qwen3Tokenizer,
+}
+
+/// What to ask of the model for one clip.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// A language to force (a name such as "English", or its ISO code);
+    /// `None` lets the model name it.
+    pub language: Option<String>,
+    /// Text put in the system turn: names, terms, the topic, which bias
+    /// the transcript towards them.
+    pub context: String,
+    pub max_new_tokens: usize,
+    /// Stop at the end of the reply; off, exactly `max_new_tokens` are
+    /// decoded (for benchmarks).
+    pub stop_at_eos: bool,
+}
+
+impl Default for Request {
+    fn default() -> Request {
+        Request {
+            language: None,
+            context: String::new(),
+            max_new_tokens: 448,
+            stop_at_eos: true,
+        }
+    }
+}
+
+/// Time spent in each phase of [`Qwen3Asr::transcribe_samples`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PhaseTimes {
+    pub mel: Duration,
+    pub encoder: Duration,
+    pub prefill: Duration,
+    /// Decoder steps after the first token, the output layer included.
+    pub decode: Duration,
+    /// Picking each token from the logits.
+    pub argmax: Duration,
+    pub prompt_tokens: usize,
+    pub decoded_tokens: usize,
+}
+
+/// The reply for one clip.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Transcript {
+    /// The language the model named (or was told), as it names it
+    /// ("English"); `None` for silence or an unparsable reply.
+    pub language: Option<String>,
+    pub text: String,
+    /// Every decoded token, the end of the reply included.
+    pub tokens: Vec<i32>,
+    pub times: PhaseTimes,
+}
+
+impl Qwen3Asr {
+    /// Loads a converted Qwen3-ASR folder (`config.json`,
+    /// `weights.safetensors` and the tokenizer files), as `pipeline convert
+    /// --family qwen3-asr` writes it.
+    pub fn load(dir: &Path) -> Result<Qwen3Asr, LoadError> {
+        Qwen3Asr::load_with(dir, Activations::F32)
+    }
+
+    /// [`Qwen3Asr::load`], the quantized matrices (if any) multiplying
+    /// activations as `activations` says.
+    pub fn load_with(dir: &Path, activations: Activations) -> Result<Qwen3Asr, LoadError> {
+        let config_path = dir.join("config.json");
+        let config = Qwen3AsrConfig::load(&config_path).map_err(LoadError::Config)?;
+        let path = dir.join("weights.safetensors");
+        let werr = |error| LoadError::weights(&path, error);
+        let weights = Weights::load(&path, config.quantization)
+            .map_err(werr)?
+            .with_activations(activations);
+        let encoder =
+            AudioEncoder::load(&weights, AUDIO_PREFIX, &config.audio_config).map_err(werr)?;
+        let decoder =
+            TextDecoder::load(&weights, TEXT_PREFIX, &config.text_config).map_err(werr)?;
+        let all: Vec<&Array> = weights.arrays().map(|(_, a)| a).collect();
+        mlx::eval(&all).map_err(|e| werr(WeightError::Mlx(e)))?;
+        let tokenizer = Qwen3Tokenizer::load(dir).map_err(LoadError::Config)?;
+        if tokenizer.special.audio_pad != config.audio_token_id {
+            return Err(LoadError::Config(format!(
+                "{}: audio_token_id {} is not the tokenizer's <|audio_pad|> ({})",
+                config_path.display(),
+                config.audio_token_id,
+                tokenizer.special.audio_pad
+            )));
+        }
+        let features = AudioFeatures::new(config.audio_config.num_mel_bins)
+            .map_err(|e| werr(WeightError::Mlx(e)))?;
+        Ok(Qwen3Asr {
+            config,
+            features,
+            encoder,
+            decoder,
+            tokenizer,
+        })
+    }
+
+    pub fn config(&self) -> &Qwen3AsrConfig {
+        &self.config
+    }
+
+    pub fn tokenizer(&self) -> &Qwen3Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn decoder(&self) -> &TextDecoder {
+        &self.decoder
+    }
+
+    /// The projected audio embeddings `[frames, hidden]` of 16 kHz mono
+    /// `samples`.
+    pub fn encode(&self, samples: &[f32]) -> mlx::Result<Array> {
+        self.encoder.forward(&self.features.forward(samples)?)
+    }
+
+    /// The prompt's token ids for a clip giving `audio_frames` embeddings.
+    pub fn prompt(&self, request: &Request, audio_frames: usize) -> mlx::Result<Prompt> {
+        Prompt::new(&self.tokenizer, request, audio_frames).map_err(mlx::Error::Mlx)
+    }
+
+    /// The decoder's input `[1, L, hidden]`: the prompt's embeddings with
+    /// the audio placeholders replaced by `audio` `[frames, hidden]`.
+    pub fn prompt_embeddings(&self, prompt: &Prompt, audio: &Array) -> mlx::Result<Array> {
+        let before = self.decoder.embed(prompt.before_audio())?;
+        let after = self.decoder.embed(prompt.after_audio())?;
+        mlx::concatenate(&[&before, &audio.expand_dims(&[0])?, &after], 1)
+    }
+
+    /// Transcribes 16 kHz mono `samples` as one clip (the encoder attends
+    /// within 8 s windows; the decoder sees the whole clip).
+    pub fn transcribe_samples(
+        &self,
+        samples: &[f32],
+        request: &Request,
+    ) -> mlx::Result<Transcript> {
+        let mut times = PhaseTimes::default();
+        let clock = Instant::now();
+        let mel = self.features.forward(samples)?;
+        mel.eval()?;
+        times.mel = clock.elapsed();
+
+        let clock = Instant::now();
+        let audio = self.encoder.forward(&mel)?;
+        audio.eval()?;
+        times.encoder = clock.elapsed();
+
+        let clock = Instant::now();
+        let prompt = self.prompt(request, audio.dim(0)? as usize)?;
+        let embeddings = self.prompt_embeddings(&prompt, &audio)?;
+        times.prompt_tokens = prompt.len();
+        let mut cache = self
+            .decoder
+            .new_cache((prompt.len() + request.max_new_tokens) as i32)?;
+        let mut logits = self.decoder.prefill(&embeddings, &mut cache)?;
+        logits.eval()?;
+        times.prefill = clock.elapsed();
+
+        let stop = self.tokenizer.end_of_reply();
+        let mut tokens = Vec::with_capacity(request.max_new_tokens);
+        while tokens.len() < request.max_new_tokens {
+            let clock = Instant::now();
+            let token = logits.argmax(0, false)?.astype(Dtype::I32)?.item::<i32>()?;
+            times.argmax += clock.elapsed();
+            tokens.push(token);
+            if (request.stop_at_eos && stop.contains(&token))
+                || tokens.len() == request.max_new_tokens
+            {
+                break;
+            }
+            let clock = Instant::now();
+            logits = self.decoder.step(token, &mut cache)?;
+            logits.eval()?;
+            times.decode += clock.elapsed();
+        }
+        times.decoded_tokens = tokens.len();
+
+        let reply = parse_reply(&self.tokenizer, &tokens, prompt.forced_language())
+            .map_err(mlx::Error::Mlx)?;
+        Ok(Transcript {
+            language: reply.language,
+            text: reply.text,
+            tokens,
+            times,
+        })
+    }
+}
