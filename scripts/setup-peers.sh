@@ -51,3 +51,52 @@ EOF
   mv "$venv.partial" "$venv"
 fi
 echo "$venv/bin/python"
+
+# Qwen3-ASR peers (scripts/bench-qwen3-asr), only with `--qwen3`: they need a
+# network (PyPI) and the antirez/qwen-asr source, and nothing else uses them.
+if [[ ${1:-} == --qwen3 ]]; then
+  # mlx-audio 0.6.2 pins mlx 0.32.4 (the venv above has 0.32.2, which the
+  # MLX binding benchmarks compare against), so it gets a venv of its own.
+  qvenv="$cache/qwen3-peer-venv"
+  if [ ! -x "$qvenv/bin/python" ] ||
+    ! "$qvenv/bin/python" -c "import mlx_audio.stt.models.qwen3_asr, transformers" 2>/dev/null; then
+    rm -rf "$qvenv.partial"
+    python3 -m venv "$qvenv.partial"
+    "$qvenv.partial/bin/python" -m pip install --quiet --disable-pip-version-check \
+      "mlx[cpu]==0.32.4" "mlx-audio==0.6.2" >&2
+    rm -rf "$qvenv"
+    mv "$qvenv.partial" "$qvenv"
+  fi
+  # antirez/qwen-asr (C, BLAS) built outside this repository from a checkout
+  # of its source (QWEN_ASR_SRC: a git directory or work tree; default: a
+  # clone of github.com/antirez/qwen-asr), against the OpenBLAS of the
+  # scipy-openblas32 wheel that the mlx crate's build fetched (its symbols
+  # carry a scipy_ prefix). One change to its source: the offline decoder's
+  # fixed 2048-token cap comes from QWEN_MAX_TOKENS, so a benchmark decodes a
+  # set number of tokens.
+  peer="$cache/peers/qwen-asr"
+  blas_dir=$(ls -d "$cache"/scipy-openblas32-*/scipy_openblas32 | head -1)
+  if [ ! -x "$peer/qwen_asr" ]; then
+    src=${QWEN_ASR_SRC:-}
+    rm -rf "$peer.partial"
+    mkdir -p "$peer.partial"
+    if [ -z "$src" ]; then
+      git clone --quiet https://github.com/antirez/qwen-asr "$peer.partial" >&2
+    elif [ -d "$src/.git" ] || [ -f "$src/HEAD" ]; then
+      git --git-dir="$([ -d "$src/.git" ] && echo "$src/.git" || echo "$src")" archive HEAD |
+        tar -x -C "$peer.partial"
+    else
+      cp -r "$src/." "$peer.partial"
+    fi
+    sed -i 's/int max_tokens = 2048;/int max_tokens = getenv("QWEN_MAX_TOKENS") ? atoi(getenv("QWEN_MAX_TOKENS")) : 2048;/' \
+      "$peer.partial/qwen_asr.c"
+    grep -q QWEN_MAX_TOKENS "$peer.partial/qwen_asr.c"
+    make -C "$peer.partial" qwen_asr \
+      CFLAGS="-O3 -march=native -ffast-math -DUSE_BLAS -DUSE_OPENBLAS -I$blas_dir/include -Dcblas_sgemm=scipy_cblas_sgemm" \
+      LDFLAGS="-lm -lpthread -L$blas_dir/lib -lscipy_openblas -Wl,-rpath,$blas_dir/lib" >&2
+    rm -rf "$peer"
+    mv "$peer.partial" "$peer"
+  fi
+  echo "$qvenv/bin/python"
+  echo "$peer/qwen_asr"
+fi

@@ -42,11 +42,22 @@ pub fn jfk() -> Option<Vec<f32>> {
         eprintln!("skipped: ../shared/data/audio/jfk.wav not present");
         return None;
     }
-    let mut reader = hound::WavReader::open(&path).unwrap();
-    Some(
-        reader
-            .samples::<i16>()
-            .map(|s| f32::from(s.unwrap()) / 32768.0)
-            .collect(),
-    )
+    Some(read_wav(&path))
+}
+
+/// The samples of a 16 kHz mono 16-bit WAV file, scaled to [-1, 1).
+#[allow(dead_code)]
+pub fn read_wav(path: &Path) -> Vec<f32> {
+    let mut reader = hound::WavReader::open(path).unwrap();
+    let spec = reader.spec();
+    assert_eq!(
+        (spec.sample_rate, spec.channels, spec.bits_per_sample),
+        (16000, 1, 16),
+        "{}: not 16 kHz mono 16-bit",
+        path.display()
+    );
+    reader
+        .samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect()
 }

@@ -1,0 +1,89 @@
+//! The whole Qwen3-ASR model's speed at Qwen3-ASR-0.6B's dimensions, for
+//! docs/benchmarks.md (driven by scripts/bench-qwen3-asr): random weights,
+//! one WAV file, a fixed number of decoded tokens (the end of the reply does
+//! not stop decoding), so every variant and peer runs the same steps.
+//!
+//! `QWEN3_SPEED_FOLDERS` lists the variants as `name=FOLDER` pairs separated
+//! by commas (converted folders; a name ending in `-int8` loads its folder
+//! with int8 activations); `QWEN3_SPEED_AUDIO` is the WAV file (16 kHz mono);
+//! `QWEN3_SPEED_STEPS` the decoder steps after the prefill (default 64).
+//! Prints one JSON line per variant, the best of three runs by encoder +
+//! prefill + decode time, phases in seconds, and the process's peak RSS so
+//! far (run one variant per process for a per-variant figure).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use asr_models::qwen3_asr::{PhaseTimes, Qwen3Asr, Request};
+use asr_models::Activations;
+
+fn bench(name: &str, folder: &Path, samples: &[f32], steps: usize) {
+    let activations = if name.ends_with("-int8") {
+        Activations::Int8
+    } else {
+        Activations::F32
+    };
+    let clock = std::time::Instant::now();
+    let model = Qwen3Asr::load_with(folder, activations).unwrap();
+    let load = clock.elapsed().as_secs_f64();
+    // The first token comes out of the prefill; each further one is a step.
+    let request = Request {
+        max_new_tokens: steps + 1,
+        stop_at_eos: false,
+        ..Request::default()
+    };
+    let total = |t: &PhaseTimes| t.encoder + t.prefill + t.decode + t.argmax;
+    let mut best: Option<PhaseTimes> = None;
+    for _ in 0..3 {
+        let t = model.transcribe_samples(samples, &request).unwrap().times;
+        assert_eq!(t.decoded_tokens, steps + 1, "decoding stopped early");
+        if best.as_ref().is_none_or(|b| total(&t) < total(b)) {
+            best = Some(t);
+        }
+    }
+    let t = best.unwrap();
+    let decode = (t.decode + t.argmax).as_secs_f64();
+    println!(
+        "{{\"variant\": \"{name}\", \"mel_s\": {:.4}, \"encoder_s\": {:.4}, \"prefill_s\": {:.4}, \
+         \"decode_s\": {decode:.4}, \"decoded\": {steps}, \"prompt\": {}, \"ms_per_token\": {:.2}, \
+         \"load_s\": {load:.3}, \"audio_s\": {:.3}, \"peak_rss_mb\": {:.0}}}",
+        t.mel.as_secs_f64(),
+        t.encoder.as_secs_f64(),
+        t.prefill.as_secs_f64(),
+        t.prompt_tokens,
+        1000.0 * decode / steps as f64,
+        samples.len() as f64 / 16000.0,
+        peak_rss_mb()
+    );
+}
+
+/// The process's peak resident set (VmHWM), in MiB.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+#[test]
+#[ignore]
+fn real_dimensions_speed() {
+    let (Ok(folders), Some(audio)) = (
+        std::env::var("QWEN3_SPEED_FOLDERS"),
+        std::env::var_os("QWEN3_SPEED_AUDIO").map(PathBuf::from),
+    ) else {
+        eprintln!("skipped: set QWEN3_SPEED_FOLDERS and QWEN3_SPEED_AUDIO");
+        return;
+    };
+    let steps = std::env::var("QWEN3_SPEED_STEPS").map_or(64, |s| s.parse().unwrap());
+    let samples = common::read_wav(&audio);
+    for variant in folders.split(',') {
+        let (name, folder) = variant
+            .split_once('=')
+            .expect("QWEN3_SPEED_FOLDERS: name=FOLDER pairs");
+        bench(name, Path::new(folder), &samples, steps);
+    }
+}

@@ -1,0 +1,404 @@
+#!/usr/bin/env python3
+"""The peer side of scripts/bench-qwen3-asr: mlx-audio 0.6.2's Qwen3-ASR on
+the MLX CPU backend, phase by phase, and, with --make, the random
+Qwen3-ASR-0.6B checkpoint every implementation in that benchmark reads.
+
+Modes:
+  --make FOLDER            write a random model at Qwen3-ASR-0.6B's dimensions
+                           (seeded) in the original Qwen "thinker" layout:
+                           model.safetensors (BF16, with thinker.lm_head.weight
+                           equal to the embedding, as the released file has it),
+                           config.json (thinker_config), preprocessor_config.json,
+                           and a synthetic byte-level BPE tokenizer (vocab.json,
+                           merges.txt, tokenizer_config.json) of the real size with
+                           the special tokens at their real ids
+  --convert SRC DST        our converted folder (f32; with --quantize 8|4 the
+                           text decoder's matrices and the tied embedding
+                           affine-quantized in groups of 64, as mlx-audio
+                           quantizes it) from the original checkpoint SRC, for
+                           the benchmark only: asr_converters::qwen3_asr is the
+                           converter
+  --folder F --audio A     time log-mel, encoder, prefill and greedy decoding of
+                           A (16 kHz mono WAV) with mlx-audio's model pieces, best
+                           of --repeat runs; print one JSON line
+
+The rows of the two end-of-sequence tokens (<|endoftext|> 151643, <|im_end|>
+151645) in the tied embedding are zero, so their logit is exactly 0 while the
+maximum over the other 151934 random logits is positive: greedy decoding never
+stops early and every implementation decodes the same number of tokens.
+
+mlx-audio as shipped keeps the checkpoint's BF16 (--dtype bf16); --dtype f32
+casts the weights first. --quantize 8|4 quantizes as mlx-audio's converter
+does (its model_quant_predicate: every Linear and Embedding of the text
+decoder, tied head included; the audio tower stays unquantized), group 64.
+
+Run --make with any venv that has MLX and numpy; timing needs mlx-audio, which
+pins mlx 0.32.4, so it lives in its own venv (scripts/setup-peers.sh):
+~/.cache/mlx-asr/qwen3-peer-venv/bin/python.
+"""
+import argparse
+import json
+import os
+import resource
+import time
+import wave
+
+import mlx.core as mx
+import numpy as np
+
+VOCAB = 151936
+# Ordinary (BPE) tokens occupy ids 0..151642; the added tokens follow,
+# contiguous up to <asr_text> (tokenizers renumbers added tokens with gaps).
+ORDINARY = 151643
+NAMED_SPECIALS = {
+    151643: "<|endoftext|>", 151644: "<|im_start|>", 151645: "<|im_end|>",
+    151646: "<|object_ref_start|>", 151647: "<|object_ref_end|>", 151648: "<|box_start|>",
+    151649: "<|box_end|>", 151650: "<|quad_start|>", 151651: "<|quad_end|>",
+    151652: "<|vision_start|>", 151653: "<|vision_end|>", 151654: "<|vision_pad|>",
+    151655: "<|image_pad|>", 151656: "<|video_pad|>", 151669: "<|audio_start|>",
+    151670: "<|audio_end|>", 151676: "<|audio_pad|>", 151704: "<asr_text>",
+}
+SPECIALS = {i: NAMED_SPECIALS.get(i, f"<|reserved_{i}|>") for i in range(ORDINARY, 151705)}
+EOS = (151643, 151645)
+# The ASR prompt without a system text, as token ids (MODEL.md of
+# antirez/qwen-asr; mlx-audio's _build_prompt gives the same with the real
+# tokenizer). The audio embeddings replace the <|audio_pad|> run.
+PROMPT_HEAD = [151644, 8948, 198, 151645, 198, 151644, 872, 198, 151669]
+PROMPT_TAIL = [151670, 151645, 198, 151644, 77091, 198]
+AUDIO_PAD = 151676
+
+AUDIO_CONFIG = {
+    "model_type": "qwen3_asr_audio_encoder", "num_mel_bins": 128, "encoder_layers": 18,
+    "encoder_attention_heads": 14, "encoder_ffn_dim": 3584, "d_model": 896,
+    "output_dim": 1024, "n_window": 50, "n_window_infer": 800, "conv_chunksize": 500,
+    "downsample_hidden_size": 480, "max_source_positions": 1500,
+    "activation_function": "gelu", "scale_embedding": False, "dropout": 0.0,
+    "attention_dropout": 0.0, "activation_dropout": 0.0, "initializer_range": 0.02,
+}
+TEXT_CONFIG = {
+    "model_type": "qwen3", "vocab_size": VOCAB, "hidden_size": 1024,
+    "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16,
+    "num_key_value_heads": 8, "head_dim": 128, "hidden_act": "silu",
+    "max_position_embeddings": 65536, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+    "rope_scaling": {"rope_type": "default", "mrope_section": [24, 20, 20],
+                     "interleaved": True, "mrope_interleaved": True},
+    "tie_word_embeddings": True, "attention_bias": False, "attention_dropout": 0.0,
+    "use_cache": True, "torch_dtype": "bfloat16",
+}
+
+
+def thinker_shapes():
+    """Every tensor of the original checkpoint: name -> (shape, kind), kind one
+    of "linear" (normal * 0.02), "conv" (normal / sqrt(fan in)), "bias"
+    (normal * 0.02), "norm" (ones), "norm_bias" (zeros), "embed"."""
+    a, t = AUDIO_CONFIG, TEXT_CONFIG
+    d, ffn, ch = a["d_model"], a["encoder_ffn_dim"], a["downsample_hidden_size"]
+    shapes = {}
+    at = "thinker.audio_tower."
+    shapes[at + "conv2d1.weight"] = ((ch, 1, 3, 3), "conv")
+    for i in (2, 3):
+        shapes[at + f"conv2d{i}.weight"] = ((ch, ch, 3, 3), "conv")
+    for i in (1, 2, 3):
+        shapes[at + f"conv2d{i}.bias"] = ((ch,), "bias")
+    shapes[at + "conv_out.weight"] = ((d, ch * 16), "linear")
+    for n in range(a["encoder_layers"]):
+        p = f"{at}layers.{n}."
+        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            shapes[p + f"self_attn.{proj}.weight"] = ((d, d), "linear")
+            shapes[p + f"self_attn.{proj}.bias"] = ((d,), "bias")
+        shapes[p + "fc1.weight"] = ((ffn, d), "linear")
+        shapes[p + "fc1.bias"] = ((ffn,), "bias")
+        shapes[p + "fc2.weight"] = ((d, ffn), "linear")
+        shapes[p + "fc2.bias"] = ((d,), "bias")
+        for norm in ("self_attn_layer_norm", "final_layer_norm"):
+            shapes[p + f"{norm}.weight"] = ((d,), "norm")
+            shapes[p + f"{norm}.bias"] = ((d,), "norm_bias")
+    shapes[at + "ln_post.weight"] = ((d,), "norm")
+    shapes[at + "ln_post.bias"] = ((d,), "norm_bias")
+    shapes[at + "proj1.weight"] = ((d, d), "linear")
+    shapes[at + "proj1.bias"] = ((d,), "bias")
+    shapes[at + "proj2.weight"] = ((a["output_dim"], d), "linear")
+    shapes[at + "proj2.bias"] = ((a["output_dim"],), "bias")
+
+    h, inter, hd = t["hidden_size"], t["intermediate_size"], t["head_dim"]
+    q, kv = t["num_attention_heads"] * hd, t["num_key_value_heads"] * hd
+    shapes["thinker.model.embed_tokens.weight"] = ((VOCAB, h), "embed")
+    for n in range(t["num_hidden_layers"]):
+        p = f"thinker.model.layers.{n}."
+        shapes[p + "self_attn.q_proj.weight"] = ((q, h), "linear")
+        shapes[p + "self_attn.k_proj.weight"] = ((kv, h), "linear")
+        shapes[p + "self_attn.v_proj.weight"] = ((kv, h), "linear")
+        shapes[p + "self_attn.o_proj.weight"] = ((h, q), "linear")
+        shapes[p + "self_attn.q_norm.weight"] = ((hd,), "norm")
+        shapes[p + "self_attn.k_norm.weight"] = ((hd,), "norm")
+        shapes[p + "input_layernorm.weight"] = ((h,), "norm")
+        shapes[p + "post_attention_layernorm.weight"] = ((h,), "norm")
+        shapes[p + "mlp.gate_proj.weight"] = ((inter, h), "linear")
+        shapes[p + "mlp.up_proj.weight"] = ((inter, h), "linear")
+        shapes[p + "mlp.down_proj.weight"] = ((h, inter), "linear")
+    shapes["thinker.model.norm.weight"] = ((h,), "norm")
+    return shapes
+
+
+def random_weights():
+    mx.random.seed(0)
+    weights = {}
+    for name, (shape, kind) in thinker_shapes().items():
+        if kind == "norm":
+            w = mx.ones(shape)
+        elif kind == "norm_bias":
+            w = mx.zeros(shape)
+        elif kind == "conv":
+            w = mx.random.normal(shape) / np.sqrt(np.prod(shape[1:]))
+        else:
+            w = mx.random.normal(shape) * 0.02
+        if kind == "embed":
+            keep = np.ones((shape[0], 1), dtype=np.float32)
+            keep[list(EOS)] = 0.0
+            w = w * mx.array(keep)
+        weights[name] = w.astype(mx.bfloat16)
+    weights["thinker.lm_head.weight"] = weights["thinker.model.embed_tokens.weight"]
+    return weights
+
+
+def bytes_to_unicode():
+    """GPT-2's printable stand-ins for the 256 byte values."""
+    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for _, c in sorted(zip(bs, cs))]
+
+
+def synthetic_bpe():
+    """A valid byte-level BPE of Qwen's ordinary size: the 256 bytes, then all
+    pairs of bytes, then byte-pair + byte triples until id 151642; every merge
+    builds a token from two earlier ones."""
+    chars = bytes_to_unicode()
+    vocab = {c: i for i, c in enumerate(chars)}
+    merges = []
+    for a in chars:
+        for b in chars:
+            vocab[a + b] = len(vocab)
+            merges.append(f"{a} {b}")
+    done = False
+    for a in chars:
+        for b in chars:
+            for c in chars:
+                if len(vocab) == ORDINARY:
+                    done = True
+                    break
+                vocab[a + b + c] = len(vocab)
+                merges.append(f"{a + b} {c}")
+            if done:
+                break
+        if done:
+            break
+    return vocab, merges
+
+
+def make(folder):
+    os.makedirs(folder, exist_ok=True)
+    mx.save_safetensors(os.path.join(folder, "model.safetensors"), random_weights(),
+                        metadata={"format": "pt"})
+    config = {
+        "architectures": ["Qwen3ASRForConditionalGeneration"],
+        "model_type": "qwen3_asr",
+        "thinker_config": {
+            "model_type": "qwen3_asr_thinker", "audio_config": AUDIO_CONFIG,
+            "text_config": TEXT_CONFIG, "audio_token_id": AUDIO_PAD,
+            "audio_start_token_id": 151669, "audio_end_token_id": 151670,
+            "initializer_range": 0.02,
+        },
+        "support_languages": ["English"],
+        "torch_dtype": "bfloat16",
+    }
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+    with open(os.path.join(folder, "preprocessor_config.json"), "w") as f:
+        json.dump({
+            "feature_extractor_type": "WhisperFeatureExtractor", "feature_size": 128,
+            "sampling_rate": 16000, "hop_length": 160, "n_fft": 400, "chunk_length": 30,
+            "n_samples": 480000, "nb_max_frames": 3000, "padding_side": "right",
+            "padding_value": 0.0, "return_attention_mask": True, "dither": 0.0,
+        }, f, indent=1)
+    write_tokenizer(folder)
+
+
+def write_tokenizer(folder):
+    vocab, merges = synthetic_bpe()
+    with open(os.path.join(folder, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(os.path.join(folder, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
+    added = {str(i): {"content": s, "lstrip": False, "normalized": False, "rstrip": False,
+                      "single_word": False, "special": True}
+             for i, s in sorted(SPECIALS.items())}
+    with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
+        json.dump({
+            "tokenizer_class": "Qwen2Tokenizer", "added_tokens_decoder": added,
+            "bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
+            "unk_token": None, "errors": "replace", "model_max_length": 65536,
+            "split_special_tokens": False, "clean_up_tokenization_spaces": False,
+        }, f, indent=1)
+
+
+def convert(src, dst, bits):
+    import shutil
+
+    with open(os.path.join(src, "config.json")) as f:
+        thinker = json.load(f)["thinker_config"]
+    config = {"audio_config": thinker["audio_config"], "text_config": thinker["text_config"],
+              "audio_token_id": thinker["audio_token_id"]}
+    if bits:
+        config["quantization"] = {"group_size": 64, "bits": bits}
+    tied = config["text_config"]["tie_word_embeddings"]
+    out = {}
+    for name, w in mx.load(os.path.join(src, "model.safetensors")).items():
+        name = name.removeprefix("thinker.")
+        if name == "lm_head.weight" and tied:
+            continue
+        for old, new in (("audio_tower.proj1.", "multi_modal_projector.linear_1."),
+                         ("audio_tower.proj2.", "multi_modal_projector.linear_2."),
+                         ("audio_tower.", "model.audio_tower."),
+                         ("model.", "model.language_model.")):
+            if name.startswith(old):
+                name = new + name[len(old):]
+                break
+        w = w.astype(mx.float32)
+        text_matrix = name.startswith("model.language_model.") and w.ndim == 2
+        if bits and (text_matrix or name == "lm_head.weight"):
+            q, scales, biases = mx.quantize(w, group_size=64, bits=bits)
+            stem = name.removesuffix(".weight")
+            out[name], out[stem + ".scales"], out[stem + ".biases"] = q, scales, biases
+        else:
+            out[name] = w
+    os.makedirs(dst, exist_ok=True)
+    mx.save_safetensors(os.path.join(dst, "weights.safetensors"), out)
+    with open(os.path.join(dst, "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+    for name in ("vocab.json", "merges.txt", "tokenizer_config.json"):
+        shutil.copy(os.path.join(src, name), os.path.join(dst, name))
+
+
+def read_wav(path):
+    with wave.open(path) as w:
+        assert w.getframerate() == 16000 and w.getnchannels() == 1 and w.getsampwidth() == 2
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    return data.astype(np.float32) / 32768.0
+
+
+def load(folder, dtype, bits):
+    import mlx.nn as nn
+    from mlx_audio.stt.models.qwen3_asr.config import ModelConfig
+    from mlx_audio.stt.models.qwen3_asr.qwen3_asr import Model
+
+    with open(os.path.join(folder, "config.json")) as f:
+        model = Model(ModelConfig.from_dict(json.load(f)))
+    weights = model.sanitize(mx.load(os.path.join(folder, "model.safetensors")))
+    if dtype == "f32":
+        weights = {k: v.astype(mx.float32) for k, v in weights.items()}
+    model.load_weights(list(weights.items()), strict=True)
+    if bits:
+        inner = model._model
+        nn.quantize(inner, group_size=64, bits=bits,
+                    class_predicate=lambda p, m: hasattr(m, "to_quantized")
+                    and inner.model_quant_predicate(p, m))
+    mx.eval(model.parameters())
+    return model
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def run_once(model, extractor, samples, tokens):
+    from mlx_audio.lm.generate import generate_step
+
+    def mel():
+        f = extractor(samples, sampling_rate=16000, return_attention_mask=True,
+                      truncation=False, padding=True, return_tensors="np")
+        return mx.array(f["input_features"]), mx.array(f["attention_mask"])
+
+    (features, mask), t_mel = timed(mel)
+
+    def encode():
+        a = model.get_audio_features(features, mask)
+        mx.eval(a)
+        return a
+
+    audio, t_enc = timed(encode)
+    ids = mx.array(PROMPT_HEAD + [AUDIO_PAD] * audio.shape[0] + PROMPT_TAIL)
+    # generate_step (mlx-audio's copy of mlx-lm's loop) prefills all but the
+    # last prompt position, then steps one token at a time with the next step
+    # queued before the current token is read. Its first token marks the end
+    # of the prefill.
+    t0 = time.perf_counter()
+    embeds = model._build_inputs_embeds(ids[None], audio)[0]
+    mx.eval(embeds)
+    t_embed = time.perf_counter() - t0
+    steps = generate_step(prompt=ids, input_embeddings=embeds, model=model._model,
+                          max_tokens=tokens + 1, sampler=lambda lp: mx.argmax(lp, axis=-1))
+    out = []
+    t0 = time.perf_counter()
+    token, _ = next(steps)
+    out.append(int(token))
+    t_prefill = time.perf_counter() - t0 + t_embed
+    t0 = time.perf_counter()
+    for token, _ in steps:
+        out.append(int(token))
+    t_decode = time.perf_counter() - t0
+    assert not set(out) & set(EOS), "an end-of-sequence token was decoded"
+    return {"mel_s": t_mel, "encoder_s": t_enc, "prefill_s": t_prefill,
+            "decode_s": t_decode, "decoded": len(out) - 1, "prompt": int(ids.shape[0]),
+            "audio_tokens": int(audio.shape[0])}
+
+
+def bench(args):
+    from transformers import WhisperFeatureExtractor
+
+    mx.set_default_device(mx.cpu)
+    model, t_load = timed(lambda: load(args.folder, args.dtype, args.quantize))
+    extractor = WhisperFeatureExtractor.from_pretrained(args.folder)
+    samples = read_wav(args.audio)
+    best = None
+    for _ in range(args.repeat):
+        run = run_once(model, extractor, samples, args.tokens)
+        score = run["encoder_s"] + run["prefill_s"] + run["decode_s"]
+        if best is None or score < best["encoder_s"] + best["prefill_s"] + best["decode_s"]:
+            best = run
+    best["ms_per_token"] = 1000 * best["decode_s"] / best["decoded"]
+    best["load_s"] = t_load
+    best["audio_s"] = len(samples) / 16000
+    best["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in best.items()}))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--make")
+    p.add_argument("--convert", nargs=2, metavar=("SRC", "DST"))
+    p.add_argument("--folder")
+    p.add_argument("--audio")
+    p.add_argument("--dtype", choices=["bf16", "f32"], default="bf16")
+    p.add_argument("--quantize", type=int, choices=[0, 4, 8], default=0)
+    p.add_argument("--tokens", type=int, default=64)
+    p.add_argument("--repeat", type=int, default=2)
+    args = p.parse_args()
+    if args.make:
+        make(args.make)
+    elif args.convert:
+        convert(*args.convert, args.quantize)
+    else:
+        bench(args)
+
+
+if __name__ == "__main__":
+    main()
