@@ -18,6 +18,18 @@ Modes:
                            quantizes it) from the original checkpoint SRC, for
                            the benchmark only: asr_converters::qwen3_asr is the
                            converter
+  --antirez BIN --folder F --audio A
+                           time antirez/qwen-asr (built by scripts/setup-peers.sh
+                           --qwen3) on the original checkpoint F: its own phase
+                           timings (--debug), best of --repeat runs, each in its
+                           own process; one JSON line
+  --bound F...             the bytes one decoder step reads in each converted
+                           folder F (every text-decoder tensor, the tied
+                           embedding once as the output layer; the KV cache at
+                           --prompt positions) and this machine's memory read
+                           bandwidth: the lower bound on ms/token; JSON lines
+  --table FILE             the table of FILE's JSON lines (as the other modes
+                           and models/tests/qwen3_asr_speed.rs print them)
   --folder F --audio A     time log-mel, encoder, prefill and greedy decoding of
                            A (16 kHz mono WAV) with mlx-audio's model pieces, best
                            of --repeat runs; print one JSON line
@@ -360,6 +372,131 @@ def run_once(model, extractor, samples, tokens):
             "audio_tokens": int(audio.shape[0])}
 
 
+def antirez(args):
+    import re
+    import subprocess
+
+    env = dict(os.environ, QWEN_MAX_TOKENS=str(args.tokens))
+    best = None
+    for _ in range(args.repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        t0 = time.perf_counter()
+        done = subprocess.run([args.antirez, "-d", args.folder, "-i", args.audio, "--debug"],
+                              env=env, capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - t0
+        log = done.stderr
+
+        def ms(pattern):
+            return float(re.search(pattern, log).group(1)) / 1000
+
+        run = {"mel_s": ms(r"Mel: \d+ frames \((\d+) ms"),
+               "encoder_s": ms(r"Encoder: \d+ tokens \((\d+) ms"),
+               "prefill_s": ms(r"Prefill: \d+ tokens \((\d+) ms"),
+               "decode_s": ms(r"Decode: \d+ tokens \((\d+) ms"),
+               "decoded": int(re.search(r"Decode: (\d+) tokens", log).group(1)),
+               "prompt": int(re.search(r"Prefill: (\d+) tokens", log).group(1)),
+               "process_s": wall}
+        # RUSAGE_CHILDREN's maximum covers every child so far: the runs are
+        # alike, so the first run's figure stands.
+        run["peak_rss_mb"] = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+        score = run["encoder_s"] + run["prefill_s"] + run["decode_s"]
+        if best is None or score < best["encoder_s"] + best["prefill_s"] + best["decode_s"]:
+            best = run
+    best["ms_per_token"] = 1000 * best["decode_s"] / best["decoded"]
+    best["audio_s"] = len(read_wav(args.audio)) / 16000
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in best.items()}))
+
+
+def safetensors_tensors(path):
+    """name -> byte size of each tensor in a safetensors file (its header)."""
+    with open(path, "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    header.pop("__metadata__", None)
+    return {k: v["data_offsets"][1] - v["data_offsets"][0] for k, v in header.items()}
+
+
+def read_bandwidth():
+    """Memory read bandwidth in GB/s: 1 GiB of f32 summed by as many threads
+    as there are cores (numpy releases the GIL in reductions), best of 5."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = os.cpu_count()
+    a = np.ones(1 << 28, dtype=np.float32)
+    parts = np.array_split(a, threads)
+    best = 0.0
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(5):
+            t0 = time.perf_counter()
+            list(pool.map(np.sum, parts))
+            best = max(best, a.nbytes / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def bound(args):
+    gbs = read_bandwidth()
+    t = TEXT_CONFIG
+    for folder in args.bound:
+        sizes = safetensors_tensors(os.path.join(folder, "weights.safetensors"))
+        with open(os.path.join(folder, "config.json")) as f:
+            q = json.load(f).get("quantization")
+        weights = sum(n for k, n in sizes.items() if k.startswith("model.language_model.")
+                      or k.startswith("lm_head."))
+        # The KV cache in f32 at the middle of the decoded run.
+        positions = args.prompt + args.tokens // 2
+        kv = 2 * t["num_hidden_layers"] * t["num_key_value_heads"] * t["head_dim"] * positions * 4
+        print(json.dumps({
+            "variant": f"q{q['bits']}" if q else "f32", "weight_mb": round(weights / 1e6, 1),
+            "kv_mb": round(kv / 1e6, 1), "read_gb_s": round(gbs, 2),
+            "bound_ms_per_token": round(1000 * (weights + kv) / (gbs * 1e9), 2)}))
+
+
+def table(path):
+    """One row per implementation, variant and clip; then, for each of ours,
+    how many times faster than each peer at the same precision (antirez has
+    only its BF16) and how far its decoder step is from the bound."""
+    rows, bounds = [], {}
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            if "bound_ms_per_token" in r:
+                bounds[r["variant"]] = r
+            else:
+                rows.append(r)
+    head = ("impl", "variant", "audio s", "mel s", "enc s/10s", "prefill s (tok)",
+            "ms/token", "total s", "peak RSS MB", "load avg")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in rows:
+        total = r["mel_s"] + r["encoder_s"] + r["prefill_s"] + r["decode_s"]
+        print(f"| {r['impl']} | {r['variant']} | {r['audio_s']:.1f} | {r['mel_s']:.3f} | "
+              f"{10 * r['encoder_s'] / r['audio_s']:.2f} | {r['prefill_s']:.2f} ({r['prompt']}) | "
+              f"{r['ms_per_token']:.1f} | {total:.1f} | {r['peak_rss_mb']:.0f} | {r.get('load', '')} |")
+    print()
+    head = ("ours", "audio s", "vs", "encoder ×", "prefill ×", "decode ×", "total ×",
+            "bound ms/token", "ours / bound")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for o in (r for r in rows if r["impl"] == "ours"):
+        precision = o["variant"].removesuffix("-int8")
+        peers = [p for p in rows if p["impl"] != "ours" and p["audio_s"] == o["audio_s"]
+                 and (p["impl"] == "antirez" or p["variant"].startswith(precision))]
+        b = bounds.get(precision)
+        phases = ("mel_s", "encoder_s", "prefill_s", "decode_s")
+        for p in peers:
+            def x(key):
+                return f"{p[key] / o[key]:.2f}"
+            tot = sum(p[k] for k in phases) / sum(o[k] for k in phases)
+            vs_bound = (f"{b['bound_ms_per_token']} | {o['ms_per_token'] / b['bound_ms_per_token']:.2f}"
+                        if b else "- | -")
+            print(f"| {o['variant']} | {o['audio_s']:.1f} | {p['impl']} {p['variant']} | "
+                  f"{x('encoder_s')} | {x('prefill_s')} | {x('ms_per_token')} | {tot:.2f} | "
+                  f"{vs_bound} |")
+    for v, b in bounds.items():
+        print(f"\nbound {v}: {b['weight_mb']} MB of weights + {b['kv_mb']} MB of KV cache per "
+              f"step at {b['read_gb_s']} GB/s read = {b['bound_ms_per_token']} ms/token", end="")
+    print()
+
+
 def bench(args):
     from transformers import WhisperFeatureExtractor
 
@@ -385,6 +522,10 @@ def main():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--make")
     p.add_argument("--convert", nargs=2, metavar=("SRC", "DST"))
+    p.add_argument("--antirez")
+    p.add_argument("--bound", nargs="+")
+    p.add_argument("--prompt", type=int, default=158)
+    p.add_argument("--table")
     p.add_argument("--folder")
     p.add_argument("--audio")
     p.add_argument("--dtype", choices=["bf16", "f32"], default="bf16")
@@ -396,6 +537,12 @@ def main():
         make(args.make)
     elif args.convert:
         convert(*args.convert, args.quantize)
+    elif args.antirez:
+        antirez(args)
+    elif args.bound:
+        bound(args)
+    elif args.table:
+        table(args.table)
     else:
         bench(args)
 
