@@ -186,30 +186,48 @@ def bytes_to_unicode():
     return [chr(c) for _, c in sorted(zip(bs, cs))]
 
 
+# The words of the prompt template at their real ids (so every implementation
+# sees the same 15 + audio prompt tokens).
+PROMPT_WORDS = {"system": 8948, "user": 872, "assistant": 77091, "\u010a": 198}
+
+
 def synthetic_bpe():
-    """A valid byte-level BPE of Qwen's ordinary size: the 256 bytes, then all
-    pairs of bytes, then byte-pair + byte triples until id 151642; every merge
-    builds a token from two earlier ones."""
+    """A valid byte-level BPE of Qwen's ordinary size: the 256 bytes, the
+    prompt template's words (first in merge rank, so they come out whole),
+    all pairs of bytes, then byte-pair + byte triples up to id 151642; every
+    merge builds a token from two earlier ones. The template's words and
+    newline (Ċ) are then moved to their real ids."""
     chars = bytes_to_unicode()
     vocab = {c: i for i, c in enumerate(chars)}
     merges = []
-    for a in chars:
-        for b in chars:
+
+    def add(a, b):
+        if a + b not in vocab:
             vocab[a + b] = len(vocab)
             merges.append(f"{a} {b}")
-    done = False
+
+    for word in PROMPT_WORDS:
+        for k in range(2, len(word) + 1):
+            add(word[:k - 1], word[k - 1])
+    for a in chars:
+        for b in chars:
+            add(a, b)
     for a in chars:
         for b in chars:
             for c in chars:
                 if len(vocab) == ORDINARY:
-                    done = True
                     break
-                vocab[a + b + c] = len(vocab)
-                merges.append(f"{a + b} {c}")
-            if done:
+                add(a + b, c)
+            if len(vocab) == ORDINARY:
                 break
-        if done:
+        if len(vocab) == ORDINARY:
             break
+    by_id = {i: t for t, i in vocab.items()}
+    for word, real in PROMPT_WORDS.items():
+        other = by_id[real]
+        vocab[word], vocab[other] = real, vocab[word]
+        by_id[vocab[other]] = other
+        by_id[real] = word
     return vocab, merges
 
 
@@ -274,8 +292,8 @@ def convert(src, dst, bits):
         name = name.removeprefix("thinker.")
         if name == "lm_head.weight" and tied:
             continue
-        for old, new in (("audio_tower.proj1.", "multi_modal_projector.linear_1."),
-                         ("audio_tower.proj2.", "multi_modal_projector.linear_2."),
+        for old, new in (("audio_tower.proj1.", "model.multi_modal_projector.linear_1."),
+                         ("audio_tower.proj2.", "model.multi_modal_projector.linear_2."),
                          ("audio_tower.", "model.audio_tower."),
                          ("model.", "model.language_model.")):
             if name.startswith(old):

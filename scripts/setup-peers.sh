@@ -8,6 +8,9 @@
 # references of the other model families (transformers, parakeet-mlx).
 # Idempotent: rebuilt (atomically, under a temporary name) only when an import
 # fails. Prints the venv's python on stdout; pip's output goes to stderr.
+# With `--qwen3`, also the Qwen3-ASR peers of scripts/bench-qwen3-asr
+# (mlx-audio in a venv of its own, antirez/qwen-asr built from source; see
+# below), whose python and binary it prints after.
 #
 # PyPI only. PyPI's Linux torch is the CUDA build: its libtorch_cpu.so itself
 # links libcudart/libcupti, so `--no-deps` torch does not import. We install
