@@ -101,10 +101,10 @@ def thinker_name(name: str) -> str:
     raise ValueError(name)
 
 
-def thinker_config() -> dict:
+def thinker_config(rope_theta: float) -> dict:
     audio = {k: v for k, v in AUDIO.items() if k != "max_position_embeddings"}
     audio.update(max_source_positions=1500, conv_chunksize=500, model_type="qwen3_asr_audio_encoder")
-    text = dict(TEXT, rope_theta=1000000.0, rms_norm_eps=1e-6, model_type="qwen3_asr_text")
+    text = dict(TEXT, rope_theta=rope_theta, rms_norm_eps=1e-6, model_type="qwen3_asr_text")
     text["rope_scaling"] = {"interleaved": True, "mrope_section": [8, 4, 4], "rope_type": "default"}
     return {
         "architectures": ["Qwen3ASRForConditionalGeneration"],
@@ -172,7 +172,7 @@ def main() -> None:
     index = {"metadata": {"total_size": sum(v.numel() * 2 for v in thinker.values())},
              "weight_map": weight_map}
     (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=1))
-    (folder / "config.json").write_text(json.dumps(thinker_config(), indent=1))
+    (folder / "config.json").write_text(json.dumps(thinker_config(m.config.text_config.rope_parameters["rope_theta"]), indent=1))
     write_tokenizer(folder)
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"wrote {OUT} ({total} bytes)")
