@@ -1,10 +1,13 @@
-//! Single `.safetensors` files (shards are [`crate::state_dict`]'s job), read
-//! with the `safetensors` crate, which validates the header (length, JSON,
-//! offsets inside the data, byte counts matching dtype × shape).
+//! Single `.safetensors` files (shards are [`crate::state_dict`]'s job): read
+//! whole with the `safetensors` crate, which validates the header (length,
+//! JSON, offsets inside the data, byte counts matching dtype × shape), or
+//! tensor by tensor ([`TensorFile`]); and written tensor by tensor
+//! ([`TensorWriter`]), so that converting a large checkpoint holds one
+//! tensor in memory at a time.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::Path;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
 
@@ -82,4 +85,224 @@ pub fn check_length(path: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// One tensor's entry in a `.safetensors` header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorEntry {
+    pub dtype: TensorDtype,
+    pub shape: Vec<usize>,
+    /// Byte range in the file.
+    begin: u64,
+    end: u64,
+}
+
+/// A `.safetensors` file whose header is read and checked up front and
+/// whose tensors are read one at a time, so a conversion holds one tensor
+/// in memory rather than the whole file.
+pub struct TensorFile {
+    path: PathBuf,
+    file: std::fs::File,
+    entries: BTreeMap<String, TensorEntry>,
+}
+
+impl TensorFile {
+    /// Opens `path` and reads its header: every entry's dtype known, its
+    /// byte count that of its shape, and its bytes inside the file.
+    pub fn open(path: &Path) -> Result<TensorFile> {
+        let mut file = std::fs::File::open(path).map_err(ConvertError::io(path))?;
+        let length = file.metadata().map_err(ConvertError::io(path))?.len();
+        let mut prefix = [0u8; 8];
+        file.read_exact(&mut prefix)
+            .map_err(|_| ConvertError::format(path, "shorter than a safetensors header"))?;
+        let header_len = u64::from_le_bytes(prefix);
+        if header_len > length.saturating_sub(8) {
+            return Err(ConvertError::format(
+                path,
+                format!("header of {header_len} bytes in a file of {length}"),
+            ));
+        }
+        let mut header = vec![0u8; header_len as usize];
+        file.read_exact(&mut header)
+            .map_err(ConvertError::io(path))?;
+        let mut raw: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&header)
+            .map_err(|e| ConvertError::format(path, format!("invalid safetensors header: {e}")))?;
+        raw.remove("__metadata__");
+        let data_start = 8 + header_len;
+        let entries = raw
+            .into_iter()
+            .map(|(name, value)| {
+                let entry = parse_entry(&value, data_start, length)
+                    .map_err(|m| ConvertError::format(path, format!("{name}: {m}")))?;
+                Ok((name, entry))
+            })
+            .collect::<Result<_>>()?;
+        Ok(TensorFile {
+            path: path.to_path_buf(),
+            file,
+            entries,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every tensor's entry, by name.
+    pub fn entries(&self) -> &BTreeMap<String, TensorEntry> {
+        &self.entries
+    }
+
+    /// Reads tensor `name`'s bytes.
+    pub fn read(&self, name: &str) -> Result<RawTensor> {
+        let entry = self
+            .entries
+            .get(name)
+            .ok_or_else(|| ConvertError::format(&self.path, format!("no tensor {name}")))?;
+        let mut data = vec![0u8; (entry.end - entry.begin) as usize];
+        let mut file = &self.file;
+        file.seek(SeekFrom::Start(entry.begin))
+            .and_then(|_| file.read_exact(&mut data))
+            .map_err(ConvertError::io(&self.path))?;
+        RawTensor::new(entry.dtype, entry.shape.clone(), data)
+            .map_err(|m| ConvertError::format(&self.path, format!("{name}: {m}")))
+    }
+}
+
+/// A header entry `{"dtype", "shape", "data_offsets"}` of a file of
+/// `length` bytes whose data starts at `data_start`.
+fn parse_entry(
+    value: &serde_json::Value,
+    data_start: u64,
+    length: u64,
+) -> std::result::Result<TensorEntry, String> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        dtype: Dtype,
+        shape: Vec<usize>,
+        data_offsets: [u64; 2],
+    }
+    let e: Entry =
+        serde_json::from_value(value.clone()).map_err(|e| format!("invalid entry: {e}"))?;
+    let dt = dtype(e.dtype).ok_or_else(|| format!("unsupported dtype {:?}", e.dtype))?;
+    let [begin, end] = e.data_offsets;
+    let bytes = crate::tensor::byte_size(dt, &e.shape)?;
+    if end < begin || end - begin != bytes as u64 {
+        return Err(format!(
+            "data_offsets {begin}..{end} hold {} bytes, its shape {:?} needs {bytes}",
+            end.saturating_sub(begin),
+            e.shape
+        ));
+    }
+    if data_start + end > length {
+        return Err(format!(
+            "its bytes end at {} in a file of {length}: the file is cut short",
+            data_start + end
+        ));
+    }
+    Ok(TensorEntry {
+        dtype: dt,
+        shape: e.shape,
+        begin: data_start + begin,
+        end: data_start + end,
+    })
+}
+
+/// A `.safetensors` file written one tensor at a time: its header, fixed
+/// from the planned names, dtypes and shapes, goes first, and each tensor's
+/// bytes go to their place as they are made. Every planned tensor must be
+/// written, each once, in its planned dtype and shape.
+pub struct TensorWriter {
+    path: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    /// Planned tensors: dtype, shape, file offset; `true` once written.
+    planned: BTreeMap<String, (Dtype, Vec<usize>, u64, bool)>,
+}
+
+impl TensorWriter {
+    /// Creates `path` with the header for `plan` (name, dtype, shape) and
+    /// `metadata`.
+    pub fn create(
+        path: &Path,
+        plan: &[(String, Dtype, Vec<usize>)],
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<TensorWriter> {
+        let mut header = serde_json::Map::new();
+        header.insert("__metadata__".into(), serde_json::json!(metadata));
+        let mut planned = BTreeMap::new();
+        let mut offset = 0u64;
+        for (name, dtype, shape) in plan {
+            let elements = crate::tensor::element_count(shape)
+                .map_err(|m| ConvertError::format(path, format!("{name}: {m}")))?;
+            let end = offset + (elements * dtype.bitsize() / 8) as u64;
+            header.insert(
+                name.clone(),
+                serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, end]}),
+            );
+            if planned
+                .insert(name.clone(), (*dtype, shape.clone(), offset, false))
+                .is_some()
+            {
+                return Err(ConvertError::format(path, format!("{name} planned twice")));
+            }
+            offset = end;
+        }
+        let mut header = serde_json::Value::Object(header).to_string().into_bytes();
+        // The data starts 8-byte aligned, as the format recommends.
+        header.resize(header.len().next_multiple_of(8), b' ');
+        let data_start = 8 + header.len() as u64;
+        for entry in planned.values_mut() {
+            entry.2 += data_start;
+        }
+        let file = std::fs::File::create(path).map_err(ConvertError::io(path))?;
+        file.set_len(data_start + offset)
+            .map_err(ConvertError::io(path))?;
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
+        file.write_all(&(header.len() as u64).to_le_bytes())
+            .and_then(|_| file.write_all(&header))
+            .map_err(ConvertError::io(path))?;
+        Ok(TensorWriter {
+            path: path.to_path_buf(),
+            file,
+            planned,
+        })
+    }
+
+    /// Writes planned tensor `name`: `bytes` of `dtype` and `shape`.
+    pub fn write(&mut self, name: &str, dtype: Dtype, shape: &[usize], bytes: &[u8]) -> Result<()> {
+        let refuse = |m: String| ConvertError::format(&self.path, format!("{name}: {m}"));
+        let Some((planned_dtype, planned_shape, offset, written)) = self.planned.get_mut(name)
+        else {
+            return Err(refuse("not planned".into()));
+        };
+        if *written {
+            return Err(refuse("written twice".into()));
+        }
+        if (*planned_dtype, planned_shape.as_slice()) != (dtype, shape) {
+            return Err(refuse(format!(
+                "{dtype:?} {shape:?} where {planned_dtype:?} {planned_shape:?} was planned"
+            )));
+        }
+        if bytes.len() * 8 != crate::tensor::element_count(shape).map_err(refuse)? * dtype.bitsize()
+        {
+            return Err(refuse(format!("{} bytes for shape {shape:?}", bytes.len())));
+        }
+        *written = true;
+        let offset = *offset;
+        self.file
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| self.file.write_all(bytes))
+            .map_err(ConvertError::io(&self.path))
+    }
+
+    /// Checks that every planned tensor was written and flushes the file.
+    pub fn finish(mut self) -> Result<()> {
+        if let Some(name) = self.planned.iter().find(|(_, p)| !p.3).map(|(n, _)| n) {
+            return Err(ConvertError::format(
+                &self.path,
+                format!("{name} was planned but not written"),
+            ));
+        }
+        self.file.flush().map_err(ConvertError::io(&self.path))
+    }
 }
