@@ -23,8 +23,8 @@ mod source;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use asr_models::qwen3_asr::config::Qwen3AsrConfig;
 use asr_models::quantization::Quantization;
+use asr_models::qwen3_asr::config::Qwen3AsrConfig;
 use asr_models::ModelConfig;
 use mlx::{Array, Dtype};
 
@@ -102,7 +102,12 @@ pub fn convert_qwen3_asr(source: &Path, out_dir: &Path, opts: &Qwen3AsrOptions) 
     let shapes = tensors
         .by_name
         .iter()
-        .map(|(name, l)| (name.clone(), l.entry.shape.iter().map(|&d| d as i32).collect()))
+        .map(|(name, l)| {
+            (
+                name.clone(),
+                l.entry.shape.iter().map(|&d| d as i32).collect(),
+            )
+        })
         .collect();
     check_tensor_set(source, &names::expected_tensors(&config), &shapes)?;
     write_weights(&tensors, &out_dir.join("weights.safetensors"), opts)?;
@@ -222,9 +227,8 @@ fn write_weights(tensors: &Tensors, path: &Path, opts: &Qwen3AsrOptions) -> Resu
             .map_err(|e| ConvertError::mlx(name, e))?;
         let mut out = BTreeMap::new();
         match quantized_as(name, &location.entry.shape, opts.quantization) {
-            Some(q) => {
-                insert_quantized(&mut out, name, &array, q).map_err(|e| ConvertError::mlx(name, e))?
-            }
+            Some(q) => insert_quantized(&mut out, name, &array, q)
+                .map_err(|e| ConvertError::mlx(name, e))?,
             None => {
                 out.insert(name.clone(), array);
             }
