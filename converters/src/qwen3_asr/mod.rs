@@ -165,9 +165,7 @@ fn drop_tied_head(config: &Qwen3AsrConfig, tensors: &mut Tensors) -> Result<()> 
         ));
     }
     for rows in row_blocks(&head.entry.shape, BLOCK_ELEMENTS) {
-        let block = |l: &source::Location| -> Result<Vec<f32>> {
-            Ok(tensors.files[l.file].read_rows(&l.name, rows.clone())?.to_f32())
-        };
+        let block = |l: &source::Location| tensors.files[l.file].read_rows(&l.name, rows.clone());
         if block(&head)? != block(table)? {
             tracing::warn!(
                 file = %head_path.display(),
