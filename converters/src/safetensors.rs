@@ -338,7 +338,11 @@ impl TensorWriter {
         if let Some((name, t)) = self.planned.iter().find(|(_, t)| t.rows_written < t.rows()) {
             return Err(ConvertError::format(
                 &self.path,
-                format!("{name}: {} of its {} rows written", t.rows_written, t.rows()),
+                format!(
+                    "{name}: {} of its {} rows written",
+                    t.rows_written,
+                    t.rows()
+                ),
             ));
         }
         self.file.flush().map_err(ConvertError::io(&self.path))

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use asr_converters::out_folder::convert_into_folder;
 use asr_converters::qwen3_asr::{convert_qwen3_asr, repo_files, Qwen3AsrOptions};
 use asr_converters::whisper::OutputDtype;
+use asr_models::quantization::Quantization;
 use asr_models::qwen3_asr::audio_encoder::AudioEncoder;
 use asr_models::qwen3_asr::config::Qwen3AsrConfig;
 use asr_models::qwen3_asr::text_decoder::TextDecoder;
-use asr_models::quantization::Quantization;
 use asr_models::{ModelConfig, Weights};
 use mlx::quant::QuantizedMatrix;
 use mlx::{Array, Dtype};
@@ -252,7 +252,11 @@ fn refused(from: &Path, dir: &Path) -> String {
 
 /// A copy of the transformers folder whose `model.safetensors` holds
 /// `edit`ed tensors.
-fn hf_with_tensors(dir: &Path, name: &str, edit: impl FnOnce(&mut BTreeMap<String, Array>)) -> PathBuf {
+fn hf_with_tensors(
+    dir: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut BTreeMap<String, Array>),
+) -> PathBuf {
     let folder = dir.join(name);
     copy_folder(&hf(), &folder);
     let mut t = tensors(&folder.join("model.safetensors"));
@@ -334,7 +338,11 @@ fn bad_sources_are_refused_naming_the_file_and_the_problem() {
         let table = t["model.language_model.embed_tokens.weight"].clone();
         t.insert("model.extra.weight".into(), table);
     });
-    expect(refused(&extra, d), &extra, "does not have: model.extra.weight");
+    expect(
+        refused(&extra, d),
+        &extra,
+        "does not have: model.extra.weight",
+    );
     let name = "model.audio_tower.layers.0.fc1.weight";
     let reshaped = hf_with_tensors(d, "reshaped", |t| {
         let w = t[name].reshape(&[16, 64]).unwrap();

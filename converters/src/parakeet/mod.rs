@@ -190,7 +190,10 @@ fn check_tensors(
     config: &ParakeetConfig,
     tensors: &BTreeMap<String, Array>,
 ) -> Result<()> {
-    let shapes = tensors.iter().map(|(n, a)| (n.clone(), a.shape())).collect();
+    let shapes = tensors
+        .iter()
+        .map(|(n, a)| (n.clone(), a.shape()))
+        .collect();
     check_tensor_set(source, &names::expected_tensors(config), &shapes)
 }
 
@@ -215,9 +218,8 @@ fn to_output(
                 && array.shape().last().is_some_and(|&d| d % q.group_size == 0)
         });
         match quantization {
-            Some(q) => {
-                insert_quantized(&mut out, &name, &array, q).map_err(|e| ConvertError::mlx(&name, e))?
-            }
+            Some(q) => insert_quantized(&mut out, &name, &array, q)
+                .map_err(|e| ConvertError::mlx(&name, e))?,
             None => {
                 out.insert(name, array);
             }

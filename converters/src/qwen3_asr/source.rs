@@ -80,7 +80,10 @@ pub(super) fn read_config(source: &Path) -> Result<(Qwen3AsrConfig, Layout)> {
         ));
     }
     let (ours, layout) = if let Some(thinker) = value.get("thinker_config") {
-        (from_original(&value, thinker).map_err(refuse)?, Layout::Thinker)
+        (
+            from_original(&value, thinker).map_err(refuse)?,
+            Layout::Thinker,
+        )
     } else if value.get("audio_config").is_some() && value.get("text_config").is_some() {
         (from_transformers(&value), Layout::Transformers)
     } else {
@@ -93,8 +96,8 @@ pub(super) fn read_config(source: &Path) -> Result<(Qwen3AsrConfig, Layout)> {
     let lacks_positions = ours["audio_config"]
         .get("max_position_embeddings")
         .is_none();
-    let mut config: Qwen3AsrConfig = serde_json::from_value(ours)
-        .map_err(|e| refuse(format!("not a Qwen3-ASR config: {e}")))?;
+    let mut config: Qwen3AsrConfig =
+        serde_json::from_value(ours).map_err(|e| refuse(format!("not a Qwen3-ASR config: {e}")))?;
     if lacks_positions {
         // Qwen's configs size a longer table, of which each chunk uses its
         // first frames.
