@@ -110,7 +110,7 @@ pub fn convert_qwen3_asr(source: &Path, out_dir: &Path, opts: &Qwen3AsrOptions) 
             )
         })
         .collect();
-    check_tensor_set(source, &names::expected_tensors(&config), &shapes)?;
+    check_tensor_set(&tensors.origin, &names::expected_tensors(&config), &shapes)?;
     write_weights(
         &tensors,
         &out_dir.join("weights.safetensors"),
