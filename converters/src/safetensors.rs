@@ -1,12 +1,13 @@
 //! Single `.safetensors` files (shards are [`crate::state_dict`]'s job): read
 //! whole with the `safetensors` crate, which validates the header (length,
 //! JSON, offsets inside the data, byte counts matching dtype × shape), or
-//! tensor by tensor ([`TensorFile`]); and written tensor by tensor
-//! ([`TensorWriter`]), so that converting a large checkpoint holds one
-//! tensor in memory at a time.
+//! a block of rows at a time ([`TensorFile`]); and written a block of rows
+//! at a time ([`TensorWriter`]), so that converting a large checkpoint holds
+//! one block in memory, not the checkpoint.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
@@ -98,8 +99,8 @@ pub struct TensorEntry {
 }
 
 /// A `.safetensors` file whose header is read and checked up front and
-/// whose tensors are read one at a time, so a conversion holds one tensor
-/// in memory rather than the whole file.
+/// whose tensors are read a block of rows at a time, so a conversion holds
+/// one block in memory rather than the whole file.
 pub struct TensorFile {
     path: PathBuf,
     file: std::fs::File,
@@ -153,19 +154,30 @@ impl TensorFile {
         &self.entries
     }
 
-    /// Reads tensor `name`'s bytes.
-    pub fn read(&self, name: &str) -> Result<RawTensor> {
+    /// Reads rows `rows` (along the first axis) of tensor `name`: a tensor
+    /// of those rows, so that a large one can be converted a block at a
+    /// time.
+    pub fn read_rows(&self, name: &str, rows: Range<usize>) -> Result<RawTensor> {
+        let refuse = |m: String| ConvertError::format(&self.path, format!("{name}: {m}"));
         let entry = self
             .entries
             .get(name)
-            .ok_or_else(|| ConvertError::format(&self.path, format!("no tensor {name}")))?;
-        let mut data = vec![0u8; (entry.end - entry.begin) as usize];
+            .ok_or_else(|| refuse("no such tensor".into()))?;
+        let total = entry.shape.first().copied().unwrap_or(1);
+        if rows.start > rows.end || rows.end > total {
+            return Err(refuse(format!("rows {rows:?} of {total}")));
+        }
+        let row_bytes = (entry.end - entry.begin) / total.max(1) as u64;
+        let mut data = vec![0u8; row_bytes as usize * rows.len()];
         let mut file = &self.file;
-        file.seek(SeekFrom::Start(entry.begin))
+        file.seek(SeekFrom::Start(entry.begin + rows.start as u64 * row_bytes))
             .and_then(|_| file.read_exact(&mut data))
             .map_err(ConvertError::io(&self.path))?;
-        RawTensor::new(entry.dtype, entry.shape.clone(), data)
-            .map_err(|m| ConvertError::format(&self.path, format!("{name}: {m}")))
+        let mut shape = entry.shape.clone();
+        if let Some(first) = shape.first_mut() {
+            *first = rows.len();
+        }
+        RawTensor::new(entry.dtype, shape, data).map_err(refuse)
     }
 }
 
@@ -208,15 +220,35 @@ fn parse_entry(
     })
 }
 
-/// A `.safetensors` file written one tensor at a time: its header, fixed
-/// from the planned names, dtypes and shapes, goes first, and each tensor's
-/// bytes go to their place as they are made. Every planned tensor must be
-/// written, each once, in its planned dtype and shape.
+/// A planned tensor of a [`TensorWriter`].
+struct Planned {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    /// Where its bytes start in the file.
+    offset: u64,
+    /// Rows (along the first axis) written so far.
+    rows_written: usize,
+}
+
+impl Planned {
+    fn rows(&self) -> usize {
+        self.shape.first().copied().unwrap_or(1)
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.shape.iter().skip(1).product::<usize>() * self.dtype.bitsize() / 8
+    }
+}
+
+/// A `.safetensors` file written a block of rows at a time: its header,
+/// fixed from the planned names, dtypes and shapes, goes first, and each
+/// block's bytes go to their place as they are made. Every planned tensor
+/// must be written whole, its rows in order, in its planned dtype and
+/// shape.
 pub struct TensorWriter {
     path: PathBuf,
     file: std::io::BufWriter<std::fs::File>,
-    /// Planned tensors: dtype, shape, file offset; `true` once written.
-    planned: BTreeMap<String, (Dtype, Vec<usize>, u64, bool)>,
+    planned: BTreeMap<String, Planned>,
 }
 
 impl TensorWriter {
@@ -239,10 +271,13 @@ impl TensorWriter {
                 name.clone(),
                 serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, end]}),
             );
-            if planned
-                .insert(name.clone(), (*dtype, shape.clone(), offset, false))
-                .is_some()
-            {
+            let tensor = Planned {
+                dtype: *dtype,
+                shape: shape.clone(),
+                offset,
+                rows_written: 0,
+            };
+            if planned.insert(name.clone(), tensor).is_some() {
                 return Err(ConvertError::format(path, format!("{name} planned twice")));
             }
             offset = end;
@@ -251,8 +286,8 @@ impl TensorWriter {
         // The data starts 8-byte aligned, as the format recommends.
         header.resize(header.len().next_multiple_of(8), b' ');
         let data_start = 8 + header.len() as u64;
-        for entry in planned.values_mut() {
-            entry.2 += data_start;
+        for tensor in planned.values_mut() {
+            tensor.offset += data_start;
         }
         let file = std::fs::File::create(path).map_err(ConvertError::io(path))?;
         file.set_len(data_start + offset)
@@ -268,39 +303,46 @@ impl TensorWriter {
         })
     }
 
-    /// Writes planned tensor `name`: `bytes` of `dtype` and `shape`.
+    /// Writes the next rows of planned tensor `name`: `bytes` of `dtype`
+    /// and `shape` (the block's rows, then the tensor's other dimensions).
     pub fn write(&mut self, name: &str, dtype: Dtype, shape: &[usize], bytes: &[u8]) -> Result<()> {
         let refuse = |m: String| ConvertError::format(&self.path, format!("{name}: {m}"));
-        let Some((planned_dtype, planned_shape, offset, written)) = self.planned.get_mut(name)
-        else {
+        let Some(tensor) = self.planned.get_mut(name) else {
             return Err(refuse("not planned".into()));
         };
-        if *written {
-            return Err(refuse("written twice".into()));
-        }
-        if (*planned_dtype, planned_shape.as_slice()) != (dtype, shape) {
+        let rows = shape.first().copied().unwrap_or(1);
+        let fits = dtype == tensor.dtype
+            && shape.len() == tensor.shape.len()
+            && shape.get(1..) == tensor.shape.get(1..)
+            && tensor.rows_written + rows <= tensor.rows();
+        if !fits {
             return Err(refuse(format!(
-                "{dtype:?} {shape:?} where {planned_dtype:?} {planned_shape:?} was planned"
+                "{dtype:?} {shape:?} after {} rows of the planned {:?} {:?}",
+                tensor.rows_written, tensor.dtype, tensor.shape
             )));
         }
-        if bytes.len() * 8 != crate::tensor::element_count(shape).map_err(refuse)? * dtype.bitsize()
-        {
+        if bytes.len() != rows * tensor.row_bytes() {
             return Err(refuse(format!("{} bytes for shape {shape:?}", bytes.len())));
         }
-        *written = true;
-        let offset = *offset;
+        let offset = tensor.offset + (tensor.rows_written * tensor.row_bytes()) as u64;
+        tensor.rows_written += rows;
         self.file
             .seek(SeekFrom::Start(offset))
             .and_then(|_| self.file.write_all(bytes))
             .map_err(ConvertError::io(&self.path))
     }
 
-    /// Checks that every planned tensor was written and flushes the file.
+    /// Checks that every planned tensor was written whole and flushes the
+    /// file.
     pub fn finish(mut self) -> Result<()> {
-        if let Some(name) = self.planned.iter().find(|(_, p)| !p.3).map(|(n, _)| n) {
+        if let Some((name, t)) = self.planned.iter().find(|(_, t)| t.rows_written < t.rows()) {
             return Err(ConvertError::format(
                 &self.path,
-                format!("{name} was planned but not written"),
+                format!(
+                    "{name}: {} of its {} rows written",
+                    t.rows_written,
+                    t.rows()
+                ),
             ));
         }
         self.file.flush().map_err(ConvertError::io(&self.path))

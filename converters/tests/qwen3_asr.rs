@@ -329,18 +329,22 @@ fn bad_sources_are_refused_naming_the_file_and_the_problem() {
     });
     expect(
         refused(&missing, d),
-        &missing,
+        &missing.join("model.safetensors"),
         "lacks: model.language_model.layers.1.mlp.up_proj.weight",
     );
     let untied = hf_with_config(d, "untied", |c| c["tie_word_embeddings"] = false.into());
-    expect(refused(&untied, d), &untied, "lacks: lm_head.weight");
+    expect(
+        refused(&untied, d),
+        &untied.join("model.safetensors"),
+        "lacks: lm_head.weight",
+    );
     let extra = hf_with_tensors(d, "extra", |t| {
         let table = t["model.language_model.embed_tokens.weight"].clone();
         t.insert("model.extra.weight".into(), table);
     });
     expect(
         refused(&extra, d),
-        &extra,
+        &extra.join("model.safetensors"),
         "does not have: model.extra.weight",
     );
     let name = "model.audio_tower.layers.0.fc1.weight";
@@ -350,7 +354,7 @@ fn bad_sources_are_refused_naming_the_file_and_the_problem() {
     });
     expect(
         refused(&reshaped, d),
-        &reshaped,
+        &reshaped.join("model.safetensors"),
         &format!("{name} is [16, 64], expected [32, 32]"),
     );
     let integers = hf_with_tensors(d, "integers", |t| {

@@ -14,13 +14,14 @@
 //!
 //! Every tensor the config implies must be present in its shape and nothing
 //! else, so a folder that converts is one the model loads. Tensors are read,
-//! converted and written one at a time: the largest (the embedding table)
-//! bounds the memory a conversion needs, not the checkpoint.
+//! converted and written a block of rows at a time, so a conversion needs
+//! the memory of a block, not of the checkpoint.
 
 mod names;
 mod source;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::Path;
 
 use asr_models::quantization::Quantization;
@@ -109,8 +110,13 @@ pub fn convert_qwen3_asr(source: &Path, out_dir: &Path, opts: &Qwen3AsrOptions) 
             )
         })
         .collect();
-    check_tensor_set(source, &names::expected_tensors(&config), &shapes)?;
-    write_weights(&tensors, &out_dir.join("weights.safetensors"), opts)?;
+    check_tensor_set(&tensors.origin, &names::expected_tensors(&config), &shapes)?;
+    write_weights(
+        &tensors,
+        &out_dir.join("weights.safetensors"),
+        opts,
+        BLOCK_ELEMENTS,
+    )?;
     config.quantization = opts.quantization;
     let config_path = out_dir.join("config.json");
     std::fs::write(&config_path, config.to_json()).map_err(ConvertError::io(&config_path))?;
@@ -163,18 +169,33 @@ fn drop_tied_head(config: &Qwen3AsrConfig, tensors: &mut Tensors) -> Result<()> 
             ),
         ));
     }
-    let values = |l: &source::Location| -> Result<Vec<f32>> {
-        Ok(tensors.files[l.file].read(&l.name)?.to_f32())
-    };
-    if values(&head)? != values(table)? {
-        tracing::warn!(
-            file = %head_path.display(),
-            "{} differs from {} although the config ties them: the embedding table is used",
-            head.name,
-            table.name
-        );
+    for rows in row_blocks(&head.entry.shape, BLOCK_ELEMENTS) {
+        let block = |l: &source::Location| tensors.files[l.file].read_rows(&l.name, rows.clone());
+        if block(&head)? != block(table)? {
+            tracing::warn!(
+                file = %head_path.display(),
+                "{} differs from {} although the config ties them: the embedding table is used",
+                head.name,
+                table.name
+            );
+            break;
+        }
     }
     Ok(())
+}
+
+/// Elements converted at a time: 64 MB in f32.
+const BLOCK_ELEMENTS: usize = 1 << 24;
+
+/// The blocks of whole rows (along the first axis) of at most `elements`
+/// elements (or one row) a tensor of `shape` is converted in.
+fn row_blocks(shape: &[usize], elements: usize) -> impl Iterator<Item = Range<usize>> {
+    let rows = shape.first().copied().unwrap_or(1);
+    let per_row: usize = shape.iter().skip(1).product();
+    let step = (elements / per_row.max(1)).max(1);
+    (0..rows)
+        .step_by(step)
+        .map(move |first| first..(first + step).min(rows))
 }
 
 /// Whether tensor `name` of `shape` is quantized with `q`: every matrix
@@ -199,8 +220,14 @@ fn file_dtype(dtype: Dtype) -> Option<safetensors::Dtype> {
     })
 }
 
-/// Writes every tensor of `tensors` into `path`, one at a time.
-fn write_weights(tensors: &Tensors, path: &Path, opts: &Qwen3AsrOptions) -> Result<()> {
+/// Writes every tensor of `tensors` into `path`, blocks of rows of at most
+/// `block_elements` elements at a time.
+fn write_weights(
+    tensors: &Tensors,
+    path: &Path,
+    opts: &Qwen3AsrOptions,
+    block_elements: usize,
+) -> Result<()> {
     let float = file_dtype(opts.dtype.mlx()).expect("output dtypes are floats");
     let mut plan = Vec::new();
     for (name, location) in &tensors.by_name {
@@ -220,21 +247,26 @@ fn write_weights(tensors: &Tensors, path: &Path, opts: &Qwen3AsrOptions) -> Resu
     }
     let metadata = BTreeMap::from([("format".to_string(), "mlx".to_string())]);
     let mut writer = TensorWriter::create(path, &plan, &metadata)?;
+    // Rows are independent (quantization groups run along them), so each
+    // block converts on its own.
     for (name, location) in &tensors.by_name {
         let file = &tensors.files[location.file];
-        let array = raw_to_array(&file.read(&location.name)?)
-            .and_then(|a| a.astype(opts.dtype.mlx()))
-            .map_err(|e| ConvertError::mlx(name, e))?;
-        let mut out = BTreeMap::new();
-        match quantized_as(name, &location.entry.shape, opts.quantization) {
-            Some(q) => insert_quantized(&mut out, name, &array, q)
-                .map_err(|e| ConvertError::mlx(name, e))?,
-            None => {
-                out.insert(name.clone(), array);
+        let quantization = quantized_as(name, &location.entry.shape, opts.quantization);
+        for rows in row_blocks(&location.entry.shape, block_elements) {
+            let block = raw_to_array(&file.read_rows(&location.name, rows)?)
+                .and_then(|a| a.astype(opts.dtype.mlx()))
+                .map_err(|e| ConvertError::mlx(name, e))?;
+            let mut out = BTreeMap::new();
+            match quantization {
+                Some(q) => insert_quantized(&mut out, name, &block, q)
+                    .map_err(|e| ConvertError::mlx(name, e))?,
+                None => {
+                    out.insert(name.clone(), block);
+                }
             }
-        }
-        for (name, array) in out {
-            write_array(&mut writer, &name, &array)?;
+            for (name, array) in out {
+                write_array(&mut writer, &name, &array)?;
+            }
         }
     }
     writer.finish()
@@ -250,4 +282,44 @@ fn write_array(writer: &mut TensorWriter, name: &str, array: &Array) -> Result<(
     let shape: Vec<usize> = array.shape().iter().map(|&d| d as usize).collect();
     let bytes = array.to_bytes().map_err(|e| ConvertError::mlx(name, e))?;
     writer.write(name, dtype, &shape, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Blocks of a few rows give the same file as whole tensors, quantized
+    /// or not.
+    #[test]
+    fn blocks_of_rows_write_what_whole_tensors_do() {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3_asr/hf");
+        let (_, layout) = read_config(&source).unwrap();
+        let tensors = read_tensors(&source, layout).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let q4 = Quantization {
+            group_size: 32,
+            bits: 4,
+        };
+        for quantization in [None, Some(q4)] {
+            let opts = Qwen3AsrOptions {
+                dtype: OutputDtype::F32,
+                quantization,
+            };
+            let whole = dir.path().join("whole.safetensors");
+            let blocks = dir.path().join("blocks.safetensors");
+            write_weights(&tensors, &whole, &opts, BLOCK_ELEMENTS).unwrap();
+            // 100 elements: one to three rows of a matrix.
+            write_weights(&tensors, &blocks, &opts, 100).unwrap();
+            assert!(std::fs::read(&whole).unwrap() == std::fs::read(&blocks).unwrap());
+        }
+        assert_eq!(
+            row_blocks(&[5, 40], 100).collect::<Vec<_>>(),
+            [0..2, 2..4, 4..5]
+        );
+        assert_eq!(row_blocks(&[3, 400], 100).count(), 3);
+        assert_eq!(
+            row_blocks(&[7], 100).map(|r| r.len()).collect::<Vec<_>>(),
+            [7]
+        );
+    }
 }

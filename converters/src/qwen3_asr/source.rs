@@ -169,6 +169,8 @@ pub(super) struct Location {
 
 /// A checkpoint's weight files and its tensors under our names.
 pub(super) struct Tensors {
+    /// `model.safetensors`, or the index of the shards.
+    pub origin: PathBuf,
     pub files: Vec<TensorFile>,
     pub by_name: BTreeMap<String, Location>,
 }
@@ -185,13 +187,13 @@ impl Tensors {
 pub(super) fn read_tensors(source: &Path, layout: Layout) -> Result<Tensors> {
     let index = source.join("model.safetensors.index.json");
     let single = source.join("model.safetensors");
-    let paths: Vec<PathBuf> = if index.is_file() {
+    let (origin, paths) = if index.is_file() {
         let mut shards: Vec<PathBuf> = weight_map(&index)?.into_values().collect();
         shards.sort();
         shards.dedup();
-        shards
+        (index.clone(), shards)
     } else if single.is_file() {
-        vec![single]
+        (single.clone(), vec![single])
     } else {
         return Err(ConvertError::format(
             source,
@@ -229,10 +231,14 @@ pub(super) fn read_tensors(source: &Path, layout: Layout) -> Result<Tensors> {
             }
         }
     }
-    if index.is_file() {
-        check_index(&index, &files, &by_name, layout)?;
+    if origin == index {
+        check_index(&origin, &files, &by_name, layout)?;
     }
-    Ok(Tensors { files, by_name })
+    Ok(Tensors {
+        origin,
+        files,
+        by_name,
+    })
 }
 
 /// Refuses an index that names a tensor its shard lacks.
