@@ -63,12 +63,20 @@ TEXT = dict(
     head_dim=32,
     tie_word_embeddings=True,
 )
-AUDIO_TOKEN = 95
-
-# The tokenizer: single characters, a few merges, chat tokens after them.
+# The tokenizer: single characters, a few merges, the chat format's special
+# tokens after them (the model config's audio token is `<|audio_pad|>`'s id).
 PIECES = list("abcdehlnorstw") + ["Ġ", "he", "ll", "Ġw", "or"]
 MERGES = ["h e", "l l", "Ġ w", "o r"]
-SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_pad|>"]
+SPECIAL = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|audio_start|>",
+    "<|audio_end|>",
+    "<|audio_pad|>",
+    "<asr_text>",
+]
+AUDIO_TOKEN = len(PIECES) + SPECIAL.index("<|audio_pad|>")
 
 
 def model() -> Qwen3ASRForConditionalGeneration:
@@ -113,8 +121,8 @@ def thinker_config(rope_theta: float) -> dict:
             "audio_config": audio,
             "text_config": text,
             "audio_token_id": AUDIO_TOKEN,
-            "audio_start_token_id": 93,
-            "audio_end_token_id": 92,
+            "audio_start_token_id": len(PIECES) + SPECIAL.index("<|audio_start|>"),
+            "audio_end_token_id": len(PIECES) + SPECIAL.index("<|audio_end|>"),
             "model_type": "qwen3_asr_thinker",
         },
     }

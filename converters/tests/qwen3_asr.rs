@@ -123,7 +123,7 @@ fn both_layouts_give_the_bf16_originals_in_f32_and_a_folder_the_model_loads() {
         );
         assert!(t.tie_word_embeddings);
         assert_eq!(t.rope_base(), 10000.0);
-        assert_eq!(config.audio_token_id, 95);
+        assert_eq!(config.audio_token_id, 23);
         assert_eq!(config.quantization, None);
     }
     for (folder, source) in [(&from_hf, hf()), (&from_thinker, thinker())] {
