@@ -119,6 +119,12 @@ impl Array {
         Ok(ffi::prefer_huge_pages(&self.raw)?)
     }
 
+    /// Evaluates the array and gives the address of its first element: where
+    /// its data lives, e.g. to check that an array reads memory in place.
+    pub fn data_address(&self) -> Result<usize> {
+        Ok(ffi::data_address(&self.raw)?)
+    }
+
     /// `Ok` when the array's elements are `T`s.
     fn expect_dtype<T: Element>(&self) -> Result<()> {
         let dtype = self.dtype();

@@ -588,6 +588,56 @@ void save_safetensors(rust::Str path, const rust::Vec<rust::String>& names, cons
   mx::save_safetensors(std::string(path), std::move(tensors), std::move(metadata));
 }
 
+std::unique_ptr<MappedFile> mapped_file(rust::Box<Mapping> mapping) {
+  auto out = std::make_unique<MappedFile>();
+  auto bytes = mapping_bytes(*mapping);
+  out->data = bytes.data();
+  out->len = bytes.size();
+  out->owner = std::make_shared<rust::Box<Mapping>>(std::move(mapping));
+  return out;
+}
+
+ArrayPtr array_over_mapping(const MappedFile& file, size_t offset, I32s shape, uint8_t dtype) {
+  auto dt = to_dtype(dtype);
+  auto sh = to_shape(shape);
+  size_t nbytes = mx::size_of(dt);
+  for (auto d : sh) {
+    if (d < 0) throw std::invalid_argument("negative dimension in shape");
+    nbytes *= static_cast<size_t>(d);
+  }
+  // The word before the bytes must lie in the mapping too (see below).
+  if (nbytes == 0 || offset < sizeof(size_t) || offset % mx::size_of(dt) != 0 ||
+      offset > file.len || nbytes > file.len - offset) {
+    throw std::invalid_argument("bytes " + std::to_string(offset) + ".." +
+                                std::to_string(offset + nbytes) +
+                                " are not an aligned, non-empty range of the mapped file (" +
+                                std::to_string(file.len) + " bytes)");
+  }
+  auto keep = file.owner;
+  uint8_t* data = file.data + offset;
+#ifdef MLX_SHIM_CPU_ALLOCATOR
+  // MLX's CPU allocator (backend/no_gpu/allocator.cpp) keeps a buffer's size
+  // in the word before its data and Buffer::raw_ptr() skips that word, so a
+  // buffer that starts one word before the tensor reads the tensor in place.
+  // (array's void* constructor would copy: this allocator adopts no foreign
+  // memory.) MLX reads that "size" word, here the file's preceding bytes,
+  // only to decide whether donating or sharing a buffer wastes memory, never
+  // as a bound. The deleter takes the place of allocator::free, which must
+  // never see this buffer.
+  mx::allocator::Buffer buffer(data - sizeof(size_t));
+  return own(array(buffer, std::move(sh), dt, [keep](mx::allocator::Buffer) {}));
+#else
+  // GPU allocators adopt host memory where they can; MLX copies otherwise.
+  return own(array(static_cast<void*>(data), std::move(sh), dt, [keep](void*) {}));
+#endif
+}
+
+size_t data_address(const array& a) {
+  array c = a;
+  c.eval();
+  return reinterpret_cast<size_t>(c.data<uint8_t>());
+}
+
 CompiledFn::~CompiledFn() {
   if (id != 0) mx::detail::compile_erase(mx::detail::compile_cache(), id);
 }
