@@ -19,9 +19,14 @@ use mlx::{random, Array, Dtype, Result};
 fn layer(index: usize) -> Result<Vec<(String, Array)>> {
     let seed = index as u64 * 16;
     let mut out = Vec::new();
-    for (j, (name, rows)) in [("up", 3072), ("gate", 3072), ("down_t", 3072), ("qkvo", 4096)]
-        .into_iter()
-        .enumerate()
+    for (j, (name, rows)) in [
+        ("up", 3072),
+        ("gate", 3072),
+        ("down_t", 3072),
+        ("qkvo", 4096),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let p = format!("layers.{index}.{name}");
         let s = seed + 3 * j as u64;
@@ -50,7 +55,11 @@ fn write(path: &str, mib: usize) -> Result<()> {
         index += 1;
     }
     save_safetensors(path, &tensors, &BTreeMap::new())?;
-    println!("{path}: {} tensors, {:.0} MiB", tensors.len(), bytes as f64 / (1 << 20) as f64);
+    println!(
+        "{path}: {} tensors, {:.0} MiB",
+        tensors.len(),
+        bytes as f64 / (1 << 20) as f64
+    );
     Ok(())
 }
 

@@ -252,13 +252,6 @@ pub(crate) mod ffi {
             dtype: u8,
         ) -> Result<UniquePtr<MlxArray>>;
         fn data_address(a: &MlxArray) -> Result<usize>;
-        fn save_safetensors(
-            path: &str,
-            names: &Vec<String>,
-            arrays: &ArrayVec,
-            meta_keys: &Vec<String>,
-            meta_values: &Vec<String>,
-        ) -> Result<()>;
 
         fn compile(f: Box<RustFn>, shapeless: bool) -> Result<UniquePtr<CompiledFn>>;
         fn call_compiled(f: &CompiledFn, inputs: &ArrayVec) -> Result<UniquePtr<ArrayVec>>;

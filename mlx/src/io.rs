@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::Path;
 
-use memmap2::{MmapMut, MmapOptions};
+use memmap2::{MmapMut, MmapOptions, UncheckedAdvice};
 
-use crate::array::to_array_vec;
 use crate::ffi::ffi;
 use crate::{Array, Dtype, Error, Result};
 
@@ -155,7 +155,10 @@ fn tensor_specs(
 /// any mapped file.
 ///
 /// A tensor whose bytes do not start at a multiple of its element size (MLX's
-/// kernels read elements aligned) is copied instead, as are empty tensors.
+/// kernels read elements aligned) is copied instead, as are empty tensors:
+/// files from [`save_safetensors`] and Hugging Face's writer have none, but
+/// those of MLX's own writer (`mx.save_safetensors`, which pads nothing)
+/// are copied whole.
 /// On the CPU backend the arrays are zero-copy; GPU backends adopt the memory
 /// where their allocator can, and copy otherwise.
 pub fn map_safetensors(path: impl AsRef<Path>) -> Result<SafeTensors> {
@@ -180,6 +183,21 @@ pub fn map_safetensors(path: impl AsRef<Path>) -> Result<SafeTensors> {
         let array = Array::from_bytes(&map[spec.bytes.clone()], &spec.shape, spec.dtype)
             .map_err(|e| tensor_error(&spec.name, e))?;
         tensors.insert(spec.name.clone(), array);
+        // The copy has the bytes: their pages need not stay resident (a
+        // file of misaligned tensors would otherwise count twice). Pages
+        // the range shares with neighbours come back from the file when read.
+        // SAFETY: no array reads or has written the mapping yet, and
+        // dropping unwritten pages of a private file mapping loses nothing.
+        if !spec.bytes.is_empty() {
+            unsafe {
+                map.unchecked_advise_range(
+                    UncheckedAdvice::DontNeed,
+                    spec.bytes.start,
+                    spec.bytes.len(),
+                )
+            }
+            .map_err(|e| file_error(path, e))?;
+        }
     }
     if specs.iter().any(TensorSpec::mappable) {
         let mapped = ffi::mapped_file(Box::new(Mapping(map)));
@@ -196,25 +214,69 @@ pub fn map_safetensors(path: impl AsRef<Path>) -> Result<SafeTensors> {
     })
 }
 
-/// Writes `tensors` with `metadata` (evaluating them as needed).
+/// The safetensors name of an MLX dtype.
+fn safetensors_dtype(dtype: Dtype) -> &'static str {
+    match dtype {
+        Dtype::Bool => "BOOL",
+        Dtype::U8 => "U8",
+        Dtype::U16 => "U16",
+        Dtype::U32 => "U32",
+        Dtype::U64 => "U64",
+        Dtype::I8 => "I8",
+        Dtype::I16 => "I16",
+        Dtype::I32 => "I32",
+        Dtype::I64 => "I64",
+        Dtype::F16 => "F16",
+        Dtype::F32 => "F32",
+        Dtype::F64 => "F64",
+        Dtype::BF16 => "BF16",
+        Dtype::Complex64 => "C64",
+    }
+}
+
+/// Writes `tensors` with `metadata` (evaluating them as needed), laid out
+/// for [`map_safetensors`] to read every tensor in place: the header is
+/// padded to a multiple of 8 bytes and the tensors follow largest element
+/// first, so each starts at a multiple of its element size.
 pub fn save_safetensors(
     path: impl AsRef<Path>,
     tensors: &BTreeMap<String, Array>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
     let path = path.as_ref();
-    let names: Vec<String> = tensors.keys().cloned().collect();
     let arrays: Vec<&Array> = tensors.values().collect();
-    let keys: Vec<String> = metadata.keys().cloned().collect();
-    let values: Vec<String> = metadata.values().cloned().collect();
-    ffi::save_safetensors(
-        path_str(path)?,
-        &names,
-        &to_array_vec(&arrays),
-        &keys,
-        &values,
-    )
-    .map_err(|e| file_error(path, e.what()))
+    crate::eval(&arrays).map_err(|e| file_error(path, e))?;
+    let mut order: Vec<(&String, &Array)> = tensors.iter().collect();
+    order.sort_by_key(|&(name, a)| (std::cmp::Reverse(a.dtype().size()), name));
+
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        header.insert("__metadata__".into(), serde_json::json!(metadata));
+    }
+    let mut offset = 0;
+    for &(name, a) in &order {
+        let end = offset + a.nbytes();
+        let entry = serde_json::json!({
+            "dtype": safetensors_dtype(a.dtype()),
+            "shape": a.shape(),
+            "data_offsets": [offset, end],
+        });
+        header.insert(name.clone(), entry);
+        offset = end;
+    }
+    let mut header = serde_json::Value::Object(header).to_string();
+    header.push_str(&" ".repeat(header.len().next_multiple_of(8) - header.len()));
+
+    let write = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let mut out = BufWriter::new(File::create(path)?);
+        out.write_all(&(header.len() as u64).to_le_bytes())?;
+        out.write_all(header.as_bytes())?;
+        for (_, a) in order {
+            out.write_all(&a.to_bytes()?)?;
+        }
+        Ok(out.flush()?)
+    };
+    write().map_err(|e| file_error(path, e))
 }
 
 impl SafeTensors {

@@ -304,3 +304,51 @@ fn a_mapped_matrix_multiplies_like_a_loaded_one() {
     let b = x.matmul(&loaded).unwrap().to_vec::<f32>().unwrap();
     assert_eq!(a, b);
 }
+
+#[test]
+fn saved_files_are_read_wholly_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("saved.safetensors");
+    // Names in an order that would misalign the larger elements after the
+    // odd-sized byte tensor if written as sorted.
+    let mut tensors = std::collections::BTreeMap::new();
+    tensors.insert(
+        "a_u8".to_string(),
+        Array::from_slice(&[1u8, 2, 3], &[3]).unwrap(),
+    );
+    tensors.insert("b_bool".into(), Array::from_slice(&[true], &[1]).unwrap());
+    tensors.insert(
+        "c_f16".into(),
+        Array::from_slice(&[half::f16::ONE; 3], &[3]).unwrap(),
+    );
+    tensors.insert(
+        "d_f32".into(),
+        Array::from_slice(&[1.5f32, -2.0, 4.0], &[3]).unwrap(),
+    );
+    tensors.insert(
+        "e_i64".into(),
+        Array::from_slice(&[-5i64, 7], &[2]).unwrap(),
+    );
+    let mut metadata = std::collections::BTreeMap::new();
+    metadata.insert("format".to_string(), "mlx".to_string());
+    mlx::io::save_safetensors(&path, &tensors, &metadata).unwrap();
+
+    let bytes = fs::read(&path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    assert_eq!(n % 8, 0, "header padded to 8 bytes");
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mapped = map_safetensors(&path).unwrap();
+    assert_eq!(mapped.metadata, metadata);
+    let start = |name: &str| 8 + n + header[name]["data_offsets"][0].as_u64().unwrap() as usize;
+    let base = mapped.tensors["e_i64"].data_address().unwrap() - start("e_i64");
+    assert_eq!(base % 4096, 0);
+    for (name, a) in &tensors {
+        let m = &mapped.tensors[name];
+        assert_eq!(
+            m.data_address().unwrap(),
+            base + start(name),
+            "{name} not in place"
+        );
+        assert_eq!(m.to_bytes().unwrap(), a.to_bytes().unwrap(), "{name}");
+    }
+}

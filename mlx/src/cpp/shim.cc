@@ -571,23 +571,6 @@ rust::Vec<rust::String> safetensors_meta_values(const SafetensorsFile& f) {
   return to_rust(f.meta_values);
 }
 
-void save_safetensors(rust::Str path, const rust::Vec<rust::String>& names, const ArrayVec& arrays,
-                      const rust::Vec<rust::String>& meta_keys,
-                      const rust::Vec<rust::String>& meta_values) {
-  if (names.size() != arrays.items.size() || meta_keys.size() != meta_values.size()) {
-    throw std::invalid_argument("save_safetensors: names/arrays or metadata lengths differ");
-  }
-  std::unordered_map<std::string, array> tensors;
-  for (size_t i = 0; i < names.size(); ++i) {
-    tensors.insert_or_assign(std::string(names[i]), arrays.items[i]);
-  }
-  std::unordered_map<std::string, std::string> metadata;
-  for (size_t i = 0; i < meta_keys.size(); ++i) {
-    metadata[std::string(meta_keys[i])] = std::string(meta_values[i]);
-  }
-  mx::save_safetensors(std::string(path), std::move(tensors), std::move(metadata));
-}
-
 std::unique_ptr<MappedFile> mapped_file(rust::Box<Mapping> mapping) {
   auto out = std::make_unique<MappedFile>();
   auto bytes = mapping_bytes(*mapping);

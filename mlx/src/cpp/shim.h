@@ -143,9 +143,6 @@ rust::Vec<rust::String> safetensors_names(const SafetensorsFile& f);
 ArrayPtr safetensors_array(const SafetensorsFile& f, size_t i);
 rust::Vec<rust::String> safetensors_meta_keys(const SafetensorsFile& f);
 rust::Vec<rust::String> safetensors_meta_values(const SafetensorsFile& f);
-void save_safetensors(rust::Str path, const rust::Vec<rust::String>& names, const ArrayVec& arrays,
-                      const rust::Vec<rust::String>& meta_keys,
-                      const rust::Vec<rust::String>& meta_values);
 
 // Arrays over the bytes of a file that Rust mapped into memory (src/io.rs).
 struct Mapping;
