@@ -251,6 +251,12 @@ pub(crate) mod ffi {
             shape: &[i32],
             dtype: u8,
         ) -> Result<UniquePtr<MlxArray>>;
+        fn read_array(
+            fd: i32,
+            offset: u64,
+            shape: &[i32],
+            dtype: u8,
+        ) -> Result<UniquePtr<MlxArray>>;
         fn data_address(a: &MlxArray) -> Result<usize>;
 
         fn compile(f: Box<RustFn>, shapeless: bool) -> Result<UniquePtr<CompiledFn>>;

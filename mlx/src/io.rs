@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::ops::Range;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use memmap2::{MmapMut, MmapOptions, UncheckedAdvice};
+use memmap2::{MmapMut, MmapOptions};
 
 use crate::ffi::ffi;
 use crate::{Array, Dtype, Error, Result};
@@ -155,7 +156,8 @@ fn tensor_specs(
 /// any mapped file.
 ///
 /// A tensor whose bytes do not start at a multiple of its element size (MLX's
-/// kernels read elements aligned) is copied instead, as are empty tensors:
+/// kernels read elements aligned) is read from the file into a buffer of its
+/// own instead, as are empty tensors:
 /// files from [`save_safetensors`] and Hugging Face's writer have none, but
 /// those of MLX's own writer (`mx.save_safetensors`, which pads nothing)
 /// are copied whole.
@@ -180,24 +182,14 @@ pub fn map_safetensors(path: impl AsRef<Path>) -> Result<SafeTensors> {
     let tensor_error = |name: &str, e: Error| file_error(path, format!("tensor `{name}`: {e}"));
     let mut tensors = BTreeMap::new();
     for spec in specs.iter().filter(|s| !s.mappable()) {
-        let array = Array::from_bytes(&map[spec.bytes.clone()], &spec.shape, spec.dtype)
-            .map_err(|e| tensor_error(&spec.name, e))?;
-        tensors.insert(spec.name.clone(), array);
-        // The copy has the bytes: their pages need not stay resident (a
-        // file of misaligned tensors would otherwise count twice). Pages
-        // the range shares with neighbours come back from the file when read.
-        // SAFETY: no array reads or has written the mapping yet, and
-        // dropping unwritten pages of a private file mapping loses nothing.
-        if !spec.bytes.is_empty() {
-            unsafe {
-                map.unchecked_advise_range(
-                    UncheckedAdvice::DontNeed,
-                    spec.bytes.start,
-                    spec.bytes.len(),
-                )
-            }
-            .map_err(|e| file_error(path, e))?;
-        }
+        let raw = ffi::read_array(
+            file.as_raw_fd(),
+            spec.bytes.start as u64,
+            &spec.shape,
+            spec.dtype as u8,
+        )
+        .map_err(|e| tensor_error(&spec.name, e.into()))?;
+        tensors.insert(spec.name.clone(), Array::from_raw(raw));
     }
     if specs.iter().any(TensorSpec::mappable) {
         let mapped = ffi::mapped_file(Box::new(Mapping(map)));

@@ -1,6 +1,7 @@
 #include "mlx/src/cpp/shim.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -9,6 +10,7 @@
 #endif
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
@@ -613,6 +615,30 @@ ArrayPtr array_over_mapping(const MappedFile& file, size_t offset, I32s shape, u
   // GPU allocators adopt host memory where they can; MLX copies otherwise.
   return own(array(static_cast<void*>(data), std::move(sh), dt, [keep](void*) {}));
 #endif
+}
+
+// Reads a tensor from an open file at `offset` into a new buffer.
+ArrayPtr read_array(int32_t fd, uint64_t offset, I32s shape, uint8_t dtype) {
+  auto dt = to_dtype(dtype);
+  auto sh = to_shape(shape);
+  size_t nbytes = mx::size_of(dt);
+  for (auto d : sh) {
+    if (d < 0) throw std::invalid_argument("negative dimension in shape");
+    nbytes *= static_cast<size_t>(d);
+  }
+  auto buffer = mx::allocator::malloc(nbytes);
+  auto* out = static_cast<char*>(buffer.raw_ptr());
+  for (size_t done = 0; done < nbytes;) {
+    ssize_t n = pread(fd, out + done, nbytes - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      mx::allocator::free(buffer);
+      throw std::runtime_error(n == 0 ? std::string("the file ends inside the tensor")
+                                      : std::string(std::strerror(errno)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return own(array(buffer, std::move(sh), dt));
 }
 
 size_t data_address(const array& a) {

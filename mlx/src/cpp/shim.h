@@ -155,6 +155,7 @@ struct MappedFile {
 };
 std::unique_ptr<MappedFile> mapped_file(rust::Box<Mapping> mapping);
 ArrayPtr array_over_mapping(const MappedFile& file, size_t offset, I32s shape, uint8_t dtype);
+ArrayPtr read_array(int32_t fd, uint64_t offset, I32s shape, uint8_t dtype);
 size_t data_address(const array& a);
 
 // Compilation of a Rust closure into a fused MLX function.
