@@ -114,7 +114,9 @@ impl Array {
     /// large matrix streamed once per decoded token otherwise needs a TLB
     /// entry per 4 KiB. Returns whether the pages were collapsed now; `false`
     /// when the buffer is too small or the OS declines, which costs nothing
-    /// but the speed-up.
+    /// but the speed-up. An array read in place from a mapped file
+    /// ([`crate::io::map_safetensors`]) first moves into memory of its own
+    /// (file pages mapped privately cannot be huge pages), for all its clones.
     pub fn prefer_huge_pages(&self) -> Result<bool> {
         Ok(ffi::prefer_huge_pages(&self.raw)?)
     }

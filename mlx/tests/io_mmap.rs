@@ -352,3 +352,32 @@ fn saved_files_are_read_wholly_in_place() {
         assert_eq!(m.to_bytes().unwrap(), a.to_bytes().unwrap(), "{name}");
     }
 }
+
+#[test]
+fn huge_pages_move_a_mapped_array_into_its_own_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.safetensors");
+    let mut tensors = std::collections::BTreeMap::new();
+    tensors.insert(
+        "w".to_string(),
+        mlx::random::normal(&[2048, 1024], Dtype::F32, 3).unwrap(),
+    );
+    mlx::io::save_safetensors(&path, &tensors, &Default::default()).unwrap();
+    let expect = tensors["w"].to_bytes().unwrap();
+
+    let mapped = map_safetensors(&path).unwrap();
+    let w = mapped.tensors["w"].clone();
+    let in_place = w.data_address().unwrap();
+    assert_eq!(in_place, mapped.tensors["w"].data_address().unwrap());
+    // Whether the OS grants huge pages depends on its settings.
+    println!("collapsed: {}", w.prefer_huge_pages().unwrap());
+    let moved = w.data_address().unwrap();
+    assert_ne!(moved, in_place);
+    assert_eq!(
+        mapped.tensors["w"].data_address().unwrap(),
+        moved,
+        "clones move too"
+    );
+    drop(mapped);
+    assert_eq!(w.to_bytes().unwrap(), expect);
+}

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -134,12 +135,36 @@ void copy_to_bytes(const array& a, rust::Slice<uint8_t> out) {
 #define MADV_COLLAPSE 25
 #endif
 
+namespace {
+
+// The address ranges of the files mapped by mapped_file() and still in use.
+std::mutex mapped_ranges_mutex;
+std::vector<std::pair<uintptr_t, size_t>> mapped_ranges;
+
+bool in_mapped_file(const void* p) {
+  auto at = reinterpret_cast<uintptr_t>(p);
+  std::lock_guard<std::mutex> lock(mapped_ranges_mutex);
+  return std::any_of(mapped_ranges.begin(), mapped_ranges.end(),
+                     [at](auto r) { return at >= r.first && at - r.first < r.second; });
+}
+
+}  // namespace
+
 bool prefer_huge_pages(const array& a) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   array c = a;
   c.eval();
   // GPU backends keep their own buffers: advice is for host memory.
   if (mx::default_device() != mx::Device::cpu) return false;
+  // A private, writable file mapping gets no huge pages: an array read in
+  // place from one (a whole tensor) moves into a buffer of its own first,
+  // for every handle of the array, as it is the same array.
+  if (in_mapped_file(c.data<uint8_t>()) && c.flags().row_contiguous &&
+      c.data_size() == c.size() && c.data<uint8_t>() == c.buffer().raw_ptr()) {
+    auto buffer = mx::allocator::malloc(c.nbytes());
+    std::memcpy(buffer.raw_ptr(), c.data<uint8_t>(), c.nbytes());
+    c.set_data(buffer);
+  }
   constexpr uintptr_t kHuge = uintptr_t{2} << 20;
   auto start = reinterpret_cast<uintptr_t>(c.data<uint8_t>());
   uintptr_t first = (start + kHuge - 1) & ~(kHuge - 1);
@@ -578,7 +603,19 @@ std::unique_ptr<MappedFile> mapped_file(rust::Box<Mapping> mapping) {
   auto bytes = mapping_bytes(*mapping);
   out->data = bytes.data();
   out->len = bytes.size();
-  out->owner = std::make_shared<rust::Box<Mapping>>(std::move(mapping));
+  auto range = std::make_pair(reinterpret_cast<uintptr_t>(out->data), out->len);
+  {
+    std::lock_guard<std::mutex> lock(mapped_ranges_mutex);
+    mapped_ranges.push_back(range);
+  }
+  out->owner = std::shared_ptr<rust::Box<Mapping>>(
+      new rust::Box<Mapping>(std::move(mapping)), [range](rust::Box<Mapping>* m) {
+        {
+          std::lock_guard<std::mutex> lock(mapped_ranges_mutex);
+          mapped_ranges.erase(std::find(mapped_ranges.begin(), mapped_ranges.end(), range));
+        }
+        delete m;
+      });
   return out;
 }
 
