@@ -71,7 +71,7 @@ impl TensorSpec {
     /// Whether MLX can read the tensor where it lies in the file: it has
     /// bytes, and they start at a multiple of the element size.
     fn mappable(&self) -> bool {
-        !self.bytes.is_empty() && self.bytes.start % self.dtype.size() == 0
+        !self.bytes.is_empty() && self.bytes.start.is_multiple_of(self.dtype.size())
     }
 }
 
