@@ -257,6 +257,11 @@ fn broken_files_are_errors_naming_the_file() {
     let message = file_error(&bad_json, map_safetensors(&bad_json));
     assert!(message.contains("JSON"), "{message}");
 
+    let empty = dir.path().join("empty.safetensors");
+    fs::write(&empty, []).unwrap();
+    let message = file_error(&empty, map_safetensors(&empty));
+    assert!(message.contains("header"), "{message}");
+
     let short = dir.path().join("short.safetensors");
     fs::write(&short, [1, 2, 3]).unwrap();
     let message = file_error(&short, map_safetensors(&short));
