@@ -263,6 +263,10 @@ impl TensorWriter {
         header.insert("__metadata__".into(), serde_json::json!(metadata));
         let mut planned = BTreeMap::new();
         let mut offset = 0u64;
+        // Wider elements first, so that every tensor starts at a multiple of
+        // its element size and loads by mapping rather than copying.
+        let mut plan: Vec<_> = plan.iter().collect();
+        plan.sort_by_key(|(_, dtype, _)| std::cmp::Reverse(dtype.bitsize()));
         for (name, dtype, shape) in plan {
             let elements = crate::tensor::element_count(shape)
                 .map_err(|m| ConvertError::format(path, format!("{name}: {m}")))?;
@@ -346,5 +350,34 @@ impl TensorWriter {
             ));
         }
         self.file.flush().map_err(ConvertError::io(&self.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_tensors_start_at_multiples_of_their_element_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.safetensors");
+        let plan = [
+            ("a".to_string(), Dtype::F16, vec![3]),
+            ("b".to_string(), Dtype::F32, vec![2]),
+            ("c".to_string(), Dtype::BF16, vec![1]),
+            ("d".to_string(), Dtype::I32, vec![1]),
+        ];
+        let mut writer = TensorWriter::create(&path, &plan, &BTreeMap::new()).unwrap();
+        for (name, dtype, shape) in &plan {
+            let bytes = vec![7u8; shape[0] * dtype.bitsize() / 8];
+            writer.write(name, *dtype, shape, &bytes).unwrap();
+        }
+        writer.finish().unwrap();
+        let file = TensorFile::open(&path).unwrap();
+        for (name, entry) in file.entries() {
+            let size = entry.dtype.size() as u64;
+            assert_eq!(entry.begin % size, 0, "{name} at {}", entry.begin);
+        }
+        assert_eq!(file.read_rows("c", 0..1).unwrap().data, vec![7u8; 2]);
     }
 }
