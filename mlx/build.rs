@@ -166,6 +166,10 @@ fn main() {
     if cblas.is_some() {
         build.define("MLX_SHIM_CBLAS_FORWARD", None);
     }
+    if backend.is_cpu() {
+        // The shim wraps file-mapped bytes in buffers of the CPU allocator's layout.
+        build.define("MLX_SHIM_CPU_ALLOCATOR", None);
+    }
     build.compile("mlx_shim");
 
     println!("cargo:rustc-link-search=native={}", libdir.display());

@@ -35,6 +35,9 @@ Writes models/tests/fixtures/qwen3_asr_model/:
     forced_text             the greedy tokens decoded (skip special tokens;
                             UTF-8 bytes as int64)
 
+and models/tests/fixtures/qwen3_asr_tokenizer_json/: the same tokenizer as
+transformers saves it (tokenizer.json + tokenizer_config.json).
+
 Run from the repository root:
     ~/.cache/mlx-asr/peers-venv/bin/python scripts/make_qwen3_asr_fixtures.py
 """
@@ -56,6 +59,7 @@ from transformers import (
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "models/tests/fixtures/qwen3_asr_model"
+OUT_JSON = ROOT / "models/tests/fixtures/qwen3_asr_tokenizer_json"
 WAV = ROOT / "../shared/data/audio/jfk.wav"
 
 PRETOKENIZE = (
@@ -179,6 +183,9 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     base = write_tokenizer()
     tokenizer = Qwen2Tokenizer.from_pretrained(str(OUT))
+    tokenizer.save_pretrained(str(OUT_JSON))
+    for extra in ("vocab.json", "merges.txt"):
+        (OUT_JSON / extra).unlink(missing_ok=True)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL}
     assert list(ids.values()) == list(range(base, base + len(SPECIAL))), ids
     vocab = base + len(SPECIAL) + 1  # one row no token names, as Qwen's padded table has

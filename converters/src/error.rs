@@ -27,6 +27,15 @@ impl ConvertError {
         }
     }
 
+    /// An MLX operation on tensor (or file) `name` that failed.
+    pub fn mlx(name: &str, error: mlx::Error) -> ConvertError {
+        WriteError::Mlx {
+            name: name.to_string(),
+            error,
+        }
+        .into()
+    }
+
     pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
         move |error| ConvertError::Io {
             path: path.to_path_buf(),

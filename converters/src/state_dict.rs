@@ -73,7 +73,7 @@ fn read_sharded(index: &Path) -> Result<BTreeMap<String, RawTensor>> {
 }
 
 /// The index's tensor → shard file map, shards resolved beside the index.
-fn weight_map(index: &Path) -> Result<BTreeMap<String, PathBuf>> {
+pub(crate) fn weight_map(index: &Path) -> Result<BTreeMap<String, PathBuf>> {
     let text = std::fs::read_to_string(index).map_err(ConvertError::io(index))?;
     let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| ConvertError::format(index, format!("invalid JSON: {e}")))?;

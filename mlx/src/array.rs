@@ -114,9 +114,17 @@ impl Array {
     /// large matrix streamed once per decoded token otherwise needs a TLB
     /// entry per 4 KiB. Returns whether the pages were collapsed now; `false`
     /// when the buffer is too small or the OS declines, which costs nothing
-    /// but the speed-up.
+    /// but the speed-up. An array read in place from a mapped file
+    /// ([`crate::io::map_safetensors`]) first moves into memory of its own
+    /// (file pages mapped privately cannot be huge pages), for all its clones.
     pub fn prefer_huge_pages(&self) -> Result<bool> {
         Ok(ffi::prefer_huge_pages(&self.raw)?)
+    }
+
+    /// Evaluates the array and gives the address of its first element: where
+    /// its data lives, e.g. to check that an array reads memory in place.
+    pub fn data_address(&self) -> Result<usize> {
+        Ok(ffi::data_address(&self.raw)?)
     }
 
     /// `Ok` when the array's elements are `T`s.

@@ -2,6 +2,7 @@
 //! the Rust enums in this crate (`Dtype`, `UnaryOp`, ...) and the switch
 //! statements in `cpp/shim.cc`.
 
+use crate::io::{mapping_bytes, Mapping};
 use crate::transforms::{call_rust_fn, RustFn};
 
 #[allow(clippy::module_inception)]
@@ -10,6 +11,8 @@ pub(crate) mod ffi {
     extern "Rust" {
         type RustFn;
         fn call_rust_fn(f: &RustFn, inputs: &ArrayVec) -> Result<UniquePtr<ArrayVec>>;
+        type Mapping;
+        fn mapping_bytes(m: &mut Mapping) -> &mut [u8];
     }
 
     unsafe extern "C++" {
@@ -21,6 +24,7 @@ pub(crate) mod ffi {
         type ArrayVec;
         type SafetensorsFile;
         type CompiledFn;
+        type MappedFile;
 
         fn array_vec_new() -> UniquePtr<ArrayVec>;
         fn array_vec_push(v: Pin<&mut ArrayVec>, a: &MlxArray);
@@ -240,13 +244,20 @@ pub(crate) mod ffi {
         fn safetensors_array(f: &SafetensorsFile, i: usize) -> Result<UniquePtr<MlxArray>>;
         fn safetensors_meta_keys(f: &SafetensorsFile) -> Vec<String>;
         fn safetensors_meta_values(f: &SafetensorsFile) -> Vec<String>;
-        fn save_safetensors(
-            path: &str,
-            names: &Vec<String>,
-            arrays: &ArrayVec,
-            meta_keys: &Vec<String>,
-            meta_values: &Vec<String>,
-        ) -> Result<()>;
+        fn mapped_file(mapping: Box<Mapping>) -> UniquePtr<MappedFile>;
+        fn array_over_mapping(
+            file: &MappedFile,
+            offset: usize,
+            shape: &[i32],
+            dtype: u8,
+        ) -> Result<UniquePtr<MlxArray>>;
+        fn read_array(
+            fd: i32,
+            offset: u64,
+            shape: &[i32],
+            dtype: u8,
+        ) -> Result<UniquePtr<MlxArray>>;
+        fn data_address(a: &MlxArray) -> Result<usize>;
 
         fn compile(f: Box<RustFn>, shapeless: bool) -> Result<UniquePtr<CompiledFn>>;
         fn call_compiled(f: &CompiledFn, inputs: &ArrayVec) -> Result<UniquePtr<ArrayVec>>;

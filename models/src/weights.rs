@@ -50,10 +50,11 @@ impl Weights {
         }
     }
 
-    /// Loads a safetensors file.
+    /// Maps a safetensors file into memory: its tensors are read in place
+    /// from the page cache, not copied (see [`mlx::io::map_safetensors`]).
     pub fn load(path: &Path, quantization: Option<Quantization>) -> Result<Weights, WeightError> {
         Ok(Weights::new(
-            mlx::io::load_safetensors(path)?.tensors,
+            mlx::io::map_safetensors(path)?.tensors,
             quantization,
         ))
     }

@@ -7,6 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use asr_models::qwen3_asr::tokenizer::Qwen3Tokenizer;
 use asr_models::qwen3_asr::{Qwen3Asr, Request};
 use common::{jfk, npz_values};
 use mlx::Array;
@@ -89,6 +90,21 @@ fn tokenizer_matches_transformers() {
     // Special tokens are left out of decoded text.
     let with_marker = t.encode("language English<asr_text>Ask not!").unwrap();
     assert_eq!(t.decode(&with_marker).unwrap(), "language EnglishAsk not!");
+}
+
+#[test]
+fn tokenizer_json_reads_as_vocab_and_merges_do() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3_asr_tokenizer_json");
+    let from_json = Qwen3Tokenizer::load(&dir).unwrap();
+    let m = model();
+    assert_eq!(from_json.special, m.tokenizer().special);
+    for i in 0..4 {
+        let expected = text(&format!("text_{i}"));
+        assert_eq!(
+            from_json.encode(&expected).unwrap(),
+            ids(&format!("ids_{i}"))
+        );
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@ use asr_converters::cache_lock::lock_entry;
 use asr_converters::hub::{self, HubOptions, HubSpec};
 use asr_converters::out_folder::convert_into_folder;
 use asr_converters::parakeet::{self, convert_parakeet, ParakeetOptions};
+use asr_converters::qwen3_asr::{self, convert_qwen3_asr, Qwen3AsrOptions};
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteError, WriteOptions};
 use asr_converters::ConvertError;
 use asr_converters::{registry, safetensors};
@@ -56,6 +57,12 @@ pub const PARAKEET: Conversion = Conversion {
     convert: convert_parakeet_into,
 };
 
+/// Qwen3-ASR: Qwen's checkpoints and transformers' layout.
+pub const QWEN3_ASR: Conversion = Conversion {
+    repo_files: qwen3_asr::repo_files,
+    convert: convert_qwen3_asr_into,
+};
+
 /// The MLX folder for `spec`: used as is when it already is one, otherwise
 /// fetched (registry names, Hub repos) and/or converted into the cache once,
 /// with its weights quantized when `quantize` says so (one cached folder per
@@ -82,6 +89,22 @@ fn convert_parakeet_into(
     };
     convert_into_folder(source, cached, false, |from, out| {
         convert_parakeet(from, out, &opts)
+    })
+}
+
+/// Converts a Qwen3-ASR checkpoint `source` into the cache folder `cached`
+/// (whose lock is held), in f32.
+fn convert_qwen3_asr_into(
+    source: &Path,
+    cached: &Path,
+    quantize: Option<Quantization>,
+) -> Result<(), ConvertError> {
+    let opts = Qwen3AsrOptions {
+        quantization: quantize,
+        ..Qwen3AsrOptions::default()
+    };
+    convert_into_folder(source, cached, false, |from, out| {
+        convert_qwen3_asr(from, out, &opts)
     })
 }
 

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use asr_converters::hub::HubOptions;
 use asr_models::whisper::Whisper;
-use asr_pipeline::model_source::{resolve_model_in, ModelSources, PARAKEET, WHISPER};
+use asr_models::Quantization;
+use asr_pipeline::model_source::{resolve_model_in, ModelSources, PARAKEET, QWEN3_ASR, WHISPER};
 
 const SHA_A: &str = "0123456789abcdef0123456789abcdef01234567";
 const SHA_B: &str = "89abcdef0123456789abcdef0123456789abcdef";
@@ -228,4 +229,48 @@ fn parakeet_repos_of_a_nemo_file_or_an_mlx_community_folder_convert_alike() {
         err.contains("neither a .nemo file nor config.json and model.safetensors"),
         "{err}"
     );
+}
+
+#[test]
+fn qwen3_asr_repos_of_either_layout_convert_alike_and_load() {
+    let root = tempfile::tempdir().unwrap();
+    let s = sources(root.path());
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../converters/tests/fixtures/qwen3_asr");
+    let files = |dir: &str| -> Vec<PathBuf> {
+        std::fs::read_dir(fixtures.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    // Qwen's own layout (two shards and an index), and transformers'.
+    add_snapshot_files(
+        &s.hub.cache,
+        "Qwen/Qwen3-ASR-tiny",
+        SHA_A,
+        &files("thinker"),
+        &["main"],
+    );
+    add_snapshot_files(
+        &s.hub.cache,
+        "Qwen/Qwen3-ASR-tiny-hf",
+        SHA_B,
+        &files("hf"),
+        &["main"],
+    );
+
+    let original = resolve_model_in("Qwen/Qwen3-ASR-tiny", None, QWEN3_ASR, &s).unwrap();
+    let hf = resolve_model_in("Qwen/Qwen3-ASR-tiny-hf", None, QWEN3_ASR, &s).unwrap();
+    let weights = |dir: &Path| std::fs::read(dir.join("weights.safetensors")).unwrap();
+    assert_eq!(weights(&original), weights(&hf));
+    asr_models::qwen3_asr::Qwen3Asr::load(&original).unwrap();
+
+    let q8 = Quantization {
+        group_size: 32,
+        bits: 8,
+    };
+    let quantized = resolve_model_in("Qwen/Qwen3-ASR-tiny", Some(q8), QWEN3_ASR, &s).unwrap();
+    assert_ne!(quantized, original);
+    let model = asr_models::qwen3_asr::Qwen3Asr::load(&quantized).unwrap();
+    assert_eq!(model.config().quantization, Some(q8));
 }

@@ -131,6 +131,13 @@ fn a_parakeet_manifest_matches_its_snapshot_and_parakeet_mlx() {
     );
 }
 
+#[test]
+fn a_qwen3_asr_manifest_matches_its_snapshot() {
+    let manifest = Manifest::from_file(&here().join("tests/regress/qwen3_asr.toml")).unwrap();
+    let report = regress::run_pipeline(&manifest, &RunOptions::default(), &|_| {}).unwrap();
+    assert_all_same(&report);
+}
+
 // ---------------------------------------------------------------------------
 // A fake transcriber: item id → text, one segment per text.
 

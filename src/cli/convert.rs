@@ -1,11 +1,13 @@
-//! `pipeline convert`: a Whisper or Parakeet checkpoint, or the weights of a
-//! voice, speaker or alignment model, written as an MLX model folder.
+//! `pipeline convert`: a Whisper, Parakeet or Qwen3-ASR checkpoint, or the
+//! weights of a voice, speaker or alignment model, written as an MLX model
+//! folder.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use asr_converters::out_folder::convert_into_folder;
 use asr_converters::parakeet::{convert_parakeet, ParakeetOptions};
+use asr_converters::qwen3_asr::{convert_qwen3_asr, Qwen3AsrOptions};
 use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
 use asr_converters::{segmentation, silero, speaker_encoder, wav2vec2, ConvertError};
 use asr_pipeline::{Quantization, Quantize};
@@ -48,6 +50,19 @@ linear layers:
   Output: config.json (NeMo's config, `quantization` when quantized) and
   weights.safetensors in parakeet-mlx's names and MLX layouts.
 
+Qwen3-ASR (--family qwen3-asr), f32 unless --dtype, --quantize applying to
+linear layers and the embedding table:
+  Qwen's folder              Qwen/Qwen3-ASR-0.6B, -1.7B: config.json (the
+                             model under thinker_config), model.safetensors
+                             or shards with model.safetensors.index.json
+                             (bf16), vocab.json + merges.txt
+  transformers folder        Qwen3ASRForConditionalGeneration (-hf repos):
+                             config.json, model.safetensors (or shards),
+                             tokenizer files
+  Output: config.json (transformers' Qwen3ASRConfig, `quantization` when
+  quantized), weights.safetensors in transformers' names and PyTorch
+  layouts, the tokenizer files copied.
+
 Other families (--family), written in f32 without quantization:
   silero-vad             Silero VAD v6's 16 kHz ONNX export (its weights
                          are read; nothing in the file runs)
@@ -77,7 +92,7 @@ pub struct ConvertArgs {
     #[arg(long, value_enum, default_value_t = Family::Whisper)]
     family: Family,
     /// Floating-point type of the written weights (Whisper: f16 when unset;
-    /// Parakeet: f32).
+    /// Parakeet and Qwen3-ASR: f32).
     #[arg(long, value_enum)]
     dtype: Option<DtypeArg>,
     /// Affine-quantize linear and embedding weights (norms, convolutions and
@@ -101,6 +116,7 @@ enum Family {
     Resemblyzer,
     Wav2vec2,
     Parakeet,
+    Qwen3Asr,
 }
 
 #[derive(Copy, Clone, clap::ValueEnum)]
@@ -121,6 +137,7 @@ pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
     let convert: fn(&Path, &Path) -> Result<(), ConvertError> = match args.family {
         Family::Whisper => return convert_whisper_checkpoint(args, quiet),
         Family::Parakeet => return convert_parakeet_checkpoint(args),
+        Family::Qwen3Asr => return convert_qwen3_asr_checkpoint(args),
         Family::SileroVad => silero::convert_silero,
         Family::PyannoteSegmentation => segmentation::convert_segmentation,
         Family::Resemblyzer => speaker_encoder::convert_resemblyzer,
@@ -130,11 +147,9 @@ pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
         Family::Wav2vec2 => wav2vec2::convert_wav2vec2,
     };
     if args.dtype.is_some() || args.quantize.is_some() {
-        anyhow::bail!("--dtype and --quantize apply to Whisper and Parakeet checkpoints only; this family is written in f32");
+        anyhow::bail!("--dtype and --quantize apply to Whisper, Parakeet and Qwen3-ASR checkpoints only; this family is written in f32");
     }
-    convert_into_folder(&args.from, &args.out, args.force, convert)?;
-    eprintln!("wrote {}", args.out.display());
-    Ok(())
+    write_folder(&args, convert)
 }
 
 fn output_dtype(arg: DtypeArg) -> OutputDtype {
@@ -145,16 +160,40 @@ fn output_dtype(arg: DtypeArg) -> OutputDtype {
     }
 }
 
-fn convert_parakeet_checkpoint(args: ConvertArgs) -> Result<()> {
-    let opts = ParakeetOptions {
-        dtype: output_dtype(args.dtype.unwrap_or(DtypeArg::F32)),
-        quantization: args
-            .quantize
+/// The weights' dtype (f32 unless `--dtype`) and quantization for the
+/// families that take both and default to f32.
+fn f32_unless_asked(args: &ConvertArgs) -> (OutputDtype, Option<Quantization>) {
+    (
+        output_dtype(args.dtype.unwrap_or(DtypeArg::F32)),
+        args.quantize
             .and_then(|q| q.with_group_size(args.group_size).weights),
+    )
+}
+
+fn convert_parakeet_checkpoint(args: ConvertArgs) -> Result<()> {
+    let (dtype, quantization) = f32_unless_asked(&args);
+    let opts = ParakeetOptions {
+        dtype,
+        quantization,
     };
-    convert_into_folder(&args.from, &args.out, args.force, |from, out| {
-        convert_parakeet(from, out, &opts)
-    })?;
+    write_folder(&args, |from, out| convert_parakeet(from, out, &opts))
+}
+
+fn convert_qwen3_asr_checkpoint(args: ConvertArgs) -> Result<()> {
+    let (dtype, quantization) = f32_unless_asked(&args);
+    let opts = Qwen3AsrOptions {
+        dtype,
+        quantization,
+    };
+    write_folder(&args, |from, out| convert_qwen3_asr(from, out, &opts))
+}
+
+/// Converts `--from` into `--out` with `convert`.
+fn write_folder(
+    args: &ConvertArgs,
+    convert: impl FnOnce(&Path, &Path) -> Result<(), ConvertError>,
+) -> Result<()> {
+    convert_into_folder(&args.from, &args.out, args.force, convert)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

@@ -30,6 +30,7 @@ use asr_models::ModelConfig;
 use mlx::Array;
 
 use crate::error::{ConvertError, Result};
+use crate::expected::check_tensor_set;
 use crate::state_dict::load_state_dict;
 use crate::tensor::RawTensor;
 use crate::whisper::{insert_quantized, raw_to_array, OutputDtype, WriteError};
@@ -80,7 +81,7 @@ pub fn convert_parakeet(source: &Path, out_dir: &Path, opts: &ParakeetOptions) -
     let weights = out_dir.join("weights.safetensors");
     let metadata = BTreeMap::from([("format".to_string(), "mlx".to_string())]);
     mlx::io::save_safetensors(&weights, &tensors, &metadata)
-        .map_err(|e| mlx_error(&weights.display().to_string(), e))?;
+        .map_err(|e| ConvertError::mlx(&weights.display().to_string(), e))?;
     let config_path = out_dir.join("config.json");
     std::fs::write(&config_path, config.to_json()).map_err(ConvertError::io(&config_path))
 }
@@ -183,55 +184,17 @@ fn parse_config(path: &Path, what: &str, value: serde_json::Value) -> Result<Par
 }
 
 /// Refuses a checkpoint whose tensors are not exactly those of its config,
-/// in name and shape.
+/// in name and shape (MLX layouts).
 fn check_tensors(
     source: &Path,
     config: &ParakeetConfig,
     tensors: &BTreeMap<String, Array>,
 ) -> Result<()> {
-    let expected = names::expected_tensors(config);
-    let list = |names: Vec<String>| {
-        let shown = names.len().min(5);
-        let more = match names.len() - shown {
-            0 => String::new(),
-            n => format!(" and {n} more"),
-        };
-        format!("{}{more}", names[..shown].join(", "))
-    };
-    let refuse = |what: &str, names: Vec<String>| {
-        if names.is_empty() {
-            Ok(())
-        } else {
-            Err(ConvertError::format(
-                source,
-                format!("{what}: {}", list(names)),
-            ))
-        }
-    };
-    refuse(
-        "the config's model needs tensors the checkpoint lacks",
-        expected
-            .keys()
-            .filter(|n| !tensors.contains_key(*n))
-            .cloned()
-            .collect(),
-    )?;
-    refuse(
-        "tensors the config's model does not have",
-        tensors
-            .keys()
-            .filter(|n| !expected.contains_key(*n))
-            .cloned()
-            .collect(),
-    )?;
-    refuse(
-        "tensors whose shapes differ from the config's (MLX layout)",
-        tensors
-            .iter()
-            .filter(|(n, a)| expected[*n] != a.shape())
-            .map(|(n, a)| format!("{n} is {:?}, expected {:?}", a.shape(), expected[n]))
-            .collect(),
-    )
+    let shapes = tensors
+        .iter()
+        .map(|(n, a)| (n.clone(), a.shape()))
+        .collect();
+    check_tensor_set(source, &names::expected_tensors(config), &shapes)
 }
 
 /// Whether `name` is a linear layer's weight: the 2-D `.weight`s but the
@@ -249,15 +212,14 @@ fn to_output(
     for (name, array) in tensors {
         let array = array
             .astype(opts.dtype.mlx())
-            .map_err(|e| mlx_error(&name, e))?;
+            .map_err(|e| ConvertError::mlx(&name, e))?;
         let quantization = opts.quantization.filter(|q| {
             is_linear_weight(&name, &array)
                 && array.shape().last().is_some_and(|&d| d % q.group_size == 0)
         });
         match quantization {
-            Some(q) => {
-                insert_quantized(&mut out, &name, &array, q).map_err(|e| mlx_error(&name, e))?
-            }
+            Some(q) => insert_quantized(&mut out, &name, &array, q)
+                .map_err(|e| ConvertError::mlx(&name, e))?,
             None => {
                 out.insert(name, array);
             }
@@ -277,13 +239,5 @@ fn float_array(path: &Path, name: &str, raw: &RawTensor) -> Result<Array> {
     }
     raw_to_array(raw)
         .and_then(|a| a.astype(mlx::Dtype::F32))
-        .map_err(|e| mlx_error(name, e))
-}
-
-fn mlx_error(name: &str, error: mlx::Error) -> ConvertError {
-    WriteError::Mlx {
-        name: name.to_string(),
-        error,
-    }
-    .into()
+        .map_err(|e| ConvertError::mlx(name, e))
 }

@@ -17,7 +17,7 @@ use asr_models::parakeet::ParakeetConfig;
 use flate2::read::GzDecoder;
 use mlx::Array;
 
-use super::{float_array, mlx_error, parse_config};
+use super::{float_array, parse_config};
 use crate::error::{ConvertError, Result};
 use crate::state_dict::load_state_dict;
 use crate::tensor::RawTensor;
@@ -147,7 +147,7 @@ pub(super) fn from_nemo_names(
             4 => array.transpose(&[0, 2, 3, 1]),
             _ => Ok(array),
         }
-        .map_err(|e| mlx_error(&name, e))?;
+        .map_err(|e| ConvertError::mlx(&name, e))?;
         out.insert(name, array);
     }
     for ((module, layer), parts) in lstm {
@@ -162,7 +162,7 @@ pub(super) fn from_nemo_names(
         };
         let bias = part(parts.bias_ih, "bias_ih")?
             .add(&part(parts.bias_hh, "bias_hh")?)
-            .map_err(|e| mlx_error(&prefix, e))?;
+            .map_err(|e| ConvertError::mlx(&prefix, e))?;
         out.insert(format!("{prefix}.Wx"), part(parts.weight_ih, "weight_ih")?);
         out.insert(format!("{prefix}.Wh"), part(parts.weight_hh, "weight_hh")?);
         out.insert(format!("{prefix}.bias"), bias);

@@ -1,6 +1,7 @@
 #include "mlx/src/cpp/shim.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -9,7 +10,9 @@
 #endif
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -132,12 +135,36 @@ void copy_to_bytes(const array& a, rust::Slice<uint8_t> out) {
 #define MADV_COLLAPSE 25
 #endif
 
+namespace {
+
+// The address ranges of the files mapped by mapped_file() and still in use.
+std::mutex mapped_ranges_mutex;
+std::vector<std::pair<uintptr_t, size_t>> mapped_ranges;
+
+bool in_mapped_file(const void* p) {
+  auto at = reinterpret_cast<uintptr_t>(p);
+  std::lock_guard<std::mutex> lock(mapped_ranges_mutex);
+  return std::any_of(mapped_ranges.begin(), mapped_ranges.end(),
+                     [at](auto r) { return at >= r.first && at - r.first < r.second; });
+}
+
+}  // namespace
+
 bool prefer_huge_pages(const array& a) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   array c = a;
   c.eval();
   // GPU backends keep their own buffers: advice is for host memory.
   if (mx::default_device() != mx::Device::cpu) return false;
+  // A private, writable file mapping gets no huge pages: an array read in
+  // place from one (a whole tensor) moves into a buffer of its own first,
+  // for every handle of the array, as it is the same array.
+  if (in_mapped_file(c.data<uint8_t>()) && c.flags().row_contiguous &&
+      c.data_size() == c.size() && c.data<uint8_t>() == c.buffer().raw_ptr()) {
+    auto buffer = mx::allocator::malloc(c.nbytes());
+    std::memcpy(buffer.raw_ptr(), c.data<uint8_t>(), c.nbytes());
+    c.set_data(buffer);
+  }
   constexpr uintptr_t kHuge = uintptr_t{2} << 20;
   auto start = reinterpret_cast<uintptr_t>(c.data<uint8_t>());
   uintptr_t first = (start + kHuge - 1) & ~(kHuge - 1);
@@ -571,21 +598,90 @@ rust::Vec<rust::String> safetensors_meta_values(const SafetensorsFile& f) {
   return to_rust(f.meta_values);
 }
 
-void save_safetensors(rust::Str path, const rust::Vec<rust::String>& names, const ArrayVec& arrays,
-                      const rust::Vec<rust::String>& meta_keys,
-                      const rust::Vec<rust::String>& meta_values) {
-  if (names.size() != arrays.items.size() || meta_keys.size() != meta_values.size()) {
-    throw std::invalid_argument("save_safetensors: names/arrays or metadata lengths differ");
+std::unique_ptr<MappedFile> mapped_file(rust::Box<Mapping> mapping) {
+  auto out = std::make_unique<MappedFile>();
+  auto bytes = mapping_bytes(*mapping);
+  out->data = bytes.data();
+  out->len = bytes.size();
+  auto range = std::make_pair(reinterpret_cast<uintptr_t>(out->data), out->len);
+  {
+    std::lock_guard<std::mutex> lock(mapped_ranges_mutex);
+    mapped_ranges.push_back(range);
   }
-  std::unordered_map<std::string, array> tensors;
-  for (size_t i = 0; i < names.size(); ++i) {
-    tensors.insert_or_assign(std::string(names[i]), arrays.items[i]);
+  out->owner = std::shared_ptr<rust::Box<Mapping>>(
+      new rust::Box<Mapping>(std::move(mapping)), [range](rust::Box<Mapping>* m) {
+        {
+          std::lock_guard<std::mutex> lock(mapped_ranges_mutex);
+          mapped_ranges.erase(std::find(mapped_ranges.begin(), mapped_ranges.end(), range));
+        }
+        delete m;
+      });
+  return out;
+}
+
+ArrayPtr array_over_mapping(const MappedFile& file, size_t offset, I32s shape, uint8_t dtype) {
+  auto dt = to_dtype(dtype);
+  auto sh = to_shape(shape);
+  size_t nbytes = mx::size_of(dt);
+  for (auto d : sh) {
+    if (d < 0) throw std::invalid_argument("negative dimension in shape");
+    nbytes *= static_cast<size_t>(d);
   }
-  std::unordered_map<std::string, std::string> metadata;
-  for (size_t i = 0; i < meta_keys.size(); ++i) {
-    metadata[std::string(meta_keys[i])] = std::string(meta_values[i]);
+  // The word before the bytes must lie in the mapping too (see below).
+  if (nbytes == 0 || offset < sizeof(size_t) || offset % mx::size_of(dt) != 0 ||
+      offset > file.len || nbytes > file.len - offset) {
+    throw std::invalid_argument("bytes " + std::to_string(offset) + ".." +
+                                std::to_string(offset + nbytes) +
+                                " are not an aligned, non-empty range of the mapped file (" +
+                                std::to_string(file.len) + " bytes)");
   }
-  mx::save_safetensors(std::string(path), std::move(tensors), std::move(metadata));
+  auto keep = file.owner;
+  uint8_t* data = file.data + offset;
+#ifdef MLX_SHIM_CPU_ALLOCATOR
+  // MLX's CPU allocator (backend/no_gpu/allocator.cpp) keeps a buffer's size
+  // in the word before its data and Buffer::raw_ptr() skips that word, so a
+  // buffer that starts one word before the tensor reads the tensor in place.
+  // (array's void* constructor would copy: this allocator adopts no foreign
+  // memory.) MLX reads that "size" word, here the file's preceding bytes,
+  // only to decide whether donating or sharing a buffer wastes memory, never
+  // as a bound. The deleter takes the place of allocator::free, which must
+  // never see this buffer.
+  mx::allocator::Buffer buffer(data - sizeof(size_t));
+  return own(array(buffer, std::move(sh), dt, [keep](mx::allocator::Buffer) {}));
+#else
+  // GPU allocators adopt host memory where they can; MLX copies otherwise.
+  return own(array(static_cast<void*>(data), std::move(sh), dt, [keep](void*) {}));
+#endif
+}
+
+// Reads a tensor from an open file at `offset` into a new buffer.
+ArrayPtr read_array(int32_t fd, uint64_t offset, I32s shape, uint8_t dtype) {
+  auto dt = to_dtype(dtype);
+  auto sh = to_shape(shape);
+  size_t nbytes = mx::size_of(dt);
+  for (auto d : sh) {
+    if (d < 0) throw std::invalid_argument("negative dimension in shape");
+    nbytes *= static_cast<size_t>(d);
+  }
+  auto buffer = mx::allocator::malloc(nbytes);
+  auto* out = static_cast<char*>(buffer.raw_ptr());
+  for (size_t done = 0; done < nbytes;) {
+    ssize_t n = pread(fd, out + done, nbytes - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      mx::allocator::free(buffer);
+      throw std::runtime_error(n == 0 ? std::string("the file ends inside the tensor")
+                                      : std::string(std::strerror(errno)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return own(array(buffer, std::move(sh), dt));
+}
+
+size_t data_address(const array& a) {
+  array c = a;
+  c.eval();
+  return reinterpret_cast<size_t>(c.data<uint8_t>());
 }
 
 CompiledFn::~CompiledFn() {

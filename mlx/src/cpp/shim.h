@@ -143,9 +143,20 @@ rust::Vec<rust::String> safetensors_names(const SafetensorsFile& f);
 ArrayPtr safetensors_array(const SafetensorsFile& f, size_t i);
 rust::Vec<rust::String> safetensors_meta_keys(const SafetensorsFile& f);
 rust::Vec<rust::String> safetensors_meta_values(const SafetensorsFile& f);
-void save_safetensors(rust::Str path, const rust::Vec<rust::String>& names, const ArrayVec& arrays,
-                      const rust::Vec<rust::String>& meta_keys,
-                      const rust::Vec<rust::String>& meta_values);
+
+// Arrays over the bytes of a file that Rust mapped into memory (src/io.rs).
+struct Mapping;
+// Shares the Rust mapping among the arrays made over it: the file stays
+// mapped until the last of them is freed.
+struct MappedFile {
+  std::shared_ptr<rust::Box<Mapping>> owner;
+  uint8_t* data = nullptr;
+  size_t len = 0;
+};
+std::unique_ptr<MappedFile> mapped_file(rust::Box<Mapping> mapping);
+ArrayPtr array_over_mapping(const MappedFile& file, size_t offset, I32s shape, uint8_t dtype);
+ArrayPtr read_array(int32_t fd, uint64_t offset, I32s shape, uint8_t dtype);
+size_t data_address(const array& a);
 
 // Compilation of a Rust closure into a fused MLX function.
 struct RustFn;

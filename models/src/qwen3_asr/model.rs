@@ -61,9 +61,12 @@ impl Default for Request {
 pub struct PhaseTimes {
     pub mel: Duration,
     pub encoder: Duration,
+    /// The prompt through the decoder, up to the first token's logits.
     pub prefill: Duration,
-    /// Decoder steps after the first token, the output layer included.
-    pub decode: Duration,
+    /// Each later token through the decoder's blocks.
+    pub blocks: Duration,
+    /// Each later token's logits over the vocabulary.
+    pub output_layer: Duration,
     /// Picking each token from the logits.
     pub argmax: Duration,
     pub prompt_tokens: usize,
@@ -198,10 +201,21 @@ impl Qwen3Asr {
             {
                 break;
             }
+            // Two evaluations rather than one, so the profile can tell the
+            // blocks from the vocabulary projection.
             let clock = Instant::now();
-            logits = self.decoder.step(token, &mut cache)?;
+            let hidden = self
+                .decoder
+                .hidden(&self.decoder.embed(&[token])?, &mut cache)?;
+            hidden.eval()?;
+            times.blocks += clock.elapsed();
+            let clock = Instant::now();
+            logits = self
+                .decoder
+                .logits(&hidden.reshape(&[1, -1])?)?
+                .reshape(&[-1])?;
             logits.eval()?;
-            times.decode += clock.elapsed();
+            times.output_layer += clock.elapsed();
         }
         times.decoded_tokens = tokens.len();
 

@@ -32,7 +32,7 @@ pub fn profile_table(t: &asr_pipeline::Timings) -> String {
             ),
         ),
         (
-            "  prompt per pass",
+            "  prefill per pass",
             t.decoder_prompt,
             format!(
                 "{} passes, {:.1} ms/pass",

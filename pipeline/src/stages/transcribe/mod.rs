@@ -11,6 +11,7 @@
 //! as it likes; its stages show the parts.
 
 pub mod parakeet;
+pub mod qwen3_asr;
 pub mod whisper;
 
 use asr_converters::ConvertError;
@@ -117,8 +118,11 @@ pub trait RecognizerFamily: Sync {
 
 /// The registered model families, asked in order (Whisper, which takes
 /// any model, last).
-pub static FAMILIES: &[&dyn RecognizerFamily] =
-    &[&parakeet::ParakeetFamily, &whisper::WhisperFamily];
+pub static FAMILIES: &[&dyn RecognizerFamily] = &[
+    &parakeet::ParakeetFamily,
+    &qwen3_asr::Qwen3AsrFamily,
+    &whisper::WhisperFamily,
+];
 
 /// The family that reads `model`, if any does.
 pub fn family_for(model: &str) -> Option<&'static dyn RecognizerFamily> {

@@ -1,0 +1,165 @@
+//! Qwen3-ASR through the pipeline, with the tiny random model whose
+//! recognizer matches transformers (models/tests/qwen3_asr_model.rs):
+//! settings reach the prompt, long recordings are cut in silence, and
+//! settings the model cannot honour are refused by name.
+
+use std::path::{Path, PathBuf};
+
+use asr_models::qwen3_asr::Request;
+use asr_pipeline::stages::transcribe::qwen3_asr::{
+    Qwen3AsrTranscriber, SEARCH_SECONDS, SEGMENT_SECONDS,
+};
+use asr_pipeline::{DecodeOptions, Pipeline, Quantize};
+
+const SAMPLE_RATE: usize = 16_000;
+
+fn tiny_model() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/tests/fixtures/qwen3_asr_model")
+        .display()
+        .to_string()
+}
+
+fn jfk() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/audio/jfk.wav")
+}
+
+fn read_jfk() -> Vec<f32> {
+    let bytes = std::fs::read(jfk()).unwrap();
+    // 16-bit mono PCM after a 44-byte header.
+    bytes[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+        .collect()
+}
+
+#[test]
+fn language_and_prompt_reach_the_model() {
+    let decode = DecodeOptions {
+        language: Some("en".into()),
+        initial_prompt: Some("Kennedy's inaugural address".into()),
+        ..DecodeOptions::default()
+    };
+    let pipeline = Pipeline::builder()
+        .model(tiny_model())
+        .quantize(Quantize::default())
+        .decode(decode)
+        .build()
+        .unwrap();
+    let transcript = pipeline.transcribe_file(&jfk()).unwrap();
+
+    let transcriber = Qwen3AsrTranscriber::load_with(&tiny_model(), Quantize::default()).unwrap();
+    let request = Request {
+        language: Some("English".into()),
+        context: "Kennedy's inaugural address".into(),
+        ..Request::default()
+    };
+    let direct = transcriber
+        .model()
+        .transcribe_samples(&read_jfk(), &request)
+        .unwrap();
+    assert!(!direct.text.is_empty());
+    assert_eq!(transcript.text.trim(), direct.text);
+    assert_eq!(transcript.language.as_deref(), Some("en"));
+    assert_eq!(transcript.segments.len(), 1);
+    let segment = &transcript.segments[0];
+    let tokens: Vec<i32> = segment.tokens.iter().map(|&t| t as i32).collect();
+    assert_eq!(tokens, direct.tokens);
+    assert_eq!((segment.start, segment.end), (0.0, 11.0));
+    let t = &transcript.timings;
+    assert_eq!(t.tokens, direct.tokens.len());
+    assert!(t.decoder_prompt > 0.0 && t.decoder_blocks > 0.0 && t.decoder_logits > 0.0);
+}
+
+#[test]
+fn long_recordings_are_cut_in_the_quietest_moment_near_each_boundary() {
+    // jfk.wav over and over, 0.6 s of silence after each: 75 s.
+    let jfk = read_jfk();
+    let gap = 6 * SAMPLE_RATE / 10;
+    let mut samples = Vec::new();
+    while samples.len() < 75 * SAMPLE_RATE {
+        samples.extend_from_slice(&jfk);
+        samples.resize(samples.len() + gap, 0.0);
+    }
+    samples.truncate(75 * SAMPLE_RATE);
+    let transcriber = Qwen3AsrTranscriber::load_with(&tiny_model(), Quantize::default()).unwrap();
+    let request = Request::default();
+    let blocks = samples.chunks(7_777).map(|b| Ok(b.to_vec()));
+    let transcript = transcriber
+        .transcribe_blocks(blocks, &request, &|_| {})
+        .unwrap();
+
+    let segments = &transcript.segments;
+    assert_eq!(segments.len(), 3);
+    let mut start = 0.0;
+    for s in segments {
+        assert_eq!(s.start, start);
+        let from = (s.start * SAMPLE_RATE as f64).round() as usize;
+        let to = (s.end * SAMPLE_RATE as f64).round() as usize;
+        if to < samples.len() {
+            let length = s.end - s.start;
+            let (aim, search) = (SEGMENT_SECONDS as f64, SEARCH_SECONDS as f64);
+            assert!((aim - search..aim + search).contains(&length), "{length}");
+            // The cut is in a gap: silence 50 ms either side.
+            let around = &samples[to - SAMPLE_RATE / 20..to + SAMPLE_RATE / 20];
+            assert!(around.iter().all(|&x| x == 0.0), "cut at {} s", s.end);
+        }
+        let own = transcriber
+            .model()
+            .transcribe_samples(&samples[from..to], &request)
+            .unwrap();
+        assert_eq!(s.text.trim(), own.text);
+        start = s.end;
+    }
+    assert_eq!(start, 75.0);
+    assert_eq!(transcript.timings.windows, 3);
+}
+
+#[test]
+fn settings_the_model_cannot_honour_are_refused_by_name() {
+    let toml = format!(
+        "model = {:?}\n[decode]\nlanguage = \"tlh\"\nbeam_size = 5\ntask = \"translate\"\nword_timestamps = true\n",
+        tiny_model()
+    );
+    let err = match Pipeline::from_toml(&toml, Path::new(".")) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a Qwen3-ASR model took Whisper's settings"),
+    };
+    for key in [
+        "decode.language",
+        "decode.beam_size",
+        "decode.task",
+        "decode.word_timestamps",
+    ] {
+        assert!(err.contains(key), "{err}");
+    }
+}
+
+#[test]
+fn the_plan_names_the_qwen3_asr_stages() {
+    let pipeline = Pipeline::builder()
+        .model(tiny_model())
+        .quantize(Quantize::default())
+        .build()
+        .unwrap();
+    let text: Vec<String> = pipeline
+        .stages()
+        .stages
+        .iter()
+        .map(|s| format!("{}: {}", s.name, s.implementation))
+        .collect();
+    let text = text.join("\n");
+    assert!(
+        text.contains("Whisper log-mel on MLX (128 mel bins)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Qwen3-ASR audio encoder + projector"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Qwen3 LLM (2 layers, hidden 48, 4/2"),
+        "{text}"
+    );
+    assert!(text.contains("language detected by the model"), "{text}");
+}
