@@ -12,12 +12,6 @@ Modes:
                            and a synthetic byte-level BPE tokenizer (vocab.json,
                            merges.txt, tokenizer_config.json) of the real size with
                            the special tokens at their real ids
-  --convert SRC DST        our converted folder (f32; with --quantize 8|4 the
-                           text decoder's matrices and the tied embedding
-                           affine-quantized in groups of 64, as mlx-audio
-                           quantizes it) from the original checkpoint SRC, for
-                           the benchmark only: asr_converters::qwen3_asr is the
-                           converter
   --antirez BIN --folder F --audio A
                            time antirez/qwen-asr (built by scripts/setup-peers.sh
                            --qwen3) on the original checkpoint F: its own phase
@@ -277,44 +271,6 @@ def write_tokenizer(folder):
         }, f, indent=1)
 
 
-def convert(src, dst, bits):
-    import shutil
-
-    with open(os.path.join(src, "config.json")) as f:
-        thinker = json.load(f)["thinker_config"]
-    config = {"audio_config": thinker["audio_config"], "text_config": thinker["text_config"],
-              "audio_token_id": thinker["audio_token_id"]}
-    if bits:
-        config["quantization"] = {"group_size": 64, "bits": bits}
-    tied = config["text_config"]["tie_word_embeddings"]
-    out = {}
-    for name, w in mx.load(os.path.join(src, "model.safetensors")).items():
-        name = name.removeprefix("thinker.")
-        if name == "lm_head.weight" and tied:
-            continue
-        for old, new in (("audio_tower.proj1.", "model.multi_modal_projector.linear_1."),
-                         ("audio_tower.proj2.", "model.multi_modal_projector.linear_2."),
-                         ("audio_tower.", "model.audio_tower."),
-                         ("model.", "model.language_model.")):
-            if name.startswith(old):
-                name = new + name[len(old):]
-                break
-        w = w.astype(mx.float32)
-        text_matrix = name.startswith("model.language_model.") and w.ndim == 2
-        if bits and (text_matrix or name == "lm_head.weight"):
-            q, scales, biases = mx.quantize(w, group_size=64, bits=bits)
-            stem = name.removesuffix(".weight")
-            out[name], out[stem + ".scales"], out[stem + ".biases"] = q, scales, biases
-        else:
-            out[name] = w
-    os.makedirs(dst, exist_ok=True)
-    mx.save_safetensors(os.path.join(dst, "weights.safetensors"), out)
-    with open(os.path.join(dst, "config.json"), "w") as f:
-        json.dump(config, f, indent=1)
-    for name in ("vocab.json", "merges.txt", "tokenizer_config.json"):
-        shutil.copy(os.path.join(src, name), os.path.join(dst, name))
-
-
 def read_wav(path):
     with wave.open(path) as w:
         assert w.getframerate() == 16000 and w.getnchannels() == 1 and w.getsampwidth() == 2
@@ -539,7 +495,6 @@ def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--make")
-    p.add_argument("--convert", nargs=2, metavar=("SRC", "DST"))
     p.add_argument("--antirez")
     p.add_argument("--bound", nargs="+")
     p.add_argument("--prompt", type=int, default=158)
@@ -553,8 +508,6 @@ def main():
     args = p.parse_args()
     if args.make:
         make(args.make)
-    elif args.convert:
-        convert(*args.convert, args.quantize)
     elif args.antirez:
         antirez(args)
     elif args.bound:

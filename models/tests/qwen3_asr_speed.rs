@@ -3,11 +3,14 @@
 //! one WAV file, a fixed number of decoded tokens (the end of the reply does
 //! not stop decoding), so every variant and peer runs the same steps.
 //!
-//! `QWEN3_SPEED_FOLDERS` lists the variants as `name=FOLDER` pairs separated
-//! by commas (converted folders; a name ending in `-int8` loads its folder
-//! with int8 activations); `QWEN3_SPEED_AUDIO` is the WAV file (16 kHz mono);
-//! `QWEN3_SPEED_STEPS` the decoder steps after the prefill (default 64).
-//! Prints one JSON line per variant, the best of three runs by encoder +
+//! `QWEN3_SPEED_CHECKPOINT` is the original checkpoint
+//! (`scripts/bench_qwen3_peer.py --make F`); its f32, q8 and q4 conversions
+//! (every matrix 8- or 4-bit in groups of 64) are made beside it as
+//! `F-ours-f32`, `F-ours-q8`, `F-ours-q4` on first use.
+//! `QWEN3_SPEED_VARIANTS` picks among f32, q8, q4 and q8-int8 (q8 with int8
+//! activations; default: all); `QWEN3_SPEED_AUDIO` is the WAV file (16 kHz
+//! mono); `QWEN3_SPEED_STEPS` the decoder steps after the prefill (default
+//! 64). Prints one JSON line per variant, the best of three runs by encoder +
 //! prefill + decode time, phases in seconds, and the process's peak RSS so
 //! far (run one variant per process for a per-variant figure).
 
@@ -15,15 +18,40 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use asr_converters::out_folder::convert_into_folder;
+use asr_converters::qwen3_asr::{convert_qwen3_asr, Qwen3AsrOptions};
+use asr_models::quantization::Quantization;
 use asr_models::qwen3_asr::{PhaseTimes, Qwen3Asr, Request};
 use asr_models::Activations;
 
-fn bench(name: &str, folder: &Path, samples: &[f32], steps: usize) {
-    let activations = if name.ends_with("-int8") {
-        Activations::Int8
-    } else {
-        Activations::F32
+/// `checkpoint` converted at `precision` ("f32", "q8", "q4"), beside it.
+fn converted(checkpoint: &Path, precision: &str) -> PathBuf {
+    let name = checkpoint.file_name().unwrap().to_string_lossy();
+    let out = checkpoint.with_file_name(format!("{name}-ours-{precision}"));
+    if out.join("weights.safetensors").exists() {
+        return out;
+    }
+    let bits = match precision {
+        "f32" => None,
+        "q8" => Some(8),
+        "q4" => Some(4),
+        other => panic!("unknown precision {other}"),
     };
+    let opts = Qwen3AsrOptions {
+        quantization: bits.map(|bits| Quantization {
+            group_size: 64,
+            bits,
+        }),
+        ..Qwen3AsrOptions::default()
+    };
+    convert_into_folder(checkpoint, &out, false, |from, staged| {
+        convert_qwen3_asr(from, staged, &opts)
+    })
+    .unwrap();
+    out
+}
+
+fn bench(name: &str, folder: &Path, activations: Activations, samples: &[f32], steps: usize) {
     let clock = std::time::Instant::now();
     let model = Qwen3Asr::load_with(folder, activations).unwrap();
     let load = clock.elapsed().as_secs_f64();
@@ -71,19 +99,22 @@ fn peak_rss_mb() -> f64 {
 #[test]
 #[ignore]
 fn real_dimensions_speed() {
-    let (Ok(folders), Some(audio)) = (
-        std::env::var("QWEN3_SPEED_FOLDERS"),
+    let (Some(checkpoint), Some(audio)) = (
+        std::env::var_os("QWEN3_SPEED_CHECKPOINT").map(PathBuf::from),
         std::env::var_os("QWEN3_SPEED_AUDIO").map(PathBuf::from),
     ) else {
-        eprintln!("skipped: set QWEN3_SPEED_FOLDERS and QWEN3_SPEED_AUDIO");
+        eprintln!("skipped: set QWEN3_SPEED_CHECKPOINT and QWEN3_SPEED_AUDIO");
         return;
     };
     let steps = std::env::var("QWEN3_SPEED_STEPS").map_or(64, |s| s.parse().unwrap());
+    let variants = std::env::var("QWEN3_SPEED_VARIANTS").unwrap_or("f32,q8,q4,q8-int8".into());
     let samples = common::read_wav(&audio);
-    for variant in folders.split(',') {
-        let (name, folder) = variant
-            .split_once('=')
-            .expect("QWEN3_SPEED_FOLDERS: name=FOLDER pairs");
-        bench(name, Path::new(folder), &samples, steps);
+    for variant in variants.split(',') {
+        let (precision, activations) = match variant.strip_suffix("-int8") {
+            Some(precision) => (precision, Activations::Int8),
+            None => (variant, Activations::F32),
+        };
+        let folder = converted(&checkpoint, precision);
+        bench(variant, &folder, activations, &samples, steps);
     }
 }
