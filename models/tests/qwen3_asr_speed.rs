@@ -61,7 +61,8 @@ fn bench(name: &str, folder: &Path, activations: Activations, samples: &[f32], s
         stop_at_eos: false,
         ..Request::default()
     };
-    let total = |t: &PhaseTimes| t.encoder + t.prefill + t.decode + t.argmax;
+    let decode = |t: &PhaseTimes| t.blocks + t.output_layer + t.argmax;
+    let total = |t: &PhaseTimes| t.encoder + t.prefill + decode(t);
     let mut best: Option<PhaseTimes> = None;
     for _ in 0..3 {
         let t = model.transcribe_samples(samples, &request).unwrap().times;
@@ -71,16 +72,20 @@ fn bench(name: &str, folder: &Path, activations: Activations, samples: &[f32], s
         }
     }
     let t = best.unwrap();
-    let decode = (t.decode + t.argmax).as_secs_f64();
+    let per_token = |d: std::time::Duration| 1000.0 * d.as_secs_f64() / steps as f64;
     println!(
         "{{\"variant\": \"{name}\", \"mel_s\": {:.4}, \"encoder_s\": {:.4}, \"prefill_s\": {:.4}, \
-         \"decode_s\": {decode:.4}, \"decoded\": {steps}, \"prompt\": {}, \"ms_per_token\": {:.2}, \
-         \"load_s\": {load:.3}, \"audio_s\": {:.3}, \"peak_rss_mb\": {:.0}}}",
+         \"decode_s\": {:.4}, \"decoded\": {steps}, \"prompt\": {}, \"ms_per_token\": {:.2}, \
+         \"blocks_ms_per_token\": {:.2}, \"head_ms_per_token\": {:.2}, \"load_s\": {load:.3}, \
+         \"audio_s\": {:.3}, \"peak_rss_mb\": {:.0}}}",
         t.mel.as_secs_f64(),
         t.encoder.as_secs_f64(),
         t.prefill.as_secs_f64(),
+        decode(&t).as_secs_f64(),
         t.prompt_tokens,
-        1000.0 * decode / steps as f64,
+        per_token(decode(&t)),
+        per_token(t.blocks),
+        per_token(t.output_layer),
         samples.len() as f64 / 16000.0,
         peak_rss_mb()
     );
