@@ -22,7 +22,6 @@ pub(crate) mod ffi {
         #[cxx_name = "array"]
         type MlxArray;
         type ArrayVec;
-        type SafetensorsFile;
         type CompiledFn;
         type MappedFile;
 
@@ -239,11 +238,6 @@ pub(crate) mod ffi {
         fn eval_one(a: &MlxArray) -> Result<()>;
         fn async_eval(arrays: &ArrayVec) -> Result<()>;
 
-        fn load_safetensors(path: &str) -> Result<UniquePtr<SafetensorsFile>>;
-        fn safetensors_names(f: &SafetensorsFile) -> Vec<String>;
-        fn safetensors_array(f: &SafetensorsFile, i: usize) -> Result<UniquePtr<MlxArray>>;
-        fn safetensors_meta_keys(f: &SafetensorsFile) -> Vec<String>;
-        fn safetensors_meta_values(f: &SafetensorsFile) -> Vec<String>;
         fn mapped_file(mapping: Box<Mapping>) -> UniquePtr<MappedFile>;
         fn array_over_mapping(
             file: &MappedFile,

@@ -20,13 +20,6 @@ pub struct SafeTensors {
     pub metadata: BTreeMap<String, String>,
 }
 
-fn path_str(path: &Path) -> Result<&str> {
-    path.to_str().ok_or_else(|| Error::File {
-        path: path.display().to_string(),
-        message: "path is not valid UTF-8".into(),
-    })
-}
-
 fn file_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::File {
         path: path.display().to_string(),
@@ -34,20 +27,59 @@ fn file_error(path: &Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Loads every tensor of a safetensors file (lazily: data is read on eval).
+/// Reads every tensor of a safetensors file into memory of its own
+/// (anonymous memory, as MLX allocates it), each with one `pread`: the
+/// whole file is read at load, and nothing of it stays tied to the file.
+///
+/// Models load this way rather than by [`map_safetensors`]: on the 2-core
+/// AVX2 machine of docs/benchmarks.md, a Qwen3-ASR decoder step reading its
+/// 0.9 GB of weights from the mapping took three times as long (its output
+/// layer eight times) as from memory of its own.
 pub fn load_safetensors(path: impl AsRef<Path>) -> Result<SafeTensors> {
     let path = path.as_ref();
-    let file = ffi::load_safetensors(path_str(path)?).map_err(|e| file_error(path, e.what()))?;
-    let names = ffi::safetensors_names(&file);
-    let mut tensors = BTreeMap::new();
-    for (i, name) in names.into_iter().enumerate() {
-        tensors.insert(name, Array::from_raw(ffi::safetensors_array(&file, i)?));
-    }
-    let metadata = ffi::safetensors_meta_keys(&file)
-        .into_iter()
-        .zip(ffi::safetensors_meta_values(&file))
-        .collect();
+    let (file, map) = open_mapped(path)?;
+    let (specs, metadata) = parse_header(path, &map)?;
+    drop(map);
+    let tensors = specs
+        .iter()
+        .map(|spec| Ok((spec.name.clone(), read_tensor(path, &file, spec)?)))
+        .collect::<Result<_>>()?;
     Ok(SafeTensors { tensors, metadata })
+}
+
+/// `path` opened and mapped copy-on-write.
+fn open_mapped(path: &Path) -> Result<(File, MmapMut)> {
+    let file = File::open(path).map_err(|e| file_error(path, e))?;
+    // SAFETY: the mapping is private, so nothing this process does changes
+    // the file; another process truncating it is the documented hazard.
+    let map = unsafe { MmapOptions::new().map_copy(&file) }.map_err(|e| file_error(path, e))?;
+    Ok((file, map))
+}
+
+/// The tensors (in file order) and the string metadata of a mapped file.
+fn parse_header(path: &Path, map: &[u8]) -> Result<(Vec<TensorSpec>, BTreeMap<String, String>)> {
+    let (header_len, metadata) =
+        safetensors::SafeTensors::read_metadata(map).map_err(|e| file_error(path, e))?;
+    let specs = tensor_specs(path, header_len, &metadata)?;
+    let strings = metadata
+        .metadata()
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok((specs, strings))
+}
+
+/// One tensor read from `file` into a buffer of its own.
+fn read_tensor(path: &Path, file: &File, spec: &TensorSpec) -> Result<Array> {
+    let raw = ffi::read_array(
+        file.as_raw_fd(),
+        spec.bytes.start as u64,
+        &spec.shape,
+        spec.dtype as u8,
+    )
+    .map_err(|e| file_error(path, format!("tensor `{}`: {}", spec.name, e.what())))?;
+    Ok(Array::from_raw(raw))
 }
 
 /// A file mapped into memory, owned by the MLX arrays made over it and
@@ -168,45 +200,26 @@ fn tensor_specs(
 /// memory where their allocator can, and copy otherwise.
 pub fn map_safetensors(path: impl AsRef<Path>) -> Result<SafeTensors> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| file_error(path, e))?;
-    // SAFETY: the mapping is private, so nothing this process does changes
-    // the file; another process truncating it is the documented hazard.
-    let map = unsafe { MmapOptions::new().map_copy(&file) }.map_err(|e| file_error(path, e))?;
-    let (header_len, metadata) =
-        safetensors::SafeTensors::read_metadata(&map).map_err(|e| file_error(path, e))?;
-    let specs = tensor_specs(path, header_len, &metadata)?;
-    let meta = metadata
-        .metadata()
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-
-    let tensor_error = |name: &str, e: Error| file_error(path, format!("tensor `{name}`: {e}"));
+    let (file, map) = open_mapped(path)?;
+    let (specs, metadata) = parse_header(path, &map)?;
     let mut tensors = BTreeMap::new();
     for spec in specs.iter().filter(|s| !s.mappable()) {
-        let raw = ffi::read_array(
-            file.as_raw_fd(),
-            spec.bytes.start as u64,
-            &spec.shape,
-            spec.dtype as u8,
-        )
-        .map_err(|e| tensor_error(&spec.name, e.into()))?;
-        tensors.insert(spec.name.clone(), Array::from_raw(raw));
+        tensors.insert(spec.name.clone(), read_tensor(path, &file, spec)?);
     }
     if specs.iter().any(TensorSpec::mappable) {
         let mapped = ffi::mapped_file(Box::new(Mapping(map)));
         for spec in specs.into_iter().filter(TensorSpec::mappable) {
-            let raw =
-                ffi::array_over_mapping(&mapped, spec.bytes.start, &spec.shape, spec.dtype as u8)
-                    .map_err(|e| tensor_error(&spec.name, e.into()))?;
+            let raw = ffi::array_over_mapping(
+                &mapped,
+                spec.bytes.start,
+                &spec.shape,
+                spec.dtype as u8,
+            )
+            .map_err(|e| file_error(path, format!("tensor `{}`: {}", spec.name, e.what())))?;
             tensors.insert(spec.name, Array::from_raw(raw));
         }
     }
-    Ok(SafeTensors {
-        tensors,
-        metadata: meta,
-    })
+    Ok(SafeTensors { tensors, metadata })
 }
 
 /// The safetensors name of an MLX dtype.

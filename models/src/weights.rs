@@ -50,11 +50,11 @@ impl Weights {
         }
     }
 
-    /// Maps a safetensors file into memory: its tensors are read in place
-    /// from the page cache, not copied (see [`mlx::io::map_safetensors`]).
+    /// Reads a safetensors file into memory of its own, one read per tensor
+    /// (see [`mlx::io::load_safetensors`] for why not by mapping it).
     pub fn load(path: &Path, quantization: Option<Quantization>) -> Result<Weights, WeightError> {
         Ok(Weights::new(
-            mlx::io::map_safetensors(path)?.tensors,
+            mlx::io::load_safetensors(path)?.tensors,
             quantization,
         ))
     }

@@ -567,37 +567,6 @@ void eval(const ArrayVec& arrays) { mx::eval(arrays.items); }
 void eval_one(const array& a) { mx::eval(a); }
 void async_eval(const ArrayVec& arrays) { mx::async_eval(arrays.items); }
 
-std::unique_ptr<SafetensorsFile> load_safetensors(rust::Str path) {
-  auto [tensors, metadata] = mx::load_safetensors(std::string(path));
-  auto out = std::make_unique<SafetensorsFile>();
-  for (auto& [name, a] : tensors) {
-    out->names.push_back(name);
-    out->arrays.push_back(a);
-  }
-  for (auto& [k, v] : metadata) {
-    out->meta_keys.push_back(k);
-    out->meta_values.push_back(v);
-  }
-  return out;
-}
-
-namespace {
-rust::Vec<rust::String> to_rust(const std::vector<std::string>& v) {
-  rust::Vec<rust::String> out;
-  for (auto& s : v) out.push_back(rust::String(s));
-  return out;
-}
-}  // namespace
-
-rust::Vec<rust::String> safetensors_names(const SafetensorsFile& f) { return to_rust(f.names); }
-ArrayPtr safetensors_array(const SafetensorsFile& f, size_t i) { return own(f.arrays.at(i)); }
-rust::Vec<rust::String> safetensors_meta_keys(const SafetensorsFile& f) {
-  return to_rust(f.meta_keys);
-}
-rust::Vec<rust::String> safetensors_meta_values(const SafetensorsFile& f) {
-  return to_rust(f.meta_values);
-}
-
 std::unique_ptr<MappedFile> mapped_file(rust::Box<Mapping> mapping) {
   auto out = std::make_unique<MappedFile>();
   auto bytes = mapping_bytes(*mapping);

@@ -131,18 +131,6 @@ void eval(const ArrayVec& arrays);
 void eval_one(const array& a);
 void async_eval(const ArrayVec& arrays);
 
-// safetensors.
-struct SafetensorsFile {
-  std::vector<std::string> names;
-  std::vector<array> arrays;
-  std::vector<std::string> meta_keys;
-  std::vector<std::string> meta_values;
-};
-std::unique_ptr<SafetensorsFile> load_safetensors(rust::Str path);
-rust::Vec<rust::String> safetensors_names(const SafetensorsFile& f);
-ArrayPtr safetensors_array(const SafetensorsFile& f, size_t i);
-rust::Vec<rust::String> safetensors_meta_keys(const SafetensorsFile& f);
-rust::Vec<rust::String> safetensors_meta_values(const SafetensorsFile& f);
 
 // Arrays over the bytes of a file that Rust mapped into memory (src/io.rs).
 struct Mapping;
