@@ -5,6 +5,7 @@ use std::path::Path;
 
 /// The values of array `name` in `tests/fixtures/<file>` in row-major order,
 /// as f64 whatever numpy stored (f32, f64 or i64).
+#[allow(dead_code)]
 pub fn npz_values(file: &str, name: &str) -> Vec<f64> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
