@@ -129,21 +129,63 @@ impl WindowAttention {
         })
     }
 
-    /// `mask`: which keys of each window are frames (the last window may be
-    /// padded), `[windows, 1, 1, window]`.
-    fn forward(&self, x: &Array, mask: Option<&Array>) -> mlx::Result<Array> {
-        let (windows, len, dims) = (x.dim(0)?, x.dim(1)?, x.dim(2)?);
+    /// Attention of the frames `x` `[frames, d_model]` within `windows`.
+    fn forward(&self, x: &Array, windows: &Windows) -> mlx::Result<Array> {
+        let (frames, dims) = (x.dim(0)?, x.dim(1)?);
         let head_dim = dims / self.heads;
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape(&[windows, len, 3 * self.heads, head_dim])?
+        let qkv = windows.split(&self.qkv.forward(x)?)?;
+        let qkv = qkv
+            .reshape(&[windows.count, windows.length, 3 * self.heads, head_dim])?
             .transpose(&[0, 2, 1, 3])?;
         let part = |i: i32| qkv.slice_axis(1, i * self.heads, (i + 1) * self.heads);
-        let mask = mask.map_or(AttentionMask::None, AttentionMask::Array);
+        let mask = windows
+            .mask
+            .as_ref()
+            .map_or(AttentionMask::None, AttentionMask::Array);
         let scale = (head_dim as f32).powf(-0.5);
         let y = fast::scaled_dot_product_attention(&part(0)?, &part(1)?, &part(2)?, scale, mask)?;
-        self.out.forward(&merge_heads(&y)?)
+        let y = merge_heads(&y)?
+            .reshape(&[-1, dims])?
+            .slice_axis(0, 0, frames)?;
+        self.out.forward(&y)
+    }
+}
+
+/// The attention windows over a clip's frames: `count` windows of `length`
+/// frames, the last one padded to that length and its padding masked.
+struct Windows {
+    count: i32,
+    length: i32,
+    frames: i32,
+    /// Which keys of each window are frames, `[count, 1, 1, length]`, when
+    /// the last window is padded.
+    mask: Option<Array>,
+}
+
+impl Windows {
+    fn new(frames: i32, length: i32) -> mlx::Result<Windows> {
+        let count = (frames + length - 1) / length;
+        let mask = if frames % length != 0 {
+            Some(
+                Array::arange(0.0, f64::from(count * length), 1.0, Dtype::I32)?
+                    .binary_scalar(BinaryOp::Less, f64::from(frames))?
+                    .reshape(&[count, 1, 1, length])?,
+            )
+        } else {
+            None
+        };
+        Ok(Windows {
+            count,
+            length,
+            frames,
+            mask,
+        })
+    }
+
+    /// `x` `[frames, …]` padded with zero frames to whole windows.
+    fn split(&self, x: &Array) -> mlx::Result<Array> {
+        let padding = self.count * self.length - self.frames;
+        x.pad(&[0], &[0], &[padding], 0.0)
     }
 }
 
@@ -174,11 +216,14 @@ impl EncoderLayer {
         })
     }
 
-    fn forward(&self, x: &Array, mask: Option<&Array>) -> mlx::Result<Array> {
+    /// Frames `[frames, d_model]` through the layer; only attention sees
+    /// the windows, so the padding of the last one costs the linear layers
+    /// nothing.
+    fn forward(&self, x: &Array, windows: &Windows) -> mlx::Result<Array> {
         let h = x.add(
             &self
                 .attention
-                .forward(&self.attention_norm.forward(x)?, mask)?,
+                .forward(&self.attention_norm.forward(x)?, windows)?,
         )?;
         let hidden = self.fc1.forward_gelu(&self.mlp_norm.forward(&h)?)?;
         self.fc2.forward_residual(&hidden, &h)
@@ -268,28 +313,14 @@ impl AudioEncoder {
             .add(&self.positions)?
             .reshape(&[chunks as i32 * per_chunk, d])?;
 
-        // Frames from the last chunk's padding are dropped; the rest are cut
-        // into attention windows, the last one padded and masked.
+        // Frames from the last chunk's padding are dropped; the rest attend
+        // within windows.
         let valid = self.output_frames(frames) as i32;
-        let window = c.attention_window() as i32;
-        let windows = (valid + window - 1) / window;
-        let x = x
-            .slice_axis(0, 0, valid)?
-            .pad(&[0], &[0], &[windows * window - valid], 0.0)?;
-        let mask = if valid % window != 0 {
-            Some(
-                Array::arange(0.0, f64::from(windows * window), 1.0, Dtype::I32)?
-                    .binary_scalar(BinaryOp::Less, f64::from(valid))?
-                    .reshape(&[windows, 1, 1, window])?,
-            )
-        } else {
-            None
-        };
-        let mut x = x.reshape(&[windows, window, d])?;
+        let windows = Windows::new(valid, c.attention_window() as i32)?;
+        let mut x = x.slice_axis(0, 0, valid)?;
         for layer in &self.layers {
-            x = layer.forward(&x, mask.as_ref())?;
+            x = layer.forward(&x, &windows)?;
         }
-        let x = x.reshape(&[windows * window, d])?.slice_axis(0, 0, valid)?;
         self.ln_post.forward(&x)
     }
 
