@@ -57,6 +57,8 @@ from transformers import (
     Qwen3ASRForConditionalGeneration,
 )
 
+from make_qwen3_audio_fixtures import AUDIO_CONFIG, randomized
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "models/tests/fixtures/qwen3_asr_model"
 OUT_JSON = ROOT / "models/tests/fixtures/qwen3_asr_tokenizer_json"
@@ -125,18 +127,7 @@ def write_tokenizer() -> int:
 
 def tiny_model(vocab: int, audio_token: int, eos: list[int]) -> Qwen3ASRForConditionalGeneration:
     config = Qwen3ASRConfig(
-        audio_config=dict(
-            num_mel_bins=128,
-            encoder_layers=2,
-            encoder_attention_heads=4,
-            encoder_ffn_dim=64,
-            d_model=32,
-            n_window=50,
-            n_window_infer=400,
-            downsample_hidden_size=8,
-            output_dim=48,
-            max_position_embeddings=13,
-        ),
+        audio_config=dict(AUDIO_CONFIG, n_window_infer=400),
         text_config=dict(
             vocab_size=vocab,
             hidden_size=48,
@@ -152,22 +143,9 @@ def tiny_model(vocab: int, audio_token: int, eos: list[int]) -> Qwen3ASRForCondi
         pad_token_id=eos[0],
         eos_token_id=eos,
     )
-    torch.manual_seed(0)
-    model = Qwen3ASRForConditionalGeneration(config).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("embed_tokens.weight"):
-                # Large next to the layers' outputs, so each greedy token
-                # follows from the one before it rather than repeating.
-                p.copy_(torch.randn_like(p))
-            elif "norm" in name or "ln_post" in name:
-                base = 1.0 if name.endswith("weight") else 0.0
-                p.copy_(base + 0.1 * torch.randn_like(p))
-            else:
-                fan_in = p.shape[1] if p.dim() > 1 else 1
-                fan_in *= p[0, 0].numel() if p.dim() > 2 else 1
-                p.copy_(torch.randn_like(p) / np.sqrt(max(fan_in, 1)))
-    return model
+    # The embedding large next to the layers' outputs, so that each greedy
+    # token follows from the one before it rather than repeating.
+    return randomized(config, embedding_std=1.0)
 
 
 def prompt_text(context: str, audio_tokens: int, language: str | None) -> str:

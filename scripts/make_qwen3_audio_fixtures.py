@@ -55,20 +55,24 @@ NPZ = ROOT / "models/tests/fixtures/qwen3-asr-audio.npz"
 WAV = ROOT / "../shared/data/audio/jfk.wav"
 
 
+# The audio side of the tiny models (also scripts/make_qwen3_asr_fixtures.py's).
+AUDIO_CONFIG = dict(
+    num_mel_bins=128,
+    encoder_layers=2,
+    encoder_attention_heads=4,
+    encoder_ffn_dim=64,
+    d_model=32,
+    n_window=50,
+    n_window_infer=200,
+    downsample_hidden_size=8,
+    output_dim=48,
+    max_position_embeddings=13,
+)
+
+
 def tiny_model() -> Qwen3ASRForConditionalGeneration:
     config = Qwen3ASRConfig(
-        audio_config=dict(
-            num_mel_bins=128,
-            encoder_layers=2,
-            encoder_attention_heads=4,
-            encoder_ffn_dim=64,
-            d_model=32,
-            n_window=50,
-            n_window_infer=200,
-            downsample_hidden_size=8,
-            output_dim=48,
-            max_position_embeddings=13,
-        ),
+        audio_config=AUDIO_CONFIG,
         text_config=dict(
             vocab_size=64,
             hidden_size=48,
@@ -83,11 +87,20 @@ def tiny_model() -> Qwen3ASRForConditionalGeneration:
         pad_token_id=0,
         eos_token_id=1,
     )
+    return randomized(config)
+
+
+def randomized(config: Qwen3ASRConfig, embedding_std: float | None = None):
+    """A seeded random model: norms' weights near 1 and biases near 0,
+    the token embedding normal with `embedding_std` when given, every other
+    parameter normal over the square root of its fan-in."""
     torch.manual_seed(0)
     model = Qwen3ASRForConditionalGeneration(config).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if "layer_norm" in name or "ln_post" in name:
+            if embedding_std is not None and name.endswith("embed_tokens.weight"):
+                p.copy_(embedding_std * torch.randn_like(p))
+            elif "norm" in name or "ln_post" in name:
                 base = 1.0 if name.endswith("weight") else 0.0
                 p.copy_(base + 0.1 * torch.randn_like(p))
             else:

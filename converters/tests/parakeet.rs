@@ -11,8 +11,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use asr_converters::out_folder::convert_into_folder;
-use asr_converters::parakeet::{convert_parakeet, ParakeetOptions};
+use asr_converters::parakeet::convert_parakeet;
 use asr_converters::whisper::OutputDtype;
+use asr_converters::whisper::WeightOptions;
 use asr_models::parakeet::ParakeetConfig;
 use asr_models::quantization::Quantization;
 use mlx::quant::QuantizedMatrix;
@@ -31,7 +32,7 @@ fn nemo() -> PathBuf {
 }
 
 /// Converts `from` into a new folder under `dir` named `name`.
-fn convert(from: &Path, dir: &Path, name: &str, opts: ParakeetOptions) -> Result<PathBuf, String> {
+fn convert(from: &Path, dir: &Path, name: &str, opts: WeightOptions) -> Result<PathBuf, String> {
     let out = dir.join(name);
     convert_into_folder(from, &out, false, |from, staged| {
         convert_parakeet(from, staged, &opts)
@@ -42,7 +43,7 @@ fn convert(from: &Path, dir: &Path, name: &str, opts: ParakeetOptions) -> Result
 
 /// [`convert`] with the default options, which must succeed.
 fn convert_f32(from: &Path, dir: &Path, name: &str) -> PathBuf {
-    convert(from, dir, name, ParakeetOptions::default()).unwrap()
+    convert(from, dir, name, WeightOptions::default()).unwrap()
 }
 
 fn tensors(path: &Path) -> BTreeMap<String, Array> {
@@ -153,7 +154,7 @@ fn q8_quantizes_exactly_the_linear_weights_whose_rows_fill_groups() {
         group_size: 32,
         bits: 8,
     };
-    let opts = ParakeetOptions {
+    let opts = WeightOptions {
         dtype: OutputDtype::F32,
         quantization: Some(q),
     };
@@ -244,7 +245,7 @@ fn nemo_members() -> BTreeMap<String, Vec<u8>> {
 
 fn refused(from: &Path) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let error = convert(from, dir.path(), "out", ParakeetOptions::default())
+    let error = convert(from, dir.path(), "out", WeightOptions::default())
         .expect_err("a bad input converted");
     assert!(
         error.contains(&from.display().to_string()),

@@ -11,8 +11,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use asr_converters::out_folder::convert_into_folder;
-use asr_converters::qwen3_asr::{convert_qwen3_asr, repo_files, Qwen3AsrOptions};
+use asr_converters::qwen3_asr::{convert_qwen3_asr, repo_files};
 use asr_converters::whisper::OutputDtype;
+use asr_converters::whisper::WeightOptions;
 use asr_models::quantization::Quantization;
 use asr_models::qwen3_asr::audio_encoder::AudioEncoder;
 use asr_models::qwen3_asr::config::Qwen3AsrConfig;
@@ -36,7 +37,7 @@ fn thinker() -> PathBuf {
 const TOKENIZER: [&str; 3] = ["vocab.json", "merges.txt", "tokenizer_config.json"];
 
 /// Converts `from` into a new folder under `dir` named `name`.
-fn convert(from: &Path, dir: &Path, name: &str, opts: Qwen3AsrOptions) -> Result<PathBuf, String> {
+fn convert(from: &Path, dir: &Path, name: &str, opts: WeightOptions) -> Result<PathBuf, String> {
     let out = dir.join(name);
     convert_into_folder(from, &out, false, |from, staged| {
         convert_qwen3_asr(from, staged, &opts)
@@ -67,8 +68,8 @@ fn originals() -> BTreeMap<String, (Vec<i32>, Vec<f32>)> {
         .collect()
 }
 
-fn quantized(q: Quantization) -> Qwen3AsrOptions {
-    Qwen3AsrOptions {
+fn quantized(q: Quantization) -> WeightOptions {
+    WeightOptions {
         dtype: OutputDtype::F32,
         quantization: Some(q),
     }
@@ -87,7 +88,7 @@ fn load_model(folder: &Path) -> Qwen3AsrConfig {
 #[test]
 fn both_layouts_give_the_bf16_originals_in_f32_and_a_folder_the_model_loads() {
     let dir = tempfile::tempdir().unwrap();
-    let from_hf = convert(&hf(), dir.path(), "hf", Qwen3AsrOptions::default()).unwrap();
+    let from_hf = convert(&hf(), dir.path(), "hf", WeightOptions::default()).unwrap();
     let from_thinker = convert(&thinker(), dir.path(), "thinker", Default::default()).unwrap();
     let a = tensors(&from_hf.join("weights.safetensors"));
     let b = tensors(&from_thinker.join("weights.safetensors"));
@@ -140,7 +141,7 @@ fn both_layouts_give_the_bf16_originals_in_f32_and_a_folder_the_model_loads() {
 #[test]
 fn bf16_output_keeps_the_originals_bits() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Qwen3AsrOptions {
+    let opts = WeightOptions {
         dtype: OutputDtype::BF16,
         quantization: None,
     };
@@ -244,8 +245,8 @@ fn copy_folder(from: &Path, to: &Path) {
 /// The error converting `from`, which must fail.
 fn refused(from: &Path, dir: &Path) -> String {
     let name = format!("out-{}", from.file_name().unwrap().to_string_lossy());
-    let error = convert(from, dir, &name, Qwen3AsrOptions::default())
-        .expect_err("the conversion must fail");
+    let error =
+        convert(from, dir, &name, WeightOptions::default()).expect_err("the conversion must fail");
     assert!(!dir.join(&name).exists(), "nothing written for {error}");
     error
 }

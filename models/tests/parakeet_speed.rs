@@ -11,7 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use asr_converters::out_folder::convert_into_folder;
-use asr_converters::parakeet::{convert_parakeet, ParakeetOptions};
+use asr_converters::parakeet::convert_parakeet;
+use asr_converters::whisper::WeightOptions;
 use asr_models::parakeet::{Parakeet, PhaseTimes};
 use asr_models::quantization::Quantization;
 use asr_models::Activations;
@@ -50,12 +51,12 @@ fn q8_folder(folder: &Path) -> PathBuf {
             std::os::unix::fs::symlink(folder.join(from).canonicalize().unwrap(), link).unwrap();
         }
     }
-    let opts = ParakeetOptions {
+    let opts = WeightOptions {
         quantization: Some(Quantization {
             group_size: 64,
             bits: 8,
         }),
-        ..ParakeetOptions::default()
+        ..WeightOptions::default()
     };
     convert_into_folder(&source, &out, false, |from, staged| {
         convert_parakeet(from, staged, &opts)

@@ -9,14 +9,17 @@ use std::path::{Path, PathBuf};
 
 use asr_models::qwen3_asr::tokenizer::Qwen3Tokenizer;
 use asr_models::qwen3_asr::{Qwen3Asr, Request};
-use common::{jfk, npz_values};
-use mlx::Array;
+use common::{jfk, npz_values, values, Fixture};
 
 const NPZ: &str = "qwen3_asr_model/reference.npz";
 /// Largest |difference| allowed between our logits and transformers' (the
 /// same f32 sums in another order; a wrong position or splice is off by
 /// whole units).
 const TOLERANCE: f32 = 1e-4;
+const FIXTURE: Fixture = Fixture {
+    npz: NPZ,
+    tolerance: TOLERANCE,
+};
 /// Greedy tokens the fixture decoded per case.
 const GREEDY: usize = 24;
 
@@ -28,35 +31,9 @@ fn model() -> Qwen3Asr {
     Qwen3Asr::load(&fixture_dir()).unwrap()
 }
 
-fn ids(name: &str) -> Vec<i32> {
-    npz_values(NPZ, name).iter().map(|&v| v as i32).collect()
-}
-
 fn text(name: &str) -> String {
     let bytes: Vec<u8> = npz_values(NPZ, name).iter().map(|&v| v as u8).collect();
     String::from_utf8(bytes).unwrap()
-}
-
-fn floats(name: &str) -> Vec<f32> {
-    npz_values(NPZ, name).iter().map(|&v| v as f32).collect()
-}
-
-fn values(a: &Array) -> Vec<f32> {
-    a.eval().unwrap();
-    a.to_vec::<f32>().unwrap()
-}
-
-fn assert_close(ours: &[f32], reference: &[f32], what: &str) {
-    assert_eq!(ours.len(), reference.len(), "{what}: length");
-    let worst = ours
-        .iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    assert!(
-        worst <= TOLERANCE,
-        "{what}: max |diff| {worst} > {TOLERANCE}"
-    );
 }
 
 /// The fixture's two requests: nothing forced, and a context with a forced
@@ -82,7 +59,7 @@ fn tokenizer_matches_transformers() {
     for i in 0..4 {
         let expected = text(&format!("text_{i}"));
         let encoded = t.encode(&expected).unwrap();
-        assert_eq!(encoded, ids(&format!("ids_{i}")), "{expected:?}");
+        assert_eq!(encoded, FIXTURE.ids(&format!("ids_{i}")), "{expected:?}");
         if !expected.contains('<') {
             assert_eq!(t.decode(&encoded).unwrap(), expected);
         }
@@ -102,7 +79,7 @@ fn tokenizer_json_reads_as_vocab_and_merges_do() {
         let expected = text(&format!("text_{i}"));
         assert_eq!(
             from_json.encode(&expected).unwrap(),
-            ids(&format!("ids_{i}"))
+            FIXTURE.ids(&format!("ids_{i}"))
         );
     }
 }
@@ -118,21 +95,25 @@ fn prompts_prefill_and_steps_match_transformers() {
         let prompt = m.prompt(&request, frames).unwrap();
         assert_eq!(
             prompt.ids(),
-            ids(&format!("{case}_prompt")),
+            FIXTURE.ids(&format!("{case}_prompt")),
             "{case}: prompt"
         );
 
         let decoder = m.decoder();
-        let greedy = ids(&format!("{case}_greedy"));
-        let steps = floats(&format!("{case}_steps"));
+        let greedy = FIXTURE.ids(&format!("{case}_greedy"));
+        let steps = FIXTURE.floats(&format!("{case}_steps"));
         let mut cache = decoder.new_cache((prompt.len() + GREEDY) as i32).unwrap();
         let embeddings = m.prompt_embeddings(&prompt, &audio).unwrap();
         let prefill = decoder.prefill(&embeddings, &mut cache).unwrap();
-        assert_close(&values(&prefill), &floats(&format!("{case}_prefill")), case);
+        FIXTURE.check(
+            &values(&prefill),
+            &FIXTURE.floats(&format!("{case}_prefill")),
+            case,
+        );
         for (i, &token) in greedy[..GREEDY - 1].iter().enumerate() {
             let logits = decoder.step(token, &mut cache).unwrap();
             let row = &steps[(i + 1) * vocab..(i + 2) * vocab];
-            assert_close(&values(&logits), row, &format!("{case}: step {}", i + 1));
+            FIXTURE.check(&values(&logits), row, &format!("{case}: step {}", i + 1));
         }
     }
 }
@@ -143,10 +124,17 @@ fn greedy_transcripts_match_transformers() {
     let m = model();
     for (case, request) in cases() {
         let transcript = m.transcribe_samples(&samples, &request).unwrap();
-        assert_eq!(transcript.tokens, ids(&format!("{case}_greedy")), "{case}");
+        assert_eq!(
+            transcript.tokens,
+            FIXTURE.ids(&format!("{case}_greedy")),
+            "{case}"
+        );
         let times = transcript.times;
         assert_eq!(times.decoded_tokens, GREEDY);
-        assert_eq!(times.prompt_tokens, ids(&format!("{case}_prompt")).len());
+        assert_eq!(
+            times.prompt_tokens,
+            FIXTURE.ids(&format!("{case}_prompt")).len()
+        );
         if case == "forced" {
             assert_eq!(transcript.language.as_deref(), Some("English"));
             assert_eq!(transcript.text, text("forced_text").trim());

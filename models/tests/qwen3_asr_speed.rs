@@ -19,7 +19,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use asr_converters::out_folder::convert_into_folder;
-use asr_converters::qwen3_asr::{convert_qwen3_asr, Qwen3AsrOptions};
+use asr_converters::qwen3_asr::convert_qwen3_asr;
+use asr_converters::whisper::WeightOptions;
 use asr_models::quantization::Quantization;
 use asr_models::qwen3_asr::{PhaseTimes, Qwen3Asr, Request};
 use asr_models::Activations;
@@ -37,12 +38,12 @@ fn converted(checkpoint: &Path, precision: &str) -> PathBuf {
         "q4" => Some(4),
         other => panic!("unknown precision {other}"),
     };
-    let opts = Qwen3AsrOptions {
+    let opts = WeightOptions {
         quantization: bits.map(|bits| Quantization {
             group_size: 64,
             bits,
         }),
-        ..Qwen3AsrOptions::default()
+        ..WeightOptions::default()
     };
     convert_into_folder(checkpoint, &out, false, |from, staged| {
         convert_qwen3_asr(from, staged, &opts)

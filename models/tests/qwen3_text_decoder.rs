@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use asr_models::qwen3_asr::text_config::TextConfig;
 use asr_models::qwen3_asr::text_decoder::TextDecoder;
 use asr_models::Weights;
-use common::npz_values;
+use common::{values, Fixture};
 use mlx::Array;
 
 const NPZ: &str = "qwen3_asr_text/reference.npz";
@@ -18,6 +18,10 @@ const PREFIX: &str = "model.language_model";
 /// Largest |difference| allowed between our logits and transformers' (f32
 /// sums in another order: up to 7e-6 measured; a wrong RoPE layout gives 6).
 const TOLERANCE: f32 = 1e-4;
+const FIXTURE: Fixture = Fixture {
+    npz: NPZ,
+    tolerance: TOLERANCE,
+};
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3_asr_text")
@@ -31,60 +35,38 @@ fn decoder() -> TextDecoder {
     TextDecoder::load(&weights, PREFIX, &config).unwrap()
 }
 
-fn ids(name: &str) -> Vec<i32> {
-    npz_values(NPZ, name).iter().map(|&v| v as i32).collect()
-}
-
-fn floats(name: &str) -> Vec<f32> {
-    npz_values(NPZ, name).iter().map(|&v| v as f32).collect()
-}
-
-fn values(a: &Array) -> Vec<f32> {
-    a.eval().unwrap();
-    a.to_vec::<f32>().unwrap()
-}
-
-fn assert_close(ours: &[f32], reference: &[f32], what: &str) {
-    assert_eq!(ours.len(), reference.len(), "{what}: length");
-    let worst = ours
-        .iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    assert!(
-        worst <= TOLERANCE,
-        "{what}: max |diff| {worst} > {TOLERANCE}"
-    );
-}
-
 #[test]
 fn prefill_from_ids_matches_every_position() {
     let d = decoder();
-    let prompt = ids("prompt_ids");
+    let prompt = FIXTURE.ids("prompt_ids");
     let mut cache = d.new_cache(32).unwrap();
     let logits = d.forward(&d.embed(&prompt).unwrap(), &mut cache).unwrap();
     assert_eq!(logits.shape(), [prompt.len() as i32, d.config().vocab_size]);
-    assert_close(&values(&logits), &floats("logits_ids"), "prefill (ids)");
+    FIXTURE.check(
+        &values(&logits),
+        &FIXTURE.floats("logits_ids"),
+        "prefill (ids)",
+    );
     assert_eq!(cache.len(), prompt.len() as i32);
 }
 
 #[test]
 fn prefill_from_embeddings_matches() {
     let d = decoder();
-    let embeds = floats("prompt_embeds");
+    let embeds = FIXTURE.floats("prompt_embeds");
     let hidden = d.config().hidden_size;
     let length = embeds.len() as i32 / hidden;
     let embeds = Array::from_slice(&embeds, &[1, length, hidden]).unwrap();
-    let reference = floats("logits_embeds");
+    let reference = FIXTURE.floats("logits_embeds");
 
     let mut cache = d.new_cache(length).unwrap();
     let all = d.forward(&embeds, &mut cache).unwrap();
-    assert_close(&values(&all), &reference, "prefill (embeddings)");
+    FIXTURE.check(&values(&all), &reference, "prefill (embeddings)");
 
     let mut cache = d.new_cache(length).unwrap();
     let last = d.prefill(&embeds, &mut cache).unwrap();
     let vocab = d.config().vocab_size as usize;
-    assert_close(
+    FIXTURE.check(
         &values(&last),
         &reference[reference.len() - vocab..],
         "prefill, last position",
@@ -94,16 +76,16 @@ fn prefill_from_embeddings_matches() {
 #[test]
 fn cached_steps_match_teacher_forcing() {
     let d = decoder();
-    let prompt = ids("prompt_ids");
-    let next = ids("next_ids");
-    let reference = floats("step_logits");
+    let prompt = FIXTURE.ids("prompt_ids");
+    let next = FIXTURE.ids("next_ids");
+    let reference = FIXTURE.floats("step_logits");
     let vocab = d.config().vocab_size as usize;
     let mut cache = d.new_cache((prompt.len() + next.len()) as i32).unwrap();
     d.prefill(&d.embed(&prompt).unwrap(), &mut cache).unwrap();
     for (i, &token) in next.iter().enumerate() {
         let logits = d.step(token, &mut cache).unwrap();
         let row = &reference[i * vocab..(i + 1) * vocab];
-        assert_close(&values(&logits), row, &format!("step {i}"));
+        FIXTURE.check(&values(&logits), row, &format!("step {i}"));
     }
     // The cache is full: one more step is refused, not written past the end.
     assert!(d.step(next[0], &mut cache).is_err());
@@ -112,14 +94,16 @@ fn cached_steps_match_teacher_forcing() {
 #[test]
 fn greedy_tokens_are_identical() {
     let d = decoder();
-    let expected = ids("greedy_ids");
-    let tokens = d.greedy(&ids("prompt_ids"), expected.len(), &[]).unwrap();
+    let expected = FIXTURE.ids("greedy_ids");
+    let tokens = d
+        .greedy(&FIXTURE.ids("prompt_ids"), expected.len(), &[])
+        .unwrap();
     assert_eq!(tokens, expected);
     // Decoding stops at (and keeps) an end token.
     let eos = expected[3];
     let first = expected.iter().position(|&t| t == eos).unwrap();
     let stopped = d
-        .greedy(&ids("prompt_ids"), expected.len(), &[eos])
+        .greedy(&FIXTURE.ids("prompt_ids"), expected.len(), &[eos])
         .unwrap();
     assert_eq!(stopped, expected[..=first]);
 }
@@ -127,9 +111,9 @@ fn greedy_tokens_are_identical() {
 #[test]
 fn rollback_gives_the_logits_of_recomputing() {
     let d = decoder();
-    let prompt = ids("prompt_ids");
-    let next = ids("next_ids");
-    let reference = floats("step_logits");
+    let prompt = FIXTURE.ids("prompt_ids");
+    let next = FIXTURE.ids("next_ids");
+    let reference = FIXTURE.floats("step_logits");
     let vocab = d.config().vocab_size as usize;
     let mut cache = d.new_cache(32).unwrap();
     d.prefill(&d.embed(&prompt).unwrap(), &mut cache).unwrap();
@@ -140,12 +124,12 @@ fn rollback_gives_the_logits_of_recomputing() {
     cache.truncate(prompt.len() as i32).unwrap();
     // Re-decoding the reference tokens from the prompt, one at a time...
     let logits = d.step(next[0], &mut cache).unwrap();
-    assert_close(&values(&logits), &reference[..vocab], "step after rollback");
+    FIXTURE.check(&values(&logits), &reference[..vocab], "step after rollback");
     // ... and several at once (a prefill onto a non-empty cache, causal mask
     // aligned to its end) agree with transformers.
     cache.truncate(prompt.len() as i32).unwrap();
     let chunk = d.forward(&d.embed(&next).unwrap(), &mut cache).unwrap();
-    assert_close(&values(&chunk), &reference, "chunk after rollback");
+    FIXTURE.check(&values(&chunk), &reference, "chunk after rollback");
     assert_eq!(cache.len(), (prompt.len() + next.len()) as i32);
     assert!(cache.truncate(cache.len() + 1).is_err());
 }
@@ -172,12 +156,12 @@ fn steps_write_the_cache_in_place() {
     let buffer_bytes = (c.num_key_value_heads * capacity * c.head_dim * 4) as usize;
     let mut cache = d.new_cache(capacity).unwrap();
     values(
-        &d.prefill(&d.embed(&ids("prompt_ids")).unwrap(), &mut cache)
+        &d.prefill(&d.embed(&FIXTURE.ids("prompt_ids")).unwrap(), &mut cache)
             .unwrap(),
     );
     let before = mlx::memory_stats().unwrap().active;
     mlx::reset_peak_memory();
-    for token in ids("next_ids") {
+    for token in FIXTURE.ids("next_ids") {
         values(&d.step(token, &mut cache).unwrap());
     }
     let peak = mlx::memory_stats().unwrap().peak;

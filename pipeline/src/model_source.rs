@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use asr_converters::cache_lock::lock_entry;
 use asr_converters::hub::{self, HubOptions, HubSpec};
 use asr_converters::out_folder::convert_into_folder;
-use asr_converters::parakeet::{self, convert_parakeet, ParakeetOptions};
-use asr_converters::qwen3_asr::{self, convert_qwen3_asr, Qwen3AsrOptions};
-use asr_converters::whisper::{convert_whisper, OutputDtype, WriteError, WriteOptions};
+use asr_converters::parakeet::{self, convert_parakeet};
+use asr_converters::qwen3_asr::{self, convert_qwen3_asr};
+use asr_converters::whisper::{
+    convert_whisper, OutputDtype, WeightOptions, WriteError, WriteOptions,
+};
 use asr_converters::ConvertError;
 use asr_converters::{registry, safetensors};
 use asr_models::Quantization;
@@ -54,13 +56,17 @@ pub const WHISPER: Conversion = Conversion {
 /// Parakeet: `.nemo` files, mlx-community and transformers folders.
 pub const PARAKEET: Conversion = Conversion {
     repo_files: parakeet::repo_files,
-    convert: convert_parakeet_into,
+    convert: |source, cached, quantize| {
+        convert_f32_into(convert_parakeet, source, cached, quantize)
+    },
 };
 
 /// Qwen3-ASR: Qwen's checkpoints and transformers' layout.
 pub const QWEN3_ASR: Conversion = Conversion {
     repo_files: qwen3_asr::repo_files,
-    convert: convert_qwen3_asr_into,
+    convert: |source, cached, quantize| {
+        convert_f32_into(convert_qwen3_asr, source, cached, quantize)
+    },
 };
 
 /// The MLX folder for `spec`: used as is when it already is one, otherwise
@@ -76,36 +82,22 @@ pub fn resolve_model(
     resolve_model_in(spec, quantize, conversion, &ModelSources::from_env())
 }
 
-/// Converts a Parakeet checkpoint `source` into the cache folder `cached`
-/// (whose lock is held), in f32.
-fn convert_parakeet_into(
-    source: &Path,
-    cached: &Path,
-    quantize: Option<Quantization>,
-) -> Result<(), ConvertError> {
-    let opts = ParakeetOptions {
-        quantization: quantize,
-        ..ParakeetOptions::default()
-    };
-    convert_into_folder(source, cached, false, |from, out| {
-        convert_parakeet(from, out, &opts)
-    })
-}
+/// A family converter reading a checkpoint into an MLX folder.
+type FamilyConverter = fn(&Path, &Path, &WeightOptions) -> Result<(), ConvertError>;
 
-/// Converts a Qwen3-ASR checkpoint `source` into the cache folder `cached`
-/// (whose lock is held), in f32.
-fn convert_qwen3_asr_into(
+/// Converts checkpoint `source` with `convert` into the cache folder
+/// `cached` (whose lock is held), in f32.
+fn convert_f32_into(
+    convert: FamilyConverter,
     source: &Path,
     cached: &Path,
     quantize: Option<Quantization>,
 ) -> Result<(), ConvertError> {
-    let opts = Qwen3AsrOptions {
+    let opts = WeightOptions {
         quantization: quantize,
-        ..Qwen3AsrOptions::default()
+        ..WeightOptions::default()
     };
-    convert_into_folder(source, cached, false, |from, out| {
-        convert_qwen3_asr(from, out, &opts)
-    })
+    convert_into_folder(source, cached, false, |from, out| convert(from, out, &opts))
 }
 
 /// What kind of source `spec` names, given whether it exists as a path.

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use asr_converters::out_folder::convert_into_folder;
-use asr_converters::parakeet::{convert_parakeet, ParakeetOptions};
-use asr_converters::qwen3_asr::{convert_qwen3_asr, Qwen3AsrOptions};
-use asr_converters::whisper::{convert_whisper, OutputDtype, WriteOptions};
+use asr_converters::parakeet::convert_parakeet;
+use asr_converters::qwen3_asr::convert_qwen3_asr;
+use asr_converters::whisper::{convert_whisper, OutputDtype, WeightOptions, WriteOptions};
 use asr_converters::{segmentation, silero, speaker_encoder, wav2vec2, ConvertError};
 use asr_pipeline::{Quantization, Quantize};
 
@@ -136,8 +136,8 @@ fn parse_group_size(text: &str) -> Result<i32, String> {
 pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
     let convert: fn(&Path, &Path) -> Result<(), ConvertError> = match args.family {
         Family::Whisper => return convert_whisper_checkpoint(args, quiet),
-        Family::Parakeet => return convert_parakeet_checkpoint(args),
-        Family::Qwen3Asr => return convert_qwen3_asr_checkpoint(args),
+        Family::Parakeet => return convert_family_checkpoint(args, convert_parakeet),
+        Family::Qwen3Asr => return convert_family_checkpoint(args, convert_qwen3_asr),
         Family::SileroVad => silero::convert_silero,
         Family::PyannoteSegmentation => segmentation::convert_segmentation,
         Family::Resemblyzer => speaker_encoder::convert_resemblyzer,
@@ -170,22 +170,17 @@ fn f32_unless_asked(args: &ConvertArgs) -> (OutputDtype, Option<Quantization>) {
     )
 }
 
-fn convert_parakeet_checkpoint(args: ConvertArgs) -> Result<()> {
+/// A Parakeet or Qwen3-ASR checkpoint, f32 unless asked.
+fn convert_family_checkpoint(
+    args: ConvertArgs,
+    convert: fn(&Path, &Path, &WeightOptions) -> Result<(), ConvertError>,
+) -> Result<()> {
     let (dtype, quantization) = f32_unless_asked(&args);
-    let opts = ParakeetOptions {
+    let opts = WeightOptions {
         dtype,
         quantization,
     };
-    write_folder(&args, |from, out| convert_parakeet(from, out, &opts))
-}
-
-fn convert_qwen3_asr_checkpoint(args: ConvertArgs) -> Result<()> {
-    let (dtype, quantization) = f32_unless_asked(&args);
-    let opts = Qwen3AsrOptions {
-        dtype,
-        quantization,
-    };
-    write_folder(&args, |from, out| convert_qwen3_asr(from, out, &opts))
+    write_folder(&args, |from, out| convert(from, out, &opts))
 }
 
 /// Converts `--from` into `--out` with `convert`.

@@ -25,7 +25,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use asr_models::parakeet::ParakeetConfig;
-use asr_models::quantization::Quantization;
 use asr_models::ModelConfig;
 use mlx::Array;
 
@@ -33,36 +32,16 @@ use crate::error::{ConvertError, Result};
 use crate::expected::check_tensor_set;
 use crate::state_dict::load_state_dict;
 use crate::tensor::RawTensor;
-use crate::whisper::{insert_quantized, raw_to_array, OutputDtype, WriteError};
+use crate::whisper::{insert_quantized, raw_to_array, WeightOptions, WriteError};
 
 /// Changes whenever the folder this module writes changes, so that cached
 /// conversions are made again.
 pub const CONVERTER_VERSION: &str = "parakeet-1";
 
-/// How the weights are written.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct ParakeetOptions {
-    /// Floating-point type of every unquantized tensor.
-    pub dtype: OutputDtype,
-    /// Affine quantization of the linear layers' weights (as MLX's
-    /// `nn.quantize` does: those whose rows divide into groups; convolutions,
-    /// norms, the embedding and the LSTM stay as they are).
-    pub quantization: Option<Quantization>,
-}
-
-impl Default for ParakeetOptions {
-    fn default() -> ParakeetOptions {
-        ParakeetOptions {
-            dtype: OutputDtype::F32,
-            quantization: None,
-        }
-    }
-}
-
 /// Writes the MLX folder of Parakeet checkpoint `source` (a `.nemo` file, a
 /// folder holding one, or an mlx-community or transformers folder) into the
 /// existing empty folder `out_dir`.
-pub fn convert_parakeet(source: &Path, out_dir: &Path, opts: &ParakeetOptions) -> Result<()> {
+pub fn convert_parakeet(source: &Path, out_dir: &Path, opts: &WeightOptions) -> Result<()> {
     if let Some(q) = opts.quantization {
         q.check().map_err(WriteError::from)?;
     }
@@ -206,7 +185,7 @@ fn is_linear_weight(name: &str, array: &Array) -> bool {
 /// The tensors in the written dtype, linear weights quantized when asked.
 fn to_output(
     tensors: BTreeMap<String, Array>,
-    opts: &ParakeetOptions,
+    opts: &WeightOptions,
 ) -> Result<BTreeMap<String, Array>> {
     let mut out = BTreeMap::new();
     for (name, array) in tensors {

@@ -32,32 +32,12 @@ use mlx::{Array, Dtype};
 use crate::error::{ConvertError, Result};
 use crate::expected::check_tensor_set;
 use crate::safetensors::TensorWriter;
-use crate::whisper::{insert_quantized, raw_to_array, OutputDtype, WriteError, COMPANION_FILES};
+use crate::whisper::{insert_quantized, raw_to_array, WeightOptions, WriteError, COMPANION_FILES};
 use source::{read_config, read_tensors, Tensors};
 
 /// Changes whenever the folder this module writes changes, so that cached
 /// conversions are made again.
 pub const CONVERTER_VERSION: &str = "qwen3-asr-1";
-
-/// How the weights are written.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Qwen3AsrOptions {
-    /// Floating-point type of every unquantized tensor.
-    pub dtype: OutputDtype,
-    /// Affine quantization, as MLX's `nn.quantize` does to linear layers and
-    /// the embedding table: every matrix whose rows divide into groups
-    /// (the conv stem, norms and biases stay as they are).
-    pub quantization: Option<Quantization>,
-}
-
-impl Default for Qwen3AsrOptions {
-    fn default() -> Qwen3AsrOptions {
-        Qwen3AsrOptions {
-            dtype: OutputDtype::F32,
-            quantization: None,
-        }
-    }
-}
 
 /// The weight files a Hub repo of Qwen3-ASR may hold, preferred first (an
 /// index brings its shards).
@@ -92,7 +72,7 @@ pub fn repo_files(listing: &BTreeSet<String>) -> std::result::Result<Vec<String>
 
 /// Writes the MLX folder of the Qwen3-ASR checkpoint folder `source` into
 /// the existing empty folder `out_dir`.
-pub fn convert_qwen3_asr(source: &Path, out_dir: &Path, opts: &Qwen3AsrOptions) -> Result<()> {
+pub fn convert_qwen3_asr(source: &Path, out_dir: &Path, opts: &WeightOptions) -> Result<()> {
     if let Some(q) = opts.quantization {
         q.check().map_err(WriteError::from)?;
     }
@@ -225,7 +205,7 @@ fn file_dtype(dtype: Dtype) -> Option<safetensors::Dtype> {
 fn write_weights(
     tensors: &Tensors,
     path: &Path,
-    opts: &Qwen3AsrOptions,
+    opts: &WeightOptions,
     block_elements: usize,
 ) -> Result<()> {
     let float = file_dtype(opts.dtype.mlx()).expect("output dtypes are floats");
@@ -301,9 +281,9 @@ mod tests {
             bits: 4,
         };
         for quantization in [None, Some(q4)] {
-            let opts = Qwen3AsrOptions {
-                dtype: OutputDtype::F32,
+            let opts = WeightOptions {
                 quantization,
+                ..WeightOptions::default()
             };
             let whole = dir.path().join("whole.safetensors");
             let blocks = dir.path().join("blocks.safetensors");

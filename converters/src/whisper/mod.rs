@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 pub use load::{load_whisper, LoadedWhisper, COMPANION_FILES};
 pub use names::{expected_tensors, is_quantizable, rule, Rule, SourceLayout};
 pub(crate) use write::insert_quantized;
-pub use write::{raw_to_array, write_mlx_whisper, OutputDtype, WriteError, WriteOptions};
+pub use write::{
+    raw_to_array, write_mlx_whisper, OutputDtype, WeightOptions, WriteError, WriteOptions,
+};
 
 use asr_models::whisper::WhisperDims;
 

@@ -37,6 +37,25 @@ impl OutputDtype {
     }
 }
 
+/// How a family converter (Parakeet, Qwen3-ASR) writes the weights: the
+/// floating-point type of every unquantized tensor, and the affine
+/// quantization of the matrices its family quantizes (each converter says
+/// which).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct WeightOptions {
+    pub dtype: OutputDtype,
+    pub quantization: Option<Quantization>,
+}
+
+impl Default for WeightOptions {
+    fn default() -> WeightOptions {
+        WeightOptions {
+            dtype: OutputDtype::F32,
+            quantization: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct WriteOptions {
     pub dtype: OutputDtype,

@@ -91,18 +91,25 @@ void array_vec_push(ArrayVec& v, const array& a) { v.items.push_back(a); }
 size_t array_vec_len(const ArrayVec& v) { return v.items.size(); }
 ArrayPtr array_vec_get(const ArrayVec& v, size_t i) { return own(v.items.at(i)); }
 
-ArrayPtr from_bytes(rust::Slice<const uint8_t> data, I32s shape, uint8_t dtype) {
-  auto dt = to_dtype(dtype);
-  auto sh = to_shape(shape);
-  size_t count = 1;
+// The bytes of an array of shape `sh` and type `dt`; negative dimensions
+// are refused.
+static size_t byte_count(const mx::Shape& sh, mx::Dtype dt) {
+  size_t count = mx::size_of(dt);
   for (auto d : sh) {
     if (d < 0) throw std::invalid_argument("negative dimension in shape");
     count *= static_cast<size_t>(d);
   }
-  if (count * mx::size_of(dt) != data.size()) {
+  return count;
+}
+
+ArrayPtr from_bytes(rust::Slice<const uint8_t> data, I32s shape, uint8_t dtype) {
+  auto dt = to_dtype(dtype);
+  auto sh = to_shape(shape);
+  size_t nbytes = byte_count(sh, dt);
+  if (nbytes != data.size()) {
     throw std::invalid_argument("byte length " + std::to_string(data.size()) +
-                                " does not match shape and dtype (" +
-                                std::to_string(count * mx::size_of(dt)) + " bytes)");
+                                " does not match shape and dtype (" + std::to_string(nbytes) +
+                                " bytes)");
   }
   auto buffer = mx::allocator::malloc(data.size());
   if (data.size() > 0) std::memcpy(buffer.raw_ptr(), data.data(), data.size());
@@ -591,11 +598,7 @@ std::unique_ptr<MappedFile> mapped_file(rust::Box<Mapping> mapping) {
 ArrayPtr array_over_mapping(const MappedFile& file, size_t offset, I32s shape, uint8_t dtype) {
   auto dt = to_dtype(dtype);
   auto sh = to_shape(shape);
-  size_t nbytes = mx::size_of(dt);
-  for (auto d : sh) {
-    if (d < 0) throw std::invalid_argument("negative dimension in shape");
-    nbytes *= static_cast<size_t>(d);
-  }
+  size_t nbytes = byte_count(sh, dt);
   // The word before the bytes must lie in the mapping too (see below).
   if (nbytes == 0 || offset < sizeof(size_t) || offset % mx::size_of(dt) != 0 ||
       offset > file.len || nbytes > file.len - offset) {
@@ -627,11 +630,7 @@ ArrayPtr array_over_mapping(const MappedFile& file, size_t offset, I32s shape, u
 ArrayPtr read_array(int32_t fd, uint64_t offset, I32s shape, uint8_t dtype) {
   auto dt = to_dtype(dtype);
   auto sh = to_shape(shape);
-  size_t nbytes = mx::size_of(dt);
-  for (auto d : sh) {
-    if (d < 0) throw std::invalid_argument("negative dimension in shape");
-    nbytes *= static_cast<size_t>(d);
-  }
+  size_t nbytes = byte_count(sh, dt);
   auto buffer = mx::allocator::malloc(nbytes);
   auto* out = static_cast<char*>(buffer.raw_ptr());
   for (size_t done = 0; done < nbytes;) {

@@ -62,3 +62,58 @@ pub fn read_wav(path: &Path) -> Vec<f32> {
         .map(|s| f32::from(s.unwrap()) / 32768.0)
         .collect()
 }
+
+/// One `.npz` fixture under `tests/fixtures/` and the largest difference
+/// its float arrays allow.
+#[allow(dead_code)]
+pub struct Fixture {
+    pub npz: &'static str,
+    pub tolerance: f32,
+}
+
+#[allow(dead_code)]
+impl Fixture {
+    /// Integer array `name` (token ids).
+    pub fn ids(&self, name: &str) -> Vec<i32> {
+        npz_values(self.npz, name)
+            .iter()
+            .map(|&v| v as i32)
+            .collect()
+    }
+
+    /// Array `name` as f32.
+    pub fn floats(&self, name: &str) -> Vec<f32> {
+        npz_values(self.npz, name)
+            .iter()
+            .map(|&v| v as f32)
+            .collect()
+    }
+
+    /// Asserts that `ours` is within the tolerance of `reference`.
+    pub fn check(&self, ours: &[f32], reference: &[f32], what: &str) {
+        assert_close(ours, reference, self.tolerance, what);
+    }
+}
+
+/// An array's values, evaluated.
+#[allow(dead_code)]
+pub fn values(a: &mlx::Array) -> Vec<f32> {
+    a.eval().unwrap();
+    a.to_vec::<f32>().unwrap()
+}
+
+/// Asserts that `ours` and `reference` differ by at most `tolerance`
+/// anywhere.
+#[allow(dead_code)]
+pub fn assert_close(ours: &[f32], reference: &[f32], tolerance: f32, what: &str) {
+    assert_eq!(ours.len(), reference.len(), "{what}: length");
+    let worst = ours
+        .iter()
+        .zip(reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        worst <= tolerance,
+        "{what}: max |diff| {worst} > {tolerance}"
+    );
+}

@@ -16,12 +16,13 @@ pub mod whisper;
 
 use asr_converters::ConvertError;
 use asr_models::LoadError;
-use asr_models::Quantize;
+use asr_models::{Activations, Quantize};
 
 use super::audio::{AudioBlocks, AudioError};
 use super::features::FrameError;
 use super::StageInfo;
 use crate::config::decode::DecodeOptions;
+use crate::model_source;
 use crate::transcript::{Progress, Transcript};
 
 #[derive(Debug, thiserror::Error)]
@@ -127,4 +128,60 @@ pub static FAMILIES: &[&dyn RecognizerFamily] = &[
 /// The family that reads `model`, if any does.
 pub fn family_for(model: &str) -> Option<&'static dyn RecognizerFamily> {
     FAMILIES.iter().copied().find(|f| f.accepts(model))
+}
+
+/// A family's check of `settings`: the decode settings' own problems, then
+/// those the family names (`refused`), then the model source's.
+pub(crate) fn check_settings(
+    settings: &RecognizerSettings<'_>,
+    refused: Vec<String>,
+) -> Result<(), Vec<String>> {
+    let mut problems = settings.decode.problems();
+    problems.extend(refused);
+    problems.extend(model_source::problem(
+        settings.model,
+        settings.quantize.weights,
+    ));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// How quantized weights are stored and multiplied, as a stage description
+/// continues: ", 8-bit weights in groups of 64, int8 activations", or
+/// nothing for float weights.
+pub(crate) fn quantization_note(quantize: Quantize) -> String {
+    let Some(q) = quantize.weights else {
+        return String::new();
+    };
+    let activations = match quantize.activations {
+        Activations::Int8 => ", int8 activations",
+        Activations::F32 => "",
+    };
+    format!(
+        ", {}-bit weights in groups of {}{activations}",
+        q.bits, q.group_size
+    )
+}
+
+/// The sampling and beam-search settings a greedy decoder cannot honour,
+/// each named with `why` (a first temperature of 0 is greedy; Whisper's
+/// fallback temperatures after it never apply and are let be).
+pub(crate) fn greedy_only_problems(d: &DecodeOptions, why: &str) -> Vec<String> {
+    [
+        (
+            "temperature",
+            d.temperature.first().is_some_and(|&t| t > 0.0),
+        ),
+        ("beam_size", d.beam_size.is_some_and(|b| b > 1)),
+        ("best_of", d.best_of.is_some_and(|b| b > 1)),
+        ("patience", d.patience.is_some()),
+        ("length_penalty", d.length_penalty.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(key, _)| format!("decode.{key}: {why}"))
+    .collect()
 }

@@ -5,14 +5,14 @@
 use std::path::Path;
 
 use asr_models::parakeet::{Head, ParakeetConfig, CTC_TARGET, HYBRID_TARGET, RNNT_TARGET};
-use asr_models::{Activations, ModelConfig};
+use asr_models::ModelConfig;
 
 use super::{ParakeetTranscriber, CHUNK_SECONDS, OVERLAP_SECONDS};
 use crate::config::decode::{DecodeOptions, Task};
-use crate::model_source;
 use crate::stages::align::AlignStage;
 use crate::stages::transcribe::{
-    Blocks, Recognizer, RecognizerFamily, RecognizerSettings, TranscribeError,
+    check_settings, greedy_only_problems, quantization_note, Blocks, Recognizer, RecognizerFamily,
+    RecognizerSettings, TranscribeError,
 };
 use crate::stages::{Data, StageInfo};
 use crate::transcript::{Progress, Transcript};
@@ -42,24 +42,9 @@ impl RecognizerFamily for ParakeetFamily {
     }
 
     fn plan(&self, settings: &RecognizerSettings<'_>) -> Result<Vec<StageInfo>, Vec<String>> {
-        let mut problems = settings.decode.problems();
-        problems.extend(unsupported_options(settings.decode));
-        problems.extend(model_source::problem(
-            settings.model,
-            settings.quantize.weights,
-        ));
-        if !problems.is_empty() {
-            return Err(problems);
-        }
+        check_settings(settings, unsupported_options(settings.decode))?;
         let config = ParakeetConfig::load(&Path::new(settings.model).join("config.json")).ok();
-        let quantize = settings.quantize;
-        let weights = quantize.weights.map_or(String::new(), |q| {
-            format!(", {}-bit weights in groups of {}", q.bits, q.group_size)
-        });
-        let activations = match quantize.activations {
-            Activations::Int8 if quantize.weights.is_some() => ", int8 activations",
-            _ => "",
-        };
+        let quantization = quantization_note(settings.quantize);
         let (mels, encoder, decoder) = match &config {
             Some(c) => (
                 format!("{} mel bins", c.preprocessor.features),
@@ -94,7 +79,7 @@ impl RecognizerFamily for ParakeetFamily {
             StageInfo::new(
                 "encoder",
                 format!(
-                    "FastConformer encoder ({}; {encoder}{weights}{activations}), per chunk",
+                    "FastConformer encoder ({}; {encoder}{quantization}), per chunk",
                     settings.model
                 ),
                 Data::Features,
@@ -147,11 +132,8 @@ fn is_parakeet_config(folder: &Path) -> bool {
 }
 
 /// Decode settings Whisper reads that a Parakeet model cannot honour, so a
-/// config that sets them fails at the check rather than being ignored
-/// (Whisper's fallback temperatures after a first 0 never apply to greedy
-/// decoding and are let be).
+/// config that sets them fails at the check rather than being ignored.
 fn unsupported_options(d: &DecodeOptions) -> Vec<String> {
-    let why = "Parakeet models decode greedily";
     let mut out = Vec::new();
     if d.task == Task::Translate {
         out.push("decode.task: Parakeet models only transcribe".to_string());
@@ -163,20 +145,7 @@ fn unsupported_options(d: &DecodeOptions) -> Vec<String> {
                 .into(),
         );
     }
-    for (key, set) in [
-        (
-            "temperature",
-            d.temperature.first().is_some_and(|&t| t > 0.0),
-        ),
-        ("beam_size", d.beam_size.is_some_and(|b| b > 1)),
-        ("best_of", d.best_of.is_some_and(|b| b > 1)),
-        ("patience", d.patience.is_some()),
-        ("length_penalty", d.length_penalty.is_some()),
-    ] {
-        if set {
-            out.push(format!("decode.{key}: {why}"));
-        }
-    }
+    out.extend(greedy_only_problems(d, "Parakeet models decode greedily"));
     for (key, set) in [
         ("initial_prompt", d.initial_prompt.is_some()),
         ("prefix", d.prefix.is_some()),

@@ -6,13 +6,13 @@ use std::path::Path;
 
 use asr_models::qwen3_asr::prompt::{language_name, LANGUAGES};
 use asr_models::qwen3_asr::{Qwen3AsrConfig, Request};
-use asr_models::{Activations, ModelConfig};
+use asr_models::ModelConfig;
 
 use super::{Qwen3AsrTranscriber, SEARCH_SECONDS, SEGMENT_SECONDS};
 use crate::config::decode::{DecodeOptions, Task};
-use crate::model_source;
 use crate::stages::transcribe::{
-    Blocks, Recognizer, RecognizerFamily, RecognizerSettings, TranscribeError,
+    check_settings, greedy_only_problems, quantization_note, Blocks, Recognizer, RecognizerFamily,
+    RecognizerSettings, TranscribeError,
 };
 use crate::stages::{Data, StageInfo};
 use crate::transcript::{Progress, Transcript};
@@ -41,24 +41,9 @@ impl RecognizerFamily for Qwen3AsrFamily {
     }
 
     fn plan(&self, settings: &RecognizerSettings<'_>) -> Result<Vec<StageInfo>, Vec<String>> {
-        let mut problems = settings.decode.problems();
-        problems.extend(unsupported_options(settings.decode));
-        problems.extend(model_source::problem(
-            settings.model,
-            settings.quantize.weights,
-        ));
-        if !problems.is_empty() {
-            return Err(problems);
-        }
+        check_settings(settings, unsupported_options(settings.decode))?;
         let config = Qwen3AsrConfig::load(&Path::new(settings.model).join("config.json")).ok();
-        let quantize = settings.quantize;
-        let weights = quantize.weights.map_or(String::new(), |q| {
-            format!(", {}-bit weights in groups of {}", q.bits, q.group_size)
-        });
-        let activations = match quantize.activations {
-            Activations::Int8 if quantize.weights.is_some() => ", int8 activations",
-            _ => "",
-        };
+        let quantization = quantization_note(settings.quantize);
         let (mels, encoder, decoder) = match &config {
             Some(c) => (
                 format!("{} mel bins", c.audio_config.num_mel_bins),
@@ -100,7 +85,7 @@ impl RecognizerFamily for Qwen3AsrFamily {
             StageInfo::new(
                 "encoder",
                 format!(
-                    "Qwen3-ASR audio encoder + projector ({}; {encoder}{weights}{activations})",
+                    "Qwen3-ASR audio encoder + projector ({}; {encoder}{quantization})",
                     settings.model
                 ),
                 Data::Features,
@@ -177,7 +162,6 @@ fn is_qwen3_asr_config(folder: &Path) -> bool {
 /// Decode settings that a Qwen3-ASR model cannot honour, so a config that
 /// sets them fails at the check rather than being ignored.
 fn unsupported_options(d: &DecodeOptions) -> Vec<String> {
-    let why = "Qwen3-ASR models decode greedily";
     let mut out = Vec::new();
     if d.task == Task::Translate {
         out.push("decode.task: Qwen3-ASR models only transcribe".to_string());
@@ -191,20 +175,7 @@ fn unsupported_options(d: &DecodeOptions) -> Vec<String> {
             ));
         }
     }
-    for (key, set) in [
-        (
-            "temperature",
-            d.temperature.first().is_some_and(|&t| t > 0.0),
-        ),
-        ("beam_size", d.beam_size.is_some_and(|b| b > 1)),
-        ("best_of", d.best_of.is_some_and(|b| b > 1)),
-        ("patience", d.patience.is_some()),
-        ("length_penalty", d.length_penalty.is_some()),
-    ] {
-        if set {
-            out.push(format!("decode.{key}: {why}"));
-        }
-    }
+    out.extend(greedy_only_problems(d, "Qwen3-ASR models decode greedily"));
     if d.prefix.is_some() {
         out.push(
             "decode.prefix: Qwen3-ASR models take context (decode.initial_prompt), not a prefix"
