@@ -100,16 +100,31 @@ impl Qwen3Asr {
         let config = Qwen3AsrConfig::load(&config_path).map_err(LoadError::Config)?;
         let path = dir.join("weights.safetensors");
         let werr = |error| LoadError::weights(&path, error);
-        let weights = Weights::load(&path, config.quantization)
-            .map_err(werr)?
-            .with_activations(activations);
-        let encoder =
-            AudioEncoder::load(&weights, AUDIO_PREFIX, &config.audio_config).map_err(werr)?;
-        let decoder =
-            TextDecoder::load(&weights, TEXT_PREFIX, &config.text_config).map_err(werr)?;
-        let all: Vec<&Array> = weights.arrays().map(|(_, a)| a).collect();
-        mlx::eval(&all).map_err(|e| werr(WeightError::Mlx(e)))?;
-        let tokenizer = Qwen3Tokenizer::load(dir).map_err(LoadError::Config)?;
+        // Building the BPE (150k merges) takes as long as reading the 8-bit
+        // 0.6B's weights: the two run side by side.
+        let (networks, tokenizer) = std::thread::scope(|scope| {
+            let tokenizer = scope.spawn(|| Qwen3Tokenizer::load(dir));
+            let networks = (|| {
+                let weights =
+                    Weights::load(&path, config.quantization)?.with_activations(activations);
+                let encoder = AudioEncoder::load(&weights, AUDIO_PREFIX, &config.audio_config)?;
+                let decoder = TextDecoder::load(&weights, TEXT_PREFIX, &config.text_config)?;
+                let all: Vec<&Array> = weights.arrays().map(|(_, a)| a).collect();
+                mlx::eval(&all)?;
+                Ok((encoder, decoder))
+            })()
+            .map_err(werr);
+            (networks, tokenizer.join())
+        });
+        let (encoder, decoder) = networks?;
+        let tokenizer = tokenizer
+            .map_err(|_| {
+                LoadError::Config(format!(
+                    "{}: the tokenizer's reader panicked",
+                    dir.display()
+                ))
+            })?
+            .map_err(LoadError::Config)?;
         if tokenizer.special.audio_pad != config.audio_token_id {
             return Err(LoadError::Config(format!(
                 "{}: audio_token_id {} is not the tokenizer's <|audio_pad|> ({})",
