@@ -1,5 +1,5 @@
 //! Seconds and peak memory of loading a safetensors file and evaluating every
-//! tensor: MLX's reader (`load`: each tensor read into a fresh buffer) against
+//! tensor: the reader (`load`: each tensor read into a fresh buffer) against
 //! the mapping (`map`: tensors read in place from the page cache), then of
 //! reading every tensor once (a sum), which brings mapped pages in.
 //!

@@ -108,7 +108,7 @@ impl TensorSpec {
     }
 }
 
-/// MLX's dtype for a safetensors dtype: as MLX's own reader, the 8-bit float
+/// MLX's dtype for a safetensors dtype: as MLX's own reader does, the 8-bit float
 /// formats MLX lacks come as their raw bytes (`U8`).
 fn mlx_dtype(dtype: safetensors::Dtype) -> Option<Dtype> {
     use safetensors::Dtype as S;
@@ -193,8 +193,8 @@ fn tensor_specs(
 /// own instead, as are empty tensors. Files from [`save_safetensors`] and
 /// from Hugging Face's writer have no such tensor; those of MLX's own writer
 /// (`mx.save_safetensors`, which neither pads its header nor orders tensors
-/// by element size) mostly do, and load about as fast as MLX's reader
-/// would load them.
+/// by element size) mostly do, and are then mostly read as
+/// [`load_safetensors`] reads them.
 ///
 /// On the CPU backend the arrays are zero-copy; GPU backends adopt the
 /// memory where their allocator can, and copy otherwise.
