@@ -38,6 +38,8 @@ import torch
 from safetensors.torch import save_file
 from transformers import Qwen3ASRConfig, Qwen3ASRForConditionalGeneration
 
+from make_qwen3_asr_fixtures import SPECIAL
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "converters/tests/fixtures/qwen3_asr"
 
@@ -67,15 +69,6 @@ TEXT = dict(
 # tokens after them (the model config's audio token is `<|audio_pad|>`'s id).
 PIECES = list("abcdehlnorstw") + ["Ġ", "he", "ll", "Ġw", "or"]
 MERGES = ["h e", "l l", "Ġ w", "o r"]
-SPECIAL = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|audio_start|>",
-    "<|audio_end|>",
-    "<|audio_pad|>",
-    "<asr_text>",
-]
 AUDIO_TOKEN = len(PIECES) + SPECIAL.index("<|audio_pad|>")
 
 

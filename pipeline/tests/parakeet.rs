@@ -13,6 +13,9 @@ use asr_pipeline::stages::transcribe::parakeet::{
 use asr_pipeline::{DecodeOptions, Pipeline, Quantize};
 use serde::Deserialize;
 
+mod common;
+use common::{assert_refused, stage_lines};
+
 const SAMPLE_RATE: usize = 16_000;
 
 fn fixture(name: &str) -> PathBuf {
@@ -183,37 +186,14 @@ fn long_recordings_are_joined_from_overlapping_chunks_at_each_overlaps_middle() 
 
 #[test]
 fn whisper_only_settings_are_refused_by_name() {
-    let toml = format!(
-        "model = {:?}\n[decode]\nlanguage = \"en\"\nbeam_size = 5\ninitial_prompt = \"x\"\ntemperature = 0.4\n",
-        tiny_model()
-    );
-    let err = match Pipeline::from_toml(&toml, Path::new(".")) {
-        Err(e) => e.to_string(),
-        Ok(_) => panic!("a Parakeet model took Whisper's settings"),
-    };
-    for key in [
-        "decode.language",
-        "decode.beam_size",
-        "decode.initial_prompt",
-    ] {
-        assert!(err.contains(key), "{err}");
-    }
+    let decode = "language = \"en\"\nbeam_size = 5\ninitial_prompt = \"x\"\ntemperature = 0.4\n";
+    let keys = ["language", "beam_size", "initial_prompt"];
+    assert_refused(&tiny_model(), decode, &keys);
 }
 
 #[test]
 fn the_plan_names_the_parakeet_stages() {
-    let pipeline = Pipeline::builder()
-        .model(tiny_model())
-        .quantize(Quantize::default())
-        .build()
-        .unwrap();
-    let stages: Vec<String> = pipeline
-        .stages()
-        .stages
-        .iter()
-        .map(|s| format!("{}: {}", s.name, s.implementation))
-        .collect();
-    let text = stages.join("\n");
+    let text = stage_lines(&tiny_model());
     assert!(text.contains("NeMo log-mel on MLX (16 mel bins)"), "{text}");
     assert!(text.contains("FastConformer encoder"), "{text}");
     assert!(text.contains("greedy TDT decoding"), "{text}");

@@ -11,6 +11,9 @@ use asr_pipeline::stages::transcribe::qwen3_asr::{
 };
 use asr_pipeline::{DecodeOptions, Pipeline, Quantize};
 
+mod common;
+use common::{assert_refused, stage_lines};
+
 const SAMPLE_RATE: usize = 16_000;
 
 fn tiny_model() -> String {
@@ -117,38 +120,15 @@ fn long_recordings_are_cut_in_the_quietest_moment_near_each_boundary() {
 
 #[test]
 fn settings_the_model_cannot_honour_are_refused_by_name() {
-    let toml = format!(
-        "model = {:?}\n[decode]\nlanguage = \"tlh\"\nbeam_size = 5\ntask = \"translate\"\nword_timestamps = true\n",
-        tiny_model()
-    );
-    let err = match Pipeline::from_toml(&toml, Path::new(".")) {
-        Err(e) => e.to_string(),
-        Ok(_) => panic!("a Qwen3-ASR model took Whisper's settings"),
-    };
-    for key in [
-        "decode.language",
-        "decode.beam_size",
-        "decode.task",
-        "decode.word_timestamps",
-    ] {
-        assert!(err.contains(key), "{err}");
-    }
+    let decode =
+        "language = \"tlh\"\nbeam_size = 5\ntask = \"translate\"\nword_timestamps = true\n";
+    let keys = ["language", "beam_size", "task", "word_timestamps"];
+    assert_refused(&tiny_model(), decode, &keys);
 }
 
 #[test]
 fn the_plan_names_the_qwen3_asr_stages() {
-    let pipeline = Pipeline::builder()
-        .model(tiny_model())
-        .quantize(Quantize::default())
-        .build()
-        .unwrap();
-    let text: Vec<String> = pipeline
-        .stages()
-        .stages
-        .iter()
-        .map(|s| format!("{}: {}", s.name, s.implementation))
-        .collect();
-    let text = text.join("\n");
+    let text = stage_lines(&tiny_model());
     assert!(
         text.contains("Whisper log-mel on MLX (128 mel bins)"),
         "{text}"
