@@ -14,7 +14,7 @@ use asr_pipeline::{DecodeOptions, Pipeline, Quantize};
 use serde::Deserialize;
 
 mod common;
-use common::{assert_refused, stage_lines};
+use common::{assert_refused, jfk, read_jfk, stage_lines};
 
 const SAMPLE_RATE: usize = 16_000;
 
@@ -22,10 +22,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-fn jfk() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/audio/jfk.wav")
 }
 
 fn tiny_model() -> String {
@@ -113,15 +109,6 @@ fn word_starts() -> Vec<bool> {
         .unwrap()
         .iter()
         .map(|p| p.as_str().unwrap().starts_with('▁'))
-        .collect()
-}
-
-fn read_jfk() -> Vec<f32> {
-    let bytes = std::fs::read(jfk()).unwrap();
-    // 16-bit mono PCM after a 44-byte header.
-    bytes[44..]
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
         .collect()
 }
 

@@ -3,7 +3,7 @@
 //! settings reach the prompt, long recordings are cut in silence, and
 //! settings the model cannot honour are refused by name.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use asr_models::qwen3_asr::Request;
 use asr_pipeline::stages::transcribe::qwen3_asr::{
@@ -12,7 +12,7 @@ use asr_pipeline::stages::transcribe::qwen3_asr::{
 use asr_pipeline::{DecodeOptions, Pipeline, Quantize};
 
 mod common;
-use common::{assert_refused, stage_lines};
+use common::{assert_refused, jfk, read_jfk, stage_lines};
 
 const SAMPLE_RATE: usize = 16_000;
 
@@ -21,19 +21,6 @@ fn tiny_model() -> String {
         .join("../models/tests/fixtures/qwen3_asr_model")
         .display()
         .to_string()
-}
-
-fn jfk() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/audio/jfk.wav")
-}
-
-fn read_jfk() -> Vec<f32> {
-    let bytes = std::fs::read(jfk()).unwrap();
-    // 16-bit mono PCM after a 44-byte header.
-    bytes[44..]
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
-        .collect()
 }
 
 #[test]

@@ -1,7 +1,7 @@
-//! What the model-family tests share: the problems a config is refused
-//! with, and the stages a model's plan names.
+//! What the model-family tests share: jfk.wav, the problems a config is
+//! refused with, and the stages a model's plan names.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use asr_pipeline::{Pipeline, Quantize};
 
@@ -35,4 +35,21 @@ pub fn stage_lines(model: &str) -> String {
         .map(|s| format!("{}: {}", s.name, s.implementation))
         .collect();
     stages.join("\n")
+}
+
+/// examples/audio/jfk.wav.
+#[allow(dead_code)]
+pub fn jfk() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/audio/jfk.wav")
+}
+
+/// jfk.wav's samples.
+#[allow(dead_code)]
+pub fn read_jfk() -> Vec<f32> {
+    let bytes = std::fs::read(jfk()).unwrap();
+    // 16-bit mono PCM after a 44-byte header.
+    bytes[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+        .collect()
 }
