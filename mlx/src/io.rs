@@ -1,5 +1,5 @@
-//! safetensors files: read by MLX, or mapped into memory and read in place;
-//! written laid out for the mapping.
+//! safetensors files: read into memory of their own, or mapped into memory
+//! and read in place; written laid out for the mapping.
 
 use std::collections::BTreeMap;
 use std::fs::File;
