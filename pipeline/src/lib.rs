@@ -21,6 +21,7 @@ mod pipeline;
 pub mod plan;
 pub mod regress;
 pub mod stages;
+pub mod stream;
 pub mod transcript;
 pub mod wer;
 
