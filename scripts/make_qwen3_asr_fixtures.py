@@ -109,9 +109,16 @@ def write_tokenizer() -> int:
     tok.train_from_iterator(CORPUS * 3, trainer)
     tok.model.save(str(OUT))
     base = tok.get_vocab_size()
+    write_tokenizer_config(OUT, base)
+    return base
+
+
+def write_tokenizer_config(folder: Path, first_id: int) -> None:
+    """tokenizer_config.json as Qwen's repos have it: the chat format's
+    special tokens (SPECIAL) at ids from `first_id` on."""
     added = {
-        str(base + i): {"content": t, "special": True, "lstrip": False, "rstrip": False,
-                        "normalized": False, "single_word": False}
+        str(first_id + i): {"content": t, "special": True, "lstrip": False, "rstrip": False,
+                            "normalized": False, "single_word": False}
         for i, t in enumerate(SPECIAL)
     }
     config = {
@@ -121,8 +128,7 @@ def write_tokenizer() -> int:
         "pad_token": "<|endoftext|>",
         "unk_token": None,
     }
-    (OUT / "tokenizer_config.json").write_text(json.dumps(config, indent=1) + "\n")
-    return base
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1) + "\n")
 
 
 def tiny_model(vocab: int, audio_token: int, eos: list[int]) -> Qwen3ASRForConditionalGeneration:

@@ -38,7 +38,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import Qwen3ASRConfig, Qwen3ASRForConditionalGeneration
 
-from make_qwen3_asr_fixtures import SPECIAL
+from make_qwen3_asr_fixtures import SPECIAL, write_tokenizer_config
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "converters/tests/fixtures/qwen3_asr"
@@ -125,25 +125,7 @@ def write_tokenizer(folder: Path) -> None:
     vocab = {p: i for i, p in enumerate(PIECES)}
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(MERGES) + "\n")
-    added = {
-        str(len(PIECES) + i): {
-            "content": t,
-            "lstrip": False,
-            "normalized": False,
-            "rstrip": False,
-            "single_word": False,
-            "special": True,
-        }
-        for i, t in enumerate(SPECIAL)
-    }
-    config = {
-        "tokenizer_class": "Qwen2Tokenizer",
-        "added_tokens_decoder": added,
-        "eos_token": "<|im_end|>",
-        "pad_token": "<|endoftext|>",
-        "model_max_length": 65536,
-    }
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
+    write_tokenizer_config(folder, len(PIECES))
 
 
 def main() -> None:
