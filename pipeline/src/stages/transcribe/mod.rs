@@ -185,3 +185,23 @@ pub(crate) fn greedy_only_problems(d: &DecodeOptions, why: &str) -> Vec<String> 
     .map(|(key, _)| format!("decode.{key}: {why}"))
     .collect()
 }
+
+/// Whether a family claims the model `model` names: a folder by what its
+/// `config.json` holds (`config_says`; a folder with another config is not
+/// the family's, whatever its name), any other spec (a Hub repo) by its last
+/// part containing `name` (any case, `_` read as `-`).
+pub(crate) fn claims(
+    model: &str,
+    config_says: impl Fn(&serde_json::Value) -> bool,
+    name: &str,
+) -> bool {
+    let config = std::path::Path::new(model).join("config.json");
+    if config.is_file() {
+        return std::fs::read_to_string(&config)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .is_some_and(|c| config_says(&c));
+    }
+    let last = model.rsplit(['/', '\\']).find(|s| !s.is_empty());
+    last.is_some_and(|n| n.to_ascii_lowercase().replace('_', "-").contains(name))
+}

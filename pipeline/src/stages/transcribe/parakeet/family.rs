@@ -11,8 +11,8 @@ use super::{ParakeetTranscriber, CHUNK_SECONDS, OVERLAP_SECONDS};
 use crate::config::decode::{DecodeOptions, Task};
 use crate::stages::align::AlignStage;
 use crate::stages::transcribe::{
-    check_settings, greedy_only_problems, quantization_note, Blocks, Recognizer, RecognizerFamily,
-    RecognizerSettings, TranscribeError,
+    check_settings, claims, greedy_only_problems, quantization_note, Blocks, Recognizer,
+    RecognizerFamily, RecognizerSettings, TranscribeError,
 };
 use crate::stages::{Data, StageInfo};
 use crate::transcript::{Progress, Transcript};
@@ -30,15 +30,8 @@ impl RecognizerFamily for ParakeetFamily {
     /// not Parakeet, whatever its name), or any other name (Hub repo) that
     /// says "parakeet".
     fn accepts(&self, model: &str) -> bool {
-        let path = Path::new(model);
-        if path.extension().is_some_and(|e| e == "nemo") {
-            return true;
-        }
-        if path.join("config.json").is_file() {
-            return is_parakeet_config(path);
-        }
-        let name = model.rsplit(['/', '\\']).find(|s| !s.is_empty());
-        name.is_some_and(|n| n.to_ascii_lowercase().contains("parakeet"))
+        Path::new(model).extension().is_some_and(|e| e == "nemo")
+            || claims(model, is_parakeet_config, "parakeet")
     }
 
     fn plan(&self, settings: &RecognizerSettings<'_>) -> Result<Vec<StageInfo>, Vec<String>> {
@@ -119,13 +112,7 @@ impl Recognizer for ParakeetTranscriber {
 
 /// Whether a folder's `config.json` names a NeMo ASR class (`target`) or a
 /// transformers Parakeet (`model_type`).
-fn is_parakeet_config(folder: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(folder.join("config.json")) else {
-        return false;
-    };
-    let Ok(config) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return false;
-    };
+fn is_parakeet_config(config: &serde_json::Value) -> bool {
     let field = |key: &str| config.get(key).and_then(|v| v.as_str()).unwrap_or_default();
     [CTC_TARGET, RNNT_TARGET, HYBRID_TARGET].contains(&field("target"))
         || field("model_type").starts_with("parakeet")

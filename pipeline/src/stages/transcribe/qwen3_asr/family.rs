@@ -11,8 +11,8 @@ use asr_models::ModelConfig;
 use super::{Qwen3AsrTranscriber, SEARCH_SECONDS, SEGMENT_SECONDS};
 use crate::config::decode::{DecodeOptions, Task};
 use crate::stages::transcribe::{
-    check_settings, greedy_only_problems, quantization_note, Blocks, Recognizer, RecognizerFamily,
-    RecognizerSettings, TranscribeError,
+    check_settings, claims, greedy_only_problems, quantization_note, Blocks, Recognizer,
+    RecognizerFamily, RecognizerSettings, TranscribeError,
 };
 use crate::stages::{Data, StageInfo};
 use crate::transcript::{Progress, Transcript};
@@ -29,15 +29,7 @@ impl RecognizerFamily for Qwen3AsrFamily {
     /// transformers' or Qwen's own), or any other name (Hub repo) that says
     /// "qwen3-asr".
     fn accepts(&self, model: &str) -> bool {
-        let path = Path::new(model);
-        if path.join("config.json").is_file() {
-            return is_qwen3_asr_config(path);
-        }
-        let name = model.rsplit(['/', '\\']).find(|s| !s.is_empty());
-        name.is_some_and(|n| {
-            let n = n.to_ascii_lowercase().replace('_', "-");
-            n.contains("qwen3-asr")
-        })
+        claims(model, is_qwen3_asr_config, "qwen3-asr")
     }
 
     fn plan(&self, settings: &RecognizerSettings<'_>) -> Result<Vec<StageInfo>, Vec<String>> {
@@ -144,13 +136,7 @@ fn request(options: &DecodeOptions) -> Request {
 /// Whether a folder's `config.json` is a Qwen3-ASR one: transformers'
 /// `model_type`, Qwen's `thinker_config`, or ours (converted: the audio and
 /// text configs with the audio token).
-fn is_qwen3_asr_config(folder: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(folder.join("config.json")) else {
-        return false;
-    };
-    let Ok(config) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return false;
-    };
+fn is_qwen3_asr_config(config: &serde_json::Value) -> bool {
     let model_type = config.get("model_type").and_then(|v| v.as_str());
     model_type == Some("qwen3_asr")
         || config.get("thinker_config").is_some()
