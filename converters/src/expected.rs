@@ -6,6 +6,25 @@ use std::path::Path;
 
 use crate::error::{ConvertError, Result};
 
+/// Tensor names and their shapes, as a config implies them.
+#[derive(Default)]
+pub(crate) struct Expected(pub(crate) BTreeMap<String, Vec<i32>>);
+
+impl Expected {
+    pub(crate) fn add(&mut self, name: String, shape: &[i32]) {
+        self.0.insert(name, shape.to_vec());
+    }
+
+    /// A layer's `weight` of `shape`, and its bias (of its outputs) when it
+    /// has one.
+    pub(crate) fn layer(&mut self, module: &str, shape: &[i32], bias: bool) {
+        self.add(format!("{module}.weight"), shape);
+        if bias {
+            self.add(format!("{module}.bias"), &shape[..1]);
+        }
+    }
+}
+
 /// Refuses tensors (`actual`: name and shape) that are not exactly
 /// `expected` in name and shape; the error names `source` and up to five
 /// offending tensors.

@@ -7,27 +7,13 @@ use std::collections::BTreeMap;
 use asr_models::parakeet::config::{CtcHeadConfig, DecoderConfig, HYBRID_TARGET};
 use asr_models::parakeet::{Head, ParakeetConfig};
 
+use crate::expected::Expected;
+
 /// The prediction network's embedding, a `.weight` matrix that is not a
 /// linear layer's (so never quantized).
 pub(super) const EMBEDDING: &str = "decoder.prediction.embed.weight";
 
-/// Tensor names and their shapes.
-#[derive(Default)]
-struct Expected(BTreeMap<String, Vec<i32>>);
-
 impl Expected {
-    fn add(&mut self, name: String, shape: &[i32]) {
-        self.0.insert(name, shape.to_vec());
-    }
-
-    /// A layer's `weight` of `shape`, and its bias when it has one.
-    fn layer(&mut self, module: &str, shape: &[i32], bias: bool) {
-        self.add(format!("{module}.weight"), shape);
-        if bias {
-            self.add(format!("{module}.bias"), &shape[..1]);
-        }
-    }
-
     /// A layer norm's or batch norm's per-channel tensors.
     fn norm(&mut self, module: &str, parts: &[&str], channels: i32) {
         for part in parts {

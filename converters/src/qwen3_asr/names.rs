@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use asr_models::qwen3_asr::config::Qwen3AsrConfig;
 
+use crate::expected::Expected;
+
 /// The embedding table, which a tied output layer reuses.
 pub(super) const EMBEDDING: &str = "model.language_model.embed_tokens.weight";
 /// The output layer, absent when tied to the embedding table.
@@ -33,25 +35,6 @@ pub(super) fn from_thinker(name: &str) -> String {
         .iter()
         .find_map(|(qwen, ours)| name.strip_prefix(qwen).map(|rest| format!("{ours}{rest}")))
         .unwrap_or_else(|| name.to_string())
-}
-
-/// Tensor names and their shapes.
-#[derive(Default)]
-struct Expected(BTreeMap<String, Vec<i32>>);
-
-impl Expected {
-    fn add(&mut self, name: String, shape: &[i32]) {
-        self.0.insert(name, shape.to_vec());
-    }
-
-    /// A layer's `weight` of `shape`, and its bias (of its outputs) when it
-    /// has one.
-    fn layer(&mut self, module: &str, shape: &[i32], bias: bool) {
-        self.add(format!("{module}.weight"), shape);
-        if bias {
-            self.add(format!("{module}.bias"), &shape[..1]);
-        }
-    }
 }
 
 /// Every tensor a model of `config` has, with its shape.
