@@ -52,33 +52,57 @@ pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, RawTensor>> {
         .collect()
 }
 
+/// A `.safetensors` file's header, read and parsed, the file left open
+/// after it.
+struct Header {
+    file: std::fs::File,
+    /// The whole file's bytes.
+    file_length: u64,
+    /// The header's bytes (after its 8-byte length).
+    length: u64,
+    entries: BTreeMap<String, serde_json::Value>,
+}
+
+impl Header {
+    fn read(path: &Path) -> Result<Header> {
+        let mut file = std::fs::File::open(path).map_err(ConvertError::io(path))?;
+        let file_length = file.metadata().map_err(ConvertError::io(path))?.len();
+        let mut prefix = [0u8; 8];
+        file.read_exact(&mut prefix)
+            .map_err(|_| ConvertError::format(path, "shorter than a safetensors header"))?;
+        let length = u64::from_le_bytes(prefix);
+        if length > file_length.saturating_sub(8) {
+            return Err(ConvertError::format(
+                path,
+                format!("header of {length} bytes in a file of {file_length}"),
+            ));
+        }
+        let mut header = vec![0u8; length as usize];
+        file.read_exact(&mut header)
+            .map_err(ConvertError::io(path))?;
+        let entries = serde_json::from_slice(&header)
+            .map_err(|e| ConvertError::format(path, format!("invalid safetensors header: {e}")))?;
+        Ok(Header {
+            file,
+            file_length,
+            length,
+            entries,
+        })
+    }
+}
+
 /// Checks that a `.safetensors` file is as long as its header says, reading
 /// only the header: a file cut short (a copy that stopped, a full disk) is
 /// found without loading the weights.
 pub fn check_length(path: &Path) -> Result<()> {
-    let mut file = std::fs::File::open(path).map_err(ConvertError::io(path))?;
-    let actual = file.metadata().map_err(ConvertError::io(path))?.len();
-    let mut prefix = [0u8; 8];
-    file.read_exact(&mut prefix)
-        .map_err(|_| ConvertError::format(path, "shorter than a safetensors header"))?;
-    let header_len = u64::from_le_bytes(prefix);
-    if header_len > actual.saturating_sub(8) {
-        return Err(ConvertError::format(
-            path,
-            format!("header of {header_len} bytes in a file of {actual}"),
-        ));
-    }
-    let mut header = vec![0u8; header_len as usize];
-    file.read_exact(&mut header)
-        .map_err(ConvertError::io(path))?;
-    let entries: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&header)
-        .map_err(|e| ConvertError::format(path, format!("invalid safetensors header: {e}")))?;
-    let data_end = entries
+    let header = Header::read(path)?;
+    let data_end = header
+        .entries
         .values()
         .filter_map(|entry| entry.get("data_offsets")?.get(1)?.as_u64())
         .max()
         .unwrap_or(0);
-    let expected = 8 + header_len + data_end;
+    let (actual, expected) = (header.file_length, 8 + header.length + data_end);
     if actual != expected {
         return Err(ConvertError::format(
             path,
@@ -111,36 +135,21 @@ impl TensorFile {
     /// Opens `path` and reads its header: every entry's dtype known, its
     /// byte count that of its shape, and its bytes inside the file.
     pub fn open(path: &Path) -> Result<TensorFile> {
-        let mut file = std::fs::File::open(path).map_err(ConvertError::io(path))?;
-        let length = file.metadata().map_err(ConvertError::io(path))?.len();
-        let mut prefix = [0u8; 8];
-        file.read_exact(&mut prefix)
-            .map_err(|_| ConvertError::format(path, "shorter than a safetensors header"))?;
-        let header_len = u64::from_le_bytes(prefix);
-        if header_len > length.saturating_sub(8) {
-            return Err(ConvertError::format(
-                path,
-                format!("header of {header_len} bytes in a file of {length}"),
-            ));
-        }
-        let mut header = vec![0u8; header_len as usize];
-        file.read_exact(&mut header)
-            .map_err(ConvertError::io(path))?;
-        let mut raw: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&header)
-            .map_err(|e| ConvertError::format(path, format!("invalid safetensors header: {e}")))?;
-        raw.remove("__metadata__");
-        let data_start = 8 + header_len;
-        let entries = raw
+        let header = Header::read(path)?;
+        let data_start = 8 + header.length;
+        let entries = header
+            .entries
             .into_iter()
+            .filter(|(name, _)| name != "__metadata__")
             .map(|(name, value)| {
-                let entry = parse_entry(&value, data_start, length)
+                let entry = parse_entry(&value, data_start, header.file_length)
                     .map_err(|m| ConvertError::format(path, format!("{name}: {m}")))?;
                 Ok((name, entry))
             })
             .collect::<Result<_>>()?;
         Ok(TensorFile {
             path: path.to_path_buf(),
-            file,
+            file: header.file,
             entries,
         })
     }
