@@ -452,9 +452,14 @@ impl Pipeline {
         &self.decode
     }
 
+    /// The voice activity settings, when detection is on.
+    pub fn vad_options(&self) -> Option<&VadOptions> {
+        self.vad.as_ref()
+    }
+
     /// The model, for one caller at a time (a panicked holder does not
     /// poison it for the others: the model itself is never left half-changed).
-    fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn Recognizer>> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn Recognizer>> {
         self.recognizer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -39,6 +39,9 @@ pub struct Request {
     /// Text put in the system turn: names, terms, the topic, which bias
     /// the transcript towards them.
     pub context: String,
+    /// Text the reply is made to begin with (the model continues it); it
+    /// needs a forced `language`, which precedes it in the reply.
+    pub prefix: String,
     pub max_new_tokens: usize,
     /// Stop at the end of the reply; off, exactly `max_new_tokens` are
     /// decoded (for benchmarks).
@@ -50,6 +53,7 @@ impl Default for Request {
         Request {
             language: None,
             context: String::new(),
+            prefix: String::new(),
             max_new_tokens: 448,
             stop_at_eos: true,
         }
@@ -234,8 +238,7 @@ impl Qwen3Asr {
         }
         times.decoded_tokens = tokens.len();
 
-        let reply = parse_reply(&self.tokenizer, &tokens, prompt.forced_language())
-            .map_err(mlx::Error::Mlx)?;
+        let reply = parse_reply(&self.tokenizer, &tokens, &prompt).map_err(mlx::Error::Mlx)?;
         Ok(Transcript {
             language: reply.language,
             text: reply.text,

@@ -73,6 +73,8 @@ pub struct Prompt {
     /// Where the audio placeholders are.
     audio: std::ops::Range<usize>,
     forced_language: Option<&'static str>,
+    /// The start of the reply written into the prompt.
+    prefix: String,
 }
 
 impl Prompt {
@@ -91,10 +93,17 @@ impl Prompt {
                 )
             })?),
         };
-        if request.context.contains("<|") || request.context.contains("<asr_text>") {
+        for (what, text) in [("context", &request.context), ("prefix", &request.prefix)] {
+            if text.contains("<|") || text.contains("<asr_text>") {
+                return Err(format!(
+                    "the {what} {text:?} holds a special token of the chat format"
+                ));
+            }
+        }
+        if !request.prefix.is_empty() && forced_language.is_none() {
             return Err(format!(
-                "the context {:?} holds a special token of the chat format",
-                request.context
+                "the prefix {:?} needs a language: the reply names its language before the text",
+                request.prefix
             ));
         }
         let mut ids = tokenizer.encode(&format!(
@@ -104,7 +113,7 @@ impl Prompt {
         let start = ids.len();
         ids.resize(start + audio_frames, tokenizer.special.audio_pad);
         let forced = forced_language
-            .map(|name| format!("language {name}<asr_text>"))
+            .map(|name| format!("language {name}<asr_text>{}", request.prefix))
             .unwrap_or_default();
         ids.extend(tokenizer.encode(&format!(
             "<|audio_end|><|im_end|>\n<|im_start|>assistant\n{forced}"
@@ -113,6 +122,7 @@ impl Prompt {
             ids,
             audio: start..start + audio_frames,
             forced_language,
+            prefix: request.prefix.clone(),
         })
     }
 
@@ -139,6 +149,11 @@ impl Prompt {
     pub fn forced_language(&self) -> Option<&'static str> {
         self.forced_language
     }
+
+    /// The text the reply was made to begin with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
 }
 
 /// A parsed reply.
@@ -148,14 +163,15 @@ pub struct Reply {
     pub text: String,
 }
 
-/// The language and text of the reply `tokens` (cut at its end), as the
-/// reference reads it: what precedes `<asr_text>` names the language
+/// The language and text of the reply `tokens` (cut at its end) to
+/// `prompt`, as the reference reads it (a prefix the prompt forced
+/// included): what precedes `<asr_text>` names the language
 /// (`language None` for no speech), what follows is the text, with runaway
 /// repetitions collapsed.
 pub fn parse_reply(
     tokenizer: &Qwen3Tokenizer,
     tokens: &[i32],
-    forced_language: Option<&str>,
+    prompt: &Prompt,
 ) -> Result<Reply, String> {
     let stop = tokenizer.end_of_reply();
     let end = tokens
@@ -164,8 +180,11 @@ pub fn parse_reply(
         .unwrap_or(tokens.len());
     let tokens = &tokens[..end];
     let marker = tokens.iter().position(|&t| t == tokenizer.special.asr_text);
-    let (language, text) = match (forced_language, marker) {
-        (Some(name), _) => (Some(name.to_string()), tokenizer.decode(tokens)?),
+    let (language, text) = match (prompt.forced_language, marker) {
+        (Some(name), _) => (
+            Some(name.to_string()),
+            format!("{}{}", prompt.prefix, tokenizer.decode(tokens)?),
+        ),
         (None, Some(at)) => {
             let prefix = tokenizer.decode(&tokens[..at])?;
             let named = prefix.trim().strip_prefix("language ").unwrap_or(&prefix);

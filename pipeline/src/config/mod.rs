@@ -21,6 +21,7 @@ use crate::stages::align::AlignOptions;
 use crate::stages::diarize::DiarizationOptions;
 use crate::stages::output::{Format, SubtitleOptions};
 use crate::stages::vad::VadOptions;
+use crate::stream::StreamOptions;
 use decode::DecodeOptions;
 
 /// Where MLX runs.
@@ -74,6 +75,9 @@ struct RawConfig {
     /// Present: words timed by this wav2vec2 CTC aligner after recognition.
     #[serde(default)]
     align: Option<AlignOptions>,
+    /// `pipeline stream`'s settings.
+    #[serde(default)]
+    stream: StreamOptions,
 }
 
 fn default_model() -> String {
@@ -110,6 +114,8 @@ pub struct Config {
     /// A wav2vec2 CTC aligner after recognition; `None` keeps Whisper's
     /// own word times (`decode.word_timestamps`).
     pub align: Option<AlignOptions>,
+    /// How `pipeline stream` transcribes live audio.
+    pub stream: StreamOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +191,7 @@ impl Config {
                 model: resolve(align.model.into()).display().to_string(),
                 ..align
             }),
+            stream: raw.stream,
         })
     }
 
@@ -193,6 +200,7 @@ impl Config {
     /// The output directory is created if missing, and tried.
     pub fn problems(&self) -> Vec<String> {
         let mut out = self.input_problems();
+        out.extend(self.stream.problems());
         if self.formats.is_empty() {
             out.push("formats: empty list".into());
         }

@@ -5,11 +5,27 @@
 //! what follows it is the partial.
 
 /// A word of a hypothesis, timed in seconds from the start of the stream.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TimedWord {
+    #[serde(rename = "word")]
     pub text: String,
     pub start: f64,
     pub end: f64,
+    /// Written without a space before it (characters of a language written
+    /// without spaces between words).
+    #[serde(skip)]
+    pub attached: bool,
+}
+
+impl TimedWord {
+    pub fn new(text: impl Into<String>, start: f64, end: f64) -> TimedWord {
+        TimedWord {
+            text: text.into(),
+            start,
+            end,
+            attached: false,
+        }
+    }
 }
 
 /// How much earlier than the last final word's end a new word may start
@@ -116,7 +132,7 @@ impl LocalAgreement {
 
 /// A word as hypotheses are compared: lowercase, without the punctuation
 /// around it (re-transcription moves commas and capitals).
-fn normalized(word: &str) -> String {
+pub(crate) fn normalized(word: &str) -> String {
     word.trim()
         .trim_matches(|c: char| c.is_ascii_punctuation())
         .to_lowercase()
@@ -130,11 +146,7 @@ mod tests {
     fn words(text: &str, start: f64) -> Vec<TimedWord> {
         text.split_whitespace()
             .enumerate()
-            .map(|(i, w)| TimedWord {
-                text: w.to_string(),
-                start: start + 0.5 * i as f64,
-                end: start + 0.5 * i as f64 + 0.4,
-            })
+            .map(|(i, w)| TimedWord::new(w, start + 0.5 * i as f64, start + 0.5 * i as f64 + 0.4))
             .collect()
     }
 

@@ -11,6 +11,7 @@
 //! in all for `n` input frames.
 
 mod files;
+mod quietest;
 
 pub use files::{audio_files_in, is_audio};
 
@@ -46,6 +47,8 @@ const RESAMPLER_CHUNK: usize = 4096;
 pub const MIN_SAMPLE_RATE: u32 = 1000;
 
 mod wav_header;
+
+pub(crate) use quietest::quietest_cut;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {

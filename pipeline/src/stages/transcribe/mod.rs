@@ -79,6 +79,25 @@ pub trait Recognizer: Send {
             .map(|(i, audio)| self.transcribe(audio, options, &|p| progress(i, p)))
             .collect()
     }
+
+    /// How a live stream ([`crate::stream`]) is transcribed with this
+    /// recognizer.
+    fn streaming(&self) -> Streaming {
+        Streaming::TimedWords { prompt: false }
+    }
+}
+
+/// What a recognizer offers a live stream, which picks its policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Streaming {
+    /// Its transcripts time their words (with `decode.word_timestamps`):
+    /// words are confirmed by local agreement of consecutive hypotheses.
+    /// `prompt`: it takes earlier text as `decode.initial_prompt`.
+    TimedWords { prompt: bool },
+    /// It times no words but continues a given text (`decode.prefix`, with
+    /// `decode.language` set): confirmed words are forced as the next
+    /// hypothesis's prefix.
+    Prefix,
 }
 
 /// How recordings reach the recognizer, which its stage description states.

@@ -12,7 +12,7 @@ use super::{Qwen3AsrTranscriber, SEARCH_SECONDS, SEGMENT_SECONDS};
 use crate::config::decode::{DecodeOptions, Task};
 use crate::stages::transcribe::{
     check_settings, claims, greedy_only_problems, quantization_note, Blocks, Recognizer,
-    RecognizerFamily, RecognizerSettings, TranscribeError,
+    RecognizerFamily, RecognizerSettings, Streaming, TranscribeError,
 };
 use crate::stages::{Data, StageInfo};
 use crate::transcript::{Progress, Transcript};
@@ -115,6 +115,10 @@ impl Recognizer for Qwen3AsrTranscriber {
     ) -> Result<Transcript, TranscribeError> {
         self.transcribe_blocks(audio, &request(options), progress)
     }
+
+    fn streaming(&self) -> Streaming {
+        Streaming::Prefix
+    }
 }
 
 /// The model's request from the decode settings: the language, and the
@@ -129,6 +133,7 @@ fn request(options: &DecodeOptions) -> Request {
     Request {
         language: options.language.clone(),
         context: context.join("\n"),
+        prefix: options.prefix.clone().unwrap_or_default(),
         ..Request::default()
     }
 }
@@ -162,9 +167,10 @@ fn unsupported_options(d: &DecodeOptions) -> Vec<String> {
         }
     }
     out.extend(greedy_only_problems(d, "Qwen3-ASR models decode greedily"));
-    if d.prefix.is_some() {
+    if d.prefix.is_some() && d.language.is_none() {
         out.push(
-            "decode.prefix: Qwen3-ASR models take context (decode.initial_prompt), not a prefix"
+            "decode.prefix: a Qwen3-ASR reply names its language before the text, so a prefix \
+             needs decode.language"
                 .into(),
         );
     }
@@ -178,10 +184,11 @@ fn unsupported_options(d: &DecodeOptions) -> Vec<String> {
     let special = [&d.initial_prompt, &d.hotwords]
         .into_iter()
         .flatten()
+        .chain(&d.prefix)
         .any(|s| s.contains("<|") || s.contains("<asr_text>"));
     if special {
         out.push(
-            "decode.initial_prompt/hotwords: the context may not hold the chat format's special \
+            "decode.initial_prompt/hotwords/prefix: the context and prefix may not hold the chat format's special \
              tokens"
                 .into(),
         );

@@ -18,7 +18,7 @@ use asr_models::qwen3_asr::{Qwen3Asr, Request};
 use asr_models::Quantize;
 
 use crate::model_source::{resolve_model, QWEN3_ASR};
-use crate::stages::audio::AudioBlocks;
+use crate::stages::audio::{quietest_cut, AudioBlocks};
 use crate::stages::transcribe::whisper::compression_ratio;
 use crate::stages::transcribe::TranscribeError;
 use crate::transcript::{Progress, Segment, Timings, Transcript};
@@ -31,8 +31,6 @@ pub const SEGMENT_SECONDS: usize = 30;
 /// How far (seconds) either side of a segment's aimed end its cut may move
 /// to find silence.
 pub const SEARCH_SECONDS: usize = 5;
-/// The span (samples: 100 ms) whose energy rates a cut point.
-const ENERGY_WINDOW: usize = SAMPLE_RATE / 10;
 /// Samples per 10 ms frame, the unit of [`Segment::seek`].
 const HOP: usize = 160;
 
@@ -160,42 +158,4 @@ fn add_times(timings: &mut Timings, times: &asr_models::qwen3_asr::PhaseTimes) {
 
 fn seconds(samples: usize) -> f64 {
     samples as f64 / SAMPLE_RATE as f64
-}
-
-/// Where in `range` to end a segment of `samples`: the middle of the
-/// [`ENERGY_WINDOW`] with the least energy (the first, on ties).
-fn quietest_cut(samples: &[f32], range: std::ops::Range<usize>) -> usize {
-    let half = ENERGY_WINDOW / 2;
-    let mut prefix = Vec::with_capacity(samples.len() + 1);
-    prefix.push(0f64);
-    for &s in samples {
-        prefix.push(prefix[prefix.len() - 1] + f64::from(s) * f64::from(s));
-    }
-    let energy = |at: usize| {
-        let (lo, hi) = (at.saturating_sub(half), (at + half).min(samples.len()));
-        prefix[hi] - prefix[lo]
-    };
-    range
-        .min_by(|&a, &b| energy(a).total_cmp(&energy(b)))
-        .expect("a non-empty search range")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cuts_fall_in_the_quietest_tenth_of_a_second() {
-        let rate = SAMPLE_RATE as f32;
-        let mut samples: Vec<f32> = (0..SAMPLE_RATE * 10)
-            .map(|i| (i as f32 / rate * 440.0 * std::f32::consts::TAU).sin() * 0.5)
-            .collect();
-        // A pause from 6.3 s to 6.6 s, another (quieter) at 3.0-3.2 s
-        // outside the range searched.
-        samples[SAMPLE_RATE * 63 / 10..SAMPLE_RATE * 66 / 10].fill(0.0);
-        samples[SAMPLE_RATE * 3..SAMPLE_RATE * 32 / 10].fill(0.0);
-        let cut = quietest_cut(&samples, SAMPLE_RATE * 4..SAMPLE_RATE * 9);
-        let at = cut as f64 / SAMPLE_RATE as f64;
-        assert!((6.35..=6.55).contains(&at), "{at}");
-    }
 }

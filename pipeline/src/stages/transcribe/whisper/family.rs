@@ -8,7 +8,7 @@ use crate::config::decode::DecodeOptions;
 use crate::model_source;
 use crate::stages::align::AlignStage;
 use crate::stages::transcribe::{
-    Batching, Blocks, Recognizer, RecognizerFamily, RecognizerSettings, TranscribeError,
+    Batching, Blocks, Recognizer, RecognizerFamily, RecognizerSettings, Streaming, TranscribeError,
 };
 use crate::stages::{Data, StageInfo};
 use crate::transcript::{Progress, Transcript};
@@ -106,6 +106,10 @@ impl Recognizer for WhisperTranscriber {
         progress: &dyn Fn(usize, Progress),
     ) -> Vec<Result<Transcript, TranscribeError>> {
         WhisperTranscriber::transcribe_many(self, recordings, options, progress)
+    }
+
+    fn streaming(&self) -> Streaming {
+        Streaming::TimedWords { prompt: true }
     }
 }
 

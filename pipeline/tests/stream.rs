@@ -1,0 +1,184 @@
+//! Live transcription with Whisper tiny.en, replayed on the shared clips
+//! through the same stream a microphone feeds: finals are never taken
+//! back, cover the audio once (no gaps, no words twice at the buffer's
+//! cuts), read as the offline transcript of the same audio does, and an
+//! interrupted stream still makes what it heard final.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use asr_pipeline::stages::audio::load_audio;
+use asr_pipeline::stream::replay::{replay, Replay};
+use asr_pipeline::stream::{EventKind, StreamOptions, TimedWord};
+use asr_pipeline::wer::{word_errors, words};
+use asr_pipeline::{Pipeline, Quantize};
+
+fn tiny_en() -> Arc<Pipeline> {
+    let pipeline = Pipeline::builder()
+        .model("tiny.en")
+        .quantize(Quantize::default())
+        .build()
+        .unwrap();
+    Arc::new(pipeline)
+}
+
+fn shared(path: &str) -> Option<Vec<f32>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data")
+        .join(path);
+    if !path.exists() {
+        eprintln!("skipped: {} is absent", path.display());
+        return None;
+    }
+    Some(load_audio(&path).unwrap())
+}
+
+/// jfk.wav, the four LibriSpeech clips and jfk.wav again, half a second of
+/// silence between them: 45 s, several cuts of the buffer.
+fn clips() -> Option<Vec<f32>> {
+    let mut all = Vec::new();
+    let pause = vec![0.0f32; 8000];
+    let mut names = vec!["audio/jfk.wav".to_string()];
+    for (chapter, n) in [("134686", 0), ("134686", 1), ("134691", 0), ("134691", 1)] {
+        names.push(format!(
+            "librispeech/LibriSpeech/test-clean/1089/{chapter}/1089-{chapter}-000{n}.flac"
+        ));
+    }
+    names.push("audio/jfk.wav".into());
+    for name in names {
+        all.extend(shared(&name)?);
+        all.extend(&pause);
+    }
+    Some(all)
+}
+
+fn final_words(replay: &Replay) -> Vec<TimedWord> {
+    replay
+        .finals()
+        .flat_map(|e| e.event.words.clone().expect("Whisper times its words"))
+        .collect()
+}
+
+/// Finals in order and never overlapping, each final event's words
+/// announced by the partial before it, no partial left at the end, and the
+/// final text within `max_wer` of the offline transcript of `samples`.
+fn check_stream(pipeline: &Arc<Pipeline>, samples: &[f32], max_wer: f64) -> Replay {
+    let mut stream = pipeline.stream(StreamOptions::default()).unwrap();
+    let replayed = replay(&mut stream, samples, |_| {}).unwrap();
+    let words = final_words(&replayed);
+    for pair in words.windows(2) {
+        assert!(
+            pair[1].start >= pair[0].start && pair[1].start >= pair[0].end - 0.1,
+            "final words out of order or overlapping: {pair:?}"
+        );
+    }
+    let mut partial: Vec<String> = Vec::new();
+    let mut last_final_end = f64::NEG_INFINITY;
+    for emitted in &replayed.events {
+        let event = &emitted.event;
+        match event.kind {
+            EventKind::Partial => partial = words_of(&event.text),
+            EventKind::Final => {
+                assert!(event.start >= last_final_end - 0.1, "{event:?}");
+                last_final_end = event.end;
+                // A final made by agreement was the start of the partial.
+                let said = words_of(&event.text);
+                if emitted.at < replayed.audio_seconds {
+                    assert!(
+                        partial.starts_with(&said),
+                        "{said:?} was not announced by {partial:?}"
+                    );
+                }
+                partial.clear();
+            }
+        }
+    }
+    let last = replayed.events.last().unwrap();
+    assert!(
+        last.event.kind == EventKind::Final || last.event.text.is_empty(),
+        "a partial was left at the end: {last:?}"
+    );
+    let offline = pipeline.transcribe(samples).unwrap().text;
+    let errors = word_errors(&offline, &replayed.final_text());
+    eprintln!(
+        "offline: {offline}\nstream:  {}\nWER vs offline {:.3}, RTF {:.2}",
+        replayed.final_text(),
+        errors.rate(),
+        replayed.real_time_factor()
+    );
+    assert!(
+        errors.rate() <= max_wer,
+        "WER {} against offline",
+        errors.rate()
+    );
+    replayed
+}
+
+fn words_of(text: &str) -> Vec<String> {
+    words(text)
+}
+
+#[test]
+fn jfk_streams_to_its_offline_transcript() {
+    let Some(samples) = shared("audio/jfk.wav") else {
+        return;
+    };
+    let replayed = check_stream(&tiny_en(), &samples, 0.0);
+    // Words were confirmed while the audio went on, not all at the end.
+    let early = replayed
+        .finals()
+        .filter(|e| e.at < replayed.audio_seconds)
+        .count();
+    assert!(early >= 3, "only {early} finals before the end");
+}
+
+#[test]
+fn clips_stream_across_buffer_cuts_without_gaps_or_repeats() {
+    let Some(samples) = clips() else {
+        return;
+    };
+    let replayed = check_stream(&tiny_en(), &samples, 0.05);
+    // Each clip's first and last words are there once.
+    let text = words_of(&replayed.final_text()).join(" ");
+    assert_eq!(
+        text.matches("and so my fellow americans").count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(text.matches("for your country").count(), 2, "{text}");
+}
+
+#[test]
+fn an_interrupted_stream_makes_what_it_heard_final() {
+    let Some(samples) = shared("audio/jfk.wav") else {
+        return;
+    };
+    let pipeline = tiny_en();
+    // Stopped 6 s in ("... ask not what your country can do for you"),
+    // pushed in 0.1 s blocks as a microphone delivers them.
+    let heard = &samples[..16_000 * 6];
+    let mut stream = pipeline.stream(StreamOptions::default()).unwrap();
+    let mut events = Vec::new();
+    for block in heard.chunks(1600) {
+        events.extend(stream.push(block).unwrap());
+    }
+    events.extend(stream.finish().unwrap());
+    assert!(
+        stream.push(&[0.0; 1600]).is_err(),
+        "a finished stream took audio"
+    );
+    let finals: Vec<String> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Final)
+        .map(|e| e.text.clone())
+        .collect();
+    let offline = pipeline.transcribe(heard).unwrap().text;
+    let errors = word_errors(&offline, &finals.join(" "));
+    assert!(errors.rate() <= 0.1, "{finals:?} against {offline:?}");
+    assert!(
+        words_of(&finals.join(" ")).contains(&"ask".to_string()),
+        "{finals:?}"
+    );
+}
