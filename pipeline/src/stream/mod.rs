@@ -4,3 +4,4 @@
 //! final.
 
 pub mod agreement;
+pub mod source;
