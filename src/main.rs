@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 mod cli;
 
-use cli::{check, convert, diarize, fetch, info, regress, run};
+use cli::{check, convert, diarize, fetch, info, regress, run, stream};
 
 #[derive(Parser)]
 #[command(name = "pipeline", version, about = "Speech recognition on MLX arrays")]
@@ -26,6 +26,9 @@ struct Cli {
 enum Command {
     /// Transcribe the audio files a TOML config names.
     Run(run::RunArgs),
+    /// Transcribe live audio (microphone, standard input or a file) as it
+    /// arrives: partial text that may change, final text that does not.
+    Stream(stream::StreamArgs),
     /// Who spoke when: speaker turns (RTTM) without transcribing.
     Diarize(diarize::DiarizeArgs),
     /// Validate a run config and print its stages, without reading audio.
@@ -77,6 +80,7 @@ fn dispatch(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Run(args) => run::run(args, cli.quiet),
+        Command::Stream(args) => stream::run(args),
         Command::Diarize(args) => diarize::run(&args, cli.quiet),
         Command::Check(args) => check::run(&args),
         Command::Regress(args) => regress::run(args, cli.quiet),

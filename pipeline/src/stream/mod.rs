@@ -17,6 +17,7 @@ pub mod agreement;
 mod local_agreement;
 mod prefix;
 pub mod replay;
+pub mod source;
 
 use std::sync::Arc;
 

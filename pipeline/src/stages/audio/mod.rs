@@ -426,7 +426,7 @@ fn check_rate(path: &Path, rate: u32) -> Result<(), AudioError> {
 }
 
 /// Averages interleaved channels into `mono` (replacing its contents).
-fn downmix(interleaved: &[f32], channels: usize, mono: &mut Vec<f32>) {
+pub(crate) fn downmix(interleaved: &[f32], channels: usize, mono: &mut Vec<f32>) {
     mono.clear();
     if channels == 1 {
         mono.extend_from_slice(interleaved);
@@ -454,7 +454,7 @@ fn output_len(frames: u64, rate: u32) -> u64 {
 /// into [`RESAMPLER_CHUNK`]-frame chunks, the last one zero-padded, zero
 /// chunks until the filter's delayed tail is out, the first
 /// `output_delay()` samples dropped and `output_len(n)` samples kept.
-struct StreamResampler {
+pub(crate) struct StreamResampler {
     sinc: SincFixedIn<f32>,
     rate: u32,
     delay: u64,
@@ -483,7 +483,7 @@ pub fn sinc_parameters() -> SincInterpolationParameters {
 }
 
 impl StreamResampler {
-    fn new(rate: u32) -> Result<Self, String> {
+    pub(crate) fn new(rate: u32) -> Result<Self, String> {
         let sinc = SincFixedIn::<f32>::new(ratio(rate), 1.0, sinc_parameters(), RESAMPLER_CHUNK, 1)
             .map_err(|e| e.to_string())?;
         Ok(StreamResampler {
@@ -500,7 +500,7 @@ impl StreamResampler {
     }
 
     /// Feeds `input`; appends to `out` the output now known to be final.
-    fn push(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<(), String> {
+    pub(crate) fn push(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<(), String> {
         self.frames_in += input.len() as u64;
         self.pending.extend_from_slice(input);
         let mut start = 0;
@@ -515,7 +515,7 @@ impl StreamResampler {
     }
 
     /// Ends the input: pads and flushes, appends the rest of the output.
-    fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), String> {
+    pub(crate) fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), String> {
         if self.frames_in == 0 {
             return Ok(());
         }
