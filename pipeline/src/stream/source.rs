@@ -28,7 +28,15 @@ use crate::stages::audio::{
 
 /// Samples per block of a live source (microphone, standard input, a file
 /// paced at real time): 100 ms, short enough not to add to the latency.
+/// Microphone and standard input hand over what they hold from half a
+/// block on: a resampler's output comes in pieces of 85 to 93 ms at 48 and
+/// 44.1 kHz, which waiting for a whole block would turn into 170 to 186.
 pub const LIVE_BLOCK_SAMPLES: usize = SAMPLE_RATE as usize / 10;
+
+/// Whether a live reader holding `samples` hands them over.
+fn block_ready(samples: &[f32]) -> bool {
+    samples.len() >= LIVE_BLOCK_SAMPLES / 2
+}
 
 /// Samples queued between reader and consumer at most: 30 s.
 const QUEUE_SAMPLES: usize = 30 * SAMPLE_RATE as usize;
@@ -206,6 +214,7 @@ impl Sink {
     /// Queues `block` unless the queue is full (then `Some(false)`: the
     /// block is dropped); `None` once the source is stopped. For a reader
     /// that cannot wait: a device delivers audio whether read or not.
+    #[cfg(feature = "microphone")]
     fn offer(&self, block: Vec<f32>) -> Option<bool> {
         let queue = self.0.lock();
         if queue.samples >= QUEUE_SAMPLES && !queue.stopped {
@@ -241,6 +250,7 @@ impl Sink {
         }
     }
 
+    #[cfg(feature = "microphone")]
     fn is_stopped(&self) -> bool {
         self.0.lock().stopped
     }
@@ -327,46 +337,44 @@ fn read_raw(
     mut input: impl Read,
     emit: &mut dyn FnMut(Vec<f32>) -> bool,
 ) -> Result<(), SourceError> {
-    let block_bytes = 2 * LIVE_BLOCK_SAMPLES;
-    let mut pending = head;
-    let mut buffer = vec![0u8; block_bytes];
-    let mut total = 0usize;
-    let mut to_samples = |bytes: &[u8]| -> Vec<f32> {
-        total += bytes.len() / 2;
-        bytes
-            .chunks_exact(2)
-            .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
-            .collect()
-    };
+    // Bytes not converted yet: at most the first byte of a sample.
+    let mut bytes = head;
+    let mut buffer = vec![0u8; 2 * LIVE_BLOCK_SAMPLES];
+    let mut out = Vec::with_capacity(LIVE_BLOCK_SAMPLES);
+    let mut samples = 0u64;
     loop {
         let n = match input.read(&mut buffer) {
-            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(SourceError::Stdin(e.to_string())),
         };
-        pending.extend_from_slice(&buffer[..n]);
-        if pending.len() >= block_bytes {
-            let whole = pending.len() & !1;
-            if !emit(to_samples(&pending[..whole])) {
-                return Ok(());
-            }
-            pending.drain(..whole);
+        bytes.extend_from_slice(&buffer[..n]);
+        let whole = bytes.len() & !1;
+        out.extend(
+            bytes[..whole]
+                .chunks_exact(2)
+                .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0),
+        );
+        samples += whole as u64 / 2;
+        bytes.drain(..whole);
+        if n == 0 {
+            break;
+        }
+        if block_ready(&out) && !emit(std::mem::take(&mut out)) {
+            return Ok(());
         }
     }
-    let whole = pending.len() & !1;
-    let last = to_samples(&pending[..whole]);
-    if pending.len() > whole {
+    if !bytes.is_empty() {
         tracing::warn!(
             "standard input: ends in the middle of a 16-bit sample; the odd last byte is dropped"
         );
     }
-    if total == 0 {
+    if samples == 0 {
         return Err(SourceError::Stdin(
             "no audio (empty, or not even one 16-bit sample)".into(),
         ));
     }
-    emit(last);
+    emit(out);
     Ok(())
 }
 
@@ -397,7 +405,8 @@ where
     let mut decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions::default())
         .map_err(bad)?;
-    let mut converter = ToMono16k::new(rate)?;
+    let resample_error = |e| SourceError::Stdin(format!("cannot resample {rate} Hz: {e}"));
+    let mut converter = ToMono16k::new(rate).map_err(resample_error)?;
     let mut interleaved: Option<SampleBuffer<f32>> = None;
     let mut frames = 0u64;
     let mut out = Vec::with_capacity(2 * LIVE_BLOCK_SAMPLES);
@@ -407,11 +416,6 @@ where
             Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
             Err(e) => return Err(bad(e)),
         };
-        // Past the end of a stream of unknown length the reader hands out
-        // empty packets.
-        if packet.buf().is_empty() {
-            break;
-        }
         if packet.track_id() != track_id {
             continue;
         }
@@ -432,13 +436,17 @@ where
             )));
         }
         frames += (samples.len() / spec.channels.count()) as u64;
-        converter.push(samples, spec.channels.count(), &mut out)?;
-        if out.len() >= LIVE_BLOCK_SAMPLES && !emit(std::mem::take(&mut out)) {
+        converter
+            .push(samples, spec.channels.count(), &mut out)
+            .map_err(resample_error)?;
+        if block_ready(&out) && !emit(std::mem::take(&mut out)) {
             return Ok(());
         }
     }
     if frames == 0 {
-        return Err(SourceError::Stdin("a WAV stream without audio samples".into()));
+        return Err(SourceError::Stdin(
+            "a WAV stream without audio samples".into(),
+        ));
     }
     if let Some(declared) = declared_frames(&params).filter(|&n| frames < n) {
         tracing::warn!(
@@ -447,7 +455,7 @@ where
             declared as f64 / f64::from(rate)
         );
     }
-    converter.finish(&mut out)?;
+    converter.finish(&mut out).map_err(resample_error)?;
     emit(out);
     Ok(())
 }
@@ -456,28 +464,25 @@ where
 /// unknown-length size 0xFFFFFFFF of a streamed WAV.
 fn declared_frames(params: &symphonia::core::codecs::CodecParameters) -> Option<u64> {
     let frames = params.n_frames?;
-    let bytes_per_frame = u64::from(params.bits_per_coded_sample?.div_ceil(8))
-        * params.channels?.count() as u64;
+    let bytes_per_frame =
+        u64::from(params.bits_per_coded_sample?.div_ceil(8)) * params.channels?.count() as u64;
     let unknown = u64::from(u32::MAX) / bytes_per_frame.max(1);
     (frames != unknown).then_some(frames)
 }
 
 /// Interleaved samples at some rate → mono at [`SAMPLE_RATE`], piece by
-/// piece, the way [`AudioStream`] converts a file.
+/// piece, the way [`AudioStream`] converts a file. Errors are the
+/// resampler's.
 struct ToMono16k {
     resampler: Option<StreamResampler>,
     mono: Vec<f32>,
 }
 
 impl ToMono16k {
-    fn new(rate: u32) -> Result<Self, SourceError> {
+    fn new(rate: u32) -> Result<Self, String> {
         let resampler = (rate != SAMPLE_RATE)
             .then(|| StreamResampler::new(rate))
-            .transpose()
-            .map_err(|e| SourceError::Internal {
-                source_name: "audio".into(),
-                message: format!("cannot resample {rate} Hz: {e}"),
-            })?;
+            .transpose()?;
         Ok(ToMono16k {
             resampler,
             mono: Vec::new(),
@@ -489,10 +494,10 @@ impl ToMono16k {
         interleaved: &[f32],
         channels: usize,
         out: &mut Vec<f32>,
-    ) -> Result<(), SourceError> {
+    ) -> Result<(), String> {
         downmix(interleaved, channels, &mut self.mono);
         match &mut self.resampler {
-            Some(resampler) => resampler.push(&self.mono, out).map_err(resample_error),
+            Some(resampler) => resampler.push(&self.mono, out),
             None => {
                 out.extend_from_slice(&self.mono);
                 Ok(())
@@ -500,18 +505,11 @@ impl ToMono16k {
         }
     }
 
-    fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), SourceError> {
+    fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), String> {
         match &mut self.resampler {
-            Some(resampler) => resampler.finish(out).map_err(resample_error),
+            Some(resampler) => resampler.finish(out),
             None => Ok(()),
         }
-    }
-}
-
-fn resample_error(message: String) -> SourceError {
-    SourceError::Internal {
-        source_name: "audio".into(),
-        message: format!("resampling failed: {message}"),
     }
 }
 
@@ -535,7 +533,7 @@ mod microphone {
     use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
     use cpal::{FromSample, SampleFormat, SizedSample};
 
-    use super::{spawn, Sink, SourceError, ToMono16k, LIVE_BLOCK_SAMPLES};
+    use super::{block_ready, spawn, Sink, SourceError, ToMono16k, LIVE_BLOCK_SAMPLES};
 
     /// What the device callback sends to the reader thread.
     type Capture = Result<Vec<f32>, String>;
@@ -614,7 +612,12 @@ mod microphone {
             config.channels,
             supported.sample_format()
         );
-        Ok((name, stream, config.sample_rate, usize::from(config.channels)))
+        Ok((
+            name,
+            stream,
+            config.sample_rate,
+            usize::from(config.channels),
+        ))
     }
 
     fn build<T>(
@@ -630,7 +633,7 @@ mod microphone {
         device.build_input_stream(
             *config,
             move |data: &[T], _: &cpal::InputCallbackInfo| {
-                let samples = data.iter().map(|&s| f32::from_sample(s)).collect();
+                let samples = data.iter().map(|&s| s.to_sample::<f32>()).collect();
                 let _ = tx.send(Ok(samples));
             },
             move |e| {
@@ -649,7 +652,11 @@ mod microphone {
         rate: u32,
         channels: usize,
     ) -> Result<(), SourceError> {
-        let mut converter = ToMono16k::new(rate)?;
+        let device_error = |reason| SourceError::Device {
+            device: device.to_string(),
+            reason,
+        };
+        let mut converter = ToMono16k::new(rate).map_err(device_error)?;
         let mut out = Vec::with_capacity(2 * LIVE_BLOCK_SAMPLES);
         let mut dropping = false;
         while !sink.is_stopped() {
@@ -658,12 +665,11 @@ mod microphone {
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
-            let samples = captured.map_err(|reason| SourceError::Device {
-                device: device.to_string(),
-                reason,
-            })?;
-            converter.push(&samples, channels, &mut out)?;
-            if out.len() < LIVE_BLOCK_SAMPLES {
+            let samples = captured.map_err(device_error)?;
+            converter
+                .push(&samples, channels, &mut out)
+                .map_err(device_error)?;
+            if !block_ready(&out) {
                 continue;
             }
             match sink.offer(std::mem::take(&mut out)) {
@@ -682,7 +688,6 @@ mod microphone {
         Ok(())
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -833,10 +838,10 @@ mod tests {
         let path = dir.path().join("stereo.wav");
         let bytes = wav_bytes(&path, 44100, 2, 66150);
         let blocks = stdin_blocks(bytes).unwrap();
-        // Live blocks: about 100 ms each.
+        // Live blocks: 50 to 100 ms each (the resampler's pieces).
         assert!(blocks[..blocks.len() - 1]
             .iter()
-            .all(|b| (LIVE_BLOCK_SAMPLES..3 * LIVE_BLOCK_SAMPLES).contains(&b.len())));
+            .all(|b| (LIVE_BLOCK_SAMPLES / 2..=LIVE_BLOCK_SAMPLES).contains(&b.len())));
         assert_eq!(blocks.concat(), load_audio(&path).unwrap());
     }
 
