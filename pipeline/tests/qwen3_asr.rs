@@ -130,3 +130,46 @@ fn the_plan_names_the_qwen3_asr_stages() {
     );
     assert!(text.contains("language detected by the model"), "{text}");
 }
+
+#[test]
+fn a_forced_prefix_is_continued_as_the_model_would_have_continued_it() {
+    let transcriber = Qwen3AsrTranscriber::load_with(&tiny_model(), Quantize::default()).unwrap();
+    let model = transcriber.model();
+    let forced = Request {
+        language: Some("English".into()),
+        ..Request::default()
+    };
+    let whole = model.transcribe_samples(&read_jfk(), &forced).unwrap();
+    // The text of the reply's first tokens, as many as the tokenizer gives
+    // back as those same tokens (a random model's replies are not all
+    // canonical BPE): the model's own start of the reply.
+    let tokenizer = model.tokenizer();
+    let (n, prefix) = (1..whole.tokens.len())
+        .rev()
+        .map(|n| (n, tokenizer.decode(&whole.tokens[..n]).unwrap()))
+        .find(|(n, text)| tokenizer.encode(text).unwrap() == whole.tokens[..*n])
+        .expect("a prefix that encodes back to its tokens");
+    let continued = model
+        .transcribe_samples(
+            &read_jfk(),
+            &Request {
+                prefix: prefix.clone(),
+                // Capped where the whole reply was.
+                max_new_tokens: forced.max_new_tokens - n,
+                ..forced.clone()
+            },
+        )
+        .unwrap();
+    assert_eq!(continued.tokens, whole.tokens[n..]);
+    assert_eq!(continued.text, whole.text);
+    // Without a language the reply names one before the text: a prefix
+    // cannot be placed.
+    let unplaced = Request {
+        prefix,
+        ..Request::default()
+    };
+    let err = model
+        .transcribe_samples(&read_jfk(), &unplaced)
+        .unwrap_err();
+    assert!(err.to_string().contains("needs a language"), "{err}");
+}

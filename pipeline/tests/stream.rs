@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use asr_pipeline::stages::audio::load_audio;
-use asr_pipeline::stream::replay::{replay, Replay};
+use asr_pipeline::stream::replay::{replay, Clock, Replay};
 use asr_pipeline::stream::{EventKind, StreamOptions, TimedWord};
 use asr_pipeline::wer::{word_errors, words};
 use asr_pipeline::{Pipeline, Quantize};
@@ -66,14 +66,8 @@ fn final_words(replay: &Replay) -> Vec<TimedWord> {
 /// final text within `max_wer` of the offline transcript of `samples`.
 fn check_stream(pipeline: &Arc<Pipeline>, samples: &[f32], max_wer: f64) -> Replay {
     let mut stream = pipeline.stream(StreamOptions::default()).unwrap();
-    let replayed = replay(&mut stream, samples, |_| {}).unwrap();
-    let words = final_words(&replayed);
-    for pair in words.windows(2) {
-        assert!(
-            pair[1].start >= pair[0].start && pair[1].start >= pair[0].end - 0.1,
-            "final words out of order or overlapping: {pair:?}"
-        );
-    }
+    let replayed = replay(&mut stream, samples, Clock::Ideal, |_| {}).unwrap();
+    assert_in_order(&final_words(&replayed));
     let mut partial: Vec<String> = Vec::new();
     let mut last_final_end = f64::NEG_INFINITY;
     for emitted in &replayed.events {
@@ -116,6 +110,17 @@ fn check_stream(pipeline: &Arc<Pipeline>, samples: &[f32], max_wer: f64) -> Repl
     replayed
 }
 
+/// Each word starts after the one before ends, but for the slack
+/// re-transcription moves word times by (0.1 s).
+fn assert_in_order(words: &[TimedWord]) {
+    for pair in words.windows(2) {
+        assert!(
+            pair[1].start >= pair[0].end - 0.1 - 1e-9,
+            "final words out of order or overlapping: {pair:?}"
+        );
+    }
+}
+
 fn words_of(text: &str) -> Vec<String> {
     words(text)
 }
@@ -125,7 +130,7 @@ fn jfk_streams_to_its_offline_transcript() {
     let Some(samples) = shared("audio/jfk.wav") else {
         return;
     };
-    let replayed = check_stream(&tiny_en(), &samples, 0.0);
+    let replayed = check_stream(&tiny_en(), &samples, 0.05);
     // Words were confirmed while the audio went on, not all at the end.
     let early = replayed
         .finals()
@@ -181,4 +186,35 @@ fn an_interrupted_stream_makes_what_it_heard_final() {
         words_of(&finals.join(" ")).contains(&"ask".to_string()),
         "{finals:?}"
     );
+}
+
+/// The other families stream through the same interface, with the tiny
+/// random models of their own tests: Parakeet's timed words by local
+/// agreement, Qwen3-ASR's text (no word times) by prefix rollback.
+#[test]
+fn parakeet_and_qwen3_asr_stream_through_the_same_interface() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let models = [
+        (root.join("tests/fixtures/parakeet-tiny"), true),
+        (root.join("../models/tests/fixtures/qwen3_asr_model"), false),
+    ];
+    let samples = common::read_jfk();
+    for (model, timed) in models {
+        let pipeline = Arc::new(
+            Pipeline::builder()
+                .model(model.display().to_string())
+                .quantize(Quantize::default())
+                .build()
+                .unwrap(),
+        );
+        let mut stream = pipeline.stream(StreamOptions::default()).unwrap();
+        let replayed = replay(&mut stream, &samples, Clock::Ideal, |_| {}).unwrap();
+        assert!(!replayed.final_text().is_empty(), "{}", model.display());
+        for e in replayed.finals() {
+            assert_eq!(e.event.words.is_some(), timed, "{:?}", e.event);
+        }
+        if timed {
+            assert_in_order(&final_words(&replayed));
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use asr_converters::atomic::write_atomically;
 use asr_pipeline::stages::audio::load_audio;
-use asr_pipeline::stream::replay::{drive, quantile, replay, Emitted, Replay};
+use asr_pipeline::stream::replay::{drive, quantile, replay, Clock, Emitted, Replay};
 use asr_pipeline::stream::source::{Source, SourceKind};
 use asr_pipeline::stream::EventKind;
 use asr_pipeline::{Config, Pipeline};
@@ -66,7 +66,7 @@ pub fn run(args: StreamArgs) -> Result<()> {
     let replayed = match (&args.input, args.realtime) {
         (Some(path), false) => {
             let samples = load_audio(path)?;
-            replay(&mut stream, &samples, |e| printer.print(e))?
+            replay(&mut stream, &samples, Clock::Measured, |e| printer.print(e))?
         }
         (input, _) => {
             let kind = match (input, args.stdin) {

@@ -86,6 +86,9 @@ pub struct DecodeOptions {
     /// Recordings whose first windows are decoded side by side when several
     /// are transcribed (greedy decoding; at most 8, 1 for one at a time).
     pub batch_size: usize,
+    /// Qwen3-ASR: the most tokens a reply may add (448 when unset). A live
+    /// stream caps each hypothesis so.
+    pub max_new_tokens: Option<usize>,
 }
 
 impl Default for DecodeOptions {
@@ -114,6 +117,7 @@ impl Default for DecodeOptions {
             carry_initial_prompt: false,
             hallucination_silence_threshold: None,
             batch_size: 8,
+            max_new_tokens: None,
         }
     }
 }
@@ -130,6 +134,9 @@ impl DecodeOptions {
         let mut out = Vec::new();
         if self.temperature.is_empty() {
             out.push("decode.temperature: empty list".into());
+        }
+        if self.max_new_tokens == Some(0) {
+            out.push("decode.max_new_tokens: at least 1".into());
         }
         if let Some(t) = self
             .temperature

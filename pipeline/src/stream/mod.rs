@@ -48,6 +48,11 @@ pub struct StreamOptions {
     /// buffer holds are made final, whether hypotheses agreed or not. Under
     /// Whisper's 30 s window.
     pub max_buffer: f64,
+    /// The most tokens a hypothesis adds after the final words, for
+    /// recognizers streamed by prefix rollback (Qwen3-ASR): what a step of
+    /// speech and the words not yet final need, and a bound on a
+    /// hypothesis that runs on.
+    pub max_new_tokens: usize,
 }
 
 impl Default for StreamOptions {
@@ -56,6 +61,7 @@ impl Default for StreamOptions {
             step: 1.0,
             trim: 15.0,
             max_buffer: 25.0,
+            max_new_tokens: 32,
         }
     }
 }
@@ -81,6 +87,9 @@ impl StreamOptions {
                 "stream.max_buffer = {}: at most 29 seconds (a Whisper window is 30)",
                 self.max_buffer
             ));
+        }
+        if self.max_new_tokens == 0 {
+            problems.push("stream.max_new_tokens: at least 1".into());
         }
         problems
     }
@@ -444,6 +453,7 @@ mod tests {
             step: 0.0,
             trim: 40.0,
             max_buffer: 35.0,
+            max_new_tokens: 32,
         };
         let problems = bad.problems().join("; ");
         assert!(problems.contains("stream.step = 0"), "{problems}");

@@ -25,6 +25,7 @@ const SHORTEST: f64 = 0.2;
 
 pub(crate) struct PrefixPolicy {
     max_buffer: f64,
+    max_new_tokens: usize,
     /// The language forced, or named by the first hypothesis (a prefix
     /// needs it).
     language: Option<String>,
@@ -40,6 +41,7 @@ impl PrefixPolicy {
     pub fn new(options: &StreamOptions) -> Self {
         PrefixPolicy {
             max_buffer: options.max_buffer,
+            max_new_tokens: options.max_new_tokens,
             language: None,
             fixed: Vec::new(),
             pending: Vec::new(),
@@ -47,14 +49,17 @@ impl PrefixPolicy {
         }
     }
 
-    /// The words a hypothesis of `buffer` adds after the fixed ones.
+    /// The words a hypothesis of `buffer` adds after the fixed ones, at
+    /// most `max_new_tokens` tokens of them when given.
     fn transcribe(
         &mut self,
         recognizer: &dyn Recognizer,
         decode: &DecodeOptions,
         buffer: Buffer<'_>,
+        max_new_tokens: Option<usize>,
     ) -> Result<Vec<TimedWord>, TranscribeError> {
         let mut options = decode.clone();
+        options.max_new_tokens = max_new_tokens.or(options.max_new_tokens);
         if options.language.is_none() {
             options.language = self.language.clone();
         }
@@ -92,7 +97,7 @@ impl PrefixPolicy {
         buffer: Buffer<'_>,
     ) -> Result<Vec<TimedWord>, TranscribeError> {
         let finals = if buffer.duration() >= SHORTEST {
-            let mut words = self.transcribe(recognizer, decode, buffer)?;
+            let mut words = self.transcribe(recognizer, decode, buffer, None)?;
             // Words heard before keep the time they were first heard.
             for (word, old) in words.iter_mut().zip(&self.pending) {
                 if normalized(&word.text) == normalized(&old.text) {
@@ -141,7 +146,7 @@ impl Policy for PrefixPolicy {
                 ..Update::default()
             });
         }
-        let words = self.transcribe(recognizer, decode, buffer)?;
+        let words = self.transcribe(recognizer, decode, buffer, Some(self.max_new_tokens))?;
         let agreed = self
             .pending
             .iter()

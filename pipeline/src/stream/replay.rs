@@ -78,15 +78,27 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
     Some(sorted[((q * last as f64).round() as usize).min(last)])
 }
 
+/// How a replay's clock runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// The clock moves on by the time each push took: events are timed as
+    /// a real-time run on this machine would time them (a slow machine
+    /// makes fewer, longer steps), without waiting through the recording.
+    Measured,
+    /// Computation takes no time: every block is pushed as it is spoken,
+    /// so hypotheses fall every step exactly and a replay gives the same
+    /// events on every machine.
+    Ideal,
+}
+
 /// Streams `samples` as a live source would deliver them, in blocks of
-/// [`BLOCK_SECONDS`] as they are spoken, on a simulated clock: the loop
-/// takes every block spoken by now, pushes it, and the clock moves on by
-/// the time the push took (or, idle, to the next block). Events are timed
-/// as a real-time run on this machine would time them, without waiting
-/// through the recording; [`drive`] is that real-time run.
+/// [`BLOCK_SECONDS`] as they are spoken: the loop takes every block
+/// spoken by `clock`'s now, pushes it, and waits for the next block when
+/// there is none. [`drive`] is the same loop at real time.
 pub fn replay(
     stream: &mut Stream,
     samples: &[f32],
+    clock_runs: Clock,
     mut on_event: impl FnMut(&Emitted),
 ) -> Result<Replay, PipelineError> {
     let block = (BLOCK_SECONDS * RATE) as usize;
@@ -96,7 +108,13 @@ pub fn replay(
     };
     let (mut clock, mut fed) = (0.0f64, 0);
     while fed < samples.len() {
-        let spoken = ((clock * RATE) as usize / block * block).min(samples.len());
+        // Whole blocks, and the recording's short last one once spoken.
+        let now = (clock * RATE).round() as usize;
+        let spoken = if now >= samples.len() {
+            samples.len()
+        } else {
+            now / block * block
+        };
         if spoken <= fed {
             clock = ((fed + block).min(samples.len())) as f64 / RATE;
             continue;
@@ -105,7 +123,9 @@ pub fn replay(
         let events = stream.push(&samples[fed..spoken])?;
         fed = spoken;
         let took = started.elapsed().as_secs_f64();
-        clock += took;
+        if clock_runs == Clock::Measured {
+            clock += took;
+        }
         replay.compute_seconds += took;
         record(&mut replay, events, clock, &mut on_event);
     }
@@ -113,7 +133,11 @@ pub fn replay(
     let events = stream.finish()?;
     let took = started.elapsed().as_secs_f64();
     replay.compute_seconds += took;
-    let at = clock.max(replay.audio_seconds) + took;
+    let at = clock.max(replay.audio_seconds)
+        + match clock_runs {
+            Clock::Measured => took,
+            Clock::Ideal => 0.0,
+        };
     record(&mut replay, events, at, &mut on_event);
     Ok(replay)
 }

@@ -142,6 +142,9 @@ fn unsupported_options(d: &DecodeOptions) -> Vec<String> {
             out.push(format!("decode.{key}: Parakeet models take no prompt"));
         }
     }
+    if d.max_new_tokens.is_some() {
+        out.push("decode.max_new_tokens: Parakeet decodes every frame of the audio".into());
+    }
     out
 }
 

@@ -134,6 +134,9 @@ fn request(options: &DecodeOptions) -> Request {
         language: options.language.clone(),
         context: context.join("\n"),
         prefix: options.prefix.clone().unwrap_or_default(),
+        max_new_tokens: options
+            .max_new_tokens
+            .unwrap_or(Request::default().max_new_tokens),
         ..Request::default()
     }
 }

@@ -29,6 +29,12 @@ impl RecognizerFamily for WhisperFamily {
 
     fn plan(&self, settings: &RecognizerSettings<'_>) -> Result<Vec<StageInfo>, Vec<String>> {
         let mut problems = settings.decode.problems();
+        if settings.decode.max_new_tokens.is_some() {
+            problems.push(
+                "decode.max_new_tokens: Whisper decodes at most n_text_ctx / 2 tokens per window"
+                    .into(),
+            );
+        }
         let quantize = settings.quantize;
         problems.extend(model_source::problem(settings.model, quantize.weights));
         if quantize.activations == Activations::Int8
