@@ -32,10 +32,10 @@ impl TimedWord {
 /// and still be new: re-transcription moves word times by a few frames.
 const START_SLACK: f64 = 0.1;
 /// The longest run of words checked for a repeat of the final text's tail
-/// at the start of a hypothesis.
+/// in a hypothesis.
 const LONGEST_REPEAT: usize = 5;
-/// A hypothesis's first word is checked for such a repeat only when it
-/// starts this close (seconds) to the last final word's end: later, a
+/// A run of a hypothesis's words is taken for the last final words only
+/// when it ends this close (seconds) to where they ended: farther, a
 /// repeated word is speech.
 const REPEAT_WINDOW: f64 = 1.0;
 
@@ -100,33 +100,38 @@ impl LocalAgreement {
         self.final_tail.drain(..excess);
     }
 
-    /// `hypothesis` without the words already final: those that start
-    /// before the last final word ended, then a repeat of the final text's
-    /// last words if it begins with one.
+    /// `hypothesis` without the words already final. Where the hypothesis
+    /// says the last final words again (their longest run, ending within
+    /// [`REPEAT_WINDOW`] of where they ended), what follows that run;
+    /// else the words that start after the last final word ended. Text
+    /// comes first: a word at the end of a buffer is often timed into the
+    /// pause after it, and its successor's time would fall before its end.
     fn after_final(&self, hypothesis: Vec<TimedWord>) -> Vec<TimedWord> {
-        let mut words: Vec<TimedWord> = hypothesis
-            .into_iter()
-            .filter(|w| w.start > self.final_end - START_SLACK)
-            .collect();
-        let near = words
-            .first()
-            .is_some_and(|w| (w.start - self.final_end).abs() < REPEAT_WINDOW);
-        let longest = if near {
-            LONGEST_REPEAT.min(words.len()).min(self.final_tail.len())
-        } else {
-            0
-        };
-        let repeat = (1..=longest).rev().find(|&n| {
+        let mut words = hypothesis;
+        let longest = LONGEST_REPEAT.min(words.len()).min(self.final_tail.len());
+        let repeat = (1..=longest).rev().find_map(|n| {
             let tail = &self.final_tail[self.final_tail.len() - n..];
-            words[..n]
-                .iter()
-                .zip(tail)
-                .all(|(w, t)| normalized(&w.text) == *t)
+            (0..=words.len() - n)
+                .filter(|&i| (words[i + n - 1].end - self.final_end).abs() < REPEAT_WINDOW)
+                .filter(|&i| {
+                    words[i..i + n]
+                        .iter()
+                        .zip(tail)
+                        .all(|(w, t)| normalized(&w.text) == *t)
+                })
+                .min_by(|&i, &j| {
+                    let off = |k: usize| (words[k + n - 1].end - self.final_end).abs();
+                    off(i).total_cmp(&off(j))
+                })
+                .map(|i| i + n)
         });
-        if let Some(n) = repeat {
-            words.drain(..n);
+        match repeat {
+            Some(end) => words.split_off(end),
+            None => {
+                words.retain(|w| w.start > self.final_end - START_SLACK);
+                words
+            }
         }
-        words
     }
 }
 
@@ -190,6 +195,22 @@ mod tests {
         let again = agreement.insert(words("country", 4.0));
         assert_eq!(texts(&again), ["country"]);
         assert_eq!(again[0].start, 4.0);
+    }
+
+    #[test]
+    fn a_word_timed_before_the_end_of_a_stretched_final_word_is_kept() {
+        let mut agreement = LocalAgreement::new();
+        // "not" was last in its buffer and timed into the pause after it.
+        let mut first = words("ask not", 3.9);
+        first[1].end = 4.68;
+        agreement.insert(first.clone());
+        assert_eq!(texts(&agreement.insert(first)), ["ask", "not"]);
+        // With more audio "not" ends at 4.3 and "what" starts at 4.5,
+        // before 4.68: the repeat of "ask not" places it, not its time.
+        let next = words("ask not what your", 3.9);
+        agreement.insert(next.clone());
+        assert_eq!(texts(agreement.pending()), ["what", "your"]);
+        assert_eq!(texts(&agreement.insert(next)), ["what", "your"]);
     }
 
     #[test]
