@@ -1,10 +1,13 @@
 //! The policy of recognizers that time their words (Whisper, Parakeet):
 //! each hypothesis re-transcribes the buffer with word times, and
 //! [`LocalAgreement`] confirms the words two consecutive hypotheses share.
-//! The buffer is cut after the last segment whose words are all final once
+//! The buffer is cut after the last final word that ends a sentence once
 //! it is longer than [`StreamOptions::trim`]; earlier final text prompts
 //! the recognizer, when it takes a prompt, so that the text reads on
 //! across cuts.
+//!
+//! A hypothesis is the recognizer's one-pass [`Recognizer::hypothesis`];
+//! the last of a stretch of speech decodes as the config says.
 
 use std::collections::VecDeque;
 
@@ -17,6 +20,8 @@ use crate::stages::transcribe::{Recognizer, TranscribeError};
 const PROMPT_CHARS: usize = 200;
 /// A buffer shorter than this (seconds) is not transcribed.
 const SHORTEST: f64 = 0.2;
+/// What ends a sentence, where the buffer may be cut.
+const SENTENCE_ENDS: &[char] = &['.', '?', '!', '。', '？', '！'];
 
 pub(crate) struct LocalAgreementPolicy {
     agreement: LocalAgreement,
@@ -38,36 +43,47 @@ impl LocalAgreementPolicy {
         }
     }
 
-    /// The hypothesis for `buffer`: its words, timed from the start of the
-    /// stream, and the end of each segment that has words.
+    /// The hypothesis for `buffer`, its words timed from the start of the
+    /// stream; `one_pass` for a hypothesis that another will follow.
     fn transcribe(
         &self,
         recognizer: &dyn Recognizer,
         decode: &DecodeOptions,
         buffer: Buffer<'_>,
-    ) -> Result<(Vec<TimedWord>, Vec<f64>), TranscribeError> {
+        one_pass: bool,
+    ) -> Result<Vec<TimedWord>, TranscribeError> {
         let mut options = decode.clone();
         options.word_timestamps = true;
         if let Some(prompt) = self.prompt_before(buffer.start) {
             options.initial_prompt = Some(prompt);
         }
-        let audio = Box::new(std::iter::once(Ok(buffer.samples.to_vec())));
-        let transcript = recognizer.transcribe(audio, &options, &|_| {})?;
-        let mut words = Vec::new();
-        let mut segment_ends = Vec::new();
-        for segment in &transcript.segments {
-            let before = words.len();
-            words.extend(segment.words.iter().filter_map(|w| {
+        let transcript = if one_pass {
+            recognizer.hypothesis(buffer.samples, &options)?
+        } else {
+            let audio = Box::new(std::iter::once(Ok(buffer.samples.to_vec())));
+            recognizer.transcribe(audio, &options, &|_| {})?
+        };
+        let t = &transcript.timings;
+        tracing::debug!(
+            buffer_start = buffer.start,
+            seconds = buffer.duration(),
+            transcribe = t.transcribe,
+            encoder = t.encoder,
+            decoder = t.decoder,
+            passes = t.decoder_passes,
+            tokens = t.tokens,
+            word_timestamps = t.word_timestamps,
+            "hypothesis"
+        );
+        let words = transcript.segments.iter().flat_map(|s| &s.words);
+        Ok(words
+            .filter_map(|w| {
                 let text = w.word.word.trim();
                 (!text.is_empty()).then(|| {
                     TimedWord::new(text, buffer.start + w.word.start, buffer.start + w.word.end)
                 })
-            }));
-            if words.len() > before {
-                segment_ends.push(buffer.start + segment.end);
-            }
-        }
-        Ok((words, segment_ends))
+            })
+            .collect())
     }
 
     /// The final text before `start`, its last [`PROMPT_CHARS`] at most
@@ -111,23 +127,28 @@ impl Policy for LocalAgreementPolicy {
                 ..Update::default()
             });
         }
-        let (words, segment_ends) = self.transcribe(recognizer, decode, buffer)?;
+        let words = self.transcribe(recognizer, decode, buffer, true)?;
         let mut finals = self.agreement.insert(words);
+        self.remember(&finals);
         let mut keep_from = buffer.start;
         if buffer.duration() > self.trim {
-            // The end of the last segment all of whose words are final
-            // (never the hypothesis's last segment: its end may move).
-            let final_end = self.agreement.final_end();
-            let complete = &segment_ends[..segment_ends.len().saturating_sub(1)];
-            if let Some(&end) = complete.iter().rev().find(|&&end| end <= final_end + 1e-6) {
-                keep_from = end;
+            let sentence_end = self
+                .recent
+                .iter()
+                .rev()
+                .take_while(|w| w.end > buffer.start)
+                .find(|w| w.text.ends_with(SENTENCE_ENDS));
+            if let Some(word) = sentence_end {
+                keep_from = word.end;
             }
         }
         if buffer.duration() > self.max_buffer && keep_from <= buffer.start {
-            // No segment ended in final words: cut after the last final
-            // word, or, with none in the buffer, make the hypothesis final.
+            // No final sentence ends in the buffer: cut after the last
+            // final word, or, with none in it, make the hypothesis final.
             if self.agreement.final_end() <= buffer.start {
-                finals.extend(self.agreement.flush());
+                let flushed = self.agreement.flush();
+                self.remember(&flushed);
+                finals.extend(flushed);
             }
             keep_from = self.agreement.final_end();
             if keep_from <= buffer.start {
@@ -135,7 +156,6 @@ impl Policy for LocalAgreementPolicy {
                 keep_from = buffer.end() - self.trim / 2.0;
             }
         }
-        self.remember(&finals);
         Ok(Update {
             finals,
             partial: self.agreement.pending().to_vec(),
@@ -151,7 +171,7 @@ impl Policy for LocalAgreementPolicy {
     ) -> Result<Vec<TimedWord>, TranscribeError> {
         let mut finals = Vec::new();
         if buffer.duration() >= SHORTEST {
-            let (words, _) = self.transcribe(recognizer, decode, buffer)?;
+            let words = self.transcribe(recognizer, decode, buffer, false)?;
             finals = self.agreement.insert(words);
         }
         finals.extend(self.agreement.flush());

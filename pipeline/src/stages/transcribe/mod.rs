@@ -80,6 +80,21 @@ pub trait Recognizer: Send {
             .collect()
     }
 
+    /// A live stream's hypothesis of a buffer ([`crate::stream`]): one
+    /// decoding pass where a family would decode more to be sure (another
+    /// hypothesis follows a step later).
+    fn hypothesis(
+        &self,
+        samples: &[f32],
+        options: &DecodeOptions,
+    ) -> Result<Transcript, TranscribeError> {
+        self.transcribe(
+            Box::new(std::iter::once(Ok(samples.to_vec()))),
+            options,
+            &|_| {},
+        )
+    }
+
     /// How a live stream ([`crate::stream`]) is transcribed with this
     /// recognizer.
     fn streaming(&self) -> Streaming {

@@ -114,6 +114,14 @@ impl Recognizer for WhisperTranscriber {
         WhisperTranscriber::transcribe_many(self, recordings, options, progress)
     }
 
+    fn hypothesis(
+        &self,
+        samples: &[f32],
+        options: &DecodeOptions,
+    ) -> Result<Transcript, TranscribeError> {
+        self.transcribe_first_window(samples, options)
+    }
+
     fn streaming(&self) -> Streaming {
         Streaming::TimedWords { prompt: true }
     }

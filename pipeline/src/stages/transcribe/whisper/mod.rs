@@ -377,6 +377,33 @@ impl WhisperTranscriber {
         while let Some(next) = self.next_window(recording, options)? {
             self.window(recording, next, options, progress)?;
         }
+        self.transcript(recording)
+    }
+
+    /// A live stream's hypothesis of `samples` (at most a window): its
+    /// first window decoded once, at the first temperature only. The seek
+    /// loop would decode what follows the last word as a window of its
+    /// own, and fallback would decode it again: a stream's next hypothesis
+    /// comes a step later anyway.
+    pub fn transcribe_first_window(
+        &self,
+        samples: &[f32],
+        options: &DecodeOptions,
+    ) -> Result<Transcript, TranscribeError> {
+        let mut once = options.clone();
+        once.temperature.truncate(1);
+        let mut recording = self.begin(std::iter::once(Ok(samples.to_vec())), &once)?;
+        if let Some(first) = self.next_window(&mut recording, &once)? {
+            self.window(&mut recording, first, &once, &|_| {})?;
+        }
+        self.transcript(&mut recording)
+    }
+
+    /// The transcript of what `recording` decoded.
+    fn transcript<I: AudioBlocks>(
+        &self,
+        recording: &mut Recording<'_, I>,
+    ) -> Result<Transcript, TranscribeError> {
         let clock = Instant::now();
         let initial = recording.texts.initial.len();
         let text = self.text(&recording.all_tokens[initial..])?;
