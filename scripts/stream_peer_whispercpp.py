@@ -44,17 +44,22 @@ Modes (examples/stream/stream.cpp, whisper.cpp 1.8.5):
 Parameters: whisper.cpp's README for examples/stream shows
 `-t 8 --step 500 --length 5000` (sliding window) and
 `--step 0 --length 30000 -vth 0.6` (VAD); the program's own defaults are
-step 3000, length 10000, keep 200. Every iteration encodes a full 30 s
-window, so with 2 threads a 500 ms step cannot keep up and drops audio; the
-defaults here, step 1000 / length 10000 / keep 200 / 2 threads, are the
-README's sliding-window mode with the program's default window and the
-shortest step a 2-core machine sustains with tiny.en. `--extra` passes more
-whisper-stream options (e.g. "-ac 768" to shrink the encoder window).
+step 3000, length 10000, keep 200. The defaults here, step 1000 / length
+10000 / keep 200 / 2 threads, are the README's sliding-window mode with the
+program's default window and the shortest step 2 cores can sustain: every
+iteration encodes a whole 30 s window, which whisper.cpp does for tiny.en in
+about 0.7 s on this 2-core VM when nothing else runs (docs/benchmarks.md),
+so a 500 ms step drops audio; on a busy machine 1000 ms drops audio too
+(dropped_s). The VAD mode is the README's second setting:
+`--step-ms 0 --length-ms 30000 --extra="-vth 0.6"`. `--extra` passes more
+whisper-stream options as one string (write it with "=" when it starts with
+"-"), e.g. `--extra="-ac 768"` to shrink the encoder window.
 
 Output JSON: audio_s (the file's length), wall_s (whisper-stream's wall
 time, spawn to exit: model load and the silent tail included), fed_s (audio
 plus silence fed before SIGINT), cpu_s (user + sys of whisper-stream, from
-wait4), rtf (cpu_s / audio_s), startup_s (audio start to "[Start
+wait4), rtf (cpu_s / audio_s), rtf_fed (cpu_s / fed_s: the tail of
+silence counted as audio), startup_s (audio start to "[Start
 speaking]", i.e. model load), iterations, dropped_s (sliding window only:
 fed audio the iterations did not take), first_partial_s (first non-empty
 text, partial or final), finals [{text, raw, emit_s}] (emit_s: seconds after
@@ -66,7 +71,7 @@ emit_s}], mode and args. Texts drop whisper's bracketed non-speech notes
 
 Usage: stream_peer_whispercpp.py --audio WAV --model GGML --bin WHISPER_STREAM
        [--step-ms 1000 --length-ms 10000 --keep-ms 200 --threads 2
-       --max-seconds S --extra "ARGS"] --out JSON
+       --max-seconds S --extra="ARGS" --log LOG] --out JSON
 """
 import argparse
 import codecs
@@ -375,6 +380,7 @@ def main():
         "fed_s": round(fed_s, 3),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "rtf": round((usage.ru_utime + usage.ru_stime) / audio_s, 3),
+        "rtf_fed": round((usage.ru_utime + usage.ru_stime) / fed_s, 3),
         "startup_s": round(parser.start_speaking, 3),
         "covered_end": parser.covers(audio_s),
         "iterations": parser.iterations,
@@ -400,7 +406,7 @@ def main():
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
         f.write("\n")
-    summary = {k: result[k] for k in ("audio_s", "wall_s", "fed_s", "cpu_s", "rtf", "startup_s",
+    summary = {k: result[k] for k in ("audio_s", "wall_s", "fed_s", "cpu_s", "rtf", "rtf_fed", "startup_s",
                                       "iterations", "first_partial_s", "covered_end",
                                       "feed_lag_max_s", "loadavg_1min")}
     summary["finals"] = len(finals)
