@@ -354,7 +354,9 @@ def main():
             if stop_sent is None and (parser.covers(audio_s) or now > audio_s + tail_limit_s):
                 proc.send_signal(signal.SIGINT)
                 stop_sent = now
-            elif stop_sent is not None and now > stop_sent + 30:
+            elif stop_sent is not None and now > stop_sent + 120:
+                # SIGINT is seen between iterations; one on a loaded machine
+                # has taken over 30 s.
                 proc.kill()
         parser.finish()
         _, status, usage = os.wait4(proc.pid, 0)
