@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use asr_models::qwen3_asr::Request;
+use asr_models::qwen3_asr::{EncoderCache, Request};
 use asr_pipeline::stages::transcribe::qwen3_asr::{
     Qwen3AsrTranscriber, SEARCH_SECONDS, SEGMENT_SECONDS,
 };
@@ -172,4 +172,49 @@ fn a_forced_prefix_is_continued_as_the_model_would_have_continued_it() {
         .transcribe_samples(&read_jfk(), &unplaced)
         .unwrap_err();
     assert!(err.to_string().contains("needs a language"), "{err}");
+}
+
+#[test]
+fn a_growing_clip_encodes_only_the_audio_after_its_complete_windows() {
+    let transcriber = Qwen3AsrTranscriber::load_with(&tiny_model(), Quantize::default()).unwrap();
+    let model = transcriber.model();
+    // jfk.wav's first 8.5 s twice: every prefix longer than 8.5 s has the
+    // same loudest frame, so a window's log-mel does not depend on where
+    // the clip ends.
+    let jfk = read_jfk();
+    let head = &jfk[..SAMPLE_RATE * 17 / 2];
+    let clip = [head, head].concat();
+    let rows = |a: &mlx::Array| a.dim(0).unwrap() as usize;
+    let audio = &model.config().audio_config;
+    // Complete windows: those that audio follows (100 mel frames a second).
+    let complete = |seconds: usize| (seconds * 100 - 1) / audio.n_window_infer;
+    let mut cache = EncoderCache::default();
+    let first = model
+        .encode_cached(&clip[..SAMPLE_RATE * 9], &mut cache)
+        .unwrap();
+    let kept = cache.windows();
+    assert_eq!(kept, complete(9));
+    let grown = model
+        .encode_cached(&clip[..SAMPLE_RATE * 17], &mut cache)
+        .unwrap();
+    assert_eq!(cache.windows(), complete(17));
+    let fresh = model.encode(&clip[..SAMPLE_RATE * 17]).unwrap();
+    assert_eq!(rows(&grown), rows(&fresh));
+    let values = |a: &mlx::Array| a.to_vec::<f32>().unwrap();
+    let differ = |a: &[f32], b: &[f32]| {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    };
+    assert!(differ(&values(&grown), &values(&fresh)) < 1e-4);
+    // The first call's complete windows were reused as they were.
+    let reused = values(&first).len() / rows(&first) * audio.attention_window() * kept;
+    assert_eq!(values(&grown)[..reused], values(&first)[..reused]);
+    // Another clip's start is not taken for this one's.
+    let other: Vec<f32> = clip[..SAMPLE_RATE * 17].iter().map(|s| s * 0.5).collect();
+    let encoded = model.encode_cached(&other, &mut cache).unwrap();
+    let fresh = model.encode(&other).unwrap();
+    assert!(differ(&values(&encoded), &values(&fresh)) < 1e-4);
 }

@@ -15,4 +15,4 @@ pub mod text_decoder;
 pub mod tokenizer;
 
 pub use config::Qwen3AsrConfig;
-pub use model::{PhaseTimes, Qwen3Asr, Request, Transcript};
+pub use model::{EncoderCache, PhaseTimes, Qwen3Asr, Request, Transcript};

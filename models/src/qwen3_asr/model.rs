@@ -16,6 +16,7 @@ use super::tokenizer::Qwen3Tokenizer;
 use crate::model_config::{LoadError, ModelConfig};
 use crate::quantization::Activations;
 use crate::weights::{WeightError, Weights};
+use crate::whisper::constants::HOP_LENGTH;
 
 /// Where the text model's weights sit in a converted folder.
 const TEXT_PREFIX: &str = "model.language_model";
@@ -57,6 +58,24 @@ impl Default for Request {
             max_new_tokens: 448,
             stop_at_eos: true,
         }
+    }
+}
+
+/// The encoder's output for the start of a growing clip, kept between
+/// calls of [`Qwen3Asr::encode_cached`].
+#[derive(Default)]
+pub struct EncoderCache {
+    /// The audio the cached windows were encoded from.
+    samples: Vec<f32>,
+    /// Their embeddings, a window's rows after another's.
+    rows: Option<Array>,
+    windows: usize,
+}
+
+impl EncoderCache {
+    /// Attention windows held.
+    pub fn windows(&self) -> usize {
+        self.windows
     }
 }
 
@@ -179,12 +198,79 @@ impl Qwen3Asr {
         mlx::concatenate(&[&before, &audio.expand_dims(&[0])?, &after], 1)
     }
 
+    /// The audio embeddings of `samples`, reusing the attention windows
+    /// `cache` holds when `samples` begins with the audio they were encoded
+    /// from, and keeping this clip's complete windows for the next call (a
+    /// growing clip: a live stream's buffer). A window is complete once
+    /// audio follows it. The log-mel is scaled by the clip's loudest frame
+    /// (Whisper's rule), so a reused window was scaled by the clip it was
+    /// first encoded in: the approximation chunked streaming accepts.
+    pub fn encode_cached(&self, samples: &[f32], cache: &mut EncoderCache) -> mlx::Result<Array> {
+        self.encode_mel_cached(&self.features.forward(samples)?, samples, cache)
+    }
+
+    fn encode_mel_cached(
+        &self,
+        mel: &Array,
+        samples: &[f32],
+        cache: &mut EncoderCache,
+    ) -> mlx::Result<Array> {
+        let audio_config = &self.config.audio_config;
+        let (window, rows_per_window) =
+            (audio_config.n_window_infer, audio_config.attention_window());
+        let frames = mel.dim(0)? as usize;
+        let complete = frames.saturating_sub(1) / window;
+        let reused = match &cache.rows {
+            Some(rows) if samples.starts_with(&cache.samples) => {
+                Some((rows, cache.windows.min(complete)))
+            }
+            _ => None,
+        }
+        .filter(|(_, windows)| *windows > 0);
+        let from = reused.map_or(0, |(_, windows)| windows * window);
+        let rest = self
+            .encoder
+            .forward(&mel.slice_axis(0, from as i32, frames as i32)?)?;
+        let rows = match reused {
+            Some((cached, windows)) => {
+                let cached = cached.slice_axis(0, 0, (windows * rows_per_window) as i32)?;
+                mlx::concatenate(&[&cached, &rest], 0)?
+            }
+            None => rest,
+        };
+        rows.eval()?;
+        cache.rows = Some(rows.slice_axis(0, 0, (complete * rows_per_window) as i32)?);
+        cache.windows = complete;
+        cache.samples = samples[..(complete * window * HOP_LENGTH).min(samples.len())].to_vec();
+        Ok(rows)
+    }
+
     /// Transcribes 16 kHz mono `samples` as one clip (the encoder attends
     /// within 8 s windows; the decoder sees the whole clip).
     pub fn transcribe_samples(
         &self,
         samples: &[f32],
         request: &Request,
+    ) -> mlx::Result<Transcript> {
+        self.transcribe_with(samples, request, None)
+    }
+
+    /// [`Qwen3Asr::transcribe_samples`] with the encoder's windows kept in
+    /// `cache` between calls ([`Qwen3Asr::encode_cached`]).
+    pub fn transcribe_cached(
+        &self,
+        samples: &[f32],
+        request: &Request,
+        cache: &mut EncoderCache,
+    ) -> mlx::Result<Transcript> {
+        self.transcribe_with(samples, request, Some(cache))
+    }
+
+    fn transcribe_with(
+        &self,
+        samples: &[f32],
+        request: &Request,
+        cache: Option<&mut EncoderCache>,
     ) -> mlx::Result<Transcript> {
         let mut times = PhaseTimes::default();
         let clock = Instant::now();
@@ -193,7 +279,10 @@ impl Qwen3Asr {
         times.mel = clock.elapsed();
 
         let clock = Instant::now();
-        let audio = self.encoder.forward(&mel)?;
+        let audio = match cache {
+            Some(cache) => self.encode_mel_cached(&mel, samples, cache)?,
+            None => self.encoder.forward(&mel)?,
+        };
         audio.eval()?;
         times.encoder = clock.elapsed();
 

@@ -142,18 +142,16 @@ impl Policy for LocalAgreementPolicy {
                 keep_from = word.end;
             }
         }
-        if buffer.duration() > self.max_buffer && keep_from <= buffer.start {
-            // No final sentence ends in the buffer: cut after the last
-            // final word, or, with none in it, make the hypothesis final.
-            if self.agreement.final_end() <= buffer.start {
+        if buffer.end() - keep_from > self.max_buffer {
+            // No final sentence ends early enough: cut after the last final
+            // word, and when that leaves more than `trim`, the hypothesis
+            // becomes final and the buffer keeps `trim` at most.
+            keep_from = keep_from.max(self.agreement.final_end());
+            if buffer.end() - keep_from > self.trim {
                 let flushed = self.agreement.flush();
                 self.remember(&flushed);
                 finals.extend(flushed);
-            }
-            keep_from = self.agreement.final_end();
-            if keep_from <= buffer.start {
-                // Nothing was heard in a whole buffer: keep its last step.
-                keep_from = buffer.end() - self.trim / 2.0;
+                keep_from = self.agreement.final_end().max(buffer.end() - self.trim);
             }
         }
         Ok(Update {

@@ -250,6 +250,12 @@ impl Stream {
         self.received as f64 / RATE
     }
 
+    /// Seconds of audio held: never much more than
+    /// [`StreamOptions::max_buffer`], however long the stream.
+    pub fn buffered_seconds(&self) -> f64 {
+        self.buffer.len() as f64 / RATE
+    }
+
     /// Takes the next samples; when a step's worth of new audio has
     /// arrived, makes a hypothesis of the buffer and returns what changed.
     pub fn push(&mut self, samples: &[f32]) -> Result<Vec<StreamEvent>, PipelineError> {

@@ -7,8 +7,10 @@
 //! near the end: the audio before is transcribed for good and leaves the
 //! buffer, its text the context of what follows.
 //!
-//! Word times are estimates: a word is timed at the end of the audio of
-//! the hypothesis that first held it.
+//! A hypothesis is the recognizer's [`Recognizer::hypothesis`] (Qwen3-ASR
+//! encodes only the audio after the encoder windows it kept from the last
+//! one). Word times are estimates: a word is timed at the end of the audio
+//! of the hypothesis that first held it.
 
 use super::agreement::{normalized, TimedWord};
 use super::{Buffer, Policy, StreamOptions, Update, RATE};
@@ -72,8 +74,7 @@ impl PrefixPolicy {
             let own = options.initial_prompt.take().unwrap_or_default();
             options.initial_prompt = Some(format!("{own}\n{}", self.context).trim().to_string());
         }
-        let audio = Box::new(std::iter::once(Ok(buffer.samples.to_vec())));
-        let transcript = recognizer.transcribe(audio, &options, &|_| {})?;
+        let transcript = recognizer.hypothesis(buffer.samples, &options)?;
         if self.language.is_none() {
             self.language = transcript.language.clone();
         }

@@ -5,12 +5,9 @@
 
 use std::time::Instant;
 
+use super::source::LIVE_BLOCK_SAMPLES;
 use super::{EventKind, Stream, StreamEvent, RATE};
 use crate::PipelineError;
-
-/// How much audio a live source delivers at once (seconds): the
-/// microphone's and standard input's blocks.
-pub const BLOCK_SECONDS: f64 = 0.1;
 
 /// An event and when it was emitted: seconds after the stream started
 /// (the moment its first audio was spoken).
@@ -92,7 +89,7 @@ pub enum Clock {
 }
 
 /// Streams `samples` as a live source would deliver them, in blocks of
-/// [`BLOCK_SECONDS`] as they are spoken: the loop takes every block
+/// [`LIVE_BLOCK_SAMPLES`] as they are spoken: the loop takes every block
 /// spoken by `clock`'s now, pushes it, and waits for the next block when
 /// there is none. [`drive`] is the same loop at real time.
 pub fn replay(
@@ -101,7 +98,7 @@ pub fn replay(
     clock_runs: Clock,
     mut on_event: impl FnMut(&Emitted),
 ) -> Result<Replay, PipelineError> {
-    let block = (BLOCK_SECONDS * RATE) as usize;
+    let block = LIVE_BLOCK_SAMPLES;
     let mut replay = Replay {
         audio_seconds: samples.len() as f64 / RATE,
         ..Replay::default()

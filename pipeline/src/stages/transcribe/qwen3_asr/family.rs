@@ -116,6 +116,14 @@ impl Recognizer for Qwen3AsrTranscriber {
         self.transcribe_blocks(audio, &request(options), progress)
     }
 
+    fn hypothesis(
+        &self,
+        samples: &[f32],
+        options: &DecodeOptions,
+    ) -> Result<Transcript, TranscribeError> {
+        self.transcribe_hypothesis(samples, &request(options))
+    }
+
     fn streaming(&self) -> Streaming {
         Streaming::Prefix
     }

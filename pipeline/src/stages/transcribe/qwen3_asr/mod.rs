@@ -11,10 +11,11 @@ mod family;
 
 pub use family::Qwen3AsrFamily;
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use asr_models::qwen3_asr::prompt::language_code;
-use asr_models::qwen3_asr::{Qwen3Asr, Request};
+use asr_models::qwen3_asr::{EncoderCache, Qwen3Asr, Request};
 use asr_models::Quantize;
 
 use crate::model_source::{resolve_model, QWEN3_ASR};
@@ -37,6 +38,9 @@ const HOP: usize = 160;
 /// A loaded Qwen3-ASR model ready to transcribe any number of recordings.
 pub struct Qwen3AsrTranscriber {
     model: Qwen3Asr,
+    /// The encoder's windows of a live stream's buffer, kept from one
+    /// hypothesis to the next.
+    stream_windows: Mutex<EncoderCache>,
 }
 
 impl Qwen3AsrTranscriber {
@@ -50,11 +54,48 @@ impl Qwen3AsrTranscriber {
     ) -> Result<Qwen3AsrTranscriber, TranscribeError> {
         let dir = resolve_model(spec, quantize.weights, QWEN3_ASR)?;
         let model = Qwen3Asr::load_with(&dir, quantize.activations)?;
-        Ok(Qwen3AsrTranscriber { model })
+        Ok(Qwen3AsrTranscriber {
+            model,
+            stream_windows: Mutex::new(EncoderCache::default()),
+        })
     }
 
     pub fn model(&self) -> &Qwen3Asr {
         &self.model
+    }
+
+    /// A live stream's hypothesis of its buffer `samples` (one clip): the
+    /// encoder's complete 8 s windows are kept for the next hypothesis,
+    /// which encodes only the audio after them while the buffer keeps its
+    /// start.
+    pub fn transcribe_hypothesis(
+        &self,
+        samples: &[f32],
+        request: &Request,
+    ) -> Result<Transcript, TranscribeError> {
+        let started = Instant::now();
+        let mut windows = self
+            .stream_windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let reply = self
+            .model
+            .transcribe_cached(samples, request, &mut windows)?;
+        let mut timings = Timings::default();
+        add_times(&mut timings, &reply.times);
+        timings.windows = 1;
+        timings.audio = seconds(samples.len());
+        timings.transcribe = started.elapsed().as_secs_f64();
+        let segments: Vec<Segment> = segment_of(&reply, 0, 0, samples.len())
+            .into_iter()
+            .collect();
+        Ok(Transcript {
+            text: segments.iter().map(|s| s.text.as_str()).collect(),
+            segments,
+            language: language_of(&reply),
+            timings,
+            ..Transcript::default()
+        })
     }
 
     /// Transcribes 16 kHz mono audio arriving in consecutive blocks, holding
@@ -89,27 +130,9 @@ impl Qwen3AsrTranscriber {
                 let reply = self.model.transcribe_samples(&buffer[..take], request)?;
                 add_times(&mut timings, &reply.times);
                 if language.is_none() {
-                    language = reply.language.as_deref().map(|name| {
-                        language_code(name).map_or_else(|| name.to_string(), str::to_string)
-                    });
+                    language = language_of(&reply);
                 }
-                if !reply.text.is_empty() {
-                    let text = format!(" {}", reply.text);
-                    segments.push(Segment {
-                        id: segments.len(),
-                        seek: buffer_start / HOP,
-                        start: seconds(buffer_start),
-                        end: seconds(buffer_start + take),
-                        compression_ratio: compression_ratio(&text),
-                        text,
-                        tokens: reply.tokens.iter().map(|&t| t as u32).collect(),
-                        temperature: 0.0,
-                        avg_logprob: 0.0,
-                        no_speech_prob: 0.0,
-                        words: Vec::new(),
-                        speaker: None,
-                    });
-                }
+                segments.extend(segment_of(&reply, segments.len(), buffer_start, take));
                 timings.windows += 1;
                 buffer.drain(..take);
                 buffer_start += take;
@@ -137,6 +160,43 @@ impl Qwen3AsrTranscriber {
             ..Transcript::default()
         })
     }
+}
+
+/// The ISO code of the language a reply names (the name itself when it has
+/// no code).
+fn language_of(reply: &asr_models::qwen3_asr::Transcript) -> Option<String> {
+    reply
+        .language
+        .as_deref()
+        .map(|name| language_code(name).map_or_else(|| name.to_string(), str::to_string))
+}
+
+/// The segment of a reply to the `len` samples from sample `start`, if it
+/// has text: timed by its audio, as the model times nothing finer.
+fn segment_of(
+    reply: &asr_models::qwen3_asr::Transcript,
+    id: usize,
+    start: usize,
+    len: usize,
+) -> Option<Segment> {
+    if reply.text.is_empty() {
+        return None;
+    }
+    let text = format!(" {}", reply.text);
+    Some(Segment {
+        id,
+        seek: start / HOP,
+        start: seconds(start),
+        end: seconds(start + len),
+        compression_ratio: compression_ratio(&text),
+        text,
+        tokens: reply.tokens.iter().map(|&t| t as u32).collect(),
+        temperature: 0.0,
+        avg_logprob: 0.0,
+        no_speech_prob: 0.0,
+        words: Vec::new(),
+        speaker: None,
+    })
 }
 
 /// The model's phases in the pipeline's stage times: the prefill is the
