@@ -139,8 +139,12 @@ fn a_report_holds_the_latencies_and_a_bad_input_is_named() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A final a line; the hypotheses fall where this machine's speed puts
+    // them (the simulated clock), so only the words that every run gets.
     let stdout = String::from_utf8_lossy(&out.stdout).to_lowercase();
-    assert!(stdout.contains("fellow americans"), "{stdout}");
+    let said: Vec<&str> = stdout.split_whitespace().collect();
+    let said = said.join(" ");
+    assert!(said.contains("americans") && said.ends_with("for your country"), "{said}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["audio_seconds"], 11.0);

@@ -15,13 +15,18 @@ use asr_pipeline::stream::{EventKind, StreamOptions, TimedWord};
 use asr_pipeline::wer::{word_errors, words};
 use asr_pipeline::{Pipeline, Quantize};
 
-fn tiny_en() -> Arc<Pipeline> {
+/// A pipeline of `model` with its weights as published.
+fn unquantized(model: &str) -> Arc<Pipeline> {
     let pipeline = Pipeline::builder()
-        .model("tiny.en")
+        .model(model)
         .quantize(Quantize::default())
         .build()
         .unwrap();
     Arc::new(pipeline)
+}
+
+fn tiny_en() -> Arc<Pipeline> {
+    unquantized("tiny.en")
 }
 
 fn shared(path: &str) -> Option<Vec<f32>> {
@@ -201,14 +206,9 @@ fn parakeet_and_qwen3_asr_stream_through_the_same_interface() {
     ];
     let samples = common::read_jfk();
     for (model, timed) in models {
-        let pipeline = Arc::new(
-            Pipeline::builder()
-                .model(model.display().to_string())
-                .quantize(Quantize::default())
-                .build()
-                .unwrap(),
-        );
-        let mut stream = pipeline.stream(StreamOptions::default()).unwrap();
+        let mut stream = unquantized(&model.display().to_string())
+            .stream(StreamOptions::default())
+            .unwrap();
         let replayed = replay(&mut stream, &samples, Clock::Ideal, |_| {}).unwrap();
         assert!(!replayed.final_text().is_empty(), "{}", model.display());
         for e in replayed.finals() {
@@ -238,14 +238,9 @@ fn the_buffer_stays_bounded_when_hypotheses_do_not_agree() {
         root.join("tests/fixtures/parakeet-tiny"),
         root.join("../models/tests/fixtures/qwen3_asr_model"),
     ] {
-        let pipeline = Arc::new(
-            Pipeline::builder()
-                .model(model.display().to_string())
-                .quantize(Quantize::default())
-                .build()
-                .unwrap(),
-        );
-        let mut stream = pipeline.stream(options.clone()).unwrap();
+        let mut stream = unquantized(&model.display().to_string())
+            .stream(options.clone())
+            .unwrap();
         let mut most = 0.0f64;
         let mut finals = 0;
         for block in minute.chunks(1600) {

@@ -60,12 +60,7 @@ impl LocalAgreement {
     /// the start of the stream) and returns the words that became final.
     pub fn insert(&mut self, hypothesis: Vec<TimedWord>) -> Vec<TimedWord> {
         let fresh = self.after_final(hypothesis);
-        let agreed = self
-            .pending
-            .iter()
-            .zip(&fresh)
-            .take_while(|(old, new)| normalized(&old.text) == normalized(&new.text))
-            .count();
+        let agreed = agreed_prefix(&self.pending, &fresh);
         let mut fresh = fresh;
         self.pending = fresh.split_off(agreed);
         self.confirm(&fresh);
@@ -133,6 +128,14 @@ impl LocalAgreement {
             }
         }
     }
+}
+
+/// How many words two hypotheses begin with alike.
+pub(crate) fn agreed_prefix(old: &[TimedWord], new: &[TimedWord]) -> usize {
+    old.iter()
+        .zip(new)
+        .take_while(|(old, new)| normalized(&old.text) == normalized(&new.text))
+        .count()
 }
 
 /// A word as hypotheses are compared: lowercase, without the punctuation

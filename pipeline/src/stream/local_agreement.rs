@@ -18,8 +18,6 @@ use crate::stages::transcribe::{Recognizer, TranscribeError};
 
 /// The longest prompt, in characters (whisper_streaming's 200).
 const PROMPT_CHARS: usize = 200;
-/// A buffer shorter than this (seconds) is not transcribed.
-const SHORTEST: f64 = 0.2;
 /// What ends a sentence, where the buffer may be cut.
 const SENTENCE_ENDS: &[char] = &['.', '?', '!', '。', '？', '！'];
 
@@ -120,13 +118,6 @@ impl Policy for LocalAgreementPolicy {
         decode: &DecodeOptions,
         buffer: Buffer<'_>,
     ) -> Result<Update, TranscribeError> {
-        if buffer.duration() < SHORTEST {
-            return Ok(Update {
-                partial: self.agreement.pending().to_vec(),
-                keep_from: buffer.start,
-                ..Update::default()
-            });
-        }
         let words = self.transcribe(recognizer, decode, buffer, true)?;
         let mut finals = self.agreement.insert(words);
         self.remember(&finals);
@@ -168,7 +159,7 @@ impl Policy for LocalAgreementPolicy {
         buffer: Buffer<'_>,
     ) -> Result<Vec<TimedWord>, TranscribeError> {
         let mut finals = Vec::new();
-        if buffer.duration() >= SHORTEST {
+        if buffer.transcribable() {
             let words = self.transcribe(recognizer, decode, buffer, false)?;
             finals = self.agreement.insert(words);
         }

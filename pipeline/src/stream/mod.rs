@@ -31,6 +31,9 @@ use crate::{Pipeline, PipelineError};
 pub use agreement::TimedWord;
 
 const RATE: f64 = SAMPLE_RATE as f64;
+/// A buffer shorter than this (seconds) is not transcribed: too little
+/// for a word.
+const SHORTEST: f64 = 0.2;
 
 /// The `[stream]` table of a config: when hypotheses are made and how much
 /// audio the buffer may hold.
@@ -82,7 +85,7 @@ impl StreamOptions {
                 self.trim
             ));
         }
-        if !(self.max_buffer <= 29.0) {
+        if self.max_buffer.is_nan() || self.max_buffer > 29.0 {
             problems.push(format!(
                 "stream.max_buffer = {}: at most 29 seconds (a Whisper window is 30)",
                 self.max_buffer
@@ -136,6 +139,11 @@ impl Buffer<'_> {
     pub fn duration(&self) -> f64 {
         self.samples.len() as f64 / RATE
     }
+
+    /// Whether it is long enough to hold a word.
+    pub fn transcribable(&self) -> bool {
+        self.duration() >= SHORTEST
+    }
 }
 
 /// What a policy made of a hypothesis.
@@ -151,7 +159,8 @@ pub(crate) struct Update {
 
 /// How hypotheses become final text, for one kind of recognizer.
 pub(crate) trait Policy: Send {
-    /// A hypothesis of `buffer`: the words it made final and the rest.
+    /// A hypothesis of `buffer` (a [`Buffer::transcribable`] one): the
+    /// words it made final and the rest.
     fn hypothesis(
         &mut self,
         recognizer: &dyn Recognizer,
@@ -280,9 +289,11 @@ impl Stream {
                 self.heard = self.heard.max(silent_until);
             }
         }
-        if self.received - self.heard >= self.step_samples() && !self.buffer.is_empty() {
+        let transcribable = self.buffer.len() as f64 >= SHORTEST * RATE;
+        if self.received - self.heard >= self.step_samples() && transcribable {
             self.heard = self.received;
-            let update = self.with_recognizer(|policy, recognizer, decode, buffer| {
+            let all = self.buffer.len();
+            let update = self.with_recognizer(all, |policy, recognizer, decode, buffer| {
                 policy.hypothesis(recognizer, decode, buffer)
             })?;
             self.report(update, &mut events);
@@ -331,7 +342,7 @@ impl Stream {
             return Ok(());
         }
         let upto = (end - self.buffer_start).min(self.buffer.len());
-        let finals = self.with_recognizer_upto(upto, |policy, recognizer, decode, buffer| {
+        let finals = self.with_recognizer(upto, |policy, recognizer, decode, buffer| {
             policy.flush(recognizer, decode, buffer)
         })?;
         let update = Update {
@@ -343,20 +354,8 @@ impl Stream {
         Ok(())
     }
 
+    /// Runs the policy on the buffer's first `upto` samples.
     fn with_recognizer<T>(
-        &mut self,
-        run: impl FnOnce(
-            &mut dyn Policy,
-            &dyn Recognizer,
-            &DecodeOptions,
-            Buffer<'_>,
-        ) -> Result<T, TranscribeError>,
-    ) -> Result<T, PipelineError> {
-        let upto = self.buffer.len();
-        self.with_recognizer_upto(upto, run)
-    }
-
-    fn with_recognizer_upto<T>(
         &mut self,
         upto: usize,
         run: impl FnOnce(

@@ -12,7 +12,7 @@
 //! one). Word times are estimates: a word is timed at the end of the audio
 //! of the hypothesis that first held it.
 
-use super::agreement::{normalized, TimedWord};
+use super::agreement::{agreed_prefix, normalized, TimedWord};
 use super::{Buffer, Policy, StreamOptions, Update, RATE};
 use crate::config::decode::DecodeOptions;
 use crate::stages::audio::quietest_cut;
@@ -22,8 +22,6 @@ use crate::stages::transcribe::{Recognizer, TranscribeError};
 const CONTEXT_CHARS: usize = 200;
 /// How far before `max_buffer` (seconds) a cut is looked for.
 const CUT_SEARCH: f64 = 5.0;
-/// A buffer shorter than this (seconds) is not transcribed.
-const SHORTEST: f64 = 0.2;
 
 pub(crate) struct PrefixPolicy {
     max_buffer: f64,
@@ -97,7 +95,7 @@ impl PrefixPolicy {
         decode: &DecodeOptions,
         buffer: Buffer<'_>,
     ) -> Result<Vec<TimedWord>, TranscribeError> {
-        let finals = if buffer.duration() >= SHORTEST {
+        let finals = if buffer.transcribable() {
             let mut words = self.transcribe(recognizer, decode, buffer, None)?;
             // Words heard before keep the time they were first heard.
             for (word, old) in words.iter_mut().zip(&self.pending) {
@@ -140,20 +138,8 @@ impl Policy for PrefixPolicy {
                 keep_from: head.end(),
             });
         }
-        if buffer.duration() < SHORTEST {
-            return Ok(Update {
-                partial: self.pending.clone(),
-                keep_from: buffer.start,
-                ..Update::default()
-            });
-        }
         let words = self.transcribe(recognizer, decode, buffer, Some(self.max_new_tokens))?;
-        let agreed = self
-            .pending
-            .iter()
-            .zip(&words)
-            .take_while(|(old, new)| normalized(&old.text) == normalized(&new.text))
-            .count();
+        let agreed = agreed_prefix(&self.pending, &words);
         let finals: Vec<TimedWord> = self.pending.drain(..agreed).collect();
         self.pending = words[agreed..].to_vec();
         self.fixed.extend(finals.iter().cloned());
