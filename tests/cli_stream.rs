@@ -144,7 +144,10 @@ fn a_report_holds_the_latencies_and_a_bad_input_is_named() {
     let stdout = String::from_utf8_lossy(&out.stdout).to_lowercase();
     let said: Vec<&str> = stdout.split_whitespace().collect();
     let said = said.join(" ");
-    assert!(said.contains("americans") && said.ends_with("for your country"), "{said}");
+    assert!(
+        said.contains("americans") && said.ends_with("for your country"),
+        "{said}"
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["audio_seconds"], 11.0);
