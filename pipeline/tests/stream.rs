@@ -13,7 +13,7 @@ use asr_pipeline::stages::audio::load_audio;
 use asr_pipeline::stream::replay::{replay, Clock, Replay};
 use asr_pipeline::stream::{EventKind, StreamOptions, TimedWord};
 use asr_pipeline::wer::{word_errors, words};
-use asr_pipeline::{Pipeline, Quantize};
+use asr_pipeline::{Pipeline, PipelineError, Quantize};
 
 /// A pipeline of `model` with its weights as published.
 fn unquantized(model: &str) -> Arc<Pipeline> {
@@ -59,6 +59,11 @@ fn clips() -> Option<Vec<f32>> {
     Some(all)
 }
 
+/// `samples` in the 1 s blocks a file is read in.
+fn blocks(samples: &[f32]) -> impl Iterator<Item = Result<Vec<f32>, PipelineError>> + '_ {
+    samples.chunks(16_000).map(|c| Ok(c.to_vec()))
+}
+
 fn final_words(replay: &Replay) -> Vec<TimedWord> {
     replay
         .finals()
@@ -71,7 +76,7 @@ fn final_words(replay: &Replay) -> Vec<TimedWord> {
 /// final text within `max_wer` of the offline transcript of `samples`.
 fn check_stream(pipeline: &Arc<Pipeline>, samples: &[f32], max_wer: f64) -> Replay {
     let mut stream = pipeline.stream(StreamOptions::default()).unwrap();
-    let replayed = replay(&mut stream, samples, Clock::Ideal, |_| {}).unwrap();
+    let replayed = replay(&mut stream, blocks(samples), Clock::Ideal, |_| {}).unwrap();
     assert_in_order(&final_words(&replayed));
     let mut partial: Vec<String> = Vec::new();
     let mut last_final_start = f64::NEG_INFINITY;
@@ -209,7 +214,7 @@ fn parakeet_and_qwen3_asr_stream_through_the_same_interface() {
         let mut stream = unquantized(&model.display().to_string())
             .stream(StreamOptions::default())
             .unwrap();
-        let replayed = replay(&mut stream, &samples, Clock::Ideal, |_| {}).unwrap();
+        let replayed = replay(&mut stream, blocks(&samples), Clock::Ideal, |_| {}).unwrap();
         assert!(!replayed.final_text().is_empty(), "{}", model.display());
         for e in replayed.finals() {
             assert_eq!(e.event.words.is_some(), timed, "{:?}", e.event);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use asr_converters::atomic::write_atomically;
-use asr_pipeline::stages::audio::load_audio;
+use asr_pipeline::stages::audio::AudioStream;
 use asr_pipeline::stream::replay::{drive, quantile, replay, Clock, Emitted, Replay};
 use asr_pipeline::stream::source::{Source, SourceKind};
 use asr_pipeline::stream::EventKind;
@@ -65,8 +65,8 @@ pub fn run(args: StreamArgs) -> Result<()> {
     let mut printer = Printer::new(args.format);
     let replayed = match (&args.input, args.realtime) {
         (Some(path), false) => {
-            let samples = load_audio(path)?;
-            replay(&mut stream, &samples, Clock::Measured, |e| printer.print(e))?
+            let blocks = AudioStream::open(path)?.map(|b| b.map_err(anyhow::Error::from));
+            replay(&mut stream, blocks, Clock::Measured, |e| printer.print(e))?
         }
         (input, _) => {
             let kind = match (input, args.stdin) {

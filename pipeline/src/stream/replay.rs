@@ -88,37 +88,43 @@ pub enum Clock {
     Ideal,
 }
 
-/// Streams `samples` as a live source would deliver them, in blocks of
-/// [`LIVE_BLOCK_SAMPLES`] as they are spoken: the loop takes every block
-/// spoken by `clock`'s now, pushes it, and waits for the next block when
-/// there is none. [`drive`] is the same loop at real time.
-pub fn replay(
+/// Streams a recording (`blocks` of 16 kHz mono samples, of any size) as a
+/// live source would deliver it, in blocks of [`LIVE_BLOCK_SAMPLES`] as
+/// they are spoken: the loop takes every block spoken by `clock`'s now,
+/// pushes it, and waits for the next block when there is none. The
+/// recording is read as it is spoken, so memory stays bounded. [`drive`]
+/// is the same loop at real time.
+pub fn replay<E>(
     stream: &mut Stream,
-    samples: &[f32],
+    blocks: impl IntoIterator<Item = Result<Vec<f32>, E>>,
     clock_runs: Clock,
     mut on_event: impl FnMut(&Emitted),
-) -> Result<Replay, PipelineError> {
+) -> Result<Replay, E>
+where
+    E: From<PipelineError>,
+{
     let block = LIVE_BLOCK_SAMPLES;
-    let mut replay = Replay {
-        audio_seconds: samples.len() as f64 / RATE,
-        ..Replay::default()
+    let mut recording = Ahead {
+        blocks: blocks.into_iter(),
+        samples: Vec::new(),
+        taken: 0,
+        ended: false,
     };
-    let (mut clock, mut fed) = (0.0f64, 0);
-    while fed < samples.len() {
-        // Whole blocks, and the recording's short last one once spoken.
-        let now = (clock * RATE).round() as usize;
-        let spoken = if now >= samples.len() {
-            samples.len()
-        } else {
-            now / block * block
-        };
-        if spoken <= fed {
-            clock = ((fed + block).min(samples.len())) as f64 / RATE;
+    let mut replay = Replay::default();
+    let mut clock = 0.0f64;
+    loop {
+        let spoken = (clock * RATE).round() as usize / block * block;
+        let audio = recording.take_until(spoken)?;
+        if audio.is_empty() {
+            if recording.ended && recording.samples.is_empty() {
+                break;
+            }
+            // Idle until the next block is spoken (or the last, shorter one).
+            clock = ((recording.taken / block + 1) * block) as f64 / RATE;
             continue;
         }
         let started = Instant::now();
-        let events = stream.push(&samples[fed..spoken])?;
-        fed = spoken;
+        let events = stream.push(&audio)?;
         let took = started.elapsed().as_secs_f64();
         if clock_runs == Clock::Measured {
             clock += took;
@@ -126,6 +132,7 @@ pub fn replay(
         replay.compute_seconds += took;
         record(&mut replay, events, clock, &mut on_event);
     }
+    replay.audio_seconds = recording.taken as f64 / RATE;
     let started = Instant::now();
     let events = stream.finish()?;
     let took = started.elapsed().as_secs_f64();
@@ -137,6 +144,35 @@ pub fn replay(
         };
     record(&mut replay, events, at, &mut on_event);
     Ok(replay)
+}
+
+/// A recording read as far as it has been spoken.
+struct Ahead<I> {
+    blocks: I,
+    /// Read, not yet taken.
+    samples: Vec<f32>,
+    /// Samples taken.
+    taken: usize,
+    ended: bool,
+}
+
+impl<I, E> Ahead<I>
+where
+    I: Iterator<Item = Result<Vec<f32>, E>>,
+{
+    /// The samples after those taken up to sample `upto` of the recording
+    /// (fewer at its end), reading blocks as needed.
+    fn take_until(&mut self, upto: usize) -> Result<Vec<f32>, E> {
+        while !self.ended && self.taken + self.samples.len() < upto {
+            match self.blocks.next() {
+                Some(block) => self.samples.extend(block?),
+                None => self.ended = true,
+            }
+        }
+        let n = upto.saturating_sub(self.taken).min(self.samples.len());
+        self.taken += n;
+        Ok(self.samples.drain(..n).collect())
+    }
 }
 
 /// Feeds `stream` from a live source until it ends (`next` returns
