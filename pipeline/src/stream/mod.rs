@@ -289,7 +289,11 @@ impl Stream {
                 self.heard = self.heard.max(silent_until);
             }
         }
-        let transcribable = self.buffer.len() as f64 >= SHORTEST * RATE;
+        let transcribable = Buffer {
+            samples: &self.buffer,
+            start: 0.0,
+        }
+        .transcribable();
         if self.received - self.heard >= self.step_samples() && transcribable {
             self.heard = self.received;
             let all = self.buffer.len();

@@ -86,10 +86,45 @@ impl PrefixPolicy {
         };
         Ok(words.split_off(skip.min(words.len())))
     }
+}
+
+impl Policy for PrefixPolicy {
+    fn hypothesis(
+        &mut self,
+        recognizer: &dyn Recognizer,
+        decode: &DecodeOptions,
+        buffer: Buffer<'_>,
+    ) -> Result<Update, TranscribeError> {
+        if buffer.duration() > self.max_buffer {
+            let aim = (self.max_buffer * RATE) as usize;
+            let search = (CUT_SEARCH * RATE) as usize;
+            let cut = quietest_cut(buffer.samples, aim - search..aim);
+            let head = Buffer {
+                samples: &buffer.samples[..cut],
+                start: buffer.start,
+            };
+            let finals = self.flush(recognizer, decode, head)?;
+            return Ok(Update {
+                finals,
+                partial: Vec::new(),
+                keep_from: head.end(),
+            });
+        }
+        let words = self.transcribe(recognizer, decode, buffer, Some(self.max_new_tokens))?;
+        let agreed = agreed_prefix(&self.pending, &words);
+        let finals: Vec<TimedWord> = self.pending.drain(..agreed).collect();
+        self.pending = words[agreed..].to_vec();
+        self.fixed.extend(finals.iter().cloned());
+        Ok(Update {
+            finals,
+            partial: self.pending.clone(),
+            keep_from: buffer.start,
+        })
+    }
 
     /// Makes every word of a last hypothesis of `buffer` final and starts
     /// afresh after it.
-    fn finish_buffer(
+    fn flush(
         &mut self,
         recognizer: &dyn Recognizer,
         decode: &DecodeOptions,
@@ -113,50 +148,6 @@ impl PrefixPolicy {
         self.context = tail(text.trim(), CONTEXT_CHARS);
         self.pending.clear();
         Ok(finals)
-    }
-}
-
-impl Policy for PrefixPolicy {
-    fn hypothesis(
-        &mut self,
-        recognizer: &dyn Recognizer,
-        decode: &DecodeOptions,
-        buffer: Buffer<'_>,
-    ) -> Result<Update, TranscribeError> {
-        if buffer.duration() > self.max_buffer {
-            let aim = (self.max_buffer * RATE) as usize;
-            let search = (CUT_SEARCH * RATE) as usize;
-            let cut = quietest_cut(buffer.samples, aim - search..aim);
-            let head = Buffer {
-                samples: &buffer.samples[..cut],
-                start: buffer.start,
-            };
-            let finals = self.finish_buffer(recognizer, decode, head)?;
-            return Ok(Update {
-                finals,
-                partial: Vec::new(),
-                keep_from: head.end(),
-            });
-        }
-        let words = self.transcribe(recognizer, decode, buffer, Some(self.max_new_tokens))?;
-        let agreed = agreed_prefix(&self.pending, &words);
-        let finals: Vec<TimedWord> = self.pending.drain(..agreed).collect();
-        self.pending = words[agreed..].to_vec();
-        self.fixed.extend(finals.iter().cloned());
-        Ok(Update {
-            finals,
-            partial: self.pending.clone(),
-            keep_from: buffer.start,
-        })
-    }
-
-    fn flush(
-        &mut self,
-        recognizer: &dyn Recognizer,
-        decode: &DecodeOptions,
-        buffer: Buffer<'_>,
-    ) -> Result<Vec<TimedWord>, TranscribeError> {
-        self.finish_buffer(recognizer, decode, buffer)
     }
 
     fn timed(&self) -> bool {
