@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 mod cli;
 
-use cli::{check, convert, diarize, fetch, info, regress, run, stream};
+use cli::{check, convert, diarize, fetch, info, regress, run, serve, stream};
 
 #[derive(Parser)]
 #[command(name = "pipeline", version, about = "Speech recognition on MLX arrays")]
@@ -29,6 +29,9 @@ enum Command {
     /// Transcribe live audio (microphone, standard input or a file) as it
     /// arrives: partial text that may change, final text that does not.
     Stream(stream::StreamArgs),
+    /// Serve OpenAI's /v1/audio/transcriptions (and a web page at /),
+    /// transcribing concurrent requests together.
+    Serve(serve::ServeArgs),
     /// Who spoke when: speaker turns (RTTM) without transcribing.
     Diarize(diarize::DiarizeArgs),
     /// Validate a run config and print its stages, without reading audio.
@@ -81,6 +84,7 @@ fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args, cli.quiet),
         Command::Stream(args) => stream::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Diarize(args) => diarize::run(&args, cli.quiet),
         Command::Check(args) => check::run(&args),
         Command::Regress(args) => regress::run(args, cli.quiet),

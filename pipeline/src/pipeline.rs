@@ -8,16 +8,18 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use asr_models::whisper::constants::WINDOW_SECONDS;
-use asr_models::QuantizeChoice;
+use asr_models::{Quantize, QuantizeChoice};
 
 use crate::config::decode::DecodeOptions;
 use crate::config::{Config, DeviceName};
 use crate::panic_guard::{catch_panic, guard_file, InternalError};
 use crate::plan::{resolve_quantize, PlanSettings, StagePlan};
 use crate::stages::align::{AlignStage, Aligner};
-use crate::stages::audio::{AudioError, AudioStream, Recording};
+use crate::stages::audio::{AudioError, Recording};
 use crate::stages::diarize::{load_diarizer, DiarizeStage, Diarizer};
-use crate::stages::transcribe::{family_for, Blocks, Recognizer, TranscribeError};
+use crate::stages::transcribe::{
+    family_for, Batching, Blocks, Recognizer, RecognizerSettings, TranscribeError,
+};
 use crate::stages::vad::{detect_speech, pack, SpeechBlocks, SpeechTimeline, VadError, VadOptions};
 use crate::stages::{StageError, TranscriptStage};
 use crate::transcript::{Progress, Transcript};
@@ -64,6 +66,10 @@ pub enum PipelineError {
 pub struct Pipeline {
     plan: StagePlan,
     recognizer: Mutex<Box<dyn Recognizer>>,
+    /// What the recognizer was loaded from, to check other decode settings.
+    model: String,
+    quantize: Quantize,
+    batching: Batching,
     decode: DecodeOptions,
     vad: Option<VadOptions>,
     /// Aligners, diarizers and any other stage after recognition, in order.
@@ -159,6 +165,9 @@ impl PipelineBuilder {
         Ok(Pipeline {
             plan,
             recognizer: Mutex::new(recognizer),
+            quantize: settings.quantize,
+            batching: settings.batching(),
+            model: self.model,
             decode: self.decode,
             vad: self.vad,
             after_recognition: self.after_recognition,
@@ -225,59 +234,54 @@ impl Pipeline {
         path: &Path,
         progress: &dyn Fn(Progress),
     ) -> Result<Transcript, PipelineError> {
-        guard_file(path, || self.transcribe_file_unguarded(path, progress))?
+        self.transcribe_alone(Recording::File(path), &self.decode, progress)
     }
 
-    fn transcribe_file_unguarded(
-        &self,
-        path: &Path,
-        progress: &dyn Fn(Progress),
-    ) -> Result<Transcript, PipelineError> {
-        let _span = tracing::info_span!("file", path = %path.display()).entered();
-        let stream = AudioStream::open(path)?;
-        // With voice activity detection only the speech is counted.
-        let duration = stream.duration().filter(|_| self.vad.is_none());
-        let mut transcript = self.recognize(Box::new(stream), &|p| {
-            progress(Progress {
-                total: p.total.or(duration),
-                ..p
-            })
-        })?;
-        self.after_recognition(Recording::File(path), &mut transcript, progress)?;
-        Ok(transcript)
-    }
-
-    /// Transcribes several audio files, one result per file in order (a
-    /// file that fails does not stop the others). When the plan hands
-    /// whole files to the recognizer together (no voice activity
-    /// detection, nothing after recognition), it may decode them side by
-    /// side: the same transcripts, sooner; should that panic, each file is
-    /// transcribed alone, so that only the one at fault fails. `progress`
-    /// hears of file i as `(i, progress)`.
+    /// Transcribes several audio files, one result per file in order (see
+    /// [`Pipeline::transcribe_many`]).
     pub fn transcribe_files(
         &self,
         paths: &[&Path],
         progress: &dyn Fn(usize, Progress),
     ) -> Vec<Result<Transcript, PipelineError>> {
-        if self.vad.is_some() || !self.after_recognition.is_empty() {
-            return paths
+        let recordings: Vec<Recording> = paths.iter().map(|p| Recording::File(p)).collect();
+        self.transcribe_many(&recordings, &self.decode, progress)
+    }
+
+    /// Transcribes several recordings with `options` in place of the
+    /// pipeline's own decode settings (check them first with
+    /// [`Pipeline::check_decode`]), one result per recording in order (one
+    /// that fails does not stop the others). Without voice activity
+    /// detection the recognizer may decode them side by side (up to
+    /// `options.batch_size`): the same transcripts, sooner; should that
+    /// panic, each is transcribed alone, so that only the one at fault
+    /// fails. The stages after recognition then run on each. `progress`
+    /// hears of recording i as `(i, progress)`.
+    pub fn transcribe_many(
+        &self,
+        recordings: &[Recording<'_>],
+        options: &DecodeOptions,
+        progress: &dyn Fn(usize, Progress),
+    ) -> Vec<Result<Transcript, PipelineError>> {
+        if self.vad.is_some() {
+            return recordings
                 .iter()
                 .enumerate()
-                .map(|(i, path)| self.transcribe_file_with_progress(path, &|p| progress(i, p)))
+                .map(|(i, &r)| self.transcribe_alone(r, options, &|p| progress(i, p)))
                 .collect();
         }
-        let _span = tracing::info_span!("files", count = paths.len()).entered();
+        let _span = tracing::info_span!("recordings", count = recordings.len()).entered();
         let mut results: Vec<Option<Result<Transcript, PipelineError>>> = Vec::new();
         let (mut streams, mut durations, mut opened) =
             (Vec::<Blocks>::new(), Vec::new(), Vec::new());
-        for (i, path) in paths.iter().enumerate() {
-            let stream = guard_file(path, || AudioStream::open(path))
+        for (i, recording) in recordings.iter().enumerate() {
+            let blocks = guard_file(&recording.name(), || recording.blocks())
                 .map_err(PipelineError::from)
                 .and_then(|opened| opened.map_err(PipelineError::from));
-            match stream {
-                Ok(stream) => {
-                    durations.push(stream.duration());
-                    streams.push(Box::new(stream));
+            match blocks {
+                Ok(blocks) => {
+                    durations.push(recording.duration());
+                    streams.push(blocks);
                     opened.push(i);
                     results.push(None);
                 }
@@ -285,30 +289,37 @@ impl Pipeline {
             }
         }
         let side_by_side = catch_panic(|| {
-            self.lock().transcribe_many(streams, &self.decode, &|j, p| {
+            self.lock().transcribe_many(streams, options, &|j, p| {
                 let total = p.total.or(durations[j]);
                 progress(opened[j], Progress { total, ..p })
             })
         });
-        let transcribed: Vec<_> = match side_by_side {
-            Ok(transcribed) => transcribed
+        let recognized: Vec<_> = match side_by_side {
+            Ok(recognized) => recognized
                 .into_iter()
-                .map(|r| r.map_err(PipelineError::from))
+                .zip(&opened)
+                .map(|(r, &i)| {
+                    let mut transcript = r?;
+                    guard_file(&recordings[i].name(), || {
+                        self.after_recognition(recordings[i], &mut transcript, &|p| progress(i, p))
+                    })??;
+                    Ok(transcript)
+                })
                 .collect(),
             Err(message) => {
-                tracing::warn!(%message, "a panic while transcribing files side by side: each is transcribed alone");
+                tracing::warn!(%message, "a panic while transcribing recordings side by side: each is transcribed alone");
                 opened
                     .iter()
-                    .map(|&i| self.transcribe_file_with_progress(paths[i], &|p| progress(i, p)))
+                    .map(|&i| self.transcribe_alone(recordings[i], options, &|p| progress(i, p)))
                     .collect()
             }
         };
-        for (i, result) in opened.into_iter().zip(transcribed) {
+        for (i, result) in opened.into_iter().zip(recognized) {
             results[i] = Some(result);
         }
         results
             .into_iter()
-            .map(|r| r.expect("every file has a result"))
+            .map(|r| r.expect("every recording has a result"))
             .collect()
     }
 
@@ -322,10 +333,42 @@ impl Pipeline {
         samples: &[f32],
         progress: &dyn Fn(Progress),
     ) -> Result<Transcript, PipelineError> {
-        let mut transcript =
-            self.recognize(Box::new(std::iter::once(Ok(samples.to_vec()))), progress)?;
-        self.after_recognition(Recording::Samples(samples), &mut transcript, progress)?;
-        Ok(transcript)
+        self.transcribe_alone(Recording::Samples(samples), &self.decode, progress)
+    }
+
+    /// Problems of decoding with `options` instead of the pipeline's own
+    /// decode settings, in `pipeline check`'s words; empty when there are
+    /// none.
+    pub fn check_decode(&self, options: &DecodeOptions) -> Vec<String> {
+        let family = family_for(&self.model).expect("the plan found a model family");
+        let settings = RecognizerSettings {
+            decode: options,
+            ..self.recognizer_settings()
+        };
+        family.plan(&settings).err().unwrap_or_default()
+    }
+
+    /// One recording through every stage, a panic on the way its error.
+    fn transcribe_alone(
+        &self,
+        recording: Recording<'_>,
+        options: &DecodeOptions,
+        progress: &dyn Fn(Progress),
+    ) -> Result<Transcript, PipelineError> {
+        guard_file(&recording.name(), || {
+            let _span =
+                tracing::info_span!("recording", name = %recording.name().display()).entered();
+            // With voice activity detection only the speech is counted.
+            let duration = recording.duration().filter(|_| self.vad.is_none());
+            let mut transcript = self.recognize(recording.blocks()?, options, &|p| {
+                progress(Progress {
+                    total: p.total.or(duration),
+                    ..p
+                })
+            })?;
+            self.after_recognition(recording, &mut transcript, progress)?;
+            Ok(transcript)
+        })?
     }
 
     /// The stages after recognition, in order, each reading the recording
@@ -360,19 +403,19 @@ impl Pipeline {
     fn recognize(
         &self,
         blocks: Blocks<'_>,
+        options: &DecodeOptions,
         progress: &dyn Fn(Progress),
     ) -> Result<Transcript, PipelineError> {
         let recognizer = self.lock();
         let Some(vad) = &self.vad else {
-            return Ok(recognizer.transcribe(blocks, &self.decode, progress)?);
+            return Ok(recognizer.transcribe(blocks, options, progress)?);
         };
         if vad.pack_into_windows {
             let samples = blocks.collect::<Result<Vec<Vec<f32>>, _>>()?.concat();
-            return self.recognize_packed(&**recognizer, &samples, vad, progress);
+            return self.recognize_packed(&**recognizer, &samples, vad, options, progress);
         }
         let mut speech = SpeechBlocks::new(blocks, vad)?;
-        let mut transcript =
-            recognizer.transcribe(Box::new(speech.by_ref()), &self.decode, progress)?;
+        let mut transcript = recognizer.transcribe(Box::new(speech.by_ref()), options, progress)?;
         let timeline = speech.into_timeline()?;
         tracing::info!(
             regions = timeline.len(),
@@ -391,6 +434,7 @@ impl Pipeline {
         recognizer: &dyn Recognizer,
         samples: &[f32],
         vad: &VadOptions,
+        options: &DecodeOptions,
         progress: &dyn Fn(Progress),
     ) -> Result<Transcript, PipelineError> {
         let regions = detect_speech(samples, vad)?;
@@ -402,7 +446,7 @@ impl Pipeline {
         if timelines.is_empty() {
             // No speech at all: an empty transcript, as the streaming path gives.
             let nothing = Box::new(std::iter::once(Ok(Vec::new())));
-            return Ok(recognizer.transcribe(nothing, &self.decode, progress)?);
+            return Ok(recognizer.transcribe(nothing, options, progress)?);
         }
         // Each piece's audio is gathered when its batch comes up.
         let pieces: Vec<Blocks> = timelines
@@ -418,7 +462,7 @@ impl Pipeline {
             })
             .collect();
         let speech: f64 = timelines.iter().map(SpeechTimeline::duration).sum();
-        let parts = recognizer.transcribe_many(pieces, &self.decode, &|i, p| {
+        let parts = recognizer.transcribe_many(pieces, options, &|i, p| {
             progress(Progress {
                 done: starts[i] + p.done,
                 total: Some(speech),
@@ -455,6 +499,15 @@ impl Pipeline {
     /// The voice activity settings, when detection is on.
     pub fn vad_options(&self) -> Option<&VadOptions> {
         self.vad.as_ref()
+    }
+
+    fn recognizer_settings(&self) -> RecognizerSettings<'_> {
+        RecognizerSettings {
+            model: &self.model,
+            quantize: self.quantize,
+            decode: &self.decode,
+            batching: self.batching,
+        }
     }
 
     /// The model, for one caller at a time (a panicked holder does not

@@ -66,13 +66,13 @@ impl<'a> PlanSettings<'a> {
         }
     }
 
-    /// How recordings reach the recognizer: whole files together when
-    /// nothing needs a file on its own, speech pieces together when voice
+    /// How recordings reach the recognizer: whole files together without
+    /// voice activity detection, speech pieces together when voice
     /// activity packs them, else one at a time.
     pub fn batching(&self) -> Batching {
         match self.vad {
             Some(vad) if vad.pack_into_windows => Batching::SpeechPieces,
-            None if self.after_recognition.is_empty() => Batching::Files,
+            None => Batching::Files,
             _ => Batching::Single,
         }
     }

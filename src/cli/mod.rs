@@ -7,6 +7,7 @@ pub mod fetch;
 pub mod info;
 pub mod regress;
 pub mod run;
+pub mod serve;
 pub mod stream;
 
 mod progress;

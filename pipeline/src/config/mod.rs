@@ -9,6 +9,7 @@
 pub mod decode;
 mod inputs;
 mod output_dir;
+pub mod serve;
 
 pub use inputs::output_stem;
 
@@ -23,6 +24,7 @@ use crate::stages::output::{Format, SubtitleOptions};
 use crate::stages::vad::VadOptions;
 use crate::stream::StreamOptions;
 use decode::DecodeOptions;
+use serve::ServeOptions;
 
 /// Where MLX runs.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -78,6 +80,9 @@ struct RawConfig {
     /// `pipeline stream`'s settings.
     #[serde(default)]
     stream: StreamOptions,
+    /// `pipeline serve`'s settings.
+    #[serde(default)]
+    serve: ServeOptions,
 }
 
 fn default_model() -> String {
@@ -116,6 +121,8 @@ pub struct Config {
     pub align: Option<AlignOptions>,
     /// How `pipeline stream` transcribes live audio.
     pub stream: StreamOptions,
+    /// Where and how `pipeline serve` serves requests.
+    pub serve: ServeOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +199,7 @@ impl Config {
                 ..align
             }),
             stream: raw.stream,
+            serve: raw.serve,
         })
     }
 

@@ -27,7 +27,7 @@ use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
@@ -65,6 +65,14 @@ pub enum AudioError {
     Empty { path: PathBuf },
     #[error("{path}: a sample rate of {rate} Hz, below the {MIN_SAMPLE_RATE} Hz minimum")]
     SampleRate { path: PathBuf, rate: u32 },
+    #[error(
+        "{path}: truncated: the audio ends at {ends:.1} s of the {states:.1} s its header states"
+    )]
+    Truncated {
+        path: PathBuf,
+        ends: f64,
+        states: f64,
+    },
     #[error("{path}: non-finite samples (NaN or infinity) at {seconds:.2} s")]
     NonFinite { path: PathBuf, seconds: f64 },
 }
@@ -100,6 +108,14 @@ impl<'a> Recording<'a> {
             Recording::File(path) => load_audio(path)?.into(),
             Recording::Samples(samples) => samples.into(),
         })
+    }
+
+    /// What errors call it: the file, or "samples".
+    pub fn name(&self) -> PathBuf {
+        match *self {
+            Recording::File(path) => path.to_path_buf(),
+            Recording::Samples(_) => PathBuf::from("samples"),
+        }
     }
 
     /// Its length in seconds, when known without decoding it.
@@ -155,6 +171,8 @@ pub struct AudioStream {
     ready: Vec<f32>,
     emitted: u64,
     state: State,
+    /// See [`AudioStream::refuse_truncated`].
+    refuse_truncated: bool,
 }
 
 struct Input {
@@ -176,6 +194,31 @@ enum State {
 impl AudioStream {
     /// Opens `path` and probes its format; errors name the file.
     pub fn open(path: &Path) -> Result<AudioStream, AudioError> {
+        let file = File::open(path).map_err(|error| AudioError::Open {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        AudioStream::from_source(path, file)
+    }
+
+    /// A stream over an audio file held in memory (an upload); errors call
+    /// it `name`, whose extension is a hint to its format.
+    pub fn from_bytes(name: &Path, bytes: Vec<u8>) -> Result<AudioStream, AudioError> {
+        AudioStream::from_source(name, std::io::Cursor::new(bytes))
+    }
+
+    /// Makes a file that ends well before the length its header states an
+    /// [`AudioError::Truncated`] error rather than a warning (a server
+    /// refuses a cut upload; a batch transcribes what is there).
+    pub fn refuse_truncated(mut self) -> AudioStream {
+        self.refuse_truncated = true;
+        self
+    }
+
+    fn from_source(
+        path: &Path,
+        mut source: impl MediaSource + std::io::Read + std::io::Seek + 'static,
+    ) -> Result<AudioStream, AudioError> {
         let unsupported = |reason: String| AudioError::Unsupported {
             path: path.to_path_buf(),
             reason,
@@ -184,11 +227,10 @@ impl AudioStream {
             path: path.to_path_buf(),
             error,
         };
-        let mut file = File::open(path).map_err(open_error)?;
-        if let Some(rate) = wav_header::wav_sample_rate(&mut file).map_err(open_error)? {
+        if let Some(rate) = wav_header::wav_sample_rate(&mut source).map_err(open_error)? {
             check_rate(path, rate)?;
         }
-        let source = MediaSourceStream::new(Box::new(file), Default::default());
+        let source = MediaSourceStream::new(Box::new(source), Default::default());
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
@@ -230,6 +272,7 @@ impl AudioStream {
             ready: Vec::new(),
             emitted: 0,
             state: State::Decoding,
+            refuse_truncated: false,
         })
     }
 
@@ -328,7 +371,7 @@ impl AudioStream {
 
     fn finish(&mut self) -> Result<(), AudioError> {
         self.state = State::Draining;
-        self.warn_if_truncated();
+        self.check_truncation()?;
         if let Some(resampler) = self.input.as_mut().and_then(|i| i.resampler.as_mut()) {
             resampler
                 .finish(&mut self.ready)
@@ -345,24 +388,28 @@ impl AudioStream {
 impl AudioStream {
     /// A file that ends well before the length its header states (a cut
     /// download, a recording that was killed) is transcribed as far as it
-    /// goes, but not silently. Small differences are estimates of
-    /// compressed formats, not truncation.
-    fn warn_if_truncated(&self) {
+    /// goes, but not silently, or refused (see
+    /// [`AudioStream::refuse_truncated`]). Small differences are estimates
+    /// of compressed formats, not truncation.
+    fn check_truncation(&self) -> Result<(), AudioError> {
         let Some(declared) = self.container_frames else {
-            return;
+            return Ok(());
         };
         let missing = declared.saturating_sub(self.decoded_frames);
         let rate = f64::from(self.container_rate.max(1));
-        let short_by = missing as f64 / rate;
-        if short_by > TRUNCATION_SECONDS && missing * 50 > declared {
-            tracing::warn!(
-                "{}: truncated: the audio ends at {:.1} s of the {:.1} s its header states; \
-                 transcribing what is there",
-                self.path.display(),
-                self.decoded_frames as f64 / rate,
-                declared as f64 / rate
-            );
+        if missing as f64 / rate <= TRUNCATION_SECONDS || missing * 50 <= declared {
+            return Ok(());
         }
+        let error = AudioError::Truncated {
+            path: self.path.clone(),
+            ends: self.decoded_frames as f64 / rate,
+            states: declared as f64 / rate,
+        };
+        if self.refuse_truncated {
+            return Err(error);
+        }
+        tracing::warn!("{error}; transcribing what is there");
+        Ok(())
     }
 }
 
