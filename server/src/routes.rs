@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use asr_pipeline::stages::audio::{AudioStream, SAMPLE_RATE};
 use asr_pipeline::stages::output::SubtitleOptions;
+use asr_pipeline::stages::transcribe::TranscribeError;
 use asr_pipeline::{DecodeOptions, Pipeline, PipelineError, Task, Transcript};
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, Request, State};
@@ -120,6 +121,8 @@ async fn health(State(app): State<Arc<App>>) -> Json<Value> {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    // The queue's depth as of now, without the jobs whose clients left.
+    app.scheduler.queued();
     (
         [(
             header::CONTENT_TYPE,
@@ -354,7 +357,11 @@ fn stopped() -> ApiError {
 /// server's (500).
 fn failed(e: PipelineError) -> ApiError {
     let status = match e {
-        PipelineError::Invalid(_) | PipelineError::Audio(_) => StatusCode::BAD_REQUEST,
+        PipelineError::Invalid(_)
+        | PipelineError::Audio(_)
+        | PipelineError::Transcribe(TranscribeError::Options(_) | TranscribeError::Audio(_)) => {
+            StatusCode::BAD_REQUEST
+        }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError::new(status, e.to_string())

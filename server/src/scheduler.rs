@@ -156,9 +156,11 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Jobs waiting.
+    /// Jobs waiting (those abandoned are dropped first).
     pub fn queued(&self) -> usize {
-        self.shared.lock().jobs.len()
+        let mut queue = self.shared.lock();
+        queue.drop_abandoned(&self.shared.metrics);
+        queue.jobs.len()
     }
 
     /// Lets the worker finish what is queued, then stops it.

@@ -123,12 +123,17 @@ impl TranscriptionForm {
                     .filter(|n| !n.is_empty())
                     .unwrap_or("file")
                     .to_string();
-                let mut bytes = Vec::new();
+                let (mut bytes, mut size) = (Vec::new(), 0);
                 while let Some(chunk) = field.chunk().await.map_err(form_error)? {
-                    if bytes.len() + chunk.len() > max_upload {
-                        return Err(too_large(max_upload));
+                    size += chunk.len();
+                    // Past the limit the rest is read and dropped, so that
+                    // the client, still sending, gets the answer.
+                    if size <= max_upload {
+                        bytes.extend_from_slice(&chunk);
                     }
-                    bytes.extend_from_slice(&chunk);
+                }
+                if size > max_upload {
+                    return Err(too_large(max_upload));
                 }
                 file = Some(Upload { name, bytes });
             } else {
