@@ -384,3 +384,51 @@ fn a_panic_while_transcribing_one_file_is_its_error_and_the_others_go_on() {
         .text
         .contains("fellow Americans"));
 }
+
+/// A server's requests: recordings in memory transcribed together with
+/// settings of their own, each as a pipeline built with those settings
+/// transcribes it, a stage after recognition included; settings a model
+/// cannot honour are named before anything runs.
+#[test]
+fn recordings_transcribed_together_with_their_own_settings() {
+    let (Some(jfk), Some(pipeline)) = (jfk(), pipeline(Pipeline::builder().aligner(EvenWords)))
+    else {
+        return;
+    };
+    let mut options = pipeline.decode_options().clone();
+    options.initial_prompt = Some("JFK's inaugural address, 1961.".into());
+    options.without_timestamps = true;
+    let worded = Pipeline::builder()
+        .decode(options.clone())
+        .aligner(EvenWords)
+        .build()
+        .unwrap();
+    let mut files = vec![jfk];
+    files.extend(librispeech());
+    let samples: Vec<Vec<f32>> = files
+        .iter()
+        .map(|f| asr_pipeline::stages::audio::load_audio(f).unwrap())
+        .collect();
+    let recordings: Vec<Recording> = samples.iter().map(|s| Recording::Samples(s)).collect();
+    let together = pipeline.transcribe_many(&recordings, &options, &|_, _| {});
+    for (samples, result) in samples.iter().zip(together) {
+        let together = result.unwrap();
+        let alone = worded.transcribe(samples).unwrap();
+        assert_eq!(together.text, alone.text);
+        assert_eq!(together.segments.len(), alone.segments.len());
+        let words = |t: &Transcript| t.segments.iter().map(|s| s.words.len()).sum::<usize>();
+        assert!(words(&together) > 0, "the aligner ran");
+        assert_eq!(words(&together), words(&alone));
+        assert_eq!(together.timings.batched_windows, 1, "decoded side by side");
+    }
+    assert!(pipeline.check_decode(&options).is_empty());
+    let refused = asr_pipeline::DecodeOptions {
+        beam_size: Some(0),
+        ..options
+    };
+    let problems = pipeline.check_decode(&refused);
+    assert!(
+        problems.iter().any(|p| p.starts_with("decode.beam_size")),
+        "{problems:?}"
+    );
+}
