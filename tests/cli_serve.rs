@@ -747,3 +747,43 @@ fn the_web_page_transcribes_and_seeks_in_a_browser() {
         server.stderr()
     );
 }
+
+/// The curl lines of the README's server section, run as written against
+/// `pipeline serve examples/serve.toml` (on a free port).
+#[test]
+fn the_readme_curl_examples_work_as_written() {
+    let config = std::fs::read_to_string(repo("examples/serve.toml")).unwrap();
+    let server = Server::start(&config, &[]);
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Server (`pipeline serve`)"))
+        .expect("the README has a server section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap();
+    assert!(block.starts_with("pipeline serve examples/serve.toml"));
+    let commands: Vec<String> = block
+        .replace("\\\n", " ")
+        .lines()
+        .filter(|l| l.starts_with("curl "))
+        .map(|l| l.replace("localhost:8080", server.url.trim_start_matches("http://")))
+        .collect();
+    assert!(commands.len() >= 3, "{commands:?}");
+    for command in commands {
+        let out = Command::new("sh")
+            .args(["-c", &command])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{command}: {out:?}");
+        assert!(
+            stdout.contains("ask what you can do for your country")
+                && !stdout.contains("\"error\""),
+            "{command}: {stdout}"
+        );
+    }
+}
