@@ -217,7 +217,7 @@ impl AudioStream {
 
     fn from_source(
         path: &Path,
-        mut source: impl MediaSource + std::io::Read + std::io::Seek + 'static,
+        mut source: impl MediaSource + 'static,
     ) -> Result<AudioStream, AudioError> {
         let unsupported = |reason: String| AudioError::Unsupported {
             path: path.to_path_buf(),
