@@ -787,3 +787,46 @@ fn the_readme_curl_examples_work_as_written() {
         );
     }
 }
+
+#[test]
+fn several_models_are_served_by_their_ids() {
+    let server = Server::start(
+        &format!("{TINY}[serve.models]\n\"tiny-again\" = \"tiny.en\"\n"),
+        &[],
+    );
+    let models = json(server.get("/v1/models"));
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["tiny.en", "tiny-again"]);
+    for model in ["tiny.en", "tiny-again", "whisper-1"] {
+        let answer = json(server.transcribe(jfk_form().text("model", model)));
+        assert_eq!(answer["text"], JFK_TEXT, "{model}");
+    }
+    assert_eq!(
+        json(server.get("/v1/models/tiny-again"))["id"],
+        "tiny-again"
+    );
+    assert_eq!(server.get("/v1/models/tiny").status(), 404);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!("{TINY}[serve.models]\n\"tiny.en\" = \"base\"\n"),
+    )
+    .unwrap();
+    let out = pipeline()
+        .args(["serve", config.to_str().unwrap(), "--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"tiny.en\" names the configuration's own model"),
+        "{stderr}"
+    );
+}

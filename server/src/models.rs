@@ -29,6 +29,11 @@ impl Models {
             pipeline: Pipeline::from_config(config)?,
         }];
         for (id, spec) in &config.serve.models {
+            if entries.iter().any(|m| &m.id == id) || id == OPENAI_MODEL {
+                return Err(PipelineError::Invalid(vec![format!(
+                    "serve.models: {id:?} names the configuration's own model; pick another id"
+                )]));
+            }
             tracing::info!(id, spec, "loading a model");
             let mut config = config.clone();
             config.model = spec.clone();
