@@ -185,7 +185,7 @@ async function checkRecording(context, { baseUrl }, timeoutS) {
     .catch(() => fail('the recording never became ready to send'));
   console.log(`recorded: ${await page.textContent('#selected-audio')}`);
   await transcribe(page, timeoutS);
-  console.log(`recording transcribed: "${(await page.textContent('#transcript')).trim()}"`);
+  console.log(`recording transcribed: "${(await page.innerText('#transcript')).trim()}"`);
   await page.close();
 }
 
