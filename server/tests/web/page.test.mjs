@@ -55,10 +55,13 @@ function parseArguments(argv) {
 function recordStateChanges() {
   window.pageStates = [];
   new MutationObserver((records) => {
-    for (const record of records) {
-      if (record.target.id === 'app') window.pageStates.push(record.target.dataset.state);
-    }
-  }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-state'] });
+    // Records arrive in batches after the changes: each change's new value is the next one's old
+    // value, and the last one's is the current value.
+    const changes = records.filter((record) => record.target.id === 'app');
+    changes.forEach((change, i) => {
+      window.pageStates.push(i + 1 < changes.length ? changes[i + 1].oldValue : change.target.dataset.state);
+    });
+  }).observe(document, { subtree: true, attributes: true, attributeOldValue: true, attributeFilter: ['data-state'] });
 }
 
 /** What the page shows right now, for failure messages. */
@@ -68,7 +71,7 @@ async function describePage(page) {
     statesSeen: window.pageStates,
     status: document.getElementById('status-text')?.textContent,
     error: document.getElementById('error-box')?.hidden ? null : document.getElementById('error-box')?.textContent,
-    transcript: document.getElementById('transcript')?.textContent.slice(0, 500),
+    transcript: document.getElementById('transcript')?.innerText.slice(0, 500),
   })).catch((error) => ({ unavailable: error.message }));
 }
 
@@ -83,7 +86,10 @@ async function transcribe(page, timeoutS) {
 
 async function openPage(context, baseUrl) {
   const page = await context.newPage();
-  await page.goto(`${baseUrl}/`);
+  const response = await page.goto(`${baseUrl}/`);
+  if (!response.ok() || await page.$('#app') === null) {
+    fail(`GET ${baseUrl}/ is not the transcription page (HTTP ${response.status()}, title "${await page.title()}")`);
+  }
   // The model list loads on its own; wait for it so that its errors surface here.
   await page.waitForFunction(() => document.querySelector('#model-select option[value]:not([value=""])')
     || !document.getElementById('error-box').hidden, null, { timeout: 10_000 })
@@ -220,7 +226,9 @@ async function main() {
   } catch (error) {
     exitCode = 1;
     console.error(`FAIL: ${error instanceof TestFailure ? error.message : error.stack}`);
-    for (const page of context.pages()) console.error('page:', JSON.stringify(await describePage(page), null, 2));
+    for (const page of context.pages().filter((page) => page.url() !== 'about:blank')) {
+      console.error(`page ${page.url()}:`, JSON.stringify(await describePage(page), null, 2));
+    }
     if (pageErrors.length > 0) console.error(`page errors:\n  ${pageErrors.join('\n  ')}`);
   } finally {
     await context.close();
