@@ -9,7 +9,8 @@
 // seen otherwise, 2 on bad arguments.
 //
 // Environment: CHROMIUM (default /usr/bin/chromium), PAGE_TEST_TIMEOUT_S (default 120: the bound on
-// each transcription).
+// each transcription), PAGE_TEST_API_KEY (the server's API key, if it wants one: the page keeps it
+// in localStorage, as if the user had typed it once).
 
 import { chromium } from 'playwright-core';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
@@ -216,6 +217,11 @@ async function main() {
     });
   });
   await context.addInitScript(recordStateChanges);
+  if (process.env.PAGE_TEST_API_KEY) {
+    await context.addInitScript((key) => {
+      if (location.protocol.startsWith('http')) localStorage.setItem('mlx-asr.api-key', key); // not about:blank
+    }, process.env.PAGE_TEST_API_KEY);
+  }
   const started = performance.now();
   let exitCode = 0;
   try {
