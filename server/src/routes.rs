@@ -25,7 +25,7 @@ use tokio::time::timeout_at;
 
 use crate::metrics::Metrics;
 use crate::models::Models;
-use crate::openai::{Answer, ApiError, Endpoint, TranscriptionForm, Upload};
+use crate::openai::{Answer, ApiError, Endpoint, ResponseFormat, TranscriptionForm, Upload};
 use crate::scheduler::{Job, JobEvent, Scheduler};
 
 /// What a multipart form adds around the file at most, beyond which the
@@ -189,64 +189,101 @@ async fn transcribe(
 ) -> Response {
     let arrived = Instant::now();
     let deadline = tokio::time::Instant::now() + app.limits.timeout;
-    let request = async {
-        let multipart = multipart.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "the body must be a multipart/form-data form: {}",
-                    e.body_text()
-                ),
-            )
-        })?;
-        let form =
-            TranscriptionForm::read(endpoint, multipart, app.limits.max_upload_bytes).await?;
-        let model = app
-            .models
-            .find(form.model.as_deref())
-            .ok_or_else(|| unknown_model(form.model.as_deref().unwrap_or_default()))?;
-        let pipeline = &app.models.get(model).pipeline;
-        let options = decode_options(&form, endpoint, pipeline);
-        let problems = pipeline.check_decode(&options);
-        if !problems.is_empty() {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, problems.join("; ")));
+    let accepted = match accept(&app, endpoint, multipart).await {
+        Ok(accepted) => accepted,
+        Err(e) => return e.into_response(),
+    };
+    let Accepted {
+        received,
+        answer,
+        format,
+        stream,
+    } = accepted;
+    if stream {
+        return Sse::new(events_of(app, received, deadline, answer))
+            .keep_alive(KeepAlive::default())
+            .into_response();
+    }
+    match wait_for(received, deadline, app.limits.timeout).await {
+        Ok(transcript) => {
+            app.metrics
+                .transcription_took(arrived.elapsed().as_secs_f64());
+            answer.respond(&transcript, format, &app.subtitles)
         }
-        let samples = read_audio(form.file, app.limits.max_audio_seconds).await?;
-        let answer = Answer {
-            task: options.task,
-            duration: samples.len() as f64 / f64::from(SAMPLE_RATE),
-            words: form.word_timestamps,
-        };
-        let (events, received) = unbounded_channel();
-        let job = Job {
-            model,
-            options,
-            samples,
-            events,
-        };
-        app.scheduler.submit(job).map_err(|full| ApiError {
-            retry_after: Some(full.retry_after.as_secs()),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A request read, checked and queued: where its news arrive and how it is
+/// answered.
+struct Accepted {
+    received: UnboundedReceiver<JobEvent>,
+    answer: Answer,
+    format: ResponseFormat,
+    /// Answered with server-sent events (`stream=true`).
+    stream: bool,
+}
+
+/// Reads the form, checks the model and settings, decodes the upload and
+/// queues it; every refusal says why.
+async fn accept(
+    app: &App,
+    endpoint: Endpoint,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Accepted, ApiError> {
+    let multipart = multipart.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body must be a multipart/form-data form: {}",
+                e.body_text()
+            ),
+        )
+    })?;
+    let form = TranscriptionForm::read(endpoint, multipart, app.limits.max_upload_bytes).await?;
+    let model = app
+        .models
+        .find(form.model.as_deref())
+        .ok_or_else(|| unknown_model(form.model.as_deref().unwrap_or_default()))?;
+    let pipeline = &app.models.get(model).pipeline;
+    let options = decode_options(&form, endpoint, pipeline);
+    let problems = pipeline.check_decode(&options);
+    if !problems.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, problems.join("; ")));
+    }
+    let samples = read_audio(form.file, app.limits.max_audio_seconds).await?;
+    let answer = Answer {
+        task: options.task,
+        duration: samples.len() as f64 / f64::from(SAMPLE_RATE),
+        words: form.word_timestamps,
+    };
+    let (events, received) = unbounded_channel();
+    let job = Job {
+        model,
+        options,
+        samples,
+        events,
+    };
+    app.scheduler.submit(job).map_err(|full| {
+        let seconds = full.retry_after.as_secs();
+        ApiError {
+            retry_after: Some(seconds),
             ..ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
                     "the server's queue is full (serve.max_queued, serve.max_queued_audio); \
-                     retry in {} s",
-                    full.retry_after.as_secs()
+                     retry in {seconds} s"
                 ),
             )
             .code("queue_full")
-        })?;
-        if form.stream {
-            return Ok(Sse::new(events_of(app.clone(), received, deadline, answer))
-                .keep_alive(KeepAlive::default())
-                .into_response());
         }
-        let transcript = wait_for(received, deadline, app.limits.timeout).await?;
-        app.metrics
-            .transcription_took(arrived.elapsed().as_secs_f64());
-        Ok(answer.respond(&transcript, form.response_format, &app.subtitles))
-    };
-    request.await.unwrap_or_else(IntoResponse::into_response)
+    })?;
+    Ok(Accepted {
+        received,
+        answer,
+        format: form.response_format,
+        stream: form.stream,
+    })
 }
 
 /// The pipeline's decode settings with the request's in their place.
