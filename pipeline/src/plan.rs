@@ -253,13 +253,15 @@ mod tests {
         let greedy = DecodeOptions::default();
         let files = ", first windows of up to 8 files side by side";
         assert!(note(&greedy, None, None).ends_with(files));
+        // Stages after recognition run on each transcript after the batch.
+        assert!(note(&greedy, None, Some("even-words")).ends_with(files));
         let packed = VadOptions {
             pack_into_windows: true,
             ..VadOptions::default()
         };
         let pieces = ", up to 8 speech pieces side by side";
         assert!(note(&greedy, Some(&packed), Some("even-words")).ends_with(pieces));
-        // One at a time: streamed VAD, hooks, beam search, sampling first, batch_size 1.
+        // One at a time: streamed VAD, beam search, sampling first, batch_size 1.
         let streamed = VadOptions::default();
         let beams = DecodeOptions {
             beam_size: Some(5),
@@ -275,7 +277,6 @@ mod tests {
         };
         for text in [
             note(&greedy, Some(&streamed), None),
-            note(&greedy, None, Some("even-words")),
             note(&beams, None, None),
             note(&sampled, None, None),
             note(&single, None, None),
