@@ -138,24 +138,39 @@ impl Answer {
     }
 }
 
-/// OpenAI's lower-case English name of a language (`en` → `english`);
+/// OpenAI's lower-case English name of a language (`en` → `english`):
+/// ISO 639's reference name, unqualified, but where Whisper's names differ;
 /// the code itself when it is not an ISO 639 one.
 fn language_name(code: &str) -> String {
+    if let Some(&(_, name)) = WHISPER_NAMES.iter().find(|(c, _)| *c == code) {
+        return name.to_string();
+    }
     let language =
         isolang::Language::from_639_1(code).or_else(|| isolang::Language::from_639_3(code));
     match language {
-        // ISO's reference names qualify some ("Modern Greek (1453-)").
+        // ISO's reference names qualify some ("Spanish; Castilian").
         Some(l) => {
             let name = l.to_name();
-            name.split(['(', ';', ','])
-                .next()
-                .unwrap_or(name)
-                .trim()
-                .to_lowercase()
+            name.split(['(', ';', ',']).next().unwrap_or(name).trim().to_lowercase()
         }
         None => code.to_string(),
     }
 }
+
+/// Whisper's language codes whose names are not ISO 639's reference names
+/// (or whose codes are not ISO 639's: `iw`, `jw`).
+const WHISPER_NAMES: &[(&str, &str)] = &[
+    ("el", "greek"),
+    ("ht", "haitian creole"),
+    ("iw", "hebrew"),
+    ("jw", "javanese"),
+    ("km", "khmer"),
+    ("my", "myanmar"),
+    ("nn", "nynorsk"),
+    ("pa", "punjabi"),
+    ("ps", "pashto"),
+    ("yue", "cantonese"),
+];
 
 #[cfg(test)]
 mod tests {
@@ -165,6 +180,8 @@ mod tests {
     fn languages_are_named_as_openai_names_them() {
         assert_eq!(language_name("en"), "english");
         assert_eq!(language_name("de"), "german");
+        assert_eq!(language_name("es"), "spanish");
+        assert_eq!(language_name("haw"), "hawaiian");
         assert_eq!(language_name("yue"), "cantonese");
         assert_eq!(language_name("xx"), "xx");
     }
