@@ -275,12 +275,12 @@ impl Pipeline {
         let (mut streams, mut durations, mut opened) =
             (Vec::<Blocks>::new(), Vec::new(), Vec::new());
         for (i, recording) in recordings.iter().enumerate() {
-            let blocks = guard_file(&recording.name(), || recording.blocks())
+            let blocks = guard_file(&recording.name(), || recording.open())
                 .map_err(PipelineError::from)
                 .and_then(|opened| opened.map_err(PipelineError::from));
             match blocks {
-                Ok(blocks) => {
-                    durations.push(recording.duration());
+                Ok((blocks, duration)) => {
+                    durations.push(duration);
                     streams.push(blocks);
                     opened.push(i);
                     results.push(None);
@@ -358,9 +358,10 @@ impl Pipeline {
         guard_file(&recording.name(), || {
             let _span =
                 tracing::info_span!("recording", name = %recording.name().display()).entered();
+            let (blocks, duration) = recording.open()?;
             // With voice activity detection only the speech is counted.
-            let duration = recording.duration().filter(|_| self.vad.is_none());
-            let mut transcript = self.recognize(recording.blocks()?, options, &|p| {
+            let duration = duration.filter(|_| self.vad.is_none());
+            let mut transcript = self.recognize(blocks, options, &|p| {
                 progress(Progress {
                     total: p.total.or(duration),
                     ..p

@@ -94,11 +94,22 @@ pub enum Recording<'a> {
 impl<'a> Recording<'a> {
     /// Its blocks from the start.
     pub fn blocks(&self) -> Result<Box<dyn AudioBlocks + 'a>, AudioError> {
+        Ok(self.open()?.0)
+    }
+
+    /// Its blocks from the start, and its length in seconds when known
+    /// without decoding it (a file opened once for both).
+    pub fn open(&self) -> Result<(Box<dyn AudioBlocks + 'a>, Option<f64>), AudioError> {
         Ok(match *self {
-            Recording::File(path) => Box::new(AudioStream::open(path)?),
-            Recording::Samples(samples) => {
-                Box::new(samples.chunks(BLOCK_SAMPLES).map(|b| Ok(b.to_vec())))
+            Recording::File(path) => {
+                let stream = AudioStream::open(path)?;
+                let duration = stream.duration();
+                (Box::new(stream), duration)
             }
+            Recording::Samples(samples) => (
+                Box::new(samples.chunks(BLOCK_SAMPLES).map(|b| Ok(b.to_vec()))),
+                self.duration(),
+            ),
         })
     }
 
