@@ -209,6 +209,7 @@ impl Config {
     pub fn problems(&self) -> Vec<String> {
         let mut out = self.input_problems();
         out.extend(self.stream.problems());
+        out.extend(self.serve.problems());
         if self.formats.is_empty() {
             out.push("formats: empty list".into());
         }
