@@ -109,8 +109,12 @@ impl Server {
     /// Serves until SIGTERM or Ctrl-C, then finishes the requests already
     /// received (a second signal exits at once).
     pub fn run_until_signal(self) -> Result<(), ServeError> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // Uploads are decoded on the blocking threads: more of them than
+        // cores would decode no faster, and each would keep a malloc arena.
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(cores.min(4))
+            .max_blocking_threads(cores)
             .enable_all()
             .build()?;
         runtime.block_on(self.run(shutdown_signal()))
