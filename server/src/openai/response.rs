@@ -151,7 +151,11 @@ fn language_name(code: &str) -> String {
         // ISO's reference names qualify some ("Spanish; Castilian").
         Some(l) => {
             let name = l.to_name();
-            name.split(['(', ';', ',']).next().unwrap_or(name).trim().to_lowercase()
+            name.split(['(', ';', ','])
+                .next()
+                .unwrap_or(name)
+                .trim()
+                .to_lowercase()
         }
         None => code.to_string(),
     }
