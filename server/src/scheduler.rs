@@ -11,7 +11,7 @@
 //! out) is dropped before it reaches the model.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -69,10 +69,12 @@ pub struct Scheduler {
 }
 
 struct Shared {
-    /// The jobs, and the condition the worker waits on for more.
-    queue: Arc<(Mutex<Queue>, Condvar)>,
+    queue: Mutex<Queue>,
+    /// What the worker waits on for jobs.
+    wake: Condvar,
     limits: QueueLimits,
-    models: Arc<Models>,
+    /// Set by the worker once it has loaded them.
+    models: OnceLock<Arc<Models>>,
     metrics: Arc<Metrics>,
 }
 
@@ -95,38 +97,32 @@ impl Scheduler {
         limits: QueueLimits,
         metrics: Arc<Metrics>,
     ) -> Result<(Scheduler, Arc<Models>), PipelineError> {
-        let (loaded, models) = std::sync::mpsc::channel();
-        let queue = Arc::new((Mutex::new(Queue::default()), Condvar::new()));
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            limits,
+            models: OnceLock::new(),
+            metrics,
+        });
+        let (loaded, outcome) = std::sync::mpsc::channel();
         let worker = {
-            let queue = Arc::clone(&queue);
-            let metrics = Arc::clone(&metrics);
+            let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("transcriber".into())
-                .spawn(move || {
-                    let models = match load() {
-                        Ok(models) => Arc::new(models),
-                        Err(e) => return drop(loaded.send(Err(e))),
-                    };
-                    let _ = loaded.send(Ok(Arc::clone(&models)));
-                    Shared {
-                        queue,
-                        limits,
-                        models,
-                        metrics,
+                .spawn(move || match load() {
+                    Ok(models) => {
+                        let _ = shared.models.set(Arc::new(models));
+                        let _ = loaded.send(Ok(()));
+                        shared.work();
                     }
-                    .work()
+                    Err(e) => drop(loaded.send(Err(e))),
                 })
                 .expect("a thread can be started")
         };
-        let models = models
+        outcome
             .recv()
             .expect("the worker reports its models before it can end")?;
-        let shared = Arc::new(Shared {
-            queue,
-            limits,
-            models: Arc::clone(&models),
-            metrics,
-        });
+        let models = Arc::clone(shared.models());
         let scheduler = Scheduler {
             shared,
             worker: Mutex::new(Some(worker)),
@@ -152,7 +148,7 @@ impl Scheduler {
         queue.audio += seconds;
         queue.jobs.push_back(job);
         self.shared.metrics.queued.set(queue.jobs.len() as i64);
-        self.shared.queue.1.notify_one();
+        self.shared.wake.notify_one();
         Ok(())
     }
 
@@ -166,7 +162,7 @@ impl Scheduler {
     /// Lets the worker finish what is queued, then stops it.
     pub fn shutdown(&self) {
         self.shared.lock().closing = true;
-        self.shared.queue.1.notify_all();
+        self.shared.wake.notify_all();
         let worker = self
             .worker
             .lock()
@@ -185,9 +181,14 @@ impl Drop for Scheduler {
 }
 
 impl Shared {
+    fn models(&self) -> &Arc<Models> {
+        self.models
+            .get()
+            .expect("the worker loads the models before it works")
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue
-            .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -241,15 +242,14 @@ impl Shared {
                 return None;
             }
             queue = self
-                .queue
-                .1
+                .wake
                 .wait(queue)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
     }
 
     fn transcribe(&self, batch: Vec<Job>) {
-        let model = self.models.get(batch[0].model);
+        let model = self.models().get(batch[0].model);
         let audio: f64 = batch.iter().map(Job::seconds).sum();
         let _span =
             tracing::info_span!("batch", model = %model.id, requests = batch.len()).entered();
