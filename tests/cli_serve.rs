@@ -205,7 +205,9 @@ fn python_with_openai() -> Command {
                 "install",
                 "--quiet",
                 "--disable-pip-version-check",
+                "--no-warn-conflicts",
             ])
+            .env("PIP_ROOT_USER_ACTION", "ignore")
             .arg("--target")
             .arg(&target)
             .arg("openai>=2,<3")
