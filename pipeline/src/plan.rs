@@ -105,6 +105,11 @@ impl StagePlan {
         Err(problems)
     }
 
+    /// Whether the plan runs a stage of this name (`"align"`, `"diarize"`).
+    pub fn has(&self, name: &str) -> bool {
+        self.stages.iter().any(|s| s.name == name)
+    }
+
     /// Plans the stages and checks everything that can be checked without
     /// audio or loading the model; `Err` lists every problem.
     pub fn new(settings: &PlanSettings<'_>) -> Result<StagePlan, Vec<String>> {

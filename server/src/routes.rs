@@ -109,14 +109,13 @@ async fn page() -> Html<&'static str> {
 
 async fn health(State(app): State<Arc<App>>) -> Json<Value> {
     let default = &app.models.get(0).pipeline;
-    let has_stage = |name: &str| default.stages().stages.iter().any(|s| s.name == name);
     Json(json!({
         "status": "ok",
         "models": app.models.iter().map(|m| &m.id).collect::<Vec<_>>(),
         "queued": app.scheduler.queued(),
         "running": app.metrics.running.get(),
-        "word_timestamps": default.decode_options().word_timestamps || has_stage("align"),
-        "diarization": has_stage("diarize"),
+        "word_timestamps": default.decode_options().word_timestamps || default.stages().has("align"),
+        "diarization": default.stages().has("diarize"),
     }))
 }
 
@@ -307,8 +306,7 @@ fn decode_options(
         options.task = Task::Translate;
     }
     // An aligner times the words itself.
-    let aligned = pipeline.stages().stages.iter().any(|s| s.name == "align");
-    if form.word_timestamps && !aligned {
+    if form.word_timestamps && !pipeline.stages().has("align") {
         options.word_timestamps = true;
     }
     options
