@@ -18,7 +18,16 @@ pub struct Array {
 impl Array {
     pub(crate) fn from_raw(raw: UniquePtr<ffi::MlxArray>) -> Array {
         debug_assert!(!raw.is_null());
+        crate::transforms::note_created(&raw);
         Array { raw }
+    }
+
+    /// The same node, without being noted as created (see
+    /// [`crate::evaluating_created`]).
+    pub(crate) fn share(raw: &ffi::MlxArray) -> Array {
+        Array {
+            raw: ffi::clone_array(raw),
+        }
     }
 
     pub(crate) fn raw(&self) -> &ffi::MlxArray {

@@ -19,6 +19,55 @@ pub fn async_eval(arrays: &[&Array]) -> Result<()> {
     Ok(ffi::async_eval(&to_array_vec(arrays))?)
 }
 
+thread_local! {
+    /// The arrays made on this thread inside [`evaluating_created`].
+    static CREATED: RefCell<Option<Vec<Array>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f`, then evaluates every array it made on this thread. MLX 0.32
+/// gives each thread streams of its own, and a lazy array can only be
+/// evaluated on the thread whose stream it was recorded on: an array a
+/// model derives while loading (a transposed, stacked or cast weight) and
+/// keeps lazy would fail on any other thread with "There is no Stream(cpu,
+/// 0) in current thread". Loading inside this makes a model usable from
+/// every thread. Nested calls leave the evaluation to the outermost.
+pub fn evaluating_created<T, E: From<Error>>(
+    f: impl FnOnce() -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    let outermost = CREATED.with(|created| {
+        let mut created = created.borrow_mut();
+        created.is_none() && created.insert(Vec::new()).is_empty()
+    });
+    if !outermost {
+        return f();
+    }
+    /// Stops noting, even when `f` panics.
+    struct Noting;
+    impl Drop for Noting {
+        fn drop(&mut self) {
+            CREATED.with(|created| created.borrow_mut().take());
+        }
+    }
+    let noting = Noting;
+    let value = f()?;
+    let created = CREATED
+        .with(|created| created.borrow_mut().take())
+        .unwrap_or_default();
+    drop(noting);
+    let refs: Vec<&Array> = created.iter().collect();
+    eval(&refs)?;
+    Ok(value)
+}
+
+/// Called for every array made, so that [`evaluating_created`] sees it.
+pub(crate) fn note_created(raw: &ffi::MlxArray) {
+    CREATED.with(|created| {
+        if let Some(created) = created.borrow_mut().as_mut() {
+            created.push(Array::share(raw));
+        }
+    });
+}
+
 type ArrayFn = dyn Fn(&[Array]) -> Result<Vec<Array>>;
 
 /// A Rust closure handed to MLX's compiler (opaque to C++).

@@ -161,7 +161,8 @@ impl PipelineBuilder {
             DeviceName::Cpu => mlx::Device::Cpu,
             DeviceName::Gpu => mlx::Device::Gpu,
         })?;
-        let recognizer = family.load(&settings.recognizer())?;
+        // Evaluated here so that any thread can use the model.
+        let recognizer = mlx::evaluating_created(|| family.load(&settings.recognizer()))?;
         Ok(Pipeline {
             plan,
             recognizer: Mutex::new(recognizer),
@@ -191,6 +192,12 @@ impl Pipeline {
     /// of a run configuration (its inputs and outputs are the caller's
     /// business).
     pub fn from_config(config: &Config) -> Result<Pipeline, PipelineError> {
+        // The aligner's and diarizer's models too are evaluated here, so that
+        // any thread can use them.
+        mlx::evaluating_created(|| Pipeline::load_config(config))
+    }
+
+    fn load_config(config: &Config) -> Result<Pipeline, PipelineError> {
         let mut builder = Pipeline::builder()
             .model(config.model.clone())
             .quantize(config.quantize)

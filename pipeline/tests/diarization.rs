@@ -103,7 +103,10 @@ fn a_run_with_diarization_labels_segments_and_writes_rttm() {
     let pipeline = Pipeline::from_config(&config).unwrap();
     let names: Vec<&str> = pipeline.stages().stages.iter().map(|s| s.name).collect();
     assert_eq!(names.last(), Some(&"diarize"));
-    let transcript = pipeline.transcribe_file(&wav).unwrap();
+    // First used on another thread than the one that loaded its models.
+    let transcript = std::thread::scope(|s| s.spawn(|| pipeline.transcribe_file(&wav)).join())
+        .unwrap()
+        .unwrap();
     assert_eq!(speakers(&transcript.speakers), 2);
     assert!(!transcript.segments.is_empty());
     // A segment gets a speaker where someone speaks (Whisper may fill the

@@ -45,10 +45,8 @@ fn one_pipeline_serves_several_threads_with_the_single_threaded_results() {
     };
     let mut files = vec![jfk];
     files.extend(librispeech());
-    let alone: Vec<String> = files
-        .iter()
-        .map(|f| pipeline.transcribe_file(f).unwrap().text)
-        .collect();
+    // The threads are the pipeline's first users: the thread that loaded it
+    // has not run it yet.
     let shared = Arc::new(pipeline);
     let handles: Vec<_> = files
         .iter()
@@ -59,6 +57,10 @@ fn one_pipeline_serves_several_threads_with_the_single_threaded_results() {
         })
         .collect();
     let together: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let alone: Vec<String> = files
+        .iter()
+        .map(|f| shared.transcribe_file(f).unwrap().text)
+        .collect();
     assert_eq!(together, alone);
 }
 
