@@ -8,6 +8,7 @@
 
 pub mod atomic;
 pub mod cache_lock;
+pub mod convert;
 pub mod ct2;
 pub mod error;
 mod expected;

@@ -2,14 +2,10 @@
 //! weights of a voice, speaker or alignment model, written as an MLX model
 //! folder.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
-use asr_converters::out_folder::convert_into_folder;
-use asr_converters::parakeet::convert_parakeet;
-use asr_converters::qwen3_asr::convert_qwen3_asr;
-use asr_converters::whisper::{convert_whisper, OutputDtype, WeightOptions, WriteOptions};
-use asr_converters::{segmentation, silero, speaker_encoder, wav2vec2, ConvertError};
+use asr_converters::convert::{convert, ConvertRequest, Family};
 use asr_pipeline::{Quantization, Quantize};
 
 use super::progress::progress_bar;
@@ -89,12 +85,12 @@ pub struct ConvertArgs {
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// What the checkpoint holds.
-    #[arg(long, value_enum, default_value_t = Family::Whisper)]
-    family: Family,
+    #[arg(long, default_value = "whisper", value_parser = family_names())]
+    family: String,
     /// Floating-point type of the written weights (Whisper: f16 when unset;
     /// Parakeet and Qwen3-ASR: f32).
-    #[arg(long, value_enum)]
-    dtype: Option<DtypeArg>,
+    #[arg(long, value_parser = ["f32", "f16", "bf16"])]
+    dtype: Option<String>,
     /// Affine-quantize linear and embedding weights (norms, convolutions and
     /// positional tables stay unquantized): none, q8, q4, or int8 (stored as
     /// q8; int8 activations are a run setting).
@@ -108,22 +104,8 @@ pub struct ConvertArgs {
     force: bool,
 }
 
-#[derive(Copy, Clone, PartialEq, clap::ValueEnum)]
-enum Family {
-    Whisper,
-    SileroVad,
-    PyannoteSegmentation,
-    Resemblyzer,
-    Wav2vec2,
-    Parakeet,
-    Qwen3Asr,
-}
-
-#[derive(Copy, Clone, clap::ValueEnum)]
-enum DtypeArg {
-    F32,
-    F16,
-    Bf16,
+fn family_names() -> clap::builder::PossibleValuesParser {
+    Family::ALL.map(Family::name).into()
 }
 
 fn parse_group_size(text: &str) -> Result<i32, String> {
@@ -134,72 +116,12 @@ fn parse_group_size(text: &str) -> Result<i32, String> {
 
 /// Converts `--from` into `--out`, with a progress bar over the tensors.
 pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
-    let convert: fn(&Path, &Path) -> Result<(), ConvertError> = match args.family {
-        Family::Whisper => return convert_whisper_checkpoint(args, quiet),
-        Family::Parakeet => return convert_family_checkpoint(args, convert_parakeet),
-        Family::Qwen3Asr => return convert_family_checkpoint(args, convert_qwen3_asr),
-        Family::SileroVad => silero::convert_silero,
-        Family::PyannoteSegmentation => segmentation::convert_segmentation,
-        Family::Resemblyzer => speaker_encoder::convert_resemblyzer,
-        Family::Wav2vec2 if args.from.is_file() => |from, out| {
-            wav2vec2::convert_torchaudio_wav2vec2(from, &wav2vec2::TORCHAUDIO_ENGLISH_LABELS, out)
-        },
-        Family::Wav2vec2 => wav2vec2::convert_wav2vec2,
-    };
-    if args.dtype.is_some() || args.quantize.is_some() {
-        anyhow::bail!("--dtype and --quantize apply to Whisper, Parakeet and Qwen3-ASR checkpoints only; this family is written in f32");
-    }
-    write_folder(&args, convert)
-}
-
-fn output_dtype(arg: DtypeArg) -> OutputDtype {
-    match arg {
-        DtypeArg::F32 => OutputDtype::F32,
-        DtypeArg::F16 => OutputDtype::F16,
-        DtypeArg::Bf16 => OutputDtype::BF16,
-    }
-}
-
-/// The weights' dtype (f32 unless `--dtype`) and quantization for the
-/// families that take both and default to f32.
-fn f32_unless_asked(args: &ConvertArgs) -> (OutputDtype, Option<Quantization>) {
-    (
-        output_dtype(args.dtype.unwrap_or(DtypeArg::F32)),
-        args.quantize
-            .and_then(|q| q.with_group_size(args.group_size).weights),
-    )
-}
-
-/// A Parakeet or Qwen3-ASR checkpoint, f32 unless asked.
-fn convert_family_checkpoint(
-    args: ConvertArgs,
-    convert: fn(&Path, &Path, &WeightOptions) -> Result<(), ConvertError>,
-) -> Result<()> {
-    let (dtype, quantization) = f32_unless_asked(&args);
-    let opts = WeightOptions {
-        dtype,
-        quantization,
-    };
-    write_folder(&args, |from, out| convert(from, out, &opts))
-}
-
-/// Converts `--from` into `--out` with `convert`.
-fn write_folder(
-    args: &ConvertArgs,
-    convert: impl FnOnce(&Path, &Path) -> Result<(), ConvertError>,
-) -> Result<()> {
-    convert_into_folder(&args.from, &args.out, args.force, convert)?;
-    eprintln!("wrote {}", args.out.display());
-    Ok(())
-}
-
-fn convert_whisper_checkpoint(args: ConvertArgs, quiet: bool) -> Result<()> {
-    let opts = WriteOptions {
-        dtype: output_dtype(args.dtype.unwrap_or(DtypeArg::F16)),
-        quantization: args
-            .quantize
-            .and_then(|q| q.with_group_size(args.group_size).weights),
+    let request = ConvertRequest {
+        dtype: args.dtype.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?,
+        quantize: args.quantize,
+        group_size: args.group_size,
         force: args.force,
+        ..ConvertRequest::new(&args.from, &args.out, args.family.parse().map_err(anyhow::Error::msg)?)
     };
     let bar = progress_bar(quiet, "{msg} [{bar:40}] {pos}/{len} tensors");
     bar.set_message("converting");
@@ -207,14 +129,8 @@ fn convert_whisper_checkpoint(args: ConvertArgs, quiet: bool) -> Result<()> {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let loaded = convert_whisper(&args.from, &args.out, &opts, &progress)?;
+    let wrote = convert(&request, &progress)?;
     bar.finish_and_clear();
-    tracing::info!(layout = ?loaded.layout, dims = ?loaded.weights.dims, "converted");
-    eprintln!(
-        "wrote {} ({} tensors from a {:?} checkpoint)",
-        args.out.display(),
-        loaded.weights.tensors.len(),
-        loaded.layout
-    );
+    eprintln!("{wrote}");
     Ok(())
 }

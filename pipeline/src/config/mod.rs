@@ -154,6 +154,19 @@ impl Config {
     pub fn from_toml(text: &str, base: &Path) -> Result<Config, String> {
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        Config::from_raw(raw, base)
+    }
+
+    /// A configuration given as a TOML table rather than text (errors name
+    /// the key rather than a line).
+    pub fn from_table(table: toml::Table, base: &Path) -> Result<Config, String> {
+        let raw: RawConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.message().to_string())?;
+        Config::from_raw(raw, base)
+    }
+
+    fn from_raw(raw: RawConfig, base: &Path) -> Result<Config, String> {
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         let inputs = match raw.input {
             Some(OneOrMany::One(p)) => vec![p],
