@@ -35,7 +35,7 @@ class StreamEvent:
 class Stream:
     """A live stream of one pipeline (see `Pipeline.stream`). Push 16 kHz
     mono samples as they arrive; `finish()` makes everything heard final.
-    Usable as a context manager, which finishes it."""
+    """
 
     def __init__(self, native: _native.NativeStream) -> None:
         self._native = native
@@ -52,13 +52,6 @@ class Stream:
     def seconds(self) -> float:
         """Seconds pushed so far."""
         return self._native.seconds
-
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if exc[0] is None:
-            self.finish()
 
 
 def _events(raw: list[dict[str, Any]]) -> list[StreamEvent]:
