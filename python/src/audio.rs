@@ -27,7 +27,10 @@ impl Audio {
         audio.extract::<PathBuf>().map(Audio::File).map_err(|_| {
             PyTypeError::new_err(format!(
                 "audio: a path or a 1-D float32 array of 16 kHz samples is expected, not {}",
-                audio.get_type().name().map_or_else(|_| "this".into(), |n| n.to_string())
+                audio
+                    .get_type()
+                    .name()
+                    .map_or_else(|_| "this".into(), |n| n.to_string())
             ))
         })
     }

@@ -25,7 +25,10 @@ pub fn convert(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let request = ConvertRequest {
-        dtype: dtype.map(str::parse).transpose().map_err(ConfigError::new_err)?,
+        dtype: dtype
+            .map(str::parse)
+            .transpose()
+            .map_err(ConfigError::new_err)?,
         quantize: quantize
             .map(str::parse::<Quantize>)
             .transpose()

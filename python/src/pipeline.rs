@@ -64,11 +64,10 @@ impl NativePipeline {
         let options = self.decode_options(decode)?;
         let audio = Audio::extract(audio)?;
         let mut result = py.detach(|| {
-            self.pipeline.transcribe_many(
-                &[audio.recording()],
-                &options,
-                &|_, p| report(progress.as_ref(), p),
-            )
+            self.pipeline
+                .transcribe_many(&[audio.recording()], &options, &|_, p| {
+                    report(progress.as_ref(), p)
+                })
         });
         let transcript = result.pop().expect("one result per recording");
         self.transcript(transcript, &audio)
@@ -106,7 +105,8 @@ impl NativePipeline {
     /// A live stream with the `[stream]` settings laid over the pipeline's.
     #[pyo3(signature = (options=None))]
     fn stream(&self, options: Option<&Bound<'_, PyDict>>) -> PyResult<NativeStream> {
-        let options: StreamOptions = with_overrides(&subtable(&self.table, "stream"), options, "stream")?;
+        let options: StreamOptions =
+            with_overrides(&subtable(&self.table, "stream"), options, "stream")?;
         let problems = options.problems();
         if !problems.is_empty() {
             return Err(invalid(problems));
@@ -120,7 +120,12 @@ impl NativePipeline {
 
     /// The stages a transcription goes through, by name.
     fn stages(&self) -> Vec<&'static str> {
-        self.pipeline.stages().stages.iter().map(|s| s.name).collect()
+        self.pipeline
+            .stages()
+            .stages
+            .iter()
+            .map(|s| s.name)
+            .collect()
     }
 
     /// The `[decode]` settings in use, laid over as `transcribe` would.
@@ -197,7 +202,12 @@ impl NativeTranscript {
                 "format {format:?}: one of txt, json, srt, vtt, tsv, rttm"
             ))
         })?;
-        Ok(render_with(&self.transcript, format, &self.subtitles, &self.name))
+        Ok(render_with(
+            &self.transcript,
+            format,
+            &self.subtitles,
+            &self.name,
+        ))
     }
 
     /// Seconds of audio transcribed.

@@ -79,10 +79,16 @@ fn json_of(dict: &Bound<'_, PyDict>) -> PyResult<Json> {
 /// table in errors.
 pub fn lay_over(table: &mut Table, overrides: Json, path: &str) -> PyResult<()> {
     let Json::Object(overrides) = overrides else {
-        return Err(ConfigError::new_err(format!("{path}: a table (dict) is expected")));
+        return Err(ConfigError::new_err(format!(
+            "{path}: a table (dict) is expected"
+        )));
     };
     for (key, value) in overrides {
-        let name = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+        let name = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
         match value {
             Json::Null => {
                 table.remove(&key);

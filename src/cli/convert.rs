@@ -117,11 +117,20 @@ fn parse_group_size(text: &str) -> Result<i32, String> {
 /// Converts `--from` into `--out`, with a progress bar over the tensors.
 pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
     let request = ConvertRequest {
-        dtype: args.dtype.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?,
+        dtype: args
+            .dtype
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
         quantize: args.quantize,
         group_size: args.group_size,
         force: args.force,
-        ..ConvertRequest::new(&args.from, &args.out, args.family.parse().map_err(anyhow::Error::msg)?)
+        ..ConvertRequest::new(
+            &args.from,
+            &args.out,
+            args.family.parse().map_err(anyhow::Error::msg)?,
+        )
     };
     let bar = progress_bar(quiet, "{msg} [{bar:40}] {pos}/{len} tensors");
     bar.set_message("converting");
