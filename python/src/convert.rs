@@ -6,7 +6,7 @@ use asr_converters::convert::{convert as convert_checkpoint, ConvertRequest};
 use asr_pipeline::{Quantization, Quantize};
 use pyo3::prelude::*;
 
-use crate::errors::{ConfigError, ModelError};
+use crate::errors::{notify, ConfigError, ModelError};
 
 /// Converts a checkpoint into an MLX model folder, as `pipeline convert`
 /// does; returns what was written.
@@ -39,13 +39,7 @@ pub fn convert(
     };
     py.detach(|| {
         convert_checkpoint(&request, &|done, total| {
-            if let Some(callback) = &progress {
-                Python::attach(|py| {
-                    if let Err(e) = callback.call1(py, (done, total)) {
-                        e.write_unraisable(py, Some(callback.bind(py)));
-                    }
-                });
-            }
+            notify(progress.as_ref(), (done, total))
         })
     })
     .map_err(|e| ModelError::new_err(e.to_string()))

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use asr_pipeline::stages::output::{render_with, Format, SubtitleOptions};
 use asr_pipeline::stream::StreamOptions;
-use asr_pipeline::{Config, DecodeOptions, Pipeline, PipelineError, Progress, Transcript};
+use asr_pipeline::{Config, DecodeOptions, Pipeline, PipelineError, Transcript};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use toml::Table;
 
 use crate::audio::Audio;
-use crate::errors::{invalid, pipeline_error};
+use crate::errors::{invalid, load_error, notify, pipeline_error};
 use crate::settings::{self, subtable, with_overrides};
 use crate::stream::NativeStream;
 
@@ -43,7 +43,7 @@ impl NativePipeline {
         } = config;
         let pipeline = py
             .detach(|| Pipeline::from_config(&config))
-            .map_err(|e| pipeline_error(e, format!("loading model {model}")))?;
+            .map_err(|e| load_error(e, model))?;
         Ok(NativePipeline {
             pipeline: Arc::new(pipeline),
             table,
@@ -66,7 +66,7 @@ impl NativePipeline {
         let mut result = py.detach(|| {
             self.pipeline
                 .transcribe_many(&[audio.recording()], &options, &|_, p| {
-                    report(progress.as_ref(), p)
+                    notify(progress.as_ref(), (p.done, p.total))
                 })
         });
         let transcript = result.pop().expect("one result per recording");
@@ -89,7 +89,7 @@ impl NativePipeline {
             let recordings: Vec<_> = audios.iter().map(Audio::recording).collect();
             self.pipeline
                 .transcribe_many(&recordings, &options, &|i, p| {
-                    report_item(progress.as_ref(), i, p)
+                    notify(progress.as_ref(), (i, p.done, p.total))
                 })
         });
         results
@@ -128,7 +128,8 @@ impl NativePipeline {
             .collect()
     }
 
-    /// The `[decode]` settings in use, laid over as `transcribe` would.
+    /// Checks `[decode]` settings laid over the pipeline's, as `transcribe`
+    /// would.
     #[pyo3(signature = (decode=None))]
     fn check_decode(&self, decode: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
         self.decode_options(decode).map(drop)
@@ -161,26 +162,6 @@ impl NativePipeline {
                 Audio::Samples(_) => "samples".into(),
             },
         })
-    }
-}
-
-fn report(progress: Option<&Py<PyAny>>, p: Progress) {
-    if let Some(callback) = progress {
-        Python::attach(|py| {
-            if let Err(e) = callback.call1(py, (p.done, p.total)) {
-                e.write_unraisable(py, Some(callback.bind(py)));
-            }
-        });
-    }
-}
-
-fn report_item(progress: Option<&Py<PyAny>>, i: usize, p: Progress) {
-    if let Some(callback) = progress {
-        Python::attach(|py| {
-            if let Err(e) = callback.call1(py, (i, p.done, p.total)) {
-                e.write_unraisable(py, Some(callback.bind(py)));
-            }
-        });
     }
 }
 
