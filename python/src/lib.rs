@@ -16,6 +16,7 @@ mod stream;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    log_when_asked();
     m.add_class::<pipeline::NativePipeline>()?;
     m.add_class::<pipeline::NativeTranscript>()?;
     m.add_class::<stream::NativeStream>()?;
@@ -24,4 +25,17 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(audio::load_audio, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
+}
+
+/// The pipeline's `tracing` logs on standard error, filtered as
+/// `MLX_ASR_LOG` says (`info`, `debug`, `mlx_asr=trace`), as the CLI does;
+/// silent without it. Not when the embedding program has a subscriber.
+fn log_when_asked() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("MLX_ASR_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init();
+    }
 }

@@ -225,3 +225,16 @@ def test_convert_writes_what_the_cli_writes(tmp_path: Path) -> None:
         mlx_asr.convert(source, tmp_path / "py")
     with pytest.raises(ConfigError, match="unknown family"):
         mlx_asr.convert(source, tmp_path / "x", family="whisperx")
+
+
+def test_logs_on_standard_error_when_asked(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = f"import mlx_asr; mlx_asr.Pipeline(model='tiny.en').transcribe({str(JFK)!r})"
+    quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert quiet.stderr == ""
+    env = {**os.environ, "MLX_ASR_LOG": "debug"}
+    logged = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert "DEBUG recordings{count=1}" in logged.stderr
