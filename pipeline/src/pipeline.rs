@@ -137,7 +137,11 @@ impl PipelineBuilder {
         self.after_recognition(DiarizeStage(Box::new(diarizer)))
     }
 
-    /// Any stage that works on the recording and its transcript.
+    /// Any stage that works on the recording and its transcript. A stage
+    /// holding MLX arrays is used from the threads that transcribe: load
+    /// its model inside [`mlx::evaluating_created`] (as
+    /// [`Pipeline::from_config`] loads aligners and diarizers), or an array
+    /// it left lazy fails on any thread but the loading one.
     pub fn after_recognition(mut self, stage: impl TranscriptStage + 'static) -> Self {
         self.after_recognition.push(Box::new(stage));
         self
