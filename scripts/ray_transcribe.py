@@ -171,6 +171,12 @@ def append_line(path: Path, record: dict) -> None:
         os.close(fd)
 
 
+def naming(path: str, error: Exception) -> str:
+    """The error's message, led by the input's path unless it names it."""
+    message = str(error)
+    return message if path in message else f"{path}: {message}"
+
+
 class Transcriber:
     """Ray Data's callable class: one Pipeline per actor, loaded once."""
 
@@ -202,7 +208,7 @@ class Transcriber:
                         raise result
                     self._write(bases[i], result)
                 except (mlx_asr.Error, OSError) as error:
-                    status[i], errors[i] = "failed", f"{paths[i]}: {error}"
+                    status[i], errors[i] = "failed", naming(paths[i], error)
                     write_error(bases[i], errors[i])
                     continue
                 status[i], audio[i] = "transcribed", result.duration
