@@ -38,6 +38,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import socket
 import sys
 import time
@@ -217,7 +218,10 @@ class Transcriber:
                         "path": paths[i], "node": self.node, "pid": os.getpid(),
                         "audio_s": result.duration, "batch_s": round(seconds, 3),
                     })
-        return {"path": paths, "status": status, "audio_s": audio, "error": errors}
+        # Peak resident memory of this actor so far (Linux: KiB), for sizing.
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {"path": paths, "status": status, "audio_s": audio, "error": errors,
+                "rss_mb": [rss_mb] * len(paths)}
 
     def _write(self, base: Path, transcript: mlx_asr.Transcript) -> None:
         for fmt in self.formats:
@@ -239,6 +243,7 @@ class Summary:
     audio_s: float = 0.0
     wall_s: float = 0.0
     actors: int = 0
+    peak_actor_rss_mb: float = 0.0
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -261,7 +266,8 @@ class Summary:
             f"{self.transcribed} transcribed, {self.failed} failed"
             + (f", {self.skipped_by_actor} found done by an actor" if self.skipped_by_actor else ""),
             f"wall {self.wall_s:.1f} s on {self.actors} actors: {self.files_per_min:.1f} files/min, "
-            f"{self.audio_s / 3600:.3f} h of audio, {self.audio_hours_per_hour:.1f} audio-hours/hour",
+            f"{self.audio_s / 3600:.3f} h of audio, {self.audio_hours_per_hour:.1f} audio-hours/hour, "
+            f"peak actor RSS {self.peak_actor_rss_mb:.0f} MB",
         ]
         lines += [f"failed: {failure}" for failure in self.failures]
         return "\n".join(lines)
@@ -339,6 +345,7 @@ def run(
         },
     )
     for row in dataset.iter_rows():
+        summary.peak_actor_rss_mb = max(summary.peak_actor_rss_mb, float(row["rss_mb"]))
         if row["status"] == "transcribed":
             summary.transcribed += 1
             summary.audio_s += float(row["audio_s"])
