@@ -146,27 +146,28 @@ def work(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def clips(work) -> Path:
+def clip_tree(work) -> Path:
     """clips/lj/LJ001-00NN.wav and clips/other/LJ001-0001.wav (jfk.wav)."""
+    tree = work / "clips"
     for clip in LJSPEECH:
-        link = work / "clips" / "lj" / clip.name
+        link = tree / "lj" / clip.name
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(clip)
-    (work / "clips" / "other").mkdir()
-    (work / "clips" / "other" / LJSPEECH[0].name).symlink_to(JFK)
-    return work / "clips"
+    (tree / "other").mkdir()
+    (tree / "other" / LJSPEECH[0].name).symlink_to(JFK)
+    return tree
 
 
-def relative_bases(clips: Path) -> list[Path]:
-    return sorted(p.relative_to(clips).with_suffix("") for p in clips.rglob("*.wav"))
+def relative_bases(clip_tree: Path) -> list[Path]:
+    return sorted(p.relative_to(clip_tree).with_suffix("") for p in clip_tree.rglob("*.wav"))
 
 
 @pytest.fixture(scope="module")
-def reference(work, clips) -> dict[Path, mlx_asr.Transcript]:
+def reference(work, clip_tree) -> dict[Path, mlx_asr.Transcript]:
     """Each clip transcribed by one Pipeline in this process."""
     pipeline = mlx_asr.Pipeline(str(work / "config.toml"))
-    return {base: pipeline.transcribe(clips / base.with_suffix(".wav"))
-            for base in relative_bases(clips)}
+    return {base: pipeline.transcribe(clip_tree / base.with_suffix(".wav"))
+            for base in relative_bases(clip_tree)}
 
 
 def run_script(work: Path, source: Path, output: Path, address: str, *extra: str,
@@ -221,11 +222,11 @@ class KilledRun:
 
 
 @pytest.fixture(scope="module")
-def killed_run(ray_address, work, clips) -> KilledRun:
+def killed_run(ray_address, work, clip_tree) -> KilledRun:
     """The job, with the actor that finished a batch first SIGKILLed while
     it decodes its next one."""
     output, ledger = work / "out", work / "ledger.jsonl"
-    process = run_script(work, clips, output, ray_address, "--batch-size", "2",
+    process = run_script(work, clip_tree, output, ray_address, "--batch-size", "2",
                          ledger=ledger)
 
     def first_actor():
@@ -239,10 +240,10 @@ def killed_run(ray_address, work, clips) -> KilledRun:
     return KilledRun(finish(process, output), output, ledger, victim)
 
 
-def test_a_killed_actor_leaves_every_file_transcribed_once(killed_run, clips, reference):
+def test_a_killed_actor_leaves_every_file_transcribed_once(killed_run, clip_tree, reference):
     job = killed_run.job
     assert job.returncode == 0, job.log
-    bases = relative_bases(clips)
+    bases = relative_bases(clip_tree)
     expected = {Path(f"{base}.{fmt}") for base in bases for fmt in FORMATS}
     written = {p for p in files_under(killed_run.output) if not p.name.startswith(".")}
     assert written == expected
@@ -254,7 +255,7 @@ def test_a_killed_actor_leaves_every_file_transcribed_once(killed_run, clips, re
     # The ledger has a line per transcription that finished: a batch Ray ran
     # again after the kill redid nothing already written.
     lines = ledger_lines(killed_run.ledger)
-    done = collections.Counter(Path(line["path"]).relative_to(clips).with_suffix("")
+    done = collections.Counter(Path(line["path"]).relative_to(clip_tree).with_suffix("")
                                for line in lines)
     assert done == collections.Counter(bases), done
     assert job.summary["transcribed"] + job.summary["skipped_by_actor"] == len(bases)
@@ -267,15 +268,15 @@ def test_a_killed_actor_leaves_every_file_transcribed_once(killed_run, clips, re
         reference[Path("lj") / LJSPEECH[0].stem].text
 
 
-def test_a_second_run_transcribes_only_what_is_missing(killed_run, ray_address, work, clips):
+def test_a_second_run_transcribes_only_what_is_missing(killed_run, ray_address, work, clip_tree):
     output, ledger = killed_run.output, killed_run.ledger
     before = {p: (output / p).stat().st_mtime_ns for p in files_under(output)}
     ledger_before = ledger_lines(ledger)
 
-    job = finish(run_script(work, clips, output, ray_address, ledger=ledger), output)
+    job = finish(run_script(work, clip_tree, output, ray_address, ledger=ledger), output)
     assert job.returncode == 0, job.log
     assert job.summary["transcribed"] == 0
-    assert job.summary["already_done"] == len(relative_bases(clips))
+    assert job.summary["already_done"] == len(relative_bases(clip_tree))
     assert ledger_lines(ledger) == ledger_before
 
     # One output lost: that file alone is redone, its other output kept.
@@ -283,11 +284,11 @@ def test_a_second_run_transcribes_only_what_is_missing(killed_run, ray_address, 
     kept = lost.with_suffix(".json")
     text = (output / lost).read_text()
     (output / lost).unlink()
-    job = finish(run_script(work, clips, output, ray_address, ledger=ledger), output)
+    job = finish(run_script(work, clip_tree, output, ray_address, ledger=ledger), output)
     assert job.returncode == 0, job.log
     assert job.summary["transcribed"] == 1
     assert [line["path"] for line in ledger_lines(ledger)[len(ledger_before):]] \
-        == [str(clips / lost.with_suffix(".wav"))]
+        == [str(clip_tree / lost.with_suffix(".wav"))]
     assert (output / lost).read_text() == text
     assert (output / kept).stat().st_mtime_ns == before[kept]
     assert {p: (output / p).stat().st_mtime_ns for p in files_under(output) if p != lost} \
