@@ -28,7 +28,7 @@ max_restarts=-1 and max_task_retries=-1 (Ray 2.60).
 
 Usage:
   scripts/ray_transcribe.py CONFIG SOURCE --output DIR [--format json ...]
-      [--address auto|HOST:PORT] [--batch-size 4] [--actors N]
+      [--address local|auto|HOST:PORT] [--batch-size 8] [--actors N]
       [--threads-per-actor 1] [--root DIR] [--ledger FILE]
       [--summary-json FILE]
 """
@@ -303,7 +303,7 @@ def run(
     items: list[dict[str, str]],
     formats: list[str],
     *,
-    batch_size: int = 4,
+    batch_size: int = 8,
     actors: int | None = None,
     threads_per_actor: int = 1,
     ledger: Path | None = None,
@@ -378,8 +378,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--address", default="local",
                         help="Ray cluster to join: HOST:PORT, 'auto' (the one on this node) or "
                         "'local' (default: start one for this run)")
-    parser.add_argument("--batch-size", type=int, default=4,
-                        help="files per transcribe_batch call (default 4)")
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="files per transcribe_batch call (default 8, as the CLI's "
+                        "decode.batch_size: the files decoded side by side)")
     parser.add_argument("--actors", type=int,
                         help="actors (default: the cluster's CPUs / --threads-per-actor)")
     parser.add_argument("--threads-per-actor", type=int, default=1,
