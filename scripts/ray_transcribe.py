@@ -407,10 +407,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(inputs)} files, {len(inputs) - len(items)} already done", file=sys.stderr)
     if items:
         ray.init(address=args.address, logging_level="WARNING")
-    summary = run(
-        args.config, items, formats, batch_size=args.batch_size, actors=args.actors,
-        threads_per_actor=args.threads_per_actor, ledger=args.ledger,
-    )
+    try:
+        summary = run(
+            args.config, items, formats, batch_size=args.batch_size, actors=args.actors,
+            threads_per_actor=args.threads_per_actor, ledger=args.ledger,
+        )
+    except ray.exceptions.ActorDiedError as error:
+        if not error.actor_init_failed:
+            raise
+        # Ray hands the actor's traceback over as text; its last line is
+        # mlx_asr's error (the CLI's message).
+        reason = error.error_msg.strip().splitlines()[-1]
+        print(f"error: {args.config}: no actor could build its Pipeline: {reason}", file=sys.stderr)
+        return 2
     summary.listed, summary.already_done = len(inputs), len(inputs) - len(items)
     print(summary.report())
     if args.summary_json:
