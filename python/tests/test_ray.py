@@ -13,6 +13,7 @@ import collections
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -108,18 +109,16 @@ def ray_address():
     ):
         command += [flag, str(free)]
     with open(log, "w") as output:
-        # Its own session: the daemons and workers it starts share its
-        # process group, which the finalizer ends whole.
-        head = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
-                                env=RAY_ENV, start_new_session=True)
+        head = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=RAY_ENV)
     try:
         wait_for(lambda: head.poll() is not None or "Ray runtime started" in log.read_text(),
                  60, "ray start")
         assert head.poll() is None, log.read_text()
         yield f"127.0.0.1:{port}"
     finally:
-        # Workers start sessions of their own: collected now, they are
-        # killed with the rest if still there after SIGTERM's grace.
+        # Ray's daemons and workers (sessions of their own, so not one
+        # process group): collected now, killed if still there after
+        # SIGTERM's grace.
         started = descendants(head.pid)
         head.terminate()
         try:
@@ -132,7 +131,7 @@ def ray_address():
             except ProcessLookupError:
                 pass
         head.wait()
-        subprocess.run(["rm", "-rf", str(temp)], check=False)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
