@@ -189,6 +189,28 @@ fn pipeline_with_failing_hook() -> Option<Pipeline> {
 }
 
 #[test]
+fn samples_that_are_not_finite_are_refused_not_transcribed() {
+    let Some(pipeline) = pipeline(Pipeline::builder()) else {
+        return;
+    };
+    let mut samples = vec![0.0f32; 32_000];
+    samples[24_000] = f32::NAN;
+    let err = pipeline.transcribe(&samples).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "samples: non-finite samples (NaN or infinity) at 1.50 s"
+    );
+    let mut stream = Arc::new(pipeline).stream(Default::default()).unwrap();
+    stream.push(&samples[..16_000]).unwrap();
+    samples[20_000] = f32::INFINITY;
+    let err = stream.push(&samples[16_000..]).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "samples: non-finite samples (NaN or infinity) at 1.25 s"
+    );
+}
+
+#[test]
 fn bad_settings_are_all_reported_before_the_model_loads() {
     let toml =
         "model = \"no-such-model\"\n[decode]\ntemperature = []\nmax_initial_timestamp = -1.0\n";

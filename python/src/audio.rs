@@ -3,9 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use asr_pipeline::stages::audio::{
-    load_audio as load, AudioError as AudioErrorKind, AudioStream, Recording, SAMPLE_RATE,
-};
+use asr_pipeline::stages::audio::{load_audio as load, AudioStream, Recording};
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -22,7 +20,7 @@ pub enum Audio {
 impl Audio {
     pub fn extract(audio: &Bound<'_, PyAny>) -> PyResult<Audio> {
         if let Ok(samples) = audio.extract::<PyReadonlyArray1<'_, f32>>() {
-            return Ok(Audio::Samples(finite_samples(samples)?));
+            return Ok(Audio::Samples(samples.as_array().to_vec()));
         }
         audio.extract::<PathBuf>().map(Audio::File).map_err(|_| {
             PyTypeError::new_err(format!(
@@ -45,22 +43,6 @@ impl Audio {
     /// How the CLI names the work in its errors: `transcribing a.wav`.
     pub fn context(&self) -> String {
         format!("transcribing {}", self.recording().name().display())
-    }
-}
-
-/// The samples of `array`, refused when one is NaN or infinite (the model
-/// would turn them into text all the same).
-pub fn finite_samples(array: PyReadonlyArray1<'_, f32>) -> PyResult<Vec<f32>> {
-    let samples = array.as_array().to_vec();
-    match samples.iter().position(|s| !s.is_finite()) {
-        None => Ok(samples),
-        Some(at) => Err(AudioError::new_err(
-            AudioErrorKind::NonFinite {
-                path: "samples".into(),
-                seconds: at as f64 / SAMPLE_RATE as f64,
-            }
-            .to_string(),
-        )),
     }
 }
 

@@ -7,7 +7,6 @@ use asr_pipeline::PipelineError;
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 
-use crate::audio::finite_samples;
 use crate::errors::{pipeline_error, Error};
 
 /// One pipeline's live stream; streams of a pipeline take turns on its
@@ -53,7 +52,7 @@ impl NativeStream {
 impl NativeStream {
     /// Appends 16 kHz mono samples; the events they brought about.
     fn push(&self, py: Python<'_>, samples: PyReadonlyArray1<'_, f32>) -> PyResult<Vec<Py<PyAny>>> {
-        let samples = finite_samples(samples)?;
+        let samples = samples.as_array().to_vec();
         self.with_stream(py, "pushing to", |s| s.push(&samples), false)
     }
 

@@ -210,6 +210,8 @@ def test_a_stream_transcribes_as_it_is_fed(pipeline: Pipeline) -> None:
     assert word_error_rate(words_of(pipeline.transcribe(JFK).text), heard) <= 0.1
     with pytest.raises(mlx_asr.Error, match="finished"):
         stream.push(samples[:1600])
+    with pytest.raises(AudioError, match=r"samples: non-finite samples \(NaN or infinity\) at 0.50 s"):
+        pipeline.stream().push(np.where(np.arange(16000) == 8000, np.inf, 0.0))
 
 
 def test_convert_writes_what_the_cli_writes(tmp_path: Path) -> None:

@@ -19,12 +19,13 @@ mod prefix;
 pub mod replay;
 pub mod source;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::decode::DecodeOptions;
-use crate::stages::audio::SAMPLE_RATE;
+use crate::stages::audio::{refuse_non_finite, SAMPLE_RATE};
 use crate::stages::transcribe::{Recognizer, Streaming, TranscribeError};
 use crate::stages::vad::VadStage;
 use crate::{Pipeline, PipelineError};
@@ -273,6 +274,8 @@ impl Stream {
                 "the stream was finished: start a new one".into(),
             ]));
         }
+        let start = self.received as f64 / RATE;
+        refuse_non_finite(Path::new("samples"), samples, start, SAMPLE_RATE)?;
         self.received += samples.len();
         self.buffer.extend_from_slice(samples);
         let mut events = Vec::new();

@@ -77,6 +77,23 @@ pub enum AudioError {
     NonFinite { path: PathBuf, seconds: f64 },
 }
 
+/// Refuses samples holding NaN or infinity, which would pass through every
+/// stage as garbage text; `start` is the seconds before the first sample.
+pub fn refuse_non_finite(
+    name: &Path,
+    samples: &[f32],
+    start: f64,
+    rate: u32,
+) -> Result<(), AudioError> {
+    match samples.iter().position(|s| !s.is_finite()) {
+        None => Ok(()),
+        Some(at) => Err(AudioError::NonFinite {
+            path: name.to_path_buf(),
+            seconds: start + at as f64 / f64::from(rate),
+        }),
+    }
+}
+
 /// Consecutive blocks of 16 kHz mono samples (an [`AudioStream`], or
 /// samples already in memory), each block or the error that ended them.
 pub trait AudioBlocks: Iterator<Item = Result<Vec<f32>, AudioError>> {}
@@ -106,10 +123,13 @@ impl<'a> Recording<'a> {
                 let duration = stream.duration();
                 (Box::new(stream), duration)
             }
-            Recording::Samples(samples) => (
-                Box::new(samples.chunks(BLOCK_SAMPLES).map(|b| Ok(b.to_vec()))),
-                self.duration(),
-            ),
+            Recording::Samples(samples) => {
+                refuse_non_finite(Path::new("samples"), samples, 0.0, SAMPLE_RATE)?;
+                (
+                    Box::new(samples.chunks(BLOCK_SAMPLES).map(|b| Ok(b.to_vec()))),
+                    self.duration(),
+                )
+            }
         })
     }
 
@@ -339,13 +359,8 @@ impl AudioStream {
         };
         interleaved.copy_interleaved_ref(audio);
         downmix(interleaved.samples(), channels, &mut self.mono);
-        // NaN or infinity would pass through every stage as garbage text.
-        if let Some(frame) = self.mono.iter().position(|s| !s.is_finite()) {
-            return Err(AudioError::NonFinite {
-                path: self.path.clone(),
-                seconds: (self.decoded_frames + frame as u64) as f64 / f64::from(spec.rate),
-            });
-        }
+        let start = self.decoded_frames as f64 / f64::from(spec.rate);
+        refuse_non_finite(&self.path, &self.mono, start, spec.rate)?;
         self.decoded_frames += self.mono.len() as u64;
 
         let input = match &mut self.input {
