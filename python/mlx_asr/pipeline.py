@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from . import _native
 from .audio import AudioInput, native_audio
 from .errors import Error
@@ -73,10 +75,27 @@ class Pipeline:
         result per recording, in order: a recording that fails has its
         exception in its place and the others go on. `progress(i, done,
         total)` hears of recording i."""
-        natives = self._native.transcribe_batch(
-            [native_audio(a) for a in audios], decode or None, progress
+        prepared: list[str | np.ndarray | Error] = []
+        for audio in audios:
+            try:
+                prepared.append(native_audio(audio))
+            except Error as error:  # encoded audio that does not decode
+                prepared.append(error)
+        todo = [i for i, p in enumerate(prepared) if not isinstance(p, Error)]
+        on_progress = None
+        if progress is not None:
+            # The native side counts only the recordings it was given.
+            def on_progress(j: int, done: float, total: float | None) -> None:
+                progress(todo[j], done, total)
+
+        natives = iter(
+            self._native.transcribe_batch([prepared[i] for i in todo], decode or None, on_progress)
         )
-        return [n if isinstance(n, Error) else Transcript._of(n) for n in natives]
+        results: list[Transcript | Error] = []
+        for p in prepared:
+            native = p if isinstance(p, Error) else next(natives)
+            results.append(native if isinstance(native, Error) else Transcript._of(native))
+        return results
 
     def stream(self, **options: Any) -> Stream:
         """A live stream, with `[stream]` settings (``step``, ``trim``,

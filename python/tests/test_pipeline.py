@@ -144,10 +144,17 @@ def test_bad_settings_raise_config_errors(pipeline: Pipeline, tmp_path: Path) ->
 
 def test_batch_results_in_order_with_failures_in_place(pipeline: Pipeline, clips: list[Path]) -> None:
     alone = [pipeline.transcribe(c).text for c in clips]
-    results = pipeline.transcribe_batch([*clips, "/nonexistent.wav"], batch_size=4)
-    assert [r.text for r in results[:-1]] == alone
+    seen: set[int] = set()
+    results = pipeline.transcribe_batch(
+        [b"not audio", *clips, "/nonexistent.wav"],
+        batch_size=4,
+        progress=lambda i, done, total: seen.add(i),
+    )
+    assert [r.text for r in results[1:-1]] == alone
+    assert isinstance(results[0], AudioError) and "bytes: " in str(results[0])
     assert isinstance(results[-1], AudioError)
     assert "/nonexistent.wav" in str(results[-1])
+    assert seen == set(range(1, len(clips) + 1))
 
 
 def test_two_threads_give_the_results_of_one(clips: list[Path]) -> None:
