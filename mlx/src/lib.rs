@@ -49,4 +49,4 @@ pub use device::{
 pub use dtype::{Dtype, Element};
 pub use error::{Error, Result};
 pub use ops::{concatenate, stack, BinaryOp, Reduction, UnaryOp};
-pub use transforms::{async_eval, compile, eval, evaluating_created, CompiledFn};
+pub use transforms::{async_eval, compile, eval, evaluating_created, unnoted, CompiledFn};

@@ -59,6 +59,23 @@ pub fn evaluating_created<T, E: From<Error>>(
     Ok(value)
 }
 
+/// Runs `f` without noting what it makes for an enclosing
+/// [`evaluating_created`]: arrays that are not kept, such as those of a
+/// model converted to disk before it is loaded, would otherwise all be held
+/// until the end.
+pub fn unnoted<T>(f: impl FnOnce() -> T) -> T {
+    /// Puts the enclosing notes back, even when `f` panics.
+    struct Resume(Option<Vec<Array>>);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let noted = self.0.take();
+            CREATED.with(|created| *created.borrow_mut() = noted);
+        }
+    }
+    let _resume = Resume(CREATED.with(|created| created.borrow_mut().take()));
+    f()
+}
+
 /// Called for every array made, so that [`evaluating_created`] sees it.
 pub(crate) fn note_created(raw: &ffi::MlxArray) {
     CREATED.with(|created| {

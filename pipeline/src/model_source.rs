@@ -73,13 +73,14 @@ pub const QWEN3_ASR: Conversion = Conversion {
 /// fetched (registry names, Hub repos) and/or converted into the cache once,
 /// with its weights quantized when `quantize` says so (one cached folder per
 /// setting). A local path wins over a Hub repo id of the same spelling;
-/// `hf:` always means the Hub.
+/// `hf:` always means the Hub. A conversion's arrays are not held for the
+/// load that follows ([`mlx::unnoted`]).
 pub fn resolve_model(
     spec: &str,
     quantize: Option<Quantization>,
     conversion: Conversion,
 ) -> Result<PathBuf, ConvertError> {
-    resolve_model_in(spec, quantize, conversion, &ModelSources::from_env())
+    mlx::unnoted(|| resolve_model_in(spec, quantize, conversion, &ModelSources::from_env()))
 }
 
 /// A family converter reading a checkpoint into an MLX folder.

@@ -25,7 +25,7 @@
 //! go through the model as they are, as WhisperX passes them.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use asr_converters::registry;
@@ -73,32 +73,8 @@ impl Wav2Vec2Aligner {
     /// whose outputs are `labels` (torchaudio's English ASR bundles' labels
     /// when `None`); the last two are converted into the cache once.
     pub fn from_spec(spec: &str, labels: Option<&[String]>) -> Result<Self, StageError> {
-        let path = Path::new(spec);
-        let cache = registry::cache_dir();
-        let folder = if path.join("weights.safetensors").is_file() {
-            Ok(path.to_path_buf())
-        } else if path.join("config.json").is_file() {
-            let checkpoint = hf_checkpoint(path).map_err(|e| error(&e))?;
-            let source = path.to_path_buf();
-            registry::convert_file_cached(&checkpoint, CONVERTER_VERSION, &cache, |_, out| {
-                convert_wav2vec2(&source, out)
-            })
-        } else if path.is_file() {
-            let labels: Vec<&str> = match labels {
-                Some(labels) => labels.iter().map(String::as_str).collect(),
-                None => TORCHAUDIO_ENGLISH_LABELS.to_vec(),
-            };
-            let version = format!("{CONVERTER_VERSION} labels {labels:?}");
-            registry::convert_file_cached(path, &version, &cache, |file, out| {
-                convert_torchaudio_wav2vec2(file, &labels, out)
-            })
-        } else {
-            return Err(error(&format!(
-                "align.model: {spec}: not an MLX wav2vec2 folder, a Hugging Face \
-                 Wav2Vec2ForCTC folder or a torchaudio state dict file"
-            )));
-        };
-        let folder = folder.map_err(|e| error(&e))?;
+        // A conversion's arrays are not held for the load that follows.
+        let folder = mlx::unnoted(|| converted_folder(spec, labels))?;
         let mut aligner = Wav2Vec2Aligner::load(&folder)?;
         aligner.name = describe(spec);
         Ok(aligner)
@@ -363,6 +339,37 @@ fn error(message: &dyn std::fmt::Display) -> StageError {
         stage: "align".into(),
         message: message.to_string(),
     }
+}
+
+/// The MLX folder of `spec`, converted into the cache once when it is a
+/// checkpoint.
+fn converted_folder(spec: &str, labels: Option<&[String]>) -> Result<PathBuf, StageError> {
+    let path = Path::new(spec);
+    let cache = registry::cache_dir();
+    let folder = if path.join("weights.safetensors").is_file() {
+        Ok(path.to_path_buf())
+    } else if path.join("config.json").is_file() {
+        let checkpoint = hf_checkpoint(path).map_err(|e| error(&e))?;
+        let source = path.to_path_buf();
+        registry::convert_file_cached(&checkpoint, CONVERTER_VERSION, &cache, |_, out| {
+            convert_wav2vec2(&source, out)
+        })
+    } else if path.is_file() {
+        let labels: Vec<&str> = match labels {
+            Some(labels) => labels.iter().map(String::as_str).collect(),
+            None => TORCHAUDIO_ENGLISH_LABELS.to_vec(),
+        };
+        let version = format!("{CONVERTER_VERSION} labels {labels:?}");
+        registry::convert_file_cached(path, &version, &cache, |file, out| {
+            convert_torchaudio_wav2vec2(file, &labels, out)
+        })
+    } else {
+        return Err(error(&format!(
+            "align.model: {spec}: not an MLX wav2vec2 folder, a Hugging Face \
+             Wav2Vec2ForCTC folder or a torchaudio state dict file"
+        )));
+    };
+    folder.map_err(|e| error(&e))
 }
 
 #[cfg(test)]

@@ -34,6 +34,11 @@ struct Converter {
 /// once), a converted folder, or a checkpoint file converted once into the
 /// cache.
 fn model_folder(spec: &str, converter: &Converter) -> Result<PathBuf, StageError> {
+    // A conversion's arrays are not held for the load that follows.
+    mlx::unnoted(|| convert_once(spec, converter))
+}
+
+fn convert_once(spec: &str, converter: &Converter) -> Result<PathBuf, StageError> {
     let path = Path::new(spec);
     let cache = registry::cache_dir();
     let asset = converter.asset;
