@@ -34,26 +34,15 @@ thread_local! {
 pub fn evaluating_created<T, E: From<Error>>(
     f: impl FnOnce() -> std::result::Result<T, E>,
 ) -> std::result::Result<T, E> {
-    let outermost = CREATED.with(|created| {
-        let mut created = created.borrow_mut();
-        created.is_none() && created.insert(Vec::new()).is_empty()
-    });
-    if !outermost {
+    if CREATED.with(|created| created.borrow().is_some()) {
         return f();
     }
-    /// Stops noting, even when `f` panics.
-    struct Noting;
-    impl Drop for Noting {
-        fn drop(&mut self) {
-            CREATED.with(|created| created.borrow_mut().take());
-        }
-    }
-    let noting = Noting;
+    let _stop_noting = Resume(None);
+    CREATED.with(|created| *created.borrow_mut() = Some(Vec::new()));
     let value = f()?;
     let created = CREATED
         .with(|created| created.borrow_mut().take())
         .unwrap_or_default();
-    drop(noting);
     let refs: Vec<&Array> = created.iter().collect();
     eval(&refs)?;
     Ok(value)
@@ -64,16 +53,18 @@ pub fn evaluating_created<T, E: From<Error>>(
 /// model converted to disk before it is loaded, would otherwise all be held
 /// until the end.
 pub fn unnoted<T>(f: impl FnOnce() -> T) -> T {
-    /// Puts the enclosing notes back, even when `f` panics.
-    struct Resume(Option<Vec<Array>>);
-    impl Drop for Resume {
-        fn drop(&mut self) {
-            let noted = self.0.take();
-            CREATED.with(|created| *created.borrow_mut() = noted);
-        }
-    }
     let _resume = Resume(CREATED.with(|created| created.borrow_mut().take()));
     f()
+}
+
+/// Puts back the notes it holds when dropped, even when a panic unwinds.
+struct Resume(Option<Vec<Array>>);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let noted = self.0.take();
+        CREATED.with(|created| *created.borrow_mut() = noted);
+    }
 }
 
 /// Called for every array made, so that [`evaluating_created`] sees it.
