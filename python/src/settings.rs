@@ -21,17 +21,18 @@ pub fn config(
 ) -> PyResult<(Config, Table)> {
     let (mut table, base, origin) = match file {
         Some(path) => {
-            // Read and checked alone first, so that its errors are the CLI's.
-            let config =
-                Config::from_file(path).map_err(|e| ConfigError::new_err(e.to_string()))?;
-            let table: Table = std::fs::read_to_string(path)
-                .map_err(|e| e.to_string())
-                .and_then(|text| text.parse().map_err(|e: toml::de::Error| e.to_string()))
-                .map_err(|e| ConfigError::new_err(format!("{}: {e}", path.display())))?;
+            // Errors named as `Config::from_file` names them, the CLI's.
+            let in_file = |e: &dyn std::fmt::Display| {
+                ConfigError::new_err(format!("{}: {e}", path.display()))
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| in_file(&e))?;
+            let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            // Checked alone first, so that its errors point into the file.
+            let config = Config::from_toml(&text, &base).map_err(|e| in_file(&e))?;
+            let table: Table = text.parse().map_err(|e| in_file(&e))?;
             if settings.is_none_or(|s| s.is_empty()) {
                 return Ok((config, table));
             }
-            let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
             let origin = format!("{} with the keyword arguments", path.display());
             (table, base, origin)
         }
