@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Transcribe many audio files on a Ray cluster with mlx_asr (issue 30).
+"""Transcribe many audio files on a Ray cluster with mlx_asr.
 
 The files, a folder (its audio files, subfolders included) or a manifest (a
 text file of paths, one a line, relative to the manifest's folder; blank
@@ -14,7 +14,8 @@ OUTPUT/a/x.json (and x.txt, ... per --format), so equal stems in different
 folders do not collide; ROOT defaults to the deepest folder holding every
 input (pin it with --root when the file list changes between runs). Two
 inputs that would write the same name (x.wav and x.flac side by side) are
-refused before anything runs. Each output is written to a temporary file in
+refused before anything runs, as is a CONFIG whose settings do not check
+(`mlx_asr.check`). Each output is written to a temporary file in
 its folder and hard-linked into place, which never replaces an existing
 output: a final name always holds a whole file.
 
@@ -398,10 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         formats = config_formats(args.config)
+        mlx_asr.check(args.config)
         formats = args.formats or formats
         inputs = list_inputs(args.source)
         items = plan(inputs, args.output, formats, absolute(args.root) if args.root else None)
-    except InputError as error:
+    except (InputError, mlx_asr.ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{len(inputs)} files, {len(inputs) - len(items)} already done", file=sys.stderr)

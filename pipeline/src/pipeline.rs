@@ -14,9 +14,9 @@ use crate::config::decode::DecodeOptions;
 use crate::config::{Config, DeviceName};
 use crate::panic_guard::{catch_panic, guard_file, InternalError};
 use crate::plan::{resolve_quantize, PlanSettings, StagePlan};
-use crate::stages::align::{AlignStage, Aligner};
+use crate::stages::align::{AlignOptions, AlignStage, Aligner};
 use crate::stages::audio::{AudioError, Recording};
-use crate::stages::diarize::{load_diarizer, DiarizeStage, Diarizer};
+use crate::stages::diarize::{load_diarizer, DiarizationOptions, DiarizeStage, Diarizer};
 use crate::stages::transcribe::{
     family_for, Batching, Blocks, Recognizer, RecognizerSettings, TranscribeError,
 };
@@ -196,9 +196,34 @@ impl Pipeline {
     /// of a run configuration (its inputs and outputs are the caller's
     /// business).
     pub fn from_config(config: &Config) -> Result<Pipeline, PipelineError> {
+        Pipeline::plan(config)?;
         // The aligner's and diarizer's models too are evaluated here, so that
         // any thread can use them.
         mlx::evaluating_created(|| Pipeline::load_config(config))
+    }
+
+    /// The stages [`Pipeline::from_config`] would build, or every problem
+    /// with the settings it reads, found without loading any model.
+    pub fn plan(config: &Config) -> Result<StagePlan, PipelineError> {
+        let settings = PlanSettings {
+            formats: &[],
+            ..PlanSettings::of_config(config)
+        };
+        let (plan, mut problems) = match StagePlan::new(&settings) {
+            Ok(plan) => (Some(plan), Vec::new()),
+            Err(problems) => (None, problems),
+        };
+        problems.extend(config.align.iter().flat_map(AlignOptions::problems));
+        problems.extend(
+            config
+                .diarization
+                .iter()
+                .flat_map(DiarizationOptions::problems),
+        );
+        match plan {
+            Some(plan) if problems.is_empty() => Ok(plan),
+            _ => Err(PipelineError::Invalid(problems)),
+        }
     }
 
     fn load_config(config: &Config) -> Result<Pipeline, PipelineError> {
@@ -209,17 +234,9 @@ impl Pipeline {
             .decode(config.decode.clone());
         builder.vad = config.vad.clone();
         if let Some(opts) = &config.align {
-            let problems = opts.problems();
-            if !problems.is_empty() {
-                return Err(PipelineError::Invalid(problems));
-            }
             builder = builder.aligner(opts.load()?);
         }
         if let Some(opts) = &config.diarization {
-            let problems = opts.problems();
-            if !problems.is_empty() {
-                return Err(PipelineError::Invalid(problems));
-            }
             builder = builder.diarizer(load_diarizer(opts)?);
         }
         builder.build()

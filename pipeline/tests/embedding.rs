@@ -228,6 +228,40 @@ fn bad_settings_are_all_reported_before_the_model_loads() {
 }
 
 #[test]
+fn a_config_is_checked_whole_before_any_stage_loads() {
+    // An existing folder passes [align]'s own check but holds no model:
+    // loading the aligner before checking [decode] would fail on it.
+    let not_a_model = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[decode]\nbeam_size = 0\n[align]\nmodel = {:?}\n",
+        not_a_model.path()
+    );
+    let config = asr_pipeline::Config::from_toml(&toml, Path::new(".")).unwrap();
+    let refusals = [
+        Pipeline::plan(&config).map(drop),
+        Pipeline::from_config(&config).map(drop),
+    ];
+    for refusal in refusals {
+        match refusal {
+            Err(PipelineError::Invalid(problems)) => {
+                assert_eq!(problems, ["decode.beam_size: must be at least 1"])
+            }
+            other => panic!("not refused for its settings: {other:?}"),
+        }
+    }
+
+    let config = asr_pipeline::Config::from_toml("[decode]\nbeam_size = 2\n", Path::new("."));
+    let planned = Pipeline::plan(&config.unwrap()).unwrap();
+    let Some(loaded) = pipeline(Pipeline::builder().decode(asr_pipeline::DecodeOptions {
+        beam_size: Some(2),
+        ..Default::default()
+    })) else {
+        return;
+    };
+    assert_eq!(&planned, loaded.stages());
+}
+
+#[test]
 fn with_vad_only_speech_is_transcribed_at_its_original_time() {
     let Some(jfk) = jfk() else { return };
     let vad = asr_pipeline::stages::vad::VadOptions::default();

@@ -12,7 +12,7 @@ from ._native import __version__
 from .audio import SAMPLE_RATE, decode_audio
 from .convert import convert
 from .errors import AudioError, ConfigError, Error, ModelError
-from .pipeline import Pipeline
+from .pipeline import Pipeline, check
 from .stream import Stream, StreamEvent, TimedWord
 from .transcript import Segment, SpeakerTurn, Transcript, Word
 
@@ -31,6 +31,7 @@ __all__ = [
     "Transcript",
     "Word",
     "__version__",
+    "check",
     "convert",
     "decode_audio",
 ]

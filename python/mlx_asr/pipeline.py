@@ -111,3 +111,14 @@ class Pipeline:
         """Raises `ConfigError` when these `[decode]` settings would not
         check for this pipeline's model."""
         self._native.check_decode(decode or None)
+
+
+def check(config: str | os.PathLike[str] | None = None, /, **settings: Any) -> list[str]:
+    """The stages ``Pipeline(config, **settings)`` would run, by name, found
+    without fetching or loading any model (as `pipeline check` does).
+
+    Raises `ConfigError` naming every problem with the settings, so that a
+    job can refuse a bad config before starting workers that load it.
+    """
+    path = None if config is None else os.fspath(config)
+    return _native.check(path, settings or None)

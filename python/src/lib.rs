@@ -20,6 +20,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pipeline::NativePipeline>()?;
     m.add_class::<pipeline::NativeTranscript>()?;
     m.add_class::<stream::NativeStream>()?;
+    m.add_function(wrap_pyfunction!(pipeline::check, m)?)?;
     m.add_function(wrap_pyfunction!(convert::convert, m)?)?;
     m.add_function(wrap_pyfunction!(audio::decode_audio, m)?)?;
     m.add_function(wrap_pyfunction!(audio::load_audio, m)?)?;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use asr_pipeline::plan::StagePlan;
 use asr_pipeline::stages::output::{render_with, Format, SubtitleOptions};
 use asr_pipeline::stream::StreamOptions;
 use asr_pipeline::{Config, DecodeOptions, Pipeline, PipelineError, Transcript};
@@ -120,12 +121,7 @@ impl NativePipeline {
 
     /// The stages a transcription goes through, by name.
     fn stages(&self) -> Vec<&'static str> {
-        self.pipeline
-            .stages()
-            .stages
-            .iter()
-            .map(|s| s.name)
-            .collect()
+        stage_names(self.pipeline.stages())
     }
 
     /// Checks `[decode]` settings laid over the pipeline's, as `transcribe`
@@ -134,6 +130,27 @@ impl NativePipeline {
     fn check_decode(&self, decode: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
         self.decode_options(decode).map(drop)
     }
+}
+
+/// The stages a pipeline of these settings would run, by name, found
+/// without loading (or fetching) any model; a `ConfigError` names every
+/// problem, under the file's name.
+#[pyfunction]
+#[pyo3(signature = (config=None, settings=None))]
+pub fn check(
+    config: Option<PathBuf>,
+    settings: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Vec<&'static str>> {
+    let origin = config.as_ref().map_or("keyword arguments".into(), |path| {
+        path.display().to_string()
+    });
+    let (config, _) = settings::config(config.as_deref(), settings)?;
+    let plan = Pipeline::plan(&config).map_err(|e| pipeline_error(e, origin))?;
+    Ok(stage_names(&plan))
+}
+
+fn stage_names(plan: &StagePlan) -> Vec<&'static str> {
+    plan.stages.iter().map(|s| s.name).collect()
 }
 
 impl NativePipeline {

@@ -142,6 +142,23 @@ def test_bad_settings_raise_config_errors(pipeline: Pipeline, tmp_path: Path) ->
         Pipeline(model=str(tmp_path))
 
 
+def test_check_plans_the_pipeline_without_loading_a_model(pipeline: Pipeline, tmp_path: Path) -> None:
+    assert mlx_asr.check(model="tiny.en") == pipeline.stages
+    # The config's folder exists but holds no aligner: loading it fails,
+    # planning does not look inside.
+    config = tmp_path / "aligned.toml"
+    config.write_text('model = "tiny.en"\n[decode]\nbeam_size = 0\n[align]\nmodel = "."\n')
+    with pytest.raises(ConfigError) as raised:
+        mlx_asr.check(config)
+    assert str(raised.value) == (
+        f"{config}: invalid pipeline settings: decode.beam_size: must be at least 1")
+    assert mlx_asr.check(config, decode={"beam_size": 1})[-1] == "align"
+    with pytest.raises(mlx_asr.ModelError, match="align.model"):
+        Pipeline(config, decode={"beam_size": 1})
+    with pytest.raises(ConfigError, match="^keyword arguments: .*model: \"no-such-model\" is not"):
+        mlx_asr.check(model="no-such-model")
+
+
 def test_batch_results_in_order_with_failures_in_place(pipeline: Pipeline, clips: list[Path]) -> None:
     alone = [pipeline.transcribe(c).text for c in clips]
     seen: set[int] = set()

@@ -324,6 +324,19 @@ def test_inputs_that_would_share_outputs_are_refused(work):
     assert not (work / "twins-out").exists()
 
 
+def test_a_config_that_cannot_work_is_refused_before_ray_starts(work):
+    config = work / "bad.toml"
+    config.write_text('model = "tiny.en"\n[decode]\nbeam_size = 0\n')
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(config), str(JFK), "--output", str(work / "bad-out"),
+         "--address", "127.0.0.1:1"],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.endswith(
+        f"error: {config}: invalid pipeline settings: decode.beam_size: must be at least 1\n")
+    assert not (work / "bad-out").exists()
+
+
 def test_an_output_is_never_replaced(tmp_path):
     script = load_script()
     target = tmp_path / "sub" / "x.txt"
