@@ -134,16 +134,14 @@ impl NativePipeline {
 
 /// The stages a pipeline of these settings would run, by name, found
 /// without loading (or fetching) any model; a `ConfigError` names every
-/// problem, under the file's name.
+/// problem, under the settings' origin.
 #[pyfunction]
 #[pyo3(signature = (config=None, settings=None))]
 pub fn check(
     config: Option<PathBuf>,
     settings: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Vec<&'static str>> {
-    let origin = config.as_ref().map_or("keyword arguments".into(), |path| {
-        path.display().to_string()
-    });
+    let origin = settings::origin(config.as_deref(), settings);
     let (config, _) = settings::config(config.as_deref(), settings)?;
     let plan = Pipeline::plan(&config).map_err(|e| pipeline_error(e, origin))?;
     Ok(stage_names(&plan))

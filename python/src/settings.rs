@@ -19,7 +19,7 @@ pub fn config(
     file: Option<&Path>,
     settings: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<(Config, Table)> {
-    let (mut table, base, origin) = match file {
+    let (mut table, base) = match file {
         Some(path) => {
             // Errors named as `Config::from_file` names them, the CLI's.
             let in_file = |e: &dyn std::fmt::Display| {
@@ -33,17 +33,26 @@ pub fn config(
             if settings.is_none_or(|s| s.is_empty()) {
                 return Ok((config, table));
             }
-            let origin = format!("{} with the keyword arguments", path.display());
-            (table, base, origin)
+            (table, base)
         }
-        None => (Table::new(), PathBuf::from("."), "keyword arguments".into()),
+        None => (Table::new(), PathBuf::from(".")),
     };
     if let Some(settings) = settings {
         lay_over(&mut table, json_of(settings)?, "")?;
     }
-    let config = Config::from_table(table.clone(), &base)
-        .map_err(|message| ConfigError::new_err(format!("{origin}: {message}")))?;
+    let config = Config::from_table(table.clone(), &base).map_err(|message| {
+        ConfigError::new_err(format!("{}: {message}", origin(file, settings)))
+    })?;
     Ok((config, table))
+}
+
+/// Where settings come from, as errors name it.
+pub fn origin(file: Option<&Path>, settings: Option<&Bound<'_, PyDict>>) -> String {
+    match (file, settings.is_some_and(|s| !s.is_empty())) {
+        (Some(path), false) => path.display().to_string(),
+        (Some(path), true) => format!("{} with the keyword arguments", path.display()),
+        (None, _) => "keyword arguments".into(),
+    }
 }
 
 /// The table `name` of a config's table (empty when absent).

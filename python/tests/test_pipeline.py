@@ -153,6 +153,9 @@ def test_check_plans_the_pipeline_without_loading_a_model(pipeline: Pipeline, tm
     assert str(raised.value) == (
         f"{config}: invalid pipeline settings: decode.beam_size: must be at least 1")
     assert mlx_asr.check(config, decode={"beam_size": 1})[-1] == "align"
+    with pytest.raises(ConfigError) as raised:
+        mlx_asr.check(config, decode={"best_of": 0})
+    assert str(raised.value).startswith(f"{config} with the keyword arguments: invalid")
     with pytest.raises(mlx_asr.ModelError, match="align.model"):
         Pipeline(config, decode={"beam_size": 1})
     with pytest.raises(ConfigError, match="^keyword arguments: .*model: \"no-such-model\" is not"):
