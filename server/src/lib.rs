@@ -73,15 +73,15 @@ impl Server {
             )]));
         }
         let metrics = Arc::new(metrics::Metrics::new());
-        let config_for_worker = config.clone();
-        let (scheduler, models) = Scheduler::start(
-            move || models::Models::load(&config_for_worker),
+        let models = Arc::new(models::Models::load(config)?);
+        let scheduler = Scheduler::start(
+            Arc::clone(&models),
             QueueLimits {
                 jobs: serve.max_queued,
                 audio_seconds: serve.max_queued_audio,
             },
             metrics.clone(),
-        )?;
+        );
         let app = App {
             models,
             scheduler,

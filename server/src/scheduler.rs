@@ -11,7 +11,7 @@
 //! out) is dropped before it reaches the model.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -73,8 +73,7 @@ struct Shared {
     /// What the worker waits on for jobs.
     wake: Condvar,
     limits: QueueLimits,
-    /// Set by the worker once it has loaded them.
-    models: OnceLock<Arc<Models>>,
+    models: Arc<Models>,
     metrics: Arc<Metrics>,
 }
 
@@ -89,45 +88,28 @@ struct Queue {
 }
 
 impl Scheduler {
-    /// Starts the worker thread, which loads the models with `load` first:
-    /// MLX streams belong to the thread that made them, so the arrays a
-    /// model derives while loading must be evaluated on the worker's.
-    pub fn start(
-        load: impl FnOnce() -> Result<Models, PipelineError> + Send + 'static,
-        limits: QueueLimits,
-        metrics: Arc<Metrics>,
-    ) -> Result<(Scheduler, Arc<Models>), PipelineError> {
+    /// Starts the worker thread that transcribes with `models` (loaded
+    /// inside [`mlx::evaluating_created`], as [`asr_pipeline::Pipeline`]s
+    /// are, so that any thread can use them).
+    pub fn start(models: Arc<Models>, limits: QueueLimits, metrics: Arc<Metrics>) -> Scheduler {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             limits,
-            models: OnceLock::new(),
+            models,
             metrics,
         });
-        let (loaded, outcome) = std::sync::mpsc::channel();
         let worker = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("transcriber".into())
-                .spawn(move || match load() {
-                    Ok(models) => {
-                        let _ = shared.models.set(Arc::new(models));
-                        let _ = loaded.send(Ok(()));
-                        shared.work();
-                    }
-                    Err(e) => drop(loaded.send(Err(e))),
-                })
+                .spawn(move || shared.work())
                 .expect("a thread can be started")
         };
-        outcome
-            .recv()
-            .expect("the worker reports its models before it can end")?;
-        let models = Arc::clone(shared.models());
-        let scheduler = Scheduler {
+        Scheduler {
             shared,
             worker: Mutex::new(Some(worker)),
-        };
-        Ok((scheduler, models))
+        }
     }
 
     /// Queues `job`, or refuses it when the queue is full (or closing).
@@ -181,12 +163,6 @@ impl Drop for Scheduler {
 }
 
 impl Shared {
-    fn models(&self) -> &Arc<Models> {
-        self.models
-            .get()
-            .expect("the worker loads the models before it works")
-    }
-
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue
             .lock()
@@ -249,7 +225,7 @@ impl Shared {
     }
 
     fn transcribe(&self, batch: Vec<Job>) {
-        let model = self.models().get(batch[0].model);
+        let model = self.models.get(batch[0].model);
         let audio: f64 = batch.iter().map(Job::seconds).sum();
         let _span =
             tracing::info_span!("batch", model = %model.id, requests = batch.len()).entered();
