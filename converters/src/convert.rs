@@ -148,57 +148,41 @@ pub fn convert(
     Quantization::check_group_size(request.group_size)
         .map_err(|e| ConvertError::format(from, format!("group size: {e}")))?;
     let weights = request.weight_options();
-    let wrote = |()| format!("wrote {}", out.display());
-    match family {
-        Family::Whisper => {
-            let opts = WriteOptions {
-                dtype: request.dtype.unwrap_or(OutputDtype::F16),
-                quantization: request.quantization(),
-                force: request.force,
-            };
-            let loaded = convert_whisper(from, out, &opts, progress)?;
-            tracing::info!(layout = ?loaded.layout, dims = ?loaded.weights.dims, "converted");
-            Ok(format!(
-                "wrote {} ({} tensors from a {:?} checkpoint)",
-                out.display(),
-                loaded.weights.tensors.len(),
-                loaded.layout
-            ))
-        }
-        Family::Parakeet => convert_into_folder(from, out, request.force, |from, out| {
-            convert_parakeet(from, out, &weights)
-        })
-        .map(wrote),
-        Family::Qwen3Asr => convert_into_folder(from, out, request.force, |from, out| {
-            convert_qwen3_asr(from, out, &weights)
-        })
-        .map(wrote),
-        Family::SileroVad => {
-            convert_into_folder(from, out, request.force, silero::convert_silero).map(wrote)
-        }
-        Family::PyannoteSegmentation => {
-            convert_into_folder(from, out, request.force, segmentation::convert_segmentation)
-                .map(wrote)
-        }
-        Family::Resemblyzer => convert_into_folder(
-            from,
-            out,
-            request.force,
-            speaker_encoder::convert_resemblyzer,
-        )
-        .map(wrote),
-        Family::Wav2vec2 if from.is_file() => {
-            convert_into_folder(from, out, request.force, |from, out| {
-                wav2vec2::convert_torchaudio_wav2vec2(
-                    from,
-                    &wav2vec2::TORCHAUDIO_ENGLISH_LABELS,
-                    out,
-                )
-            })
-            .map(wrote)
-        }
-        Family::Wav2vec2 => {
-            convert_into_folder(from, out, request.force, wav2vec2::convert_wav2vec2).map(wrote)
-        }
-    }
+    let write: Box<FolderWriter> = match family {
+        Family::Whisper => return convert_whisper_checkpoint(request, progress),
+        Family::Parakeet => Box::new(|from, out| convert_parakeet(from, out, &weights)),
+        Family::Qwen3Asr => Box::new(|from, out| convert_qwen3_asr(from, out, &weights)),
+        Family::SileroVad => Box::new(silero::convert_silero),
+        Family::PyannoteSegmentation => Box::new(segmentation::convert_segmentation),
+        Family::Resemblyzer => Box::new(speaker_encoder::convert_resemblyzer),
+        Family::Wav2vec2 if from.is_file() => Box::new(|from, out| {
+            wav2vec2::convert_torchaudio_wav2vec2(from, &wav2vec2::TORCHAUDIO_ENGLISH_LABELS, out)
+        }),
+        Family::Wav2vec2 => Box::new(wav2vec2::convert_wav2vec2),
+    };
+    convert_into_folder(from, out, request.force, write)?;
+    Ok(format!("wrote {}", out.display()))
+}
+
+/// A converter writing a checkpoint (first path) into a folder (second).
+type FolderWriter<'a> = dyn FnOnce(&Path, &Path) -> Result<(), ConvertError> + 'a;
+
+/// A Whisper checkpoint, f16 unless asked, with progress over its tensors.
+fn convert_whisper_checkpoint(
+    request: &ConvertRequest<'_>,
+    progress: &dyn Fn(usize, usize),
+) -> Result<String, ConvertError> {
+    let opts = WriteOptions {
+        dtype: request.dtype.unwrap_or(OutputDtype::F16),
+        quantization: request.quantization(),
+        force: request.force,
+    };
+    let loaded = convert_whisper(request.from, request.out, &opts, progress)?;
+    tracing::info!(layout = ?loaded.layout, dims = ?loaded.weights.dims, "converted");
+    Ok(format!(
+        "wrote {} ({} tensors from a {:?} checkpoint)",
+        request.out.display(),
+        loaded.weights.tensors.len(),
+        loaded.layout
+    ))
 }
