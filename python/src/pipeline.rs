@@ -108,10 +108,6 @@ impl NativePipeline {
     fn stream(&self, options: Option<&Bound<'_, PyDict>>) -> PyResult<NativeStream> {
         let options: StreamOptions =
             with_overrides(&subtable(&self.table, "stream"), options, "stream")?;
-        let problems = options.problems();
-        if !problems.is_empty() {
-            return Err(invalid(problems));
-        }
         let stream = self
             .pipeline
             .stream(options)
